@@ -1,0 +1,48 @@
+"""Numba switch: one place decides whether kernels are compiled.
+
+Kernels are written once as plain Python (``foo_py``) and compiled with
+:func:`jit` (``foo_nb = jit(foo_py)``). Setting ``COINSWARM_DISABLE_NUMBA=1``
+before import makes :func:`jit` return the plain-Python function unchanged, so
+the whole pipeline runs as Python (for debugging, coverage and the twin tests).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from typing import TypeVar
+
+F = TypeVar("F", bound=Callable)
+
+NUMBA_DISABLED: bool = os.environ.get("COINSWARM_DISABLE_NUMBA", "").strip() not in ("", "0")
+
+if NUMBA_DISABLED:
+    prange = range
+else:
+    from numba import prange  # noqa: F401  (re-exported)
+
+
+def jit(fn: F | None = None, *, parallel: bool = False) -> F:
+    """Compile ``fn`` with ``numba.njit(cache=True)`` unless numba is disabled.
+
+    Parameters
+    ----------
+    fn : callable
+        Plain-Python kernel using only numba-compatible constructs.
+    parallel : bool, default False
+        Compile with ``parallel=True`` so ``prange`` loops use every core.
+
+    Returns
+    -------
+    callable
+        The compiled dispatcher, or ``fn`` itself when numba is disabled.
+    """
+
+    def wrap(f: F) -> F:
+        if NUMBA_DISABLED:
+            return f
+        from numba import njit
+
+        return njit(cache=True, parallel=parallel, nogil=True)(f)
+
+    return wrap(fn) if fn is not None else wrap  # type: ignore[return-value]

@@ -1,0 +1,1 @@
+"""Backtesting: numba kernels, the simulate face, metrics, statistics, sweeps, walk-forward."""

@@ -1,0 +1,97 @@
+"""Typed errors. Every message says what is wrong and where."""
+
+from __future__ import annotations
+
+
+class CoinswarmError(Exception):
+    """Base class of every error coinswarm raises on purpose."""
+
+
+class ConfigError(CoinswarmError, ValueError):
+    """A parameter, grid or configuration value is invalid."""
+
+
+class DataError(CoinswarmError, ValueError):
+    """Market data is missing or malformed.
+
+    Attributes
+    ----------
+    source : str or None
+        File or catalog name the data came from.
+    row : int or None
+        0-based data row (the CSV line is ``row + 2``: one header line, 1-based lines).
+    column : str or None
+        Offending column.
+    value : object
+        Offending value.
+    """
+
+    def __init__(
+        self,
+        problem: str,
+        *,
+        source: str | None = None,
+        row: int | None = None,
+        column: str | None = None,
+        value: object = None,
+        timestamp: object = None,
+    ) -> None:
+        self.problem = problem
+        self.source = source
+        self.row = row
+        self.column = column
+        self.value = value
+        self.timestamp = timestamp
+        where = []
+        if source:
+            where.append(str(source))
+        if row is not None:
+            where.append(f"row {row} (CSV line {row + 2})")
+        if timestamp is not None:
+            where.append(f"at {timestamp}")
+        prefix = ", ".join(where)
+        super().__init__(f"{prefix}: {problem}" if prefix else problem)
+
+
+class DatasetNotFoundError(DataError):
+    """A catalog name or path does not resolve to a file."""
+
+
+class SchemaError(DataError):
+    """Columns are missing or not numeric."""
+
+
+class MissingValueError(DataError):
+    """A NaN or empty cell."""
+
+
+class NonPositivePriceError(DataError):
+    """A price is zero or negative."""
+
+
+class InconsistentBarError(DataError):
+    """high < low, or open/close outside [low, high]."""
+
+
+class NegativeVolumeError(DataError):
+    """Volume below zero."""
+
+
+class DuplicateTimestampError(DataError):
+    """Two rows share a timestamp."""
+
+
+class UnsortedTimestampError(DataError):
+    """Timestamps go backwards."""
+
+
+class OffGridTimestampError(DataError):
+    """A timestamp is not a multiple of the bar length."""
+
+
+class GapError(DataError):
+    """Missing bars where the gap policy is ``"raise"``."""
+
+
+class ChecksumError(DataError):
+    """A file's sha256 differs from the catalog's."""
