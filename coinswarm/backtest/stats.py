@@ -1,0 +1,131 @@
+"""Overfitting statistics: PSR, DSR (Bailey & López de Prado 2012/2014) and PBO (CSCV, 2015).
+
+Sharpe ratios here are **per observation** (not annualized) unless a function says
+otherwise; divide an annualized Sharpe by √(periods per year) to convert.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import numpy as np
+from scipy import stats as sps
+
+from coinswarm.errors import ConfigError
+
+EULER_GAMMA = 0.5772156649015329
+
+
+def sample_moments(returns: np.ndarray) -> tuple[float, float, float, int]:
+    """(Sharpe per observation, skewness, kurtosis (non-excess), n) of a return series."""
+    r = np.asarray(returns, dtype=np.float64)
+    r = r[np.isfinite(r)]
+    n = r.size
+    if n < 3:
+        return math.nan, math.nan, math.nan, n
+    std = r.std(ddof=1)
+    if std == 0:
+        return math.nan, 0.0, 3.0, n
+    sharpe = r.mean() / std
+    skew = float(sps.skew(r, bias=False))
+    kurt = float(sps.kurtosis(r, fisher=False, bias=False))
+    return float(sharpe), skew, kurt, n
+
+
+def probabilistic_sharpe_ratio(
+    sharpe: float, n: int, skew: float = 0.0, kurtosis: float = 3.0, benchmark: float = 0.0
+) -> float:
+    """Probability that the true Sharpe exceeds ``benchmark`` (Bailey & López de Prado 2012).
+
+    PSR = Φ((SR − SR*)·√(n − 1) / √(1 − γ₃·SR + (γ₄ − 1)/4·SR²)), all per observation.
+    """
+    if not (np.isfinite(sharpe) and n > 1):
+        return math.nan
+    denom = 1.0 - skew * sharpe + (kurtosis - 1.0) / 4.0 * sharpe**2
+    if denom <= 0:
+        return math.nan
+    return float(sps.norm.cdf((sharpe - benchmark) * math.sqrt(n - 1) / math.sqrt(denom)))
+
+
+def expected_max_sharpe(n_trials: int, sharpe_variance: float) -> float:
+    """Expected maximum Sharpe of ``n_trials`` unskilled trials (the DSR benchmark SR₀)."""
+    if n_trials < 1:
+        raise ConfigError("n_trials must be ≥ 1")
+    if n_trials == 1 or sharpe_variance <= 0:
+        return 0.0
+    z1 = sps.norm.ppf(1.0 - 1.0 / n_trials)
+    z2 = sps.norm.ppf(1.0 - 1.0 / (n_trials * math.e))
+    return math.sqrt(sharpe_variance) * ((1.0 - EULER_GAMMA) * z1 + EULER_GAMMA * z2)
+
+
+def deflated_sharpe_ratio(
+    sharpe: float, n: int, n_trials: int, sharpe_variance: float, skew: float = 0.0,
+    kurtosis: float = 3.0,
+) -> float:
+    """Deflated Sharpe Ratio (Bailey & López de Prado 2014): PSR against SR₀ of ``n_trials``.
+
+    ``sharpe_variance`` is the variance of the trials' per-observation Sharpe ratios.
+    """
+    benchmark = expected_max_sharpe(n_trials, sharpe_variance)
+    return probabilistic_sharpe_ratio(sharpe, n, skew, kurtosis, benchmark)
+
+
+def _sharpe_from_sums(total: np.ndarray, squares: np.ndarray, count: np.ndarray) -> np.ndarray:
+    mean = total / count
+    var = (squares - total * mean) / (count - 1.0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = mean / np.sqrt(var)
+    return np.where(var > 0, out, -np.inf)
+
+
+def probability_of_backtest_overfitting(
+    returns: np.ndarray, n_splits: int = 16, max_combinations: int = 12_870, seed: int = 0
+) -> float:
+    """PBO by combinatorially symmetric cross-validation (Bailey et al. 2015).
+
+    Parameters
+    ----------
+    returns : ndarray, shape (T, N)
+        Per-period returns of N trials (parameter combinations) over the same T periods.
+    n_splits : int
+        Even number S of row blocks; every choice of S/2 blocks is one in-sample set.
+    max_combinations : int
+        Cap on the C(S, S/2) splits evaluated (a seeded random subset beyond it).
+    seed : int
+        Seed of that subset.
+
+    Returns
+    -------
+    float
+        Fraction of splits where the in-sample best trial ranks at or below the
+        out-of-sample median (logit ≤ 0). NaN with fewer than 2 trials.
+    """
+    m = np.asarray(returns, dtype=np.float64)
+    if m.ndim != 2 or m.shape[1] < 2:
+        return math.nan
+    if n_splits % 2 or n_splits < 2:
+        raise ConfigError("n_splits must be an even number ≥ 2")
+    m = np.nan_to_num(m, nan=0.0)
+    blocks = np.array_split(np.arange(m.shape[0]), n_splits)
+    if min(len(b) for b in blocks) < 2:
+        raise ConfigError(f"{m.shape[0]} periods are too few for {n_splits} splits")
+    block_sum = np.stack([m[b].sum(axis=0) for b in blocks])
+    block_sq = np.stack([(m[b] ** 2).sum(axis=0) for b in blocks])
+    block_len = np.array([len(b) for b in blocks], dtype=np.float64)
+    splits = list(itertools.combinations(range(n_splits), n_splits // 2))
+    if len(splits) > max_combinations:
+        rng = np.random.default_rng(seed)
+        splits = [splits[i] for i in rng.choice(len(splits), max_combinations, replace=False)]
+    chosen = np.zeros((len(splits), n_splits))
+    for k, split in enumerate(splits):
+        chosen[k, list(split)] = 1.0
+    other = 1.0 - chosen
+    is_sharpe = _sharpe_from_sums(chosen @ block_sum, chosen @ block_sq, (chosen @ block_len)[:, None])
+    oos_sharpe = _sharpe_from_sums(other @ block_sum, other @ block_sq, (other @ block_len)[:, None])
+    best = np.argmax(is_sharpe, axis=1)
+    best_oos = oos_sharpe[np.arange(len(splits)), best][:, None]
+    rank = (oos_sharpe < best_oos).sum(axis=1) + ((oos_sharpe == best_oos).sum(axis=1) + 1) / 2.0
+    omega = rank / (m.shape[1] + 1.0)
+    logit = np.log(omega / (1.0 - omega))
+    return float(np.mean(logit <= 0.0))

@@ -1,0 +1,143 @@
+"""Parameter sweeps: every combination of a grid, metrics per row."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from coinswarm.backtest.accum import METRIC_NAMES, finalize_nb
+from coinswarm.backtest.engine import (
+    _assumptions,
+    as_price_dict,
+    day_end_mask,
+    funding_matrix,
+    span_days,
+    target_matrix,
+)
+from coinswarm.backtest.nb import simulate_nb
+from coinswarm.costs import Costs
+from coinswarm.errors import ConfigError
+from coinswarm.strategies.base import Strategy, expand_grid, get_strategy
+
+
+def _single_or_dict(frames: dict[str, pd.DataFrame]) -> pd.DataFrame | dict[str, pd.DataFrame]:
+    return next(iter(frames.values())) if len(frames) == 1 else frames
+
+
+def sweep_combos(
+    strategy: Strategy,
+    prices: pd.DataFrame | dict[str, pd.DataFrame],
+    combos: list,
+    *,
+    costs: Costs,
+    init_cash: float,
+    execution: str,
+    fused: bool = True,
+    progress: bool = False,
+) -> np.ndarray:
+    """Metric matrix ``(len(combos), N_METRICS)`` on this process."""
+    frames = as_price_dict(prices)
+    index = next(iter(frames.values())).index
+    span, bar = span_days(index)
+    day_end = day_end_mask(index)
+    next_open = execution == "next_open"
+    kernel = getattr(strategy, "sweep_metrics", None)
+    if fused and kernel is not None and costs.funding is None:
+        out = kernel(_single_or_dict(frames), combos, fee=costs.fee, slip=costs.slippage,
+                     init_cash=float(init_cash), next_open=next_open, span=span, bar=bar,
+                     day_end=day_end)
+        if out is not None:
+            return out
+    symbols = list(frames)
+    open_ = np.column_stack([frames[s]["open"].to_numpy(np.float64) for s in symbols])
+    close = np.column_stack([frames[s]["close"].to_numpy(np.float64) for s in symbols])
+    funding = funding_matrix(costs, index, symbols)
+    out = np.empty((len(combos), len(METRIC_NAMES)))
+    iterator: Iterable = enumerate(combos)
+    if progress:
+        from tqdm.auto import tqdm
+
+        iterator = tqdm(iterator, total=len(combos), desc=f"sweep {strategy.name}", unit="combo")
+    for k, params in iterator:
+        tgt = target_matrix(strategy.targets(_single_or_dict(frames), params), index, symbols)
+        *_, acc = simulate_nb(open_, close, tgt, funding, day_end, costs.fee, costs.slippage,
+                              float(init_cash), next_open, 1.0, False, False)
+        out[k] = finalize_nb(acc, span, bar)
+    return out
+
+
+def _remote_chunk(strategy, prices, combos, costs, init_cash, execution, fused):
+    return sweep_combos(get_strategy(strategy), prices, combos, costs=costs, init_cash=init_cash,
+                        execution=execution, fused=fused)
+
+
+def _distributed(client, strategy, prices, combos, costs, init_cash, execution, fused):
+    n_workers = max(1, len(client.scheduler_info().get("workers", {})))
+    chunks = [c for c in np.array_split(np.arange(len(combos)), n_workers * 2) if len(c)]
+    remote_prices = client.scatter(prices, broadcast=True)
+    name = strategy.name if isinstance(strategy.name, str) else strategy
+    futures = [
+        client.submit(_remote_chunk, name, remote_prices, [combos[i] for i in chunk], costs,
+                      init_cash, execution, fused, pure=False)
+        for chunk in chunks
+    ]
+    return np.vstack(client.gather(futures))
+
+
+def sweep(
+    strategy: str | Strategy,
+    prices: pd.DataFrame | dict[str, pd.DataFrame],
+    grid: Mapping[str, Iterable[Any]] | None = None,
+    *,
+    costs: Costs | None = None,
+    init_cash: float = 10_000.0,
+    execution: str = "next_open",
+    client: Any = None,
+    fused: bool = True,
+    progress: bool = False,
+) -> pd.DataFrame:
+    """Backtest every valid combination of ``grid``.
+
+    Parameters
+    ----------
+    strategy : str or Strategy
+        ``"sma_cross"`` or any registered strategy.
+    prices : DataFrame or dict of DataFrame
+        Candles (one asset or several sharing cash).
+    grid : dict of str to iterable
+        Parameter name → values; invalid combinations (e.g. fast ≥ slow) are skipped.
+    costs, init_cash, execution
+        As in :func:`coinswarm.simulate`.
+    client : dask.distributed.Client, optional
+        Split the combinations across the cluster's workers; results are identical.
+    fused : bool, default True
+        Use the strategy's fused kernel when it has one.
+    progress : bool
+        Show a progress bar (generic path).
+
+    Returns
+    -------
+    DataFrame
+        One row per combination: parameter columns, then every metric.
+        ``attrs["assumptions"]`` states fees, slippage, execution and data range.
+    """
+    strategy = get_strategy(strategy)
+    costs = costs or Costs()
+    if execution not in ("next_open", "close"):
+        raise ConfigError(f"execution must be 'next_open' or 'close', not {execution!r}")
+    combos = expand_grid(strategy, grid or {})
+    if client is not None:
+        values = _distributed(client, strategy, prices, combos, costs, init_cash, execution, fused)
+    else:
+        values = sweep_combos(strategy, prices, combos, costs=costs, init_cash=init_cash,
+                              execution=execution, fused=fused, progress=progress)
+    table = pd.DataFrame([p._asdict() for p in combos])
+    table = pd.concat([table, pd.DataFrame(values, columns=list(METRIC_NAMES))], axis=1)
+    frames = as_price_dict(prices)
+    index = next(iter(frames.values())).index
+    table.attrs["assumptions"] = _assumptions(costs, execution, index, list(frames), init_cash, 1.0)
+    table.attrs["strategy"] = strategy.name
+    return table
