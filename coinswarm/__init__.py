@@ -1,0 +1,57 @@
+"""coinswarm: backtest-first crypto trading research.
+
+>>> import coinswarm as cs
+>>> btc = cs.load_ohlcv("binance:BTC/USDT:1h", start="2018", end="2024")
+>>> result = cs.simulate(btc, cs.get_strategy("sma_cross").targets(btc, cs.SmaCrossParams()))
+"""
+
+from coinswarm.backtest.engine import Result, simulate
+from coinswarm.backtest.stats import (
+    deflated_sharpe_ratio,
+    probabilistic_sharpe_ratio,
+    probability_of_backtest_overfitting,
+)
+from coinswarm.backtest.sweep import sweep
+from coinswarm.backtest.walkforward import Gate, WalkForwardReport, walk_forward
+from coinswarm.costs import Costs
+from coinswarm.data import (
+    align,
+    catalog,
+    fill_gaps,
+    load_funding,
+    load_ohlcv,
+    resample_ohlcv,
+    validate_ohlcv,
+)
+from coinswarm.errors import CoinswarmError, ConfigError, DataError
+from coinswarm.strategies import available_strategies, get_strategy, make_params
+from coinswarm.strategies.sma_cross import SmaCrossParams
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "CoinswarmError",
+    "ConfigError",
+    "Costs",
+    "DataError",
+    "Gate",
+    "Result",
+    "SmaCrossParams",
+    "WalkForwardReport",
+    "align",
+    "available_strategies",
+    "catalog",
+    "deflated_sharpe_ratio",
+    "fill_gaps",
+    "get_strategy",
+    "load_funding",
+    "load_ohlcv",
+    "make_params",
+    "probabilistic_sharpe_ratio",
+    "probability_of_backtest_overfitting",
+    "resample_ohlcv",
+    "simulate",
+    "sweep",
+    "validate_ohlcv",
+    "walk_forward",
+]

@@ -1,0 +1,248 @@
+"""``coinswarm`` command line: backtest, sweep, walkforward, data."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+
+import numpy as np
+
+from coinswarm.errors import CoinswarmError, ConfigError
+
+DEFAULT_GRIDS = {"sma_cross": {"fast": "5:50:5", "slow": "20:210:10"}}
+
+
+def parse_values(spec: str) -> list:
+    """``"5:50:5"`` → 5, 10, …, 50 (inclusive); ``"5,10,20"`` → that list."""
+    spec = spec.strip()
+    try:
+        if ":" in spec:
+            parts = [float(p) for p in spec.split(":")]
+            if len(parts) != 3 or parts[2] <= 0:
+                raise ValueError
+            values = np.arange(parts[0], parts[1] + parts[2] / 2, parts[2])
+            return [int(v) if float(v).is_integer() else float(v) for v in values]
+        return [int(v) if v.strip().lstrip("-").isdigit() else float(v) for v in spec.split(",")]
+    except ValueError:
+        raise ConfigError(f"cannot read values '{spec}' (use start:stop:step or a,b,c)") from None
+
+
+def parse_grid(items: Sequence[str] | None, strategy: str) -> dict:
+    """``["fast=5:50:5", "slow=20:210:10"]`` (or one string joined by ';') → grid dict."""
+    if not items:
+        items = [f"{k}={v}" for k, v in DEFAULT_GRIDS.get(strategy, {}).items()]
+    grid = {}
+    for item in ";".join(items).split(";"):
+        if not item.strip():
+            continue
+        name, sep, spec = item.partition("=")
+        if not sep:
+            raise ConfigError(f"grid entry '{item}' is not name=values")
+        grid[name.strip()] = parse_values(spec)
+    return grid
+
+
+def parse_params(text: str | None) -> dict:
+    """``"fast=20,slow=100"`` → dict."""
+    out = {}
+    for item in (text or "").split(","):
+        if item.strip():
+            name, sep, value = item.partition("=")
+            if not sep:
+                raise ConfigError(f"parameter '{item}' is not name=value")
+            out[name.strip()] = parse_values(value)[0]
+    return out
+
+
+def _load(args):
+    import coinswarm as cs
+
+    names = [n for n in args.data.split(",") if n.strip()]
+    frames = {n: cs.load_ohlcv(n, start=args.start, end=args.end) for n in names}
+    if len(frames) == 1:
+        return next(iter(frames.values()))
+    return {n.split(":")[1]: df for n, df in frames.items()}
+
+
+def _costs(args):
+    from coinswarm.costs import Costs
+
+    return Costs(fee_bps=args.fee_bps, slippage_bps=args.slippage_bps, funding=args.funding)
+
+
+def _write_json(path: str | None, payload: dict) -> None:
+    if path:
+        with open(path, "w") as fh:
+            json.dump(payload, fh, indent=2)
+            fh.write("\n")
+
+
+def cmd_backtest(args) -> int:
+    import coinswarm as cs
+
+    prices = _load(args)
+    strategy = cs.get_strategy(args.strategy)
+    params = cs.make_params(strategy, parse_params(args.params))
+    result = cs.simulate(prices, strategy.targets(prices, params), costs=_costs(args),
+                         init_cash=args.init_cash, execution=args.execution)
+    print(result)
+    _write_json(args.json, {"strategy": strategy.name, "params": params._asdict(),
+                            **result.to_dict()})
+    if args.plot:
+        result.plot(args.plot)
+    return 0
+
+
+def cmd_sweep(args) -> int:
+    import coinswarm as cs
+
+    prices = _load(args)
+    table = cs.sweep(args.strategy, prices, parse_grid(args.grid, args.strategy),
+                     costs=_costs(args), init_cash=args.init_cash, execution=args.execution,
+                     progress=not args.no_progress)
+    best = table.sort_values(args.sort, ascending=False, na_position="last")
+    a = table.attrs["assumptions"]
+    print(f"{len(table)} combinations, {a['start']} → {a['end']}, fees {a['fee_bps']} bps, "
+          f"slippage {a['slippage_bps']} bps, fills at {a['execution']}")
+    print(best.head(args.top).to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+    if args.csv:
+        table.to_csv(args.csv, index=False)
+    from coinswarm.backtest.engine import _json_safe
+
+    _write_json(args.json, _json_safe({"strategy": args.strategy, "assumptions": a,
+                                       "rows": table.to_dict(orient="records")}))
+    return 0
+
+
+def cmd_walkforward(args) -> int:
+    import coinswarm as cs
+
+    prices = _load(args)
+    gate = cs.Gate(min_sharpe=args.min_sharpe, min_dsr=args.min_dsr, max_pbo=args.max_pbo)
+    report = cs.walk_forward(
+        args.strategy, prices, parse_grid(args.grid, args.strategy), train=args.train,
+        test=args.test, anchored=args.anchored, purge=args.purge, embargo=args.embargo,
+        objective=args.objective, gate=gate, costs=_costs(args), init_cash=args.init_cash,
+        execution=args.execution, progress=not args.no_progress,
+    )
+    print(report)
+    if args.json:
+        report.to_json(args.json)
+    if args.plot:
+        report.plot(args.plot)
+    return 1 if (args.require_pass and not report.passed) else 0
+
+
+def cmd_data(args) -> int:
+    from coinswarm.data import catalog, load_ohlcv
+    from coinswarm.data.catalog import data_roots, resolve_path
+
+    if args.data_cmd == "list":
+        for entry in catalog():
+            try:
+                where = str(resolve_path(entry))
+            except CoinswarmError:
+                where = "(missing)"
+            print(f"{entry.name:42s} {entry.kind:8s} {where}")
+        print(f"data roots searched: {', '.join(str(r) for r in data_roots()) or '(none)'}")
+        return 0
+    if args.data_cmd == "validate":
+        df = load_ohlcv(args.path, timeframe=args.timeframe)
+        g = df.attrs["gaps"]
+        print(f"{df.attrs['source']}: OK, {len(df)} {df.attrs['timeframe']} bars "
+              f"{df.index[0]} → {df.index[-1]}; {g['missing_bars']} missing bars in "
+              f"{g['n_gaps']} gaps (longest {g['longest_gap_bars']} after "
+              f"{g['longest_gap_after']})")
+        return 0
+    from coinswarm.data.download import download_ohlcv, write_ohlcv_csv
+
+    df = download_ohlcv(args.exchange, args.symbol, args.timeframe, args.since, args.until)
+    write_ohlcv_csv(df, args.out)
+    print(f"wrote {len(df)} bars to {args.out}")
+    return 0
+
+
+def _common(p: argparse.ArgumentParser, grid: bool) -> None:
+    p.add_argument("--data", default="binance:BTC/USDT:1h",
+                   help="catalog name(s) or CSV path(s), comma-separated (see `coinswarm data list`)")
+    p.add_argument("--start", default=None, help="first bar (inclusive), e.g. 2018-01-01")
+    p.add_argument("--end", default=None, help="last day (inclusive), e.g. 2024-12-31")
+    p.add_argument("--strategy", default="sma_cross")
+    if grid:
+        p.add_argument("--grid", action="append",
+                       help="name=start:stop:step or name=a,b,c (repeat, or join with ';')")
+    else:
+        p.add_argument("--params", default=None, help="name=value,name=value")
+    p.add_argument("--fee-bps", type=float, default=10.0)
+    p.add_argument("--slippage-bps", type=float, default=0.0)
+    p.add_argument("--funding", default=None,
+                   help="funding-rate catalog name, e.g. binance-perp:BTC/USDT")
+    p.add_argument("--execution", choices=("next_open", "close"), default="next_open")
+    p.add_argument("--init-cash", type=float, default=10_000.0)
+    p.add_argument("--json", default=None, metavar="PATH", help="write the report as JSON")
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``coinswarm``."""
+    parser = argparse.ArgumentParser(prog="coinswarm", description=__doc__)
+    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("backtest", help="one backtest")
+    _common(p, grid=False)
+    p.add_argument("--plot", default=None, metavar="PATH.png")
+    p.set_defaults(func=cmd_backtest)
+    p = sub.add_parser("sweep", help="every combination of a parameter grid")
+    _common(p, grid=True)
+    p.add_argument("--top", type=int, default=10)
+    p.add_argument("--sort", default="sharpe")
+    p.add_argument("--csv", default=None, metavar="PATH")
+    p.set_defaults(func=cmd_sweep)
+    p = sub.add_parser("walkforward", help="walk-forward optimisation with the OOS gate")
+    _common(p, grid=True)
+    p.add_argument("--train", default="365D")
+    p.add_argument("--test", default="90D")
+    p.add_argument("--anchored", action="store_true")
+    p.add_argument("--purge", default=None)
+    p.add_argument("--embargo", default=None)
+    p.add_argument("--objective", default="sharpe")
+    p.add_argument("--min-sharpe", type=float, default=1.5)
+    p.add_argument("--min-dsr", type=float, default=0.95)
+    p.add_argument("--max-pbo", type=float, default=None)
+    p.add_argument("--require-pass", action="store_true", help="exit 1 when the gate fails")
+    p.add_argument("--plot", default=None, metavar="PATH.png")
+    p.set_defaults(func=cmd_walkforward)
+    p = sub.add_parser("data", help="list, validate or download data")
+    dsub = p.add_subparsers(dest="data_cmd", required=True)
+    dsub.add_parser("list", help="catalog names and where their files are")
+    v = dsub.add_parser("validate", help="validate a CSV file or catalog name")
+    v.add_argument("path")
+    v.add_argument("--timeframe", default=None)
+    d = dsub.add_parser("download", help="fetch candles with ccxt (needs network)")
+    d.add_argument("--exchange", default="binance")
+    d.add_argument("--symbol", required=True)
+    d.add_argument("--timeframe", default="1h")
+    d.add_argument("--since", required=True)
+    d.add_argument("--until", default=None)
+    d.add_argument("--out", required=True)
+    p.set_defaults(func=cmd_data)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point; errors print one line and exit 2 unless ``--debug``."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except (CoinswarmError, OSError) as exc:
+        if args.debug:
+            raise
+        print(f"coinswarm: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
