@@ -189,10 +189,51 @@ def rebalance_py(t, px_row, tgt_row, last_px, cash, pos, trade_cash, vp, acc, fe
                 fills_f[nf, 1] = fill_px
                 fills_f[nf, 2] = paid
             nf += 1
+    if allow_short or max_lev > 1.0:
+        cash, nf = deleverage_nb(t, px_row, cash, pos, trade_cash, vp, acc, fee, slip, max_lev,
+                                 fills_i, fills_f, nf)
     return cash, nf
 
 
 rebalance_nb = jit(rebalance_py)
+
+
+def deleverage_py(t, px_row, cash, pos, trade_cash, vp, acc, fee, slip, max_lev, fills_i,
+                  fills_f, nf):
+    """Trim every position pro rata when fees of this bar's trades left gross > ``max_lev``.
+
+    Target sizing uses pre-trade equity, so the fees of a bar's orders can leave gross
+    exposure a hair above the cap (only with shorts or leverage; long-only at 1x is bounded
+    by cash). Returns ``(cash, nf)``.
+    """
+    for _ in range(3):
+        equity, short = equity_short_nb(cash, pos, vp)
+        gross = 0.0
+        for j in range(pos.shape[0]):
+            gross += abs(pos[j] * vp[j])
+        if not (gross > max_lev * equity * (1.0 + 1e-12)) or not equity > 0.0:
+            return cash, nf
+        cost = fee + slip
+        k = (gross - max_lev * equity) / (gross * (1.0 - max_lev * cost)) * (1.0 + 1e-9)
+        for j in range(pos.shape[0]):
+            if pos[j] != 0.0 and np.isfinite(px_row[j]):
+                cash, qty, fill_px, paid = execute_order_nb(
+                    cash, pos, trade_cash, vp, acc, j, -k * pos[j], px_row[j], fee, slip,
+                    max_lev, True
+                )
+                if qty != 0.0:
+                    acc_fill_nb(acc, qty * fill_px, paid)
+                    if nf < fills_i.shape[0]:
+                        fills_i[nf, 0] = t
+                        fills_i[nf, 1] = j
+                        fills_f[nf, 0] = qty
+                        fills_f[nf, 1] = fill_px
+                        fills_f[nf, 2] = paid
+                    nf += 1
+    return cash, nf
+
+
+deleverage_nb = jit(deleverage_py)
 
 
 def charge_funding_py(t, open_, funding, last_px, cash, pos, trade_cash, acc):

@@ -12,6 +12,7 @@ from coinswarm.data.catalog import find_entry, is_catalog_name, resolve_path
 from coinswarm.data.validate import (
     OHLCV_COLUMNS,
     check_timestamps,
+    gap_report,
     timeframe_ms,
     validate_arrays,
 )
@@ -132,6 +133,8 @@ def load_ohlcv(
         df = fill_gaps(df, report.timeframe)
     if start is not None or end is not None:
         df = df.loc[start:end]
+        stamps = df.index.as_unit("ms").asi8
+        df.attrs["gaps"] = gap_report(stamps, report.timeframe).to_dict()
     return df
 
 

@@ -78,21 +78,21 @@ def check_values(values: dict[str, np.ndarray], ts: np.ndarray, source: str | No
         row = _first(~np.isfinite(values[col]))
         if row is not None:
             raise MissingValueError(
-                f"{col} is {values[col][row]!r} (not a finite number)",
+                f"{col} is {values[col][row].item()!r} (not a finite number)",
                 source=source, row=row, column=col, value=values[col][row], timestamp=_iso(ts[row]),
             )
     for col in PRICE_COLUMNS:
         row = _first(values[col] <= 0)
         if row is not None:
             raise NonPositivePriceError(
-                f"{col} {values[col][row]!r} is not positive",
+                f"{col} {values[col][row].item()!r} is not positive",
                 source=source, row=row, column=col, value=values[col][row], timestamp=_iso(ts[row]),
             )
     high, low = values["high"], values["low"]
     row = _first(high < low)
     if row is not None:
         raise InconsistentBarError(
-            f"high {high[row]!r} < low {low[row]!r}",
+            f"high {high[row].item()!r} < low {low[row].item()!r}",
             source=source, row=row, column="high", value=high[row], timestamp=_iso(ts[row]),
         )
     for col in ("open", "close"):
@@ -100,13 +100,13 @@ def check_values(values: dict[str, np.ndarray], ts: np.ndarray, source: str | No
         row = _first((v < low) | (v > high))
         if row is not None:
             raise InconsistentBarError(
-                f"{col} {v[row]!r} outside [low {low[row]!r}, high {high[row]!r}]",
+                f"{col} {v[row].item()!r} outside [low {low[row].item()!r}, high {high[row].item()!r}]",
                 source=source, row=row, column=col, value=v[row], timestamp=_iso(ts[row]),
             )
     row = _first(values["volume"] < 0)
     if row is not None:
         raise NegativeVolumeError(
-            f"volume {values['volume'][row]!r} is negative",
+            f"volume {values['volume'][row].item()!r} is negative",
             source=source, row=row, column="volume", value=values["volume"][row],
             timestamp=_iso(ts[row]),
         )
