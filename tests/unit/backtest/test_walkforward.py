@@ -1,0 +1,70 @@
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import coinswarm as cs
+
+GRID = {"fast": [5, 10, 20, 40], "slow": [50, 100, 200]}
+
+
+@pytest.fixture(scope="module")
+def report(btc_1h):
+    return cs.walk_forward("sma_cross", btc_1h, GRID, train="365D", test="90D")
+
+
+def test_folds_are_causal_and_contiguous(report):
+    purge = pd.Timedelta(hours=200)
+    for fold in report.folds:
+        assert fold["train_end"] <= fold["test_start"] - purge
+        assert fold["train_end"] - fold["train_start"] == pd.Timedelta("365D") - purge
+    for a, b in zip(report.folds, report.folds[1:], strict=False):
+        assert a["test_end"] == b["test_start"]
+    assert report.n_trials == len(report.folds) * 12  # every combo of every fold counts
+
+
+def test_oos_equity_uses_only_test_windows(report, btc_1h):
+    assert report.oos_equity.index[0] == report.folds[0]["test_start"]
+    assert report.oos.assumptions["fee_bps"] == 10
+
+
+def test_report_fields_and_json(report, tmp_path):
+    payload = json.loads(report.to_json(str(tmp_path / "wf.json")))
+    for key in ("oos_sharpe", "psr", "dsr", "pbo", "n_trials", "passed", "reasons", "folds"):
+        assert key in payload
+    assert payload["passed"] is False and payload["reasons"]
+    assert 0 <= payload["pbo"] <= 1 and 0 <= payload["dsr"] <= 1
+    report.plot(str(tmp_path / "wf.png"))
+
+
+def test_fold_results_do_not_depend_on_future_data(btc_1h, report):
+    cut = report.folds[5]["test_end"]
+    early = cs.walk_forward("sma_cross", btc_1h.loc[btc_1h.index < cut], GRID)
+    for a, b in zip(early.folds[:5], report.folds[:5], strict=True):
+        assert a["params"] == b["params"]
+    stop = report.folds[4]["test_end"]
+    np.testing.assert_array_equal(early.oos_equity[early.oos_equity.index < stop].to_numpy(),
+                                  report.oos_equity[report.oos_equity.index < stop].to_numpy())
+
+
+def _permuted(prices: pd.DataFrame, seed: int) -> pd.DataFrame:
+    """Real BTC returns in random order: same distribution, no exploitable structure."""
+    rng = np.random.default_rng(seed)
+    log_ret = np.diff(np.log(prices["close"].to_numpy()))
+    close = prices["close"].iloc[0] * np.exp(np.concatenate([[0.0], np.cumsum(
+        rng.permutation(log_ret))]))
+    open_ = np.concatenate([[close[0]], close[:-1]])
+    out = pd.DataFrame({"open": open_, "high": np.maximum(open_, close),
+                        "low": np.minimum(open_, close), "close": close,
+                        "volume": prices["volume"].to_numpy()}, index=prices.index)
+    out.attrs = dict(prices.attrs)
+    return out
+
+
+@pytest.mark.slow
+def test_gate_does_not_pass_noise(btc_1h):
+    grid = {"fast": range(5, 51, 5), "slow": range(20, 211, 10)}
+    verdicts = [cs.walk_forward("sma_cross", _permuted(btc_1h, seed), grid).passed
+                for seed in range(8)]
+    assert sum(verdicts) == 0

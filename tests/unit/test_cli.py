@@ -1,0 +1,44 @@
+import json
+
+from coinswarm.cli import main, parse_grid
+
+
+def test_walkforward_cli_writes_report(tmp_path, capsys):
+    out = tmp_path / "wf.json"
+    code = main(["walkforward", "--data", "binance:ETH/USDT:1h", "--grid", "fast=10:30:10",
+                 "--grid", "slow=50,100", "--json", str(out), "--plot", str(tmp_path / "wf.png"),
+                 "--no-progress"])
+    assert code == 0
+    report = json.loads(out.read_text())
+    for key in ("oos_sharpe", "psr", "dsr", "pbo", "n_trials", "passed", "reasons", "folds"):
+        assert key in report
+    assert (tmp_path / "wf.png").exists()
+    assert "walk-forward sma_cross" in capsys.readouterr().out
+
+
+def test_backtest_and_sweep_cli(tmp_path, capsys):
+    assert main(["backtest", "--params", "fast=20,slow=100", "--start", "2023",
+                 "--json", str(tmp_path / "b.json")]) == 0
+    assert json.loads((tmp_path / "b.json").read_text())["assumptions"]["fee_bps"] == 10
+    assert main(["sweep", "--grid", "fast=5:10:5;slow=20:30:10", "--no-progress",
+                 "--csv", str(tmp_path / "s.csv")]) == 0
+    assert len((tmp_path / "s.csv").read_text().splitlines()) == 5
+
+
+def test_errors_are_one_line_without_traceback(capsys):
+    assert main(["backtest", "--data", "nowhere:BTC/USDT:1h"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("coinswarm: error: unknown data set") and "Traceback" not in err
+    assert main(["sweep", "--grid", "fast=x"]) == 2
+
+
+def test_data_commands(capsys):
+    assert main(["data", "list"]) == 0
+    assert "binance:BTC/USDT:1h" in capsys.readouterr().out
+    assert main(["data", "validate", "binance:SOL/USDT:1h"]) == 0
+    assert "20 missing bars" in capsys.readouterr().out
+
+
+def test_grid_parsing():
+    assert parse_grid(["fast=5:50:5"], "sma_cross")["fast"] == list(range(5, 51, 5))
+    assert parse_grid(None, "sma_cross")["slow"] == list(range(20, 211, 10))
