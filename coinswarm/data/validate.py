@@ -33,7 +33,7 @@ def timeframe_ms(timeframe: str) -> int | None:
         count, unit = int(tf[:-1]), tf[-1].lower()
         return count * _UNIT_MS[unit]
     except (ValueError, KeyError):
-        raise ConfigError(f"unknown timeframe '{timeframe}' (use e.g. 1m, 5m, 1h, 4h, 1d, 1M)")
+        raise ConfigError(f"unknown timeframe '{timeframe}' (use e.g. 1m, 5m, 1h, 4h, 1d, 1M)") from None
 
 
 def infer_timeframe(timestamps_ms: np.ndarray) -> str:

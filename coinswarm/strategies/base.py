@@ -79,7 +79,7 @@ def make_params(strategy: Strategy, values: Mapping[str, Any] | None = None) -> 
         try:
             coerced[key] = kind(value)
         except (TypeError, ValueError):
-            raise ConfigError(f"{strategy.name}.{key}: cannot use {value!r} as {kind.__name__}")
+            raise ConfigError(f"{strategy.name}.{key}: cannot use {value!r} as {kind.__name__}") from None
     params = defaults._replace(**coerced)
     if not strategy.is_valid(params):
         raise ConfigError(f"{strategy.name}: invalid parameters {params._asdict()}")

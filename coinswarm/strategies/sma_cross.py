@@ -13,8 +13,14 @@ import numpy as np
 import pandas as pd
 
 from coinswarm._jit import jit, prange
-from coinswarm.backtest.accum import ACC_SIZE, N_METRICS, acc_bar_nb, acc_fill_nb, acc_init_nb
-from coinswarm.backtest.accum import finalize_nb
+from coinswarm.backtest.accum import (
+    ACC_SIZE,
+    N_METRICS,
+    acc_bar_nb,
+    acc_fill_nb,
+    acc_init_nb,
+    finalize_nb,
+)
 from coinswarm.backtest.nb import TINY_ORDER, execute_order_nb
 from coinswarm.errors import ConfigError
 from coinswarm.strategies.base import register

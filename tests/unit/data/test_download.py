@@ -25,7 +25,7 @@ class FakeVenue:
         self.calls += 1
         start = int(np.searchsorted(self.ts, since or 0))
         stop = start + min(limit or self.max_limit, self.max_limit)
-        return [[int(t), *map(float, r)] for t, r in zip(self.ts[start:stop], self.rows[start:stop])]
+        return [[int(t), *map(float, r)] for t, r in zip(self.ts[start:stop], self.rows[start:stop], strict=False)]
 
 
 def test_download_pages_and_round_trips(tmp_path):
