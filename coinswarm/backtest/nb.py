@@ -156,6 +156,21 @@ def clip_targets_py(tgt_row, px_row, max_lev, allow_short):
 clip_targets_nb = jit(clip_targets_py)
 
 
+def record_fill_py(acc, fills_i, fills_f, nf, t, j, qty, fill_px, paid):
+    """Account a fill and write it to the fill arrays while they have room; returns nf + 1."""
+    acc_fill_nb(acc, qty * fill_px, paid)
+    if nf < fills_i.shape[0]:
+        fills_i[nf, 0] = t
+        fills_i[nf, 1] = j
+        fills_f[nf, 0] = qty
+        fills_f[nf, 1] = fill_px
+        fills_f[nf, 2] = paid
+    return nf + 1
+
+
+record_fill_nb = jit(record_fill_py)
+
+
 def rebalance_py(t, px_row, tgt_row, last_px, cash, pos, trade_cash, vp, acc, fee, slip,
                  max_lev, allow_short, fills_i, fills_f, nf):
     """Trade every asset towards its target at ``px_row``; returns ``(cash, nf)``.
@@ -181,14 +196,7 @@ def rebalance_py(t, px_row, tgt_row, last_px, cash, pos, trade_cash, vp, acc, fe
             cash, pos, trade_cash, vp, acc, j, delta, px_row[j], fee, slip, max_lev, allow_short
         )
         if qty != 0.0:
-            acc_fill_nb(acc, qty * fill_px, paid)
-            if nf < fills_i.shape[0]:
-                fills_i[nf, 0] = t
-                fills_i[nf, 1] = j
-                fills_f[nf, 0] = qty
-                fills_f[nf, 1] = fill_px
-                fills_f[nf, 2] = paid
-            nf += 1
+            nf = record_fill_nb(acc, fills_i, fills_f, nf, t, j, qty, fill_px, paid)
     if allow_short or max_lev > 1.0:
         cash, nf = deleverage_nb(t, px_row, cash, pos, trade_cash, vp, acc, fee, slip, max_lev,
                                  fills_i, fills_f, nf)
@@ -222,14 +230,7 @@ def deleverage_py(t, px_row, cash, pos, trade_cash, vp, acc, fee, slip, max_lev,
                     max_lev, True
                 )
                 if qty != 0.0:
-                    acc_fill_nb(acc, qty * fill_px, paid)
-                    if nf < fills_i.shape[0]:
-                        fills_i[nf, 0] = t
-                        fills_i[nf, 1] = j
-                        fills_f[nf, 0] = qty
-                        fills_f[nf, 1] = fill_px
-                        fills_f[nf, 2] = paid
-                    nf += 1
+                    nf = record_fill_nb(acc, fills_i, fills_f, nf, t, j, qty, fill_px, paid)
     return cash, nf
 
 
