@@ -35,8 +35,8 @@ def _symbol_from_source(source: str | None) -> str:
     return "asset"
 
 
-def bar_length(index: pd.DatetimeIndex, timeframe: str | None = None) -> pd.Timedelta:
-    """Bar length from the timeframe attribute or the most common step."""
+def bar_length(index: pd.DatetimeIndex) -> pd.Timedelta:
+    """Bar length: the most common step between timestamps."""
     if len(index) < 2:
         return pd.Timedelta(hours=1)
     steps = np.diff(index.as_unit("ns").asi8)

@@ -78,9 +78,8 @@ def _distributed(client, strategy, prices, combos, costs, init_cash, execution, 
     n_workers = max(1, len(client.scheduler_info().get("workers", {})))
     chunks = [c for c in np.array_split(np.arange(len(combos)), n_workers * 2) if len(c)]
     remote_prices = client.scatter(prices, broadcast=True)
-    name = strategy.name if isinstance(strategy.name, str) else strategy
     futures = [
-        client.submit(_remote_chunk, name, remote_prices, [combos[i] for i in chunk], costs,
+        client.submit(_remote_chunk, strategy, remote_prices, [combos[i] for i in chunk], costs,
                       init_cash, execution, fused, pure=False)
         for chunk in chunks
     ]
