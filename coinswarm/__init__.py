@@ -5,6 +5,22 @@
 >>> result = cs.simulate(btc, cs.get_strategy("sma_cross").targets(btc, cs.SmaCrossParams()))
 """
 
+from coinswarm.agents import (
+    ArbitrageParams,
+    Bar,
+    CarryParams,
+    Execution,
+    ExecutionParams,
+    FundingCarry,
+    MeanReversion,
+    MeanReversionParams,
+    PairsArbitrage,
+    Risk,
+    RiskParams,
+    Trend,
+    TrendParams,
+    Vote,
+)
 from coinswarm.backtest.engine import Result, simulate
 from coinswarm.backtest.stats import (
     deflated_sharpe_ratio,
@@ -13,6 +29,7 @@ from coinswarm.backtest.stats import (
 )
 from coinswarm.backtest.sweep import sweep
 from coinswarm.backtest.walkforward import Gate, WalkForwardReport, walk_forward
+from coinswarm.committee import Committee, CommitteeConfig, CommitteeParams
 from coinswarm.costs import Costs
 from coinswarm.data import (
     align,
@@ -24,13 +41,32 @@ from coinswarm.data import (
     validate_ohlcv,
 )
 from coinswarm.errors import CoinswarmError, ConfigError, DataError
+from coinswarm.regime import RegimeParams, regimes
 from coinswarm.strategies import available_strategies, get_strategy, make_params
 from coinswarm.strategies.sma_cross import SmaCrossParams
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "ArbitrageParams",
+    "Bar",
+    "CarryParams",
     "CoinswarmError",
+    "Committee",
+    "CommitteeConfig",
+    "CommitteeParams",
+    "Execution",
+    "ExecutionParams",
+    "FundingCarry",
+    "MeanReversion",
+    "MeanReversionParams",
+    "PairsArbitrage",
+    "RegimeParams",
+    "Risk",
+    "RiskParams",
+    "Trend",
+    "TrendParams",
+    "Vote",
     "ConfigError",
     "Costs",
     "DataError",
@@ -49,6 +85,7 @@ __all__ = [
     "make_params",
     "probabilistic_sharpe_ratio",
     "probability_of_backtest_overfitting",
+    "regimes",
     "resample_ohlcv",
     "simulate",
     "sweep",

@@ -32,7 +32,13 @@ def parse_values(spec: str) -> list:
 def parse_grid(items: Sequence[str] | None, strategy: str) -> dict:
     """``["fast=5:50:5", "slow=20:210:10"]`` (or one string joined by ';') → grid dict."""
     if not items:
-        items = [f"{k}={v}" for k, v in DEFAULT_GRIDS.get(strategy, {}).items()]
+        if strategy in DEFAULT_GRIDS:
+            items = [f"{k}={v}" for k, v in DEFAULT_GRIDS[strategy].items()]
+        else:
+            from coinswarm.strategies.base import get_strategy
+
+            default = getattr(get_strategy(strategy), "default_grid", {})
+            items = [f"{k}={','.join(str(x) for x in v)}" for k, v in default.items()]
     grid = {}
     for item in ";".join(items).split(";"):
         if not item.strip():
@@ -63,13 +69,26 @@ def _load(args):
     frames = {n: cs.load_ohlcv(n, start=args.start, end=args.end) for n in names}
     if len(frames) == 1:
         return next(iter(frames.values()))
-    return {n.split(":")[1]: df for n, df in frames.items()}
+    return {_symbol_key(n): df for n, df in frames.items()}
+
+
+def _symbol_key(name: str) -> str:
+    """``binance:BTC/USDT:1h`` → ``BTC/USDT``; perpetuals get ccxt's ``BTC/USDT:USDT``."""
+    parts = name.split(":")
+    if len(parts) < 2:
+        return name
+    symbol = parts[1]
+    return f"{symbol}:{symbol.split('/')[-1]}" if parts[0].endswith("-perp") else symbol
 
 
 def _costs(args):
     from coinswarm.costs import Costs
 
-    return Costs(fee_bps=args.fee_bps, slippage_bps=args.slippage_bps, funding=args.funding)
+    funding = args.funding
+    perps = [n for n in args.data.split(",") if n.strip().split(":")[0].endswith("-perp")]
+    if funding and len(args.data.split(",")) > 1 and len(perps) == 1:
+        funding = {_symbol_key(perps[0].strip()): funding}
+    return Costs(fee_bps=args.fee_bps, slippage_bps=args.slippage_bps, funding=funding)
 
 
 def _write_json(path: str | None, payload: dict) -> None:
@@ -81,12 +100,15 @@ def _write_json(path: str | None, payload: dict) -> None:
 
 def cmd_backtest(args) -> int:
     import coinswarm as cs
+    from coinswarm.strategies.base import engine_limits
 
     prices = _load(args)
     strategy = cs.get_strategy(args.strategy)
     params = cs.make_params(strategy, parse_params(args.params))
+    max_leverage, allow_short = engine_limits(strategy)
     result = cs.simulate(prices, strategy.targets(prices, params), costs=_costs(args),
-                         init_cash=args.init_cash, execution=args.execution)
+                         init_cash=args.init_cash, execution=args.execution,
+                         max_leverage=max_leverage, allow_short=allow_short)
     print(result)
     _write_json(args.json, {"strategy": strategy.name, "params": params._asdict(),
                             **result.to_dict()})

@@ -131,6 +131,9 @@ class Result:
         See :data:`coinswarm.backtest.accum.METRIC_NAMES`.
     assumptions : dict
         Fees, slippage, execution, data range and initial cash the numbers rest on.
+    attribution : DataFrame or None
+        PnL by agent (rows) and regime (columns) when a committee produced the targets
+        (see :meth:`coinswarm.Committee.backtest`).
     """
 
     equity: pd.Series
@@ -140,6 +143,8 @@ class Result:
     metrics: dict
     assumptions: dict
     prices: dict = field(repr=False, default_factory=dict)
+    attribution: pd.DataFrame | None = field(repr=False, default=None)
+    committee: pd.DataFrame | None = field(repr=False, default=None)
 
     def to_dict(self) -> dict:
         """Metrics and assumptions as JSON-safe values."""

@@ -20,7 +20,7 @@ from coinswarm.backtest.engine import (
 from coinswarm.backtest.nb import simulate_nb
 from coinswarm.costs import Costs
 from coinswarm.errors import ConfigError
-from coinswarm.strategies.base import Strategy, expand_grid, get_strategy
+from coinswarm.strategies.base import Strategy, engine_limits, expand_grid, get_strategy
 
 
 def _single_or_dict(frames: dict[str, pd.DataFrame]) -> pd.DataFrame | dict[str, pd.DataFrame]:
@@ -55,6 +55,7 @@ def sweep_combos(
     open_ = np.column_stack([frames[s]["open"].to_numpy(np.float64) for s in symbols])
     close = np.column_stack([frames[s]["close"].to_numpy(np.float64) for s in symbols])
     funding = funding_matrix(costs, index, symbols)
+    max_leverage, allow_short = engine_limits(strategy)
     out = np.empty((len(combos), len(METRIC_NAMES)))
     iterator: Iterable = enumerate(combos)
     if progress:
@@ -64,7 +65,7 @@ def sweep_combos(
     for k, params in iterator:
         tgt = target_matrix(strategy.targets(_single_or_dict(frames), params), index, symbols)
         *_, acc = simulate_nb(open_, close, tgt, funding, day_end, costs.fee, costs.slippage,
-                              float(init_cash), next_open, 1.0, False, False)
+                              float(init_cash), next_open, max_leverage, allow_short, False)
         out[k] = finalize_nb(acc, span, bar)
     return out
 

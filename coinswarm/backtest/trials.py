@@ -16,6 +16,7 @@ from coinswarm.backtest.engine import (
 )
 from coinswarm.backtest.nb import simulate_nb
 from coinswarm.costs import Costs
+from coinswarm.strategies.base import engine_limits
 
 
 def daily_returns_matrix(strategy, prices, combos, *, costs: Costs, init_cash: float,
@@ -29,11 +30,13 @@ def daily_returns_matrix(strategy, prices, combos, *, costs: Costs, init_cash: f
     close = np.column_stack([frames[s]["close"].to_numpy(np.float64) for s in symbols])
     funding = funding_matrix(costs, index, symbols)
     single = next(iter(frames.values())) if len(frames) == 1 else frames
+    max_leverage, allow_short = engine_limits(strategy)
     out = np.empty((int(day_end.sum()), len(combos)))
     for k, params in enumerate(combos):
         tgt = target_matrix(strategy.targets(single, params), index, symbols)
         equity = simulate_nb(open_, close, tgt, funding, day_end, costs.fee, costs.slippage,
-                             float(init_cash), execution == "next_open", 1.0, False, False)[0]
+                             float(init_cash), execution == "next_open", max_leverage, allow_short,
+                             False)[0]
         daily = np.concatenate([[init_cash], equity[day_end]])
         out[:, k] = daily[1:] / daily[:-1] - 1.0
     return out

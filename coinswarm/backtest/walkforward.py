@@ -37,7 +37,7 @@ from coinswarm.backtest.sweep import sweep
 from coinswarm.backtest.trials import daily_returns_matrix, window_metrics
 from coinswarm.costs import Costs
 from coinswarm.errors import ConfigError
-from coinswarm.strategies.base import Strategy, expand_grid, get_strategy
+from coinswarm.strategies.base import Strategy, engine_limits, expand_grid, get_strategy
 
 
 @dataclass(frozen=True)
@@ -262,8 +262,9 @@ def walk_forward(
             "test_end": test_hi, "params": params, "in_sample": in_sample,
         })
     oos_prices = _slice(single, windows[0][2], windows[-1][3])
+    max_leverage, allow_short = engine_limits(strategy)
     oos = simulate(oos_prices, pd.concat(pieces), costs=costs, init_cash=init_cash,
-                   execution=execution)
+                   execution=execution, max_leverage=max_leverage, allow_short=allow_short)
     for fold in folds:
         fold["oos"] = window_metrics(oos, fold["test_start"], fold["test_end"])
     return _finish(strategy, folds, oos, n_trials, trial_sharpes, gate, single, combos, costs,

@@ -42,6 +42,15 @@ class Strategy(Protocol):
 _REGISTRY: dict[str, Strategy] = {}
 
 
+def engine_limits(strategy: Strategy) -> tuple[float, bool]:
+    """``(max_leverage, allow_short)`` the engine should use for ``strategy``'s targets.
+
+    Strategies declare them as attributes (``allow_short = True`` for the pair trade and
+    carry); the defaults are 1.0 and False (long-only, no leverage).
+    """
+    return float(getattr(strategy, "max_leverage", 1.0)), bool(getattr(strategy, "allow_short", False))
+
+
 def register(strategy: Strategy) -> Strategy:
     """Add a strategy to the registry under ``strategy.name``."""
     _REGISTRY[strategy.name] = strategy

@@ -1,0 +1,309 @@
+"""O(1)-per-bar building blocks kept inside a flat ``float64`` state array.
+
+Every helper takes the state array ``s`` and an offset ``o`` into it, so one agent's
+whole state is a single contiguous array the live runner can persist and restore.
+Each is written once in plain Python (``*_py``) and compiled with :func:`coinswarm._jit.jit`.
+
+Layouts
+-------
+Rolling window (``roll_*``): ``[count, head, sum, sumsq, buf[w]]``; the sums are
+recomputed exactly from the buffer once per lap so add/subtract drift cannot build up.
+Pair window (``pair_*``): ``[count, head, sx, sy, sxx, sxy, syy, bufx[w], bufy[w]]``.
+P² quantile (``p2_*``, Jain & Chlamtac 1985): 5 marker heights, 5 positions, 5
+desired positions and a count — an expanding-window quantile in O(1) memory.
+Hysteresis (``hyst_*``): ``[label, candidate, streak]``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from coinswarm._jit import jit
+
+ROLL_HEADER = 4
+PAIR_HEADER = 7
+P2_SIZE = 16
+HYST_SIZE = 3
+
+
+def roll_size_py(window):
+    """State floats for a rolling window of ``window`` values."""
+    return ROLL_HEADER + window
+
+
+roll_size = jit(roll_size_py)
+
+
+def pair_size_py(window):
+    """State floats for a rolling window of ``window`` (x, y) pairs."""
+    return PAIR_HEADER + 2 * window
+
+
+pair_size = jit(pair_size_py)
+
+
+def roll_push_py(s, o, w, x):
+    """Append ``x`` to the window at ``s[o:]`` (evicting the oldest value when full)."""
+    n = s[o]
+    head = int(s[o + 1])
+    if n >= w:
+        old = s[o + ROLL_HEADER + head]
+        s[o + 2] -= old
+        s[o + 3] -= old * old
+    else:
+        s[o] = n + 1.0
+    s[o + ROLL_HEADER + head] = x
+    s[o + 2] += x
+    s[o + 3] += x * x
+    head += 1
+    if head == w:
+        head = 0
+        if s[o] >= w:
+            total = 0.0
+            squares = 0.0
+            for k in range(w):
+                v = s[o + ROLL_HEADER + k]
+                total += v
+                squares += v * v
+            s[o + 2] = total
+            s[o + 3] = squares
+    s[o + 1] = head
+
+
+roll_push_nb = jit(roll_push_py)
+
+
+def roll_mean_std_py(s, o):
+    """(mean, population std) of the values in the window (0, 0 when empty)."""
+    n = s[o]
+    if n <= 0.0:
+        return 0.0, 0.0
+    mean = s[o + 2] / n
+    var = s[o + 3] / n - mean * mean
+    return mean, math.sqrt(var) if var > 0.0 else 0.0
+
+
+roll_mean_std_nb = jit(roll_mean_std_py)
+
+
+def roll_ago_py(s, o, w, k):
+    """The value pushed ``k`` pushes ago (``k = 0``: the latest)."""
+    idx = int(s[o + 1]) - 1 - k
+    while idx < 0:
+        idx += w
+    return s[o + ROLL_HEADER + idx]
+
+
+roll_ago_nb = jit(roll_ago_py)
+
+
+def roll_tstat_py(s, o):
+    """t-statistic of the window's mean (mean / (std / sqrt(n))), 0 when undefined."""
+    n = s[o]
+    mean, std = roll_mean_std_nb(s, o)
+    if n < 2.0 or std <= 0.0:
+        return 0.0
+    return mean / (std / math.sqrt(n))
+
+
+roll_tstat_nb = jit(roll_tstat_py)
+
+
+def pair_push_py(s, o, w, x, y):
+    """Append the pair ``(x, y)`` to the pair window at ``s[o:]``."""
+    n = s[o]
+    head = int(s[o + 1])
+    bx = o + PAIR_HEADER
+    by = bx + w
+    if n >= w:
+        ox, oy = s[bx + head], s[by + head]
+        s[o + 2] -= ox
+        s[o + 3] -= oy
+        s[o + 4] -= ox * ox
+        s[o + 5] -= ox * oy
+        s[o + 6] -= oy * oy
+    else:
+        s[o] = n + 1.0
+    s[bx + head], s[by + head] = x, y
+    s[o + 2] += x
+    s[o + 3] += y
+    s[o + 4] += x * x
+    s[o + 5] += x * y
+    s[o + 6] += y * y
+    head += 1
+    if head == w:
+        head = 0
+        if s[o] >= w:
+            for j in range(2, PAIR_HEADER):
+                s[o + j] = 0.0
+            for k in range(w):
+                vx, vy = s[bx + k], s[by + k]
+                s[o + 2] += vx
+                s[o + 3] += vy
+                s[o + 4] += vx * vx
+                s[o + 5] += vx * vy
+                s[o + 6] += vy * vy
+    s[o + 1] = head
+
+
+pair_push_nb = jit(pair_push_py)
+
+
+def pair_regression_py(s, o):
+    """OLS of y on x over the window: (alpha, beta, residual std); zeros when degenerate."""
+    n = s[o]
+    if n < 3.0:
+        return 0.0, 0.0, 0.0
+    mx, my = s[o + 2] / n, s[o + 3] / n
+    vx = s[o + 4] / n - mx * mx
+    vy = s[o + 6] / n - my * my
+    cxy = s[o + 5] / n - mx * my
+    if vx <= 0.0:
+        return 0.0, 0.0, 0.0
+    beta = cxy / vx
+    resid_var = vy - beta * cxy
+    return my - beta * mx, beta, math.sqrt(resid_var) if resid_var > 0.0 else 0.0
+
+
+pair_regression_nb = jit(pair_regression_py)
+
+
+def p2_push_py(s, o, p, x):
+    """Feed ``x`` to the P² estimator of quantile ``p`` stored at ``s[o:]``."""
+    count = int(s[o + 15])
+    if count < 5:
+        k = count
+        while k > 0 and s[o + k - 1] > x:
+            s[o + k] = s[o + k - 1]
+            k -= 1
+        s[o + k] = x
+        s[o + 15] = count + 1.0
+        if count == 4:
+            for i in range(5):
+                s[o + 5 + i] = float(i)
+            s[o + 10], s[o + 11], s[o + 12] = 0.0, 2.0 * p, 4.0 * p
+            s[o + 13], s[o + 14] = 2.0 + 2.0 * p, 4.0
+        return
+    if x < s[o]:
+        s[o] = x
+        cell = 0
+    elif x >= s[o + 4]:
+        s[o + 4] = x
+        cell = 3
+    else:
+        cell = 0
+        while cell < 3 and x >= s[o + cell + 1]:
+            cell += 1
+    for i in range(cell + 1, 5):
+        s[o + 5 + i] += 1.0
+    s[o + 11] += p / 2.0
+    s[o + 12] += p
+    s[o + 13] += (1.0 + p) / 2.0
+    s[o + 14] += 1.0
+    for i in range(1, 4):
+        _p2_adjust_nb(s, o, i)
+    s[o + 15] = count + 1.0
+
+
+def p2_adjust_py(s, o, i):
+    """Move marker ``i`` one step toward its desired position (parabolic or linear)."""
+    q, n = o, o + 5
+    d = s[o + 10 + i] - s[n + i]
+    if not ((d >= 1.0 and s[n + i + 1] - s[n + i] > 1.0) or (d <= -1.0 and s[n + i - 1] - s[n + i] < -1.0)):
+        return
+    step = 1.0 if d > 0.0 else -1.0
+    n_lo, n_mid, n_hi = s[n + i - 1], s[n + i], s[n + i + 1]
+    q_lo, q_mid, q_hi = s[q + i - 1], s[q + i], s[q + i + 1]
+    candidate = q_mid + step / (n_hi - n_lo) * (
+        (n_mid - n_lo + step) * (q_hi - q_mid) / (n_hi - n_mid)
+        + (n_hi - n_mid - step) * (q_mid - q_lo) / (n_mid - n_lo)
+    )
+    if not (q_lo < candidate < q_hi):
+        j = i + 1 if step > 0.0 else i - 1
+        candidate = q_mid + step * (s[q + j] - q_mid) / (s[n + j] - n_mid)
+    s[q + i] = candidate
+    s[n + i] = n_mid + step
+
+
+_p2_adjust_nb = jit(p2_adjust_py)
+p2_push_nb = jit(p2_push_py)
+
+
+def p2_value_py(s, o):
+    """Current quantile estimate (NaN before five observations)."""
+    if s[o + 15] < 5.0:
+        return np.nan
+    return s[o + 2]
+
+
+p2_value_nb = jit(p2_value_py)
+
+
+def p2_init(state: np.ndarray, offset: int) -> None:
+    """Reset a P² estimator (all zeros is a valid empty estimator)."""
+    state[offset:offset + P2_SIZE] = 0.0
+
+
+def hyst_update_py(s, o, raw, confirm):
+    """Adopt label ``raw`` only after it has been proposed ``confirm`` bars in a row."""
+    if raw == s[o]:
+        s[o + 1] = raw
+        s[o + 2] = 0.0
+        return s[o]
+    if raw == s[o + 1]:
+        s[o + 2] += 1.0
+    else:
+        s[o + 1] = raw
+        s[o + 2] = 1.0
+    if s[o + 2] >= confirm:
+        s[o] = raw
+        s[o + 2] = 0.0
+    return s[o]
+
+
+hyst_update_nb = jit(hyst_update_py)
+
+
+def corwin_schultz_py(h1, l1, h2, l2):
+    """Corwin–Schultz (2012) bid-ask spread estimate from two consecutive bars (≥ 0)."""
+    k = 3.0 - 2.0 * math.sqrt(2.0)
+    a1 = math.log(h1 / l1)
+    a2 = math.log(h2 / l2)
+    beta = a1 * a1 + a2 * a2
+    g = math.log(max(h1, h2) / min(l1, l2))
+    alpha = (math.sqrt(2.0 * beta) - math.sqrt(beta)) / k - math.sqrt(g * g / k)
+    if alpha <= 0.0:
+        return 0.0
+    e = math.exp(alpha)
+    return 2.0 * (e - 1.0) / (1.0 + e)
+
+
+corwin_schultz_nb = jit(corwin_schultz_py)
+
+
+def ewma_py(prev, x, alpha, started):
+    """Exponentially weighted mean: the first value seeds it."""
+    if not started:
+        return x
+    return prev + alpha * (x - prev)
+
+
+ewma_nb = jit(ewma_py)
+
+
+def halflife_alpha_py(halflife):
+    """Smoothing factor of an EWMA with the given half-life in bars."""
+    return 1.0 - 0.5 ** (1.0 / halflife)
+
+
+halflife_alpha_nb = jit(halflife_alpha_py)
+
+
+def clip_py(x, lo, hi):
+    """``x`` limited to ``[lo, hi]``."""
+    return lo if x < lo else hi if x > hi else x
+
+
+clip_nb = jit(clip_py)

@@ -1,0 +1,255 @@
+"""Arbitrage between two legs: a statistical pair trade and a spot–perpetual carry.
+
+**Pairs** (:class:`PairsArbitrage`, ``"arbitrage"``): a rolling OLS of ``log y`` on ``log x``
+over ``window`` bars gives a hedge ratio β and residual σ; the spread's z-score
+``(log y − α − β log x) / σ`` opens a position beyond ``±entry`` (long the spread when
+it is cheap: long y, short β·x) and closes it inside ``±exit``. Leg weights are
+``±gross / (1 + |β|)`` and ``∓gross · β / (1 + |β|)`` with β frozen at entry, so a
+position's weights stay fixed until it is closed. It needs shorting (margin or perps):
+its ``allow_short`` is True.
+
+**Carry** (:class:`FundingCarry`, ``"carry"``): long spot and short the perpetual in equal
+size while the EWMA of the last *settled* funding rate (known at the bar's open) is above
+``enter``; flat again when it drops below ``exit``. The short perp receives funding when the
+rate is positive — pass ``Costs(funding={perp_symbol: rates})`` so the engine pays it.
+
+Both take ``{symbol: frame}`` with two entries (y or spot first). Bars where a leg is
+missing get NaN targets (no order) and do not advance the state.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import numpy as np
+import pandas as pd
+
+from coinswarm._jit import jit
+from coinswarm.agents._kernels import ewma_nb, halflife_alpha_nb, pair_push_nb, pair_regression_nb, pair_size
+from coinswarm.agents.base import check_prices
+from coinswarm.agents.mean_reversion import next_position_nb
+from coinswarm.data.resample import align
+from coinswarm.errors import ConfigError
+
+_COUNT, _POS, _BETA, _PAIR = 0, 1, 2, 3
+_EWMA = 2
+
+
+class ArbitrageParams(NamedTuple):
+    """Regression window in bars; bands in residual standard deviations; gross exposure."""
+
+    window: int = 720
+    entry: float = 2.0
+    exit: float = 0.5
+    gross: float = 1.0
+
+
+class CarryParams(NamedTuple):
+    """Funding thresholds per funding interval (0.0001 = 1 bp per 8 h ≈ 11 %/yr)."""
+
+    halflife: float = 72.0
+    enter: float = 0.0001
+    exit: float = 0.00003
+    gross: float = 1.0
+
+
+def pairs_step_py(s, p, cy, cx):
+    """One bar of the pair trade: ``(vote_y, vote_x, confidence)``."""
+    ly, lx = math.log(cy), math.log(cx)
+    pair_push_nb(s, _PAIR, p.window, lx, ly)
+    s[_COUNT] += 1.0
+    if s[_COUNT] < p.window:
+        return 0.0, 0.0, 0.0
+    alpha, beta, sd = pair_regression_nb(s, _PAIR)
+    if sd <= 0.0:
+        return 0.0, 0.0, 0.0
+    z = (ly - alpha - beta * lx) / sd
+    pos = next_position_nb(s[_POS], z, p.entry, p.exit)
+    if pos != 0.0 and s[_POS] == 0.0:
+        s[_BETA] = beta
+    s[_POS] = pos
+    if pos == 0.0:
+        return 0.0, 0.0, 0.0
+    hedge = s[_BETA]
+    scale = p.gross / (1.0 + abs(hedge))
+    return pos * scale, -pos * hedge * scale, min(1.0, abs(z) / (2.0 * p.entry))
+
+
+pairs_step_nb = jit(pairs_step_py)
+
+
+def carry_step_py(s, p, funding_rate):
+    """One bar of the carry trade: ``(vote_spot, vote_perp, confidence)``."""
+    s[_EWMA] = ewma_nb(s[_EWMA], funding_rate, halflife_alpha_nb(p.halflife), s[_COUNT] > 0.0)
+    s[_COUNT] += 1.0
+    level = s[_EWMA]
+    if s[_POS] == 0.0 and level > p.enter:
+        s[_POS] = 1.0
+    elif s[_POS] != 0.0 and level < p.exit:
+        s[_POS] = 0.0
+    if s[_POS] == 0.0:
+        return 0.0, 0.0, 0.0
+    half = p.gross / 2.0
+    return half, -half, min(1.0, max(level, 0.0) / (2.0 * p.enter))
+
+
+carry_step_nb = jit(carry_step_py)
+
+
+def pairs_run_py(s, p, cy, cx):
+    """Pair trade over history; rows with a missing leg are NaN and skipped."""
+    n = cy.shape[0]
+    out = np.full((n, 3), np.nan)
+    for t in range(n):
+        if cy[t] == cy[t] and cx[t] == cx[t]:
+            out[t, 0], out[t, 1], out[t, 2] = pairs_step_nb(s, p, cy[t], cx[t])
+    return out
+
+
+pairs_run_nb = jit(pairs_run_py)
+
+
+def carry_run_py(s, p, funding, spot_close, perp_close):
+    """Carry trade over history; rows with a missing leg are NaN and skipped."""
+    n = funding.shape[0]
+    out = np.full((n, 3), np.nan)
+    for t in range(n):
+        if spot_close[t] == spot_close[t] and perp_close[t] == perp_close[t]:
+            out[t, 0], out[t, 1], out[t, 2] = carry_step_nb(s, p, funding[t])
+    return out
+
+
+carry_run_nb = jit(carry_run_py)
+
+
+def known_funding(index: pd.DatetimeIndex, rates: pd.Series) -> np.ndarray:
+    """The last funding rate settled at or before each bar's open (0 before the first)."""
+    stamps = rates.index.as_unit("ns").asi8
+    rows = np.searchsorted(stamps, index.as_unit("ns").asi8, side="right") - 1
+    values = rates.to_numpy(np.float64)
+    return np.where(rows >= 0, values[np.clip(rows, 0, None)], 0.0)
+
+
+class _TwoLegAgent:
+    """Shared pandas face of the two-leg agents."""
+
+    name = "two_leg"
+    Params: type = NamedTuple
+    allow_short = True
+    default_grid: dict[str, list] = {}
+
+    def _legs(self, prices) -> tuple[list[str], dict[str, pd.DataFrame]]:
+        if not isinstance(prices, dict) or len(prices) != 2:
+            raise ConfigError(f"{self.name} trades two legs; pass {{symbol: frame}} with two entries")
+        frames = align(prices)
+        for frame in frames.values():
+            check_prices(frame.dropna(how="all"), "ignore")
+        return list(frames), frames
+
+    def init(self, params=None) -> tuple:
+        """``(params, state array)``."""
+        params = params or self.Params()
+        return params, np.zeros(self.state_size(params))
+
+    def _frame(self, out: np.ndarray, symbols: list[str], index) -> pd.DataFrame:
+        columns = pd.MultiIndex.from_tuples(
+            [(symbols[0], "vote"), (symbols[1], "vote"), (symbols[0], "confidence"), (symbols[1], "confidence")]
+        )
+        data = np.column_stack([out[:, 0], out[:, 1], out[:, 2], out[:, 2]])
+        return pd.DataFrame(data, index=index, columns=columns)
+
+    def targets(self, prices, params=None) -> pd.DataFrame:
+        """Leg weights when they change, NaN otherwise ("no order", so the engine does not
+        rebalance drifting weights) and where a leg has no bar."""
+        from coinswarm.agents.execution import orders_only
+
+        votes = self.run(prices, params).xs("vote", axis=1, level=1)
+        return pd.DataFrame(orders_only(votes.to_numpy()), index=votes.index, columns=votes.columns)
+
+    def is_valid(self, p) -> bool:
+        """Sensible bands and a positive gross."""
+        return 0 < p.gross <= 1 and 0 <= p.exit < getattr(p, "entry", getattr(p, "enter", 0))
+
+
+class PairsArbitrage(_TwoLegAgent):
+    """Statistical arbitrage on the spread of two co-moving assets."""
+
+    name = "arbitrage"
+    Params = ArbitrageParams
+    default_grid = {"window": [336, 720], "entry": [1.5, 2.0, 2.5]}
+
+    def state_size(self, p: ArbitrageParams) -> int:
+        """Floats of state."""
+        return _PAIR + pair_size(p.window)
+
+    def update(self, state: tuple, closes: tuple[float, float]) -> tuple[float, float, float]:
+        """One bar: closes ``(y, x)`` → ``(vote_y, vote_x, confidence)``."""
+        params, values = state
+        return pairs_step_nb(values, params, float(closes[0]), float(closes[1]))
+
+    def run(self, prices: dict, params: ArbitrageParams | None = None) -> pd.DataFrame:
+        """Votes and confidence per leg, columns ``(symbol, "vote" | "confidence")``."""
+        symbols, frames = self._legs(prices)
+        params, values = self.init(params)
+        cy = frames[symbols[0]]["close"].to_numpy(np.float64)
+        cx = frames[symbols[1]]["close"].to_numpy(np.float64)
+        return self._frame(pairs_run_nb(values, params, cy, cx), symbols, frames[symbols[0]].index)
+
+    def warmup(self, params: ArbitrageParams | None = None) -> int:
+        """The regression window."""
+        return int((params or ArbitrageParams()).window)
+
+    def is_valid(self, p: ArbitrageParams) -> bool:
+        """Window ≥ 3, ``0 ≤ exit < entry``, ``0 < gross ≤ 1``."""
+        return p.window >= 3 and super().is_valid(p)
+
+
+class FundingCarry(_TwoLegAgent):
+    """Long spot / short perpetual while funding pays the short."""
+
+    name = "carry"
+    Params = CarryParams
+    default_grid = {"enter": [0.00005, 0.0001, 0.0002]}
+
+    def __init__(self, funding: pd.Series | str | None = None) -> None:
+        self.funding = funding
+
+    def state_size(self, p: CarryParams) -> int:
+        """Floats of state."""
+        return 3
+
+    def update(self, state: tuple, funding_rate: float) -> tuple[float, float, float]:
+        """One bar: the last settled funding rate → ``(vote_spot, vote_perp, confidence)``."""
+        params, values = state
+        return carry_step_nb(values, params, float(funding_rate))
+
+    def rates(self, perp: pd.DataFrame) -> pd.Series:
+        """Funding rates: the constructor's, or the catalog's for the perp frame's source."""
+        from coinswarm.data.load import load_funding
+
+        funding = self.funding
+        if funding is None:
+            source = str(perp.attrs.get("source", ""))
+            if not source.startswith("binance-perp:"):
+                raise ConfigError("carry needs funding rates: FundingCarry(funding=...) or a binance-perp frame")
+            funding = ":".join(source.split(":")[:2]) + ":funding"
+        return load_funding(funding) if isinstance(funding, str) else funding
+
+    def run(self, prices: dict, params: CarryParams | None = None) -> pd.DataFrame:
+        """Votes per leg (spot first, perpetual second)."""
+        symbols, frames = self._legs(prices)
+        params, values = self.init(params)
+        spot, perp = frames[symbols[0]], frames[symbols[1]]
+        funding = known_funding(spot.index, self.rates(prices[symbols[1]]))
+        out = carry_run_nb(values, params, funding, spot["close"].to_numpy(np.float64),
+                           perp["close"].to_numpy(np.float64))
+        return self._frame(out, symbols, spot.index)
+
+    def warmup(self, params: CarryParams | None = None) -> int:
+        """About two funding intervals of 1h bars."""
+        return 16
+
+    def is_valid(self, p: CarryParams) -> bool:
+        """Positive half-life, ``0 ≤ exit < enter``, ``0 < gross ≤ 1``."""
+        return p.halflife > 0 and super().is_valid(p)

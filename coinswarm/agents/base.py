@@ -1,0 +1,159 @@
+"""What every agent shares: the bar record, the vote record, input checks and the
+pandas face (``run``, ``targets``) around an agent's compiled ``step``/``run`` kernels.
+
+An agent is pure: ``init(params)`` returns its whole state as one ``float64`` array and
+``update(state, bar)`` advances it by one closed bar in O(1), returning a :class:`Vote`.
+``run(prices)`` drives the *same* compiled step over history in one loop, so the live
+path (``update`` per bar) and the backtest path (``run``) agree bit for bit.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any, NamedTuple
+
+import numpy as np
+import pandas as pd
+
+from coinswarm.data.validate import validate_ohlcv
+from coinswarm.errors import ConfigError, GapError
+
+
+class Bar(NamedTuple):
+    """One closed candle; ``time`` is the bar's open time in epoch milliseconds (UTC)."""
+
+    time: int
+    open: float
+    high: float
+    low: float
+    close: float
+    volume: float
+
+
+class Vote(NamedTuple):
+    """An agent's opinion after a bar: direction/size in [-1, 1] and confidence in [0, 1]."""
+
+    vote: float
+    confidence: float
+
+
+class AgentState(NamedTuple):
+    """An agent's parameters and its whole mutable state (one ``float64`` array)."""
+
+    params: Any
+    values: np.ndarray
+
+
+class GapWarning(UserWarning):
+    """Candles have missing bars; agents count bars, so a gap is treated as one step."""
+
+
+GAP_POLICIES = ("warn", "raise", "ignore")
+
+
+def check_prices(frame: pd.DataFrame, gaps: str = "warn") -> None:
+    """Validate candles before an agent sees them.
+
+    Raises a typed :class:`~coinswarm.errors.DataError` on NaN, non-positive prices,
+    high < low, negative volume, duplicate/unsorted/off-grid timestamps; gaps raise
+    :class:`~coinswarm.errors.GapError` (``gaps="raise"``), warn with :class:`GapWarning`
+    (default) or pass (``"ignore"``). Zero volume is valid: no agent weights by volume.
+    """
+    if gaps not in GAP_POLICIES:
+        raise ConfigError(f"gaps must be one of {GAP_POLICIES}, not {gaps!r}")
+    if not isinstance(frame, pd.DataFrame):
+        raise ConfigError(f"expected an OHLCV DataFrame, got {type(frame).__name__}")
+    source = frame.attrs.get("source")
+    report = validate_ohlcv(frame, source=source, timeframe=frame.attrs.get("timeframe"))
+    if report.missing_bars and gaps != "ignore":
+        message = (f"{source or 'candles'}: {report.missing_bars} missing {report.timeframe} bars in "
+                   f"{report.n_gaps} gaps (longest {report.longest_gap_bars} after "
+                   f"{report.longest_gap_after}); agents treat each gap as one bar")
+        if gaps == "raise":
+            raise GapError(message, source=source)
+        warnings.warn(message, GapWarning, stacklevel=3)
+
+
+def ohlcv_arrays(frame: pd.DataFrame) -> tuple[np.ndarray, ...]:
+    """(time_ms, open, high, low, close, volume) as contiguous arrays."""
+    time_ms = frame.index.as_unit("ms").asi8.astype(np.int64)
+    cols = [np.ascontiguousarray(frame[c].to_numpy(np.float64)) for c in ("open", "high", "low", "close", "volume")]
+    return (time_ms, *cols)
+
+
+def ohlcv_matrices(frames: dict[str, pd.DataFrame]) -> tuple[np.ndarray, ...]:
+    """(time_ms, open, high, low, close, volume) with one column per symbol."""
+    first = next(iter(frames.values()))
+    time_ms = first.index.as_unit("ms").asi8.astype(np.int64)
+    cols = [np.ascontiguousarray(np.column_stack([f[c].to_numpy(np.float64) for f in frames.values()]))
+            for c in ("open", "high", "low", "close", "volume")]
+    return (time_ms, *cols)
+
+
+def iter_bars(frame: pd.DataFrame):
+    """Yield :class:`Bar` records of a frame, oldest first (a replay feed)."""
+    time_ms, o, h, low, c, v = ohlcv_arrays(frame)
+    for k in range(len(time_ms)):
+        yield Bar(int(time_ms[k]), float(o[k]), float(h[k]), float(low[k]), float(c[k]), float(v[k]))
+
+
+class Agent:
+    """Base of single-asset agents: subclasses provide the kernels and the layout.
+
+    Subclasses set ``name``, ``Params``, ``default_grid`` and implement
+    ``state_size(params)``, ``_init_state(state, params)``, ``_step(state, params, bar)``
+    (one bar, returns ``(vote, confidence)``) and ``_run(state, params, arrays)``
+    (the compiled loop, returns ``(votes, confidences)``).
+    """
+
+    name: str = "agent"
+    Params: type = NamedTuple
+    default_grid: dict[str, list] = {}
+
+    # -- the pure protocol -------------------------------------------------------------
+    def init(self, params: Any = None) -> AgentState:
+        """A fresh state for ``params`` (defaults when ``None``; a dict is coerced)."""
+        params = self._params(params)
+        values = np.zeros(self.state_size(params))
+        self._init_state(values, params)
+        return AgentState(params, values)
+
+    def update(self, state: AgentState, bar: Bar) -> Vote:
+        """Advance ``state`` in place by one closed bar (O(1)) and return the vote."""
+        vote, confidence = self._step(state.values, state.params, bar)
+        return Vote(float(vote), float(confidence))
+
+    # -- the pandas face -----------------------------------------------------------------
+    def run(self, prices: pd.DataFrame, params: Any = None, *, gaps: str = "warn") -> pd.DataFrame:
+        """Votes and confidences for every bar of ``prices`` (row t uses bars ≤ t only)."""
+        params = self._params(params)
+        check_prices(prices, gaps)
+        state = self.init(params)
+        votes, confidence = self._run(state.values, params, ohlcv_arrays(prices))
+        return pd.DataFrame({"vote": votes, "confidence": confidence}, index=prices.index)
+
+    def targets(self, prices: pd.DataFrame, params: Any = None) -> pd.Series:
+        """Target weight per bar: the vote (a strategy for simulate/sweep/walk-forward)."""
+        return self.run(prices, params, gaps="ignore")["vote"].rename("target")
+
+    def warmup(self, params: Any = None) -> int:
+        """Bars before the first non-zero vote."""
+        raise NotImplementedError
+
+    def is_valid(self, params: Any) -> bool:
+        """Whether ``params`` make sense."""
+        return True
+
+    def _params(self, params: Any):
+        if params is None:
+            return self.Params()
+        if isinstance(params, dict):
+            from coinswarm.strategies.base import make_params
+
+            return make_params(self, params)
+        if not isinstance(params, self.Params):
+            raise ConfigError(f"{self.name} takes {self.Params.__name__}, not {type(params).__name__}")
+        return params
+
+    def __repr__(self) -> str:
+        return f"<agent {self.name}>"

@@ -1,0 +1,126 @@
+"""Execution: turn target changes into cheaper trades.
+
+Given a desired target each bar, the agent keeps the current executed target and moves
+it only when the difference exceeds a no-trade band ``band + spread_mult · spread``
+(hysteresis), where ``spread`` is an EWMA of the Corwin–Schultz high–low spread estimate;
+a move is at most ``max_step`` per bar (large changes are spread over bars). A desired
+target of exactly 0 (an exit) always proceeds, ``max_step`` at a time.
+
+As a strategy, ``targets`` emits NaN ("no order") on bars where the executed target did
+not change, so the engine does not rebalance drifting weights either; alone it shapes
+the default :class:`~coinswarm.agents.trend.Trend` agent's votes (compare
+``simulate(trend targets)`` with ``simulate(execution targets)`` for the saving).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+import pandas as pd
+
+from coinswarm._jit import jit
+from coinswarm.agents._kernels import clip_nb, corwin_schultz_nb, ewma_nb, halflife_alpha_nb
+from coinswarm.agents.base import Agent, Bar, check_prices, ohlcv_arrays
+from coinswarm.agents.trend import TrendParams, trend_step_nb
+
+EXEC_SIZE = 5
+_COUNT, _CURRENT, _SPREAD, _PREV_H, _PREV_L = 0, 1, 2, 3, 4
+
+
+class ExecutionParams(NamedTuple):
+    """Band and step as fractions of equity; spread half-life in bars."""
+
+    band: float = 0.1
+    max_step: float = 0.5
+    spread_mult: float = 2.0
+    spread_halflife: float = 24.0
+
+
+def execution_step_py(s, o, p, h, low, desired):
+    """Executed target after this bar for state at ``s[o:o+5]``."""
+    count = s[o + _COUNT]
+    if count > 0.0:
+        spread = corwin_schultz_nb(s[o + _PREV_H], s[o + _PREV_L], h, low)
+        s[o + _SPREAD] = ewma_nb(s[o + _SPREAD], spread, halflife_alpha_nb(p.spread_halflife), count > 1.0)
+    s[o + _PREV_H], s[o + _PREV_L] = h, low
+    s[o + _COUNT] = count + 1.0
+    current = s[o + _CURRENT]
+    diff = desired - current
+    band = p.band + p.spread_mult * s[o + _SPREAD]
+    if desired == 0.0 or abs(diff) > band:
+        current += clip_nb(diff, -p.max_step, p.max_step)
+        s[o + _CURRENT] = current
+    return current
+
+
+execution_step_nb = jit(execution_step_py)
+
+
+def shaped_trend_step_py(s, p, tp, h, low, c):
+    """Trend vote (state after the execution block) shaped by execution: ``(target, conf)``."""
+    vote, conf = trend_step_nb(s[EXEC_SIZE:], tp, c)
+    return execution_step_nb(s, 0, p, h, low, vote), conf
+
+
+shaped_trend_step_nb = jit(shaped_trend_step_py)
+
+
+def execution_run_py(s, p, tp, high, low, close):
+    """Execution shaping of the trend agent over history."""
+    n = close.shape[0]
+    out, conf = np.empty(n), np.empty(n)
+    for t in range(n):
+        out[t], conf[t] = shaped_trend_step_nb(s, p, tp, high[t], low[t], close[t])
+    return out, conf
+
+
+execution_run_nb = jit(execution_run_py)
+
+
+def orders_only(executed: np.ndarray) -> np.ndarray:
+    """NaN where the executed target equals the previous bar's (no order to send)."""
+    out = executed.astype(np.float64, copy=True)
+    out[1:][executed[1:] == executed[:-1]] = np.nan
+    return out
+
+
+class Execution(Agent):
+    """No-trade band and step limits around a desired target."""
+
+    name = "execution"
+    Params = ExecutionParams
+    default_grid = {"band": [0.05, 0.1, 0.2], "max_step": [0.25, 0.5, 1.0]}
+
+    def __init__(self, desired: TrendParams | None = None) -> None:
+        self.desired = desired or TrendParams()
+
+    def state_size(self, p: ExecutionParams) -> int:
+        """Execution block plus the shaped trend agent's state."""
+        from coinswarm.agents.trend import Trend
+
+        return EXEC_SIZE + Trend().state_size(self.desired)
+
+    def _init_state(self, values: np.ndarray, p: ExecutionParams) -> None:
+        values[:] = 0.0
+
+    def _step(self, values, p, bar: Bar):
+        return shaped_trend_step_nb(values, p, self.desired, bar.high, bar.low, bar.close)
+
+    def _run(self, values, p, arrays):
+        return execution_run_nb(values, p, self.desired, arrays[2], arrays[3], arrays[4])
+
+    def targets(self, prices: pd.DataFrame, params: ExecutionParams | None = None) -> pd.Series:
+        """Executed targets with NaN on bars that need no order."""
+        params = self._params(params)
+        check_prices(prices, "ignore")
+        executed, _ = self._run(self.init(params).values, params, ohlcv_arrays(prices))
+        return pd.Series(orders_only(executed), index=prices.index, name="target")
+
+    def warmup(self, params: ExecutionParams | None = None) -> int:
+        """The shaped trend agent's warm-up."""
+        return int(self.desired.slow) + 1
+
+    def is_valid(self, p: ExecutionParams) -> bool:
+        """Non-negative band and spread multiplier, ``0 < max_step ≤ 2``."""
+        return p.band >= 0 and p.spread_mult >= 0 and 0 < p.max_step <= 2 and p.spread_halflife > 0

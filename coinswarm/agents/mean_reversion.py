@@ -1,0 +1,121 @@
+"""Mean reversion: fade stretches of price away from its rolling mean, in ranges only.
+
+``z = (log c − mean) / std`` over the last ``window`` log closes. Flat → long when
+``z < −entry`` (short when ``z > entry``); a position is closed once ``|z| < exit``
+on its side (entry/exit bands give hysteresis). With ``only_in_range=1`` (default)
+the agent is flat unless the market is ranging: the t-statistic of the mean log return
+over ``trend_window`` bars is inside ``±trend_t`` — the trend regime rule of
+:mod:`coinswarm.regime`. Vote: the position (−1, 0, 1); confidence
+``min(1, |z| / (2 · entry))`` while in a position.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import numpy as np
+
+from coinswarm._jit import jit
+from coinswarm.agents._kernels import roll_mean_std_nb, roll_push_nb, roll_size, roll_tstat_nb
+from coinswarm.agents.base import Agent, Bar
+
+_COUNT, _POS, _PREV, _ROLL_PRICE = 0, 1, 2, 3
+
+
+class MeanReversionParams(NamedTuple):
+    """Band widths in standard deviations; windows in bars; ``only_in_range`` 1 or 0."""
+
+    window: int = 72
+    entry: float = 2.0
+    exit: float = 0.5
+    trend_window: int = 168
+    trend_t: float = 1.0
+    only_in_range: int = 1
+
+
+def next_position_py(pos, z, entry, exit_):
+    """Band logic: enter beyond ``entry``, leave inside ``exit``."""
+    if pos == 0.0:
+        if z < -entry:
+            return 1.0
+        if z > entry:
+            return -1.0
+        return 0.0
+    if pos > 0.0 and z > -exit_:
+        return 0.0
+    if pos < 0.0 and z < exit_:
+        return 0.0
+    return pos
+
+
+next_position_nb = jit(next_position_py)
+
+
+def mean_reversion_step_py(s, p, c):
+    """One bar of the mean-reversion agent: ``(vote, confidence)``."""
+    lc = math.log(c)
+    o_trend = _ROLL_PRICE + roll_size(p.window)
+    count = s[_COUNT]
+    if count > 0.0:
+        roll_push_nb(s, o_trend, p.trend_window, lc - s[_PREV])
+    roll_push_nb(s, _ROLL_PRICE, p.window, lc)
+    s[_PREV] = lc
+    s[_COUNT] = count + 1.0
+    mean, std = roll_mean_std_nb(s, _ROLL_PRICE)
+    if s[_ROLL_PRICE] < p.window or s[o_trend] < p.trend_window or std <= 0.0:
+        return 0.0, 0.0
+    z = (lc - mean) / std
+    ranging = abs(roll_tstat_nb(s, o_trend)) < p.trend_t
+    pos = next_position_nb(s[_POS], z, p.entry, p.exit)
+    if p.only_in_range != 0 and not ranging:
+        pos = 0.0
+    s[_POS] = pos
+    if pos == 0.0:
+        return 0.0, 0.0
+    return pos, min(1.0, abs(z) / (2.0 * p.entry))
+
+
+mean_reversion_step_nb = jit(mean_reversion_step_py)
+
+
+def mean_reversion_run_py(s, p, close):
+    """The agent over history (one compiled loop)."""
+    n = close.shape[0]
+    votes, conf = np.empty(n), np.empty(n)
+    for t in range(n):
+        votes[t], conf[t] = mean_reversion_step_nb(s, p, close[t])
+    return votes, conf
+
+
+mean_reversion_run_nb = jit(mean_reversion_run_py)
+
+
+class MeanReversion(Agent):
+    """Z-score bands around a rolling mean, active in ranging regimes."""
+
+    name = "mean_reversion"
+    Params = MeanReversionParams
+    default_grid = {"window": [48, 72, 168], "entry": [1.5, 2.0, 2.5]}
+
+    def state_size(self, p: MeanReversionParams) -> int:
+        """Floats of state."""
+        return _ROLL_PRICE + roll_size(p.window) + roll_size(p.trend_window)
+
+    def _init_state(self, values: np.ndarray, p: MeanReversionParams) -> None:
+        values[:] = 0.0
+
+    def _step(self, values, p, bar: Bar):
+        return mean_reversion_step_nb(values, p, bar.close)
+
+    def _run(self, values, p, arrays):
+        return mean_reversion_run_nb(values, p, arrays[4])
+
+    def warmup(self, params: MeanReversionParams | None = None) -> int:
+        """The longer of the two windows, plus one."""
+        p = params or MeanReversionParams()
+        return int(max(p.window, p.trend_window + 1))
+
+    def is_valid(self, p: MeanReversionParams) -> bool:
+        """Windows ≥ 2, ``0 ≤ exit < entry``, ``trend_t > 0``."""
+        return p.window >= 2 and p.trend_window >= 2 and 0 <= p.exit < p.entry and p.trend_t > 0

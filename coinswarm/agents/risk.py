@@ -1,0 +1,179 @@
+"""Risk: volatility targeting, a drawdown brake, position/leverage/daily-loss limits and
+a kill switch. Applied last: it scales or vetoes whatever target it is given.
+
+The agent keeps its own mark-to-market of the targets it has *allowed* (``equity``
+starts at 1 and compounds ``Σ_j out_j · r_j`` each bar), so it needs no broker. Per bar:
+
+1. On a new UTC day the day's starting equity is recorded.
+2. Drawdown ``dd = 1 − equity / peak``; at ``dd ≥ dd_hard`` the kill switch outputs 0 for
+   ``cooldown`` bars, then the peak is reset to the current equity.
+3. A day's loss ``≥ daily_loss`` halts trading until the next UTC day.
+4. Otherwise the brake is 1 below ``dd_soft`` and falls linearly to 0 at ``dd_hard``.
+5. Each symbol's target is scaled by ``target_vol / annualised EWMA vol``, times the brake,
+   clipped to ``±max_position``; if the gross exceeds ``max_leverage`` all are scaled down.
+
+No output ever exceeds ``max_position`` per symbol or ``max_leverage`` gross (safety tests).
+Until ``vol_halflife`` bars have been seen the output is 0 (volatility unknown).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import numpy as np
+
+from coinswarm._jit import jit
+from coinswarm.agents._kernels import clip_nb, halflife_alpha_nb
+from coinswarm.agents.base import Agent, Bar
+
+DAY_MS = 86_400_000
+_COUNT, _EQ, _PEAK, _DAY, _DAY_START, _KILL_LEFT, _HALTED_DAY = 0, 1, 2, 3, 4, 5, 6
+_HEADER = 7
+_PER_SYMBOL = 3  # previous close, EWMA variance of log returns, previous output
+
+
+class RiskParams(NamedTuple):
+    """Annualised vol target; limits as fractions of equity; ``cooldown`` in bars."""
+
+    target_vol: float = 0.5
+    vol_halflife: float = 168.0
+    bars_per_year: float = 8760.0
+    max_position: float = 1.0
+    max_leverage: float = 1.0
+    dd_soft: float = 0.10
+    dd_hard: float = 0.25
+    daily_loss: float = 0.05
+    cooldown: int = 168
+
+
+def risk_state_size(n_symbols: int) -> int:
+    """Floats of risk state for ``n_symbols``."""
+    return _HEADER + _PER_SYMBOL * n_symbols
+
+
+def risk_init(values: np.ndarray) -> None:
+    """Equity and peak start at 1; no day seen yet."""
+    values[:] = 0.0
+    values[_EQ] = values[_PEAK] = values[_DAY_START] = 1.0
+    values[_DAY] = values[_HALTED_DAY] = -1.0
+
+
+def _mark_py(s, p, t_ms, close):
+    """Roll the day, compound the allowed targets' PnL, update vol estimates."""
+    day = float(t_ms // DAY_MS)
+    if day != s[_DAY]:
+        s[_DAY] = day
+        s[_DAY_START] = s[_EQ]
+    if s[_COUNT] == 0.0:
+        for j in range(close.shape[0]):
+            s[_HEADER + _PER_SYMBOL * j] = close[j]
+        return
+    alpha = halflife_alpha_nb(p.vol_halflife)
+    pnl = 0.0
+    for j in range(close.shape[0]):
+        o = _HEADER + _PER_SYMBOL * j
+        r = math.log(close[j] / s[o])
+        s[o + 1] = r * r if s[_COUNT] == 1.0 else s[o + 1] + alpha * (r * r - s[o + 1])
+        pnl += s[o + 2] * (close[j] / s[o] - 1.0)
+        s[o] = close[j]
+    s[_EQ] = max(s[_EQ] * (1.0 + pnl), 1e-12)
+    s[_PEAK] = max(s[_PEAK], s[_EQ])
+
+
+_mark_nb = jit(_mark_py)
+
+
+def _brake_py(s, p):
+    """0 (killed, halted, warming up) … 1 (no drawdown) multiplier for this bar."""
+    dd = 1.0 - s[_EQ] / s[_PEAK]
+    if dd >= p.dd_hard and s[_KILL_LEFT] == 0.0:
+        s[_KILL_LEFT] = float(p.cooldown)
+    if 1.0 - s[_EQ] / s[_DAY_START] >= p.daily_loss:
+        s[_HALTED_DAY] = s[_DAY]
+    if s[_KILL_LEFT] > 0.0:
+        s[_KILL_LEFT] -= 1.0
+        if s[_KILL_LEFT] == 0.0:
+            s[_PEAK] = s[_EQ]
+        return 0.0
+    if s[_HALTED_DAY] == s[_DAY] or s[_COUNT] < p.vol_halflife:
+        return 0.0
+    if dd <= p.dd_soft:
+        return 1.0
+    return max(0.0, (p.dd_hard - dd) / (p.dd_hard - p.dd_soft))
+
+
+_brake_nb = jit(_brake_py)
+
+
+def risk_step_py(s, p, t_ms, close, proposed, out):
+    """Limit ``proposed`` targets into ``out`` for this bar; returns the brake in [0, 1]."""
+    _mark_nb(s, p, t_ms, close)
+    brake = _brake_nb(s, p)
+    gross = 0.0
+    for j in range(close.shape[0]):
+        o = _HEADER + _PER_SYMBOL * j
+        vol = math.sqrt(s[o + 1] * p.bars_per_year)
+        scale = p.target_vol / vol if vol > 0.0 else 0.0
+        x = proposed[j] * scale * brake if proposed[j] == proposed[j] else 0.0
+        out[j] = clip_nb(x, -p.max_position, p.max_position)
+        gross += abs(out[j])
+    if gross > p.max_leverage:
+        shrink = p.max_leverage / gross
+        for j in range(close.shape[0]):
+            out[j] *= shrink
+    for j in range(close.shape[0]):
+        s[_HEADER + _PER_SYMBOL * j + 2] = out[j]
+    s[_COUNT] += 1.0
+    return brake
+
+
+risk_step_nb = jit(risk_step_py)
+
+
+def risk_run_py(s, p, time_ms, close, proposed):
+    """Risk limits over history for ``(n, m)`` closes and proposed targets."""
+    n, m = close.shape
+    out = np.zeros((n, m))
+    brakes = np.empty(n)
+    for t in range(n):
+        brakes[t] = risk_step_nb(s, p, time_ms[t], close[t], proposed[t], out[t])
+    return out, brakes
+
+
+risk_run_nb = jit(risk_run_py)
+
+
+class Risk(Agent):
+    """Limits on whatever it is given; alone, it runs a vol-targeted long position."""
+
+    name = "risk"
+    Params = RiskParams
+    default_grid = {"target_vol": [0.2, 0.35, 0.5], "dd_hard": [0.2, 0.3]}
+
+    def state_size(self, p: RiskParams) -> int:
+        """Floats of single-asset state."""
+        return risk_state_size(1)
+
+    def _init_state(self, values: np.ndarray, p: RiskParams) -> None:
+        risk_init(values)
+
+    def _step(self, values, p, bar: Bar):
+        out = np.zeros(1)
+        brake = risk_step_nb(values, p, bar.time, np.array([bar.close]), np.ones(1), out)
+        return out[0], brake
+
+    def _run(self, values, p, arrays):
+        time_ms, close = arrays[0], arrays[4].reshape(-1, 1)
+        out, brakes = risk_run_nb(values, p, time_ms, close, np.ones_like(close))
+        return out[:, 0], brakes
+
+    def warmup(self, params: RiskParams | None = None) -> int:
+        """The volatility half-life in bars."""
+        return int(math.ceil((params or RiskParams()).vol_halflife))
+
+    def is_valid(self, p: RiskParams) -> bool:
+        """Positive targets and limits, ``0 < dd_soft < dd_hard < 1``, ``max_position ≤ 1``."""
+        return (p.target_vol > 0 and p.vol_halflife > 0 and p.bars_per_year > 0
+                and 0 < p.max_position <= 1 and p.max_leverage > 0 and 0 < p.dd_soft < p.dd_hard < 1
+                and 0 < p.daily_loss < 1 and p.cooldown >= 1)

@@ -1,0 +1,98 @@
+"""Trend: time-series momentum over three horizons, scaled by volatility.
+
+For each horizon h the agent measures the log return over the last h bars in units of
+its expected size, ``z_h = (log c_t − log c_{t−h}) / (σ √h)``, where σ is an EWMA of
+per-bar log-return volatility. The vote is the mean of ``tanh(z_h)`` (in [-1, 1]); the
+confidence is how much the horizons agree, ``|Σ sign(z_h)| / 3``. State: a ring buffer of
+``slow + 1`` log closes and the EWMA variance — O(1) per bar.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import numpy as np
+
+from coinswarm._jit import jit
+from coinswarm.agents._kernels import halflife_alpha_nb, roll_ago_nb, roll_push_nb, roll_size
+from coinswarm.agents.base import Agent, Bar
+
+_COUNT, _VAR, _RING = 0, 1, 2
+
+
+class TrendParams(NamedTuple):
+    """Momentum horizons in bars (fast < mid < slow) and the volatility half-life."""
+
+    fast: int = 24
+    mid: int = 168
+    slow: int = 720
+    vol_halflife: float = 168.0
+
+
+def trend_step_py(s, p, c):
+    """One bar of the trend agent: ``(vote, confidence)``."""
+    lc = math.log(c)
+    count = s[_COUNT]
+    w = p.slow + 1
+    if count > 0.0:
+        r = lc - roll_ago_nb(s, _RING, w, 0)
+        if count > 1.0:
+            s[_VAR] += halflife_alpha_nb(p.vol_halflife) * (r * r - s[_VAR])
+        else:
+            s[_VAR] = r * r
+    roll_push_nb(s, _RING, w, lc)
+    s[_COUNT] = count + 1.0
+    if count < p.slow or s[_VAR] <= 0.0:
+        return 0.0, 0.0
+    sigma = math.sqrt(s[_VAR])
+    z1 = (lc - roll_ago_nb(s, _RING, w, p.fast)) / (sigma * math.sqrt(p.fast))
+    z2 = (lc - roll_ago_nb(s, _RING, w, p.mid)) / (sigma * math.sqrt(p.mid))
+    z3 = (lc - roll_ago_nb(s, _RING, w, p.slow)) / (sigma * math.sqrt(p.slow))
+    vote = (math.tanh(z1) + math.tanh(z2) + math.tanh(z3)) / 3.0
+    agree = np.sign(z1) + np.sign(z2) + np.sign(z3)
+    return vote, abs(agree) / 3.0
+
+
+trend_step_nb = jit(trend_step_py)
+
+
+def trend_run_py(s, p, close):
+    """The trend agent over history (one compiled loop over ``trend_step``)."""
+    n = close.shape[0]
+    votes, conf = np.empty(n), np.empty(n)
+    for t in range(n):
+        votes[t], conf[t] = trend_step_nb(s, p, close[t])
+    return votes, conf
+
+
+trend_run_nb = jit(trend_run_py)
+
+
+class Trend(Agent):
+    """Multi-horizon, volatility-scaled time-series momentum."""
+
+    name = "trend"
+    Params = TrendParams
+    default_grid = {"fast": [12, 24, 48], "mid": [168], "slow": [336, 720]}
+
+    def state_size(self, p: TrendParams) -> int:
+        """Floats of state."""
+        return _RING + roll_size(p.slow + 1)
+
+    def _init_state(self, values: np.ndarray, p: TrendParams) -> None:
+        values[:] = 0.0
+
+    def _step(self, values: np.ndarray, p: TrendParams, bar: Bar):
+        return trend_step_nb(values, p, bar.close)
+
+    def _run(self, values: np.ndarray, p: TrendParams, arrays):
+        return trend_run_nb(values, p, arrays[4])
+
+    def warmup(self, params: TrendParams | None = None) -> int:
+        """``slow + 1`` bars."""
+        return int((params or TrendParams()).slow) + 1
+
+    def is_valid(self, p: TrendParams) -> bool:
+        """``1 ≤ fast < mid < slow`` and a positive half-life."""
+        return 1 <= p.fast < p.mid < p.slow and p.vol_halflife > 0

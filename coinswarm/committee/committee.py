@@ -1,0 +1,267 @@
+"""The committee: a strategy made of the agents, with learned per-regime weights.
+
+Per bar and symbol: the regime detector labels the bar; trend and mean reversion (and the
+pair trade, when a pair is configured) vote; votes × confidence are averaged with the
+weights of the current volatility × trend cell (learned online, see
+:mod:`coinswarm.committee.kernel`); the risk agent limits the aggregate (applied last to
+the decision) and the execution agent turns it into fewer, smaller trades.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import numpy as np
+import pandas as pd
+
+from coinswarm.agents.arbitrage import ArbitrageParams, PairsArbitrage
+from coinswarm.agents.base import Bar, check_prices, ohlcv_matrices
+from coinswarm.agents.execution import EXEC_SIZE, Execution, ExecutionParams, orders_only
+from coinswarm.agents.mean_reversion import MeanReversion, MeanReversionParams
+from coinswarm.agents.risk import RiskParams, risk_init, risk_state_size
+from coinswarm.agents.trend import Trend, TrendParams
+from coinswarm.committee.kernel import (
+    AGENT_NAMES,
+    SCALARS,
+    committee_run_nb,
+    committee_step_nb,
+    initial_weights,
+)
+from coinswarm.data.resample import align
+from coinswarm.errors import ConfigError
+from coinswarm.regime.detector import (
+    RegimeParams,
+    init_state,
+    state_size,
+    validate_params,
+)
+
+
+class CommitteeParams(NamedTuple):
+    """The committee's own knobs (the sweep/walk-forward grid).
+
+    ``learning_rate`` and ``weight_floor`` drive the Hedge weights; ``target_vol`` and
+    ``band`` are forwarded to the risk and execution members.
+    """
+
+    learning_rate: float = 0.05
+    weight_floor: float = 0.05
+    target_vol: float = 0.5
+    band: float = 0.1
+
+
+class CommitteeConfig(NamedTuple):
+    """Members' parameters (defaults suit 1h bars)."""
+
+    regime: RegimeParams = RegimeParams()
+    trend: TrendParams = TrendParams()
+    mean_reversion: MeanReversionParams = MeanReversionParams()
+    arbitrage: ArbitrageParams = ArbitrageParams()
+    risk: RiskParams = RiskParams()
+    execution: ExecutionParams = ExecutionParams()
+    vol_halflife: float = 168.0
+
+
+class CommitteeState(NamedTuple):
+    """Everything the committee remembers, as arrays (persistable, restorable)."""
+
+    params: CommitteeParams
+    symbols: tuple[str, ...]
+    arrays: tuple
+
+
+class CommitteeOutput(NamedTuple):
+    """One bar's decision: executed targets per symbol and what led to them."""
+
+    target: np.ndarray
+    risked: np.ndarray
+    raw: np.ndarray
+    weights: np.ndarray
+    contributions: np.ndarray
+    brake: float
+
+
+class Committee:
+    """Trend + mean reversion (+ pair arbitrage) → weighted vote → risk → execution."""
+
+    name = "committee"
+    Params = CommitteeParams
+    default_grid = {"learning_rate": [0.02, 0.1], "target_vol": [0.3, 0.5]}
+
+    def __init__(self, config: CommitteeConfig | None = None, pair: tuple[str, str] | None = None) -> None:
+        self.config = config or CommitteeConfig()
+        self.pair = tuple(pair) if pair else None
+        validate_params(self.config.regime)
+        for agent, p in ((Trend(), self.config.trend), (MeanReversion(), self.config.mean_reversion),
+                         (PairsArbitrage(), self.config.arbitrage), (Execution(), self.config.execution)):
+            if not agent.is_valid(p):
+                raise ConfigError(f"committee: invalid {agent.name} parameters {p._asdict()}")
+
+    @classmethod
+    def default(cls, pair: tuple[str, str] | None = None) -> Committee:
+        """The committee with every member at its defaults."""
+        return cls(pair=pair)
+
+    @property
+    def allow_short(self) -> bool:
+        """Shorts are needed only for the pair trade's hedge leg."""
+        return self.pair is not None
+
+    @property
+    def agent_names(self) -> tuple[str, ...]:
+        """Voting members, in weight-column order."""
+        return AGENT_NAMES if self.pair else AGENT_NAMES[:2]
+
+    # -- the pure protocol ------------------------------------------------------------
+    def init(self, symbols: tuple[str, ...] | list[str], params: CommitteeParams | None = None) -> CommitteeState:
+        """Fresh state for ``symbols`` (their order is the order of bars given to ``update``)."""
+        params = self._params(params)
+        symbols = tuple(symbols)
+        m, n_agents, cfg = len(symbols), len(self.agent_names), self.config
+        reg = np.zeros((m, state_size(cfg.regime)))
+        for j in range(m):
+            init_state(reg[j], cfg.regime)
+        risk = np.zeros(risk_state_size(m))
+        risk_init(risk)
+        arb_size = PairsArbitrage().state_size(cfg.arbitrage) if self.pair else 1
+        arrays = (
+            reg,
+            np.zeros((m, Trend().state_size(cfg.trend))),
+            np.zeros((m, MeanReversion().state_size(cfg.mean_reversion))),
+            initial_weights(m, n_agents),
+            np.zeros((m, 3)),
+            np.zeros((m, 3)),
+            np.zeros((m, SCALARS)),
+            np.zeros(arb_size),
+            risk,
+            np.zeros(EXEC_SIZE * m),
+        )
+        return CommitteeState(params, symbols, arrays)
+
+    def update(self, state: CommitteeState, bars: dict[str, Bar] | list[Bar]) -> CommitteeOutput:
+        """Advance by one closed bar per symbol (O(1) per symbol); returns the decision."""
+        rows = [bars[s] for s in state.symbols] if isinstance(bars, dict) else list(bars)
+        if len(rows) != len(state.symbols):
+            raise ConfigError(f"expected one bar per symbol {state.symbols}, got {len(rows)}")
+        if len({b.time for b in rows}) != 1:
+            raise ConfigError(f"bars of one update must share a timestamp, got {[b.time for b in rows]}")
+        o, h, low, c = (np.array([getattr(b, f) for b in rows], dtype=np.float64)
+                        for f in ("open", "high", "low", "close"))
+        m, n_agents = len(rows), len(self.agent_names)
+        raw, risked, target = np.empty(m), np.empty(m), np.empty(m)
+        weights, contrib = np.empty((m, n_agents)), np.empty((m, n_agents))
+        brake = committee_step_nb(state.arrays, *self._kernel_params(state.params, state.symbols), n_agents,
+                                  rows[0].time, o, h, low, c, raw, risked, target, weights, contrib)
+        return CommitteeOutput(target, risked, raw, weights, contrib, float(brake))
+
+    # -- the pandas face --------------------------------------------------------------
+    def run(self, prices: pd.DataFrame | dict[str, pd.DataFrame], params: CommitteeParams | None = None, *,
+            gaps: str = "warn") -> pd.DataFrame:
+        """The committee over history.
+
+        Returns
+        -------
+        DataFrame
+            Per symbol: ``target`` (executed), ``risked`` (after risk), ``raw`` (weighted
+            vote), ``regime`` (volatility × trend cell), ``w_<agent>`` (weights in use) and
+            ``c_<agent>`` (each agent's share of ``risked``); plus ``brake``. Columns are
+            ``(symbol, field)`` for several symbols, flat for one DataFrame.
+        """
+        frames, single = self._frames(prices, gaps)
+        params = self._params(params)
+        state = self.init(tuple(frames), params)
+        time_ms, o, h, low, c, _ = ohlcv_matrices(frames)
+        out = committee_run_nb(state.arrays, *self._kernel_params(params, state.symbols), len(self.agent_names),
+                               time_ms, o, h, low, c)
+        return self._frame(out, list(frames), next(iter(frames.values())).index, single)
+
+    def targets(self, prices, params: CommitteeParams | None = None) -> pd.Series | pd.DataFrame:
+        """Executed targets with NaN on bars that need no order (a strategy for the engine)."""
+        table = self.run(prices, params, gaps="ignore")
+        if isinstance(prices, pd.DataFrame):
+            return pd.Series(orders_only(table["target"].to_numpy()), index=table.index, name="target")
+        target = table.xs("target", axis=1, level=1)
+        shaped = pd.DataFrame(orders_only(target.to_numpy()), index=target.index, columns=target.columns)
+        return shaped.reindex(next(iter(align(prices).values())).index)
+
+    def backtest(self, prices, params: CommitteeParams | None = None, *, costs=None, init_cash: float = 10_000.0,
+                 execution: str = "next_open"):
+        """Simulate the committee and attach ``Result.attribution`` (PnL by agent and regime)."""
+        from coinswarm.backtest.engine import simulate
+        from coinswarm.committee.attribution import attribute
+
+        table = self.run(prices, params, gaps="ignore")
+        targets = self.targets(prices, params)
+        result = simulate(prices, targets, costs=costs, init_cash=init_cash, execution=execution,
+                          allow_short=self.allow_short)
+        result.attribution = attribute(result, table, self.agent_names)
+        result.committee = table
+        return result
+
+    def warmup(self, params: CommitteeParams | None = None) -> int:
+        """The slowest member's warm-up."""
+        cfg = self.config
+        return int(max(cfg.trend.slow + 1, cfg.mean_reversion.trend_window + 1, cfg.regime.trend_window + 1))
+
+    def is_valid(self, p: CommitteeParams) -> bool:
+        """``η > 0``, ``0 ≤ floor < 1/A``, positive vol target, non-negative band."""
+        return (p.learning_rate > 0 and 0 <= p.weight_floor < 1.0 / len(self.agent_names)
+                and p.target_vol > 0 and p.band >= 0)
+
+    # -- helpers ------------------------------------------------------------------------
+    def _params(self, params: Any) -> CommitteeParams:
+        if params is None:
+            return CommitteeParams()
+        if isinstance(params, dict):
+            from coinswarm.strategies.base import make_params
+
+            return make_params(self, params)
+        return params
+
+    def _kernel_params(self, p: CommitteeParams, symbols: tuple[str, ...]) -> tuple:
+        cfg = self.config
+        pair = np.array([-1, -1], dtype=np.int64)
+        if self.pair:
+            missing = [s for s in self.pair if s not in symbols]
+            if missing:
+                raise ConfigError(f"committee pair {self.pair}: no prices for {missing}")
+            pair[:] = [symbols.index(self.pair[0]), symbols.index(self.pair[1])]
+        members = (cfg.regime, cfg.trend, cfg.mean_reversion)
+        risk = cfg.risk._replace(target_vol=float(p.target_vol))
+        execution = cfg.execution._replace(band=float(p.band))
+        committee = np.array([p.learning_rate, p.weight_floor, cfg.vol_halflife], dtype=np.float64)
+        return members, cfg.arbitrage, risk, execution, committee, pair
+
+    def _frames(self, prices, gaps: str) -> tuple[dict[str, pd.DataFrame], bool]:
+        if isinstance(prices, pd.DataFrame):
+            symbol = prices.attrs.get("symbol") or "asset"
+            check_prices(prices, gaps)
+            return {symbol: prices}, True
+        if not isinstance(prices, dict) or not prices:
+            raise ConfigError("prices must be an OHLCV DataFrame or a non-empty dict of them")
+        frames = align(prices, how="inner")
+        for frame in frames.values():
+            check_prices(frame, gaps)
+        return frames, False
+
+    def _frame(self, out, symbols: list[str], index, single: bool) -> pd.DataFrame:
+        target, risked, raw, weights, contrib, regime, brake = out
+        parts = {}
+        for j, symbol in enumerate(symbols):
+            cols = {"target": target[:, j], "risked": risked[:, j], "raw": raw[:, j], "regime": regime[:, j]}
+            for a, agent in enumerate(self.agent_names):
+                cols[f"w_{agent}"] = weights[:, j, a]
+            for a, agent in enumerate(self.agent_names):
+                cols[f"c_{agent}"] = contrib[:, j, a]
+            parts[symbol] = pd.DataFrame(cols, index=index)
+        if single:
+            frame = next(iter(parts.values()))
+            frame["brake"] = brake
+            return frame
+        frame = pd.concat(parts, axis=1)
+        frame[("portfolio", "brake")] = brake
+        return frame
+
+    def __repr__(self) -> str:
+        return f"<Committee agents={self.agent_names} pair={self.pair}>"
+

@@ -1,0 +1,29 @@
+"""Causal regime detection: volatility, trend, liquidity and session labels per bar."""
+
+from coinswarm.regime.detector import (
+    LIQUIDITY_LABELS,
+    N_REGIMES,
+    SESSION_LABELS,
+    TREND_LABELS,
+    VOLATILITY_LABELS,
+    RegimeDetector,
+    RegimeLabels,
+    RegimeParams,
+    regime_index,
+    regimes,
+    version_id,
+)
+
+__all__ = [
+    "LIQUIDITY_LABELS",
+    "N_REGIMES",
+    "SESSION_LABELS",
+    "TREND_LABELS",
+    "VOLATILITY_LABELS",
+    "RegimeDetector",
+    "RegimeLabels",
+    "RegimeParams",
+    "regime_index",
+    "regimes",
+    "version_id",
+]

@@ -1,0 +1,103 @@
+"""7. Robustness: NaN, broken bars, unsorted or duplicate timestamps, gaps, zero volume and
+spikes are handled explicitly — a typed error naming the row, a warning, or documented
+behaviour — never silently."""
+
+import warnings
+
+import numpy as np
+import pytest
+from components import SINGLE_AGENTS
+
+import coinswarm as cs
+from coinswarm.agents import GapWarning
+from coinswarm.errors import (
+    DuplicateTimestampError,
+    GapError,
+    InconsistentBarError,
+    MissingValueError,
+    NonPositivePriceError,
+    UnsortedTimestampError,
+)
+from coinswarm.regime import regimes
+
+RUNNERS = {name: (lambda p, n=name, **kw: cs.get_strategy(n).run(p, **kw)) for name in SINGLE_AGENTS}
+RUNNERS["regime"] = lambda p, **kw: regimes(p, **kw)
+RUNNERS["committee"] = lambda p, **kw: cs.Committee.default().run(p, **kw)
+
+
+@pytest.fixture
+def clean(inputs):
+    return inputs["single"].iloc[:3000].copy()
+
+
+@pytest.mark.parametrize("name", RUNNERS)
+def test_nan_close_raises_with_row(name, clean):
+    bad = clean.copy()
+    bad.iloc[1234, bad.columns.get_loc("close")] = np.nan
+    with pytest.raises(MissingValueError) as info:
+        RUNNERS[name](bad, gaps="ignore")
+    assert info.value.row == 1234 and info.value.column == "close"
+
+
+@pytest.mark.parametrize("name", RUNNERS)
+def test_broken_bars_raise_typed_errors(name, clean):
+    bad = clean.copy()
+    bad.iloc[10, bad.columns.get_loc("high")] = bad["low"].iloc[10] * 0.5
+    with pytest.raises(InconsistentBarError):
+        RUNNERS[name](bad, gaps="ignore")
+    bad = clean.copy()
+    bad.iloc[20, bad.columns.get_loc("low")] = 0.0
+    with pytest.raises(NonPositivePriceError):
+        RUNNERS[name](bad, gaps="ignore")
+
+
+@pytest.mark.parametrize("name", RUNNERS)
+def test_unsorted_and_duplicate_timestamps_raise(name, clean):
+    with pytest.raises(UnsortedTimestampError):
+        RUNNERS[name](clean.iloc[[0, 2, 1, 3]], gaps="ignore")
+    with pytest.raises(DuplicateTimestampError):
+        RUNNERS[name](clean.iloc[[0, 1, 1, 2]], gaps="ignore")
+
+
+@pytest.mark.parametrize("name", RUNNERS)
+def test_gaps_warn_by_default_raise_on_request_and_pass_when_ignored(name, clean):
+    gappy = clean.drop(clean.index[100:110])
+    with pytest.warns(GapWarning, match="10 missing"):
+        RUNNERS[name](gappy)
+    with pytest.raises(GapError):
+        RUNNERS[name](gappy, gaps="raise")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        RUNNERS[name](gappy, gaps="ignore")
+
+
+@pytest.mark.parametrize("name", RUNNERS)
+def test_zero_volume_is_valid_and_changes_nothing(name, clean):
+    quiet = clean.copy()
+    quiet["volume"] = 0.0
+    a = RUNNERS[name](clean, gaps="ignore").to_numpy()
+    b = RUNNERS[name](quiet, gaps="ignore").to_numpy()
+    assert (a == b).all()
+
+
+def test_a_price_spike_keeps_outputs_finite_and_makes_risk_cut_exposure(clean):
+    spiky = clean.copy()
+    k = 2000
+    for column in ("high", "close"):
+        spiky.iloc[k, spiky.columns.get_loc(column)] *= 10.0
+    for name in RUNNERS:
+        out = RUNNERS[name](spiky, gaps="ignore").select_dtypes("number").to_numpy()
+        assert np.isfinite(out).all(), f"{name} produced NaN/inf after a spike"
+    before = cs.Risk().run(clean, gaps="ignore")["vote"].iloc[k + 1:k + 48].mean()
+    after = cs.Risk().run(spiky, gaps="ignore")["vote"].iloc[k + 1:k + 48].mean()
+    assert after < 0.5 * before
+
+
+def test_committee_update_rejects_misaligned_bars(clean):
+    committee = cs.Committee.default()
+    state = committee.init(["BTC/USDT", "ETH/USDT"])
+    bar = next(cs.agents.iter_bars(clean))
+    with pytest.raises(cs.ConfigError, match="one bar per symbol"):
+        committee.update(state, [bar])
+    with pytest.raises(cs.ConfigError, match="share a timestamp"):
+        committee.update(state, [bar, bar._replace(time=bar.time + 3_600_000)])

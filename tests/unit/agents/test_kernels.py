@@ -1,0 +1,101 @@
+"""The O(1) building blocks against direct computations.
+
+Inputs are synthetic on purpose (known distributions for quantile accuracy, exact
+windows for rolling sums); real-data behaviour is covered by the soundness suite.
+"""
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from coinswarm.agents._kernels import (
+    P2_SIZE,
+    corwin_schultz_py,
+    hyst_update_py,
+    p2_push_nb,
+    p2_value_nb,
+    pair_push_nb,
+    pair_regression_nb,
+    pair_size,
+    roll_ago_nb,
+    roll_mean_std_nb,
+    roll_push_nb,
+    roll_size,
+    roll_tstat_nb,
+)
+
+
+def test_rolling_window_matches_pandas_and_does_not_drift():
+    rng = np.random.default_rng(1)
+    x = 1e4 + rng.normal(size=5000).cumsum()
+    w = 37
+    s = np.zeros(roll_size(w))
+    means, stds = [], []
+    for value in x:
+        roll_push_nb(s, 0, w, value)
+        m, sd = roll_mean_std_nb(s, 0)
+        means.append(m)
+        stds.append(sd)
+    ref = pd.Series(x).rolling(w)
+    np.testing.assert_allclose(means[w - 1:], ref.mean()[w - 1:], rtol=1e-12)
+    np.testing.assert_allclose(stds[w - 1:], ref.std(ddof=0)[w - 1:], rtol=1e-6)
+    assert roll_ago_nb(s, 0, w, 0) == x[-1] and roll_ago_nb(s, 0, w, w - 1) == x[-w]
+
+
+def test_tstat_is_mean_over_standard_error():
+    s = np.zeros(roll_size(4))
+    for v in (1.0, 2.0, 3.0, 4.0):
+        roll_push_nb(s, 0, 4, v)
+    sd = np.std([1, 2, 3, 4])
+    assert roll_tstat_nb(s, 0) == pytest.approx(2.5 / (sd / 2.0))
+
+
+def test_pair_regression_matches_polyfit():
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=400).cumsum()
+    y = 0.7 * x + 3.0 + rng.normal(scale=0.1, size=400)
+    w = 150
+    s = np.zeros(pair_size(w))
+    for a, b in zip(x, y, strict=True):
+        pair_push_nb(s, 0, w, a, b)
+    alpha, beta, sd = pair_regression_nb(s, 0)
+    slope, intercept = np.polyfit(x[-w:], y[-w:], 1)
+    resid = y[-w:] - (intercept + slope * x[-w:])
+    assert beta == pytest.approx(slope, rel=1e-9)
+    assert alpha == pytest.approx(intercept, rel=1e-9)
+    assert sd == pytest.approx(resid.std(), rel=1e-6)
+
+
+@pytest.mark.parametrize("p", [0.1, 0.33, 0.5, 0.67, 0.9])
+def test_p2_quantile_tracks_the_exact_quantile(p):
+    rng = np.random.default_rng(3)
+    x = rng.lognormal(size=20_000)
+    s = np.zeros(P2_SIZE)
+    for v in x:
+        p2_push_nb(s, 0, p, v)
+    exact = np.quantile(x, p)
+    assert p2_value_nb(s, 0) == pytest.approx(exact, rel=0.03)
+
+
+def test_p2_is_nan_until_five_observations():
+    s = np.zeros(P2_SIZE)
+    for v in (3.0, 1.0, 2.0, 5.0):
+        p2_push_nb(s, 0, 0.5, v)
+        assert math.isnan(p2_value_nb(s, 0))
+    p2_push_nb(s, 0, 0.5, 4.0)
+    assert p2_value_nb(s, 0) == 3.0
+
+
+def test_hysteresis_needs_confirmation():
+    s = np.array([1.0, 1.0, 0.0])
+    seen = [hyst_update_py(s, 0, raw, 3) for raw in (2, 2, 1, 2, 2, 2, 2)]
+    assert seen == [1, 1, 1, 1, 1, 2, 2]
+
+
+def test_corwin_schultz_is_zero_for_flat_bars_and_grows_with_range():
+    assert corwin_schultz_py(100.0, 100.0, 100.0, 100.0) == 0.0
+    narrow = corwin_schultz_py(100.2, 99.8, 100.2, 99.8)
+    wide = corwin_schultz_py(101.0, 99.0, 101.0, 99.0)
+    assert 0.0 < narrow < wide < 0.05

@@ -1,0 +1,84 @@
+"""Committee: learned weights, risk last, attribution that adds up, multi-asset use."""
+
+import numpy as np
+import pytest
+
+import coinswarm as cs
+from coinswarm.committee.kernel import learn_weights_py
+
+
+def test_hedge_moves_weight_to_the_agent_that_was_right():
+    w = np.array([0.5, 0.5])
+    for _ in range(50):
+        learn_weights_py(w, np.array([1.0, -1.0]), 1.0, 0.5, 0.05, 2)  # price went up; agent 0 was long
+    assert w[0] > 0.9 and w.sum() == pytest.approx(1.0, abs=1e-12)
+    assert w[1] >= 0.05 - 1e-15
+
+
+def test_weight_floor_holds_under_extreme_gains():
+    w = np.array([1 / 3, 1 / 3, 1 / 3])
+    for _ in range(1000):
+        learn_weights_py(w, np.array([1.0, -1.0, 0.0]), 100.0, 5.0, 0.02, 3)
+    assert np.isfinite(w).all() and (w >= 0.02 - 1e-15).all()
+    assert w.sum() == pytest.approx(1.0, abs=1e-12)
+
+
+@pytest.fixture(scope="module")
+def btc(btc_1h):
+    return btc_1h.loc["2021":"2023"]
+
+
+def test_attribution_adds_up_to_the_backtest_pnl(btc):
+    result = cs.Committee.default().backtest(btc, costs=cs.Costs(fee_bps=10, slippage_bps=2))
+    att = result.attribution
+    pnl = result.equity.iloc[-1] - result.assumptions["init_cash"]
+    assert att.loc["total", "total"] == pytest.approx(pnl, rel=1e-9, abs=1e-6)
+    assert list(att.index) == ["trend", "mean_reversion", "execution_and_costs", "total"]
+    assert att.loc["execution_and_costs", "total"] < 0, "costs must show as a loss"
+
+
+def test_realised_pnl_per_symbol_sums_to_equity_changes(btc):
+    from coinswarm.committee import realised_pnl
+
+    result = cs.Committee.default().backtest(btc)
+    pnl = realised_pnl(result, next(iter(result.prices)))
+    np.testing.assert_allclose(pnl.iloc[1:].to_numpy(), result.equity.diff().iloc[1:].to_numpy(), atol=1e-6)
+
+
+def test_risk_is_applied_after_the_vote(btc):
+    table = cs.Committee.default().run(btc, gaps="ignore")
+    killed = table["brake"] == 0
+    assert killed.any()
+    assert (table.loc[killed, "risked"] == 0).all()
+    np.testing.assert_allclose(table[["c_trend", "c_mean_reversion"]].sum(axis=1), table["risked"], atol=1e-12)
+
+
+def test_committee_with_a_pair_trades_both_legs(btc):
+    eth = cs.load_ohlcv("binance:ETH/USDT:1h", start="2021", end="2023")
+    prices = {"ETH/USDT": eth, "BTC/USDT": btc}
+    committee = cs.Committee.default(pair=("ETH/USDT", "BTC/USDT"))
+    table = committee.run(prices, gaps="ignore")
+    assert committee.agent_names == ("trend", "mean_reversion", "arbitrage")
+    assert (table[("ETH/USDT", "c_arbitrage")] != 0).any()
+    result = committee.backtest(prices)
+    assert set(result.attribution.index) >= {"arbitrage", "trend"}
+    assert result.assumptions["symbols"] == ["ETH/USDT", "BTC/USDT"]
+
+
+def test_pair_must_name_given_symbols(btc):
+    with pytest.raises(cs.ConfigError, match="no prices for"):
+        cs.Committee.default(pair=("ETH/USDT", "BTC/USDT")).run({"BTC/USDT": btc, "SOL/USDT": btc})
+
+
+def test_committee_is_a_strategy_for_sweep_and_walk_forward(btc):
+    table = cs.sweep("committee", btc, {"learning_rate": [0.02, 0.1]})
+    assert len(table) == 2 and table["n_trades"].gt(0).all()
+    report = cs.walk_forward("committee", btc, {"target_vol": [0.3, 0.5]}, train="180D", test="90D")
+    assert len(report.folds) >= 3 and np.isfinite(report.oos_sharpe)
+
+
+def test_invalid_committee_params_raise():
+    with pytest.raises(cs.ConfigError):
+        cs.make_params(cs.get_strategy("committee"), {"weight_floor": 0.6})
+    with pytest.raises(cs.ConfigError, match="invalid trend"):
+        cs.Committee(cs.CommitteeConfig(trend=cs.TrendParams(fast=200, mid=100)))
