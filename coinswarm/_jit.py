@@ -22,7 +22,7 @@ else:
     from numba import prange  # noqa: F401  (re-exported)
 
 
-def jit(fn: F | None = None, *, parallel: bool = False) -> F:
+def jit(fn: F | None = None, *, parallel: bool = False, inline: bool = False) -> F:
     """Compile ``fn`` with ``numba.njit(cache=True)`` unless numba is disabled.
 
     Parameters
@@ -31,6 +31,10 @@ def jit(fn: F | None = None, *, parallel: bool = False) -> F:
         Plain-Python kernel using only numba-compatible constructs.
     parallel : bool, default False
         Compile with ``parallel=True`` so ``prange`` loops use every core.
+    inline : bool, default False
+        Inline the function into compiled callers (``inline="always"``): for the small
+        per-bar steps, so a committee bar is one straight-line body instead of a chain
+        of calls that pass their array arguments by value. Calls from Python are unchanged.
 
     Returns
     -------
@@ -43,6 +47,6 @@ def jit(fn: F | None = None, *, parallel: bool = False) -> F:
             return f
         from numba import njit
 
-        return njit(cache=True, parallel=parallel, nogil=True)(f)
+        return njit(cache=True, parallel=parallel, nogil=True, inline="always" if inline else "never")(f)
 
     return wrap(fn) if fn is not None else wrap  # type: ignore[return-value]

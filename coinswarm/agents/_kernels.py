@@ -33,7 +33,7 @@ def roll_size_py(window):
     return ROLL_HEADER + window
 
 
-roll_size = jit(roll_size_py)
+roll_size = jit(roll_size_py, inline=True)
 
 
 def pair_size_py(window):
@@ -41,7 +41,7 @@ def pair_size_py(window):
     return PAIR_HEADER + 2 * window
 
 
-pair_size = jit(pair_size_py)
+pair_size = jit(pair_size_py, inline=True)
 
 
 def roll_push_py(s, o, w, x):
@@ -72,7 +72,7 @@ def roll_push_py(s, o, w, x):
     s[o + 1] = head
 
 
-roll_push_nb = jit(roll_push_py)
+roll_push_nb = jit(roll_push_py, inline=True)
 
 
 def roll_mean_std_py(s, o):
@@ -85,7 +85,7 @@ def roll_mean_std_py(s, o):
     return mean, math.sqrt(var) if var > 0.0 else 0.0
 
 
-roll_mean_std_nb = jit(roll_mean_std_py)
+roll_mean_std_nb = jit(roll_mean_std_py, inline=True)
 
 
 def roll_ago_py(s, o, w, k):
@@ -96,7 +96,7 @@ def roll_ago_py(s, o, w, k):
     return s[o + ROLL_HEADER + idx]
 
 
-roll_ago_nb = jit(roll_ago_py)
+roll_ago_nb = jit(roll_ago_py, inline=True)
 
 
 def roll_tstat_py(s, o):
@@ -108,7 +108,7 @@ def roll_tstat_py(s, o):
     return mean / (std / math.sqrt(n))
 
 
-roll_tstat_nb = jit(roll_tstat_py)
+roll_tstat_nb = jit(roll_tstat_py, inline=True)
 
 
 def pair_push_py(s, o, w, x, y):
@@ -148,7 +148,7 @@ def pair_push_py(s, o, w, x, y):
     s[o + 1] = head
 
 
-pair_push_nb = jit(pair_push_py)
+pair_push_nb = jit(pair_push_py, inline=True)
 
 
 def pair_regression_py(s, o):
@@ -167,7 +167,7 @@ def pair_regression_py(s, o):
     return my - beta * mx, beta, math.sqrt(resid_var) if resid_var > 0.0 else 0.0
 
 
-pair_regression_nb = jit(pair_regression_py)
+pair_regression_nb = jit(pair_regression_py, inline=True)
 
 
 def p2_push_py(s, o, p, x):
@@ -227,8 +227,8 @@ def p2_adjust_py(s, o, i):
     s[n + i] = n_mid + step
 
 
-_p2_adjust_nb = jit(p2_adjust_py)
-p2_push_nb = jit(p2_push_py)
+_p2_adjust_nb = jit(p2_adjust_py, inline=True)
+p2_push_nb = jit(p2_push_py, inline=True)
 
 
 def p2_value_py(s, o):
@@ -238,7 +238,7 @@ def p2_value_py(s, o):
     return s[o + 2]
 
 
-p2_value_nb = jit(p2_value_py)
+p2_value_nb = jit(p2_value_py, inline=True)
 
 
 def p2_init(state: np.ndarray, offset: int) -> None:
@@ -263,24 +263,40 @@ def hyst_update_py(s, o, raw, confirm):
     return s[o]
 
 
-hyst_update_nb = jit(hyst_update_py)
+hyst_update_nb = jit(hyst_update_py, inline=True)
 
 
-def corwin_schultz_py(h1, l1, h2, l2):
-    """Corwin–Schultz (2012) bid-ask spread estimate from two consecutive bars (≥ 0)."""
-    k = 3.0 - 2.0 * math.sqrt(2.0)
-    a1 = math.log(h1 / l1)
-    a2 = math.log(h2 / l2)
-    beta = a1 * a1 + a2 * a2
-    g = math.log(max(h1, h2) / min(l1, l2))
-    alpha = (math.sqrt(2.0 * beta) - math.sqrt(beta)) / k - math.sqrt(g * g / k)
+_CS_K = 3.0 - 2.0 * math.sqrt(2.0)
+_CS_BETA = (math.sqrt(2.0) - 1.0) / _CS_K
+_CS_GAMMA = 1.0 / math.sqrt(_CS_K)
+
+
+def corwin_schultz_log_py(lh1, ll1, lh2, ll2):
+    """Corwin–Schultz (2012) spread from two consecutive bars' log highs and log lows (≥ 0).
+
+    ``α = (√(2β) − √β) / (3 − 2√2) − √(γ / (3 − 2√2))`` with ``β`` the sum of the two
+    squared log ranges and ``γ`` the squared log range of the two bars together; in log
+    space that is one square root and, when ``α > 0``, one exponential.
+    """
+    a1 = lh1 - ll1
+    a2 = lh2 - ll2
+    g = max(lh1, lh2) - min(ll1, ll2)
+    alpha = _CS_BETA * math.sqrt(a1 * a1 + a2 * a2) - _CS_GAMMA * g
     if alpha <= 0.0:
         return 0.0
     e = math.exp(alpha)
     return 2.0 * (e - 1.0) / (1.0 + e)
 
 
-corwin_schultz_nb = jit(corwin_schultz_py)
+corwin_schultz_log_nb = jit(corwin_schultz_log_py, inline=True)
+
+
+def corwin_schultz_py(h1, l1, h2, l2):
+    """Corwin–Schultz spread from two consecutive bars' highs and lows (≥ 0)."""
+    return corwin_schultz_log_nb(math.log(h1), math.log(l1), math.log(h2), math.log(l2))
+
+
+corwin_schultz_nb = jit(corwin_schultz_py, inline=True)
 
 
 def ewma_py(prev, x, alpha, started):
@@ -290,7 +306,7 @@ def ewma_py(prev, x, alpha, started):
     return prev + alpha * (x - prev)
 
 
-ewma_nb = jit(ewma_py)
+ewma_nb = jit(ewma_py, inline=True)
 
 
 def halflife_alpha_py(halflife):
@@ -298,7 +314,7 @@ def halflife_alpha_py(halflife):
     return 1.0 - 0.5 ** (1.0 / halflife)
 
 
-halflife_alpha_nb = jit(halflife_alpha_py)
+halflife_alpha_nb = jit(halflife_alpha_py, inline=True)
 
 
 def clip_py(x, lo, hi):
@@ -306,4 +322,4 @@ def clip_py(x, lo, hi):
     return lo if x < lo else hi if x > hi else x
 
 
-clip_nb = jit(clip_py)
+clip_nb = jit(clip_py, inline=True)

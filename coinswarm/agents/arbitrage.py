@@ -26,14 +26,14 @@ import numpy as np
 import pandas as pd
 
 from coinswarm._jit import jit
-from coinswarm.agents._kernels import ewma_nb, halflife_alpha_nb, pair_push_nb, pair_regression_nb, pair_size
+from coinswarm.agents._kernels import ewma_nb, halflife_alpha_py, pair_push_nb, pair_regression_nb, pair_size
 from coinswarm.agents.base import check_prices
 from coinswarm.agents.mean_reversion import next_position_nb
 from coinswarm.data.resample import align
 from coinswarm.errors import ConfigError
 
 _COUNT, _POS, _BETA, _PAIR = 0, 1, 2, 3
-_EWMA = 2
+_EWMA, _CARRY_ALPHA = 2, 3
 
 
 class ArbitrageParams(NamedTuple):
@@ -81,7 +81,7 @@ pairs_step_nb = jit(pairs_step_py)
 
 def carry_step_py(s, p, funding_rate):
     """One bar of the carry trade: ``(vote_spot, vote_perp, confidence)``."""
-    s[_EWMA] = ewma_nb(s[_EWMA], funding_rate, halflife_alpha_nb(p.halflife), s[_COUNT] > 0.0)
+    s[_EWMA] = ewma_nb(s[_EWMA], funding_rate, s[_CARRY_ALPHA], s[_COUNT] > 0.0)
     s[_COUNT] += 1.0
     level = s[_EWMA]
     if s[_POS] == 0.0 and level > p.enter:
@@ -217,7 +217,13 @@ class FundingCarry(_TwoLegAgent):
 
     def state_size(self, p: CarryParams) -> int:
         """Floats of state."""
-        return 3
+        return 4
+
+    def init(self, params=None) -> tuple:
+        """``(params, state array)`` with the EWMA factor precomputed."""
+        params, values = super().init(params)
+        values[_CARRY_ALPHA] = halflife_alpha_py(params.halflife)
+        return params, values
 
     def update(self, state: tuple, funding_rate: float) -> tuple[float, float, float]:
         """One bar: the last settled funding rate → ``(vote_spot, vote_perp, confidence)``."""

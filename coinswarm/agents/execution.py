@@ -14,18 +14,19 @@ the default :class:`~coinswarm.agents.trend.Trend` agent's votes (compare
 
 from __future__ import annotations
 
+import math
 from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
 
 from coinswarm._jit import jit
-from coinswarm.agents._kernels import clip_nb, corwin_schultz_nb, ewma_nb, halflife_alpha_nb
+from coinswarm.agents._kernels import clip_nb, corwin_schultz_log_nb, ewma_nb, halflife_alpha_py
 from coinswarm.agents.base import Agent, Bar, check_prices, ohlcv_arrays
-from coinswarm.agents.trend import TrendParams, trend_step_nb
+from coinswarm.agents.trend import TrendParams, trend_init, trend_step_nb
 
-EXEC_SIZE = 5
-_COUNT, _CURRENT, _SPREAD, _PREV_H, _PREV_L = 0, 1, 2, 3, 4
+EXEC_SIZE = 7
+_COUNT, _CURRENT, _SPREAD, _PREV_H, _PREV_L, _ALPHA, _HAS_PREV = 0, 1, 2, 3, 4, 5, 6
 
 
 class ExecutionParams(NamedTuple):
@@ -37,14 +38,17 @@ class ExecutionParams(NamedTuple):
     spread_halflife: float = 24.0
 
 
-def execution_step_py(s, o, p, h, low, desired):
-    """Executed target after this bar for state at ``s[o:o+5]``."""
-    count = s[o + _COUNT]
-    if count > 0.0:
-        spread = corwin_schultz_nb(s[o + _PREV_H], s[o + _PREV_L], h, low)
-        s[o + _SPREAD] = ewma_nb(s[o + _SPREAD], spread, halflife_alpha_nb(p.spread_halflife), count > 1.0)
-    s[o + _PREV_H], s[o + _PREV_L] = h, low
-    s[o + _COUNT] = count + 1.0
+def execution_init(values: np.ndarray, offset: int, p: ExecutionParams) -> None:
+    """Reset the execution block at ``values[offset:]`` (EWMA factor precomputed)."""
+    values[offset:offset + EXEC_SIZE] = 0.0
+    values[offset + _ALPHA] = halflife_alpha_py(p.spread_halflife)
+
+
+def execution_core_py(s, o, p, spread, has_spread, desired):
+    """Executed target given this bar's raw spread estimate (shared with the regime detector)."""
+    if has_spread:
+        s[o + _SPREAD] = ewma_nb(s[o + _SPREAD], spread, s[o + _ALPHA], s[o + _COUNT] > 0.0)
+        s[o + _COUNT] += 1.0
     current = s[o + _CURRENT]
     diff = desired - current
     band = p.band + p.spread_mult * s[o + _SPREAD]
@@ -52,6 +56,18 @@ def execution_step_py(s, o, p, h, low, desired):
         current += clip_nb(diff, -p.max_step, p.max_step)
         s[o + _CURRENT] = current
     return current
+
+
+execution_core_nb = jit(execution_core_py, inline=True)
+
+
+def execution_step_py(s, o, p, h, low, desired):
+    """Executed target after this bar for the block at ``s[o:o + EXEC_SIZE]``."""
+    lh, ll = math.log(h), math.log(low)
+    has_prev = s[o + _HAS_PREV] != 0.0
+    spread = corwin_schultz_log_nb(s[o + _PREV_H], s[o + _PREV_L], lh, ll) if has_prev else 0.0
+    s[o + _PREV_H], s[o + _PREV_L], s[o + _HAS_PREV] = lh, ll, 1.0
+    return execution_core_nb(s, o, p, spread, has_prev, desired)
 
 
 execution_step_nb = jit(execution_step_py)
@@ -102,7 +118,8 @@ class Execution(Agent):
         return EXEC_SIZE + Trend().state_size(self.desired)
 
     def _init_state(self, values: np.ndarray, p: ExecutionParams) -> None:
-        values[:] = 0.0
+        execution_init(values, 0, p)
+        trend_init(values[EXEC_SIZE:], self.desired)
 
     def _step(self, values, p, bar: Bar):
         return shaped_trend_step_nb(values, p, self.desired, bar.high, bar.low, bar.close)

@@ -49,7 +49,7 @@ def next_position_py(pos, z, entry, exit_):
     return pos
 
 
-next_position_nb = jit(next_position_py)
+next_position_nb = jit(next_position_py, inline=True)
 
 
 def mean_reversion_step_py(s, p, c):

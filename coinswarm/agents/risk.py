@@ -24,12 +24,12 @@ from typing import NamedTuple
 import numpy as np
 
 from coinswarm._jit import jit
-from coinswarm.agents._kernels import clip_nb, halflife_alpha_nb
+from coinswarm.agents._kernels import clip_nb, halflife_alpha_py
 from coinswarm.agents.base import Agent, Bar
 
 DAY_MS = 86_400_000
-_COUNT, _EQ, _PEAK, _DAY, _DAY_START, _KILL_LEFT, _HALTED_DAY = 0, 1, 2, 3, 4, 5, 6
-_HEADER = 7
+_COUNT, _EQ, _PEAK, _DAY, _DAY_START, _KILL_LEFT, _HALTED_DAY, _ALPHA = 0, 1, 2, 3, 4, 5, 6, 7
+_HEADER = 8
 _PER_SYMBOL = 3  # previous close, EWMA variance of log returns, previous output
 
 
@@ -52,9 +52,10 @@ def risk_state_size(n_symbols: int) -> int:
     return _HEADER + _PER_SYMBOL * n_symbols
 
 
-def risk_init(values: np.ndarray) -> None:
-    """Equity and peak start at 1; no day seen yet."""
+def risk_init(values: np.ndarray, p: RiskParams) -> None:
+    """Equity and peak start at 1; no day seen yet; EWMA factor precomputed."""
     values[:] = 0.0
+    values[_ALPHA] = halflife_alpha_py(p.vol_halflife)
     values[_EQ] = values[_PEAK] = values[_DAY_START] = 1.0
     values[_DAY] = values[_HALTED_DAY] = -1.0
 
@@ -69,7 +70,7 @@ def _mark_py(s, p, t_ms, close):
         for j in range(close.shape[0]):
             s[_HEADER + _PER_SYMBOL * j] = close[j]
         return
-    alpha = halflife_alpha_nb(p.vol_halflife)
+    alpha = s[_ALPHA]
     pnl = 0.0
     for j in range(close.shape[0]):
         o = _HEADER + _PER_SYMBOL * j
@@ -81,7 +82,7 @@ def _mark_py(s, p, t_ms, close):
     s[_PEAK] = max(s[_PEAK], s[_EQ])
 
 
-_mark_nb = jit(_mark_py)
+_mark_nb = jit(_mark_py, inline=True)
 
 
 def _brake_py(s, p):
@@ -103,7 +104,7 @@ def _brake_py(s, p):
     return max(0.0, (p.dd_hard - dd) / (p.dd_hard - p.dd_soft))
 
 
-_brake_nb = jit(_brake_py)
+_brake_nb = jit(_brake_py, inline=True)
 
 
 def risk_step_py(s, p, t_ms, close, proposed, out):
@@ -156,7 +157,7 @@ class Risk(Agent):
         return risk_state_size(1)
 
     def _init_state(self, values: np.ndarray, p: RiskParams) -> None:
-        risk_init(values)
+        risk_init(values, p)
 
     def _step(self, values, p, bar: Bar):
         out = np.zeros(1)

@@ -15,10 +15,10 @@ from typing import NamedTuple
 import numpy as np
 
 from coinswarm._jit import jit
-from coinswarm.agents._kernels import halflife_alpha_nb, roll_ago_nb, roll_push_nb, roll_size
+from coinswarm.agents._kernels import halflife_alpha_py, roll_ago_nb, roll_push_nb, roll_size
 from coinswarm.agents.base import Agent, Bar
 
-_COUNT, _VAR, _RING = 0, 1, 2
+_COUNT, _VAR, _ALPHA, _ISQ_FAST, _ISQ_MID, _ISQ_SLOW, _RING = 0, 1, 2, 3, 4, 5, 6
 
 
 class TrendParams(NamedTuple):
@@ -30,6 +30,13 @@ class TrendParams(NamedTuple):
     vol_halflife: float = 168.0
 
 
+def trend_init(values: np.ndarray, p: TrendParams) -> None:
+    """Zero state with the EWMA smoothing factor precomputed."""
+    values[:] = 0.0
+    values[_ALPHA] = halflife_alpha_py(p.vol_halflife)
+    values[_ISQ_FAST], values[_ISQ_MID], values[_ISQ_SLOW] = (1.0 / math.sqrt(h) for h in (p.fast, p.mid, p.slow))
+
+
 def trend_step_py(s, p, c):
     """One bar of the trend agent: ``(vote, confidence)``."""
     lc = math.log(c)
@@ -38,17 +45,17 @@ def trend_step_py(s, p, c):
     if count > 0.0:
         r = lc - roll_ago_nb(s, _RING, w, 0)
         if count > 1.0:
-            s[_VAR] += halflife_alpha_nb(p.vol_halflife) * (r * r - s[_VAR])
+            s[_VAR] += s[_ALPHA] * (r * r - s[_VAR])
         else:
             s[_VAR] = r * r
     roll_push_nb(s, _RING, w, lc)
     s[_COUNT] = count + 1.0
     if count < p.slow or s[_VAR] <= 0.0:
         return 0.0, 0.0
-    sigma = math.sqrt(s[_VAR])
-    z1 = (lc - roll_ago_nb(s, _RING, w, p.fast)) / (sigma * math.sqrt(p.fast))
-    z2 = (lc - roll_ago_nb(s, _RING, w, p.mid)) / (sigma * math.sqrt(p.mid))
-    z3 = (lc - roll_ago_nb(s, _RING, w, p.slow)) / (sigma * math.sqrt(p.slow))
+    inv_sigma = 1.0 / math.sqrt(s[_VAR])
+    z1 = (lc - roll_ago_nb(s, _RING, w, p.fast)) * inv_sigma * s[_ISQ_FAST]
+    z2 = (lc - roll_ago_nb(s, _RING, w, p.mid)) * inv_sigma * s[_ISQ_MID]
+    z3 = (lc - roll_ago_nb(s, _RING, w, p.slow)) * inv_sigma * s[_ISQ_SLOW]
     vote = (math.tanh(z1) + math.tanh(z2) + math.tanh(z3)) / 3.0
     agree = np.sign(z1) + np.sign(z2) + np.sign(z3)
     return vote, abs(agree) / 3.0
@@ -81,7 +88,7 @@ class Trend(Agent):
         return _RING + roll_size(p.slow + 1)
 
     def _init_state(self, values: np.ndarray, p: TrendParams) -> None:
-        values[:] = 0.0
+        trend_init(values, p)
 
     def _step(self, values: np.ndarray, p: TrendParams, bar: Bar):
         return trend_step_nb(values, p, bar.close)

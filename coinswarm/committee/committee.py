@@ -14,12 +14,13 @@ from typing import Any, NamedTuple
 import numpy as np
 import pandas as pd
 
+from coinswarm.agents._kernels import halflife_alpha_py
 from coinswarm.agents.arbitrage import ArbitrageParams, PairsArbitrage
 from coinswarm.agents.base import Bar, check_prices, ohlcv_matrices
-from coinswarm.agents.execution import EXEC_SIZE, Execution, ExecutionParams, orders_only
+from coinswarm.agents.execution import EXEC_SIZE, Execution, ExecutionParams, execution_init, orders_only
 from coinswarm.agents.mean_reversion import MeanReversion, MeanReversionParams
 from coinswarm.agents.risk import RiskParams, risk_init, risk_state_size
-from coinswarm.agents.trend import Trend, TrendParams
+from coinswarm.agents.trend import Trend, TrendParams, trend_init
 from coinswarm.committee.kernel import (
     AGENT_NAMES,
     SCALARS,
@@ -122,11 +123,16 @@ class Committee:
         for j in range(m):
             init_state(reg[j], cfg.regime)
         risk = np.zeros(risk_state_size(m))
-        risk_init(risk)
+        risk_init(risk, cfg.risk)
+        trend = np.zeros((m, Trend().state_size(cfg.trend)))
+        execution = np.zeros(EXEC_SIZE * m)
+        for j in range(m):
+            trend_init(trend[j], cfg.trend)
+            execution_init(execution, EXEC_SIZE * j, cfg.execution)
         arb_size = PairsArbitrage().state_size(cfg.arbitrage) if self.pair else 1
         arrays = (
             reg,
-            np.zeros((m, Trend().state_size(cfg.trend))),
+            trend,
             np.zeros((m, MeanReversion().state_size(cfg.mean_reversion))),
             initial_weights(m, n_agents),
             np.zeros((m, 3)),
@@ -134,7 +140,7 @@ class Committee:
             np.zeros((m, SCALARS)),
             np.zeros(arb_size),
             risk,
-            np.zeros(EXEC_SIZE * m),
+            execution,
         )
         return CommitteeState(params, symbols, arrays)
 
@@ -229,7 +235,7 @@ class Committee:
         members = (cfg.regime, cfg.trend, cfg.mean_reversion)
         risk = cfg.risk._replace(target_vol=float(p.target_vol))
         execution = cfg.execution._replace(band=float(p.band))
-        committee = np.array([p.learning_rate, p.weight_floor, cfg.vol_halflife], dtype=np.float64)
+        committee = np.array([p.learning_rate, p.weight_floor, halflife_alpha_py(cfg.vol_halflife)], dtype=np.float64)
         return members, cfg.arbitrage, risk, execution, committee, pair
 
     def _frames(self, prices, gaps: str) -> tuple[dict[str, pd.DataFrame], bool]:

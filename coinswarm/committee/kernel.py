@@ -20,11 +20,11 @@ import numpy as np
 
 from coinswarm._jit import jit
 from coinswarm.agents.arbitrage import pairs_step_nb
-from coinswarm.agents.execution import execution_step_nb
+from coinswarm.agents.execution import EXEC_SIZE, execution_core_nb
 from coinswarm.agents.mean_reversion import mean_reversion_step_nb
 from coinswarm.agents.risk import risk_step_nb
 from coinswarm.agents.trend import trend_step_nb
-from coinswarm.regime.detector import N_REGIMES, regime_step_nb
+from coinswarm.regime.detector import N_REGIMES, RAW_SPREAD, regime_step_nb
 
 TREND, MEAN_REVERSION, ARBITRAGE = 0, 1, 2
 AGENT_NAMES = ("trend", "mean_reversion", "arbitrage")
@@ -47,7 +47,7 @@ def learn_weights_py(w, vc, gain_scale, eta, floor, n_agents):
         w[a] = mix * w[a] / total + floor
 
 
-learn_weights_nb = jit(learn_weights_py)
+learn_weights_nb = jit(learn_weights_py, inline=True)
 
 
 def member_votes_py(st, prm, j, t_ms, o, h, low, c, vc):
@@ -61,7 +61,7 @@ def member_votes_py(st, prm, j, t_ms, o, h, low, c, vc):
     return vol * 3 + trend
 
 
-member_votes_nb = jit(member_votes_py)
+member_votes_nb = jit(member_votes_py, inline=True)
 
 
 def pair_votes_py(arb_s, ap, pair, c, vc):
@@ -73,7 +73,7 @@ def pair_votes_py(arb_s, ap, pair, c, vc):
     vc[pair[1], ARBITRAGE] = vx * k
 
 
-pair_votes_nb = jit(pair_votes_py)
+pair_votes_nb = jit(pair_votes_py, inline=True)
 
 
 def committee_step_py(st, prm, ap, rp, ep, cp, pair, n_agents, t_ms, o, h, low, c, raw, risked,
@@ -82,7 +82,7 @@ def committee_step_py(st, prm, ap, rp, ep, cp, pair, n_agents, t_ms, o, h, low, 
     and ``contrib`` (m, A: each agent's share of the risked target). Returns the risk brake."""
     w, vc, last, sc, arb_s, risk_s, exec_s = st[3], st[4], st[5], st[6], st[7], st[8], st[9]
     m = c.shape[0]
-    alpha = 1.0 - 0.5 ** (1.0 / cp[2])
+    alpha = cp[2]
     for j in range(m):
         if sc[j, _SEEN] > 0.0:
             r = math.log(c[j] / sc[j, _PREV_C])
@@ -109,11 +109,12 @@ def committee_step_py(st, prm, ap, rp, ep, cp, pair, n_agents, t_ms, o, h, low, 
         ratio = risked[j] / raw[j] if raw[j] != 0.0 else 0.0
         for a in range(n_agents):
             contrib[j, a] *= ratio
-        target[j] = execution_step_nb(exec_s, 5 * j, ep, h[j], low[j], risked[j])
+        reg = st[0][j]
+        target[j] = execution_core_nb(exec_s, EXEC_SIZE * j, ep, reg[RAW_SPREAD], reg[0] > 1.0, risked[j])
     return brake
 
 
-committee_step_nb = jit(committee_step_py)
+committee_step_nb = jit(committee_step_py, inline=True)
 
 
 def committee_run_py(st, prm, ap, rp, ep, cp, pair, n_agents, time_ms, o, h, low, c):

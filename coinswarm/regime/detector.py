@@ -14,7 +14,9 @@ Four labels per bar, each decided from bars ≤ t only:
 
 A new volatility, trend or liquidity label is adopted only after it has been proposed
 ``confirm`` bars in a row, so labels do not flicker. Before ``min_obs`` observations the
-quantile-based labels stay ``normal``. ``version`` identifies the detector and its
+quantile-based labels stay ``normal``; the quantile estimators learn from every
+``quantile_every``-th bar (an expanding sample; 4 keeps a 1h history's quantiles within
+P²'s own error and costs a quarter of the updates). ``version`` identifies the detector and its
 parameters; stored labels carry it so they can be recomputed or compared.
 """
 
@@ -31,9 +33,9 @@ from coinswarm._jit import jit
 from coinswarm.agents._kernels import (
     HYST_SIZE,
     P2_SIZE,
-    corwin_schultz_nb,
+    corwin_schultz_log_nb,
     ewma_nb,
-    halflife_alpha_nb,
+    halflife_alpha_py,
     hyst_update_nb,
     p2_push_nb,
     p2_value_nb,
@@ -53,9 +55,9 @@ SESSION_LABELS = ("asia", "europe", "us")
 N_REGIMES = 9  # volatility × trend: the committee learns one weight vector per cell
 
 # state layout: scalars, three hysteresis triples, four P² estimators, two rolling windows
-_COUNT, _PREV_H, _PREV_L, _PREV_C, _SPREAD = 0, 1, 2, 3, 4
-_HYST_VOL, _HYST_TREND, _HYST_LIQ = 5, 5 + HYST_SIZE, 5 + 2 * HYST_SIZE
-_P2_VOL_LO = 5 + 3 * HYST_SIZE
+_COUNT, _PREV_H, _PREV_L, _PREV_C, _SPREAD, _ALPHA, RAW_SPREAD = 0, 1, 2, 3, 4, 5, 6
+_HYST_VOL, _HYST_TREND, _HYST_LIQ = 7, 7 + HYST_SIZE, 7 + 2 * HYST_SIZE
+_P2_VOL_LO = 7 + 3 * HYST_SIZE
 _P2_VOL_HI = _P2_VOL_LO + P2_SIZE
 _P2_SPR_LO = _P2_VOL_HI + P2_SIZE
 _P2_SPR_HI = _P2_SPR_LO + P2_SIZE
@@ -71,8 +73,9 @@ class RegimeParams(NamedTuple):
     spread_halflife: float = 24.0
     low_quantile: float = 0.33
     high_quantile: float = 0.67
-    min_obs: int = 720
+    min_obs: int = 180
     confirm: int = 6
+    quantile_every: int = 4
 
 
 class RegimeLabels(NamedTuple):
@@ -103,8 +106,9 @@ def state_size(p: RegimeParams) -> int:
 
 
 def init_state(values: np.ndarray, p: RegimeParams) -> None:
-    """Labels start at normal / range / normal."""
+    """Labels start at normal / range / normal; the spread EWMA factor is precomputed."""
     values[:] = 0.0
+    values[_ALPHA] = halflife_alpha_py(p.spread_halflife)
     for off, label in ((_HYST_VOL, 1.0), (_HYST_TREND, 1.0), (_HYST_LIQ, 1.0)):
         values[off] = label
         values[off + 1] = label
@@ -120,23 +124,24 @@ def session_of_py(t_ms):
     return 0
 
 
-session_of_nb = jit(session_of_py)
+session_of_nb = jit(session_of_py, inline=True)
 
 
-def quantile_label_py(s, o_lo, o_hi, x, p, ready):
-    """0 below the low quantile, 2 above the high one, else 1; then learn ``x``."""
+def quantile_label_py(s, o_lo, o_hi, x, p, ready, learn):
+    """0 below the low quantile, 2 above the high one, else 1; then learn ``x`` if ``learn``."""
     label = 1
     if ready:
         if x < p2_value_nb(s, o_lo):
             label = 0
         elif x > p2_value_nb(s, o_hi):
             label = 2
-    p2_push_nb(s, o_lo, p.low_quantile, x)
-    p2_push_nb(s, o_hi, p.high_quantile, x)
+    if learn:
+        p2_push_nb(s, o_lo, p.low_quantile, x)
+        p2_push_nb(s, o_hi, p.high_quantile, x)
     return label
 
 
-quantile_label_nb = jit(quantile_label_py)
+quantile_label_nb = jit(quantile_label_py, inline=True)
 
 
 def regime_step_py(s, p, t_ms, o, h, low, c):
@@ -145,22 +150,25 @@ def regime_step_py(s, p, t_ms, o, h, low, c):
     count = s[_COUNT]
     raw_vol, raw_trend, raw_liq = 1, 1, 1
     rv, tstat = 0.0, 0.0
+    lh, ll, lc = math.log(h), math.log(low), math.log(c)
     if count > 0.0:
-        r = math.log(c / s[_PREV_C])
+        r = lc - s[_PREV_C]
         roll_push_nb(s, _ROLL_VOL, p.vol_window, r)
         roll_push_nb(s, o_trend, p.trend_window, r)
-        spread = corwin_schultz_nb(s[_PREV_H], s[_PREV_L], h, low)
-        s[_SPREAD] = ewma_nb(s[_SPREAD], spread, halflife_alpha_nb(p.spread_halflife), count > 1.0)
+        spread = corwin_schultz_log_nb(s[_PREV_H], s[_PREV_L], lh, ll)
+        s[RAW_SPREAD] = spread
+        s[_SPREAD] = ewma_nb(s[_SPREAD], spread, s[_ALPHA], count > 1.0)
+        learn = int(count) % p.quantile_every == 0
         ready = s[_P2_SPR_LO + 15] >= p.min_obs
-        raw_liq = quantile_label_nb(s, _P2_SPR_LO, _P2_SPR_HI, s[_SPREAD], p, ready)
+        raw_liq = quantile_label_nb(s, _P2_SPR_LO, _P2_SPR_HI, s[_SPREAD], p, ready, learn)
         if s[_ROLL_VOL] >= p.vol_window:
             rv = roll_mean_std_nb(s, _ROLL_VOL)[1]
             ready = s[_P2_VOL_LO + 15] >= p.min_obs
-            raw_vol = quantile_label_nb(s, _P2_VOL_LO, _P2_VOL_HI, rv, p, ready)
+            raw_vol = quantile_label_nb(s, _P2_VOL_LO, _P2_VOL_HI, rv, p, ready, learn)
         if s[o_trend] >= p.trend_window:
             tstat = roll_tstat_nb(s, o_trend)
             raw_trend = 2 if tstat > p.trend_t else 0 if tstat < -p.trend_t else 1
-    s[_PREV_H], s[_PREV_L], s[_PREV_C] = h, low, c
+    s[_PREV_H], s[_PREV_L], s[_PREV_C] = lh, ll, lc
     s[_COUNT] = count + 1.0
     vol = hyst_update_nb(s, _HYST_VOL, float(raw_vol), p.confirm)
     trend = hyst_update_nb(s, _HYST_TREND, float(raw_trend), p.confirm)
@@ -218,7 +226,7 @@ def validate_params(p: RegimeParams) -> RegimeParams:
         raise ConfigError(f"regime windows must be ≥ 2 bars, got {p.vol_window}, {p.trend_window}")
     if not 0.0 < p.low_quantile < p.high_quantile < 1.0:
         raise ConfigError(f"need 0 < low_quantile < high_quantile < 1, got {p.low_quantile}, {p.high_quantile}")
-    if p.confirm < 1 or p.min_obs < 5 or p.spread_halflife <= 0 or p.trend_t <= 0:
+    if p.confirm < 1 or p.min_obs < 5 or p.spread_halflife <= 0 or p.trend_t <= 0 or p.quantile_every < 1:
         raise ConfigError(f"invalid regime parameters {p._asdict()}")
     return p
 

@@ -53,7 +53,7 @@ def test_risk_agent_never_breaches_its_limits(close, p, proposal):
     n, m = close.shape
     proposed = np.array(proposal)
     state = np.zeros(risk_state_size(m))
-    risk_init(state)
+    risk_init(state, p)
     out = np.zeros(m)
     worst_dd = 0.0
     for t in range(n):
