@@ -1,4 +1,4 @@
-"""``coinswarm`` command line: backtest, sweep, walkforward, data."""
+"""``coinswarm`` command line: backtest, sweep, walkforward, evidence, data."""
 
 from __future__ import annotations
 
@@ -186,6 +186,20 @@ def cmd_data(args) -> int:
     return 0
 
 
+def cmd_evidence(args) -> int:
+    from coinswarm.evidence import run_evidence
+
+    pairs = tuple(p.strip().upper() for p in args.pairs.split(",") if p.strip())
+    evidence = run_evidence(pairs, start=args.start, end=args.end, fee_bps=args.fee_bps, train=args.train,
+                            test=args.test, out=args.out, progress=not args.no_progress)
+    for row in evidence["rows"]:
+        verdict = "pass" if row["passed"] else "fail"
+        print(f"{row['market']:22s} {row['strategy']:15s} OOS Sharpe {row['oos_sharpe']:6.2f}  "
+              f"DSR {row['dsr']:.2f}  PBO {row['pbo']:.2f}  win {row['win_rate']:.0%}  {verdict}")
+    print(f"report: {args.out}/agents_walkforward.md")
+    return 0
+
+
 def _common(p: argparse.ArgumentParser, grid: bool) -> None:
     p.add_argument("--data", default="binance:BTC/USDT:1h",
                    help="catalog name(s) or CSV path(s), comma-separated (see `coinswarm data list`)")
@@ -236,6 +250,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--require-pass", action="store_true", help="exit 1 when the gate fails")
     p.add_argument("--plot", default=None, metavar="PATH.png")
     p.set_defaults(func=cmd_walkforward)
+    p = sub.add_parser("evidence", help="walk every agent and the committee forward on the six 1h pairs")
+    p.add_argument("--pairs", default=",".join(("BTC", "ETH", "LTC", "SOL", "XRP", "ADA")),
+                   help="base assets quoted in USDT, comma-separated")
+    p.add_argument("--start", default="2018-01-01")
+    p.add_argument("--end", default="2024-12-31")
+    p.add_argument("--fee-bps", type=float, default=10.0)
+    p.add_argument("--train", default="365D")
+    p.add_argument("--test", default="90D")
+    p.add_argument("--out", default="research/reports", help="folder for the report and figures")
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    p.set_defaults(func=cmd_evidence)
     p = sub.add_parser("data", help="list, validate or download data")
     dsub = p.add_subparsers(dest="data_cmd", required=True)
     dsub.add_parser("list", help="catalog names and where their files are")

@@ -251,7 +251,7 @@ def walk_forward(
         table = sweep(strategy, _slice(single, train_lo, train_hi), grid, costs=costs,
                       init_cash=init_cash, execution=execution, client=client)
         n_trials += len(table)
-        trial_sharpes.extend(table["sharpe"].to_numpy(dtype=np.float64))
+        trial_sharpes.append(table["sharpe"].to_numpy(dtype=np.float64))
         params, in_sample = _choose(table, objective, strategy.Params._fields)
         chosen = strategy.Params(**params)
         history_lo = test_lo - bar * (strategy.warmup(chosen) + 1)
@@ -278,14 +278,29 @@ def _grid_repr(grid):
             (grid or {}).items()}
 
 
+def selection_variance(fold_sharpes: list[np.ndarray]) -> float:
+    """Variance of the trials' daily Sharpe ratios *within* folds, pooled over folds.
+
+    This is the spread the selection step exploits. Differences between folds (one year
+    simply being better than another for every combination) are not selection noise and
+    would over-deflate; with a single fold it is the plain trial variance.
+    """
+    squares, dof = 0.0, 0
+    for sharpes in fold_sharpes:
+        per_day = sharpes[np.isfinite(sharpes)] / math.sqrt(365.0)
+        if len(per_day) > 1:
+            squares += float(((per_day - per_day.mean()) ** 2).sum())
+            dof += len(per_day) - 1
+    return squares / dof if dof else 0.0
+
+
 def _finish(strategy, folds, oos, n_trials, trial_sharpes, gate, prices, combos, costs,
             init_cash, execution, pbo_splits, settings) -> WalkForwardReport:
     daily = oos.equity[day_end_mask(oos.equity.index)]
     returns = np.diff(np.concatenate([[oos.assumptions["init_cash"]], daily.to_numpy()]))
     returns = returns / np.concatenate([[oos.assumptions["init_cash"]], daily.to_numpy()[:-1]])
     sharpe_d, skew, kurt, n = sample_moments(returns)
-    per_day = np.asarray(trial_sharpes) / math.sqrt(365.0)
-    variance = float(np.nanvar(per_day, ddof=1)) if np.isfinite(per_day).sum() > 1 else 0.0
+    variance = selection_variance(trial_sharpes)
     psr = probabilistic_sharpe_ratio(sharpe_d, n, skew, kurt)
     dsr = deflated_sharpe_ratio(sharpe_d, n, max(n_trials, 1), variance, skew, kurt)
     matrix = daily_returns_matrix(strategy, prices, combos, costs=costs, init_cash=init_cash,

@@ -45,7 +45,7 @@ class CommitteeParams(NamedTuple):
     ``band`` are forwarded to the risk and execution members.
     """
 
-    learning_rate: float = 0.05
+    learning_rate: float = 0.1
     weight_floor: float = 0.05
     target_vol: float = 0.5
     band: float = 0.1
@@ -87,7 +87,7 @@ class Committee:
 
     name = "committee"
     Params = CommitteeParams
-    default_grid = {"learning_rate": [0.02, 0.1], "target_vol": [0.3, 0.5]}
+    default_grid = {"learning_rate": [0.03, 0.1, 0.3], "target_vol": [0.3, 0.5]}
 
     def __init__(self, config: CommitteeConfig | None = None, pair: tuple[str, str] | None = None) -> None:
         self.config = config or CommitteeConfig()

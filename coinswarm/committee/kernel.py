@@ -7,9 +7,9 @@ runner (:meth:`coinswarm.committee.Committee.update`), so both paths are bit-ide
 Weights are learned online with exponentiated gradient (Hedge): after bar t closes,
 each agent's previous signed, confidence-weighted vote ``vc_a`` earned
 ``g_a = clip(vc_a · r_t / σ, ±GAIN_CLIP)`` (r: log return, σ: EWMA vol), and the weights of
-the regime cell the vote was cast in become ``w_a ∝ w_a · exp(η g_a)``, then are mixed
-with the uniform vector, ``w ← (1 − A·floor) w + floor``, so each stays ≥ ``floor`` and
-they sum to 1. Weights are kept per symbol and per volatility × trend cell.
+the regime cell the vote was cast in become ``w_a ∝ w_a · exp(η g_a)``; weights that fall
+below ``floor`` are raised to it and the rest shrunk in proportion, so each stays ≥ ``floor``
+and they sum to 1 (a silenced agent can always come back). Weights are kept per symbol and per volatility × trend cell.
 """
 
 from __future__ import annotations
@@ -35,16 +35,42 @@ SCALARS = 4
 
 
 def learn_weights_py(w, vc, gain_scale, eta, floor, n_agents):
-    """Hedge update of one weight vector ``w`` in place from last votes ``vc``."""
+    """Hedge update of one weight vector ``w`` in place from last votes ``vc``, then the floor."""
     total = 0.0
     for a in range(n_agents):
         g = vc[a] * gain_scale
         g = GAIN_CLIP if g > GAIN_CLIP else -GAIN_CLIP if g < -GAIN_CLIP else g
         w[a] *= math.exp(eta * g)
         total += w[a]
-    mix = 1.0 - n_agents * floor
     for a in range(n_agents):
-        w[a] = mix * w[a] / total + floor
+        w[a] /= total
+    apply_floor_nb(w, floor, n_agents)
+
+
+def apply_floor_py(w, floor, n_agents):
+    """Raise weights below ``floor`` to it and shrink the others proportionally (sum stays 1)."""
+    for _ in range(n_agents):
+        pinned, free = 0.0, 0.0
+        for a in range(n_agents):
+            if w[a] <= floor:
+                pinned += floor
+            else:
+                free += w[a]
+        if pinned == 0.0:
+            return
+        scale = (1.0 - pinned) / free
+        clean = True
+        for a in range(n_agents):
+            if w[a] <= floor:
+                w[a] = floor
+            else:
+                w[a] *= scale
+                clean = clean and w[a] > floor
+        if clean:
+            return
+
+
+apply_floor_nb = jit(apply_floor_py, inline=True)
 
 
 learn_weights_nb = jit(learn_weights_py, inline=True)

@@ -42,3 +42,37 @@ def test_data_commands(capsys):
 def test_grid_parsing():
     assert parse_grid(["fast=5:50:5"], "sma_cross")["fast"] == list(range(5, 51, 5))
     assert parse_grid(None, "sma_cross")["slow"] == list(range(20, 211, 10))
+
+
+def test_agent_strategies_from_the_cli(tmp_path, capsys):
+    assert main(["backtest", "--strategy", "committee", "--start", "2023", "--json", str(tmp_path / "c.json")]) == 0
+    assert json.loads((tmp_path / "c.json").read_text())["strategy"] == "committee"
+    assert main(["backtest", "--strategy", "arbitrage", "--data", "binance:ETH/USDT:1h,binance:BTC/USDT:1h",
+                 "--start", "2023"]) == 0
+    assert main(["backtest", "--strategy", "carry", "--data", "binance:BTC/USDT:1h,binance-perp:BTC/USDT:1h",
+                 "--funding", "binance-perp:BTC/USDT", "--start", "2021", "--end", "2021-12-31",
+                 "--json", str(tmp_path / "k.json")]) == 0
+    carry = json.loads((tmp_path / "k.json").read_text())
+    assert carry["assumptions"]["symbols"] == ["BTC/USDT", "BTC/USDT:USDT"]
+    assert carry["metrics"]["funding_paid"] < 0
+    assert main(["sweep", "--strategy", "trend", "--start", "2023", "--no-progress"]) == 0
+    assert "6 combinations" in capsys.readouterr().out
+
+
+def test_default_grid_of_an_agent():
+    grid = parse_grid(None, "mean_reversion")
+    assert grid == {"window": [48, 72, 168], "entry": [1.5, 2.0, 2.5]}
+
+
+def test_evidence_cli_writes_report_and_figures(tmp_path, capsys):
+    out = tmp_path / "reports"
+    assert main(["evidence", "--pairs", "BTC,ETH", "--start", "2021-01-01", "--end", "2023-12-31",
+                 "--train", "180D", "--test", "90D", "--out", str(out), "--no-progress"]) == 0
+    text = (out / "agents_walkforward.md").read_text()
+    for needle in ("| BTC/USDT | committee |", "| ETH/USDT vs BTC/USDT | arbitrage |", "| ETH spot/perp | carry |",
+                   "Correlation", "fees 10.0 bps"):
+        assert needle in text
+    data = json.loads((out / "agents_walkforward.json").read_text())
+    assert len(data["rows"]) == 2 * 5 + 1 + 2
+    for png in ("regimes_btc.png", "committee_weights_btc.png", "committee_attribution_btc.png"):
+        assert (out / png).stat().st_size > 10_000

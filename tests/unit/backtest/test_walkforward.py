@@ -68,3 +68,15 @@ def test_gate_does_not_pass_noise(btc_1h):
     verdicts = [cs.walk_forward("sma_cross", _permuted(btc_1h, seed), grid).passed
                 for seed in range(8)]
     assert sum(verdicts) == 0
+
+
+def test_selection_variance_ignores_differences_between_folds():
+    from coinswarm.backtest.walkforward import selection_variance
+
+    rng = np.random.default_rng(7)
+    folds = [rng.normal(size=12) for _ in range(5)]
+    shifted = [f + 10.0 * k for k, f in enumerate(folds)]  # every combo better in later folds
+    assert selection_variance(shifted) == pytest.approx(selection_variance(folds), rel=1e-12)
+    pooled = np.concatenate([f - f.mean() for f in folds]) / np.sqrt(365.0)
+    assert selection_variance(folds) == pytest.approx((pooled ** 2).sum() / (60 - 5), rel=1e-12)
+    assert selection_variance([np.array([1.0])]) == 0.0

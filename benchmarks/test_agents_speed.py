@@ -1,0 +1,127 @@
+"""Issue #3 benchmarks: agents, regimes and the committee — per-bar latency and throughput.
+
+* **Live path**: one ``update`` call from Python per closed bar (what the daemon pays).
+* **Compiled path**: each component's history loop over Binance BTC/USDT 1h 2017-08 →
+  2024-12 (64,524 real bars), reported as bars per second on one core.
+* **Full committee**: five agents + regimes + weights + risk + execution + the engine's
+  simulation, arrays in and out (kernel level) and through the pandas face.
+* **Committee walk-forward** on the six Binance 1h pairs 2018–2024 (default grid).
+
+Run: ``pytest benchmarks/test_agents_speed.py --benchmark-only -s``
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import coinswarm as cs
+from coinswarm.agents import iter_bars
+from coinswarm.agents.base import ohlcv_arrays, ohlcv_matrices
+from coinswarm.agents.execution import orders_only
+from coinswarm.backtest.engine import day_end_mask
+from coinswarm.backtest.nb import simulate_nb
+from coinswarm.committee.kernel import committee_run_nb
+from coinswarm.regime import RegimeDetector
+from coinswarm.regime.detector import regime_run_nb
+
+PAIRS = ("BTC", "ETH", "LTC", "SOL", "XRP", "ADA")
+AGENTS = ("trend", "mean_reversion", "risk", "execution")
+
+
+@pytest.fixture(scope="module")
+def btc():
+    return cs.load_ohlcv("binance:BTC/USDT:1h")
+
+
+def _report(benchmark, label: str, bars: int) -> None:
+    median = benchmark.stats.stats.median
+    print(f"\n{label}: {median * 1e3:.2f} ms for {bars:,} bars = {bars / median / 1e6:.2f} M bars/s "
+          f"({median / bars * 1e9:.0f} ns/bar)")
+
+
+@pytest.mark.parametrize("name", AGENTS)
+def test_agent_update_latency(benchmark, btc, name):
+    agent = cs.get_strategy(name)
+    state = agent.init()
+    bars = list(iter_bars(btc.iloc[:2000]))
+    for bar in bars[:-1]:
+        agent.update(state, bar)
+    benchmark(agent.update, state, bars[-1])
+    print(f"\n{name}.update from Python: {benchmark.stats.stats.median * 1e6:.2f} µs per bar")
+
+
+def test_committee_update_latency(benchmark, btc):
+    committee = cs.Committee.default()
+    state = committee.init(["BTC/USDT"])
+    bars = list(iter_bars(btc.iloc[:2000]))
+    for bar in bars[:-1]:
+        committee.update(state, [bar])
+    benchmark(committee.update, state, [bars[-1]])
+    print(f"\ncommittee.update from Python: {benchmark.stats.stats.median * 1e6:.2f} µs per bar")
+
+
+@pytest.mark.parametrize("name", AGENTS)
+def test_agent_compiled_throughput(benchmark, btc, name):
+    agent = cs.get_strategy(name)
+    arrays = ohlcv_arrays(btc)
+
+    def run():
+        state = agent.init()
+        return agent._run(state.values, state.params, arrays)
+
+    run()
+    benchmark(run)
+    _report(benchmark, f"{name} compiled loop", len(btc))
+
+
+def test_regime_compiled_throughput(benchmark, btc):
+    time_ms, o, h, low, c, _ = ohlcv_arrays(btc)
+
+    def run():
+        params, values = RegimeDetector().init()
+        return regime_run_nb(values, params, time_ms, o, h, low, c)
+
+    run()
+    benchmark(run)
+    _report(benchmark, "regime detector compiled loop", len(btc))
+
+
+def test_full_committee_pipeline_kernel(benchmark, btc):
+    """Regimes + trend + mean reversion + Hedge weights + risk + execution + simulation."""
+    committee = cs.Committee.default()
+    time_ms, o, h, low, c, _ = ohlcv_matrices({"BTC/USDT": btc})
+    kernel_params = committee._kernel_params(committee.Params(), ("BTC/USDT",))
+    day_end = day_end_mask(btc.index)
+    funding = np.zeros_like(c)
+
+    def run():
+        state = committee.init(["BTC/USDT"])
+        target = committee_run_nb(state.arrays, *kernel_params, 2, time_ms, o, h, low, c)[0]
+        return simulate_nb(o, c, orders_only(target), funding, day_end, 0.001, 0.0, 10_000.0, True, 1.0,
+                           False, False)
+
+    run()
+    benchmark(run)
+    _report(benchmark, "full committee + simulation (kernel level)", len(btc))
+
+
+def test_full_committee_pipeline_pandas(benchmark, btc):
+    committee = cs.Committee.default()
+    committee.backtest(btc)
+    benchmark.pedantic(committee.backtest, args=(btc,), rounds=5, iterations=1)
+    _report(benchmark, "Committee.backtest (validation, frames, attribution)", len(btc))
+
+
+def test_committee_walk_forward_six_pairs(benchmark):
+    data = {p: cs.load_ohlcv(f"binance:{p}/USDT:1h", start="2018", end="2024") for p in PAIRS}
+    grid = cs.get_strategy("committee").default_grid
+    cs.walk_forward("committee", data["BTC"].iloc[:20_000], grid)  # compile
+
+    def run():
+        return {p: cs.walk_forward("committee", frame, grid) for p, frame in data.items()}
+
+    reports = benchmark.pedantic(run, rounds=3, iterations=1)
+    folds = sum(len(r.folds) for r in reports.values())
+    print(f"\ncommittee walk-forward, six pairs, {len(cs.strategies.expand_grid(cs.get_strategy('committee'), grid))} "
+          f"combos, {folds} folds: {benchmark.stats.stats.median:.2f} s")
