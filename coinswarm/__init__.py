@@ -22,11 +22,6 @@ from coinswarm.agents import (
     Vote,
 )
 from coinswarm.backtest.engine import Result, simulate
-from coinswarm.backtest.stats import (
-    deflated_sharpe_ratio,
-    probabilistic_sharpe_ratio,
-    probability_of_backtest_overfitting,
-)
 from coinswarm.backtest.sweep import sweep
 from coinswarm.backtest.walkforward import Gate, WalkForwardReport, walk_forward
 from coinswarm.committee import Committee, CommitteeConfig, CommitteeParams
@@ -42,6 +37,11 @@ from coinswarm.data import (
 )
 from coinswarm.errors import CoinswarmError, ConfigError, DataError
 from coinswarm.regime import RegimeParams, regimes
+from coinswarm.stats import (
+    deflated_sharpe_ratio,
+    probabilistic_sharpe_ratio,
+    probability_of_backtest_overfitting,
+)
 from coinswarm.strategies import available_strategies, get_strategy, make_params
 from coinswarm.strategies.sma_cross import SmaCrossParams
 

@@ -95,3 +95,15 @@ class GapError(DataError):
 
 class ChecksumError(DataError):
     """A file's sha256 differs from the catalog's."""
+
+
+class MessageError(CoinswarmError, ValueError):
+    """A proposal, vote or bus message is malformed; says which field and why."""
+
+    def __init__(self, problem: str, *, field: str | None = None, message_id: str | None = None) -> None:
+        self.problem = problem
+        self.field = field
+        self.message_id = message_id
+        where = ", ".join(p for p in (f"message {message_id}" if message_id else "",
+                                      f"field '{field}'" if field else "") if p)
+        super().__init__(f"{where}: {problem}" if where else problem)

@@ -27,16 +27,16 @@ from coinswarm.backtest.engine import (
     day_end_mask,
     simulate,
 )
-from coinswarm.backtest.stats import (
+from coinswarm.backtest.sweep import sweep
+from coinswarm.backtest.trials import daily_returns_matrix, window_metrics
+from coinswarm.costs import Costs
+from coinswarm.errors import ConfigError
+from coinswarm.stats import (
     deflated_sharpe_ratio,
     probabilistic_sharpe_ratio,
     probability_of_backtest_overfitting,
     sample_moments,
 )
-from coinswarm.backtest.sweep import sweep
-from coinswarm.backtest.trials import daily_returns_matrix, window_metrics
-from coinswarm.costs import Costs
-from coinswarm.errors import ConfigError
 from coinswarm.strategies.base import Strategy, engine_limits, expand_grid, get_strategy
 
 

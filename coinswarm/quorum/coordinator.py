@@ -1,0 +1,84 @@
+"""The coordinator's state machine and the audit trail — pure, clock injected.
+
+Transports (in-process for backtests, NATS live) feed it proposals and votes and call
+``tick(now)``; it answers with final decisions and audit events. Deciding twice is
+impossible: once a proposal is decided, later votes are audited and ignored.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from coinswarm.quorum.proposals import Proposal
+from coinswarm.quorum.tally import PENDING, TIMEOUT, Decision, QuorumConfig, tally
+from coinswarm.quorum.votes import Vote
+
+
+@dataclass(frozen=True)
+class AuditEvent:
+    """One line of the audit trail."""
+
+    time: int
+    kind: str
+    proposal_id: str
+    actor: str
+    detail: dict = field(default_factory=dict)
+
+
+class Coordinator:
+    """Collects votes per proposal and decides when a quorum (or the deadline) arrives."""
+
+    def __init__(self, config: QuorumConfig, keys: dict[str, bytes], name: str = "coordinator") -> None:
+        self.config = config
+        self.keys = keys
+        self.name = name
+        self.open: dict[str, tuple[Proposal, list[Vote]]] = {}
+        self.decided: dict[str, Decision] = {}
+        self.audit: list[AuditEvent] = []
+
+    def propose(self, proposal: Proposal, now: int) -> None:
+        """Open a proposal for voting (a repeat of an open or decided id is audited, not reopened)."""
+        if proposal.id in self.open or proposal.id in self.decided:
+            self._log(now, "duplicate_proposal", proposal.id, proposal.submitter, {})
+            return
+        self.open[proposal.id] = (proposal, [])
+        self._log(now, "proposal", proposal.id, proposal.submitter, {"kind": proposal.kind, "digest": proposal.digest})
+
+    def vote(self, vote: Vote, now: int) -> Decision | None:
+        """Record a vote; returns the decision when this vote completes a quorum."""
+        self._log(now, "vote", vote.proposal_id, vote.manager, {"approve": vote.approve})
+        if vote.proposal_id in self.decided:
+            self._log(now, "discard", vote.proposal_id, vote.manager, {"reason": "already decided"})
+            return None
+        entry = self.open.get(vote.proposal_id)
+        if entry is None:
+            self._log(now, "discard", vote.proposal_id, vote.manager, {"reason": "unknown proposal"})
+            return None
+        entry[1].append(vote)
+        return self._settle(entry[0], entry[1], now)
+
+    def tick(self, now: int) -> list[Decision]:
+        """Close proposals whose deadline passed (status ``timeout``: nothing is applied)."""
+        closed = []
+        for proposal, votes in list(self.open.values()):
+            if now > proposal.timestamp + self.config.timeout_ms:
+                decision = self._settle(proposal, votes, now)
+                if decision is not None:
+                    closed.append(decision)
+        return closed
+
+    def _settle(self, proposal: Proposal, votes: list[Vote], now: int) -> Decision | None:
+        decision = tally(proposal, votes, self.config, self.keys, now)
+        if decision.status == PENDING:
+            return None
+        del self.open[proposal.id]
+        self.decided[proposal.id] = decision
+        for manager, reason in decision.discarded:
+            self._log(now, "discard", proposal.id, manager, {"reason": reason})
+        kind = "timeout" if decision.status == TIMEOUT else "decision"
+        self._log(now, kind, proposal.id, self.name, {"status": decision.status, "approvals": list(decision.approvals),
+                                                      "rejections": list(decision.rejections)})
+        return decision
+
+    def _log(self, now: int, kind: str, proposal_id: str, actor: str, detail: dict) -> None:
+        self.audit.append(AuditEvent(now, kind, proposal_id, actor, detail))

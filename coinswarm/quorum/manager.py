@@ -1,0 +1,185 @@
+"""Memory managers: deterministic judges of proposals.
+
+``Manager.evaluate(proposal, context)`` depends only on its arguments and the manager's
+policy — no clock, no randomness — so every honest manager reaches the same verdict with
+the same reasons, and a replay reproduces it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from coinswarm.quorum.proposals import Proposal, finite
+from coinswarm.quorum.votes import Vote
+from coinswarm.stats import probabilistic_sharpe_ratio
+
+
+@dataclass(frozen=True)
+class Policy:
+    """Thresholds the managers enforce (the seed's promotion rule plus safety limits)."""
+
+    min_samples: int = 100
+    min_sharpe: float = 1.5
+    max_drawdown: float = 0.10
+    min_psr: float = 0.95
+    min_positive_folds: float = 0.75
+    max_slippage_bps: float = 20.0
+    deprecate_below_sharpe: float = 0.0
+    weight_tolerance: float = 1e-9
+    min_weight: float = 0.0
+    max_weight: float = 1.0
+    max_position: float = 1.0
+    max_daily_loss: float = 0.05
+    embedding_dim: int = 384
+    max_age_ms: int = 3_600_000
+    actions: tuple[str, ...] = ("buy", "sell", "hold")
+
+
+@dataclass(frozen=True)
+class Context:
+    """What a manager may look at besides the proposal: the caller's time and memory's state.
+
+    ``patterns`` maps a pattern key to ``{"enabled": bool, ...}``.
+    """
+
+    now: int
+    patterns: dict = field(default_factory=dict)
+
+
+Check = Callable[[Proposal, Context, Policy], list[str]]
+
+
+def _stale(p: Proposal, ctx: Context, policy: Policy) -> list[str]:
+    problems = []
+    if p.timestamp > ctx.now:
+        problems.append(f"timestamp {p.timestamp} is in the future of {ctx.now}")
+    elif ctx.now - p.timestamp > policy.max_age_ms:
+        problems.append(f"stale: {ctx.now - p.timestamp} ms old > {policy.max_age_ms}")
+    return problems
+
+
+def _numbers(mapping: dict, names: tuple[str, ...], where: str) -> list[str]:
+    return [f"{where}.{n} must be a finite number, got {mapping.get(n)!r}" for n in names if not finite(mapping.get(n))]
+
+
+def check_episode(p: Proposal, ctx: Context, policy: Policy) -> list[str]:
+    """An episode: an embedding of the right size, a known action, a finite outcome."""
+    d = p.data
+    problems = _numbers(d, ("outcome",), "data")
+    embedding = d.get("embedding")
+    if not isinstance(embedding, list) or len(embedding) != policy.embedding_dim:
+        problems.append(f"data.embedding must be a list of {policy.embedding_dim} numbers")
+    elif not all(finite(x) for x in embedding):
+        problems.append("data.embedding holds a non-finite value")
+    if d.get("action") not in policy.actions:
+        problems.append(f"data.action must be one of {policy.actions}, got {d.get('action')!r}")
+    return problems
+
+
+def check_pattern_stats(p: Proposal, ctx: Context, policy: Policy) -> list[str]:
+    """Pattern statistics must be internally consistent."""
+    s = p.data.get("stats", {})
+    if not isinstance(s, dict):
+        return ["data.stats must be an object"]
+    problems = _numbers(s, ("n", "mean", "std", "win_rate", "p05", "p95", "mean_slippage_bps"), "data.stats")
+    if problems:
+        return problems
+    if s["n"] < 1 or s["std"] < 0 or not 0 <= s["win_rate"] <= 1:
+        problems.append("data.stats: need n ≥ 1, std ≥ 0 and 0 ≤ win_rate ≤ 1")
+    if not s["p05"] <= s["p95"]:
+        problems.append(f"data.stats: p05 {s['p05']} > p95 {s['p95']}")
+    if s["mean_slippage_bps"] > policy.max_slippage_bps:
+        problems.append(f"mean slippage {s['mean_slippage_bps']} bps > {policy.max_slippage_bps}")
+    if not isinstance(p.data.get("key"), str):
+        problems.append("data.key (regime/signal bucket) must be a string")
+    return problems
+
+
+def check_promotion(p: Proposal, ctx: Context, policy: Policy) -> list[str]:
+    """The seed's rule: n ≥ 100, Sharpe ≥ 1.5, max drawdown ≤ 10 %, plus PSR and fold stability."""
+    j = p.justification
+    problems = _numbers(j, ("n", "sharpe", "max_drawdown", "skew", "kurtosis", "periods_per_year"), "justification")
+    if problems:
+        return problems
+    if j["n"] < policy.min_samples:
+        problems.append(f"sample {j['n']} < {policy.min_samples}")
+    if j["sharpe"] < policy.min_sharpe:
+        problems.append(f"Sharpe {j['sharpe']:.3f} < {policy.min_sharpe}")
+    if j["max_drawdown"] > policy.max_drawdown:
+        problems.append(f"max drawdown {j['max_drawdown']:.3f} > {policy.max_drawdown}")
+    per_period = j["sharpe"] / math.sqrt(j["periods_per_year"]) if j["periods_per_year"] > 0 else float("nan")
+    psr = probabilistic_sharpe_ratio(per_period, int(j["n"]), j["skew"], j["kurtosis"])
+    if not psr >= policy.min_psr:
+        problems.append(f"PSR {psr:.3f} < {policy.min_psr}")
+    folds = j.get("fold_sharpes")
+    if not isinstance(folds, list) or len(folds) < 2 or not all(finite(x) for x in folds):
+        problems.append("justification.fold_sharpes must list ≥ 2 finite numbers")
+    elif sum(x > 0 for x in folds) / len(folds) < policy.min_positive_folds:
+        problems.append(f"unstable: {sum(x > 0 for x in folds)} of {len(folds)} folds positive")
+    key = p.data.get("key")
+    if key not in ctx.patterns:
+        problems.append(f"unknown pattern {key!r}")
+    elif ctx.patterns[key].get("enabled"):
+        problems.append(f"pattern {key!r} is already enabled")
+    return problems
+
+
+def check_deprecation(p: Proposal, ctx: Context, policy: Policy) -> list[str]:
+    """Deprecate only an enabled pattern whose recent evidence fell below the bar."""
+    j, key = p.justification, p.data.get("key")
+    problems = _numbers(j, ("recent_sharpe",), "justification")
+    if key not in ctx.patterns or not ctx.patterns[key].get("enabled"):
+        problems.append(f"pattern {key!r} is not enabled")
+    if not problems and j["recent_sharpe"] >= policy.deprecate_below_sharpe:
+        problems.append(f"recent Sharpe {j['recent_sharpe']:.3f} is not below {policy.deprecate_below_sharpe}")
+    return problems
+
+
+def check_planner_weights(p: Proposal, ctx: Context, policy: Policy) -> list[str]:
+    """Weights: finite, within bounds, summing to 1 within tolerance; limits within policy."""
+    weights = p.data.get("weights")
+    if not isinstance(weights, dict) or not weights:
+        return ["data.weights must be a non-empty object of name → weight"]
+    values = list(weights.values())
+    if not all(finite(w) for w in values):
+        return ["data.weights holds a non-finite value"]
+    problems = []
+    if abs(math.fsum(values) - 1.0) > policy.weight_tolerance:
+        problems.append(f"weights sum to {math.fsum(values):.12f}, not 1 ± {policy.weight_tolerance}")
+    outside = [k for k, w in weights.items() if not policy.min_weight <= w <= policy.max_weight]
+    if outside:
+        problems.append(f"weights outside [{policy.min_weight}, {policy.max_weight}]: {sorted(outside)}")
+    limits = p.data.get("limits", {})
+    if limits.get("max_position", 0.0) > policy.max_position:
+        problems.append(f"max_position {limits['max_position']} > {policy.max_position}")
+    if limits.get("max_daily_loss", 0.0) > policy.max_daily_loss:
+        problems.append(f"max_daily_loss {limits['max_daily_loss']} > {policy.max_daily_loss}")
+    return problems
+
+
+CHECKS: dict[str, tuple[Check, ...]] = {
+    "add_episode": (_stale, check_episode),
+    "update_pattern": (_stale, check_pattern_stats),
+    "promote_pattern": (_stale, check_promotion),
+    "deprecate_pattern": (_stale, check_deprecation),
+    "planner_weights": (_stale, check_planner_weights),
+}
+
+
+@dataclass(frozen=True)
+class Manager:
+    """An independent judge with its own signing key."""
+
+    name: str
+    key: bytes
+    policy: Policy = Policy()
+
+    def evaluate(self, proposal: Proposal, context: Context) -> Vote:
+        """Deterministic verdict: approve iff every check of the proposal's kind passes."""
+        reasons: list[str] = []
+        for check in CHECKS[proposal.kind]:
+            reasons.extend(check(proposal, context, self.policy))
+        vote = Vote(proposal.id, proposal.digest, self.name, not reasons, tuple(reasons) or ("ok",), context.now)
+        return vote.signed(self.key)

@@ -1,0 +1,118 @@
+"""Committed memory and the in-process quorum used inside backtests.
+
+:class:`MemoryBook` applies committed proposals idempotently (applying a commit twice has
+one effect) and answers *as of a data time*: ``view(as_of)`` sees only commits learned
+from data strictly before ``as_of``, so a walk-forward fold cannot use memory distilled
+from its own test window or later.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from coinswarm.quorum.coordinator import Coordinator
+from coinswarm.quorum.manager import Context, Manager, Policy
+from coinswarm.quorum.proposals import Proposal
+from coinswarm.quorum.tally import COMMITTED, Decision, QuorumConfig
+from coinswarm.quorum.votes import Vote
+
+
+@dataclass
+class MemoryView:
+    """Memory as seen at one data time."""
+
+    patterns: dict = field(default_factory=dict)
+    episodes: list = field(default_factory=list)
+    planner_weights: dict | None = None
+
+    def enabled(self, key: str) -> bool:
+        """Whether pattern ``key`` is enabled in this view."""
+        return bool(self.patterns.get(key, {}).get("enabled"))
+
+
+class MemoryBook:
+    """Every committed proposal in commit order; views replay them up to a data time."""
+
+    def __init__(self) -> None:
+        self.commits: list[Proposal] = []
+        self._ids: set[str] = set()
+        self._current = MemoryView()
+
+    def apply(self, proposal: Proposal, decision: Decision) -> bool:
+        """Record a committed proposal; returns False if it was already applied (or not committed)."""
+        if decision.status != COMMITTED or decision.digest != proposal.digest or proposal.id in self._ids:
+            return False
+        self._ids.add(proposal.id)
+        self.commits.append(proposal)
+        _apply(self._current, proposal)
+        return True
+
+    def view(self, as_of: int | None = None) -> MemoryView:
+        """Memory built from commits whose ``data_time < as_of`` (everything when ``None``)."""
+        if as_of is None:
+            return self._current
+        out = MemoryView()
+        for p in self.commits:
+            if p.data_time < as_of:
+                _apply(out, p)
+        return out
+
+    def context(self, now: int, as_of: int | None = None) -> Context:
+        """The managers' context: the caller's time and the patterns in the view."""
+        return Context(now=now, patterns=self.view(as_of).patterns)
+
+
+def _apply(view: MemoryView, p: Proposal) -> None:
+    key = p.data.get("key")
+    if p.kind == "update_pattern":
+        entry = view.patterns.setdefault(key, {"enabled": False})
+        entry.update(p.data["stats"])
+    elif p.kind == "promote_pattern":
+        view.patterns.setdefault(key, {})["enabled"] = True
+    elif p.kind == "deprecate_pattern":
+        view.patterns.setdefault(key, {})["enabled"] = False
+    elif p.kind == "add_episode":
+        view.episodes.append(p.data)
+    elif p.kind == "planner_weights":
+        view.planner_weights = dict(p.data["weights"])
+
+
+Behaviour = Callable[[Manager, Proposal, Context], list[Vote]]
+
+
+def honest(manager: Manager, proposal: Proposal, context: Context) -> list[Vote]:
+    """Evaluate and sign, once."""
+    return [manager.evaluate(proposal, context)]
+
+
+class LocalQuorum:
+    """Managers, coordinator and memory in one process, deterministic (for backtests and tests).
+
+    ``behaviours`` replaces a manager's conduct (crashed: return ``[]``; Byzantine: any
+    votes at all), so fault scenarios run through the very same tally as honest ones.
+    """
+
+    def __init__(self, config: QuorumConfig, keys: dict[str, bytes], policy: Policy | None = None,
+                 behaviours: dict[str, Behaviour] | None = None) -> None:
+        self.config = config
+        self.managers = {m: Manager(m, keys[m], policy or Policy()) for m in config.managers}
+        self.behaviours = behaviours or {}
+        self.coordinator = Coordinator(config, keys)
+        self.memory = MemoryBook()
+
+    def submit(self, proposal: Proposal, now: int) -> Decision:
+        """Run one proposal to a decision (or timeout) and apply it if committed."""
+        context = self.memory.context(now)
+        self.coordinator.propose(proposal, now)
+        decision = None
+        for name, manager in self.managers.items():
+            for vote in self.behaviours.get(name, honest)(manager, proposal, context):
+                decision = self.coordinator.vote(vote, now) or decision
+        if decision is None:
+            closed = self.coordinator.tick(proposal.timestamp + self.config.timeout_ms + 1)
+            decision = next((d for d in closed if d.proposal_id == proposal.id), None)
+        if decision is None:
+            decision = self.coordinator.decided[proposal.id]
+        self.memory.apply(proposal, decision)
+        return decision

@@ -1,0 +1,108 @@
+"""Proposals to change memory, with canonical encoding and validation.
+
+A proposal names what should change (``kind`` and ``data``), who asks (``submitter``),
+when (``timestamp``, from the caller's clock, epoch ms), the time of the market data it
+was learned from (``data_time``: in a backtest, memory committed from data after a fold's
+test start is invisible to that fold) and the evidence (``justification``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from dataclasses import asdict, dataclass, field
+from functools import cached_property
+from typing import Any
+
+from coinswarm.errors import MessageError
+
+KINDS = ("add_episode", "update_pattern", "promote_pattern", "deprecate_pattern", "planner_weights")
+
+
+def canonical(obj: Any) -> bytes:
+    """Deterministic JSON bytes (sorted keys, no spaces, NaN rejected)."""
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), allow_nan=False).encode()
+
+
+@dataclass(frozen=True)
+class Proposal:
+    """A requested change to memory (immutable; ``digest`` covers every field)."""
+
+    id: str
+    kind: str
+    submitter: str
+    timestamp: int
+    data_time: int
+    data: dict = field(default_factory=dict)
+    justification: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        validate_proposal(self)
+
+    def to_dict(self) -> dict:
+        """Plain dict (JSON-safe)."""
+        return asdict(self)
+
+    def encode(self) -> bytes:
+        """Canonical bytes for the wire."""
+        return canonical(self.to_dict())
+
+    @cached_property
+    def digest(self) -> str:
+        """SHA-256 of the canonical encoding: votes name it, so a changed proposal is a new one."""
+        return hashlib.sha256(self.encode()).hexdigest()
+
+    @classmethod
+    def from_dict(cls, raw: dict) -> Proposal:
+        """Build and validate from a decoded message; raises :class:`MessageError`."""
+        if not isinstance(raw, dict):
+            raise MessageError(f"a proposal must be an object, got {type(raw).__name__}")
+        missing = [k for k in ("id", "kind", "submitter", "timestamp", "data_time") if k not in raw]
+        if missing:
+            raise MessageError(f"missing {missing}", field=missing[0], message_id=str(raw.get("id")))
+        extra = sorted(set(raw) - {"id", "kind", "submitter", "timestamp", "data_time", "data", "justification"})
+        if extra:
+            raise MessageError(f"unknown fields {extra}", field=extra[0], message_id=str(raw.get("id")))
+        return cls(**raw)
+
+    @classmethod
+    def decode(cls, payload: bytes) -> Proposal:
+        """Parse wire bytes; malformed JSON or fields raise :class:`MessageError`."""
+        try:
+            raw = json.loads(payload)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise MessageError(f"not valid JSON ({exc})") from None
+        return cls.from_dict(raw)
+
+
+def _check(condition: bool, problem: str, name: str, proposal_id: str) -> None:
+    if not condition:
+        raise MessageError(problem, field=name, message_id=proposal_id)
+
+
+def validate_proposal(p: Proposal) -> None:
+    """Structural checks (types, finite numbers, known kind); the managers judge the content."""
+    pid = str(p.id)
+    _check(isinstance(p.id, str) and 0 < len(p.id) <= 128, "id must be a non-empty string ≤ 128 chars", "id", pid)
+    _check(p.kind in KINDS, f"kind must be one of {KINDS}, not {p.kind!r}", "kind", pid)
+    _check(isinstance(p.submitter, str) and bool(p.submitter), "submitter must be a non-empty string",
+           "submitter", pid)
+    for name in ("timestamp", "data_time"):
+        value = getattr(p, name)
+        _check(isinstance(value, int) and not isinstance(value, bool) and value >= 0,
+               f"{name} must be a non-negative integer (epoch ms), got {value!r}", name, pid)
+    _check(p.data_time <= p.timestamp, "data_time is after the proposal's timestamp", "data_time", pid)
+    for name in ("data", "justification"):
+        value = getattr(p, name)
+        _check(isinstance(value, dict), f"{name} must be an object", name, pid)
+        try:
+            canonical(value)
+        except (TypeError, ValueError) as exc:
+            raise MessageError(f"{name} is not JSON-encodable with finite numbers ({exc})", field=name,
+                               message_id=pid) from None
+
+
+def finite(value: Any) -> bool:
+    """A real, finite number (bools excluded)."""
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)

@@ -1,0 +1,72 @@
+"""Votes, authenticated with HMAC-SHA256 under per-manager keys."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from dataclasses import asdict, dataclass, replace
+
+from coinswarm.errors import MessageError
+from coinswarm.quorum.proposals import canonical
+
+
+@dataclass(frozen=True)
+class Vote:
+    """One manager's verdict on one proposal (identified by id *and* digest)."""
+
+    proposal_id: str
+    digest: str
+    manager: str
+    approve: bool
+    reasons: tuple[str, ...]
+    timestamp: int
+    signature: str = ""
+
+    def body(self) -> bytes:
+        """The signed bytes: every field except the signature."""
+        fields = asdict(self)
+        fields.pop("signature")
+        fields["reasons"] = list(self.reasons)
+        return canonical(fields)
+
+    def signed(self, key: bytes) -> Vote:
+        """A copy carrying ``HMAC-SHA256(key, body)``."""
+        return replace(self, signature=hmac.new(key, self.body(), hashlib.sha256).hexdigest())
+
+    def verify(self, key: bytes) -> bool:
+        """Constant-time check of the signature."""
+        expected = hmac.new(key, self.body(), hashlib.sha256).hexdigest()
+        return hmac.compare_digest(expected, self.signature)
+
+    def encode(self) -> bytes:
+        """Wire bytes."""
+        fields = asdict(self)
+        fields["reasons"] = list(self.reasons)
+        return canonical(fields)
+
+    @classmethod
+    def decode(cls, payload: bytes) -> Vote:
+        """Parse wire bytes; raises :class:`MessageError` naming the bad field."""
+        try:
+            raw = json.loads(payload)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise MessageError(f"vote is not valid JSON ({exc})") from None
+        if not isinstance(raw, dict):
+            raise MessageError("a vote must be an object")
+        expected = {"proposal_id": str, "digest": str, "manager": str, "approve": bool, "reasons": list,
+                    "timestamp": int, "signature": str}
+        for name, kind in expected.items():
+            if not isinstance(raw.get(name), kind) or (kind is int and isinstance(raw.get(name), bool)):
+                raise MessageError(f"expected {kind.__name__}, got {raw.get(name)!r}", field=name,
+                                   message_id=str(raw.get("proposal_id")))
+        extra = sorted(set(raw) - set(expected))
+        if extra:
+            raise MessageError(f"unknown fields {extra}", field=extra[0], message_id=str(raw.get("proposal_id")))
+        raw["reasons"] = tuple(str(r) for r in raw["reasons"])
+        return cls(**raw)
+
+
+def derive_keys(secret: bytes, managers: list[str] | tuple[str, ...]) -> dict[str, bytes]:
+    """Per-manager keys ``HMAC(secret, name)`` — one shared secret, distinct keys (for demos and tests)."""
+    return {m: hmac.new(secret, m.encode(), hashlib.sha256).digest() for m in managers}
