@@ -89,7 +89,8 @@ def test_promotion_requires_a_known_disabled_pattern_and_a_fresh_proposal():
 def test_planner_weights_must_sum_to_one_within_1e9():
     manager = Manager("m1", KEYS["m1"])
     def proposal(weights, limits=None):
-        return Proposal("w", "planner_weights", "planner", NOW - 1, NOW - 2, {"weights": weights, "limits": limits or {}})
+        data = {"weights": weights, "limits": limits or {}}
+        return Proposal("w", "planner_weights", "planner", NOW - 1, NOW - 2, data)
     assert manager.evaluate(proposal({"a": 0.25, "b": 0.75}), CTX).approve
     assert not manager.evaluate(proposal({"a": 0.25, "b": 0.75 + 2e-9}), CTX).approve
     assert not manager.evaluate(proposal({"a": 1.5, "b": -0.5}), CTX).approve
