@@ -45,7 +45,7 @@ class MemoryBook:
             return False
         self._ids.add(proposal.id)
         self.commits.append(proposal)
-        _apply(self._current, proposal)
+        apply_to_view(self._current, proposal)
         return True
 
     def view(self, as_of: int | None = None) -> MemoryView:
@@ -55,7 +55,7 @@ class MemoryBook:
         out = MemoryView()
         for p in self.commits:
             if p.data_time < as_of:
-                _apply(out, p)
+                apply_to_view(out, p)
         return out
 
     def context(self, now: int, as_of: int | None = None) -> Context:
@@ -63,7 +63,7 @@ class MemoryBook:
         return Context(now=now, patterns=self.view(as_of).patterns)
 
 
-def _apply(view: MemoryView, p: Proposal) -> None:
+def apply_to_view(view: MemoryView, p: Proposal) -> None:
     key = p.data.get("key")
     if p.kind == "update_pattern":
         entry = view.patterns.setdefault(key, {"enabled": False})

@@ -1,0 +1,174 @@
+"""The store: PostgreSQL (or embedded SQLite) as memory's source of truth.
+
+``Store(url).migrate()`` brings the schema to the newest Alembic revision.
+``apply_commit(proposal, decision)`` writes the decision and its effect in one
+transaction; the decision's primary key makes a second application a no-op, so a
+redelivered commit has exactly one effect. Any failure rolls the whole commit back.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+from sqlalchemy import create_engine, event, func, insert, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from coinswarm.errors import ConfigError
+from coinswarm.memory.models import (
+    AuditEvent,
+    DecisionRow,
+    Episode,
+    Pattern,
+    PlannerWeights,
+    ProposalRow,
+    QuorumVote,
+)
+from coinswarm.quorum.coordinator import AuditEvent as AuditRecord
+from coinswarm.quorum.memory import MemoryView, apply_to_view
+from coinswarm.quorum.proposals import Proposal
+from coinswarm.quorum.tally import COMMITTED, Decision
+from coinswarm.quorum.votes import Vote
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+DEFAULT_URL = "sqlite:///coinswarm.db"
+_STAT_FIELDS = ("n", "mean", "std", "win_rate", "p05", "p95", "mean_slippage_bps")
+
+
+def _sqlite_pragmas(dbapi_connection, _record) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.close()
+
+
+class Store:
+    """SQLAlchemy access to memory; one instance per process (it owns a connection pool)."""
+
+    def __init__(self, url: str = DEFAULT_URL, **engine_kwargs) -> None:
+        if not isinstance(url, str) or "://" not in url:
+            raise ConfigError(f"store URL must look like sqlite:///file.db or postgresql+psycopg://..., got {url!r}")
+        self.url = url
+        self.engine = create_engine(url, **engine_kwargs)
+        if self.engine.dialect.name == "sqlite":
+            event.listen(self.engine, "connect", _sqlite_pragmas)
+        self.sessions = sessionmaker(self.engine, expire_on_commit=False)
+
+    def migrate(self, revision: str = "head") -> None:
+        """Run Alembic migrations up to ``revision``."""
+        from alembic import command
+        from alembic.config import Config
+
+        config = Config()
+        config.set_main_option("script_location", str(MIGRATIONS))
+        config.set_main_option("sqlalchemy.url", self.url.replace("%", "%%"))
+        with self.engine.begin() as connection:
+            config.attributes["connection"] = connection
+            command.upgrade(config, revision)
+
+    def close(self) -> None:
+        """Dispose of the pool."""
+        self.engine.dispose()
+
+    # -- writes ----------------------------------------------------------------------
+    def record_proposal(self, proposal: Proposal) -> bool:
+        """Store a proposal once; False when its id is already known."""
+        try:
+            with self.sessions.begin() as s:
+                s.add(ProposalRow(id=proposal.id, kind=proposal.kind, submitter=proposal.submitter,
+                                  timestamp=proposal.timestamp, data_time=proposal.data_time,
+                                  digest=proposal.digest, body=proposal.encode().decode()))
+            return True
+        except IntegrityError:
+            return False
+
+    def record_votes(self, votes: list[Vote]) -> None:
+        """Append votes (valid or not) to the vote log."""
+        if not votes:
+            return
+        with self.sessions.begin() as s:
+            s.execute(insert(QuorumVote), [{"proposal_id": v.proposal_id, "manager": v.manager, "approve": v.approve,
+                                            "reasons": list(v.reasons), "timestamp": v.timestamp,
+                                            "signature": v.signature} for v in votes])
+
+    def audit(self, events: list[AuditRecord]) -> None:
+        """Append audit events."""
+        if not events:
+            return
+        with self.sessions.begin() as s:
+            s.execute(insert(AuditEvent), [{"time": e.time, "kind": e.kind, "proposal_id": e.proposal_id,
+                                            "actor": e.actor, "detail": e.detail} for e in events])
+
+    def apply_commit(self, proposal: Proposal, decision: Decision, *, fail_after_decision: bool = False) -> bool:
+        """Write the decision and, if committed, its effect — atomically and at most once.
+
+        Returns False when this proposal was already decided (the call changes nothing).
+        ``fail_after_decision`` raises half-way (tests prove the rollback leaves nothing).
+        """
+        if decision.proposal_id != proposal.id or decision.digest != proposal.digest:
+            raise ConfigError(f"decision {decision.proposal_id}/{decision.digest[:8]} is not for proposal "
+                              f"{proposal.id}/{proposal.digest[:8]}")
+        self.record_proposal(proposal)
+        try:
+            with self.sessions.begin() as s:
+                seq = (s.scalar(select(func.max(DecisionRow.seq))) or 0) + 1
+                s.add(DecisionRow(proposal_id=proposal.id, seq=seq, digest=decision.digest, status=decision.status,
+                                  approvals=list(decision.approvals), rejections=list(decision.rejections),
+                                  decided_at=decision.decided_at or 0, coordinator=decision.coordinator))
+                s.flush()
+                if fail_after_decision:
+                    raise RuntimeError("injected failure after the decision row")
+                if decision.status == COMMITTED:
+                    _write_effect(s, proposal)
+            return True
+        except IntegrityError:
+            return False
+
+    # -- reads -----------------------------------------------------------------------
+    def decision(self, proposal_id: str) -> DecisionRow | None:
+        """The stored decision of a proposal, if any."""
+        with self.sessions() as s:
+            return s.get(DecisionRow, proposal_id)
+
+    def count(self, model) -> int:
+        """Rows in a table (by model class)."""
+        with self.sessions() as s:
+            return int(s.scalar(select(func.count()).select_from(model)))
+
+    def memory(self, as_of: int | None = None) -> MemoryView:
+        """Memory replayed from committed proposals with ``data_time < as_of`` (all when None)."""
+        query = (select(ProposalRow.body).join(DecisionRow, DecisionRow.proposal_id == ProposalRow.id)
+                 .where(DecisionRow.status == COMMITTED).order_by(DecisionRow.seq))
+        if as_of is not None:
+            query = query.where(ProposalRow.data_time < as_of)
+        view = MemoryView()
+        with self.sessions() as s:
+            for body in s.scalars(query):
+                apply_to_view(view, Proposal.from_dict(json.loads(body)))
+        return view
+
+
+def _write_effect(s: Session, p: Proposal) -> None:
+    key = p.data.get("key")
+    if p.kind == "update_pattern":
+        stats = {k: p.data["stats"][k] for k in _STAT_FIELDS}
+        row = s.get(Pattern, key)
+        if row is None:
+            s.add(Pattern(key=key, enabled=False, last_update=p.data_time, **stats))
+        else:
+            for name, value in stats.items():
+                setattr(row, name, value)
+            row.last_update = p.data_time
+    elif p.kind in ("promote_pattern", "deprecate_pattern"):
+        row = s.get(Pattern, key)
+        if row is None:
+            raise ConfigError(f"{p.kind} for unknown pattern {key!r}")
+        row.enabled = p.kind == "promote_pattern"
+    elif p.kind == "add_episode":
+        vector = np.asarray(p.data["embedding"], dtype=np.float32)
+        s.add(Episode(id=p.id, data_time=p.data_time, action=p.data["action"], outcome=float(p.data["outcome"]),
+                      dim=len(vector), embedding=vector.tobytes()))
+    elif p.kind == "planner_weights":
+        s.add(PlannerWeights(proposal_id=p.id, data_time=p.data_time, weights=p.data["weights"]))

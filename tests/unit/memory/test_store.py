@@ -1,0 +1,98 @@
+"""The SQL store on embedded SQLite and on a real PostgreSQL server: migrations,
+idempotent commits, rollback, and memory replay equal to the pure memory book."""
+
+import numpy as np
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+
+from coinswarm.errors import ConfigError
+from coinswarm.memory import Store
+from coinswarm.memory.models import AuditEvent, Base, DecisionRow, Episode, Pattern, ProposalRow, QuorumVote
+from coinswarm.quorum import (
+    COMMITTED,
+    AuditEvent as AuditRecord,
+    LocalQuorum,
+    Proposal,
+    QuorumConfig,
+    derive_keys,
+)
+
+MANAGERS = ("m1", "m2", "m3", "m4")
+KEYS = derive_keys(b"store", MANAGERS)
+NOW = 1_735_689_600_000
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.integration)])
+def store(request, tmp_path):
+    url = f"sqlite:///{tmp_path / 'memory.db'}" if request.param == "sqlite" else request.getfixturevalue("postgres_url")
+    s = Store(url)
+    s.migrate()
+    yield s
+    s.close()
+
+
+def stats(n=150):
+    return {"n": n, "mean": 0.002, "std": 0.01, "win_rate": 0.56, "p05": -0.01, "p95": 0.02, "mean_slippage_bps": 3.0}
+
+
+def committed(quorum, proposal):
+    decision = quorum.submit(proposal, NOW)
+    assert decision.status == COMMITTED, decision
+    return decision
+
+
+def test_migrated_schema_equals_the_models(store):
+    with store.engine.connect() as connection:
+        diff = compare_metadata(MigrationContext.configure(connection), Base.metadata)
+    assert diff == []
+
+
+def test_commits_apply_once_and_replay_like_the_memory_book(store):
+    quorum = LocalQuorum(QuorumConfig(MANAGERS), KEYS)
+    proposals = [
+        Proposal("u1", "update_pattern", "a", NOW - 9, NOW - 100, {"key": "k", "stats": stats()}),
+        Proposal("w1", "planner_weights", "a", NOW - 8, NOW - 90, {"weights": {"trend": 0.7, "mean_reversion": 0.3}}),
+        Proposal("e1", "add_episode", "a", NOW - 7, NOW - 80,
+                 {"embedding": [float(x) for x in np.linspace(-1, 1, 384)], "action": "buy", "outcome": 0.02}),
+        Proposal("u2", "update_pattern", "a", NOW - 6, NOW - 70, {"key": "k", "stats": stats(200)}),
+    ]
+    for p in proposals:
+        decision = committed(quorum, p)
+        assert store.apply_commit(p, decision)
+        assert not store.apply_commit(p, decision), "a redelivered commit must change nothing"
+    assert store.count(DecisionRow) == 4 and store.count(Episode) == 1 and store.count(Pattern) == 1
+    replayed, book = store.memory(), quorum.memory.view()
+    assert replayed.patterns == book.patterns and replayed.planner_weights == book.planner_weights
+    assert store.memory(as_of=NOW - 80).planner_weights == {"trend": 0.7, "mean_reversion": 0.3}
+    assert store.memory(as_of=NOW - 90).planner_weights is None
+    assert store.memory(as_of=NOW - 75).patterns["k"]["n"] == 150
+
+
+def test_a_failed_commit_rolls_back_completely(store):
+    quorum = LocalQuorum(QuorumConfig(MANAGERS), KEYS)
+    p = Proposal("u9", "update_pattern", "a", NOW - 9, NOW - 100, {"key": "k", "stats": stats()})
+    decision = committed(quorum, p)
+    with pytest.raises(RuntimeError, match="injected"):
+        store.apply_commit(p, decision, fail_after_decision=True)
+    assert store.count(DecisionRow) == 0 and store.count(Pattern) == 0
+    assert store.apply_commit(p, decision), "after the rollback the commit applies normally"
+    assert store.count(Pattern) == 1
+
+
+def test_votes_audit_and_mismatched_decisions(store):
+    quorum = LocalQuorum(QuorumConfig(MANAGERS), KEYS)
+    p = Proposal("w2", "planner_weights", "a", NOW - 9, NOW - 10, {"weights": {"a": 1.0}})
+    decision = committed(quorum, p)
+    store.record_proposal(p)
+    store.record_votes([quorum.managers[m].evaluate(p, quorum.memory.context(NOW)) for m in MANAGERS])
+    store.audit([AuditRecord(NOW, "decision", p.id, "m1", {"status": decision.status})])
+    assert store.count(QuorumVote) == 4 and store.count(AuditEvent) == 1 and store.count(ProposalRow) == 1
+    other = Proposal("w3", "planner_weights", "a", NOW - 9, NOW - 10, {"weights": {"a": 1.0}})
+    with pytest.raises(ConfigError, match="not for proposal"):
+        store.apply_commit(other, decision)
+
+
+def test_bad_store_url_is_a_config_error():
+    with pytest.raises(ConfigError, match="store URL"):
+        Store("coinswarm.db")
