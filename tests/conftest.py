@@ -90,3 +90,26 @@ def postgres_url(postgres_server, request):
     yield base.set(database=name).render_as_string(hide_password=False)
     with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def nats_url(nats_server):
+    """The NATS server with coinswarm's stream emptied and its consumers removed (test isolation)."""
+    import asyncio
+
+    async def reset() -> None:
+        import nats
+        from nats.js.errors import NotFoundError
+
+        from coinswarm.live.bus import STREAM_NAME
+
+        nc = await nats.connect(nats_server[0])
+        js = nc.jetstream()
+        try:
+            await js.delete_stream(STREAM_NAME)
+        except NotFoundError:
+            pass
+        await nc.close()
+
+    asyncio.run(reset())
+    return nats_server[0]

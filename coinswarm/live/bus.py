@@ -1,0 +1,265 @@
+"""The message bus: one interface, an in-process implementation and a NATS one.
+
+Subjects (as in the seed): ``mem.propose``, ``mem.vote``, ``mem.commit``, ``mem.audit``,
+``planner.propose|vote|commit``, ``agent.action``, ``agent.trade``.
+
+* ``publish`` / ``subscribe`` — fire-and-forget fan-out; ``queue=`` makes a queue group
+  (each message to one member).
+* ``request`` — request-reply with a timeout.
+* ``stream_publish`` / ``stream_subscribe`` — durable streams (JetStream on NATS) for
+  proposals and commits. Each message carries ``Nats-Msg-Id``; the server drops a
+  redelivered id inside the duplicate window, and a durable consumer resumes where it
+  stopped after a restart (at-least-once: handlers must be idempotent, and the store is).
+
+:class:`InProcessBus` is deterministic (FIFO, one dispatcher, round-robin queue groups)
+for backtests and unit tests; :class:`NatsBus` talks to a real nats-server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from coinswarm.errors import ConfigError, MessageError
+
+STREAM_SUBJECTS = ("mem.propose", "mem.commit", "planner.propose", "planner.commit")
+STREAM_NAME = "COINSWARM"
+
+
+@dataclass(frozen=True)
+class Message:
+    """A delivered message."""
+
+    subject: str
+    data: bytes
+    msg_id: str | None = None
+    reply: str | None = None
+
+
+Handler = Callable[[Message], Awaitable[None]]
+
+
+def subject_matches(pattern: str, subject: str) -> bool:
+    """NATS wildcard matching: ``*`` one token, ``>`` the rest."""
+    want, have = pattern.split("."), subject.split(".")
+    for k, token in enumerate(want):
+        if token == ">":
+            return len(have) > k
+        if k >= len(have) or (token != "*" and token != have[k]):
+            return False
+    return len(want) == len(have)
+
+
+def check_subject(subject: str) -> str:
+    """Reject empty or malformed subjects with a clear error."""
+    if not isinstance(subject, str) or not subject or " " in subject or ".." in subject:
+        raise MessageError(f"invalid subject {subject!r}", field="subject")
+    return subject
+
+
+@dataclass
+class _Sub:
+    pattern: str
+    handler: Handler
+    queue: str | None
+    active: bool = True
+
+
+class Subscription:
+    """Handle to stop receiving."""
+
+    def __init__(self, stop: Callable[[], Awaitable[None]]) -> None:
+        self._stop = stop
+
+    async def unsubscribe(self) -> None:
+        """Stop delivery to this handler."""
+        await self._stop()
+
+
+@dataclass
+class InProcessBus:
+    """Deterministic bus in one event loop: messages are dispatched FIFO, one at a time."""
+
+    subs: list[_Sub] = field(default_factory=list)
+    streams: dict[str, list[Message]] = field(default_factory=dict)
+    seen_ids: set[str] = field(default_factory=set)
+    _queue: deque = field(default_factory=deque)
+    _pumping: bool = False
+    _rr: dict[str, itertools.count] = field(default_factory=dict)
+    _inbox: itertools.count = field(default_factory=itertools.count)
+
+    async def publish(self, subject: str, data: bytes, *, msg_id: str | None = None, reply: str | None = None) -> None:
+        """Queue ``data`` for every matching subscriber and dispatch until the queue is empty."""
+        self._queue.append(Message(check_subject(subject), bytes(data), msg_id, reply))
+        if self._pumping:
+            return
+        self._pumping = True
+        try:
+            while self._queue:
+                await self._dispatch(self._queue.popleft())
+        finally:
+            self._pumping = False
+
+    async def _dispatch(self, msg: Message) -> None:
+        groups: dict[str, list[_Sub]] = {}
+        for sub in [s for s in self.subs if s.active and subject_matches(s.pattern, msg.subject)]:
+            if sub.queue is None:
+                await sub.handler(msg)
+            else:
+                groups.setdefault(sub.queue, []).append(sub)
+        for queue, members in groups.items():
+            turn = next(self._rr.setdefault(queue, itertools.count()))
+            await members[turn % len(members)].handler(msg)
+
+    async def subscribe(self, subject: str, handler: Handler, *, queue: str | None = None) -> Subscription:
+        """Deliver matching messages to ``handler`` (one member per ``queue`` group)."""
+        sub = _Sub(check_subject(subject), handler, queue)
+        self.subs.append(sub)
+
+        async def stop() -> None:
+            sub.active = False
+
+        return Subscription(stop)
+
+    async def request(self, subject: str, data: bytes, timeout: float = 1.0) -> Message:
+        """Publish with a reply inbox and wait for the first answer."""
+        inbox = f"_INBOX.{next(self._inbox)}"
+        answer: asyncio.Future = asyncio.get_running_loop().create_future()
+
+        async def collect(msg: Message) -> None:
+            if not answer.done():
+                answer.set_result(msg)
+
+        sub = await self.subscribe(inbox, collect)
+        try:
+            await self.publish(subject, data, reply=inbox)
+            return await asyncio.wait_for(answer, timeout)
+        finally:
+            await sub.unsubscribe()
+
+    async def respond(self, msg: Message, data: bytes) -> None:
+        """Answer a request."""
+        if not msg.reply:
+            raise MessageError("message has no reply subject", field="reply")
+        await self.publish(msg.reply, data)
+
+    async def stream_publish(self, subject: str, data: bytes, msg_id: str) -> bool:
+        """Append to the durable log unless ``msg_id`` was seen; returns False for a duplicate."""
+        if not msg_id:
+            raise MessageError("stream messages need a msg_id", field="msg_id")
+        if msg_id in self.seen_ids:
+            return False
+        self.seen_ids.add(msg_id)
+        msg = Message(check_subject(subject), bytes(data), msg_id)
+        self.streams.setdefault(subject, []).append(msg)
+        await self.publish(subject, data, msg_id=msg_id)
+        return True
+
+    async def stream_subscribe(self, subject: str, durable: str, handler: Handler) -> Subscription:
+        """Replay the stored log for ``subject``, then receive new messages."""
+        for msg in list(self.streams.get(subject, [])):
+            await handler(msg)
+        return await self.subscribe(subject, lambda m: handler(m) if m.msg_id else _noop())
+
+    async def close(self) -> None:
+        """Nothing to release."""
+
+
+async def _noop() -> None:
+    return None
+
+
+class NatsBus:
+    """The bus over a real nats-server (core NATS + JetStream)."""
+
+    def __init__(self, nc, js, name: str) -> None:
+        self.nc, self.js, self.name = nc, js, name
+        self.reconnects = 0
+
+    @classmethod
+    async def connect(cls, url: str, *, name: str = "coinswarm", duplicate_window: float = 120.0,
+                      reconnect_wait: float = 0.25) -> NatsBus:
+        """Connect (reconnecting forever with ``reconnect_wait`` between attempts) and ensure the stream."""
+        import nats
+
+        holder: dict = {}
+
+        async def on_reconnect() -> None:
+            holder["bus"].reconnects += 1
+
+        try:
+            nc = await nats.connect(url, name=name, max_reconnect_attempts=-1, reconnect_time_wait=reconnect_wait,
+                                    reconnected_cb=on_reconnect, connect_timeout=2, allow_reconnect=True)
+        except Exception as exc:  # nats raises several unrelated types
+            raise ConfigError(f"cannot connect to NATS at {url}: {exc}") from exc
+        js = nc.jetstream()
+        bus = holder["bus"] = cls(nc, js, name)
+        await bus.ensure_stream(duplicate_window)
+        return bus
+
+    async def ensure_stream(self, duplicate_window: float) -> None:
+        """Create (or update) the durable stream of proposals and commits."""
+        from nats.js.api import StreamConfig
+        from nats.js.errors import NotFoundError
+
+        config = StreamConfig(name=STREAM_NAME, subjects=list(STREAM_SUBJECTS), duplicate_window=duplicate_window)
+        try:
+            await self.js.stream_info(STREAM_NAME)
+            await self.js.update_stream(config)
+        except NotFoundError:
+            await self.js.add_stream(config)
+
+    async def publish(self, subject: str, data: bytes, *, msg_id: str | None = None, reply: str | None = None) -> None:
+        """Core publish."""
+        headers = {"Nats-Msg-Id": msg_id} if msg_id else None
+        await self.nc.publish(check_subject(subject), data, reply=reply or "", headers=headers)
+
+    async def subscribe(self, subject: str, handler: Handler, *, queue: str | None = None) -> Subscription:
+        """Core subscription (optionally a queue group)."""
+        async def deliver(raw) -> None:
+            msg_id = (raw.headers or {}).get("Nats-Msg-Id")
+            await handler(Message(raw.subject, raw.data, msg_id, raw.reply or None))
+
+        sub = await self.nc.subscribe(check_subject(subject), queue=queue or "", cb=deliver)
+        return Subscription(sub.unsubscribe)
+
+    async def request(self, subject: str, data: bytes, timeout: float = 1.0) -> Message:
+        """Request-reply."""
+        raw = await self.nc.request(check_subject(subject), data, timeout=timeout)
+        return Message(raw.subject, raw.data, None, None)
+
+    async def respond(self, msg: Message, data: bytes) -> None:
+        """Answer a request."""
+        if not msg.reply:
+            raise MessageError("message has no reply subject", field="reply")
+        await self.nc.publish(msg.reply, data)
+
+    async def stream_publish(self, subject: str, data: bytes, msg_id: str, timeout: float = 2.0) -> bool:
+        """JetStream publish with ``Nats-Msg-Id``; False when the server saw the id already."""
+        if not msg_id:
+            raise MessageError("stream messages need a msg_id", field="msg_id")
+        ack = await self.js.publish(check_subject(subject), data, timeout=timeout, headers={"Nats-Msg-Id": msg_id})
+        return not ack.duplicate
+
+    async def stream_subscribe(self, subject: str, durable: str, handler: Handler) -> Subscription:
+        """Durable push consumer; a message is acked only after ``handler`` returns."""
+        async def deliver(raw) -> None:
+            msg_id = (raw.headers or {}).get("Nats-Msg-Id")
+            await handler(Message(raw.subject, raw.data, msg_id, None))
+            await raw.ack()
+
+        sub = await self.js.subscribe(check_subject(subject), durable=durable, cb=deliver, manual_ack=True,
+                                      stream=STREAM_NAME)
+        return Subscription(sub.unsubscribe)
+
+    async def flush(self, timeout: float = 2.0) -> None:
+        """Wait until the server has processed everything sent so far."""
+        await self.nc.flush(timeout=timeout)
+
+    async def close(self) -> None:
+        """Drain and close the connection."""
+        if not self.nc.is_closed:
+            await self.nc.drain()

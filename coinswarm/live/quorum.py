@@ -1,0 +1,219 @@
+"""The quorum over a bus: manager nodes, the rotating coordinator role, and the applier.
+
+Flow: a proposer appends a proposal to the ``mem.propose`` stream (``Nats-Msg-Id`` = its
+id). Every :class:`QuorumNode` (one manager each) evaluates it with the pure rules and
+publishes a signed vote on ``mem.vote``. The node that :func:`coordinator_for` names
+collects votes and, on a quorum, appends ``{proposal, decision, votes}`` to ``mem.commit``
+(``Nats-Msg-Id = commit-<id>``, so two coordinators cannot commit twice). The
+:class:`Applier` re-checks the quorum from the signed votes — it trusts no coordinator —
+and applies the commit to the store, whose primary key makes a redelivery a no-op. A
+deadline without a quorum is audited as ``timeout`` and nothing is committed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Callable
+from dataclasses import asdict
+
+from coinswarm.errors import MessageError
+from coinswarm.quorum.coordinator import Coordinator
+from coinswarm.quorum.manager import Context, Manager
+from coinswarm.quorum.memory import Behaviour, honest
+from coinswarm.quorum.proposals import Proposal
+from coinswarm.quorum.tally import Decision, QuorumConfig, coordinator_for, tally
+from coinswarm.quorum.votes import Vote
+
+Clock = Callable[[], int]
+
+
+def wall_clock_ms() -> int:
+    """Milliseconds since the epoch (the live runner's clock; the pure core never reads it)."""
+    return int(time.time() * 1000)
+
+
+async def submit(bus, proposal: Proposal) -> bool:
+    """Append a proposal to ``mem.propose``; False when the stream already had its id."""
+    return await bus.stream_publish("mem.propose", proposal.encode(), msg_id=proposal.id)
+
+
+def encode_commit(proposal: Proposal, decision: Decision, votes: list[Vote]) -> bytes:
+    """The ``mem.commit`` payload."""
+    body = {"proposal": proposal.to_dict(), "decision": asdict(decision), "votes": [v.encode().decode() for v in votes]}
+    return json.dumps(body, sort_keys=True).encode()
+
+
+def decode_commit(payload: bytes) -> tuple[Proposal, Decision, list[Vote]]:
+    """Parse a ``mem.commit`` payload (typed errors for malformed parts)."""
+    try:
+        body = json.loads(payload)
+        raw = body["decision"]
+        decision = Decision(**{**raw, "approvals": tuple(raw["approvals"]), "rejections": tuple(raw["rejections"]),
+                               "discarded": tuple(tuple(d) for d in raw["discarded"])})
+        votes = [Vote.decode(v.encode()) for v in body["votes"]]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise MessageError(f"malformed commit ({exc})") from None
+    return Proposal.from_dict(body["proposal"]), decision, votes
+
+
+class QuorumNode:
+    """One manager and its share of the coordinator role, on any bus.
+
+    Every node tallies every proposal; the node :func:`coordinator_for` names publishes the
+    commit at once, the others only after ``rank × failover_ms`` without seeing it (rank =
+    distance after the primary in the manager list), so a crashed coordinator delays its
+    proposals but never blocks them. Commits share the ``Nats-Msg-Id`` ``commit-<id>``:
+    the stream keeps one.
+    """
+
+    def __init__(self, manager: Manager, config: QuorumConfig, keys: dict[str, bytes], bus, *,
+                 context: Callable[[int], Context], clock: Clock = wall_clock_ms,
+                 behaviour: Behaviour = honest, durable_prefix: str = "mgr", failover_ms: int = 500) -> None:
+        self.manager, self.config, self.bus, self.clock = manager, config, bus, clock
+        self.context, self.behaviour, self.failover_ms = context, behaviour, failover_ms
+        self.coordinator = Coordinator(config, keys, name=manager.name)
+        self.votes: dict[str, list[Vote]] = {}
+        self.proposals: dict[str, Proposal] = {}
+        self.early: dict[str, list[Vote]] = {}
+        self.pending: dict[str, tuple[int, bytes]] = {}
+        self.seen_commits: set[str] = set()
+        self.durable = f"{durable_prefix}-{manager.name}"
+        self.bad_messages = 0
+        self.published = 0
+        self._subs: list = []
+
+    async def start(self) -> None:
+        """Subscribe to votes and commits, then to the proposal stream (durable: resumes after restarts)."""
+        self._subs.append(await self.bus.subscribe("mem.vote", self.on_vote))
+        self._subs.append(await self.bus.subscribe("mem.commit", self.on_commit_seen))
+        self._subs.append(await self.bus.stream_subscribe("mem.propose", self.durable, self.on_proposal))
+
+    async def stop(self) -> None:
+        """Unsubscribe (the durable consumer keeps its position on the server)."""
+        for sub in self._subs:
+            await sub.unsubscribe()
+        self._subs.clear()
+
+    def rank(self, proposal_id: str) -> int:
+        """0 for the primary coordinator of ``proposal_id``, 1 for the first backup, …"""
+        managers = self.config.managers
+        primary = managers.index(coordinator_for(proposal_id, managers))
+        return (managers.index(self.manager.name) - primary) % len(managers)
+
+    async def on_proposal(self, msg) -> None:
+        """Open the proposal, judge it and publish the vote(s)."""
+        try:
+            proposal = Proposal.decode(msg.data)
+        except MessageError:
+            self.bad_messages += 1
+            return
+        now = self.clock()
+        if proposal.id not in self.proposals and proposal.id not in self.coordinator.decided:
+            self.proposals[proposal.id] = proposal
+            self.coordinator.propose(proposal, now)
+            for vote in self.early.pop(proposal.id, []):
+                await self._count(vote, now)
+        for vote in self.behaviour(self.manager, proposal, self.context(now)):
+            await self.bus.publish("mem.vote", vote.encode())
+
+    async def on_vote(self, msg) -> None:
+        """Count a vote (votes that overtake their proposal wait in ``early``)."""
+        try:
+            vote = Vote.decode(msg.data)
+        except MessageError:
+            self.bad_messages += 1
+            return
+        if vote.proposal_id not in self.coordinator.open and vote.proposal_id not in self.coordinator.decided:
+            self.early.setdefault(vote.proposal_id, []).append(vote)
+            return
+        await self._count(vote, self.clock())
+
+    async def on_commit_seen(self, msg) -> None:
+        """Another node committed: drop our pending backup commit."""
+        if msg.msg_id and msg.msg_id.startswith("commit-"):
+            proposal_id = msg.msg_id[len("commit-"):]
+            self.seen_commits.add(proposal_id)
+            self.pending.pop(proposal_id, None)
+
+    async def _count(self, vote: Vote, now: int) -> None:
+        self.votes.setdefault(vote.proposal_id, []).append(vote)
+        decision = self.coordinator.vote(vote, now)
+        if decision is None:
+            return
+        proposal = self.proposals.pop(decision.proposal_id)
+        payload = encode_commit(proposal, decision, self.votes.pop(decision.proposal_id))
+        rank = self.rank(decision.proposal_id)
+        if rank == 0:
+            await self._publish(decision.proposal_id, payload)
+        elif decision.proposal_id not in self.seen_commits:
+            self.pending[decision.proposal_id] = (now + rank * self.failover_ms, payload)
+
+    async def _publish(self, proposal_id: str, payload: bytes) -> None:
+        await self.bus.stream_publish("mem.commit", payload, msg_id=f"commit-{proposal_id}")
+        self.published += 1
+
+    async def tick(self) -> list[Decision]:
+        """Publish backup commits that fell due; close proposals past their deadline."""
+        now = self.clock()
+        for proposal_id, (due, payload) in list(self.pending.items()):
+            if now >= due:
+                del self.pending[proposal_id]
+                await self._publish(proposal_id, payload)
+        closed = self.coordinator.tick(now)
+        for decision in closed:
+            self.votes.pop(decision.proposal_id, None)
+            self.proposals.pop(decision.proposal_id, None)
+        return closed
+
+    async def run_ticker(self, interval: float = 0.05) -> None:
+        """Call :meth:`tick` forever (cancel the task to stop)."""
+        while True:
+            await asyncio.sleep(interval)
+            await self.tick()
+
+
+class Applier:
+    """Applies ``mem.commit`` to the store after re-checking the quorum from the signed votes."""
+
+    def __init__(self, store, config: QuorumConfig, keys: dict[str, bytes], bus, *, durable: str = "applier") -> None:
+        self.store, self.config, self.keys, self.bus, self.durable = store, config, keys, bus, durable
+        self.applied = 0
+        self.duplicates = 0
+        self.refused = 0
+        self.failed: list[tuple[str, str]] = []
+        self.changed = asyncio.Event()
+        self._sub = None
+
+    async def start(self) -> None:
+        """Durable consumer of ``mem.commit``."""
+        self._sub = await self.bus.stream_subscribe("mem.commit", self.durable, self.on_commit)
+
+    async def stop(self) -> None:
+        """Unsubscribe."""
+        if self._sub is not None:
+            await self._sub.unsubscribe()
+
+    async def on_commit(self, msg) -> None:
+        """Verify and apply one commit (idempotent)."""
+        try:
+            proposal, decision, votes = decode_commit(msg.data)
+        except MessageError:
+            self.refused += 1
+            return
+        check = tally(proposal, votes, self.config, self.keys, decision.decided_at or proposal.timestamp)
+        if check.status != decision.status:
+            self.refused += 1
+            return
+        try:
+            fresh = await asyncio.to_thread(self.store.apply_commit, proposal, decision)
+        except Exception as exc:  # the transaction rolled back; record and move on (never redeliver forever)
+            self.failed.append((proposal.id, f"{type(exc).__name__}: {exc}"))
+            self.changed.set()
+            return
+        if fresh:
+            self.applied += 1
+        else:
+            self.duplicates += 1
+        self.changed.set()

@@ -1,0 +1,100 @@
+"""A quorum cluster on real servers: four manager nodes and an applier, each with its own
+NATS connection, one PostgreSQL store."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parents[1] / "unit" / "quorum"))
+
+from proposals_factory import NOW, seeded_patterns  # noqa: E402
+
+from coinswarm.live.bus import NatsBus  # noqa: E402
+from coinswarm.live.quorum import Applier, QuorumNode  # noqa: E402
+from coinswarm.memory import Store  # noqa: E402
+from coinswarm.quorum import Context, Manager, QuorumConfig, derive_keys  # noqa: E402
+
+MANAGERS = ("m1", "m2", "m3", "m4")
+KEYS = derive_keys(b"integration", MANAGERS)
+CONFIG = QuorumConfig(MANAGERS, f=1, timeout_ms=3_000)
+
+
+_START = time.monotonic()
+
+
+def clock() -> int:
+    """The cluster's injected clock: the factory's epoch plus real elapsed milliseconds."""
+    return NOW + int((time.monotonic() - _START) * 1000)
+
+
+def fixed_context(now: int) -> Context:
+    """Managers judge against a fixed snapshot of memory (what the pure-rule oracle uses)."""
+    return Context(now=now, patterns=seeded_patterns())
+
+
+def stamped(proposal):
+    """The proposal re-stamped with the cluster clock at submission."""
+    return proposal.__class__(**{**proposal.to_dict(), "timestamp": clock()})
+
+
+@dataclass
+class Cluster:
+    store: Store
+    nodes: dict = field(default_factory=dict)
+    applier: Applier | None = None
+    buses: list = field(default_factory=list)
+    tasks: list = field(default_factory=list)
+
+    async def close(self) -> None:
+        for task in self.tasks:
+            task.cancel()
+        for bus in self.buses:
+            await bus.close()
+
+
+async def start_cluster(nats_url: str, store: Store, *, live=MANAGERS, behaviours=None, prefix="t") -> Cluster:
+    cluster = Cluster(store)
+    for name in live:
+        bus = await NatsBus.connect(nats_url, name=f"{prefix}-{name}")
+        cluster.buses.append(bus)
+        node = QuorumNode(Manager(name, KEYS[name]), CONFIG, KEYS, bus, context=fixed_context,
+                          clock=clock, behaviour=(behaviours or {}).get(name, _honest()),
+                          durable_prefix=f"{prefix}-mgr", failover_ms=300)
+        await node.start()
+        cluster.tasks.append(asyncio.create_task(node.run_ticker()))
+        cluster.nodes[name] = node
+    bus = await NatsBus.connect(nats_url, name=f"{prefix}-applier")
+    cluster.buses.append(bus)
+    cluster.applier = Applier(store, CONFIG, KEYS, bus, durable=f"{prefix}-applier")
+    await cluster.applier.start()
+    return cluster
+
+
+def _honest():
+    from coinswarm.quorum import honest
+
+    return honest
+
+
+async def wait_until(condition, timeout: float, step: float = 0.02) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        await asyncio.sleep(step)
+    return condition()
+
+
+def seed_store(store: Store) -> None:
+    """Commit the patterns the proposal factory refers to (through the pure quorum)."""
+    from test_faults import seeded
+
+    from coinswarm.quorum import LocalQuorum
+
+    quorum = seeded(LocalQuorum(CONFIG, KEYS))
+    for proposal in quorum.memory.commits:
+        store.apply_commit(proposal, quorum.coordinator.decided[proposal.id])

