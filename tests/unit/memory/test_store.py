@@ -11,11 +11,13 @@ from coinswarm.memory import Store
 from coinswarm.memory.models import AuditEvent, Base, DecisionRow, Episode, Pattern, ProposalRow, QuorumVote
 from coinswarm.quorum import (
     COMMITTED,
-    AuditEvent as AuditRecord,
     LocalQuorum,
     Proposal,
     QuorumConfig,
     derive_keys,
+)
+from coinswarm.quorum import (
+    AuditEvent as AuditRecord,
 )
 
 MANAGERS = ("m1", "m2", "m3", "m4")
@@ -25,7 +27,10 @@ NOW = 1_735_689_600_000
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.integration)])
 def store(request, tmp_path):
-    url = f"sqlite:///{tmp_path / 'memory.db'}" if request.param == "sqlite" else request.getfixturevalue("postgres_url")
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'memory.db'}"
+    else:
+        url = request.getfixturevalue("postgres_url")
     s = Store(url)
     s.migrate()
     yield s
