@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 
 from coinswarm.errors import ConfigError, MessageError
 
-STREAM_SUBJECTS = ("mem.propose", "mem.commit", "planner.propose", "planner.commit")
+STREAM_SUBJECTS = ("mem.propose", "mem.vote", "mem.commit", "planner.propose", "planner.vote", "planner.commit")
 STREAM_NAME = "COINSWARM"
 
 
@@ -237,12 +237,28 @@ class NatsBus:
             raise MessageError("message has no reply subject", field="reply")
         await self.nc.publish(msg.reply, data)
 
-    async def stream_publish(self, subject: str, data: bytes, msg_id: str, timeout: float = 2.0) -> bool:
-        """JetStream publish with ``Nats-Msg-Id``; False when the server saw the id already."""
+    async def stream_publish(self, subject: str, data: bytes, msg_id: str, timeout: float = 2.0,
+                             retry_for: float = 30.0) -> bool:
+        """JetStream publish with ``Nats-Msg-Id``; False when the server saw the id already.
+
+        While the server is unreachable the publish is retried with exponential backoff
+        (50 ms doubling to 1 s) for up to ``retry_for`` seconds — safe, since a retried
+        id is deduplicated by the server.
+        """
         if not msg_id:
             raise MessageError("stream messages need a msg_id", field="msg_id")
-        ack = await self.js.publish(check_subject(subject), data, timeout=timeout, headers={"Nats-Msg-Id": msg_id})
-        return not ack.duplicate
+        loop = asyncio.get_running_loop()
+        deadline, backoff = loop.time() + retry_for, 0.05
+        while True:
+            try:
+                ack = await self.js.publish(check_subject(subject), data, timeout=timeout,
+                                            headers={"Nats-Msg-Id": msg_id})
+                return not ack.duplicate
+            except Exception:  # timeouts, no responders, connection closed/reconnecting
+                if loop.time() + backoff > deadline:
+                    raise
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 1.0)
 
     async def stream_subscribe(self, subject: str, durable: str, handler: Handler) -> Subscription:
         """Durable push consumer; a message is acked only after ``handler`` returns."""

@@ -2,7 +2,8 @@
 
 Flow: a proposer appends a proposal to the ``mem.propose`` stream (``Nats-Msg-Id`` = its
 id). Every :class:`QuorumNode` (one manager each) evaluates it with the pure rules and
-publishes a signed vote on ``mem.vote``. The node that :func:`coordinator_for` names
+appends a signed vote to the ``mem.vote`` stream (its msg id includes the signature, so a
+forger cannot squat an honest manager's id; durable, so votes survive a server restart). The node that :func:`coordinator_for` names
 collects votes and, on a quorum, appends ``{proposal, decision, votes}`` to ``mem.commit``
 (``Nats-Msg-Id = commit-<id>``, so two coordinators cannot commit twice). The
 :class:`Applier` re-checks the quorum from the signed votes — it trusts no coordinator —
@@ -86,7 +87,7 @@ class QuorumNode:
 
     async def start(self) -> None:
         """Subscribe to votes and commits, then to the proposal stream (durable: resumes after restarts)."""
-        self._subs.append(await self.bus.subscribe("mem.vote", self.on_vote))
+        self._subs.append(await self.bus.stream_subscribe("mem.vote", f"{self.durable}-votes", self.on_vote))
         self._subs.append(await self.bus.subscribe("mem.commit", self.on_commit_seen))
         self._subs.append(await self.bus.stream_subscribe("mem.propose", self.durable, self.on_proposal))
 
@@ -116,7 +117,8 @@ class QuorumNode:
             for vote in self.early.pop(proposal.id, []):
                 await self._count(vote, now)
         for vote in self.behaviour(self.manager, proposal, self.context(now)):
-            await self.bus.publish("mem.vote", vote.encode())
+            vote_id = f"vote-{vote.proposal_id}-{vote.manager}-{vote.signature[:16]}"
+            await self.bus.stream_publish("mem.vote", vote.encode(), msg_id=vote_id)
 
     async def on_vote(self, msg) -> None:
         """Count a vote (votes that overtake their proposal wait in ``early``)."""
@@ -143,6 +145,9 @@ class QuorumNode:
         if decision is None:
             return
         proposal = self.proposals.pop(decision.proposal_id)
+        if not decision.final:  # timed out: audited by the coordinator, nothing to commit
+            self.votes.pop(decision.proposal_id, None)
+            return
         payload = encode_commit(proposal, decision, self.votes.pop(decision.proposal_id))
         rank = self.rank(decision.proposal_id)
         if rank == 0:

@@ -1,0 +1,110 @@
+"""Partitions and server restarts with dedicated nats-server processes (real binaries)."""
+
+import asyncio
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from quorum_harness import MANAGERS, seed_store, stamped, start_cluster, wait_until
+
+from coinswarm.live.bus import NatsBus
+from coinswarm.live.quorum import submit
+from coinswarm.live.servers import start_nats
+from coinswarm.memory import Store
+from coinswarm.memory.models import DecisionRow, Episode, PlannerWeights
+from coinswarm.quorum import COMMITTED
+
+sys.path.insert(0, str(Path(__file__).parents[1] / "unit" / "quorum"))
+from proposals_factory import make_proposal  # noqa: E402
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def store(postgres_url):
+    s = Store(postgres_url)
+    s.migrate()
+    seed_store(s)
+    yield s
+    s.close()
+
+
+def batch(n, seed, prefix):
+    rng = np.random.default_rng(seed)
+    return [p.__class__(**{**p.to_dict(), "id": prefix + p.id}) for p in (make_proposal(i, rng) for i in range(n))]
+
+
+def statuses(store, prefix):
+    with store.sessions() as s:
+        return {r.proposal_id: r.status for r in s.query(DecisionRow) if r.proposal_id.startswith(prefix)}
+
+
+def test_partition_two_two_commits_nothing_then_heals(store, tmp_path):
+    side_a, side_b = start_nats(tmp_path / "a"), start_nats(tmp_path / "b")
+
+    async def scenario():
+        left = await start_cluster(side_a.url, store, live=MANAGERS[:2], prefix="pa")
+        right = await start_cluster(side_b.url, store, live=MANAGERS[2:], prefix="pb")
+        proposers = [await NatsBus.connect(url) for url in (side_a.url, side_b.url)]
+        for k, proposer in enumerate(proposers):
+            for p in batch(20, k, f"split{k}-"):
+                await submit(proposer, stamped(p))
+        await asyncio.sleep(4.0)  # past the 3 s deadline
+        split = {**statuses(store, "split0-"), **statuses(store, "split1-")}
+        timeouts = sum(e.kind == "timeout" for node in (*left.nodes.values(), *right.nodes.values())
+                       for e in node.coordinator.audit)
+        await right.close()
+        healed = await start_cluster(side_a.url, store, live=MANAGERS[2:], prefix="pb")
+        fresh = batch(30, 5, "healed-")
+        for p in fresh:
+            await submit(proposers[0], stamped(p))
+        done = await wait_until(lambda: len(statuses(store, "healed-")) == len(fresh), 30)
+        for bus in proposers:
+            await bus.close()
+        await left.close()
+        await healed.close()
+        return split, timeouts, done
+
+    try:
+        split, timeouts, done = asyncio.run(scenario())
+    finally:
+        side_a.stop()
+        side_b.stop()
+    assert split == {}, "a 2|2 partition must not commit anything"
+    assert timeouts >= 40, "every proposal on both sides should have timed out"
+    assert done, "after healing, new proposals are decided again"
+    assert statuses(store, "split0-") == {}, "old proposals stay undecided (no late half-commit)"
+
+
+def test_nats_restart_mid_stream_loses_nothing_and_applies_nothing_twice(store, tmp_path):
+    server = start_nats(tmp_path / "n")
+    proposals = batch(300, 9, "restart-")
+
+    async def scenario():
+        cluster = await start_cluster(server.url, store, prefix="rs")
+        proposer = await NatsBus.connect(server.url, name="rs-proposer")
+        restarted = None
+        for i, p in enumerate(proposals):
+            if i == 120:
+                server.stop()
+                await asyncio.sleep(0.5)
+                restarted = start_nats(server.workdir, port=server.port)
+            await submit(proposer, stamped(p))
+        done = await wait_until(lambda: len(statuses(store, "restart-")) == len(proposals), 60)
+        reconnects = sum(bus.reconnects for bus in cluster.buses)
+        await proposer.close()
+        await cluster.close()
+        return done, restarted, reconnects, cluster.applier
+
+    done, restarted, reconnects, applier = asyncio.run(scenario())
+    restarted.stop()
+    got = statuses(store, "restart-")
+    assert done and len(got) == len(proposals), f"{len(proposals) - len(got)} proposals lost"
+    assert reconnects >= 5, "every connection should have reconnected"
+    committed = [p for p in proposals if got[p.id] == COMMITTED]
+    assert store.count(Episode) == sum(p.kind == "add_episode" for p in committed)
+    assert store.count(PlannerWeights) == sum(p.kind == "planner_weights" for p in committed)
+    assert applier.failed == []
+    assert os.path.isdir(Path(server.workdir) / "jetstream")
