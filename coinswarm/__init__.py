@@ -43,6 +43,7 @@ from coinswarm.stats import (
     probability_of_backtest_overfitting,
 )
 from coinswarm.strategies import available_strategies, get_strategy, make_params
+from coinswarm.strategies.gated import GatedTrend
 from coinswarm.strategies.sma_cross import SmaCrossParams
 
 __version__ = "0.1.0"
@@ -57,6 +58,7 @@ __all__ = [
     "CommitteeParams",
     "Execution",
     "ExecutionParams",
+    "GatedTrend",
     "FundingCarry",
     "MeanReversion",
     "MeanReversionParams",

@@ -196,6 +196,7 @@ def walk_forward(
     client: Any = None,
     progress: bool = False,
     pbo_splits: int = 16,
+    memory: Any = None,
 ) -> WalkForwardReport:
     """Rolling (or anchored) walk-forward with the out-of-sample gate.
 
@@ -220,6 +221,10 @@ def walk_forward(
         As in :func:`coinswarm.sweep`.
     pbo_splits : int
         Row blocks for PBO's CSCV.
+    memory : MemoryBook or Store, optional
+        Quorum-governed memory for strategies with ``targets_with_memory``. Each fold (its
+        train sweep and its test targets) sees ``memory.view(as_of=test start)`` — only what
+        was learned from data before its test window; PBO uses the first fold's view.
 
     Returns
     -------
@@ -247,7 +252,9 @@ def walk_forward(
         from tqdm.auto import tqdm
 
         iterator = tqdm(windows, desc=f"walk-forward {strategy.name}", unit="fold")
+    base = strategy
     for train_lo, train_hi, test_lo, test_hi in iterator:
+        strategy = _with_memory(base, memory, test_lo)
         table = sweep(strategy, _slice(single, train_lo, train_hi), grid, costs=costs,
                       init_cash=init_cash, execution=execution, client=client)
         n_trials += len(table)
@@ -262,6 +269,7 @@ def walk_forward(
             "test_end": test_hi, "params": params, "in_sample": in_sample,
         })
     oos_prices = _slice(single, windows[0][2], windows[-1][3])
+    strategy = _with_memory(base, memory, windows[0][2])
     max_leverage, allow_short = engine_limits(strategy)
     oos = simulate(oos_prices, pd.concat(pieces), costs=costs, init_cash=init_cash,
                    execution=execution, max_leverage=max_leverage, allow_short=allow_short)
@@ -271,6 +279,34 @@ def walk_forward(
                    init_cash, execution, pbo_splits,
                    dict(train=train, test=test, anchored=anchored, purge=str(purge_td),
                         embargo=str(embargo_td), objective=objective, grid=_grid_repr(grid)))
+
+
+class _MemoryBound:
+    """A memory-aware strategy frozen to one memory view (what one fold may know)."""
+
+    def __init__(self, strategy: Strategy, view) -> None:
+        self.strategy, self.view = strategy, view
+        self.name, self.Params = strategy.name, strategy.Params
+        self.allow_short = getattr(strategy, "allow_short", False)
+        self.max_leverage = getattr(strategy, "max_leverage", 1.0)
+
+    def targets(self, prices, params):
+        return self.strategy.targets_with_memory(prices, params, self.view)
+
+    def warmup(self, params):
+        return self.strategy.warmup(params)
+
+    def is_valid(self, params):
+        return self.strategy.is_valid(params)
+
+
+def _with_memory(strategy: Strategy, memory, as_of: pd.Timestamp) -> Strategy:
+    if memory is None:
+        return strategy
+    if not hasattr(strategy, "targets_with_memory"):
+        raise ConfigError(f"{strategy.name} does not use memory (it has no targets_with_memory)")
+    as_of_ms = int(pd.Timestamp(as_of).as_unit("ms").value)
+    return _MemoryBound(strategy, memory.view(as_of=as_of_ms))
 
 
 def _grid_repr(grid):

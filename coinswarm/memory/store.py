@@ -137,6 +137,10 @@ class Store:
         with self.sessions() as s:
             return int(s.scalar(select(func.count()).select_from(model)))
 
+    def view(self, as_of: int | None = None) -> MemoryView:
+        """Same as :meth:`memory` (the interface walk-forward shares with ``MemoryBook``)."""
+        return self.memory(as_of)
+
     def memory(self, as_of: int | None = None) -> MemoryView:
         """Memory replayed from committed proposals with ``data_time < as_of`` (all when None)."""
         query = (select(ProposalRow.body).join(DecisionRow, DecisionRow.proposal_id == ProposalRow.id)
