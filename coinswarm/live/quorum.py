@@ -3,9 +3,10 @@
 Flow: a proposer appends a proposal to the ``mem.propose`` stream (``Nats-Msg-Id`` = its
 id). Every :class:`QuorumNode` (one manager each) evaluates it with the pure rules and
 appends a signed vote to the ``mem.vote`` stream (its msg id includes the signature, so a
-forger cannot squat an honest manager's id; durable, so votes survive a server restart). The node that :func:`coordinator_for` names
-collects votes and, on a quorum, appends ``{proposal, decision, votes}`` to ``mem.commit``
-(``Nats-Msg-Id = commit-<id>``, so two coordinators cannot commit twice). The
+forger cannot squat an honest manager's id; durable, so votes survive a server restart).
+Every node tallies; the one :func:`coordinator_for` names appends ``{proposal, decision,
+votes}`` to ``mem.commit`` at once, the others only if it stays silent (failover), all
+under ``Nats-Msg-Id = commit-<id>``, so the stream keeps one commit. The
 :class:`Applier` re-checks the quorum from the signed votes — it trusts no coordinator —
 and applies the commit to the store, whose primary key makes a redelivery a no-op. A
 deadline without a quorum is audited as ``timeout`` and nothing is committed.
