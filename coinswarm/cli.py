@@ -1,4 +1,4 @@
-"""``coinswarm`` command line: backtest, sweep, walkforward, evidence, data."""
+"""``coinswarm`` command line: backtest, sweep, walkforward, evidence, stack, data."""
 
 from __future__ import annotations
 
@@ -200,6 +200,27 @@ def cmd_evidence(args) -> int:
     return 0
 
 
+def cmd_stack(args) -> int:
+    from coinswarm.live import stack
+
+    root = args.dir
+    if args.stack_cmd == "up":
+        for name, server in stack.up(root).items():
+            print(f"export {stack.ENV_NAMES[name]}={server.url}   # pid {server.pid}")
+        return 0
+    if args.stack_cmd == "down":
+        stopped = stack.down(root)
+        print(f"stopped {', '.join(stopped)}" if stopped else "no stack running")
+        return 0
+    rows = stack.status(root)
+    if not rows:
+        print("no stack (run `coinswarm stack up`)")
+        return 1
+    for name, (server, alive) in rows.items():
+        print(f"{name:9s} {'up  ' if alive else 'DOWN'} {server.url}  pid {server.pid}")
+    return 0 if all(alive for _, alive in rows.values()) else 1
+
+
 def _common(p: argparse.ArgumentParser, grid: bool) -> None:
     p.add_argument("--data", default="binance:BTC/USDT:1h",
                    help="catalog name(s) or CSV path(s), comma-separated (see `coinswarm data list`)")
@@ -261,6 +282,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="research/reports", help="folder for the report and figures")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     p.set_defaults(func=cmd_evidence)
+    p = sub.add_parser("stack", help="local NATS + Redis + PostgreSQL from the pip-installed binaries")
+    p.add_argument("stack_cmd", choices=("up", "down", "status"))
+    p.add_argument("--dir", default=None, help="data and state directory (default <tmp>/coinswarm-stack)")
+    p.set_defaults(func=cmd_stack)
     p = sub.add_parser("data", help="list, validate or download data")
     dsub = p.add_subparsers(dest="data_cmd", required=True)
     dsub.add_parser("list", help="catalog names and where their files are")

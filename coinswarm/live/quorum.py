@@ -190,6 +190,7 @@ class Applier:
         self.refused = 0
         self.failed: list[tuple[str, str]] = []
         self.changed = asyncio.Event()
+        self.on_applied: Callable[[str], None] | None = None
         self._sub = None
 
     async def start(self) -> None:
@@ -220,6 +221,8 @@ class Applier:
             return
         if fresh:
             self.applied += 1
+            if self.on_applied is not None:
+                self.on_applied(proposal.id)
         else:
             self.duplicates += 1
         self.changed.set()

@@ -1,0 +1,157 @@
+"""Issue #4 benchmarks: episodic kNN and the quorum, in-process and over real servers.
+
+* kNN on 100,000 × 384 embeddings of real market states (six Binance 1h pairs): P50
+  query latency and recall@10 against exact search — usearch HNSW in-process and Redis 8
+  vector sets (``VSIM``) on a real redis-server.
+* Quorum in-process (``LocalQuorum``): proposals decided per second.
+* Quorum over real NATS JetStream + PostgreSQL (4 manager nodes + applier in this
+  process): P50 latency proposal → votes → commit → applied row, and throughput sustained
+  for ``COINSWARM_BENCH_SECONDS`` (default 60) seconds.
+
+Run: ``pytest benchmarks/test_memory_speed.py --benchmark-only -s``
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import coinswarm as cs
+from coinswarm.memory.episodic import ExactIndex, HNSWIndex, RedisVectorIndex, embed, market_features, recall_at_k
+from coinswarm.quorum import LocalQuorum, Proposal, QuorumConfig, derive_keys
+
+sys.path.insert(0, str(Path(__file__).parents[1] / "tests" / "integration"))
+sys.path.insert(0, str(Path(__file__).parents[1] / "tests" / "unit" / "quorum"))
+
+N_VECTORS = 100_000
+MANAGERS = ("m1", "m2", "m3", "m4")
+
+
+@pytest.fixture(scope="module")
+def embeddings():
+    vectors, ids = [], []
+    for pair in ("BTC", "ETH", "LTC", "XRP", "ADA", "SOL"):
+        features = market_features(cs.load_ohlcv(f"binance:{pair}/USDT:1h")).dropna()
+        vectors.append(embed(features))
+        ids += [f"{pair}:{t}" for t in features.index.as_unit("s").asi8]
+    matrix = np.vstack(vectors)[:N_VECTORS]
+    queries = np.random.default_rng(0).choice(len(matrix), 300, replace=False)
+    exact = ExactIndex()
+    exact.add(ids[:N_VECTORS], matrix)
+    truth = [[i for i, _ in exact.search(matrix[q])] for q in queries]
+    return ids[:N_VECTORS], matrix, queries, truth
+
+
+def _query_stats(index, matrix, queries, truth) -> tuple[float, float]:
+    latencies, found = [], []
+    for q in queries:
+        t0 = time.perf_counter()
+        hits = index.search(matrix[q], 10)
+        latencies.append(time.perf_counter() - t0)
+        found.append([i for i, _ in hits])
+    return float(np.median(latencies)) * 1e3, recall_at_k(truth, found)
+
+
+def test_knn_in_process_hnsw(benchmark, embeddings):
+    ids, matrix, queries, truth = embeddings
+    index = HNSWIndex()
+    index.add(ids, matrix)
+    p50, recall = _query_stats(index, matrix, queries, truth)
+    benchmark(index.search, matrix[queries[0]], 10)
+    print(f"\nHNSW in-process, {len(ids):,} x 384: P50 {p50:.3f} ms, recall@10 {recall:.3f}")
+    assert recall >= 0.95
+
+
+@pytest.mark.integration
+def test_knn_redis_vector_sets(benchmark, embeddings, redis_server):
+    import redis
+
+    ids, matrix, queries, truth = embeddings
+    client = redis.Redis.from_url(redis_server[0])
+    client.delete("bench:episodes")
+    index = RedisVectorIndex(client, "bench:episodes")
+    index.add(ids, matrix)
+    p50, recall = _query_stats(index, matrix, queries, truth)
+    benchmark(index.search, matrix[queries[0]], 10)
+    print(f"\nRedis 8 VSIM, {len(ids):,} x 384: P50 {p50:.3f} ms, recall@10 {recall:.3f}")
+    assert recall >= 0.95
+
+
+def _weights(i: int, now: int) -> Proposal:
+    return Proposal(f"w{i}", "planner_weights", "planner", now, now - 1, {"weights": {"a": 0.25, "b": 0.75}})
+
+
+def test_quorum_in_process_throughput(benchmark):
+    keys = derive_keys(b"bench", MANAGERS)
+    now = 1_735_689_600_000
+    batch = [_weights(i, now) for i in range(5_000)]
+
+    def run():
+        quorum = LocalQuorum(QuorumConfig(MANAGERS), keys)
+        for p in batch:
+            quorum.submit(p, now)
+        return quorum
+
+    quorum = benchmark.pedantic(run, rounds=3, iterations=1)
+    assert len(quorum.memory.commits) == len(batch)
+    rate = len(batch) / benchmark.stats.stats.median
+    print(f"\nLocalQuorum: {rate:,.0f} proposals/s decided (4 managers, HMAC-signed votes)")
+
+
+@pytest.mark.integration
+def test_quorum_over_nats_and_postgres(benchmark, nats_url, postgres_url):
+    from quorum_harness import clock, start_cluster
+
+    from coinswarm.live.bus import NatsBus
+    from coinswarm.live.quorum import submit
+    from coinswarm.memory import Store
+
+    seconds = float(os.environ.get("COINSWARM_BENCH_SECONDS", "60"))
+    store = Store(postgres_url, pool_size=10)
+    store.migrate()
+
+    async def scenario():
+        cluster = await start_cluster(nats_url, store, prefix="bench")
+        proposer = await NatsBus.connect(nats_url, name="bench-proposer")
+        applied: dict[str, float] = {}
+        cluster.applier.on_applied = lambda pid: applied.setdefault(pid, time.perf_counter())
+        latencies = []
+        for i in range(300):
+            pid = f"lat{i}"
+            t0 = time.perf_counter()
+            await submit(proposer, _weights_at(pid))
+            while pid not in applied:
+                await asyncio.sleep(0.0002)
+            latencies.append(applied[pid] - t0)
+        start, sent, window = time.perf_counter(), 0, 200  # at most `window` proposals in flight
+        loaded = lambda: len(applied) - len(latencies)  # noqa: E731
+        while time.perf_counter() - start < seconds:
+            room = window - (sent - loaded())
+            if room <= 0:
+                await asyncio.sleep(0.001)
+                continue
+            await asyncio.gather(*(submit(proposer, _weights_at(f"load{sent + k}")) for k in range(min(room, 50))))
+            sent += min(room, 50)
+        while loaded() < sent and time.perf_counter() - start < seconds + 30:
+            await asyncio.sleep(0.01)
+        elapsed = time.perf_counter() - start
+        done = loaded()
+        await proposer.close()
+        await cluster.close()
+        return np.array(latencies), done, elapsed
+
+    def _weights_at(pid: str) -> Proposal:
+        now = clock()
+        return Proposal(pid, "planner_weights", "planner", now, now - 1, {"weights": {"a": 0.25, "b": 0.75}})
+
+    latencies, done, elapsed = benchmark.pedantic(lambda: asyncio.run(scenario()), rounds=1, iterations=1)
+    print(f"\nquorum over NATS JetStream + PostgreSQL: P50 {np.median(latencies) * 1e3:.2f} ms, "
+          f"P95 {np.percentile(latencies, 95) * 1e3:.2f} ms (sequential); sustained {done / elapsed:,.0f} "
+          f"proposals/s over {elapsed:.0f} s ({done:,} applied)")
+    store.close()

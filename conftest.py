@@ -1,0 +1,91 @@
+"""Fixtures shared by tests/ and benchmarks/: real servers on loopback ports."""
+
+from __future__ import annotations
+
+import pytest
+
+# -- real servers (integration) ---------------------------------------------------------
+# Each fixture starts a real server from its pip-installed binary on a free loopback port
+# and stops it at the end of the session; COINSWARM_{NATS,REDIS,POSTGRES}_URL points the
+# tests at an external server instead.
+
+
+def _server(kind: str, env: str, tmp_path_factory):
+    import os
+
+    from coinswarm.live.servers import STARTERS
+
+    url = os.environ.get(env)
+    if url:
+        yield url, None
+        return
+    workdir = tmp_path_factory.mktemp(kind)
+    for parent in (workdir, *workdir.parents):
+        if str(parent) in ("/", "/tmp"):
+            break
+        parent.chmod(parent.stat().st_mode | 0o755)
+    server = STARTERS[kind](workdir)
+    try:
+        yield server.url, server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def nats_server(tmp_path_factory):
+    """``(url, Server or None)`` of a NATS server with JetStream."""
+    yield from _server("nats", "COINSWARM_NATS_URL", tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory):
+    """``(url, Server or None)`` of a Redis 8 server (vector sets)."""
+    yield from _server("redis", "COINSWARM_REDIS_URL", tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def postgres_server(tmp_path_factory):
+    """``(url, Server or None)`` of a PostgreSQL 18 server with pgvector."""
+    yield from _server("postgres", "COINSWARM_POSTGRES_URL", tmp_path_factory)
+
+
+@pytest.fixture
+def postgres_url(postgres_server, request):
+    """A fresh, empty database on the PostgreSQL server for one test."""
+    import re
+    import uuid
+
+    import psycopg
+    from sqlalchemy.engine import make_url
+
+    base = make_url(postgres_server[0])
+    name = "t_" + re.sub(r"\W", "_", request.node.name)[:40].lower() + "_" + uuid.uuid4().hex[:6]
+    admin = base.set(drivername="postgresql", database="postgres").render_as_string(hide_password=False)
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    yield base.set(database=name).render_as_string(hide_password=False)
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def nats_url(nats_server):
+    """The NATS server with coinswarm's stream emptied and its consumers removed (test isolation)."""
+    import asyncio
+
+    async def reset() -> None:
+        import nats
+        from nats.js.errors import NotFoundError
+
+        from coinswarm.live.bus import STREAM_NAME
+
+        nc = await nats.connect(nats_server[0])
+        js = nc.jetstream()
+        try:
+            await js.delete_stream(STREAM_NAME)
+        except NotFoundError:
+            pass
+        await nc.close()
+
+    asyncio.run(reset())
+    return nats_server[0]
