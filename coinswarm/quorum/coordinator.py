@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from coinswarm.quorum.proposals import Proposal
-from coinswarm.quorum.tally import PENDING, TIMEOUT, Decision, QuorumConfig, tally
+from coinswarm.quorum.tally import PENDING, TIMEOUT, Ballot, Decision, QuorumConfig
 from coinswarm.quorum.votes import Vote
 
 
@@ -32,7 +32,7 @@ class Coordinator:
         self.config = config
         self.keys = keys
         self.name = name
-        self.open: dict[str, tuple[Proposal, list[Vote]]] = {}
+        self.open: dict[str, Ballot] = {}
         self.decided: dict[str, Decision] = {}
         self.audit: list[AuditEvent] = []
 
@@ -41,7 +41,7 @@ class Coordinator:
         if proposal.id in self.open or proposal.id in self.decided:
             self._log(now, "duplicate_proposal", proposal.id, proposal.submitter, {})
             return
-        self.open[proposal.id] = (proposal, [])
+        self.open[proposal.id] = Ballot(proposal, self.config, self.keys)
         self._log(now, "proposal", proposal.id, proposal.submitter, {"kind": proposal.kind, "digest": proposal.digest})
 
     def vote(self, vote: Vote, now: int) -> Decision | None:
@@ -50,27 +50,28 @@ class Coordinator:
         if vote.proposal_id in self.decided:
             self._log(now, "discard", vote.proposal_id, vote.manager, {"reason": "already decided"})
             return None
-        entry = self.open.get(vote.proposal_id)
-        if entry is None:
+        ballot = self.open.get(vote.proposal_id)
+        if ballot is None:
             self._log(now, "discard", vote.proposal_id, vote.manager, {"reason": "unknown proposal"})
             return None
-        entry[1].append(vote)
-        return self._settle(entry[0], entry[1], now)
+        ballot.add(vote)
+        return self._settle(ballot, now)
 
     def tick(self, now: int) -> list[Decision]:
         """Close proposals whose deadline passed (status ``timeout``: nothing is applied)."""
         closed = []
-        for proposal, votes in list(self.open.values()):
-            if now > proposal.timestamp + self.config.timeout_ms:
-                decision = self._settle(proposal, votes, now)
+        for ballot in list(self.open.values()):
+            if now > ballot.deadline:
+                decision = self._settle(ballot, now)
                 if decision is not None:
                     closed.append(decision)
         return closed
 
-    def _settle(self, proposal: Proposal, votes: list[Vote], now: int) -> Decision | None:
-        decision = tally(proposal, votes, self.config, self.keys, now)
-        if decision.status == PENDING:
+    def _settle(self, ballot: Ballot, now: int) -> Decision | None:
+        if ballot.status(now) == PENDING:
             return None
+        decision = ballot.decide(now)
+        proposal = ballot.proposal
         del self.open[proposal.id]
         self.decided[proposal.id] = decision
         for manager, reason in decision.discarded:

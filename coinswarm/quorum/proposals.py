@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
@@ -41,8 +41,9 @@ class Proposal:
         validate_proposal(self)
 
     def to_dict(self) -> dict:
-        """Plain dict (JSON-safe)."""
-        return asdict(self)
+        """Plain dict (JSON-safe; ``data`` and ``justification`` are shared, not copied)."""
+        return {"id": self.id, "kind": self.kind, "submitter": self.submitter, "timestamp": self.timestamp,
+                "data_time": self.data_time, "data": self.data, "justification": self.justification}
 
     def encode(self) -> bytes:
         """Canonical bytes for the wire."""

@@ -79,31 +79,61 @@ def coordinator_for(proposal_id: str, managers: tuple[str, ...]) -> str:
     return managers[index]
 
 
-def screen_votes(proposal: Proposal, votes: list[Vote], keys: dict[str, bytes], deadline: int
-                 ) -> tuple[dict[str, Vote], list[tuple[str, str]]]:
-    """Valid votes by manager, and ``(manager, reason)`` for every vote thrown away."""
-    valid: dict[str, Vote] = {}
-    discarded: list[tuple[str, str]] = []
-    equivocators: set[str] = set()
-    for vote in votes:
-        key = keys.get(vote.manager)
-        if key is None or not vote.verify(key):
-            discarded.append((vote.manager, "forged: unknown manager or bad signature"))
-        elif vote.proposal_id != proposal.id or vote.digest != proposal.digest:
-            discarded.append((vote.manager, "for another proposal (id or digest differ)"))
-        elif vote.timestamp > deadline:
-            discarded.append((vote.manager, f"late: {vote.timestamp} > deadline {deadline}"))
-        elif vote.manager in valid:
-            if valid[vote.manager].approve == vote.approve:
-                discarded.append((vote.manager, "duplicate"))
-            else:
-                equivocators.add(vote.manager)
-                discarded.append((vote.manager, "equivocation: voted both ways"))
+class Ballot:
+    """Votes on one proposal, screened one at a time (each signature is checked once)."""
+
+    def __init__(self, proposal: Proposal, config: QuorumConfig, keys: dict[str, bytes]) -> None:
+        self.proposal, self.config = proposal, config
+        self.keys = {m: keys[m] for m in config.managers if m in keys}
+        self.deadline = proposal.timestamp + config.timeout_ms
+        self.valid: dict[str, Vote] = {}
+        self.discarded: list[tuple[str, str]] = []
+        self.equivocators: set[str] = set()
+
+    def add(self, vote: Vote) -> None:
+        """Screen one vote: keep it, or record why it was thrown away."""
+        reason = self._problem(vote)
+        if reason is None:
+            self.valid[vote.manager] = vote
         else:
-            valid[vote.manager] = vote
-    for manager in equivocators:
-        del valid[manager]
-    return valid, discarded
+            self.discarded.append((vote.manager, reason))
+
+    def _problem(self, vote: Vote) -> str | None:
+        key = self.keys.get(vote.manager)
+        if key is None or not vote.verify(key):
+            return "forged: unknown manager or bad signature"
+        if vote.proposal_id != self.proposal.id or vote.digest != self.proposal.digest:
+            return "for another proposal (id or digest differ)"
+        if vote.timestamp > self.deadline:
+            return f"late: {vote.timestamp} > deadline {self.deadline}"
+        if vote.manager in self.equivocators:
+            return "equivocation: voted both ways"
+        previous = self.valid.get(vote.manager)
+        if previous is None:
+            return None
+        if previous.approve == vote.approve:
+            return "duplicate"
+        del self.valid[vote.manager]
+        self.equivocators.add(vote.manager)
+        return "equivocation: voted both ways"
+
+    def status(self, now: int) -> str:
+        """``committed`` / ``rejected`` on a quorum, ``timeout`` past the deadline, else ``pending``."""
+        approvals = sum(v.approve for v in self.valid.values())
+        if approvals >= self.config.quorum:
+            return COMMITTED
+        if len(self.valid) - approvals >= self.config.quorum:
+            return REJECTED
+        return TIMEOUT if now > self.deadline else PENDING
+
+    def decide(self, now: int) -> Decision:
+        """The :class:`Decision` as of ``now`` (see :meth:`status`)."""
+        status = self.status(now)
+        approvals = tuple(sorted(m for m, v in self.valid.items() if v.approve))
+        rejections = tuple(sorted(m for m, v in self.valid.items() if not v.approve))
+        return Decision(self.proposal.id, self.proposal.digest, status, approvals, rejections,
+                        tuple(self.discarded), now if status != PENDING else None,
+                        coordinator_for(self.proposal.id, self.config.managers))
 
 
 def tally(proposal: Proposal, votes: list[Vote], config: QuorumConfig, keys: dict[str, bytes], now: int) -> Decision:
@@ -112,17 +142,7 @@ def tally(proposal: Proposal, votes: list[Vote], config: QuorumConfig, keys: dic
     Returns ``committed`` / ``rejected`` once a quorum of matching valid votes exists,
     ``timeout`` when the deadline passed without one, otherwise ``pending``.
     """
-    deadline = proposal.timestamp + config.timeout_ms
-    valid, discarded = screen_votes(proposal, votes, {m: keys[m] for m in config.managers if m in keys}, deadline)
-    approvals = tuple(sorted(m for m, v in valid.items() if v.approve))
-    rejections = tuple(sorted(m for m, v in valid.items() if not v.approve))
-    if len(approvals) >= config.quorum:
-        status = COMMITTED
-    elif len(rejections) >= config.quorum:
-        status = REJECTED
-    elif now > deadline:
-        status = TIMEOUT
-    else:
-        status = PENDING
-    return Decision(proposal.id, proposal.digest, status, approvals, rejections, tuple(discarded),
-                    now if status != PENDING else None, coordinator_for(proposal.id, config.managers))
+    ballot = Ballot(proposal, config, keys)
+    for vote in votes:
+        ballot.add(vote)
+    return ballot.decide(now)

@@ -6,6 +6,7 @@ import hashlib
 import hmac
 import json
 from dataclasses import asdict, dataclass, replace
+from functools import cached_property
 
 from coinswarm.errors import MessageError
 from coinswarm.quorum.proposals import canonical
@@ -25,10 +26,12 @@ class Vote:
 
     def body(self) -> bytes:
         """The signed bytes: every field except the signature."""
-        fields = asdict(self)
-        fields.pop("signature")
-        fields["reasons"] = list(self.reasons)
-        return canonical(fields)
+        return self._body
+
+    @cached_property
+    def _body(self) -> bytes:
+        return canonical({"proposal_id": self.proposal_id, "digest": self.digest, "manager": self.manager,
+                          "approve": self.approve, "reasons": list(self.reasons), "timestamp": self.timestamp})
 
     def signed(self, key: bytes) -> Vote:
         """A copy carrying ``HMAC-SHA256(key, body)``."""
