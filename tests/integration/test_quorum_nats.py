@@ -82,10 +82,10 @@ def test_one_crashed_manager_does_not_stop_decisions(nats_url, store):
 
 @pytest.mark.slow
 def test_one_byzantine_manager_causes_no_wrong_commit(nats_url, store):
-    batch = proposals(2_000, seed=2, prefix="byz-")
+    batch = proposals(10_000, seed=2, prefix="byz-")
     behaviours = {"m2": byzantine(np.random.default_rng(7))}
     done, cluster = asyncio.run(run_scenario(nats_url, store, batch, behaviours=behaviours, prefix="byz",
-                                             timeout=120))
+                                             timeout=300))
     assert done
     got, want = decisions(store), expected_verdicts(batch)
     wrong = [pid for pid, status in got.items() if (status == COMMITTED) != want[pid]]

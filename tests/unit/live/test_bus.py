@@ -1,0 +1,102 @@
+"""The bus contract, run against the in-process bus and a real NATS server."""
+
+import asyncio
+
+import pytest
+
+from coinswarm.errors import MessageError
+from coinswarm.live.bus import InProcessBus, NatsBus, subject_matches
+
+
+@pytest.fixture(params=["inprocess", pytest.param("nats", marks=pytest.mark.integration)])
+def make_bus(request):
+    if request.param == "inprocess":
+        shared = InProcessBus()
+
+        async def factory(name):
+            return shared
+    else:
+        url = request.getfixturevalue("nats_url")
+
+        async def factory(name):
+            return await NatsBus.connect(url, name=name)
+    return factory
+
+
+async def settle(bus):
+    if isinstance(bus, NatsBus):
+        await bus.flush()
+        await asyncio.sleep(0.1)
+
+
+def test_wildcards():
+    assert subject_matches("mem.*", "mem.vote") and not subject_matches("mem.*", "mem.vote.x")
+    assert subject_matches("mem.>", "mem.vote.x") and not subject_matches("mem.>", "mem")
+    assert subject_matches("agent.trade", "agent.trade") and not subject_matches("agent.trade", "agent.action")
+
+
+def test_publish_subscribe_queue_groups_and_request_reply(make_bus):
+    async def scenario():
+        a, b = await make_bus("a"), await make_bus("b")
+        seen, workers = [], {"w1": 0, "w2": 0}
+
+        async def record(msg):
+            seen.append((msg.subject, msg.data))
+
+        def worker(name):
+            async def handle(msg):
+                workers[name] += 1
+            return handle
+
+        async def echo(msg):
+            await b.respond(msg, b"pong:" + msg.data)
+
+        await b.subscribe("agent.*", record)
+        await b.subscribe("agent.trade", worker("w1"), queue="exec")
+        await b.subscribe("agent.trade", worker("w2"), queue="exec")
+        await b.subscribe("svc.ping", echo)
+        await settle(b)
+        for i in range(10):
+            await a.publish("agent.trade", str(i).encode())
+        await a.publish("agent.action", b"buy")
+        await settle(a)
+        reply = await a.request("svc.ping", b"x", timeout=2)
+        return seen, workers, reply
+
+    seen, workers, reply = asyncio.run(scenario())
+    assert [d for s, d in seen if s == "agent.trade"] == [str(i).encode() for i in range(10)]
+    assert ("agent.action", b"buy") in seen
+    assert sum(workers.values()) == 10 and min(workers.values()) > 0, "a queue group shares the work"
+    assert reply.data == b"pong:x"
+
+
+def test_stream_deduplicates_by_msg_id_and_replays_to_late_durables(make_bus):
+    async def scenario():
+        bus = await make_bus("s")
+        first = await bus.stream_publish("mem.propose", b"p1", msg_id="p1")
+        again = await bus.stream_publish("mem.propose", b"p1", msg_id="p1")
+        await bus.stream_publish("mem.propose", b"p2", msg_id="p2")
+        got = []
+
+        async def collect(msg):
+            got.append(msg.msg_id)
+
+        await bus.stream_subscribe("mem.propose", "late-reader", collect)
+        await bus.stream_publish("mem.propose", b"p3", msg_id="p3")
+        await settle(bus)
+        return first, again, got
+
+    first, again, got = asyncio.run(scenario())
+    assert first and not again
+    assert got == ["p1", "p2", "p3"]
+
+
+def test_bad_subjects_and_missing_ids_are_message_errors():
+    async def scenario():
+        bus = InProcessBus()
+        with pytest.raises(MessageError, match="subject"):
+            await bus.publish("bad subject", b"")
+        with pytest.raises(MessageError, match="msg_id"):
+            await bus.stream_publish("mem.propose", b"", msg_id="")
+
+    asyncio.run(scenario())

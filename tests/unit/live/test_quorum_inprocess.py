@@ -1,0 +1,64 @@
+"""Quorum nodes and the applier on the deterministic in-process bus with a SQLite store."""
+
+import asyncio
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from coinswarm.live.bus import InProcessBus
+from coinswarm.live.quorum import Applier, QuorumNode, submit
+from coinswarm.memory import Store
+from coinswarm.memory.models import DecisionRow
+from coinswarm.quorum import COMMITTED, Context, Manager, QuorumConfig, derive_keys
+
+sys.path.insert(0, str(Path(__file__).parents[1] / "quorum"))
+from proposals_factory import NOW, make_proposal, seeded_patterns  # noqa: E402
+from test_faults import seeded  # noqa: E402
+
+from coinswarm.quorum import LocalQuorum  # noqa: E402
+
+MANAGERS = ("m1", "m2", "m3", "m4")
+KEYS = derive_keys(b"inprocess", MANAGERS)
+CONFIG = QuorumConfig(MANAGERS)
+
+
+def context(now):
+    return Context(now=now, patterns=seeded_patterns())
+
+
+def run(tmp_path, tag):
+    store = Store(f"sqlite:///{tmp_path / f'{tag}.db'}")
+    store.migrate()
+    seed = seeded(LocalQuorum(CONFIG, KEYS))
+    for proposal in seed.memory.commits:
+        store.apply_commit(proposal, seed.coordinator.decided[proposal.id])
+    batch = [make_proposal(i, np.random.default_rng(i)) for i in range(120)]
+
+    async def scenario():
+        bus = InProcessBus()
+        nodes = [QuorumNode(Manager(m, KEYS[m]), CONFIG, KEYS, bus, context=context, clock=lambda: NOW)
+                 for m in MANAGERS]
+        for node in nodes:
+            await node.start()
+        applier = Applier(store, CONFIG, KEYS, bus)
+        await applier.start()
+        for p in batch:
+            await submit(bus, p)
+        return nodes, applier
+
+    nodes, applier = asyncio.run(scenario())
+    with store.sessions() as s:
+        statuses = {r.proposal_id: r.status for r in s.query(DecisionRow) if not r.proposal_id.startswith("seed")}
+    audit = [(e.kind, e.proposal_id, e.actor) for n in nodes for e in n.coordinator.audit]
+    return batch, statuses, audit, applier
+
+
+def test_in_process_cluster_decides_like_the_rules_and_deterministically(tmp_path):
+    batch, statuses, audit, applier = run(tmp_path, "a")
+    judge = Manager("judge", b"k")
+    want = {p.id: judge.evaluate(p, context(NOW)).approve for p in batch}
+    assert {pid: s == COMMITTED for pid, s in statuses.items()} == want
+    assert applier.refused == 0 and applier.duplicates == 0 and applier.failed == []
+    _, statuses_b, audit_b, _ = run(tmp_path, "b")
+    assert statuses_b == statuses and audit_b == audit
