@@ -37,6 +37,7 @@ class Message:
     data: bytes
     msg_id: str | None = None
     reply: str | None = None
+    seq: int | None = None
 
 
 Handler = Callable[[Message], Awaitable[None]]
@@ -93,7 +94,10 @@ class InProcessBus:
 
     async def publish(self, subject: str, data: bytes, *, msg_id: str | None = None, reply: str | None = None) -> None:
         """Queue ``data`` for every matching subscriber and dispatch until the queue is empty."""
-        self._queue.append(Message(check_subject(subject), bytes(data), msg_id, reply))
+        await self._post(Message(check_subject(subject), bytes(data), msg_id, reply))
+
+    async def _post(self, msg: Message) -> None:
+        self._queue.append(msg)
         if self._pumping:
             return
         self._pumping = True
@@ -153,13 +157,15 @@ class InProcessBus:
         if msg_id in self.seen_ids:
             return False
         self.seen_ids.add(msg_id)
-        msg = Message(check_subject(subject), bytes(data), msg_id)
-        self.streams.setdefault(subject, []).append(msg)
-        await self.publish(subject, data, msg_id=msg_id)
+        log = self.streams.setdefault(subject, [])
+        msg = Message(check_subject(subject), bytes(data), msg_id, None, len(log) + 1)
+        log.append(msg)
+        await self._post(msg)
         return True
 
-    async def stream_subscribe(self, subject: str, durable: str, handler: Handler) -> Subscription:
-        """Replay the stored log for ``subject``, then receive new messages."""
+    async def stream_subscribe(self, subject: str, durable: str, handler: Handler, *,
+                               concurrency: int = 1) -> Subscription:
+        """Replay the stored log for ``subject``, then receive new messages (always in order here)."""
         for msg in list(self.streams.get(subject, [])):
             await handler(msg)
         return await self.subscribe(subject, lambda m: handler(m) if m.msg_id else _noop())
@@ -178,6 +184,7 @@ class NatsBus:
     def __init__(self, nc, js, name: str) -> None:
         self.nc, self.js, self.name = nc, js, name
         self.reconnects = 0
+        self._tasks: set[asyncio.Task] = set()
 
     @classmethod
     async def connect(cls, url: str, *, name: str = "coinswarm", duplicate_window: float = 120.0,
@@ -260,12 +267,31 @@ class NatsBus:
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 1.0)
 
-    async def stream_subscribe(self, subject: str, durable: str, handler: Handler) -> Subscription:
-        """Durable push consumer; a message is acked only after ``handler`` returns."""
+    async def stream_subscribe(self, subject: str, durable: str, handler: Handler, *,
+                               concurrency: int = 1) -> Subscription:
+        """Durable push consumer; a message is acked only after ``handler`` returns.
+
+        ``concurrency > 1`` runs up to that many handlers at once (for handlers whose
+        messages are independent, such as proposals and votes); 1 keeps stream order.
+        """
+        slots = asyncio.Semaphore(concurrency)
+
+        async def handle(raw) -> None:
+            try:
+                msg_id = (raw.headers or {}).get("Nats-Msg-Id")
+                await handler(Message(raw.subject, raw.data, msg_id, None, raw.metadata.sequence.stream))
+                await raw.ack()
+            finally:
+                slots.release()
+
         async def deliver(raw) -> None:
-            msg_id = (raw.headers or {}).get("Nats-Msg-Id")
-            await handler(Message(raw.subject, raw.data, msg_id, None))
-            await raw.ack()
+            await slots.acquire()
+            if concurrency == 1:
+                await handle(raw)
+            else:
+                task = asyncio.create_task(handle(raw))
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
 
         sub = await self.js.subscribe(check_subject(subject), durable=durable, cb=deliver, manual_ack=True,
                                       stream=STREAM_NAME)

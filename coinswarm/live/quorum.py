@@ -18,7 +18,6 @@ import asyncio
 import json
 import time
 from collections.abc import Callable
-from dataclasses import asdict
 
 from coinswarm.errors import MessageError
 from coinswarm.quorum.coordinator import Coordinator
@@ -42,9 +41,13 @@ async def submit(bus, proposal: Proposal) -> bool:
 
 
 def encode_commit(proposal: Proposal, decision: Decision, votes: list[Vote]) -> bytes:
-    """The ``mem.commit`` payload."""
-    body = {"proposal": proposal.to_dict(), "decision": asdict(decision), "votes": [v.encode().decode() for v in votes]}
-    return json.dumps(body, sort_keys=True).encode()
+    """The ``mem.commit`` payload: the proposal, the decision and the signed votes behind it."""
+    decision_fields = {"proposal_id": decision.proposal_id, "digest": decision.digest, "status": decision.status,
+                       "approvals": list(decision.approvals), "rejections": list(decision.rejections),
+                       "discarded": [list(d) for d in decision.discarded], "decided_at": decision.decided_at,
+                       "coordinator": decision.coordinator}
+    body = {"proposal": proposal.to_dict(), "decision": decision_fields, "votes": [v.to_dict() for v in votes]}
+    return json.dumps(body, separators=(",", ":")).encode()
 
 
 def decode_commit(payload: bytes) -> tuple[Proposal, Decision, list[Vote]]:
@@ -54,7 +57,7 @@ def decode_commit(payload: bytes) -> tuple[Proposal, Decision, list[Vote]]:
         raw = body["decision"]
         decision = Decision(**{**raw, "approvals": tuple(raw["approvals"]), "rejections": tuple(raw["rejections"]),
                                "discarded": tuple(tuple(d) for d in raw["discarded"])})
-        votes = [Vote.decode(v.encode()) for v in body["votes"]]
+        votes = [Vote.decode(json.dumps(v).encode()) for v in body["votes"]]
     except (ValueError, KeyError, TypeError) as exc:
         raise MessageError(f"malformed commit ({exc})") from None
     return Proposal.from_dict(body["proposal"]), decision, votes
@@ -72,14 +75,16 @@ class QuorumNode:
 
     def __init__(self, manager: Manager, config: QuorumConfig, keys: dict[str, bytes], bus, *,
                  context: Callable[[int], Context], clock: Clock = wall_clock_ms,
-                 behaviour: Behaviour = honest, durable_prefix: str = "mgr", failover_ms: int = 500) -> None:
+                 behaviour: Behaviour = honest, durable_prefix: str = "mgr", failover_ms: int = 500,
+                 concurrency: int = 64) -> None:
         self.manager, self.config, self.bus, self.clock = manager, config, bus, clock
         self.context, self.behaviour, self.failover_ms = context, behaviour, failover_ms
+        self.concurrency = concurrency
         self.coordinator = Coordinator(config, keys, name=manager.name)
         self.votes: dict[str, list[Vote]] = {}
         self.proposals: dict[str, Proposal] = {}
         self.early: dict[str, list[Vote]] = {}
-        self.pending: dict[str, tuple[int, bytes]] = {}
+        self.pending: dict[str, tuple[int, Proposal, Decision, list[Vote]]] = {}
         self.seen_commits: set[str] = set()
         self.durable = f"{durable_prefix}-{manager.name}"
         self.bad_messages = 0
@@ -88,9 +93,11 @@ class QuorumNode:
 
     async def start(self) -> None:
         """Subscribe to votes and commits, then to the proposal stream (durable: resumes after restarts)."""
-        self._subs.append(await self.bus.stream_subscribe("mem.vote", f"{self.durable}-votes", self.on_vote))
+        self._subs.append(await self.bus.stream_subscribe("mem.vote", f"{self.durable}-votes", self.on_vote,
+                                                          concurrency=self.concurrency))
         self._subs.append(await self.bus.subscribe("mem.commit", self.on_commit_seen))
-        self._subs.append(await self.bus.stream_subscribe("mem.propose", self.durable, self.on_proposal))
+        self._subs.append(await self.bus.stream_subscribe("mem.propose", self.durable, self.on_proposal,
+                                                          concurrency=self.concurrency))
 
     async def stop(self) -> None:
         """Unsubscribe (the durable consumer keeps its position on the server)."""
@@ -146,27 +153,27 @@ class QuorumNode:
         if decision is None:
             return
         proposal = self.proposals.pop(decision.proposal_id)
+        votes = self.votes.pop(decision.proposal_id)
         if not decision.final:  # timed out: audited by the coordinator, nothing to commit
-            self.votes.pop(decision.proposal_id, None)
             return
-        payload = encode_commit(proposal, decision, self.votes.pop(decision.proposal_id))
         rank = self.rank(decision.proposal_id)
         if rank == 0:
-            await self._publish(decision.proposal_id, payload)
+            await self._publish(proposal, decision, votes)
         elif decision.proposal_id not in self.seen_commits:
-            self.pending[decision.proposal_id] = (now + rank * self.failover_ms, payload)
+            self.pending[decision.proposal_id] = (now + rank * self.failover_ms, proposal, decision, votes)
 
-    async def _publish(self, proposal_id: str, payload: bytes) -> None:
-        await self.bus.stream_publish("mem.commit", payload, msg_id=f"commit-{proposal_id}")
+    async def _publish(self, proposal: Proposal, decision: Decision, votes: list[Vote]) -> None:
+        await self.bus.stream_publish("mem.commit", encode_commit(proposal, decision, votes),
+                                      msg_id=f"commit-{proposal.id}")
         self.published += 1
 
     async def tick(self) -> list[Decision]:
         """Publish backup commits that fell due; close proposals past their deadline."""
         now = self.clock()
-        for proposal_id, (due, payload) in list(self.pending.items()):
+        for proposal_id, (due, proposal, decision, votes) in list(self.pending.items()):
             if now >= due:
                 del self.pending[proposal_id]
-                await self._publish(proposal_id, payload)
+                await self._publish(proposal, decision, votes)
         closed = self.coordinator.tick(now)
         for decision in closed:
             self.votes.pop(decision.proposal_id, None)
@@ -214,7 +221,7 @@ class Applier:
             self.refused += 1
             return
         try:
-            fresh = await asyncio.to_thread(self.store.apply_commit, proposal, decision)
+            fresh = await asyncio.to_thread(self.store.apply_commit, proposal, decision, seq=msg.seq)
         except Exception as exc:  # the transaction rolled back; record and move on (never redeliver forever)
             self.failed.append((proposal.id, f"{type(exc).__name__}: {exc}"))
             self.changed.set()

@@ -12,9 +12,9 @@ import json
 from pathlib import Path
 
 import numpy as np
-from sqlalchemy import create_engine, event, func, insert, select
+from sqlalchemy import create_engine, event, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import sessionmaker
 
 from coinswarm.errors import ConfigError
 from coinswarm.memory.models import (
@@ -77,9 +77,7 @@ class Store:
         """Store a proposal once; False when its id is already known."""
         try:
             with self.sessions.begin() as s:
-                s.add(ProposalRow(id=proposal.id, kind=proposal.kind, submitter=proposal.submitter,
-                                  timestamp=proposal.timestamp, data_time=proposal.data_time,
-                                  digest=proposal.digest, body=proposal.encode().decode()))
+                s.add(_proposal_row(proposal))
             return True
         except IntegrityError:
             return False
@@ -101,30 +99,35 @@ class Store:
             s.execute(insert(AuditEvent), [{"time": e.time, "kind": e.kind, "proposal_id": e.proposal_id,
                                             "actor": e.actor, "detail": e.detail} for e in events])
 
-    def apply_commit(self, proposal: Proposal, decision: Decision, *, fail_after_decision: bool = False) -> bool:
-        """Write the decision and, if committed, its effect — atomically and at most once.
+    def apply_commit(self, proposal: Proposal, decision: Decision, *, seq: int | None = None,
+                     fail_after_decision: bool = False) -> bool:
+        """Write the proposal, the decision and, if committed, its effect — in one transaction, at most once.
 
-        Returns False when this proposal was already decided (the call changes nothing).
-        ``fail_after_decision`` raises half-way (tests prove the rollback leaves nothing).
+        ``seq`` orders commits for replay (the commit stream's sequence number; by default
+        one more than the largest so far). Returns False when this proposal was already
+        decided (the call changes nothing). ``fail_after_decision`` raises half-way (tests
+        prove the rollback leaves nothing).
         """
         if decision.proposal_id != proposal.id or decision.digest != proposal.digest:
             raise ConfigError(f"decision {decision.proposal_id}/{decision.digest[:8]} is not for proposal "
                               f"{proposal.id}/{proposal.digest[:8]}")
-        self.record_proposal(proposal)
-        try:
-            with self.sessions.begin() as s:
-                seq = (s.scalar(select(func.max(DecisionRow.seq))) or 0) + 1
-                s.add(DecisionRow(proposal_id=proposal.id, seq=seq, digest=decision.digest, status=decision.status,
-                                  approvals=list(decision.approvals), rejections=list(decision.rejections),
-                                  decided_at=decision.decided_at or 0, coordinator=decision.coordinator))
-                s.flush()
-                if fail_after_decision:
-                    raise RuntimeError("injected failure after the decision row")
-                if decision.status == COMMITTED:
-                    _write_effect(s, proposal)
-            return True
-        except IntegrityError:
-            return False
+        upsert = _insert_for(self.engine.dialect.name)
+        with self.engine.begin() as conn:
+            conn.execute(upsert(ProposalRow).values(**_proposal_fields(proposal)).on_conflict_do_nothing())
+            if seq is None:
+                seq = (conn.scalar(select(func.max(DecisionRow.seq))) or 0) + 1
+            inserted = conn.execute(upsert(DecisionRow).values(
+                proposal_id=proposal.id, seq=seq, digest=decision.digest, status=decision.status,
+                approvals=list(decision.approvals), rejections=list(decision.rejections),
+                decided_at=decision.decided_at or 0, coordinator=decision.coordinator,
+            ).on_conflict_do_nothing().returning(DecisionRow.proposal_id))
+            if inserted.first() is None:  # already decided: change nothing
+                return False
+            if fail_after_decision:
+                raise RuntimeError("injected failure after the decision row")
+            if decision.status == COMMITTED:
+                _write_effect(conn, upsert, proposal)
+        return True
 
     # -- reads -----------------------------------------------------------------------
     def decision(self, proposal_id: str) -> DecisionRow | None:
@@ -154,25 +157,44 @@ class Store:
         return view
 
 
-def _write_effect(s: Session, p: Proposal) -> None:
+def _insert_for(dialect: str):
+    """The dialect's INSERT with ``on_conflict_do_nothing`` / ``on_conflict_do_update``."""
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as dialect_insert
+    elif dialect == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert as dialect_insert
+    else:
+        raise ConfigError(f"unsupported database {dialect!r}: use SQLite or PostgreSQL")
+    return dialect_insert
+
+
+def _proposal_fields(p: Proposal) -> dict:
+    return {"id": p.id, "kind": p.kind, "submitter": p.submitter, "timestamp": p.timestamp,
+            "data_time": p.data_time, "digest": p.digest, "body": p.encode().decode()}
+
+
+def _proposal_row(p: Proposal) -> ProposalRow:
+    return ProposalRow(**_proposal_fields(p))
+
+
+def _write_effect(conn, upsert, p: Proposal) -> None:
+    """The committed proposal's effect, as Core statements on ``conn`` (inside the commit's transaction)."""
     key = p.data.get("key")
     if p.kind == "update_pattern":
         stats = {k: p.data["stats"][k] for k in _STAT_FIELDS}
-        row = s.get(Pattern, key)
-        if row is None:
-            s.add(Pattern(key=key, enabled=False, last_update=p.data_time, **stats))
-        else:
-            for name, value in stats.items():
-                setattr(row, name, value)
-            row.last_update = p.data_time
+        statement = upsert(Pattern).values(key=key, enabled=False, last_update=p.data_time, **stats)
+        conn.execute(statement.on_conflict_do_update(index_elements=["key"],
+                                                     set_={**stats, "last_update": p.data_time}))
     elif p.kind in ("promote_pattern", "deprecate_pattern"):
-        row = s.get(Pattern, key)
-        if row is None:
+        done = conn.execute(update(Pattern).where(Pattern.key == key).values(enabled=p.kind == "promote_pattern")
+                            .returning(Pattern.key))
+        if done.first() is None:
             raise ConfigError(f"{p.kind} for unknown pattern {key!r}")
-        row.enabled = p.kind == "promote_pattern"
     elif p.kind == "add_episode":
         vector = np.asarray(p.data["embedding"], dtype=np.float32)
-        s.add(Episode(id=p.id, data_time=p.data_time, action=p.data["action"], outcome=float(p.data["outcome"]),
-                      dim=len(vector), embedding=vector.tobytes()))
+        conn.execute(insert(Episode).values(id=p.id, data_time=p.data_time, action=p.data["action"],
+                                            outcome=float(p.data["outcome"]), dim=len(vector),
+                                            embedding=vector.tobytes()))
     elif p.kind == "planner_weights":
-        s.add(PlannerWeights(proposal_id=p.id, data_time=p.data_time, weights=p.data["weights"]))
+        conn.execute(insert(PlannerWeights).values(proposal_id=p.id, data_time=p.data_time,
+                                                   weights=p.data["weights"]))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from functools import cached_property
 
 from coinswarm.errors import MessageError
@@ -43,10 +43,18 @@ class Vote:
         return hmac.compare_digest(expected, self.signature)
 
     def encode(self) -> bytes:
-        """Wire bytes."""
-        fields = asdict(self)
-        fields["reasons"] = list(self.reasons)
-        return canonical(fields)
+        """Wire bytes (cached)."""
+        return self._wire
+
+    @cached_property
+    def _wire(self) -> bytes:
+        return canonical(self.to_dict())
+
+    def to_dict(self) -> dict:
+        """Plain JSON-safe dict."""
+        return {"proposal_id": self.proposal_id, "digest": self.digest, "manager": self.manager,
+                "approve": self.approve, "reasons": list(self.reasons), "timestamp": self.timestamp,
+                "signature": self.signature}
 
     @classmethod
     def decode(cls, payload: bytes) -> Vote:
