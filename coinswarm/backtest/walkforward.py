@@ -246,30 +246,17 @@ def walk_forward(
         raise ConfigError(
             f"data {index[0]} → {index[-1]} is too short for train {train} + test {test}"
         )
-    folds, pieces, n_trials, trial_sharpes = [], [], 0, []
     iterator = windows
     if progress:
         from tqdm.auto import tqdm
 
         iterator = tqdm(windows, desc=f"walk-forward {strategy.name}", unit="fold")
-    base = strategy
-    for train_lo, train_hi, test_lo, test_hi in iterator:
-        strategy = _with_memory(base, memory, test_lo)
-        table = sweep(strategy, _slice(single, train_lo, train_hi), grid, costs=costs,
-                      init_cash=init_cash, execution=execution, client=client)
-        n_trials += len(table)
-        trial_sharpes.append(table["sharpe"].to_numpy(dtype=np.float64))
-        params, in_sample = _choose(table, objective, strategy.Params._fields)
-        chosen = strategy.Params(**params)
-        history_lo = test_lo - bar * (strategy.warmup(chosen) + 1)
-        targets = strategy.targets(_slice(single, history_lo, test_hi), chosen)
-        pieces.append(targets.loc[(targets.index >= test_lo) & (targets.index < test_hi)])
-        folds.append({
-            "train_start": train_lo, "train_end": train_hi, "test_start": test_lo,
-            "test_end": test_hi, "params": params, "in_sample": in_sample,
-        })
+    run = _FoldRunner(strategy, single, grid, objective, memory, bar,
+                      dict(costs=costs, init_cash=init_cash, execution=execution, client=client))
+    folds, pieces = zip(*(run.fold(*window) for window in iterator), strict=True)
+    folds, n_trials, trial_sharpes = list(folds), run.n_trials, run.trial_sharpes
     oos_prices = _slice(single, windows[0][2], windows[-1][3])
-    strategy = _with_memory(base, memory, windows[0][2])
+    strategy = _with_memory(strategy, memory, windows[0][2])
     max_leverage, allow_short = engine_limits(strategy)
     oos = simulate(oos_prices, pd.concat(pieces), costs=costs, init_cash=init_cash,
                    execution=execution, max_leverage=max_leverage, allow_short=allow_short)
@@ -279,6 +266,28 @@ def walk_forward(
                    init_cash, execution, pbo_splits,
                    dict(train=train, test=test, anchored=anchored, purge=str(purge_td),
                         embargo=str(embargo_td), objective=objective, grid=_grid_repr(grid)))
+
+
+class _FoldRunner:
+    """Optimise on one train window, build the test window's targets from past data only."""
+
+    def __init__(self, strategy, prices, grid, objective, memory, bar, sweep_kwargs) -> None:
+        self.strategy, self.prices, self.grid, self.objective = strategy, prices, grid, objective
+        self.memory, self.bar, self.sweep_kwargs = memory, bar, sweep_kwargs
+        self.n_trials, self.trial_sharpes = 0, []
+
+    def fold(self, train_lo, train_hi, test_lo, test_hi) -> tuple[dict, pd.Series | pd.DataFrame]:
+        strategy = _with_memory(self.strategy, self.memory, test_lo)
+        table = sweep(strategy, _slice(self.prices, train_lo, train_hi), self.grid, **self.sweep_kwargs)
+        self.n_trials += len(table)
+        self.trial_sharpes.append(table["sharpe"].to_numpy(dtype=np.float64))
+        params, in_sample = _choose(table, self.objective, strategy.Params._fields)
+        chosen = strategy.Params(**params)
+        history_lo = test_lo - self.bar * (strategy.warmup(chosen) + 1)
+        targets = strategy.targets(_slice(self.prices, history_lo, test_hi), chosen)
+        piece = targets.loc[(targets.index >= test_lo) & (targets.index < test_hi)]
+        return {"train_start": train_lo, "train_end": train_hi, "test_start": test_lo, "test_end": test_hi,
+                "params": params, "in_sample": in_sample}, piece
 
 
 class _MemoryBound:
