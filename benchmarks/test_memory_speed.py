@@ -105,7 +105,8 @@ def test_quorum_in_process_throughput(benchmark):
 
 
 @pytest.mark.integration
-def test_quorum_over_nats_and_postgres(benchmark, nats_url, postgres_url):
+@pytest.mark.parametrize("persist_audit", [True, False], ids=["audit-stored", "audit-in-memory"])
+def test_quorum_over_nats_and_postgres(benchmark, nats_url, postgres_url, persist_audit):
     from quorum_harness import clock, start_cluster
 
     from coinswarm.live.bus import NatsBus
@@ -117,7 +118,7 @@ def test_quorum_over_nats_and_postgres(benchmark, nats_url, postgres_url):
     store.migrate()
 
     async def scenario():
-        cluster = await start_cluster(nats_url, store, prefix="bench")
+        cluster = await start_cluster(nats_url, store, prefix="bench", persist_audit=persist_audit)
         proposer = await NatsBus.connect(nats_url, name="bench-proposer")
         applied: dict[str, float] = {}
         cluster.applier.on_applied = lambda pid: applied.setdefault(pid, time.perf_counter())
@@ -151,7 +152,8 @@ def test_quorum_over_nats_and_postgres(benchmark, nats_url, postgres_url):
         return Proposal(pid, "planner_weights", "planner", now, now - 1, {"weights": {"a": 0.25, "b": 0.75}})
 
     latencies, done, elapsed = benchmark.pedantic(lambda: asyncio.run(scenario()), rounds=1, iterations=1)
-    print(f"\nquorum over NATS JetStream + PostgreSQL: P50 {np.median(latencies) * 1e3:.2f} ms, "
+    mode = "audit trail stored" if persist_audit else "audit kept in memory"
+    print(f"\nquorum over NATS JetStream + PostgreSQL ({mode}): P50 {np.median(latencies) * 1e3:.2f} ms, "
           f"P95 {np.percentile(latencies, 95) * 1e3:.2f} ms (sequential); sustained {done / elapsed:,.0f} "
           f"proposals/s over {elapsed:.0f} s ({done:,} applied)")
     store.close()

@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable
 
 from coinswarm.errors import MessageError
-from coinswarm.quorum.coordinator import Coordinator
+from coinswarm.quorum.coordinator import AuditEvent, Coordinator
 from coinswarm.quorum.manager import Context, Manager
 from coinswarm.quorum.memory import Behaviour, honest
 from coinswarm.quorum.proposals import Proposal
@@ -76,16 +76,22 @@ class QuorumNode:
     def __init__(self, manager: Manager, config: QuorumConfig, keys: dict[str, bytes], bus, *,
                  context: Callable[[int], Context], clock: Clock = wall_clock_ms,
                  behaviour: Behaviour = honest, durable_prefix: str = "mgr", failover_ms: int = 500,
-                 concurrency: int = 64) -> None:
+                 concurrency: int = 64, retention_ms: int | None = None,
+                 audit_subject: str | None = "mem.audit") -> None:
         self.manager, self.config, self.bus, self.clock = manager, config, bus, clock
         self.context, self.behaviour, self.failover_ms = context, behaviour, failover_ms
         self.concurrency = concurrency
+        self.retention_ms = retention_ms if retention_ms is not None else 10 * config.timeout_ms
+        self._audit_sent = 0
+        self._last_prune = 0
+        self.audit_subject = audit_subject
         self.coordinator = Coordinator(config, keys, name=manager.name)
         self.votes: dict[str, list[Vote]] = {}
         self.proposals: dict[str, Proposal] = {}
         self.early: dict[str, list[Vote]] = {}
+        self.early_seen: dict[str, int] = {}
         self.pending: dict[str, tuple[int, Proposal, Decision, list[Vote]]] = {}
-        self.seen_commits: set[str] = set()
+        self.seen_commits: dict[str, int] = {}
         self.durable = f"{durable_prefix}-{manager.name}"
         self.bad_messages = 0
         self.published = 0
@@ -122,6 +128,7 @@ class QuorumNode:
         if proposal.id not in self.proposals and proposal.id not in self.coordinator.decided:
             self.proposals[proposal.id] = proposal
             self.coordinator.propose(proposal, now)
+            self.early_seen.pop(proposal.id, None)
             for vote in self.early.pop(proposal.id, []):
                 await self._count(vote, now)
         for vote in self.behaviour(self.manager, proposal, self.context(now)):
@@ -137,6 +144,7 @@ class QuorumNode:
             return
         if vote.proposal_id not in self.coordinator.open and vote.proposal_id not in self.coordinator.decided:
             self.early.setdefault(vote.proposal_id, []).append(vote)
+            self.early_seen.setdefault(vote.proposal_id, self.clock())
             return
         await self._count(vote, self.clock())
 
@@ -144,7 +152,7 @@ class QuorumNode:
         """Another node committed: drop our pending backup commit."""
         if msg.msg_id and msg.msg_id.startswith("commit-"):
             proposal_id = msg.msg_id[len("commit-"):]
-            self.seen_commits.add(proposal_id)
+            self.seen_commits[proposal_id] = self.clock()
             self.pending.pop(proposal_id, None)
 
     async def _count(self, vote: Vote, now: int) -> None:
@@ -178,7 +186,36 @@ class QuorumNode:
         for decision in closed:
             self.votes.pop(decision.proposal_id, None)
             self.proposals.pop(decision.proposal_id, None)
+        await self._flush_audit()
+        if now - self._last_prune >= self.retention_ms // 10:
+            self._last_prune = now
+            self._prune(now - self.retention_ms)
         return closed
+
+    async def _flush_audit(self) -> None:
+        """Publish, on ``mem.audit``, the not-yet-sent audit events of proposals this node is the
+        primary coordinator of (every node tallies everything; one copy is enough). The applier
+        stores them."""
+        if self.audit_subject is None:
+            self._audit_sent = len(self.coordinator.audit)
+            return
+        fresh = self.coordinator.audit[self._audit_sent:]
+        self._audit_sent += len(fresh)
+        events = [e for e in fresh if self.rank(e.proposal_id) == 0]
+        if events:
+            payload = json.dumps([{"time": e.time, "kind": e.kind, "proposal_id": e.proposal_id, "actor": e.actor,
+                                   "detail": e.detail} for e in events]).encode()
+            await self.bus.publish(self.audit_subject, payload)
+
+    def _prune(self, before: int) -> None:
+        """Forget what is older than the retention window (memory stays bounded)."""
+        kept = len(self.coordinator.audit)
+        self.coordinator.forget(before)
+        self._audit_sent -= kept - len(self.coordinator.audit)
+        for table in (self.seen_commits, self.early_seen):
+            for pid in [pid for pid, t in table.items() if t < before]:
+                del table[pid]
+                self.early.pop(pid, None)
 
     async def run_ticker(self, interval: float = 0.05) -> None:
         """Call :meth:`tick` forever (cancel the task to stop)."""
@@ -190,24 +227,42 @@ class QuorumNode:
 class Applier:
     """Applies ``mem.commit`` to the store after re-checking the quorum from the signed votes."""
 
-    def __init__(self, store, config: QuorumConfig, keys: dict[str, bytes], bus, *, durable: str = "applier") -> None:
+    def __init__(self, store, config: QuorumConfig, keys: dict[str, bytes], bus, *, durable: str = "applier",
+                 persist_audit: bool = True) -> None:
         self.store, self.config, self.keys, self.bus, self.durable = store, config, keys, bus, durable
+        self.persist_audit = persist_audit
+        self._audit_sub = None
         self.applied = 0
         self.duplicates = 0
         self.refused = 0
         self.failed: list[tuple[str, str]] = []
+        self.audited = 0
         self.changed = asyncio.Event()
         self.on_applied: Callable[[str], None] | None = None
         self._sub = None
 
     async def start(self) -> None:
-        """Durable consumer of ``mem.commit``."""
+        """Durable consumer of ``mem.commit``; audit events from ``mem.audit`` go to the store too."""
         self._sub = await self.bus.stream_subscribe("mem.commit", self.durable, self.on_commit)
+        if self.persist_audit:
+            self._audit_sub = await self.bus.subscribe("mem.audit", self.on_audit)
+
+    async def on_audit(self, msg) -> None:
+        """Store a batch of audit events (malformed batches are counted, not stored)."""
+        try:
+            events = [AuditEvent(int(e["time"]), str(e["kind"]), str(e["proposal_id"]), str(e["actor"]),
+                                 dict(e["detail"])) for e in json.loads(msg.data)]
+        except (ValueError, KeyError, TypeError):
+            self.refused += 1
+            return
+        await asyncio.to_thread(self.store.audit, events)
+        self.audited += len(events)
 
     async def stop(self) -> None:
         """Unsubscribe."""
-        if self._sub is not None:
-            await self._sub.unsubscribe()
+        for sub in (self._sub, self._audit_sub):
+            if sub is not None:
+                await sub.unsubscribe()
 
     async def on_commit(self, msg) -> None:
         """Verify and apply one commit (idempotent)."""

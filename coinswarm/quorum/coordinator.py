@@ -67,6 +67,23 @@ class Coordinator:
                     closed.append(decision)
         return closed
 
+    def forget(self, before: int) -> int:
+        """Drop decisions made before ``before`` and audit events older than it (bounded memory
+        for a long-running node; the store keeps the durable record). Returns decisions dropped."""
+        old = []
+        for pid, decision in self.decided.items():  # insertion order = decision order
+            if (decision.decided_at or 0) >= before:
+                break
+            old.append(pid)
+        for pid in old:
+            del self.decided[pid]
+        keep = 0
+        while keep < len(self.audit) and self.audit[keep].time < before:
+            keep += 1
+        if keep:
+            del self.audit[:keep]
+        return len(old)
+
     def _settle(self, ballot: Ballot, now: int) -> Decision | None:
         if ballot.status(now) == PENDING:
             return None

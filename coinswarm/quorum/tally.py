@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from coinswarm.errors import ConfigError
 from coinswarm.quorum.proposals import Proposal
@@ -73,6 +74,7 @@ class Decision:
         return self.status in (COMMITTED, REJECTED)
 
 
+@lru_cache(maxsize=65_536)
 def coordinator_for(proposal_id: str, managers: tuple[str, ...]) -> str:
     """The manager that coordinates ``proposal_id``: rotates deterministically by hash."""
     index = int.from_bytes(hashlib.sha256(proposal_id.encode()).digest()[:8], "big") % len(managers)

@@ -56,20 +56,22 @@ class Cluster:
             await bus.close()
 
 
-async def start_cluster(nats_url: str, store: Store, *, live=MANAGERS, behaviours=None, prefix="t") -> Cluster:
+async def start_cluster(nats_url: str, store: Store, *, live=MANAGERS, behaviours=None, prefix="t",
+                        persist_audit: bool = True) -> Cluster:
     cluster = Cluster(store)
     for name in live:
         bus = await NatsBus.connect(nats_url, name=f"{prefix}-{name}")
         cluster.buses.append(bus)
         node = QuorumNode(Manager(name, KEYS[name]), CONFIG, KEYS, bus, context=fixed_context,
                           clock=clock, behaviour=(behaviours or {}).get(name, _honest()),
-                          durable_prefix=f"{prefix}-mgr", failover_ms=300)
+                          durable_prefix=f"{prefix}-mgr", failover_ms=300,
+                          audit_subject="mem.audit" if persist_audit else None)
         await node.start()
         cluster.tasks.append(asyncio.create_task(node.run_ticker()))
         cluster.nodes[name] = node
     bus = await NatsBus.connect(nats_url, name=f"{prefix}-applier")
     cluster.buses.append(bus)
-    cluster.applier = Applier(store, CONFIG, KEYS, bus, durable=f"{prefix}-applier")
+    cluster.applier = Applier(store, CONFIG, KEYS, bus, durable=f"{prefix}-applier", persist_audit=persist_audit)
     await cluster.applier.start()
     return cluster
 

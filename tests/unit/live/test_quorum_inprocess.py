@@ -62,3 +62,35 @@ def test_in_process_cluster_decides_like_the_rules_and_deterministically(tmp_pat
     assert applier.refused == 0 and applier.duplicates == 0 and applier.failed == []
     _, statuses_b, audit_b, _ = run(tmp_path, "b")
     assert statuses_b == statuses and audit_b == audit
+
+
+def test_nodes_publish_their_audit_trail_and_forget_old_state(tmp_path):
+    from coinswarm.memory.models import AuditEvent
+
+    store = Store(f"sqlite:///{tmp_path / 'audit.db'}")
+    store.migrate()
+    now = [NOW]
+    batch = [make_proposal(i, np.random.default_rng(i)) for i in range(40) if i % 5 == 4]  # planner weights
+
+    async def scenario():
+        bus = InProcessBus()
+        nodes = [QuorumNode(Manager(m, KEYS[m]), CONFIG, KEYS, bus, context=context, clock=lambda: now[0],
+                            retention_ms=10_000) for m in MANAGERS]
+        for node in nodes:
+            await node.start()
+        applier = Applier(store, CONFIG, KEYS, bus)
+        await applier.start()
+        for p in batch:
+            await submit(bus, p)
+        for node in nodes:
+            await node.tick()
+        sizes_before = [len(n.coordinator.decided) for n in nodes]
+        now[0] += 20_000
+        for node in nodes:
+            await node.tick()
+        return nodes, applier, sizes_before
+
+    nodes, applier, sizes_before = asyncio.run(scenario())
+    assert all(size == len(batch) for size in sizes_before)
+    assert all(not n.coordinator.decided and not n.seen_commits and not n.early for n in nodes)
+    assert applier.audited > 0 and store.count(AuditEvent) == applier.audited
