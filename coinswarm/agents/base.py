@@ -10,6 +10,7 @@ path (``update`` per bar) and the backtest path (``run``) agree bit for bit.
 from __future__ import annotations
 
 import warnings
+from abc import ABC, abstractmethod
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -97,7 +98,7 @@ def iter_bars(frame: pd.DataFrame):
         yield Bar(int(time_ms[k]), float(o[k]), float(h[k]), float(low[k]), float(c[k]), float(v[k]))
 
 
-class Agent:
+class Agent(ABC):
     """Base of single-asset agents: subclasses provide the kernels and the layout.
 
     Subclasses set ``name``, ``Params``, ``default_grid`` and implement
@@ -136,9 +137,25 @@ class Agent:
         """Target weight per bar: the vote (a strategy for simulate/sweep/walk-forward)."""
         return self.run(prices, params, gaps="ignore")["vote"].rename("target")
 
+    @abstractmethod
     def warmup(self, params: Any = None) -> int:
         """Bars before the first non-zero vote."""
-        raise NotImplementedError
+
+    @abstractmethod
+    def state_size(self, params: Any) -> int:
+        """Floats of state for ``params``."""
+
+    @abstractmethod
+    def _init_state(self, values: np.ndarray, params: Any) -> None:
+        """Fill a zeroed state array for ``params``."""
+
+    @abstractmethod
+    def _step(self, values: np.ndarray, params: Any, bar: Bar):
+        """One bar through the compiled step: ``(vote, confidence)``."""
+
+    @abstractmethod
+    def _run(self, values: np.ndarray, params: Any, arrays: tuple):
+        """The compiled loop over history: ``(votes, confidences)``."""
 
     def is_valid(self, params: Any) -> bool:
         """Whether ``params`` make sense."""

@@ -7,12 +7,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from quorum_harness import MANAGERS, seed_store, stamped, start_cluster, wait_until
+from quorum_harness import MANAGERS, stamped, start_cluster, wait_until
 
 from coinswarm.live.bus import NatsBus
 from coinswarm.live.quorum import submit
 from coinswarm.live.servers import start_nats
-from coinswarm.memory import Store
 from coinswarm.memory.models import DecisionRow, Episode, PlannerWeights
 from coinswarm.quorum import COMMITTED
 
@@ -20,15 +19,6 @@ sys.path.insert(0, str(Path(__file__).parents[1] / "unit" / "quorum"))
 from proposals_factory import make_proposal  # noqa: E402
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def store(postgres_url):
-    s = Store(postgres_url)
-    s.migrate()
-    seed_store(s)
-    yield s
-    s.close()
 
 
 def batch(n, seed, prefix):

@@ -8,11 +8,10 @@ import asyncio
 
 import numpy as np
 import pytest
-from quorum_harness import MANAGERS, NOW, fixed_context, seed_store, stamped, start_cluster, wait_until
+from quorum_harness import MANAGERS, NOW, fixed_context, stamped, start_cluster, wait_until
 
 from coinswarm.live.bus import NatsBus
 from coinswarm.live.quorum import submit
-from coinswarm.memory import Store
 from coinswarm.memory.models import DecisionRow
 from coinswarm.quorum import COMMITTED, Manager
 
@@ -48,15 +47,6 @@ async def run_scenario(nats_url, store, proposals, *, live=MANAGERS, behaviours=
     finally:
         await proposer.close()
         await cluster.close()
-
-
-@pytest.fixture
-def store(postgres_url):
-    s = Store(postgres_url)
-    s.migrate()
-    seed_store(s)
-    yield s
-    s.close()
 
 
 def proposals(n, seed=0, prefix=""):
