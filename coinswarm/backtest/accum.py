@@ -78,7 +78,7 @@ def acc_bar_py(acc: np.ndarray, t: int, equity: float, day_end: bool, exposed: b
         acc[A_PREV_DAY] = equity
 
 
-acc_bar_nb = jit(acc_bar_py)
+acc_bar_nb = jit(acc_bar_py, inline=True)
 
 
 def acc_fill_py(acc: np.ndarray, notional: float, fee: float) -> None:

@@ -23,6 +23,7 @@ import numpy as np
 from coinswarm._jit import jit
 from coinswarm.backtest.accum import (
     A_FUNDING,
+    A_INIT,
     ACC_SIZE,
     acc_bar_nb,
     acc_fill_nb,
@@ -46,7 +47,7 @@ def equity_short_py(cash: float, pos: np.ndarray, vp: np.ndarray) -> tuple[float
     return equity, short
 
 
-equity_short_nb = jit(equity_short_py)
+equity_short_nb = jit(equity_short_py, inline=True)
 
 
 def _reduce_py(cash, pos, trade_cash, acc, j, qty, side, fill_px, fee):
@@ -110,50 +111,51 @@ def execute_order_py(cash, pos, trade_cash, vp, acc, j, delta, price, fee, slip,
 execute_order_nb = jit(execute_order_py)
 
 
-def order_sequence_py(order_value: np.ndarray) -> np.ndarray:
-    """Indices of finite order values sorted ascending (stable insertion sort)."""
-    idx = np.empty(order_value.shape[0], dtype=np.int64)
+def order_sequence_py(order_value: np.ndarray, idx: np.ndarray) -> int:
+    """Write the indices of finite order values, sorted ascending (stable insertion sort),
+    to ``idx[:k]`` and return ``k``."""
     k = 0
     for j in range(order_value.shape[0]):
         if not np.isnan(order_value[j]):
             idx[k] = j
             k += 1
-    out = idx[:k]
     for a in range(1, k):
-        cur = out[a]
+        cur = idx[a]
         b = a - 1
-        while b >= 0 and order_value[out[b]] > order_value[cur]:
-            out[b + 1] = out[b]
+        while b >= 0 and order_value[idx[b]] > order_value[cur]:
+            idx[b + 1] = idx[b]
             b -= 1
-        out[b + 1] = cur
-    return out
+        idx[b + 1] = cur
+    return k
 
 
-order_sequence_nb = jit(order_sequence_py)
+order_sequence_nb = jit(order_sequence_py, inline=True)
 
 
-def clip_targets_py(tgt_row, px_row, max_lev, allow_short):
-    """Targets with shorts removed (unless allowed) and gross scaled to ≤ ``max_lev``."""
-    m = tgt_row.shape[0]
-    out = np.empty(m)
+def clip_targets_py(tgt, tt, px, pt, max_lev, allow_short, out):
+    """Targets ``tgt[tt]`` into ``out`` with shorts removed (unless allowed) and gross scaled to
+    ≤ ``max_lev``; returns how many are finite (NaN: no order, or no price ``px[pt]`` this bar)."""
+    m = tgt.shape[1]
     gross = 0.0
+    finite = 0
     for j in range(m):
-        x = tgt_row[j]
-        if np.isnan(x) or not np.isfinite(px_row[j]):
+        x = tgt[tt, j]
+        if np.isnan(x) or not np.isfinite(px[pt, j]):
             out[j] = np.nan
             continue
         if x < 0.0 and not allow_short:
             x = 0.0
         out[j] = x
         gross += abs(x)
+        finite += 1
     if gross > max_lev:
         scale = max_lev / gross
         for j in range(m):
             out[j] = out[j] * scale
-    return out
+    return finite
 
 
-clip_targets_nb = jit(clip_targets_py)
+clip_targets_nb = jit(clip_targets_py, inline=True)
 
 
 def record_fill_py(acc, fills_i, fills_f, nf, t, j, qty, fill_px, paid):
@@ -171,42 +173,44 @@ def record_fill_py(acc, fills_i, fills_f, nf, t, j, qty, fill_px, paid):
 record_fill_nb = jit(record_fill_py)
 
 
-def rebalance_py(t, px_row, tgt_row, last_px, cash, pos, trade_cash, vp, acc, fee, slip,
-                 max_lev, allow_short, fills_i, fills_f, nf):
-    """Trade every asset towards its target at ``px_row``; returns ``(cash, nf)``.
+def rebalance_py(t, px, pt, tgt, tt, last_px, cash, pos, trade_cash, vp, acc, fee, slip,
+                 max_lev, allow_short, fills_i, fills_f, nf, work, idx):
+    """Trade every asset towards its target ``tgt[tt]`` at prices ``px[pt]``; returns ``(cash, nf)``.
 
     Fills are written to ``fills_i`` (bar, asset) and ``fills_f`` (qty, price, fee)
-    when they have room (size-0 arrays switch recording off).
+    when they have room (size-0 arrays switch recording off). ``work`` (2, m) and
+    ``idx`` (m,) are scratch space, so a bar allocates nothing.
     """
     m = pos.shape[0]
     for j in range(m):
-        vp[j] = px_row[j] if np.isfinite(px_row[j]) else last_px[j]
+        vp[j] = px[pt, j] if np.isfinite(px[pt, j]) else last_px[j]
     equity, _ = equity_short_nb(cash, pos, vp)
     if not equity > 0.0:
         return cash, nf
-    tg = clip_targets_nb(tgt_row, px_row, max_lev, allow_short)
-    order_value = np.empty(m)
-    for j in range(m):
-        order_value[j] = tg[j] * equity - pos[j] * vp[j]
-    for j in order_sequence_nb(order_value):
-        delta = tg[j] * equity / vp[j] - pos[j]
-        if abs(delta * vp[j]) <= TINY_ORDER * equity:
-            continue
-        cash, qty, fill_px, paid = execute_order_nb(
-            cash, pos, trade_cash, vp, acc, j, delta, px_row[j], fee, slip, max_lev, allow_short
-        )
-        if qty != 0.0:
-            nf = record_fill_nb(acc, fills_i, fills_f, nf, t, j, qty, fill_px, paid)
+    tg, order_value = work[0], work[1]
+    if clip_targets_nb(tgt, tt, px, pt, max_lev, allow_short, tg) > 0:
+        for j in range(m):
+            order_value[j] = tg[j] * equity - pos[j] * vp[j]
+        for a in range(order_sequence_nb(order_value, idx)):
+            j = idx[a]
+            delta = tg[j] * equity / vp[j] - pos[j]
+            if abs(delta * vp[j]) <= TINY_ORDER * equity:
+                continue
+            cash, qty, fill_px, paid = execute_order_nb(
+                cash, pos, trade_cash, vp, acc, j, delta, px[pt, j], fee, slip, max_lev, allow_short
+            )
+            if qty != 0.0:
+                nf = record_fill_nb(acc, fills_i, fills_f, nf, t, j, qty, fill_px, paid)
     if allow_short or max_lev > 1.0:
-        cash, nf = deleverage_nb(t, px_row, cash, pos, trade_cash, vp, acc, fee, slip, max_lev,
+        cash, nf = deleverage_nb(t, px, pt, cash, pos, trade_cash, vp, acc, fee, slip, max_lev,
                                  fills_i, fills_f, nf)
     return cash, nf
 
 
-rebalance_nb = jit(rebalance_py)
+rebalance_nb = jit(rebalance_py, inline=True)
 
 
-def deleverage_py(t, px_row, cash, pos, trade_cash, vp, acc, fee, slip, max_lev, fills_i,
+def deleverage_py(t, px, pt, cash, pos, trade_cash, vp, acc, fee, slip, max_lev, fills_i,
                   fills_f, nf):
     """Trim every position pro rata when fees of this bar's trades left gross > ``max_lev``.
 
@@ -224,9 +228,9 @@ def deleverage_py(t, px_row, cash, pos, trade_cash, vp, acc, fee, slip, max_lev,
         cost = fee + slip
         k = (gross - max_lev * equity) / (gross * (1.0 - max_lev * cost)) * (1.0 + 1e-9)
         for j in range(pos.shape[0]):
-            if pos[j] != 0.0 and np.isfinite(px_row[j]):
+            if pos[j] != 0.0 and np.isfinite(px[pt, j]):
                 cash, qty, fill_px, paid = execute_order_nb(
-                    cash, pos, trade_cash, vp, acc, j, -k * pos[j], px_row[j], fee, slip,
+                    cash, pos, trade_cash, vp, acc, j, -k * pos[j], px[pt, j], fee, slip,
                     max_lev, True
                 )
                 if qty != 0.0:
@@ -250,40 +254,30 @@ def charge_funding_py(t, open_, funding, last_px, cash, pos, trade_cash, acc):
     return cash
 
 
-charge_funding_nb = jit(charge_funding_py)
+charge_funding_nb = jit(charge_funding_py, inline=True)
 
 
-def simulate_py(open_, close, target, funding, day_end, fee, slip, init_cash, next_open,
-                max_lev, allow_short, record_fills):
-    """Simulate target-weight trading on ``(n, m)`` price arrays.
+def simulate_bars_py(open_, close, target, funding, day_end, fee, slip, next_open, max_lev, allow_short,
+                     books, equity, cash_path, pos_path, fills_i, fills_f, acc, idx):
+    """The bar loop of :func:`simulate_py` over caller-owned arrays; returns the fill count.
 
-    Returns ``(equity, cash, positions, fills_i, fills_f, n_fills, acc)``.
+    ``books`` rows: positions, per-trade cash, last finite close, valuation prices, then two
+    scratch rows. Compiled without reference counting (it allocates nothing).
     """
     n, m = close.shape
-    cash = init_cash
-    pos = np.zeros(m)
-    trade_cash = np.zeros(m)
-    last_px = np.full(m, np.nan)
-    vp = np.empty(m)
-    equity = np.empty(n)
-    cash_path = np.empty(n)
-    pos_path = np.empty((n, m))
-    cap = n * m if record_fills else 0
-    fills_i = np.empty((cap, 2), dtype=np.int64)
-    fills_f = np.empty((cap, 3))
+    pos, trade_cash, last_px, vp, work = books[0], books[1], books[2], books[3], books[4:]
+    cash = acc[A_INIT]
     nf = 0
-    acc = np.empty(ACC_SIZE)
-    acc_init_nb(acc, init_cash)
     for t in range(n):
         cash = charge_funding_nb(t, open_, funding, last_px, cash, pos, trade_cash, acc)
         if next_open:
             if t > 0:
-                cash, nf = rebalance_nb(t, open_[t], target[t - 1], last_px, cash, pos,
+                cash, nf = rebalance_nb(t, open_, t, target, t - 1, last_px, cash, pos,
                                         trade_cash, vp, acc, fee, slip, max_lev, allow_short,
-                                        fills_i, fills_f, nf)
+                                        fills_i, fills_f, nf, work, idx)
         else:
-            cash, nf = rebalance_nb(t, close[t], target[t], last_px, cash, pos, trade_cash, vp,
-                                    acc, fee, slip, max_lev, allow_short, fills_i, fills_f, nf)
+            cash, nf = rebalance_nb(t, close, t, target, t, last_px, cash, pos, trade_cash, vp,
+                                    acc, fee, slip, max_lev, allow_short, fills_i, fills_f, nf, work, idx)
         eq = cash
         exposed = False
         for j in range(m):
@@ -296,6 +290,32 @@ def simulate_py(open_, close, target, funding, day_end, fee, slip, init_cash, ne
         equity[t] = eq
         cash_path[t] = cash
         acc_bar_nb(acc, t, eq, day_end[t], exposed)
+    return nf
+
+
+simulate_bars_nb = jit(simulate_bars_py, refcount=False)
+
+
+def simulate_py(open_, close, target, funding, day_end, fee, slip, init_cash, next_open,
+                max_lev, allow_short, record_fills):
+    """Simulate target-weight trading on ``(n, m)`` price arrays.
+
+    Returns ``(equity, cash, positions, fills_i, fills_f, n_fills, acc)``.
+    """
+    n, m = close.shape
+    books = np.zeros((6, m))
+    books[2, :] = np.nan
+    equity = np.empty(n)
+    cash_path = np.empty(n)
+    pos_path = np.empty((n, m))
+    cap = n * m if record_fills else 0
+    fills_i = np.empty((cap, 2), dtype=np.int64)
+    fills_f = np.empty((cap, 3))
+    acc = np.empty(ACC_SIZE)
+    acc_init_nb(acc, init_cash)
+    idx = np.empty(m, dtype=np.int64)
+    nf = simulate_bars_nb(open_, close, target, funding, day_end, fee, slip, next_open, max_lev, allow_short,
+                          books, equity, cash_path, pos_path, fills_i, fills_f, acc, idx)
     return equity, cash_path, pos_path, fills_i, fills_f, min(nf, cap), acc
 
 
