@@ -76,7 +76,7 @@ def pairs_step_py(s, p, cy, cx):
     return pos * scale, -pos * hedge * scale, min(1.0, abs(z) / (2.0 * p.entry))
 
 
-pairs_step_nb = jit(pairs_step_py)
+pairs_step_nb = jit(pairs_step_py, refcount=False)
 
 
 def carry_step_py(s, p, funding_rate):
@@ -94,7 +94,7 @@ def carry_step_py(s, p, funding_rate):
     return half, -half, min(1.0, max(level, 0.0) / (2.0 * p.enter))
 
 
-carry_step_nb = jit(carry_step_py)
+carry_step_nb = jit(carry_step_py, refcount=False)
 
 
 def pairs_run_py(s, p, cy, cx):

@@ -70,7 +70,7 @@ def execution_step_py(s, o, p, h, low, desired):
     return execution_core_nb(s, o, p, spread, has_prev, desired)
 
 
-execution_step_nb = jit(execution_step_py)
+execution_step_nb = jit(execution_step_py, refcount=False)
 
 
 def shaped_trend_step_py(s, p, tp, h, low, c):
@@ -79,7 +79,7 @@ def shaped_trend_step_py(s, p, tp, h, low, c):
     return execution_step_nb(s, 0, p, h, low, vote), conf
 
 
-shaped_trend_step_nb = jit(shaped_trend_step_py)
+shaped_trend_step_nb = jit(shaped_trend_step_py, refcount=False)
 
 
 def execution_run_py(s, p, tp, high, low, close):

@@ -76,7 +76,7 @@ def mean_reversion_step_py(s, p, c):
     return pos, min(1.0, abs(z) / (2.0 * p.entry))
 
 
-mean_reversion_step_nb = jit(mean_reversion_step_py)
+mean_reversion_step_nb = jit(mean_reversion_step_py, refcount=False)
 
 
 def mean_reversion_run_py(s, p, close):

@@ -129,7 +129,7 @@ def risk_step_py(s, p, t_ms, close, proposed, out):
     return brake
 
 
-risk_step_nb = jit(risk_step_py)
+risk_step_nb = jit(risk_step_py, refcount=False)
 
 
 def risk_run_py(s, p, time_ms, close, proposed):

@@ -61,7 +61,7 @@ def trend_step_py(s, p, c):
     return vote, abs(agree) / 3.0
 
 
-trend_step_nb = jit(trend_step_py)
+trend_step_nb = jit(trend_step_py, refcount=False)
 
 
 def trend_run_py(s, p, close):

@@ -143,6 +143,21 @@ def committee_step_py(st, prm, ap, rp, ep, cp, pair, n_agents, t_ms, o, h, low, 
 committee_step_nb = jit(committee_step_py, inline=True)
 
 
+def committee_bars_py(st, prm, ap, rp, ep, cp, pair, n_agents, time_ms, o, h, low, c, target, risked, raw,
+                      weights, contrib, regime, brake):
+    """The bar loop of :func:`committee_run_py` into caller-owned outputs (allocates nothing,
+    so it compiles without reference counting)."""
+    n, m = c.shape
+    for t in range(n):
+        brake[t] = committee_step_nb(st, prm, ap, rp, ep, cp, pair, n_agents, time_ms[t], o[t], h[t], low[t],
+                                     c[t], raw[t], risked[t], target[t], weights[t], contrib[t])
+        for j in range(m):
+            regime[t, j] = int(st[6][j, _REGIME])
+
+
+committee_bars_nb = jit(committee_bars_py, refcount=False)
+
+
 def committee_run_py(st, prm, ap, rp, ep, cp, pair, n_agents, time_ms, o, h, low, c):
     """The committee over history: targets, weights, contributions, regimes, brakes."""
     n, m = c.shape
@@ -153,11 +168,8 @@ def committee_run_py(st, prm, ap, rp, ep, cp, pair, n_agents, time_ms, o, h, low
     contrib = np.empty((n, m, n_agents))
     regime = np.empty((n, m), dtype=np.int64)
     brake = np.empty(n)
-    for t in range(n):
-        brake[t] = committee_step_nb(st, prm, ap, rp, ep, cp, pair, n_agents, time_ms[t], o[t], h[t], low[t],
-                                     c[t], raw[t], risked[t], target[t], weights[t], contrib[t])
-        for j in range(m):
-            regime[t, j] = int(st[6][j, _REGIME])
+    committee_bars_nb(st, prm, ap, rp, ep, cp, pair, n_agents, time_ms, o, h, low, c, target, risked, raw,
+                      weights, contrib, regime, brake)
     return target, risked, raw, weights, contrib, regime, brake
 
 

@@ -176,7 +176,7 @@ def regime_step_py(s, p, t_ms, o, h, low, c):
     return int(vol), int(trend), int(liq), session_of_nb(t_ms), rv, tstat, s[_SPREAD]
 
 
-regime_step_nb = jit(regime_step_py)
+regime_step_nb = jit(regime_step_py, refcount=False)
 
 
 def regime_run_py(s, p, time_ms, o, h, low, c):
