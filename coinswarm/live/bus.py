@@ -24,6 +24,15 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from coinswarm.errors import ConfigError, MessageError
+from coinswarm.live.framing import (
+    FRAME_HEADER,
+    FRAME_VERSION,
+    SEQ_STRIDE,
+    Coalescer,
+    decode_frame,
+    encode_frame,
+    frame_id,
+)
 
 STREAM_SUBJECTS = ("mem.propose", "mem.vote", "mem.commit", "planner.propose", "planner.vote", "planner.commit")
 STREAM_NAME = "COINSWARM"
@@ -184,7 +193,9 @@ class NatsBus:
     def __init__(self, nc, js, name: str) -> None:
         self.nc, self.js, self.name = nc, js, name
         self.reconnects = 0
+        self.bad_frames = 0
         self._tasks: set[asyncio.Task] = set()
+        self._coalescers: dict[str, Coalescer] = {}
 
     @classmethod
     async def connect(cls, url: str, *, name: str = "coinswarm", duplicate_window: float = 120.0,
@@ -227,8 +238,8 @@ class NatsBus:
     async def subscribe(self, subject: str, handler: Handler, *, queue: str | None = None) -> Subscription:
         """Core subscription (optionally a queue group)."""
         async def deliver(raw) -> None:
-            msg_id = (raw.headers or {}).get("Nats-Msg-Id")
-            await handler(Message(raw.subject, raw.data, msg_id, raw.reply or None))
+            for msg_id, data, _ in self._items(raw):
+                await handler(Message(raw.subject, data, msg_id, raw.reply or None))
 
         sub = await self.nc.subscribe(check_subject(subject), queue=queue or "", cb=deliver)
         return Subscription(sub.unsubscribe)
@@ -248,18 +259,36 @@ class NatsBus:
                              retry_for: float = 30.0) -> bool:
         """JetStream publish with ``Nats-Msg-Id``; False when the server saw the id already.
 
+        Publishes that meet one already in flight on ``subject`` travel together in the
+        next frame (:mod:`coinswarm.live.framing`); a frame is deduplicated as a whole.
         While the server is unreachable the publish is retried with exponential backoff
         (50 ms doubling to 1 s) for up to ``retry_for`` seconds — safe, since a retried
         id is deduplicated by the server.
         """
         if not msg_id:
             raise MessageError("stream messages need a msg_id", field="msg_id")
+        subject = check_subject(subject)
+        coalescer = self._coalescers.get(subject)
+        if coalescer is None:
+            async def send(items: list[tuple[str, bytes]]) -> bool:
+                return await self._send_items(subject, items, timeout, retry_for)
+
+            coalescer = self._coalescers[subject] = Coalescer(send)
+        return await coalescer.publish(msg_id, data)
+
+    async def _send_items(self, subject: str, items: list[tuple[str, bytes]], timeout: float,
+                          retry_for: float) -> bool:
+        """One item as a plain message, more as one frame; retried with backoff while unreachable."""
+        if len(items) == 1:
+            (msg_id, data), headers = items[0], {}
+        else:
+            msg_id, data, headers = frame_id(items), encode_frame(items), {FRAME_HEADER: FRAME_VERSION}
+        headers["Nats-Msg-Id"] = msg_id
         loop = asyncio.get_running_loop()
         deadline, backoff = loop.time() + retry_for, 0.05
         while True:
             try:
-                ack = await self.js.publish(check_subject(subject), data, timeout=timeout,
-                                            headers={"Nats-Msg-Id": msg_id})
+                ack = await self.js.publish(subject, data, timeout=timeout, headers=headers)
                 return not ack.duplicate
             except Exception:  # timeouts, no responders, connection closed/reconnecting
                 if loop.time() + backoff > deadline:
@@ -267,19 +296,37 @@ class NatsBus:
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 1.0)
 
+    def _items(self, raw) -> list[tuple[str | None, bytes, int]]:
+        """``(msg_id, data, k)`` of each item of a delivered message (one unless it is a frame)."""
+        headers = raw.headers or {}
+        if headers.get(FRAME_HEADER) is None:
+            return [(headers.get("Nats-Msg-Id"), raw.data, 0)]
+        try:
+            return [(msg_id, data, k) for k, (msg_id, data) in enumerate(decode_frame(raw.data))]
+        except MessageError:
+            self.bad_frames += 1
+            return []
+
     async def stream_subscribe(self, subject: str, durable: str, handler: Handler, *,
                                concurrency: int = 1) -> Subscription:
-        """Durable push consumer; a message is acked only after ``handler`` returns.
+        """Durable push consumer; a message (or a whole frame) is acked only after its handlers return.
 
-        ``concurrency > 1`` runs up to that many handlers at once (for handlers whose
-        messages are independent, such as proposals and votes); 1 keeps stream order.
+        ``concurrency > 1`` runs up to that many messages at once, and a frame's items
+        concurrently (for handlers whose messages are independent, such as proposals and
+        votes); 1 keeps stream order. Item ``k`` of stream message ``s`` has sequence
+        ``s * SEQ_STRIDE + k``.
         """
         slots = asyncio.Semaphore(concurrency)
 
         async def handle(raw) -> None:
             try:
-                msg_id = (raw.headers or {}).get("Nats-Msg-Id")
-                await handler(Message(raw.subject, raw.data, msg_id, None, raw.metadata.sequence.stream))
+                base = raw.metadata.sequence.stream * SEQ_STRIDE
+                messages = [Message(raw.subject, data, msg_id, None, base + k) for msg_id, data, k in self._items(raw)]
+                if concurrency == 1 or len(messages) == 1:
+                    for message in messages:
+                        await handler(message)
+                else:
+                    await asyncio.gather(*(handler(message) for message in messages))
                 await raw.ack()
             finally:
                 slots.release()

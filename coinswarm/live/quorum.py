@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable
 
 from coinswarm.errors import MessageError
+from coinswarm.live.batching import GroupWriter
 from coinswarm.quorum.coordinator import AuditEvent, Coordinator
 from coinswarm.quorum.manager import Context, Manager
 from coinswarm.quorum.memory import Behaviour, honest
@@ -228,8 +229,9 @@ class Applier:
     """Applies ``mem.commit`` to the store after re-checking the quorum from the signed votes."""
 
     def __init__(self, store, config: QuorumConfig, keys: dict[str, bytes], bus, *, durable: str = "applier",
-                 persist_audit: bool = True) -> None:
+                 persist_audit: bool = True, concurrency: int = 256) -> None:
         self.store, self.config, self.keys, self.bus, self.durable = store, config, keys, bus, durable
+        self.concurrency = concurrency
         self.persist_audit = persist_audit
         self._audit_sub = None
         self.applied = 0
@@ -240,10 +242,16 @@ class Applier:
         self.changed = asyncio.Event()
         self.on_applied: Callable[[str], None] | None = None
         self._sub = None
+        self._writer = GroupWriter(store.apply_commits)
 
     async def start(self) -> None:
-        """Durable consumer of ``mem.commit``; audit events from ``mem.audit`` go to the store too."""
-        self._sub = await self.bus.stream_subscribe("mem.commit", self.durable, self.on_commit)
+        """Durable consumer of ``mem.commit``; audit events from ``mem.audit`` go to the store too.
+
+        Commits are verified as they arrive and written by group commit: the ones that arrive
+        while a transaction runs share the next one (:class:`~coinswarm.live.batching.GroupWriter`);
+        a message is acked only after its transaction."""
+        self._sub = await self.bus.stream_subscribe("mem.commit", self.durable, self.on_commit,
+                                                    concurrency=self.concurrency)
         if self.persist_audit:
             self._audit_sub = await self.bus.subscribe("mem.audit", self.on_audit)
 
@@ -276,7 +284,7 @@ class Applier:
             self.refused += 1
             return
         try:
-            fresh = await asyncio.to_thread(self.store.apply_commit, proposal, decision, seq=msg.seq)
+            fresh = await self._writer.submit((proposal, decision, msg.seq))
         except Exception as exc:  # the transaction rolled back; record and move on (never redeliver forever)
             self.failed.append((proposal.id, f"{type(exc).__name__}: {exc}"))
             self.changed.set()

@@ -2,8 +2,9 @@
 
 ``Store(url).migrate()`` brings the schema to the newest Alembic revision.
 ``apply_commit(proposal, decision)`` writes the decision and its effect in one
-transaction; the decision's primary key makes a second application a no-op, so a
-redelivered commit has exactly one effect. Any failure rolls the whole commit back.
+transaction (``apply_commits`` a whole batch of them); the decision's primary key makes
+a second application a no-op, so a redelivered commit has exactly one effect. Any
+failure rolls the whole transaction back.
 """
 
 from __future__ import annotations
@@ -108,26 +109,40 @@ class Store:
         decided (the call changes nothing). ``fail_after_decision`` raises half-way (tests
         prove the rollback leaves nothing).
         """
-        if decision.proposal_id != proposal.id or decision.digest != proposal.digest:
-            raise ConfigError(f"decision {decision.proposal_id}/{decision.digest[:8]} is not for proposal "
-                              f"{proposal.id}/{proposal.digest[:8]}")
+        return self.apply_commits([(proposal, decision, seq)], fail_after_decision=fail_after_decision)[0]
+
+    def apply_commits(self, commits: list[tuple[Proposal, Decision, int | None]], *,
+                      fail_after_decision: bool = False) -> list[bool]:
+        """Apply many commits in **one** transaction (group commit): each at most once, all or none.
+
+        ``commits`` holds ``(proposal, decision, seq)`` triples in stream order; a ``None``
+        seq means "after the largest so far". Returns, per commit, whether it was new.
+        Proposals and decisions go in as two multi-row statements, so a batch costs a few
+        round trips however long it is; the effects of new committed proposals follow in order.
+        """
+        for proposal, decision, _ in commits:
+            if decision.proposal_id != proposal.id or decision.digest != proposal.digest:
+                raise ConfigError(f"decision {decision.proposal_id}/{decision.digest[:8]} is not for proposal "
+                                  f"{proposal.id}/{proposal.digest[:8]}")
+        if not commits:
+            return []
         upsert = _insert_for(self.engine.dialect.name)
         with self.engine.begin() as conn:
-            conn.execute(upsert(ProposalRow).values(**_proposal_fields(proposal)).on_conflict_do_nothing())
-            if seq is None:
-                seq = (conn.scalar(select(func.max(DecisionRow.seq))) or 0) + 1
-            inserted = conn.execute(upsert(DecisionRow).values(
-                proposal_id=proposal.id, seq=seq, digest=decision.digest, status=decision.status,
-                approvals=list(decision.approvals), rejections=list(decision.rejections),
-                decided_at=decision.decided_at or 0, coordinator=decision.coordinator,
-            ).on_conflict_do_nothing().returning(DecisionRow.proposal_id))
-            if inserted.first() is None:  # already decided: change nothing
-                return False
+            conn.execute(upsert(ProposalRow).on_conflict_do_nothing(),
+                         [_proposal_fields(p) for p, _, _ in commits])
+            rows = _decision_rows(conn, commits)
+            inserted = conn.execute(upsert(DecisionRow).on_conflict_do_nothing().returning(DecisionRow.proposal_id),
+                                    rows)
+            fresh = set(inserted.scalars())
             if fail_after_decision:
                 raise RuntimeError("injected failure after the decision row")
-            if decision.status == COMMITTED:
-                _write_effect(conn, upsert, proposal)
-        return True
+            new = []
+            for proposal, decision, _ in commits:  # a redelivery inside the batch is not new either
+                new.append(proposal.id in fresh)
+                fresh.discard(proposal.id)
+                if new[-1] and decision.status == COMMITTED:
+                    _write_effect(conn, upsert, proposal)
+        return new
 
     # -- reads -----------------------------------------------------------------------
     def decision(self, proposal_id: str) -> DecisionRow | None:
@@ -171,6 +186,21 @@ def _insert_for(dialect: str):
 def _proposal_fields(p: Proposal) -> dict:
     return {"id": p.id, "kind": p.kind, "submitter": p.submitter, "timestamp": p.timestamp,
             "data_time": p.data_time, "digest": p.digest, "body": p.encode().decode()}
+
+
+def _decision_rows(conn, commits) -> list[dict]:
+    """Decision rows of a batch; a missing seq continues after the largest stored one."""
+    next_seq = None
+    rows = []
+    for proposal, decision, seq in commits:
+        if seq is None:
+            if next_seq is None:
+                next_seq = (conn.scalar(select(func.max(DecisionRow.seq))) or 0) + 1
+            seq, next_seq = next_seq, next_seq + 1
+        rows.append({"proposal_id": proposal.id, "seq": seq, "digest": decision.digest, "status": decision.status,
+                     "approvals": list(decision.approvals), "rejections": list(decision.rejections),
+                     "decided_at": decision.decided_at or 0, "coordinator": decision.coordinator})
+    return rows
 
 
 def _proposal_row(p: Proposal) -> ProposalRow:

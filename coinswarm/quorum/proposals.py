@@ -46,7 +46,11 @@ class Proposal:
                 "data_time": self.data_time, "data": self.data, "justification": self.justification}
 
     def encode(self) -> bytes:
-        """Canonical bytes for the wire."""
+        """Canonical bytes for the wire (computed once: the proposal is immutable)."""
+        return self._wire
+
+    @cached_property
+    def _wire(self) -> bytes:
         return canonical(self.to_dict())
 
     @cached_property
@@ -95,13 +99,17 @@ def validate_proposal(p: Proposal) -> None:
                f"{name} must be a non-negative integer (epoch ms), got {value!r}", name, pid)
     _check(p.data_time <= p.timestamp, "data_time is after the proposal's timestamp", "data_time", pid)
     for name in ("data", "justification"):
-        value = getattr(p, name)
-        _check(isinstance(value, dict), f"{name} must be an object", name, pid)
-        try:
-            canonical(value)
-        except (TypeError, ValueError) as exc:
-            raise MessageError(f"{name} is not JSON-encodable with finite numbers ({exc})", field=name,
-                               message_id=pid) from None
+        _check(isinstance(getattr(p, name), dict), f"{name} must be an object", name, pid)
+    try:
+        p.encode()  # cached: the digest and the wire reuse it
+    except (TypeError, ValueError):
+        for name in ("data", "justification"):
+            try:
+                canonical(getattr(p, name))
+            except (TypeError, ValueError) as exc:
+                raise MessageError(f"{name} is not JSON-encodable with finite numbers ({exc})", field=name,
+                                   message_id=pid) from None
+        raise
 
 
 def finite(value: Any) -> bool:

@@ -9,7 +9,6 @@ from dataclasses import dataclass, replace
 from functools import cached_property
 
 from coinswarm.errors import MessageError
-from coinswarm.quorum.proposals import canonical
 
 
 @dataclass(frozen=True)
@@ -30,17 +29,17 @@ class Vote:
 
     @cached_property
     def _body(self) -> bytes:
-        return canonical({"proposal_id": self.proposal_id, "digest": self.digest, "manager": self.manager,
-                          "approve": self.approve, "reasons": list(self.reasons), "timestamp": self.timestamp})
+        # a JSON array in field order: unambiguous, and cheaper than a sorted-key object
+        return json.dumps([self.proposal_id, self.digest, self.manager, self.approve, list(self.reasons),
+                           self.timestamp], separators=(",", ":"), allow_nan=False).encode()
 
     def signed(self, key: bytes) -> Vote:
         """A copy carrying ``HMAC-SHA256(key, body)``."""
-        return replace(self, signature=hmac.new(key, self.body(), hashlib.sha256).hexdigest())
+        return replace(self, signature=hmac.digest(key, self.body(), "sha256").hex())
 
     def verify(self, key: bytes) -> bool:
         """Constant-time check of the signature."""
-        expected = hmac.new(key, self.body(), hashlib.sha256).hexdigest()
-        return hmac.compare_digest(expected, self.signature)
+        return hmac.compare_digest(hmac.digest(key, self.body(), "sha256").hex(), self.signature)
 
     def encode(self) -> bytes:
         """Wire bytes (cached)."""
@@ -48,7 +47,7 @@ class Vote:
 
     @cached_property
     def _wire(self) -> bytes:
-        return canonical(self.to_dict())
+        return json.dumps(self.to_dict(), separators=(",", ":"), allow_nan=False).encode()
 
     def to_dict(self) -> dict:
         """Plain JSON-safe dict."""

@@ -85,6 +85,23 @@ def test_a_failed_commit_rolls_back_completely(store):
     assert store.count(Pattern) == 1
 
 
+def test_a_batch_of_commits_is_one_transaction_with_each_applied_once(store):
+    quorum = LocalQuorum(QuorumConfig(MANAGERS), KEYS)
+    proposals = [Proposal(f"b{i}", "update_pattern", "a", NOW - 9, NOW - 100 + i, {"key": f"k{i}", "stats": stats()})
+                 for i in range(4)]
+    decided = [(p, committed(quorum, p), 10 + i) for i, p in enumerate(proposals)]
+    assert store.apply_commit(*decided[0][:2], seq=10)
+    with pytest.raises(RuntimeError, match="injected"):
+        store.apply_commits(decided[1:], fail_after_decision=True)
+    assert store.count(DecisionRow) == 1 and store.count(Pattern) == 1, "a failed batch leaves nothing behind"
+    batch = [decided[0], decided[1], decided[2], decided[1], decided[3]]  # one old, one redelivered inside
+    assert store.apply_commits(batch) == [False, True, True, False, True]
+    assert store.count(DecisionRow) == 4 and store.count(Pattern) == 4
+    assert store.memory().patterns.keys() == {"k0", "k1", "k2", "k3"}
+    with store.sessions() as s:
+        assert [row.seq for row in s.query(DecisionRow).order_by(DecisionRow.seq)] == [10, 11, 12, 13]
+
+
 def test_votes_audit_and_mismatched_decisions(store):
     quorum = LocalQuorum(QuorumConfig(MANAGERS), KEYS)
     p = Proposal("w2", "planner_weights", "a", NOW - 9, NOW - 10, {"weights": {"a": 1.0}})

@@ -1,0 +1,104 @@
+"""Frames and group commit: many items per NATS message / per transaction, formed only under load."""
+
+import asyncio
+
+import pytest
+
+from coinswarm.errors import MessageError
+from coinswarm.live.batching import GroupWriter
+from coinswarm.live.bus import NatsBus
+from coinswarm.live.framing import SEQ_STRIDE, Coalescer, decode_frame, encode_frame, frame_id
+
+
+def test_frames_round_trip_and_malformed_frames_are_typed_errors():
+    items = [("p1", b'{"a":1}'), ("p-\u00e9", b""), ("p3", bytes(range(256)))]
+    payload = encode_frame(items)
+    assert decode_frame(payload) == items
+    assert frame_id(items) == frame_id(list(items)) != frame_id(items[:2])
+    with pytest.raises(MessageError, match="malformed frame"):
+        decode_frame(payload[:-1])
+    with pytest.raises(MessageError, match="malformed frame"):
+        decode_frame(b"\x00\x00")
+
+
+def test_coalescer_sends_alone_when_idle_and_everything_queued_when_busy():
+    sent = []
+
+    async def send(items):
+        sent.append([i for i, _ in items])
+        await asyncio.sleep(0.01)
+        return True
+
+    async def scenario():
+        c = Coalescer(send)
+        assert await c.publish("solo", b"x")
+        first = asyncio.create_task(c.publish("first", b"x"))
+        await asyncio.sleep(0.001)  # "first" is on the wire now
+        rest = await asyncio.gather(*(c.publish(f"m{i}", b"x") for i in range(50)))
+        return [await first, *rest]
+
+    results = asyncio.run(scenario())
+    assert all(results)
+    assert sent[:2] == [["solo"], ["first"]], "an idle publisher does not wait for company"
+    assert sent[2] == [f"m{i}" for i in range(50)], "what queued during a send goes out as one frame"
+
+
+def test_coalescer_hands_a_failed_send_to_every_waiting_publisher():
+    async def send(items):
+        raise TimeoutError("server gone")
+
+    async def scenario():
+        c = Coalescer(send)
+        return await asyncio.gather(*(c.publish(f"m{i}", b"x") for i in range(3)), return_exceptions=True)
+
+    assert all(isinstance(r, TimeoutError) for r in asyncio.run(scenario()))
+
+
+def test_group_writer_batches_under_load_and_isolates_a_failing_item():
+    calls = []
+
+    def write(items):
+        calls.append(list(items))
+        if "bad" in items:
+            raise ValueError("bad item")
+        return [item.upper() for item in items]
+
+    async def scenario():
+        writer = GroupWriter(write)
+        first = asyncio.create_task(writer.submit("a"))
+        await asyncio.sleep(0.001)  # "a" is being written
+        many = await asyncio.gather(*(writer.submit(x) for x in ["b", "c", "bad", "d"]), return_exceptions=True)
+        return await first, many
+
+    first, many = asyncio.run(scenario())
+    assert first == "A" and many[:2] == ["B", "C"] and many[3] == "D"
+    assert isinstance(many[2], ValueError)
+    assert calls[:2] == [["a"], ["b", "c", "bad", "d"]], "items queued during a write share the next one"
+    assert calls[2:] == [["b"], ["c"], ["bad"], ["d"]], "after a failed batch each item is retried alone"
+
+
+@pytest.mark.integration
+def test_nats_frames_deliver_every_item_once_with_its_id_and_a_distinct_sequence(nats_url):
+    async def scenario():
+        pub, sub = await NatsBus.connect(nats_url, name="fp"), await NatsBus.connect(nats_url, name="fs")
+        got = []
+
+        async def handler(msg):
+            got.append((msg.msg_id, msg.data, msg.seq))
+
+        await sub.stream_subscribe("mem.vote", "frames-test", handler, concurrency=64)
+        await asyncio.gather(*(pub.stream_publish("mem.vote", f"v{i}".encode(), msg_id=f"id{i}") for i in range(300)))
+        for _ in range(100):
+            if len(got) >= 300:
+                break
+            await asyncio.sleep(0.05)
+        frames = pub._coalescers["mem.vote"].frames
+        await pub.close()
+        await sub.close()
+        return got, frames
+
+    got, frames = asyncio.run(scenario())
+    assert sorted(got) == sorted(set(got)) and len(got) == 300
+    assert {(i, d) for i, d, _ in got} == {(f"id{k}", f"v{k}".encode()) for k in range(300)}
+    assert len({s for *_, s in got}) == 300 and all(s >= SEQ_STRIDE for *_, s in got)
+    assert frames < 300, "concurrent publishes share frames"
