@@ -136,12 +136,13 @@ class Store:
             fresh = set(inserted.scalars())
             if fail_after_decision:
                 raise RuntimeError("injected failure after the decision row")
-            new = []
+            new, effects = [], []
             for proposal, decision, _ in commits:  # a redelivery inside the batch is not new either
                 new.append(proposal.id in fresh)
                 fresh.discard(proposal.id)
                 if new[-1] and decision.status == COMMITTED:
-                    _write_effect(conn, upsert, proposal)
+                    effects.append(proposal)
+            _write_effects(conn, upsert, effects)
         return new
 
     # -- reads -----------------------------------------------------------------------
@@ -207,6 +208,46 @@ def _proposal_row(p: Proposal) -> ProposalRow:
     return ProposalRow(**_proposal_fields(p))
 
 
+def _write_effects(conn, upsert, proposals: list[Proposal]) -> None:
+    """The effects of a batch's committed proposals with one multi-row statement per kind.
+
+    The end state equals applying them one by one in order: a key's last pattern update
+    carries all its statistics; promotions and deprecations run in order after the updates,
+    unless one precedes an update of its key in the batch (then everything runs in order).
+    """
+    toggles = [(i, p) for i, p in enumerate(proposals) if p.kind in ("promote_pattern", "deprecate_pattern")]
+    updates = {p.data["key"]: (i, p) for i, p in enumerate(proposals) if p.kind == "update_pattern"}
+    first_update = {}
+    for i, p in enumerate(proposals):
+        if p.kind == "update_pattern":
+            first_update.setdefault(p.data["key"], i)
+    if any(first_update.get(p.data["key"], -1) > i for i, p in toggles):
+        for p in proposals:
+            _write_effect(conn, upsert, p)
+        return
+    if updates:
+        statement = upsert(Pattern)
+        conn.execute(statement.on_conflict_do_update(
+            index_elements=["key"], set_={f: statement.excluded[f] for f in (*_STAT_FIELDS, "last_update")}),
+            [{"key": key, "enabled": False, "last_update": p.data_time, **{f: p.data["stats"][f] for f in _STAT_FIELDS}}
+             for key, (_, p) in updates.items()])
+    for _, p in toggles:
+        _write_effect(conn, upsert, p)
+    episodes = [_episode_row(p) for p in proposals if p.kind == "add_episode"]
+    if episodes:
+        conn.execute(insert(Episode), episodes)
+    weights = [{"proposal_id": p.id, "data_time": p.data_time, "weights": p.data["weights"]}
+               for p in proposals if p.kind == "planner_weights"]
+    if weights:
+        conn.execute(insert(PlannerWeights), weights)
+
+
+def _episode_row(p: Proposal) -> dict:
+    vector = np.asarray(p.data["embedding"], dtype=np.float32)
+    return {"id": p.id, "data_time": p.data_time, "action": p.data["action"], "outcome": float(p.data["outcome"]),
+            "dim": len(vector), "embedding": vector.tobytes()}
+
+
 def _write_effect(conn, upsert, p: Proposal) -> None:
     """The committed proposal's effect, as Core statements on ``conn`` (inside the commit's transaction)."""
     key = p.data.get("key")
@@ -221,10 +262,7 @@ def _write_effect(conn, upsert, p: Proposal) -> None:
         if done.first() is None:
             raise ConfigError(f"{p.kind} for unknown pattern {key!r}")
     elif p.kind == "add_episode":
-        vector = np.asarray(p.data["embedding"], dtype=np.float32)
-        conn.execute(insert(Episode).values(id=p.id, data_time=p.data_time, action=p.data["action"],
-                                            outcome=float(p.data["outcome"]), dim=len(vector),
-                                            embedding=vector.tobytes()))
+        conn.execute(insert(Episode).values(**_episode_row(p)))
     elif p.kind == "planner_weights":
         conn.execute(insert(PlannerWeights).values(proposal_id=p.id, data_time=p.data_time,
                                                    weights=p.data["weights"]))

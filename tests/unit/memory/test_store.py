@@ -8,7 +8,16 @@ from alembic.migration import MigrationContext
 
 from coinswarm.errors import ConfigError
 from coinswarm.memory import Store
-from coinswarm.memory.models import AuditEvent, Base, DecisionRow, Episode, Pattern, ProposalRow, QuorumVote
+from coinswarm.memory.models import (
+    AuditEvent,
+    Base,
+    DecisionRow,
+    Episode,
+    Pattern,
+    PlannerWeights,
+    ProposalRow,
+    QuorumVote,
+)
 from coinswarm.quorum import (
     COMMITTED,
     LocalQuorum,
@@ -118,3 +127,35 @@ def test_votes_audit_and_mismatched_decisions(store):
 def test_bad_store_url_is_a_config_error():
     with pytest.raises(ConfigError, match="store URL"):
         Store("coinswarm.db")
+
+
+def test_a_batch_ends_where_applying_its_commits_one_by_one_ends(store, tmp_path):
+    quorum = LocalQuorum(QuorumConfig(MANAGERS), KEYS)
+    good = stats(150) | {"mean": 0.004}
+    promote_evidence = {"n": 400, "sharpe": 2.4, "max_drawdown": 0.06, "skew": 0.0, "kurtosis": 3.0,
+                        "periods_per_year": 365.0, "fold_sharpes": [1.1, 2.0, 0.7, 1.4]}
+    proposals = [
+        Proposal("s1", "update_pattern", "a", NOW - 9, NOW - 100, {"key": "k1", "stats": stats(120)}),
+        Proposal("s2", "update_pattern", "a", NOW - 9, NOW - 99, {"key": "k2", "stats": stats(130)}),
+        Proposal("s3", "update_pattern", "a", NOW - 9, NOW - 98, {"key": "k1", "stats": good}),
+        Proposal("s4", "planner_weights", "a", NOW - 9, NOW - 97, {"weights": {"trend": 1.0}}),
+        Proposal("s5", "add_episode", "a", NOW - 9, NOW - 96,
+                 {"embedding": [0.5] * 384, "action": "buy", "outcome": 0.01}),
+        Proposal("s6", "planner_weights", "a", NOW - 9, NOW - 95, {"weights": {"trend": 0.5, "mean_reversion": 0.5}}),
+    ]
+    decided = [(p, committed(quorum, p), i + 1) for i, p in enumerate(proposals)]
+    promote = Proposal("s7", "promote_pattern", "a", NOW - 9, NOW - 94, {"key": "k1"}, promote_evidence)
+    decided.append((promote, committed(quorum, promote), 7))
+    one_by_one = Store(f"sqlite:///{tmp_path / 'sequential.db'}")
+    one_by_one.migrate()
+    for p, d, seq in decided:
+        one_by_one.apply_commit(p, d, seq=seq)
+    assert all(store.apply_commits(decided))
+    batch, sequential = store.memory(), one_by_one.memory()
+    assert batch.patterns == sequential.patterns and batch.planner_weights == sequential.planner_weights
+    with store.sessions() as a, one_by_one.sessions() as b:
+        rows = [[(r.key, r.n, r.mean, r.enabled, r.last_update) for r in s.query(Pattern).order_by(Pattern.key)]
+                for s in (a, b)]
+    assert rows[0] == rows[1] and rows[0][0][1:3] == (150, 0.004)
+    assert store.count(Episode) == 1 and store.count(PlannerWeights) == 2
+    one_by_one.close()
