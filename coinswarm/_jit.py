@@ -4,6 +4,11 @@ Kernels are written once as plain Python (``foo_py``) and compiled with
 :func:`jit` (``foo_nb = jit(foo_py)``). Setting ``COINSWARM_DISABLE_NUMBA=1``
 before import makes :func:`jit` return the plain-Python function unchanged, so
 the whole pipeline runs as Python (for debugging, coverage and the twin tests).
+
+Compiled code is cached next to the sources (``__pycache__/*.nbi|nbc``). numba checks
+only the cached function's own file, so after editing a kernel that others call from
+*other* files, delete the cache (``find coinswarm -name '*.nb[ic]' -delete``); the
+twin tests in ``tests/soundness`` catch a stale one.
 """
 
 from __future__ import annotations

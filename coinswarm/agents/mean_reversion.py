@@ -54,7 +54,11 @@ next_position_nb = jit(next_position_py, inline=True)
 
 def mean_reversion_step_py(s, p, c):
     """One bar of the mean-reversion agent: ``(vote, confidence)``."""
-    lc = math.log(c)
+    return mean_reversion_core_nb(s, p, math.log(c))
+
+
+def mean_reversion_core_py(s, p, lc):
+    """:func:`mean_reversion_step_py` given the log close."""
     o_trend = _ROLL_PRICE + roll_size(p.window)
     count = s[_COUNT]
     if count > 0.0:
@@ -76,6 +80,7 @@ def mean_reversion_step_py(s, p, c):
     return pos, min(1.0, abs(z) / (2.0 * p.entry))
 
 
+mean_reversion_core_nb = jit(mean_reversion_core_py, refcount=False)
 mean_reversion_step_nb = jit(mean_reversion_step_py, refcount=False)
 
 

@@ -15,7 +15,7 @@ from typing import NamedTuple
 import numpy as np
 
 from coinswarm._jit import jit
-from coinswarm.agents._kernels import halflife_alpha_py, roll_ago_nb, roll_push_nb, roll_size
+from coinswarm.agents._kernels import halflife_alpha_py, roll_ago_nb, roll_push_nb, roll_size, tanh_nb
 from coinswarm.agents.base import Agent, Bar
 
 _COUNT, _VAR, _ALPHA, _ISQ_FAST, _ISQ_MID, _ISQ_SLOW, _RING = 0, 1, 2, 3, 4, 5, 6
@@ -39,7 +39,11 @@ def trend_init(values: np.ndarray, p: TrendParams) -> None:
 
 def trend_step_py(s, p, c):
     """One bar of the trend agent: ``(vote, confidence)``."""
-    lc = math.log(c)
+    return trend_core_nb(s, p, math.log(c))
+
+
+def trend_core_py(s, p, lc):
+    """:func:`trend_step_py` given the log close (the committee computes it once for every member)."""
     count = s[_COUNT]
     w = p.slow + 1
     if count > 0.0:
@@ -56,11 +60,12 @@ def trend_step_py(s, p, c):
     z1 = (lc - roll_ago_nb(s, _RING, w, p.fast)) * inv_sigma * s[_ISQ_FAST]
     z2 = (lc - roll_ago_nb(s, _RING, w, p.mid)) * inv_sigma * s[_ISQ_MID]
     z3 = (lc - roll_ago_nb(s, _RING, w, p.slow)) * inv_sigma * s[_ISQ_SLOW]
-    vote = (math.tanh(z1) + math.tanh(z2) + math.tanh(z3)) / 3.0
+    vote = (tanh_nb(z1) + tanh_nb(z2) + tanh_nb(z3)) / 3.0
     agree = np.sign(z1) + np.sign(z2) + np.sign(z3)
     return vote, abs(agree) / 3.0
 
 
+trend_core_nb = jit(trend_core_py, refcount=False)
 trend_step_nb = jit(trend_step_py, refcount=False)
 
 

@@ -21,16 +21,16 @@ import numpy as np
 from coinswarm._jit import jit
 from coinswarm.agents.arbitrage import pairs_step_nb
 from coinswarm.agents.execution import EXEC_SIZE, execution_core_nb
-from coinswarm.agents.mean_reversion import mean_reversion_step_nb
+from coinswarm.agents.mean_reversion import mean_reversion_core_nb
 from coinswarm.agents.risk import risk_step_nb
-from coinswarm.agents.trend import trend_step_nb
-from coinswarm.regime.detector import N_REGIMES, RAW_SPREAD, regime_step_nb
+from coinswarm.agents.trend import trend_core_nb
+from coinswarm.regime.detector import N_REGIMES, RAW_SPREAD, regime_core_nb
 
 TREND, MEAN_REVERSION, ARBITRAGE = 0, 1, 2
 AGENT_NAMES = ("trend", "mean_reversion", "arbitrage")
 GAIN_CLIP = 5.0
-# per-symbol committee scalars: previous close, EWMA variance, regime of the last vote, bars seen
-_PREV_C, _VAR, _REGIME, _SEEN = 0, 1, 2, 3
+# per-symbol committee scalars: previous log close, EWMA variance, regime of the last vote, bars seen
+_PREV_LC, _VAR, _REGIME, _SEEN = 0, 1, 2, 3
 SCALARS = 4
 
 
@@ -38,9 +38,10 @@ def learn_weights_py(w, vc, gain_scale, eta, floor, n_agents):
     """Hedge update of one weight vector ``w`` in place from last votes ``vc``, then the floor."""
     total = 0.0
     for a in range(n_agents):
-        g = vc[a] * gain_scale
-        g = GAIN_CLIP if g > GAIN_CLIP else -GAIN_CLIP if g < -GAIN_CLIP else g
-        w[a] *= math.exp(eta * g)
+        if vc[a] != 0.0:  # a silent member's weight only moves through the normalisation
+            g = vc[a] * gain_scale
+            g = GAIN_CLIP if g > GAIN_CLIP else -GAIN_CLIP if g < -GAIN_CLIP else g
+            w[a] *= math.exp(eta * g)
         total += w[a]
     for a in range(n_agents):
         w[a] /= total
@@ -76,13 +77,14 @@ apply_floor_nb = jit(apply_floor_py, inline=True)
 learn_weights_nb = jit(learn_weights_py, inline=True)
 
 
-def member_votes_py(st, prm, j, t_ms, o, h, low, c, vc):
-    """Regime code and each member's ``vote · confidence`` for symbol ``j`` into ``vc[j]``."""
+def member_votes_py(st, prm, j, t_ms, lh, ll, lc, vc):
+    """Regime code and each member's ``vote · confidence`` for symbol ``j`` into ``vc[j]``
+    (from the bar's logs, computed once for every member)."""
     reg_s, trend_s, mr_s = st[0], st[1], st[2]
-    vol, trend, _, _, _, _, _ = regime_step_nb(reg_s[j], prm[0], t_ms, o[j], h[j], low[j], c[j])
-    v, k = trend_step_nb(trend_s[j], prm[1], c[j])
+    vol, trend, _, _, _, _, _ = regime_core_nb(reg_s[j], prm[0], t_ms, lh, ll, lc)
+    v, k = trend_core_nb(trend_s[j], prm[1], lc)
     vc[j, TREND] = v * k
-    v, k = mean_reversion_step_nb(mr_s[j], prm[2], c[j])
+    v, k = mean_reversion_core_nb(mr_s[j], prm[2], lc)
     vc[j, MEAN_REVERSION] = v * k
     return vol * 3 + trend
 
@@ -110,16 +112,17 @@ def committee_step_py(st, prm, ap, rp, ep, cp, pair, n_agents, t_ms, o, h, low, 
     m = c.shape[0]
     alpha = cp[2]
     for j in range(m):
+        lc = math.log(c[j])
         if sc[j, _SEEN] > 0.0:
-            r = math.log(c[j] / sc[j, _PREV_C])
+            r = lc - sc[j, _PREV_LC]
             sc[j, _VAR] = r * r if sc[j, _SEEN] == 1.0 else sc[j, _VAR] + alpha * (r * r - sc[j, _VAR])
             if sc[j, _VAR] > 0.0:
                 learn_weights_nb(w[j, int(sc[j, _REGIME])], last[j], r / math.sqrt(sc[j, _VAR]), cp[0], cp[1],
                                  n_agents)
-        sc[j, _PREV_C] = c[j]
+        sc[j, _PREV_LC] = lc
         sc[j, _SEEN] += 1.0
         vc[j, ARBITRAGE] = 0.0
-        sc[j, _REGIME] = member_votes_nb(st, prm, j, t_ms, o, h, low, c, vc)
+        sc[j, _REGIME] = member_votes_nb(st, prm, j, t_ms, math.log(h[j]), math.log(low[j]), lc, vc)
     pair_votes_nb(arb_s, ap, pair, c, vc)
     for j in range(m):
         cell = w[j, int(sc[j, _REGIME])]

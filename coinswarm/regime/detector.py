@@ -146,11 +146,15 @@ quantile_label_nb = jit(quantile_label_py, inline=True)
 
 def regime_step_py(s, p, t_ms, o, h, low, c):
     """Advance the detector by one bar; returns the 7 fields of :class:`RegimeLabels`."""
+    return regime_core_nb(s, p, t_ms, math.log(h), math.log(low), math.log(c))
+
+
+def regime_core_py(s, p, t_ms, lh, ll, lc):
+    """:func:`regime_step_py` given the bar's log high, low and close."""
     o_trend = _ROLL_VOL + roll_size(p.vol_window)
     count = s[_COUNT]
     raw_vol, raw_trend, raw_liq = 1, 1, 1
     rv, tstat = 0.0, 0.0
-    lh, ll, lc = math.log(h), math.log(low), math.log(c)
     if count > 0.0:
         r = lc - s[_PREV_C]
         roll_push_nb(s, _ROLL_VOL, p.vol_window, r)
@@ -176,6 +180,7 @@ def regime_step_py(s, p, t_ms, o, h, low, c):
     return int(vol), int(trend), int(liq), session_of_nb(t_ms), rv, tstat, s[_SPREAD]
 
 
+regime_core_nb = jit(regime_core_py, refcount=False)
 regime_step_nb = jit(regime_step_py, refcount=False)
 
 
