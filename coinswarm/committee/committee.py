@@ -183,7 +183,11 @@ class Committee:
 
     def targets(self, prices, params: CommitteeParams | None = None) -> pd.Series | pd.DataFrame:
         """Executed targets with NaN on bars that need no order (a strategy for the engine)."""
-        table = self.run(prices, params, gaps="ignore")
+        return self._orders(prices, self.run(prices, params, gaps="ignore"))
+
+    @staticmethod
+    def _orders(prices, table: pd.DataFrame) -> pd.Series | pd.DataFrame:
+        """The engine's targets from a :meth:`run` table (NaN: no order on that bar)."""
         if isinstance(prices, pd.DataFrame):
             return pd.Series(orders_only(table["target"].to_numpy()), index=table.index, name="target")
         target = table.xs("target", axis=1, level=1)
@@ -197,8 +201,7 @@ class Committee:
         from coinswarm.committee.attribution import attribute
 
         table = self.run(prices, params, gaps="ignore")
-        targets = self.targets(prices, params)
-        result = simulate(prices, targets, costs=costs, init_cash=init_cash, execution=execution,
+        result = simulate(prices, self._orders(prices, table), costs=costs, init_cash=init_cash, execution=execution,
                           allow_short=self.allow_short)
         result.attribution = attribute(result, table, self.agent_names)
         result.committee = table
