@@ -36,11 +36,15 @@ class GroupWriter(Generic[Item, Result]):
 
     async def submit(self, item: Item) -> Result:
         """Queue ``item`` and wait for its result (or its exception)."""
+        return await self.enqueue(item)
+
+    def enqueue(self, item: Item) -> asyncio.Future:
+        """Queue ``item`` without waiting; the future carries its result (or its exception)."""
         future = asyncio.get_running_loop().create_future()
         self._queue.append((item, future))
         if self._task is None or self._task.done():
             self._task = asyncio.create_task(self._drain())
-        return await future
+        return future
 
     async def _drain(self) -> None:
         while self._queue:

@@ -172,12 +172,19 @@ class InProcessBus:
         await self._post(msg)
         return True
 
+    async def stream_publish_many(self, subject: str, items: list[tuple[str, bytes]]) -> list[bool]:
+        """:meth:`stream_publish` for each ``(msg_id, data)``, in order."""
+        return [await self.stream_publish(subject, data, msg_id) for msg_id, data in items]
+
     async def stream_subscribe(self, subject: str, durable: str, handler: Handler, *,
-                               concurrency: int = 1) -> Subscription:
-        """Replay the stored log for ``subject``, then receive new messages (always in order here)."""
+                               concurrency: int = 1, batch: bool = False) -> Subscription:
+        """Replay the stored log for ``subject``, then receive new messages (always in order here).
+
+        ``batch=True``: ``handler`` takes a list of messages (here always one)."""
+        deliver = (lambda m: handler([m])) if batch else handler
         for msg in list(self.streams.get(subject, [])):
-            await handler(msg)
-        return await self.subscribe(subject, lambda m: handler(m) if m.msg_id else _noop())
+            await deliver(msg)
+        return await self.subscribe(subject, lambda m: deliver(m) if m.msg_id else _noop())
 
     async def close(self) -> None:
         """Nothing to release."""
@@ -267,6 +274,24 @@ class NatsBus:
         """
         if not msg_id:
             raise MessageError("stream messages need a msg_id", field="msg_id")
+        return await self._coalescer(subject, timeout, retry_for).publish(msg_id, data)
+
+    async def stream_publish_many(self, subject: str, items: list[tuple[str, bytes]], timeout: float = 2.0,
+                                  retry_for: float = 30.0) -> list[bool]:
+        """Queue every ``(msg_id, data)`` at once (they share frames) and wait for all; one
+        result per item, as :meth:`stream_publish`."""
+        if any(not msg_id for msg_id, _ in items):
+            raise MessageError("stream messages need a msg_id", field="msg_id")
+        coalescer = self._coalescer(subject, timeout, retry_for)
+        results = await asyncio.gather(*(coalescer.enqueue(msg_id, data) for msg_id, data in items),
+                                       return_exceptions=True)
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
+        return list(results)
+
+    def _coalescer(self, subject: str, timeout: float, retry_for: float) -> Coalescer:
+        """The subject's frame queue (created on first use with these send settings)."""
         subject = check_subject(subject)
         coalescer = self._coalescers.get(subject)
         if coalescer is None:
@@ -274,7 +299,7 @@ class NatsBus:
                 return await self._send_items(subject, items, timeout, retry_for)
 
             coalescer = self._coalescers[subject] = Coalescer(send)
-        return await coalescer.publish(msg_id, data)
+        return coalescer
 
     async def _send_items(self, subject: str, items: list[tuple[str, bytes]], timeout: float,
                           retry_for: float) -> bool:
@@ -308,13 +333,14 @@ class NatsBus:
             return []
 
     async def stream_subscribe(self, subject: str, durable: str, handler: Handler, *,
-                               concurrency: int = 1) -> Subscription:
+                               concurrency: int = 1, batch: bool = False) -> Subscription:
         """Durable push consumer; a message (or a whole frame) is acked only after its handlers return.
 
         ``concurrency > 1`` runs up to that many messages at once, and a frame's items
         concurrently (for handlers whose messages are independent, such as proposals and
-        votes); 1 keeps stream order. Item ``k`` of stream message ``s`` has sequence
-        ``s * SEQ_STRIDE + k``.
+        votes); 1 keeps stream order. ``batch=True`` calls ``handler`` once per delivered
+        message with the list of its items (no task per item). Item ``k`` of stream
+        message ``s`` has sequence ``s * SEQ_STRIDE + k``.
         """
         slots = asyncio.Semaphore(concurrency)
 
@@ -322,7 +348,10 @@ class NatsBus:
             try:
                 base = raw.metadata.sequence.stream * SEQ_STRIDE
                 messages = [Message(raw.subject, data, msg_id, None, base + k) for msg_id, data, k in self._items(raw)]
-                if concurrency == 1 or len(messages) == 1:
+                if batch:
+                    if messages:
+                        await handler(messages)
+                elif concurrency == 1 or len(messages) == 1:
                     for message in messages:
                         await handler(message)
                 else:

@@ -92,11 +92,16 @@ class Coalescer:
 
     async def publish(self, msg_id: str, data: bytes) -> bool:
         """Queue one item; returns when the frame carrying it is acked."""
+        return await self.enqueue(msg_id, data)
+
+    def enqueue(self, msg_id: str, data: bytes) -> asyncio.Future:
+        """Queue one item without waiting: the future resolves when its frame is acked
+        (so a handler can queue many and await them together, with no task per item)."""
         future = asyncio.get_running_loop().create_future()
         self._queue.append((msg_id, data, future))
         if self._task is None or self._task.done():
             self._task = asyncio.create_task(self._drain())
-        return await future
+        return future
 
     async def _drain(self) -> None:
         while self._queue:

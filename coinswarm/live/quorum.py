@@ -29,6 +29,7 @@ from coinswarm.quorum.tally import Decision, QuorumConfig, coordinator_for, tall
 from coinswarm.quorum.votes import Vote
 
 Clock = Callable[[], int]
+Commit = tuple[Proposal, Decision, list[Vote]]
 
 
 def wall_clock_ms() -> int:
@@ -100,11 +101,11 @@ class QuorumNode:
 
     async def start(self) -> None:
         """Subscribe to votes and commits, then to the proposal stream (durable: resumes after restarts)."""
-        self._subs.append(await self.bus.stream_subscribe("mem.vote", f"{self.durable}-votes", self.on_vote,
-                                                          concurrency=self.concurrency))
+        self._subs.append(await self.bus.stream_subscribe("mem.vote", f"{self.durable}-votes", self.on_votes,
+                                                          concurrency=self.concurrency, batch=True))
         self._subs.append(await self.bus.subscribe("mem.commit", self.on_commit_seen))
-        self._subs.append(await self.bus.stream_subscribe("mem.propose", self.durable, self.on_proposal,
-                                                          concurrency=self.concurrency))
+        self._subs.append(await self.bus.stream_subscribe("mem.propose", self.durable, self.on_proposals,
+                                                          concurrency=self.concurrency, batch=True))
 
     async def stop(self) -> None:
         """Unsubscribe (the durable consumer keeps its position on the server)."""
@@ -120,34 +121,49 @@ class QuorumNode:
 
     async def on_proposal(self, msg) -> None:
         """Open the proposal, judge it and publish the vote(s)."""
-        try:
-            proposal = Proposal.decode(msg.data)
-        except MessageError:
-            self.bad_messages += 1
-            return
-        now = self.clock()
-        if proposal.id not in self.proposals and proposal.id not in self.coordinator.decided:
-            self.proposals[proposal.id] = proposal
-            self.coordinator.propose(proposal, now)
-            self.early_seen.pop(proposal.id, None)
-            for vote in self.early.pop(proposal.id, []):
-                await self._count(vote, now)
-        for vote in self.behaviour(self.manager, proposal, self.context(now)):
-            vote_id = f"vote-{vote.proposal_id}-{vote.manager}-{vote.signature[:16]}"
-            await self.bus.stream_publish("mem.vote", vote.encode(), msg_id=vote_id)
+        await self.on_proposals([msg])
+
+    async def on_proposals(self, msgs: list) -> None:
+        """Open, judge and vote on a delivered batch of proposals; the votes leave together."""
+        votes: list[tuple[str, bytes]] = []
+        commits: list[Commit] = []
+        for msg in msgs:
+            try:
+                proposal = Proposal.decode(msg.data)
+            except MessageError:
+                self.bad_messages += 1
+                continue
+            now = self.clock()
+            if proposal.id not in self.proposals and proposal.id not in self.coordinator.decided:
+                self.proposals[proposal.id] = proposal
+                self.coordinator.propose(proposal, now)
+                self.early_seen.pop(proposal.id, None)
+                for vote in self.early.pop(proposal.id, []):
+                    commits += self._count(vote, now)
+            for vote in self.behaviour(self.manager, proposal, self.context(now)):
+                votes.append((f"vote-{vote.proposal_id}-{vote.manager}-{vote.signature[:16]}", vote.encode()))
+        await self.bus.stream_publish_many("mem.vote", votes)
+        await self._publish(commits)
 
     async def on_vote(self, msg) -> None:
         """Count a vote (votes that overtake their proposal wait in ``early``)."""
-        try:
-            vote = Vote.decode(msg.data)
-        except MessageError:
-            self.bad_messages += 1
-            return
-        if vote.proposal_id not in self.coordinator.open and vote.proposal_id not in self.coordinator.decided:
-            self.early.setdefault(vote.proposal_id, []).append(vote)
-            self.early_seen.setdefault(vote.proposal_id, self.clock())
-            return
-        await self._count(vote, self.clock())
+        await self.on_votes([msg])
+
+    async def on_votes(self, msgs: list) -> None:
+        """Count a delivered batch of votes; the commits they complete leave together."""
+        commits: list[Commit] = []
+        for msg in msgs:
+            try:
+                vote = Vote.decode(msg.data)
+            except MessageError:
+                self.bad_messages += 1
+                continue
+            if vote.proposal_id not in self.coordinator.open and vote.proposal_id not in self.coordinator.decided:
+                self.early.setdefault(vote.proposal_id, []).append(vote)
+                self.early_seen.setdefault(vote.proposal_id, self.clock())
+                continue
+            commits += self._count(vote, self.clock())
+        await self._publish(commits)
 
     async def on_commit_seen(self, msg) -> None:
         """Another node committed: drop our pending backup commit."""
@@ -156,33 +172,35 @@ class QuorumNode:
             self.seen_commits[proposal_id] = self.clock()
             self.pending.pop(proposal_id, None)
 
-    async def _count(self, vote: Vote, now: int) -> None:
+    def _count(self, vote: Vote, now: int) -> list[Commit]:
+        """Count ``vote``; returns the commit to publish now (primary) if it completed a quorum."""
         self.votes.setdefault(vote.proposal_id, []).append(vote)
         decision = self.coordinator.vote(vote, now)
         if decision is None:
-            return
+            return []
         proposal = self.proposals.pop(decision.proposal_id)
         votes = self.votes.pop(decision.proposal_id)
         if not decision.final:  # timed out: audited by the coordinator, nothing to commit
-            return
+            return []
         rank = self.rank(decision.proposal_id)
         if rank == 0:
-            await self._publish(proposal, decision, votes)
-        elif decision.proposal_id not in self.seen_commits:
+            return [(proposal, decision, votes)]
+        if decision.proposal_id not in self.seen_commits:
             self.pending[decision.proposal_id] = (now + rank * self.failover_ms, proposal, decision, votes)
+        return []
 
-    async def _publish(self, proposal: Proposal, decision: Decision, votes: list[Vote]) -> None:
-        await self.bus.stream_publish("mem.commit", encode_commit(proposal, decision, votes),
-                                      msg_id=f"commit-{proposal.id}")
-        self.published += 1
+    async def _publish(self, commits: list[Commit]) -> None:
+        """Append commits to ``mem.commit`` (msg id ``commit-<proposal id>``), together."""
+        if commits:
+            await self.bus.stream_publish_many("mem.commit", [(f"commit-{p.id}", encode_commit(p, d, v))
+                                                              for p, d, v in commits])
+            self.published += len(commits)
 
     async def tick(self) -> list[Decision]:
         """Publish backup commits that fell due; close proposals past their deadline."""
         now = self.clock()
-        for proposal_id, (due, proposal, decision, votes) in list(self.pending.items()):
-            if now >= due:
-                del self.pending[proposal_id]
-                await self._publish(proposal, decision, votes)
+        due = [pid for pid, (when, *_) in self.pending.items() if now >= when]
+        await self._publish([self.pending.pop(pid)[1:] for pid in due])
         closed = self.coordinator.tick(now)
         for decision in closed:
             self.votes.pop(decision.proposal_id, None)
@@ -250,8 +268,8 @@ class Applier:
         Commits are verified as they arrive and written by group commit: the ones that arrive
         while a transaction runs share the next one (:class:`~coinswarm.live.batching.GroupWriter`);
         a message is acked only after its transaction."""
-        self._sub = await self.bus.stream_subscribe("mem.commit", self.durable, self.on_commit,
-                                                    concurrency=self.concurrency)
+        self._sub = await self.bus.stream_subscribe("mem.commit", self.durable, self.on_commits,
+                                                    concurrency=self.concurrency, batch=True)
         if self.persist_audit:
             self._audit_sub = await self.bus.subscribe("mem.audit", self.on_audit)
 
@@ -274,25 +292,33 @@ class Applier:
 
     async def on_commit(self, msg) -> None:
         """Verify and apply one commit (idempotent)."""
-        try:
-            proposal, decision, votes = decode_commit(msg.data)
-        except MessageError:
-            self.refused += 1
-            return
-        check = tally(proposal, votes, self.config, self.keys, decision.decided_at or proposal.timestamp)
-        if check.status != decision.status:
-            self.refused += 1
-            return
-        try:
-            fresh = await self._writer.submit((proposal, decision, msg.seq))
-        except Exception as exc:  # the transaction rolled back; record and move on (never redeliver forever)
-            self.failed.append((proposal.id, f"{type(exc).__name__}: {exc}"))
-            self.changed.set()
-            return
-        if fresh:
+        await self.on_commits([msg])
+
+    async def on_commits(self, msgs: list) -> None:
+        """Verify a delivered batch of commits and apply them by group commit (idempotent)."""
+        queued = []
+        for msg in msgs:
+            try:
+                proposal, decision, votes = decode_commit(msg.data)
+            except MessageError:
+                self.refused += 1
+                continue
+            check = tally(proposal, votes, self.config, self.keys, decision.decided_at or proposal.timestamp)
+            if check.status != decision.status:
+                self.refused += 1
+                continue
+            queued.append((proposal, self._writer.enqueue((proposal, decision, msg.seq))))
+        outcomes = await asyncio.gather(*(future for _, future in queued), return_exceptions=True)
+        for (proposal, _), outcome in zip(queued, outcomes, strict=True):
+            self._account(proposal, outcome)
+        self.changed.set()
+
+    def _account(self, proposal: Proposal, outcome) -> None:
+        if isinstance(outcome, Exception):  # its transaction rolled back: record, move on (no endless redelivery)
+            self.failed.append((proposal.id, f"{type(outcome).__name__}: {outcome}"))
+        elif outcome:
             self.applied += 1
             if self.on_applied is not None:
                 self.on_applied(proposal.id)
         else:
             self.duplicates += 1
-        self.changed.set()

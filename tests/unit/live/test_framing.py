@@ -6,7 +6,7 @@ import pytest
 
 from coinswarm.errors import MessageError
 from coinswarm.live.batching import GroupWriter
-from coinswarm.live.bus import NatsBus
+from coinswarm.live.bus import InProcessBus, NatsBus
 from coinswarm.live.framing import SEQ_STRIDE, Coalescer, decode_frame, encode_frame, frame_id
 
 
@@ -81,24 +81,47 @@ def test_group_writer_batches_under_load_and_isolates_a_failing_item():
 def test_nats_frames_deliver_every_item_once_with_its_id_and_a_distinct_sequence(nats_url):
     async def scenario():
         pub, sub = await NatsBus.connect(nats_url, name="fp"), await NatsBus.connect(nats_url, name="fs")
-        got = []
+        got, batches = [], []
 
         async def handler(msg):
             got.append((msg.msg_id, msg.data, msg.seq))
 
+        async def batch_handler(msgs):
+            batches.append([m.msg_id for m in msgs])
+
         await sub.stream_subscribe("mem.vote", "frames-test", handler, concurrency=64)
-        await asyncio.gather(*(pub.stream_publish("mem.vote", f"v{i}".encode(), msg_id=f"id{i}") for i in range(300)))
+        await sub.stream_subscribe("mem.vote", "frames-batch", batch_handler, concurrency=8, batch=True)
+        await asyncio.gather(*(pub.stream_publish("mem.vote", f"v{i}".encode(), msg_id=f"id{i}") for i in range(150)))
+        assert await pub.stream_publish_many("mem.vote", [(f"id{i}", f"v{i}".encode()) for i in range(150, 300)])
         for _ in range(100):
-            if len(got) >= 300:
+            if len(got) >= 300 and sum(map(len, batches)) >= 300:
                 break
             await asyncio.sleep(0.05)
         frames = pub._coalescers["mem.vote"].frames
         await pub.close()
         await sub.close()
-        return got, frames
+        return got, batches, frames
 
-    got, frames = asyncio.run(scenario())
+    got, batches, frames = asyncio.run(scenario())
     assert sorted(got) == sorted(set(got)) and len(got) == 300
     assert {(i, d) for i, d, _ in got} == {(f"id{k}", f"v{k}".encode()) for k in range(300)}
     assert len({s for *_, s in got}) == 300 and all(s >= SEQ_STRIDE for *_, s in got)
     assert frames < 300, "concurrent publishes share frames"
+    assert sorted(i for b in batches for i in b) == sorted(f"id{k}" for k in range(300))
+    assert len(batches) == frames and max(map(len, batches)) > 1, "a batch handler gets a frame's items at once"
+
+
+def test_in_process_batch_subscribers_get_one_message_lists():
+    async def scenario():
+        bus = InProcessBus()
+        seen = []
+
+        async def handler(msgs):
+            seen.append([m.msg_id for m in msgs])
+
+        await bus.stream_publish("mem.vote", b"a", msg_id="a")
+        await bus.stream_subscribe("mem.vote", "d", handler, batch=True)
+        assert await bus.stream_publish_many("mem.vote", [("b", b"b"), ("a", b"a")]) == [True, False]
+        return seen
+
+    assert asyncio.run(scenario()) == [["a"], ["b"]]
