@@ -4,9 +4,10 @@ Flow: a proposer appends a proposal to the ``mem.propose`` stream (``Nats-Msg-Id
 id). Every :class:`QuorumNode` (one manager each) evaluates it with the pure rules and
 appends a signed vote to the ``mem.vote`` stream (its msg id includes the signature, so a
 forger cannot squat an honest manager's id; durable, so votes survive a server restart).
-Every node tallies; the one :func:`coordinator_for` names appends ``{proposal, decision,
-votes}`` to ``mem.commit`` at once, the others only if it stays silent (failover), all
-under ``Nats-Msg-Id = commit-<id>``, so the stream keeps one commit. The
+The node :func:`coordinator_for` names tallies at once and appends ``{proposal, decision,
+votes}`` to ``mem.commit``; the others keep the votes and tally only if it stays silent
+(failover), all under ``Nats-Msg-Id = commit-<id>`` (one commit per proposal; a frame of
+several is deduplicated as a whole, and the store's primary key makes any repeat a no-op). The
 :class:`Applier` re-checks the quorum from the signed votes — it trusts no coordinator —
 and applies the commit to the store, whose primary key makes a redelivery a no-op. A
 deadline without a quorum is audited as ``timeout`` and nothing is committed.
@@ -68,11 +69,12 @@ def decode_commit(payload: bytes) -> tuple[Proposal, Decision, list[Vote]]:
 class QuorumNode:
     """One manager and its share of the coordinator role, on any bus.
 
-    Every node tallies every proposal; the node :func:`coordinator_for` names publishes the
-    commit at once, the others only after ``rank × failover_ms`` without seeing it (rank =
-    distance after the primary in the manager list), so a crashed coordinator delays its
-    proposals but never blocks them. Commits share the ``Nats-Msg-Id`` ``commit-<id>``:
-    the stream keeps one.
+    The node :func:`coordinator_for` names tallies a proposal's votes as they arrive and
+    publishes the commit at once; the others (backups) keep the votes uncounted and, if no
+    commit was seen after ``rank × failover_ms`` (rank = distance after the primary in the
+    manager list), tally them and publish themselves — so a crashed coordinator delays its
+    proposals but never blocks them, and a healthy cluster verifies each vote once per
+    proposal rather than once per node. Commits share the ``Nats-Msg-Id`` ``commit-<id>``.
     """
 
     def __init__(self, manager: Manager, config: QuorumConfig, keys: dict[str, bytes], bus, *,
@@ -94,6 +96,8 @@ class QuorumNode:
         self.early_seen: dict[str, int] = {}
         self.pending: dict[str, tuple[int, Proposal, Decision, list[Vote]]] = {}
         self.seen_commits: dict[str, int] = {}
+        self.deferred: dict[str, list[Vote]] = {}  # a backup's votes, counted only if the primary stays silent
+        self.escalate_at: dict[str, int] = {}
         self.durable = f"{durable_prefix}-{manager.name}"
         self.bad_messages = 0
         self.published = 0
@@ -134,12 +138,15 @@ class QuorumNode:
                 self.bad_messages += 1
                 continue
             now = self.clock()
-            if proposal.id not in self.proposals and proposal.id not in self.coordinator.decided:
+            if self._is_new(proposal.id):
                 self.proposals[proposal.id] = proposal
                 self.coordinator.propose(proposal, now)
+                rank = self.rank(proposal.id)
+                if rank > 0:
+                    self.escalate_at[proposal.id] = now + rank * self.failover_ms
                 self.early_seen.pop(proposal.id, None)
                 for vote in self.early.pop(proposal.id, []):
-                    commits += self._count(vote, now)
+                    commits += self._count_or_defer(vote, now)
             for vote in self.behaviour(self.manager, proposal, self.context(now)):
                 votes.append((f"vote-{vote.proposal_id}-{vote.manager}-{vote.signature[:16]}", vote.encode()))
         await self.bus.stream_publish_many("mem.vote", votes)
@@ -162,15 +169,42 @@ class QuorumNode:
                 self.early.setdefault(vote.proposal_id, []).append(vote)
                 self.early_seen.setdefault(vote.proposal_id, self.clock())
                 continue
-            commits += self._count(vote, self.clock())
+            commits += self._count_or_defer(vote, self.clock())
         await self._publish(commits)
+
+    def _is_new(self, proposal_id: str) -> bool:
+        return (proposal_id not in self.proposals and proposal_id not in self.coordinator.decided
+                and proposal_id not in self.seen_commits)
+
+    def _count_or_defer(self, vote: Vote, now: int) -> list[Commit]:
+        """The primary counts at once; a backup keeps the vote until the primary's time is up."""
+        if vote.proposal_id in self.escalate_at:
+            self.deferred.setdefault(vote.proposal_id, []).append(vote)
+            return []
+        return self._count(vote, now)
+
+    def _escalate(self, now: int) -> None:
+        """Backups whose primary stayed silent past ``rank × failover_ms`` tally what they kept;
+        a decision they reach is published on this tick."""
+        for pid in [pid for pid, when in self.escalate_at.items() if now >= when]:
+            del self.escalate_at[pid]
+            for vote in self.deferred.pop(pid, []):
+                self._count(vote, now)
+            if pid in self.pending:
+                self.pending[pid] = (now, *self.pending[pid][1:])
 
     async def on_commit_seen(self, msg) -> None:
         """Another node committed: drop our pending backup commit."""
         if msg.msg_id and msg.msg_id.startswith("commit-"):
             proposal_id = msg.msg_id[len("commit-"):]
-            self.seen_commits[proposal_id] = self.clock()
+            now = self.clock()
+            self.seen_commits[proposal_id] = now
             self.pending.pop(proposal_id, None)
+            self.escalate_at.pop(proposal_id, None)
+            self.deferred.pop(proposal_id, None)
+            if self.coordinator.withdraw(proposal_id, now, "committed by another coordinator"):
+                self.proposals.pop(proposal_id, None)
+                self.votes.pop(proposal_id, None)
 
     def _count(self, vote: Vote, now: int) -> list[Commit]:
         """Count ``vote``; returns the commit to publish now (primary) if it completed a quorum."""
@@ -199,6 +233,7 @@ class QuorumNode:
     async def tick(self) -> list[Decision]:
         """Publish backup commits that fell due; close proposals past their deadline."""
         now = self.clock()
+        self._escalate(now)
         due = [pid for pid, (when, *_) in self.pending.items() if now >= when]
         await self._publish([self.pending.pop(pid)[1:] for pid in due])
         closed = self.coordinator.tick(now)
@@ -213,7 +248,7 @@ class QuorumNode:
 
     async def _flush_audit(self) -> None:
         """Publish, on ``mem.audit``, the not-yet-sent audit events of proposals this node is the
-        primary coordinator of (every node tallies everything; one copy is enough). The applier
+        primary coordinator of (the primary tallies them all; one copy is enough). The applier
         stores them."""
         if self.audit_subject is None:
             self._audit_sent = len(self.coordinator.audit)

@@ -57,6 +57,13 @@ class Coordinator:
         ballot.add(vote)
         return self._settle(ballot, now)
 
+    def withdraw(self, proposal_id: str, now: int, reason: str) -> bool:
+        """Stop tallying an open proposal another coordinator settled (no decision here; audited)."""
+        if self.open.pop(proposal_id, None) is None:
+            return False
+        self._log(now, "withdrawn", proposal_id, self.name, {"reason": reason})
+        return True
+
     def tick(self, now: int) -> list[Decision]:
         """Close proposals whose deadline passed (status ``timeout``: nothing is applied)."""
         closed = []
