@@ -96,3 +96,41 @@ def test_nodes_publish_their_audit_trail_and_forget_old_state(tmp_path):
         "a seen commit releases what the backups kept"
     assert all(not n.coordinator.decided and not n.seen_commits and not n.early for n in nodes)
     assert applier.audited > 0 and store.count(AuditEvent) == applier.audited
+
+
+def test_backups_keep_votes_until_a_silent_primary_times_out_then_commit(tmp_path):
+    from coinswarm.quorum import coordinator_for
+
+    store = Store(f"sqlite:///{tmp_path / 'failover.db'}")
+    store.migrate()
+    now = [NOW]
+    live = MANAGERS[1:]  # m1 crashed: it votes nowhere and commits nothing
+    batch = [p for p in (make_proposal(i, np.random.default_rng(i)) for i in range(60) if i % 5 == 4)]
+    orphans = {p.id for p in batch if coordinator_for(p.id, MANAGERS) == "m1"}
+    assert orphans and len(orphans) < len(batch)
+
+    async def scenario():
+        bus = InProcessBus()
+        nodes = {m: QuorumNode(Manager(m, KEYS[m]), CONFIG, KEYS, bus, context=context, clock=lambda: now[0],
+                               failover_ms=500) for m in live}
+        for node in nodes.values():
+            await node.start()
+        applier = Applier(store, CONFIG, KEYS, bus)
+        await applier.start()
+        for p in batch:
+            await submit(bus, p)
+        applied_at_once = applier.applied
+        kept = {m: set(n.deferred) for m, n in nodes.items()}
+        applied = []
+        for step in (499, 1):  # one tick just before the first backup's turn, one at it
+            now[0] += step
+            for node in nodes.values():
+                await node.tick()
+            applied.append(applier.applied)
+        return [applied_at_once, *applied], kept, applier, nodes
+
+    applied, kept, applier, nodes = asyncio.run(scenario())
+    assert applied == [len(batch) - len(orphans)] * 2 + [len(batch)], "live primaries commit at once, backups on time"
+    assert kept["m2"] == orphans, "m2 (first backup after m1) kept exactly the orphans' votes, uncounted"
+    assert applier.duplicates == 0
+    assert not any(n.deferred or n.escalate_at for n in nodes.values())
