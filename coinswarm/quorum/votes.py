@@ -29,13 +29,18 @@ class Vote:
 
     @cached_property
     def _body(self) -> bytes:
-        # a JSON array in field order: unambiguous, and cheaper than a sorted-key object
-        return json.dumps([self.proposal_id, self.digest, self.manager, self.approve, list(self.reasons),
-                           self.timestamp], separators=(",", ":"), allow_nan=False).encode()
+        # every field in order, strings length-prefixed (so no two votes share a body); a
+        # fraction of the cost of JSON, and signing and verifying hash these bytes only
+        text = _field(self.proposal_id) + _field(self.digest) + _field(self.manager)
+        reasons = "".join(_field(r) for r in self.reasons)
+        return f"vote/1|{text}{int(self.approve)}|{self.timestamp}|{len(self.reasons)}|{reasons}".encode()
 
     def signed(self, key: bytes) -> Vote:
         """A copy carrying ``HMAC-SHA256(key, body)``."""
-        return replace(self, signature=hmac.digest(key, self.body(), "sha256").hex())
+        body = self.body()
+        signed = replace(self, signature=hmac.digest(key, body, "sha256").hex())
+        signed.__dict__["_body"] = body  # the signature is not part of the body: keep the cached bytes
+        return signed
 
     def verify(self, key: bytes) -> bool:
         """Constant-time check of the signature."""
@@ -75,6 +80,10 @@ class Vote:
             raise MessageError(f"unknown fields {extra}", field=extra[0], message_id=str(raw.get("proposal_id")))
         raw["reasons"] = tuple(str(r) for r in raw["reasons"])
         return cls(**raw)
+
+
+def _field(text: str) -> str:
+    return f"{len(text)}:{text}|"
 
 
 def derive_keys(secret: bytes, managers: list[str] | tuple[str, ...]) -> dict[str, bytes]:

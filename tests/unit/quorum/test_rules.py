@@ -105,6 +105,9 @@ def test_votes_are_authenticated():
     tampered = dataclasses.replace(vote, approve=False)
     assert not tampered.verify(KEYS["m1"])
     assert Vote.decode(vote.encode()) == vote
+    split = [Vote("p", "d", "m1", True, reasons, NOW).body() for reasons in (("a|b",), ("a", "b"), ("1:a|1:b",))]
+    assert len(set(split)) == 3, "field boundaries are part of the signed bytes"
+    assert Vote("p|1:d", "x", "m1", True, (), NOW).body() != Vote("p", "d|1:x", "m1", True, (), NOW).body()
     with pytest.raises(MessageError, match="approve"):
         Vote.decode(json.dumps({**json.loads(vote.encode()), "approve": "yes"}).encode())
 
