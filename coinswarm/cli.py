@@ -1,4 +1,4 @@
-"""``coinswarm`` command line: backtest, sweep, walkforward, evidence, stack, data."""
+"""``coinswarm`` command line: backtest, sweep, walkforward, evidence, stack, quorum, data."""
 
 from __future__ import annotations
 
@@ -200,6 +200,30 @@ def cmd_evidence(args) -> int:
     return 0
 
 
+def cmd_quorum(args) -> int:
+    import os
+
+    from coinswarm.live.service import QuorumSettings, run_until_signalled, serve_applier, serve_node
+
+    nats, store = args.nats or os.environ.get("COINSWARM_NATS_URL"), args.store or os.environ.get(
+        "COINSWARM_POSTGRES_URL")
+    if not nats or not store:
+        raise ConfigError("quorum needs --nats and --store (or COINSWARM_NATS_URL and COINSWARM_POSTGRES_URL)")
+    settings = QuorumSettings(nats, store, tuple(m.strip() for m in args.managers.split(",") if m.strip()),
+                              f=args.f, timeout_ms=args.timeout_ms, failover_ms=args.failover_ms)
+    if args.role == "node":
+        if not args.name:
+            raise ConfigError("quorum node needs --name (one of --managers)")
+        node = run_until_signalled(serve_node, settings, args.name,
+                                   lambda: print(f"{args.name}: ready on {nats}", flush=True))
+        print(f"{args.name}: stopped after {node.published} commits published")
+    else:
+        applier = run_until_signalled(serve_applier, settings, lambda: print(f"applier: ready on {nats}", flush=True))
+        print(f"applier: stopped after {applier.applied} applied, {applier.duplicates} duplicates, "
+              f"{applier.refused} refused, {len(applier.failed)} failed")
+    return 0
+
+
 def cmd_stack(args) -> int:
     from coinswarm.live import stack
 
@@ -286,6 +310,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("stack_cmd", choices=("up", "down", "status"))
     p.add_argument("--dir", default=None, help="data and state directory (default <tmp>/coinswarm-stack)")
     p.set_defaults(func=cmd_stack)
+    p = sub.add_parser("quorum", help="run one quorum member (manager node or applier) until SIGINT/SIGTERM")
+    p.add_argument("role", choices=("node", "applier"))
+    p.add_argument("--name", default=None, help="the manager this node runs (role node)")
+    p.add_argument("--managers", default="m1,m2,m3,m4", help="every manager, comma-separated, same order everywhere")
+    p.add_argument("--f", type=int, default=1, help="Byzantine managers tolerated (n ≥ 3f + 1)")
+    p.add_argument("--nats", default=None, help="NATS URL (default $COINSWARM_NATS_URL)")
+    p.add_argument("--store", default=None, help="store URL (default $COINSWARM_POSTGRES_URL)")
+    p.add_argument("--timeout-ms", type=int, default=5_000)
+    p.add_argument("--failover-ms", type=int, default=500)
+    p.set_defaults(func=cmd_quorum)
     p = sub.add_parser("data", help="list, validate or download data")
     dsub = p.add_subparsers(dest="data_cmd", required=True)
     dsub.add_parser("list", help="catalog names and where their files are")

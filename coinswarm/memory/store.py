@@ -13,7 +13,7 @@ import json
 from pathlib import Path
 
 import numpy as np
-from sqlalchemy import create_engine, event, func, insert, select, update
+from sqlalchemy import create_engine, event, func, insert, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import sessionmaker
 
@@ -58,7 +58,8 @@ class Store:
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
 
     def migrate(self, revision: str = "head") -> None:
-        """Run Alembic migrations up to ``revision``."""
+        """Run Alembic migrations up to ``revision`` (on PostgreSQL under an advisory lock, so
+        several processes may call it at start-up)."""
         from alembic import command
         from alembic.config import Config
 
@@ -66,6 +67,8 @@ class Store:
         config.set_main_option("script_location", str(MIGRATIONS))
         config.set_main_option("sqlalchemy.url", self.url.replace("%", "%%"))
         with self.engine.begin() as connection:
+            if self.engine.dialect.name == "postgresql":  # processes starting together migrate one at a time
+                connection.execute(text("SELECT pg_advisory_xact_lock(7202611)"))
             config.attributes["connection"] = connection
             command.upgrade(config, revision)
 

@@ -76,3 +76,20 @@ def test_evidence_cli_writes_report_and_figures(tmp_path, capsys):
     assert len(data["rows"]) == 2 * 5 + 1 + 2
     for png in ("regimes_btc.png", "committee_weights_btc.png", "committee_attribution_btc.png"):
         assert (out / png).stat().st_size > 10_000
+
+
+def test_quorum_command_refuses_bad_settings_before_connecting(capsys, monkeypatch):
+    monkeypatch.delenv("COINSWARM_NATS_URL", raising=False)
+    monkeypatch.delenv("COINSWARM_POSTGRES_URL", raising=False)
+    monkeypatch.delenv("COINSWARM_QUORUM_SECRET", raising=False)
+    urls = ["--nats", "nats://127.0.0.1:1", "--store", "sqlite:///unused.db"]
+    assert main(["quorum", "node", "--name", "m1"]) == 2
+    assert "needs --nats and --store" in capsys.readouterr().err
+    assert main(["quorum", "node", *urls]) == 2
+    assert "needs --name" in capsys.readouterr().err
+    assert main(["quorum", "node", "--name", "m1", "--managers", "m1,m2,m3", *urls]) == 2
+    assert "cannot tolerate f=1" in capsys.readouterr().err
+    assert main(["quorum", "node", "--name", "m9", *urls]) == 2
+    assert "'m9' is not one of" in capsys.readouterr().err
+    assert main(["quorum", "node", "--name", "m1", *urls]) == 2
+    assert "set COINSWARM_QUORUM_SECRET" in capsys.readouterr().err

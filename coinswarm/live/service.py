@@ -1,0 +1,130 @@
+"""Quorum members as long-running processes: one manager node, or the applier, per process.
+
+``coinswarm quorum node --name m1`` and ``coinswarm quorum applier`` run the same
+:class:`~coinswarm.live.quorum.QuorumNode` and :class:`~coinswarm.live.quorum.Applier`
+the tests use, against a NATS server and the store, until SIGINT or SIGTERM. Each manager
+judges against memory as committed in the store (refreshed in the background every
+``refresh_s`` seconds). Keys come from ``COINSWARM_QUORUM_SECRET`` (never the command line):
+each manager's key is ``HMAC(secret, name)``, see :func:`~coinswarm.quorum.derive_keys`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from coinswarm.errors import ConfigError
+from coinswarm.live.bus import NatsBus
+from coinswarm.live.quorum import Applier, QuorumNode, wall_clock_ms
+from coinswarm.quorum import Context, Manager, QuorumConfig, derive_keys
+
+SECRET_ENV = "COINSWARM_QUORUM_SECRET"
+
+
+@dataclass(frozen=True)
+class QuorumSettings:
+    """Where the quorum lives and who is in it."""
+
+    nats_url: str
+    store_url: str
+    managers: tuple[str, ...] = ("m1", "m2", "m3", "m4")
+    f: int = 1
+    timeout_ms: int = 5_000
+    failover_ms: int = 500
+    refresh_s: float = 1.0
+
+    def __post_init__(self) -> None:
+        self.config  # noqa: B018  (validates n ≥ 3f + 1 and the timeout before anything connects)
+
+    @property
+    def config(self) -> QuorumConfig:
+        return QuorumConfig(self.managers, f=self.f, timeout_ms=self.timeout_ms)
+
+    def keys(self) -> dict[str, bytes]:
+        """Per-manager keys from the shared secret in ``COINSWARM_QUORUM_SECRET``."""
+        secret = os.environ.get(SECRET_ENV, "")
+        if not secret:
+            raise ConfigError(f"set {SECRET_ENV} (the quorum's shared secret) in the environment")
+        return derive_keys(secret.encode(), self.managers)
+
+
+class StoreContext:
+    """The managers' context from the store: committed patterns, refreshed in the background."""
+
+    def __init__(self, store, refresh_s: float) -> None:
+        self.store, self.refresh_s = store, refresh_s
+        self.patterns: dict = store.memory().patterns
+
+    def __call__(self, now: int) -> Context:
+        return Context(now=now, patterns=self.patterns)
+
+    async def refresh_forever(self) -> None:
+        """Reload the committed patterns every ``refresh_s`` seconds (cancel to stop)."""
+        while True:
+            await asyncio.sleep(self.refresh_s)
+            self.patterns = (await asyncio.to_thread(self.store.memory)).patterns
+
+
+async def serve_node(settings: QuorumSettings, name: str, ready: Callable[[], None] | None,
+                     stop: asyncio.Event) -> QuorumNode:
+    """Run manager ``name`` until ``stop`` is set (``ready()`` once it is subscribed)."""
+    from coinswarm.memory import Store
+
+    if name not in settings.managers:
+        raise ConfigError(f"manager {name!r} is not one of {settings.managers}")
+    keys = settings.keys()
+    store = Store(settings.store_url)
+    store.migrate()
+    context = StoreContext(store, settings.refresh_s)
+    bus = await NatsBus.connect(settings.nats_url, name=f"coinswarm-{name}")
+    node = QuorumNode(Manager(name, keys[name]), settings.config, keys, bus, context=context,
+                      clock=wall_clock_ms, failover_ms=settings.failover_ms)
+    await node.start()
+    tasks = [asyncio.create_task(node.run_ticker()), asyncio.create_task(context.refresh_forever())]
+    if ready is not None:
+        ready()
+    try:
+        await stop.wait()
+    finally:
+        for task in tasks:
+            task.cancel()
+        await node.stop()
+        await bus.close()
+        store.close()
+    return node
+
+
+async def serve_applier(settings: QuorumSettings, ready: Callable[[], None] | None,
+                        stop: asyncio.Event) -> Applier:
+    """Apply commits to the store until ``stop`` is set (``ready()`` once it is subscribed)."""
+    from coinswarm.memory import Store
+
+    store = Store(settings.store_url)
+    store.migrate()
+    bus = await NatsBus.connect(settings.nats_url, name="coinswarm-applier")
+    applier = Applier(store, settings.config, settings.keys(), bus)
+    await applier.start()
+    if ready is not None:
+        ready()
+    try:
+        await stop.wait()
+    finally:
+        await applier.stop()
+        await bus.close()
+        store.close()
+    return applier
+
+
+def run_until_signalled(serve, *args) -> object:
+    """``asyncio.run(serve(*args, stop))`` where SIGINT/SIGTERM set ``stop`` (a clean shutdown)."""
+    async def main():
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        return await serve(*args, stop)
+
+    return asyncio.run(main())
