@@ -7,6 +7,8 @@
 * Quorum over real NATS JetStream + PostgreSQL (4 manager nodes + applier in this
   process): P50 latency proposal → votes → commit → applied row, and throughput sustained
   for ``COINSWARM_BENCH_SECONDS`` (default 60) seconds.
+* The same as five processes (``coinswarm quorum node`` × 4 and ``coinswarm quorum
+  applier``, the deployed shape): P50 proposal → commit published, and applied throughput.
 
 Run: ``pytest benchmarks/test_memory_speed.py --benchmark-only -s``
 """
@@ -26,7 +28,7 @@ import coinswarm as cs
 from coinswarm.memory.episodic import ExactIndex, HNSWIndex, RedisVectorIndex, embed, market_features, recall_at_k
 from coinswarm.quorum import LocalQuorum, Proposal, QuorumConfig, derive_keys
 
-sys.path.insert(0, str(Path(__file__).parents[1] / "tests" / "integration"))
+sys.path.insert(0, str(Path(__file__).parents[1] / "tests" / "integration"))  # harnesses
 sys.path.insert(0, str(Path(__file__).parents[1] / "tests" / "unit" / "quorum"))
 
 N_VECTORS = 100_000
@@ -157,3 +159,72 @@ def test_quorum_over_nats_and_postgres(benchmark, nats_url, postgres_url, persis
           f"P95 {np.percentile(latencies, 95) * 1e3:.2f} ms (sequential); sustained {done / elapsed:,.0f} "
           f"proposals/s over {elapsed:.0f} s ({done:,} applied)")
     store.close()
+
+
+@pytest.mark.integration
+def test_quorum_as_processes_over_nats_and_postgres(benchmark, nats_url, postgres_url):
+    """Four ``coinswarm quorum node`` processes and a ``coinswarm quorum applier`` (the deployed
+    shape); this process only proposes and watches ``mem.commit``."""
+    import signal
+
+    from test_quorum_processes import MANAGERS as NODES
+    from test_quorum_processes import _start, _wait_ready
+
+    from coinswarm.live.bus import NatsBus
+    from coinswarm.live.quorum import submit, wall_clock_ms
+    from coinswarm.memory import Store
+    from coinswarm.memory.models import DecisionRow
+
+    seconds = float(os.environ.get("COINSWARM_BENCH_SECONDS", "60"))
+    env = {**os.environ, "COINSWARM_QUORUM_SECRET": "bench", "PYTHONUNBUFFERED": "1"}
+    procs = [_start("node", "--name", m, env=env, urls=(nats_url, postgres_url)) for m in NODES]
+    procs.append(_start("applier", env=env, urls=(nats_url, postgres_url)))
+    for proc in procs:
+        _wait_ready(proc)
+    store = Store(postgres_url)
+
+    def proposal(pid: str) -> Proposal:
+        now = wall_clock_ms()
+        return Proposal(pid, "planner_weights", "planner", now, now - 1, {"weights": {"a": 0.25, "b": 0.75}})
+
+    async def scenario():
+        proposer = await NatsBus.connect(nats_url, name="bench-proposer")
+        committed: dict[str, float] = {}
+
+        async def seen(msg):
+            committed.setdefault(msg.msg_id[len("commit-"):], time.perf_counter())
+
+        await proposer.subscribe("mem.commit", seen)
+        latencies = []
+        for i in range(300):
+            t0 = time.perf_counter()
+            await submit(proposer, proposal(f"plat{i}"))
+            while f"plat{i}" not in committed:
+                await asyncio.sleep(0.0002)
+            latencies.append(committed[f"plat{i}"] - t0)
+        start, sent, window = time.perf_counter(), 0, 400
+        while time.perf_counter() - start < seconds:
+            room = window - (sent - (len(committed) - 300))
+            if room <= 0:
+                await asyncio.sleep(0.001)
+                continue
+            k = min(room, 100)
+            ids = [f"pload{sent + j}" for j in range(k)]
+            await proposer.stream_publish_many("mem.propose", [(pid, proposal(pid).encode()) for pid in ids])
+            sent += k
+        await proposer.close()
+        while store.count(DecisionRow) < 300 + sent and time.perf_counter() - start < seconds + 60:
+            await asyncio.sleep(0.05)
+        return np.array(latencies), store.count(DecisionRow) - 300, time.perf_counter() - start
+
+    try:
+        latencies, applied, elapsed = benchmark.pedantic(lambda: asyncio.run(scenario()), rounds=1, iterations=1)
+    finally:
+        for proc in procs:
+            proc.send_signal(signal.SIGTERM)
+        for proc in procs:
+            proc.communicate(timeout=30)
+        store.close()
+    print(f"\nquorum as 5 processes over NATS + PostgreSQL: P50 {np.median(latencies) * 1e3:.2f} ms, "
+          f"P95 {np.percentile(latencies, 95) * 1e3:.2f} ms proposal -> commit published (sequential); "
+          f"sustained {applied / elapsed:,.0f} proposals/s applied over {elapsed:.0f} s ({applied:,})")
