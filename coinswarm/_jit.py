@@ -6,25 +6,67 @@ before import makes :func:`jit` return the plain-Python function unchanged, so
 the whole pipeline runs as Python (for debugging, coverage and the twin tests).
 
 Compiled code is cached next to the sources (``__pycache__/*.nbi|nbc``). numba checks
-only the cached function's own file, so after editing a kernel that others call from
-*other* files, delete the cache (``find coinswarm -name '*.nb[ic]' -delete``); the
-twin tests in ``tests/soundness`` catch a stale one.
+only the cached function's own file, so a kernel that inlined a helper from *another*
+file would keep the helper's old code after an edit. :func:`drop_stale_caches` (run at
+import) therefore fingerprints every source file of the package and deletes the cached
+kernels whenever the fingerprint changed (the twin tests in ``tests/soundness`` caught
+the problem before this existed).
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Callable
+from pathlib import Path
 from typing import TypeVar
 
 F = TypeVar("F", bound=Callable)
 
 NUMBA_DISABLED: bool = os.environ.get("COINSWARM_DISABLE_NUMBA", "").strip() not in ("", "0")
 
+PACKAGE = Path(__file__).parent
+STAMP = "coinswarm-sources.sha1"
+
+
+def sources_digest(package: Path = PACKAGE) -> str:
+    """SHA-1 over the relative path and bytes of every ``.py`` file under ``package``."""
+    digest = hashlib.sha1()
+    for path in sorted(package.rglob("*.py")):
+        digest.update(path.relative_to(package).as_posix().encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
+
+
+def drop_stale_caches(package: Path = PACKAGE, cache_dir: str | None = None) -> bool:
+    """Delete numba's cached kernels of ``package`` if any of its sources changed since the
+    last check; returns whether it did. ``cache_dir`` is ``NUMBA_CACHE_DIR`` when set.
+    Unwritable locations are left alone (numba then caches elsewhere or recompiles)."""
+    stamp = package / "__pycache__" / STAMP
+    digest = sources_digest(package)
+    try:
+        if stamp.read_text() == digest:
+            return False
+    except OSError:
+        pass
+    cached = list(package.rglob("*.nb[ic]"))
+    if cache_dir:
+        cached += [f for f in Path(cache_dir).rglob("*.nb[ic]") if package.name in f.parts]
+    try:
+        for path in cached:
+            path.unlink(missing_ok=True)
+        stamp.parent.mkdir(exist_ok=True)
+        stamp.write_text(digest)
+    except OSError:
+        return False
+    return True
+
+
 if NUMBA_DISABLED:
     prange = range
 else:
     from numba import prange  # noqa: F401  (re-exported)
+
+    drop_stale_caches(cache_dir=os.environ.get("NUMBA_CACHE_DIR"))
 
 
 def jit(fn: F | None = None, *, parallel: bool = False, inline: bool = False, refcount: bool = True) -> F:
