@@ -171,7 +171,7 @@ def test_quorum_as_processes_over_nats_and_postgres(benchmark, nats_url, postgre
     from test_quorum_processes import _start, _wait_ready
 
     from coinswarm.live.bus import NatsBus
-    from coinswarm.live.quorum import submit, wall_clock_ms
+    from coinswarm.live.quorum import commit_proposal_id, submit, wall_clock_ms
     from coinswarm.memory import Store
     from coinswarm.memory.models import DecisionRow
 
@@ -192,7 +192,7 @@ def test_quorum_as_processes_over_nats_and_postgres(benchmark, nats_url, postgre
         committed: dict[str, float] = {}
 
         async def seen(msg):
-            committed.setdefault(msg.msg_id[len("commit-"):], time.perf_counter())
+            committed.setdefault(commit_proposal_id(msg.msg_id), time.perf_counter())
 
         await proposer.subscribe("mem.commit", seen)
         latencies = []

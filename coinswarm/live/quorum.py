@@ -6,8 +6,10 @@ appends a signed vote to the ``mem.vote`` stream (its msg id includes the signat
 forger cannot squat an honest manager's id; durable, so votes survive a server restart).
 The node :func:`coordinator_for` names tallies at once and appends ``{proposal, decision,
 votes}`` to ``mem.commit``; the others keep the votes and tally only if it stays silent
-(failover), all under ``Nats-Msg-Id = commit-<id>`` (one commit per proposal; a frame of
-several is deduplicated as a whole, and the store's primary key makes any repeat a no-op). The
+(failover), under ``Nats-Msg-Id = commit-<payload digest>-<id>`` (a retried commit is dropped
+by the server; a forged one cannot squat the id; the store's primary key makes any other
+repeat, such as a backup's copy, a no-op). Nodes stand down only for a commit whose signed
+votes they re-tallied. The
 :class:`Applier` re-checks the quorum from the signed votes — it trusts no coordinator —
 and applies the commit to the store, whose primary key makes a redelivery a no-op. A
 deadline without a quorum is audited as ``timeout`` and nothing is committed.
@@ -16,6 +18,7 @@ deadline without a quorum is audited as ``timeout`` and nothing is committed.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import time
 from collections.abc import Callable
@@ -53,6 +56,19 @@ def encode_commit(proposal: Proposal, decision: Decision, votes: list[Vote]) -> 
     return json.dumps(body, separators=(",", ":")).encode()
 
 
+def commit_msg_id(proposal_id: str, payload: bytes) -> str:
+    """``commit-<16 hex of the payload's digest>-<proposal id>``: a redelivered commit keeps its
+    id (the server drops the copy), while a forged payload cannot squat a genuine commit's id."""
+    return f"commit-{hashlib.blake2b(payload, digest_size=8).hexdigest()}-{proposal_id}"
+
+
+def commit_proposal_id(msg_id: str | None) -> str | None:
+    """The proposal id inside a :func:`commit_msg_id` (None for anything else)."""
+    if not msg_id or not msg_id.startswith("commit-") or len(msg_id) < 25 or msg_id[23] != "-":
+        return None
+    return msg_id[24:]
+
+
 def decode_commit(payload: bytes) -> tuple[Proposal, Decision, list[Vote]]:
     """Parse a ``mem.commit`` payload (typed errors for malformed parts)."""
     try:
@@ -74,7 +90,7 @@ class QuorumNode:
     commit was seen after ``rank × failover_ms`` (rank = distance after the primary in the
     manager list), tally them and publish themselves — so a crashed coordinator delays its
     proposals but never blocks them, and a healthy cluster verifies each vote once per
-    proposal rather than once per node. Commits share the ``Nats-Msg-Id`` ``commit-<id>``.
+    proposal rather than once per node.
     """
 
     def __init__(self, manager: Manager, config: QuorumConfig, keys: dict[str, bytes], bus, *,
@@ -194,9 +210,12 @@ class QuorumNode:
                 self.pending[pid] = (now, *self.pending[pid][1:])
 
     async def on_commit_seen(self, msg) -> None:
-        """Another node committed: drop our pending backup commit."""
-        if msg.msg_id and msg.msg_id.startswith("commit-"):
-            proposal_id = msg.msg_id[len("commit-"):]
+        """Another node committed: stand down (drop kept votes and any pending backup commit).
+
+        Only for a commit whose signed votes really make its decision: a forged commit
+        message cannot silence the backups (it is counted in ``bad_messages``)."""
+        proposal_id = self._verified_commit(msg)
+        if proposal_id is not None:
             now = self.clock()
             self.seen_commits[proposal_id] = now
             self.pending.pop(proposal_id, None)
@@ -205,6 +224,24 @@ class QuorumNode:
             if self.coordinator.withdraw(proposal_id, now, "committed by another coordinator"):
                 self.proposals.pop(proposal_id, None)
                 self.votes.pop(proposal_id, None)
+
+    def _verified_commit(self, msg) -> str | None:
+        """The proposal id of a genuine commit message (re-tallied from its signed votes)."""
+        proposal_id = commit_proposal_id(msg.msg_id)
+        if proposal_id is None:
+            return None
+        if proposal_id in self.coordinator.decided:  # we decided it ourselves
+            return proposal_id
+        try:
+            proposal, decision, votes = decode_commit(msg.data)
+        except MessageError:
+            self.bad_messages += 1
+            return None
+        check = tally(proposal, votes, self.config, self.coordinator.keys, decision.decided_at or proposal.timestamp)
+        if proposal.id != proposal_id or not check.final or check.status != decision.status:
+            self.bad_messages += 1
+            return None
+        return proposal_id
 
     def _count(self, vote: Vote, now: int) -> list[Commit]:
         """Count ``vote``; returns the commit to publish now (primary) if it completed a quorum."""
@@ -226,8 +263,9 @@ class QuorumNode:
     async def _publish(self, commits: list[Commit]) -> None:
         """Append commits to ``mem.commit`` (msg id ``commit-<proposal id>``), together."""
         if commits:
-            await self.bus.stream_publish_many("mem.commit", [(f"commit-{p.id}", encode_commit(p, d, v))
-                                                              for p, d, v in commits])
+            payloads = [(p.id, encode_commit(p, d, v)) for p, d, v in commits]
+            await self.bus.stream_publish_many("mem.commit", [(commit_msg_id(pid, data), data)
+                                                              for pid, data in payloads])
             self.published += len(commits)
 
     async def tick(self) -> list[Decision]:

@@ -134,3 +134,43 @@ def test_backups_keep_votes_until_a_silent_primary_times_out_then_commit(tmp_pat
     assert kept["m2"] == orphans, "m2 (first backup after m1) kept exactly the orphans' votes, uncounted"
     assert applier.duplicates == 0
     assert not any(n.deferred or n.escalate_at for n in nodes.values())
+
+
+def test_a_forged_commit_message_does_not_silence_the_backups(tmp_path):
+    from coinswarm.live.quorum import commit_msg_id, encode_commit
+    from coinswarm.quorum import Decision, Vote, coordinator_for
+
+    store = Store(f"sqlite:///{tmp_path / 'forged.db'}")
+    store.migrate()
+    now = [NOW]
+    batch = [p for p in (make_proposal(i, np.random.default_rng(i)) for i in range(60) if i % 5 == 4)
+             if coordinator_for(p.id, MANAGERS) == "m1"]  # every primary is the dead m1
+    assert batch
+
+    async def scenario():
+        bus = InProcessBus()
+        nodes = [QuorumNode(Manager(m, KEYS[m]), CONFIG, KEYS, bus, context=context, clock=lambda: now[0],
+                            failover_ms=500) for m in MANAGERS[1:]]
+        for node in nodes:
+            await node.start()
+        applier = Applier(store, CONFIG, KEYS, bus)
+        await applier.start()
+        for p in batch:
+            await submit(bus, p)
+            forged_votes = [Vote(p.id, p.digest, m, True, ("ok",), NOW).signed(b"stolen?") for m in MANAGERS]
+            forged = Decision(p.id, p.digest, COMMITTED, MANAGERS[:3], (), (), NOW, "m1")
+            payload = encode_commit(p, forged, forged_votes)
+            await bus.stream_publish("mem.commit", payload, msg_id=commit_msg_id(p.id, payload))
+        now[0] += 500
+        for node in nodes:
+            await node.tick()
+        return nodes, applier
+
+    nodes, applier = asyncio.run(scenario())
+    assert applier.refused == len(batch), "the applier refuses the forged commits"
+    assert all(n.bad_messages == len(batch) for n in nodes), "every node saw through them"
+    with store.sessions() as s:
+        statuses = {r.proposal_id: r.status for r in s.query(DecisionRow)}
+    judge = Manager("judge", b"k")
+    assert {p.id: statuses.get(p.id) == COMMITTED for p in batch} == \
+        {p.id: judge.evaluate(p, context(NOW)).approve for p in batch}, "the backups still decided each one"
