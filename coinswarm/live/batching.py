@@ -1,34 +1,38 @@
-"""Group commit: items that arrive while a write is running go out together in the next one.
+"""Natural batching: items that arrive while a batch is being handled go together in the next.
 
-There is no timer: an item submitted to an idle writer is written at once (lowest latency),
-and under load every write takes whatever queued up meanwhile (highest throughput), like a
-database's group commit. A failing batch is retried item by item, so one bad item fails
-alone and the others still land.
+There is no timer: an item queued on an idle :class:`Batcher` is handled at once (lowest
+latency), and under load every batch takes whatever queued up meanwhile (highest
+throughput), like a database's group commit. Two users: :class:`GroupWriter` (the
+applier's group commit) and :class:`coinswarm.live.framing.Coalescer` (frames of stream
+messages).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Generic, TypeVar
 
 Item = TypeVar("Item")
 Result = TypeVar("Result")
 
 
-class GroupWriter(Generic[Item, Result]):
-    """Run ``write(batch) -> results`` (blocking; in a worker thread) over queued items.
+class Batcher(Generic[Item, Result]):
+    """Queue items; ``handle(batch) -> results`` (one per item, in order) runs on whatever queued.
+
+    A batch whose ``handle`` raises hands the exception to each of its items.
 
     Parameters
     ----------
-    write : callable
-        Takes a list of items, returns one result per item, in order; raises on failure.
+    handle : coroutine function
+        Takes a list of items, returns one result per item.
     max_batch : int, default 1000
         Most items per call.
     """
 
-    def __init__(self, write: Callable[[list[Item]], Sequence[Result]], *, max_batch: int = 1000) -> None:
-        self.write, self.max_batch = write, max_batch
+    def __init__(self, handle: Callable[[list[Item]], Awaitable[Sequence[Result]]], *,
+                 max_batch: int = 1000) -> None:
+        self.handle, self.max_batch = handle, max_batch
         self._queue: list[tuple[Item, asyncio.Future]] = []
         self._task: asyncio.Task | None = None
         self.batches = 0
@@ -39,7 +43,8 @@ class GroupWriter(Generic[Item, Result]):
         return await self.enqueue(item)
 
     def enqueue(self, item: Item) -> asyncio.Future:
-        """Queue ``item`` without waiting; the future carries its result (or its exception)."""
+        """Queue ``item`` without waiting; the future carries its result (or its exception), so
+        a caller can queue many and await them together, with no task per item."""
         future = asyncio.get_running_loop().create_future()
         self._queue.append((item, future))
         if self._task is None or self._task.done():
@@ -52,21 +57,44 @@ class GroupWriter(Generic[Item, Result]):
             self.batches += 1
             self.items += len(batch)
             try:
-                results = await asyncio.to_thread(self.write, [item for item, _ in batch])
-            except Exception:  # noqa: BLE001  (retried one by one: each item gets its own outcome)
-                await self._one_by_one(batch)
-                continue
+                results = await self.handle([item for item, _ in batch])
+            except Exception as exc:  # noqa: BLE001  (handed to every waiting caller)
+                results = [exc] * len(batch)
             for (_, future), result in zip(batch, results, strict=True):
-                if not future.done():
+                if future.done():
+                    continue
+                if isinstance(result, Exception):
+                    future.set_exception(result)
+                else:
                     future.set_result(result)
 
-    async def _one_by_one(self, batch: list[tuple[Item, asyncio.Future]]) -> None:
-        for item, future in batch:
-            try:
-                result = (await asyncio.to_thread(self.write, [item]))[0]
-            except Exception as exc:  # noqa: BLE001
-                if not future.done():
-                    future.set_exception(exc)
-            else:
-                if not future.done():
-                    future.set_result(result)
+
+class GroupWriter(Batcher[Item, Result]):
+    """Group commit: ``write(batch) -> results`` (blocking; in a worker thread) over queued items.
+
+    A failing batch is retried item by item, so one bad item fails alone and the others
+    still land.
+
+    Parameters
+    ----------
+    write : callable
+        Takes a list of items, returns one result per item, in order; raises on failure.
+    max_batch : int, default 1000
+        Most items per call.
+    """
+
+    def __init__(self, write: Callable[[list[Item]], Sequence[Result]], *, max_batch: int = 1000) -> None:
+        super().__init__(self._write, max_batch=max_batch)
+        self.write = write
+
+    async def _write(self, batch: list[Item]) -> list:
+        try:
+            return list(await asyncio.to_thread(self.write, batch))
+        except Exception:  # noqa: BLE001  (retried one by one: each item gets its own outcome)
+            return [await self._write_one(item) for item in batch]
+
+    async def _write_one(self, item: Item):
+        try:
+            return (await asyncio.to_thread(self.write, [item]))[0]
+        except Exception as exc:  # noqa: BLE001
+            return exc

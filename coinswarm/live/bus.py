@@ -283,7 +283,7 @@ class NatsBus:
         if any(not msg_id for msg_id, _ in items):
             raise MessageError("stream messages need a msg_id", field="msg_id")
         coalescer = self._coalescer(subject, timeout, retry_for)
-        results = await asyncio.gather(*(coalescer.enqueue(msg_id, data) for msg_id, data in items),
+        results = await asyncio.gather(*(coalescer.enqueue((msg_id, data)) for msg_id, data in items),
                                        return_exceptions=True)
         for result in results:
             if isinstance(result, BaseException):

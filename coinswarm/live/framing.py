@@ -16,12 +16,12 @@ each other, which is why every consumer of the stream is idempotent per item.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import struct
 from collections.abc import Awaitable, Callable
 
 from coinswarm.errors import MessageError
+from coinswarm.live.batching import Batcher
 
 FRAME_HEADER = "Coinswarm-Frame"
 FRAME_VERSION = "1"
@@ -71,7 +71,7 @@ def frame_id(items: list[tuple[str, bytes]]) -> str:
 Send = Callable[[list[tuple[str, bytes]]], Awaitable[bool]]
 
 
-class Coalescer:
+class Coalescer(Batcher[tuple[str, bytes], bool]):
     """Per-subject queue: ``send`` one item at once when idle, everything queued when busy.
 
     Parameters
@@ -84,37 +84,17 @@ class Coalescer:
     """
 
     def __init__(self, send: Send, *, max_items: int = 512) -> None:
-        self.send, self.max_items = send, max_items
-        self._queue: list[tuple[str, bytes, asyncio.Future]] = []
-        self._task: asyncio.Task | None = None
-        self.frames = 0
-        self.items = 0
+        super().__init__(self._send, max_batch=max_items)
+        self.send = send
+
+    async def _send(self, items: list[tuple[str, bytes]]) -> list[bool]:
+        return [await self.send(items)] * len(items)
+
+    @property
+    def frames(self) -> int:
+        """Messages sent so far (single items and frames)."""
+        return self.batches
 
     async def publish(self, msg_id: str, data: bytes) -> bool:
         """Queue one item; returns when the frame carrying it is acked."""
-        return await self.enqueue(msg_id, data)
-
-    def enqueue(self, msg_id: str, data: bytes) -> asyncio.Future:
-        """Queue one item without waiting: the future resolves when its frame is acked
-        (so a handler can queue many and await them together, with no task per item)."""
-        future = asyncio.get_running_loop().create_future()
-        self._queue.append((msg_id, data, future))
-        if self._task is None or self._task.done():
-            self._task = asyncio.create_task(self._drain())
-        return future
-
-    async def _drain(self) -> None:
-        while self._queue:
-            batch, self._queue = self._queue[:self.max_items], self._queue[self.max_items:]
-            self.frames += 1
-            self.items += len(batch)
-            try:
-                fresh = await self.send([(msg_id, data) for msg_id, data, _ in batch])
-            except Exception as exc:  # noqa: BLE001  (handed to every waiting publisher)
-                for *_, future in batch:
-                    if not future.done():
-                        future.set_exception(exc)
-                continue
-            for *_, future in batch:
-                if not future.done():
-                    future.set_result(fresh)
+        return await self.submit((msg_id, data))
