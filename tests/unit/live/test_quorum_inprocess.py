@@ -27,6 +27,17 @@ def context(now):
     return Context(now=now, patterns=seeded_patterns())
 
 
+async def start_cluster(bus, store, clock, managers=MANAGERS, **node_options):
+    """Started nodes (by manager name) and applier on ``bus``."""
+    nodes = {m: QuorumNode(Manager(m, KEYS[m]), CONFIG, KEYS, bus, context=context, clock=clock, **node_options)
+             for m in managers}
+    for node in nodes.values():
+        await node.start()
+    applier = Applier(store, CONFIG, KEYS, bus)
+    await applier.start()
+    return nodes, applier
+
+
 def run(tmp_path, tag):
     store = Store(f"sqlite:///{tmp_path / f'{tag}.db'}")
     store.migrate()
@@ -37,15 +48,10 @@ def run(tmp_path, tag):
 
     async def scenario():
         bus = InProcessBus()
-        nodes = [QuorumNode(Manager(m, KEYS[m]), CONFIG, KEYS, bus, context=context, clock=lambda: NOW)
-                 for m in MANAGERS]
-        for node in nodes:
-            await node.start()
-        applier = Applier(store, CONFIG, KEYS, bus)
-        await applier.start()
+        nodes, applier = await start_cluster(bus, store, lambda: NOW)
         for p in batch:
             await submit(bus, p)
-        return nodes, applier
+        return list(nodes.values()), applier
 
     nodes, applier = asyncio.run(scenario())
     with store.sessions() as s:
@@ -74,12 +80,8 @@ def test_nodes_publish_their_audit_trail_and_forget_old_state(tmp_path):
 
     async def scenario():
         bus = InProcessBus()
-        nodes = [QuorumNode(Manager(m, KEYS[m]), CONFIG, KEYS, bus, context=context, clock=lambda: now[0],
-                            retention_ms=10_000) for m in MANAGERS]
-        for node in nodes:
-            await node.start()
-        applier = Applier(store, CONFIG, KEYS, bus)
-        await applier.start()
+        nodes, applier = await start_cluster(bus, store, lambda: now[0], retention_ms=10_000)
+        nodes = list(nodes.values())
         for p in batch:
             await submit(bus, p)
         for node in nodes:
@@ -111,12 +113,7 @@ def test_backups_keep_votes_until_a_silent_primary_times_out_then_commit(tmp_pat
 
     async def scenario():
         bus = InProcessBus()
-        nodes = {m: QuorumNode(Manager(m, KEYS[m]), CONFIG, KEYS, bus, context=context, clock=lambda: now[0],
-                               failover_ms=500) for m in live}
-        for node in nodes.values():
-            await node.start()
-        applier = Applier(store, CONFIG, KEYS, bus)
-        await applier.start()
+        nodes, applier = await start_cluster(bus, store, lambda: now[0], live, failover_ms=500)
         for p in batch:
             await submit(bus, p)
         applied_at_once = applier.applied
@@ -149,12 +146,8 @@ def test_a_forged_commit_message_does_not_silence_the_backups(tmp_path):
 
     async def scenario():
         bus = InProcessBus()
-        nodes = [QuorumNode(Manager(m, KEYS[m]), CONFIG, KEYS, bus, context=context, clock=lambda: now[0],
-                            failover_ms=500) for m in MANAGERS[1:]]
-        for node in nodes:
-            await node.start()
-        applier = Applier(store, CONFIG, KEYS, bus)
-        await applier.start()
+        nodes, applier = await start_cluster(bus, store, lambda: now[0], MANAGERS[1:], failover_ms=500)
+        nodes = list(nodes.values())
         for p in batch:
             await submit(bus, p)
             forged_votes = [Vote(p.id, p.digest, m, True, ("ok",), NOW).signed(b"stolen?") for m in MANAGERS]
