@@ -56,6 +56,17 @@ def encode_commit(proposal: Proposal, decision: Decision, votes: list[Vote]) -> 
     return json.dumps(body, separators=(",", ":")).encode()
 
 
+def verified_commit(payload: bytes, config: QuorumConfig, keys: dict[str, bytes]) -> Commit:
+    """:func:`decode_commit`, then re-tally its signed votes: :class:`MessageError` unless they
+    make exactly the decision the commit claims (no coordinator is trusted)."""
+    proposal, decision, votes = decode_commit(payload)
+    check = tally(proposal, votes, config, keys, decision.decided_at or proposal.timestamp)
+    if check.status != decision.status:
+        raise MessageError(f"commit of {proposal.id} claims {decision.status}, its votes make {check.status}",
+                           field="decision", message_id=proposal.id)
+    return proposal, decision, votes
+
+
 def commit_msg_id(proposal_id: str, payload: bytes) -> str:
     """``commit-<16 hex of the payload's digest>-<proposal id>``: a redelivered commit keeps its
     id (the server drops the copy), while a forged payload cannot squat a genuine commit's id."""
@@ -233,12 +244,11 @@ class QuorumNode:
         if proposal_id in self.coordinator.decided:  # we decided it ourselves
             return proposal_id
         try:
-            proposal, decision, votes = decode_commit(msg.data)
+            proposal, decision, _ = verified_commit(msg.data, self.config, self.coordinator.keys)
         except MessageError:
             self.bad_messages += 1
             return None
-        check = tally(proposal, votes, self.config, self.coordinator.keys, decision.decided_at or proposal.timestamp)
-        if proposal.id != proposal_id or not check.final or check.status != decision.status:
+        if proposal.id != proposal_id or not decision.final:
             self.bad_messages += 1
             return None
         return proposal_id
@@ -372,12 +382,8 @@ class Applier:
         queued = []
         for msg in msgs:
             try:
-                proposal, decision, votes = decode_commit(msg.data)
+                proposal, decision, _ = verified_commit(msg.data, self.config, self.keys)
             except MessageError:
-                self.refused += 1
-                continue
-            check = tally(proposal, votes, self.config, self.keys, decision.decided_at or proposal.timestamp)
-            if check.status != decision.status:
                 self.refused += 1
                 continue
             queued.append((proposal, self._writer.enqueue((proposal, decision, msg.seq))))
