@@ -89,21 +89,28 @@ def _weights(i: int, now: int) -> Proposal:
     return Proposal(f"w{i}", "planner_weights", "planner", now, now - 1, {"weights": {"a": 0.25, "b": 0.75}})
 
 
-def test_quorum_in_process_throughput(benchmark):
+@pytest.mark.parametrize("mode", ["submit", "submit_many"])
+def test_quorum_in_process_throughput(benchmark, mode):
+    """50,000 planner-weight proposals through 4 managers: one signed vote per manager and
+    proposal (``submit``), or one signed batch per manager and 256 proposals (``submit_many``)."""
     keys = derive_keys(b"bench", MANAGERS)
     now = 1_735_689_600_000
-    batch = [_weights(i, now) for i in range(5_000)]
+    batch = [_weights(i, now) for i in range(50_000)]
 
     def run():
         quorum = LocalQuorum(QuorumConfig(MANAGERS), keys)
-        for p in batch:
-            quorum.submit(p, now)
+        if mode == "submit":
+            for p in batch:
+                quorum.submit(p, now)
+        else:
+            for start in range(0, len(batch), 256):
+                quorum.submit_many(batch[start:start + 256], now)
         return quorum
 
     quorum = benchmark.pedantic(run, rounds=3, iterations=1)
     assert len(quorum.memory.commits) == len(batch)
     rate = len(batch) / benchmark.stats.stats.median
-    print(f"\nLocalQuorum: {rate:,.0f} proposals/s decided (4 managers, HMAC-signed votes)")
+    print(f"\nLocalQuorum.{mode}: {rate:,.0f} proposals/s decided (4 managers, HMAC-signed votes)")
 
 
 @pytest.mark.integration

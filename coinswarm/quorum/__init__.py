@@ -19,7 +19,7 @@ from coinswarm.quorum.tally import (
     coordinator_for,
     tally,
 )
-from coinswarm.quorum.votes import Vote, derive_keys
+from coinswarm.quorum.votes import Vote, VoteBatch, derive_keys
 
 __all__ = [
     "COMMITTED",
@@ -40,6 +40,7 @@ __all__ = [
     "Proposal",
     "QuorumConfig",
     "Vote",
+    "VoteBatch",
     "canonical",
     "coordinator_for",
     "derive_keys",

@@ -7,22 +7,21 @@ impossible: once a proposal is decided, later votes are audited and ignored.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from coinswarm.quorum.proposals import Proposal
 from coinswarm.quorum.tally import PENDING, TIMEOUT, Ballot, Decision, QuorumConfig
-from coinswarm.quorum.votes import Vote
+from coinswarm.quorum.votes import Vote, VoteBatch
 
 
-@dataclass(frozen=True)
-class AuditEvent:
-    """One line of the audit trail."""
+class AuditEvent(NamedTuple):
+    """One line of the audit trail (a named tuple: the trail grows by several per proposal)."""
 
     time: int
     kind: str
     proposal_id: str
     actor: str
-    detail: dict = field(default_factory=dict)
+    detail: dict
 
 
 class Coordinator:
@@ -56,6 +55,31 @@ class Coordinator:
             return None
         ballot.add(vote)
         return self._settle(ballot, now)
+
+    def vote_batch(self, batch: VoteBatch, now: int) -> list[Decision]:
+        """Record a signed batch of verdicts (one HMAC for all); returns the decisions it completed.
+
+        The audit gets one ``vote_batch`` event listing every entry. A forged batch is
+        discarded whole; each entry then meets the same rules as a single :meth:`vote`."""
+        self._log(now, "vote_batch", "", batch.manager,
+                  {"approve": tuple(pid for pid, _, approve, _ in batch.entries if approve),
+                   "reject": tuple(pid for pid, _, approve, _ in batch.entries if not approve)})
+        key = self.keys.get(batch.manager) if batch.manager in self.config.managers else None
+        if key is None or not batch.verify(key):
+            self._log(now, "discard", "", batch.manager, {"reason": "forged batch: unknown manager or bad signature"})
+            return []
+        decisions = []
+        for proposal_id, digest, approve, _ in batch.entries:
+            ballot = self.open.get(proposal_id)
+            if ballot is None:
+                reason = "already decided" if proposal_id in self.decided else "unknown proposal"
+                self._log(now, "discard", proposal_id, batch.manager, {"reason": reason})
+                continue
+            ballot.add_verified(batch.manager, proposal_id, digest, approve, batch.timestamp)
+            decision = self._settle(ballot, now)
+            if decision is not None:
+                decisions.append(decision)
+        return decisions
 
     def withdraw(self, proposal_id: str, now: int, reason: str) -> bool:
         """Stop tallying an open proposal another coordinator settled (no decision here; audited)."""
@@ -101,8 +125,8 @@ class Coordinator:
         for manager, reason in decision.discarded:
             self._log(now, "discard", proposal.id, manager, {"reason": reason})
         kind = "timeout" if decision.status == TIMEOUT else "decision"
-        self._log(now, kind, proposal.id, self.name, {"status": decision.status, "approvals": list(decision.approvals),
-                                                      "rejections": list(decision.rejections)})
+        self._log(now, kind, proposal.id, self.name, {"status": decision.status, "approvals": decision.approvals,
+                                                      "rejections": decision.rejections})
         return decision
 
     def _log(self, now: int, kind: str, proposal_id: str, actor: str, detail: dict) -> None:

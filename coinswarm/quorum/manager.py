@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from coinswarm.quorum.proposals import Proposal, finite
-from coinswarm.quorum.votes import Vote
+from coinswarm.quorum.votes import Vote, VoteBatch
 from coinswarm.stats import probabilistic_sharpe_ratio
 
 
@@ -142,20 +142,32 @@ def check_planner_weights(p: Proposal, ctx: Context, policy: Policy) -> list[str
     weights = p.data.get("weights")
     if not isinstance(weights, dict) or not weights:
         return ["data.weights must be a non-empty object of name → weight"]
-    values = list(weights.values())
-    if not all(finite(w) for w in values):
+    values = weights.values()
+    if not all(map(finite, values)):
         return ["data.weights holds a non-finite value"]
     problems = []
-    if abs(math.fsum(values) - 1.0) > policy.weight_tolerance:
-        problems.append(f"weights sum to {math.fsum(values):.12f}, not 1 ± {policy.weight_tolerance}")
-    outside = [k for k, w in weights.items() if not policy.min_weight <= w <= policy.max_weight]
-    if outside:
-        problems.append(f"weights outside [{policy.min_weight}, {policy.max_weight}]: {sorted(outside)}")
-    limits = p.data.get("limits", {})
-    if limits.get("max_position", 0.0) > policy.max_position:
-        problems.append(f"max_position {limits['max_position']} > {policy.max_position}")
-    if limits.get("max_daily_loss", 0.0) > policy.max_daily_loss:
-        problems.append(f"max_daily_loss {limits['max_daily_loss']} > {policy.max_daily_loss}")
+    total = math.fsum(values)
+    if abs(total - 1.0) > policy.weight_tolerance:
+        problems.append(f"weights sum to {total:.12f}, not 1 ± {policy.weight_tolerance}")
+    if min(values) < policy.min_weight or max(values) > policy.max_weight:
+        outside = sorted(k for k, w in weights.items() if not policy.min_weight <= w <= policy.max_weight)
+        problems.append(f"weights outside [{policy.min_weight}, {policy.max_weight}]: {outside}")
+    limits = p.data.get("limits")
+    if limits:
+        problems += _limits(limits, policy)
+    return problems
+
+
+def _limits(limits: dict, policy: Policy) -> list[str]:
+    if not isinstance(limits, dict):
+        return ["data.limits must be an object"]
+    problems = []
+    for name, bound in (("max_position", policy.max_position), ("max_daily_loss", policy.max_daily_loss)):
+        value = limits.get(name, 0.0)
+        if not finite(value):
+            problems.append(f"data.limits.{name} must be a finite number, got {value!r}")
+        elif value > bound:
+            problems.append(f"{name} {value} > {bound}")
     return problems
 
 
@@ -166,6 +178,10 @@ CHECKS: dict[str, tuple[Check, ...]] = {
     "deprecate_pattern": (_stale, check_deprecation),
     "planner_weights": (_stale, check_planner_weights),
 }
+
+# kinds whose checks read ``context.patterns`` (memory's state); the others see only the
+# proposal and ``context.now``, so one context can judge a whole run of them
+READS_MEMORY = frozenset({"promote_pattern", "deprecate_pattern"})
 
 
 @dataclass(frozen=True)
@@ -178,8 +194,25 @@ class Manager:
 
     def evaluate(self, proposal: Proposal, context: Context) -> Vote:
         """Deterministic verdict: approve iff every check of the proposal's kind passes."""
+        reasons = self.reasons(proposal, context)
+        vote = Vote(proposal.id, proposal.digest, self.name, not reasons, reasons or OK, context.now)
+        return vote.signed(self.key)
+
+    def evaluate_many(self, proposals: list[Proposal], context: Context) -> VoteBatch:
+        """The verdicts of :meth:`evaluate` on each proposal, in one batch signed once."""
+        return self.sign_batch(proposals, [self.reasons(p, context) for p in proposals], context.now)
+
+    def sign_batch(self, proposals: list[Proposal], reasons: list[tuple[str, ...]], now: int) -> VoteBatch:
+        """Sign verdicts given as each proposal's :meth:`reasons` (empty: approve) as one batch."""
+        entries = tuple((p.id, p.digest, not r, r or OK) for p, r in zip(proposals, reasons, strict=True))
+        return VoteBatch(self.name, now, entries).signed(self.key)
+
+    def reasons(self, proposal: Proposal, context: Context) -> tuple[str, ...]:
+        """Every problem the checks of the proposal's kind find (empty: approve)."""
         reasons: list[str] = []
         for check in CHECKS[proposal.kind]:
             reasons.extend(check(proposal, context, self.policy))
-        vote = Vote(proposal.id, proposal.digest, self.name, not reasons, tuple(reasons) or ("ok",), context.now)
-        return vote.signed(self.key)
+        return tuple(reasons)
+
+
+OK = ("ok",)

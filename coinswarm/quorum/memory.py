@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from coinswarm.quorum.coordinator import Coordinator
-from coinswarm.quorum.manager import Context, Manager, Policy
+from coinswarm.quorum.manager import READS_MEMORY, Context, Manager, Policy
 from coinswarm.quorum.proposals import Proposal
 from coinswarm.quorum.tally import COMMITTED, Decision, QuorumConfig
 from coinswarm.quorum.votes import Vote
@@ -101,6 +101,44 @@ class LocalQuorum:
         self.coordinator = Coordinator(config, keys)
         self.memory = MemoryBook()
 
+    def submit_many(self, proposals: list[Proposal], now: int) -> list[Decision]:
+        """Decide many proposals, exactly as ``[submit(p, now) for p in proposals]`` would,
+        with each honest manager signing one :class:`~coinswarm.quorum.votes.VoteBatch` per run instead of one vote
+        per proposal.
+
+        A run ends before a proposal whose checks read memory (it must see the commits of
+        every proposal before it) and before a repeated id, so each proposal is judged
+        against the same memory as in :meth:`submit`. Managers with a custom behaviour vote
+        one vote at a time, through the same coordinator.
+        """
+        decisions: list[Decision] = []
+        for run in _runs(proposals):
+            decisions += self._decide_run(run, now)
+        return decisions
+
+    def _decide_run(self, run: list[Proposal], now: int) -> list[Decision]:
+        context = self.memory.context(now)
+        for proposal in run:
+            self.coordinator.propose(proposal, now)
+        verdicts: dict[Policy, list[tuple[str, ...]]] = {}  # Manager.reasons is pure: judged once per policy
+        for name, manager in self.managers.items():
+            behaviour = self.behaviours.get(name)
+            if behaviour is None:
+                if manager.policy not in verdicts:
+                    verdicts[manager.policy] = [manager.reasons(p, context) for p in run]
+                self.coordinator.vote_batch(manager.sign_batch(run, verdicts[manager.policy], now), now)
+                continue
+            for proposal in run:
+                for vote in behaviour(manager, proposal, context):
+                    self.coordinator.vote(vote, now)
+        for proposal in sorted(run, key=lambda p: p.timestamp):  # no quorum: each times out at its own deadline
+            if proposal.id in self.coordinator.open:
+                self.coordinator.tick(proposal.timestamp + self.config.timeout_ms + 1)
+        decisions = [self.coordinator.decided[p.id] for p in run]
+        for proposal, decision in zip(run, decisions, strict=True):
+            self.memory.apply(proposal, decision)
+        return decisions
+
     def submit(self, proposal: Proposal, now: int) -> Decision:
         """Run one proposal to a decision (or timeout) and apply it if committed."""
         context = self.memory.context(now)
@@ -116,3 +154,17 @@ class LocalQuorum:
             decision = self.coordinator.decided[proposal.id]
         self.memory.apply(proposal, decision)
         return decision
+
+
+def _runs(proposals: list[Proposal]) -> list[list[Proposal]]:
+    """Split into runs one context can judge: a new run starts at a proposal that reads
+    memory and at an id the run already holds."""
+    runs: list[list[Proposal]] = []
+    ids: set[str] = set()
+    for proposal in proposals:
+        if not runs or proposal.kind in READS_MEMORY or proposal.id in ids:
+            runs.append([])
+            ids = set()
+        runs[-1].append(proposal)
+        ids.add(proposal.id)
+    return runs

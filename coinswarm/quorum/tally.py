@@ -14,8 +14,9 @@ No quorum before the deadline means *no decision*; nothing is applied.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import lru_cache
+from typing import NamedTuple
 
 from coinswarm.errors import ConfigError
 from coinswarm.quorum.proposals import Proposal
@@ -55,16 +56,15 @@ class QuorumConfig:
         return self.threshold if self.threshold is not None else 2 * self.f + 1
 
 
-@dataclass(frozen=True)
-class Decision:
-    """The outcome of a tally, with every discarded vote and why."""
+class Decision(NamedTuple):
+    """The outcome of a tally, with every discarded vote and why (an immutable named tuple)."""
 
     proposal_id: str
     digest: str
     status: str
     approvals: tuple[str, ...]
     rejections: tuple[str, ...]
-    discarded: tuple[tuple[str, str], ...] = field(default=())
+    discarded: tuple[tuple[str, str], ...] = ()
     decided_at: int | None = None
     coordinator: str = ""
 
@@ -86,42 +86,48 @@ class Ballot:
 
     def __init__(self, proposal: Proposal, config: QuorumConfig, keys: dict[str, bytes]) -> None:
         self.proposal, self.config = proposal, config
-        self.keys = {m: keys[m] for m in config.managers if m in keys}
+        self.keys = keys
         self.deadline = proposal.timestamp + config.timeout_ms
-        self.valid: dict[str, Vote] = {}
+        self.valid: dict[str, bool] = {}  # manager -> approve
         self.discarded: list[tuple[str, str]] = []
         self.equivocators: set[str] = set()
 
     def add(self, vote: Vote) -> None:
-        """Screen one vote: keep it, or record why it was thrown away."""
-        reason = self._problem(vote)
-        if reason is None:
-            self.valid[vote.manager] = vote
-        else:
-            self.discarded.append((vote.manager, reason))
-
-    def _problem(self, vote: Vote) -> str | None:
-        key = self.keys.get(vote.manager)
+        """Screen one signed vote: keep it, or record why it was thrown away."""
+        key = self.keys.get(vote.manager) if vote.manager in self.config.managers else None
         if key is None or not vote.verify(key):
-            return "forged: unknown manager or bad signature"
-        if vote.proposal_id != self.proposal.id or vote.digest != self.proposal.digest:
+            self.discarded.append((vote.manager, "forged: unknown manager or bad signature"))
+            return
+        self.add_verified(vote.manager, vote.proposal_id, vote.digest, vote.approve, vote.timestamp)
+
+    def add_verified(self, manager: str, proposal_id: str, digest: str, approve: bool, timestamp: int) -> None:
+        """Screen a verdict whose signature the caller already checked (one entry of a
+        :class:`~coinswarm.quorum.votes.VoteBatch`): the same rules as :meth:`add`."""
+        reason = self._problem(manager, proposal_id, digest, approve, timestamp)
+        if reason is None:
+            self.valid[manager] = approve
+        else:
+            self.discarded.append((manager, reason))
+
+    def _problem(self, manager: str, proposal_id: str, digest: str, approve: bool, timestamp: int) -> str | None:
+        if proposal_id != self.proposal.id or digest != self.proposal.digest:
             return "for another proposal (id or digest differ)"
-        if vote.timestamp > self.deadline:
-            return f"late: {vote.timestamp} > deadline {self.deadline}"
-        if vote.manager in self.equivocators:
+        if timestamp > self.deadline:
+            return f"late: {timestamp} > deadline {self.deadline}"
+        if manager in self.equivocators:
             return "equivocation: voted both ways"
-        previous = self.valid.get(vote.manager)
+        previous = self.valid.get(manager)
         if previous is None:
             return None
-        if previous.approve == vote.approve:
+        if previous == approve:
             return "duplicate"
-        del self.valid[vote.manager]
-        self.equivocators.add(vote.manager)
+        del self.valid[manager]
+        self.equivocators.add(manager)
         return "equivocation: voted both ways"
 
     def status(self, now: int) -> str:
         """``committed`` / ``rejected`` on a quorum, ``timeout`` past the deadline, else ``pending``."""
-        approvals = sum(v.approve for v in self.valid.values())
+        approvals = sum(self.valid.values())
         if approvals >= self.config.quorum:
             return COMMITTED
         if len(self.valid) - approvals >= self.config.quorum:
@@ -131,8 +137,8 @@ class Ballot:
     def decide(self, now: int) -> Decision:
         """The :class:`Decision` as of ``now`` (see :meth:`status`)."""
         status = self.status(now)
-        approvals = tuple(sorted(m for m, v in self.valid.items() if v.approve))
-        rejections = tuple(sorted(m for m, v in self.valid.items() if not v.approve))
+        approvals = tuple(sorted(m for m, approve in self.valid.items() if approve))
+        rejections = tuple(sorted(m for m, approve in self.valid.items() if not approve))
         return Decision(self.proposal.id, self.proposal.digest, status, approvals, rejections,
                         tuple(self.discarded), now if status != PENDING else None,
                         coordinator_for(self.proposal.id, self.config.managers))

@@ -82,6 +82,54 @@ class Vote:
         return cls(**raw)
 
 
+_OK_FIELDS = "1|2:ok|"
+Entry = tuple[str, str, bool, tuple[str, ...]]  # (proposal id, digest, approve, reasons)
+
+
+@dataclass(frozen=True)
+class VoteBatch:
+    """One manager's verdicts on many proposals, signed once (batching as in PBFT).
+
+    Each entry is ``(proposal_id, digest, approve, reasons)``; the signature covers the
+    manager, the timestamp and every entry in order, so no entry can be added, dropped or
+    altered. Tallying a batch checks one HMAC where per-proposal votes would check one each.
+    """
+
+    manager: str
+    timestamp: int
+    entries: tuple[Entry, ...]
+    signature: str = ""
+
+    def body(self) -> bytes:
+        """The signed bytes: every field except the signature (length-prefixed, like :class:`Vote`)."""
+        return self._body
+
+    @cached_property
+    def _body(self) -> bytes:
+        parts = [f"votes/1|{_field(self.manager)}{self.timestamp}|{len(self.entries)}|"]
+        for pid, digest, approve, reasons in self.entries:
+            # every string length-prefixed: no two different batches share a body
+            fields = _OK_FIELDS if reasons == ("ok",) else f"{len(reasons)}|" + "".join(map(_field, reasons))
+            parts.append(f"{len(pid)}:{pid}|{len(digest)}:{digest}|{approve:d}|{fields}")
+        return "".join(parts).encode()
+
+    def signed(self, key: bytes) -> VoteBatch:
+        """A copy carrying ``HMAC-SHA256(key, body)``."""
+        body = self.body()
+        signed = replace(self, signature=hmac.digest(key, body, "sha256").hex())
+        signed.__dict__["_body"] = body
+        return signed
+
+    def verify(self, key: bytes) -> bool:
+        """Constant-time check of the signature."""
+        return hmac.compare_digest(hmac.digest(key, self.body(), "sha256").hex(), self.signature)
+
+    def votes(self) -> list[Vote]:
+        """The entries as (unsigned) :class:`Vote` objects: what each verdict says, for audits."""
+        return [Vote(pid, digest, self.manager, approve, reasons, self.timestamp)
+                for pid, digest, approve, reasons in self.entries]
+
+
 def _field(text: str) -> str:
     return f"{len(text)}:{text}|"
 
