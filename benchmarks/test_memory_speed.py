@@ -178,7 +178,8 @@ def test_quorum_as_processes_over_nats_and_postgres(benchmark, nats_url, postgre
     from test_quorum_processes import _start, _wait_ready
 
     from coinswarm.live.bus import NatsBus
-    from coinswarm.live.quorum import commit_proposal_id, submit, wall_clock_ms
+    from coinswarm.live.commits import committed_ids
+    from coinswarm.live.quorum import submit, wall_clock_ms
     from coinswarm.memory import Store
     from coinswarm.memory.models import DecisionRow
 
@@ -199,7 +200,9 @@ def test_quorum_as_processes_over_nats_and_postgres(benchmark, nats_url, postgre
         committed: dict[str, float] = {}
 
         async def seen(msg):
-            committed.setdefault(commit_proposal_id(msg.msg_id), time.perf_counter())
+            at = time.perf_counter()
+            for pid in committed_ids(msg.data):
+                committed.setdefault(pid, at)
 
         await proposer.subscribe("mem.commit", seen)
         latencies = []

@@ -1,39 +1,48 @@
 """The quorum over a bus: manager nodes, the rotating coordinator role, and the applier.
 
-Flow: a proposer appends a proposal to the ``mem.propose`` stream (``Nats-Msg-Id`` = its
-id). Every :class:`QuorumNode` (one manager each) evaluates it with the pure rules and
-appends a signed vote to the ``mem.vote`` stream (its msg id includes the signature, so a
-forger cannot squat an honest manager's id; durable, so votes survive a server restart).
-The node :func:`coordinator_for` names tallies at once and appends ``{proposal, decision,
-votes}`` to ``mem.commit``; the others keep the votes and tally only if it stays silent
-(failover), under ``Nats-Msg-Id = commit-<payload digest>-<id>`` (a retried commit is dropped
-by the server; a forged one cannot squat the id; the store's primary key makes any other
-repeat, such as a backup's copy, a no-op). Nodes stand down only for a commit whose signed
-votes they re-tallied. The
-:class:`Applier` re-checks the quorum from the signed votes — it trusts no coordinator —
-and applies the commit to the store, whose primary key makes a redelivery a no-op. A
-deadline without a quorum is audited as ``timeout`` and nothing is committed.
+Flow: a proposer appends proposals to the ``mem.propose`` stream (``Nats-Msg-Id`` = the
+proposal id; under load the bus packs them into frames, see :mod:`coinswarm.live.framing`).
+Every :class:`QuorumNode` (one manager each) judges a delivered frame with the pure rules
+and appends **one** signed :class:`~coinswarm.quorum.votes.VoteBatch` for all of it to the
+``mem.vote`` stream (durable, so votes survive a server restart; a manager with a custom
+behaviour sends single votes). Every node sees the same frames, so the coordinator role
+rotates per frame — :func:`coordinator_for` its first proposal, which is per proposal
+when proposals arrive one at a time. That node tallies at once and appends the decisions
+it reached together, with their signed proofs, as one message to ``mem.commit``
+(:mod:`coinswarm.live.commits`); the others keep the votes uncounted and tally only if it
+stays silent (failover). Nodes stand down only for commits whose proofs they re-tallied.
+The :class:`Applier` re-checks every decision from its proof — it trusts no coordinator —
+and applies it to the store, whose primary key makes a redelivery a no-op. A deadline
+without a quorum is audited as ``timeout`` and nothing is committed.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import json
 import time
 from collections.abc import Callable
 
 from coinswarm.errors import MessageError
 from coinswarm.live.batching import GroupWriter
+from coinswarm.live.commits import (
+    MAX_GROUP,
+    Commit,
+    Source,
+    commit_msg_id,
+    commit_proposal_id,
+    encode_commits,
+    verified_commits,
+)
 from coinswarm.quorum.coordinator import AuditEvent, Coordinator
 from coinswarm.quorum.manager import Context, Manager
 from coinswarm.quorum.memory import Behaviour, honest
 from coinswarm.quorum.proposals import Proposal
-from coinswarm.quorum.tally import Decision, QuorumConfig, coordinator_for, tally
-from coinswarm.quorum.votes import Vote
+from coinswarm.quorum.tally import Decision, QuorumConfig, coordinator_for
+from coinswarm.quorum.votes import Vote, decode_votes
 
 Clock = Callable[[], int]
-Commit = tuple[Proposal, Decision, list[Vote]]
+Ref = tuple[Source, int]  # a single vote (index -1) or entry ``index`` of a batch
 
 
 def wall_clock_ms() -> int:
@@ -46,62 +55,24 @@ async def submit(bus, proposal: Proposal) -> bool:
     return await bus.stream_publish("mem.propose", proposal.encode(), msg_id=proposal.id)
 
 
-def encode_commit(proposal: Proposal, decision: Decision, votes: list[Vote]) -> bytes:
-    """The ``mem.commit`` payload: the proposal, the decision and the signed votes behind it."""
-    decision_fields = {"proposal_id": decision.proposal_id, "digest": decision.digest, "status": decision.status,
-                       "approvals": list(decision.approvals), "rejections": list(decision.rejections),
-                       "discarded": [list(d) for d in decision.discarded], "decided_at": decision.decided_at,
-                       "coordinator": decision.coordinator}
-    body = {"proposal": proposal.to_dict(), "decision": decision_fields, "votes": [v.to_dict() for v in votes]}
-    return json.dumps(body, separators=(",", ":")).encode()
+def _ref_proposal_id(ref: Ref) -> str:
+    source, index = ref
+    return source.proposal_id if index < 0 else source.entries[index][0]
 
 
-def verified_commit(payload: bytes, config: QuorumConfig, keys: dict[str, bytes]) -> Commit:
-    """:func:`decode_commit`, then re-tally its signed votes: :class:`MessageError` unless they
-    make exactly the decision the commit claims (no coordinator is trusted)."""
-    proposal, decision, votes = decode_commit(payload)
-    check = tally(proposal, votes, config, keys, decision.decided_at or proposal.timestamp)
-    if check.status != decision.status:
-        raise MessageError(f"commit of {proposal.id} claims {decision.status}, its votes make {check.status}",
-                           field="decision", message_id=proposal.id)
-    return proposal, decision, votes
-
-
-def commit_msg_id(proposal_id: str, payload: bytes) -> str:
-    """``commit-<16 hex of the payload's digest>-<proposal id>``: a redelivered commit keeps its
-    id (the server drops the copy), while a forged payload cannot squat a genuine commit's id."""
-    return f"commit-{hashlib.blake2b(payload, digest_size=8).hexdigest()}-{proposal_id}"
-
-
-def commit_proposal_id(msg_id: str | None) -> str | None:
-    """The proposal id inside a :func:`commit_msg_id` (None for anything else)."""
-    if not msg_id or not msg_id.startswith("commit-") or len(msg_id) < 25 or msg_id[23] != "-":
-        return None
-    return msg_id[24:]
-
-
-def decode_commit(payload: bytes) -> tuple[Proposal, Decision, list[Vote]]:
-    """Parse a ``mem.commit`` payload (typed errors for malformed parts)."""
-    try:
-        body = json.loads(payload)
-        raw = body["decision"]
-        decision = Decision(**{**raw, "approvals": tuple(raw["approvals"]), "rejections": tuple(raw["rejections"]),
-                               "discarded": tuple(tuple(d) for d in raw["discarded"])})
-        votes = [Vote.decode(json.dumps(v).encode()) for v in body["votes"]]
-    except (ValueError, KeyError, TypeError) as exc:
-        raise MessageError(f"malformed commit ({exc})") from None
-    return Proposal.from_dict(body["proposal"]), decision, votes
+def _refs(source: Source) -> list[Ref]:
+    return [(source, -1)] if isinstance(source, Vote) else [(source, i) for i in range(len(source.entries))]
 
 
 class QuorumNode:
     """One manager and its share of the coordinator role, on any bus.
 
-    The node :func:`coordinator_for` names tallies a proposal's votes as they arrive and
-    publishes the commit at once; the others (backups) keep the votes uncounted and, if no
-    commit was seen after ``rank × failover_ms`` (rank = distance after the primary in the
-    manager list), tally them and publish themselves — so a crashed coordinator delays its
-    proposals but never blocks them, and a healthy cluster verifies each vote once per
-    proposal rather than once per node.
+    The node :func:`coordinator_for` names (per frame) tallies the votes as they arrive
+    and publishes the commits at once; the others (backups) keep the votes uncounted and,
+    if no commit was seen after ``rank × failover_ms`` (rank = distance after the primary in
+    the manager list), tally them and publish themselves — so a crashed coordinator delays
+    its proposals but never blocks them, and a healthy cluster checks each signature once
+    per proposal rather than once per node.
     """
 
     def __init__(self, manager: Manager, config: QuorumConfig, keys: dict[str, bytes], bus, *,
@@ -117,13 +88,15 @@ class QuorumNode:
         self._last_prune = 0
         self.audit_subject = audit_subject
         self.coordinator = Coordinator(config, keys, name=manager.name)
-        self.votes: dict[str, list[Vote]] = {}
+        self.proofs: dict[str, list[Source]] = {}  # the signed votes / batches counted per proposal
         self.proposals: dict[str, Proposal] = {}
-        self.early: dict[str, list[Vote]] = {}
+        self.ranks: dict[str, tuple[int, int]] = {}  # proposal id -> (rank of this node, time opened)
+        self.early: dict[str, list[Ref]] = {}
         self.early_seen: dict[str, int] = {}
-        self.pending: dict[str, tuple[int, Proposal, Decision, list[Vote]]] = {}
+        self.pending: dict[str, tuple[int, Proposal, Decision, list[Source]]] = {}
         self.seen_commits: dict[str, int] = {}
-        self.deferred: dict[str, list[Vote]] = {}  # a backup's votes, counted only if the primary stays silent
+        self.own_commits: dict[str, int] = {}  # msg ids this node published, with when
+        self.deferred: dict[str, list[Ref]] = {}  # a backup's votes, counted only if the primary stays silent
         self.escalate_at: dict[str, int] = {}
         self.durable = f"{durable_prefix}-{manager.name}"
         self.bad_messages = 0
@@ -145,88 +118,112 @@ class QuorumNode:
         self._subs.clear()
 
     def rank(self, proposal_id: str) -> int:
-        """0 for the primary coordinator of ``proposal_id``, 1 for the first backup, …"""
+        """0 if this node coordinates ``proposal_id``, 1 if it is the first backup, …
+        (by the frame the proposal arrived in; by its own id if it never arrived here)."""
+        known = self.ranks.get(proposal_id)
+        return known[0] if known is not None else self._rank_after(coordinator_for(proposal_id,
+                                                                                   self.config.managers))
+
+    def _rank_after(self, primary: str) -> int:
         managers = self.config.managers
-        primary = managers.index(coordinator_for(proposal_id, managers))
-        return (managers.index(self.manager.name) - primary) % len(managers)
+        return (managers.index(self.manager.name) - managers.index(primary)) % len(managers)
 
     async def on_proposal(self, msg) -> None:
-        """Open the proposal, judge it and publish the vote(s)."""
+        """Open the proposal, judge it and publish the vote."""
         await self.on_proposals([msg])
 
     async def on_proposals(self, msgs: list) -> None:
-        """Open, judge and vote on a delivered batch of proposals; the votes leave together."""
-        votes: list[tuple[str, bytes]] = []
+        """Open and judge a delivered frame of proposals; one signed batch votes on all of it."""
+        proposals = []
+        for msg in msgs:
+            try:
+                proposals.append(Proposal.decode(msg.data))
+            except MessageError:
+                self.bad_messages += 1
+        if not proposals:
+            return
+        now = self.clock()
+        primary = coordinator_for(proposals[0].id, self.config.managers)  # the frame's coordinator
+        commits: list[Commit] = []
+        for proposal in proposals:
+            if self._is_new(proposal.id):
+                commits += self._open(proposal, now, primary)
+        await self.bus.stream_publish_many("mem.vote", self._votes(proposals, self.context(now)))
+        await self._publish(commits)
+
+    def _open(self, proposal: Proposal, now: int, primary: str) -> list[Commit]:
+        """Start tallying ``proposal`` (coordinated by ``primary``); count votes that came early."""
+        rank = self._rank_after(primary)
+        self.proposals[proposal.id] = proposal
+        self.ranks[proposal.id] = (rank, now)
+        self.coordinator.propose(proposal, now, coordinator=primary)
+        if rank > 0:
+            self.escalate_at[proposal.id] = now + rank * self.failover_ms
+        self.early_seen.pop(proposal.id, None)
+        commits: list[Commit] = []
+        for ref in self.early.pop(proposal.id, []):
+            commits += self._count_or_defer(ref, now)
+        return commits
+
+    def _votes(self, proposals: list[Proposal], context: Context) -> list[tuple[str, bytes]]:
+        """``(msg id, payload)`` of this node's votes: one batch when honest, else what the behaviour sends."""
+        if self.behaviour is honest:
+            batch = self.manager.evaluate_many(proposals, context)
+            return [(f"votes-{batch.manager}-{batch.signature[:32]}", batch.encode())]
+        return [(f"vote-{v.proposal_id}-{v.manager}-{v.signature[:16]}", v.encode())
+                for p in proposals for v in self.behaviour(self.manager, p, context)]
+
+    async def on_vote(self, msg) -> None:
+        """Count a vote message (votes that overtake their proposal wait in ``early``)."""
+        await self.on_votes([msg])
+
+    async def on_votes(self, msgs: list) -> None:
+        """Count delivered votes and batches; the commits they complete leave together."""
         commits: list[Commit] = []
         for msg in msgs:
             try:
-                proposal = Proposal.decode(msg.data)
+                source = decode_votes(msg.data)
             except MessageError:
                 self.bad_messages += 1
                 continue
             now = self.clock()
-            if self._is_new(proposal.id):
-                self.proposals[proposal.id] = proposal
-                self.coordinator.propose(proposal, now)
-                rank = self.rank(proposal.id)
-                if rank > 0:
-                    self.escalate_at[proposal.id] = now + rank * self.failover_ms
-                self.early_seen.pop(proposal.id, None)
-                for vote in self.early.pop(proposal.id, []):
-                    commits += self._count_or_defer(vote, now)
-            for vote in self.behaviour(self.manager, proposal, self.context(now)):
-                votes.append((f"vote-{vote.proposal_id}-{vote.manager}-{vote.signature[:16]}", vote.encode()))
-        await self.bus.stream_publish_many("mem.vote", votes)
-        await self._publish(commits)
-
-    async def on_vote(self, msg) -> None:
-        """Count a vote (votes that overtake their proposal wait in ``early``)."""
-        await self.on_votes([msg])
-
-    async def on_votes(self, msgs: list) -> None:
-        """Count a delivered batch of votes; the commits they complete leave together."""
-        commits: list[Commit] = []
-        for msg in msgs:
-            try:
-                vote = Vote.decode(msg.data)
-            except MessageError:
-                self.bad_messages += 1
-                continue
-            if vote.proposal_id not in self.coordinator.open and vote.proposal_id not in self.coordinator.decided:
-                self.early.setdefault(vote.proposal_id, []).append(vote)
-                self.early_seen.setdefault(vote.proposal_id, self.clock())
-                continue
-            commits += self._count_or_defer(vote, self.clock())
+            for ref in _refs(source):
+                pid = _ref_proposal_id(ref)
+                if pid not in self.coordinator.open and pid not in self.coordinator.decided:
+                    self.early.setdefault(pid, []).append(ref)
+                    self.early_seen.setdefault(pid, now)
+                    continue
+                commits += self._count_or_defer(ref, now)
         await self._publish(commits)
 
     def _is_new(self, proposal_id: str) -> bool:
         return (proposal_id not in self.proposals and proposal_id not in self.coordinator.decided
                 and proposal_id not in self.seen_commits)
 
-    def _count_or_defer(self, vote: Vote, now: int) -> list[Commit]:
+    def _count_or_defer(self, ref: Ref, now: int) -> list[Commit]:
         """The primary counts at once; a backup keeps the vote until the primary's time is up."""
-        if vote.proposal_id in self.escalate_at:
-            self.deferred.setdefault(vote.proposal_id, []).append(vote)
+        pid = _ref_proposal_id(ref)
+        if pid in self.escalate_at:
+            self.deferred.setdefault(pid, []).append(ref)
             return []
-        return self._count(vote, now)
+        return self._count(ref, now)
 
     def _escalate(self, now: int) -> None:
         """Backups whose primary stayed silent past ``rank × failover_ms`` tally what they kept;
         a decision they reach is published on this tick."""
         for pid in [pid for pid, when in self.escalate_at.items() if now >= when]:
             del self.escalate_at[pid]
-            for vote in self.deferred.pop(pid, []):
-                self._count(vote, now)
+            for ref in self.deferred.pop(pid, []):
+                self._count(ref, now)
             if pid in self.pending:
                 self.pending[pid] = (now, *self.pending[pid][1:])
 
     async def on_commit_seen(self, msg) -> None:
-        """Another node committed: stand down (drop kept votes and any pending backup commit).
+        """Commits were published: stand down for each (drop kept votes and any pending backup commit).
 
-        Only for a commit whose signed votes really make its decision: a forged commit
+        Only for commits whose signed proofs really make their decisions: a forged commit
         message cannot silence the backups (it is counted in ``bad_messages``)."""
-        proposal_id = self._verified_commit(msg)
-        if proposal_id is not None:
+        for proposal_id in self._verified_commit_ids(msg):
             now = self.clock()
             self.seen_commits[proposal_id] = now
             self.pending.pop(proposal_id, None)
@@ -234,48 +231,53 @@ class QuorumNode:
             self.deferred.pop(proposal_id, None)
             if self.coordinator.withdraw(proposal_id, now, "committed by another coordinator"):
                 self.proposals.pop(proposal_id, None)
-                self.votes.pop(proposal_id, None)
+                self.proofs.pop(proposal_id, None)
 
-    def _verified_commit(self, msg) -> str | None:
-        """The proposal id of a genuine commit message (re-tallied from its signed votes)."""
-        proposal_id = commit_proposal_id(msg.msg_id)
-        if proposal_id is None:
-            return None
-        if proposal_id in self.coordinator.decided:  # we decided it ourselves
-            return proposal_id
+    def _verified_commit_ids(self, msg) -> list[str]:
+        """The proposal ids a genuine commit message decides (re-tallied from its proofs)."""
+        if commit_proposal_id(msg.msg_id) is None or msg.msg_id in self.own_commits:
+            return []  # not a commit, or this node's own message
         try:
-            proposal, decision, _ = verified_commit(msg.data, self.config, self.coordinator.keys)
+            commits = verified_commits(msg.data, self.config, self.coordinator.keys)
         except MessageError:
             self.bad_messages += 1
-            return None
-        if proposal.id != proposal_id or not decision.final:
+            return []
+        if commit_proposal_id(msg.msg_id) != commits[0][0].id or not all(d.final for _, d, _ in commits):
             self.bad_messages += 1
-            return None
-        return proposal_id
+            return []
+        return [proposal.id for proposal, _, _ in commits]
 
-    def _count(self, vote: Vote, now: int) -> list[Commit]:
-        """Count ``vote``; returns the commit to publish now (primary) if it completed a quorum."""
-        self.votes.setdefault(vote.proposal_id, []).append(vote)
-        decision = self.coordinator.vote(vote, now)
+    def _count(self, ref: Ref, now: int) -> list[Commit]:
+        """Count one vote; returns the commit to publish now (primary) if it completed a quorum."""
+        source, index = ref
+        pid = _ref_proposal_id(ref)
+        self.proofs.setdefault(pid, []).append(source)
+        decision = (self.coordinator.vote(source, now) if index < 0
+                    else self.coordinator.vote_entry(source, index, now))
         if decision is None:
             return []
-        proposal = self.proposals.pop(decision.proposal_id)
-        votes = self.votes.pop(decision.proposal_id)
+        proposal = self.proposals.pop(pid)
+        proof = self.proofs.pop(pid)
         if not decision.final:  # timed out: audited by the coordinator, nothing to commit
             return []
-        rank = self.rank(decision.proposal_id)
+        rank = self.rank(pid)
         if rank == 0:
-            return [(proposal, decision, votes)]
-        if decision.proposal_id not in self.seen_commits:
-            self.pending[decision.proposal_id] = (now + rank * self.failover_ms, proposal, decision, votes)
+            return [(proposal, decision, proof)]
+        if pid not in self.seen_commits:
+            self.pending[pid] = (now + rank * self.failover_ms, proposal, decision, proof)
         return []
 
     async def _publish(self, commits: list[Commit]) -> None:
-        """Append commits to ``mem.commit`` (msg id ``commit-<proposal id>``), together."""
-        if commits:
-            payloads = [(p.id, encode_commit(p, d, v)) for p, d, v in commits]
-            await self.bus.stream_publish_many("mem.commit", [(commit_msg_id(pid, data), data)
-                                                              for pid, data in payloads])
+        """Append commits to ``mem.commit``, together (one message per :data:`MAX_GROUP`)."""
+        items = []
+        for start in range(0, len(commits), MAX_GROUP):
+            group = commits[start:start + MAX_GROUP]
+            payload = encode_commits(group)
+            msg_id = commit_msg_id(group[0][0].id, payload)
+            self.own_commits[msg_id] = self.clock()
+            items.append((msg_id, payload))
+        if items:
+            await self.bus.stream_publish_many("mem.commit", items)
             self.published += len(commits)
 
     async def tick(self) -> list[Decision]:
@@ -286,7 +288,7 @@ class QuorumNode:
         await self._publish([self.pending.pop(pid)[1:] for pid in due])
         closed = self.coordinator.tick(now)
         for decision in closed:
-            self.votes.pop(decision.proposal_id, None)
+            self.proofs.pop(decision.proposal_id, None)
             self.proposals.pop(decision.proposal_id, None)
         await self._flush_audit()
         if now - self._last_prune >= self.retention_ms // 10:
@@ -314,10 +316,12 @@ class QuorumNode:
         kept = len(self.coordinator.audit)
         self.coordinator.forget(before)
         self._audit_sent -= kept - len(self.coordinator.audit)
-        for table in (self.seen_commits, self.early_seen):
-            for pid in [pid for pid, t in table.items() if t < before]:
-                del table[pid]
-                self.early.pop(pid, None)
+        for table in (self.seen_commits, self.early_seen, self.own_commits):
+            for key in [key for key, t in table.items() if t < before]:
+                del table[key]
+                self.early.pop(key, None)
+        for pid in [pid for pid, (_, t) in self.ranks.items() if t < before and pid not in self.proposals]:
+            del self.ranks[pid]
 
     async def run_ticker(self, interval: float = 0.05) -> None:
         """Call :meth:`tick` forever (cancel the task to stop)."""
@@ -327,7 +331,7 @@ class QuorumNode:
 
 
 class Applier:
-    """Applies ``mem.commit`` to the store after re-checking the quorum from the signed votes."""
+    """Applies ``mem.commit`` to the store after re-checking each decision from its signed proof."""
 
     def __init__(self, store, config: QuorumConfig, keys: dict[str, bytes], bus, *, durable: str = "applier",
                  persist_audit: bool = True, concurrency: int = 256) -> None:
@@ -382,11 +386,13 @@ class Applier:
         queued = []
         for msg in msgs:
             try:
-                proposal, decision, _ = verified_commit(msg.data, self.config, self.keys)
+                commits = verified_commits(msg.data, self.config, self.keys)
             except MessageError:
                 self.refused += 1
                 continue
-            queued.append((proposal, self._writer.enqueue((proposal, decision, msg.seq))))
+            for k, (proposal, decision, _) in enumerate(commits):
+                seq = None if msg.seq is None else msg.seq * MAX_GROUP + k
+                queued.append((proposal, self._writer.enqueue((proposal, decision, seq))))
         outcomes = await asyncio.gather(*(future for _, future in queued), return_exceptions=True)
         for (proposal, _), outcome in zip(queued, outcomes, strict=True):
             self._account(proposal, outcome)

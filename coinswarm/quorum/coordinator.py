@@ -35,26 +35,45 @@ class Coordinator:
         self.decided: dict[str, Decision] = {}
         self.audit: list[AuditEvent] = []
 
-    def propose(self, proposal: Proposal, now: int) -> None:
-        """Open a proposal for voting (a repeat of an open or decided id is audited, not reopened)."""
+    def propose(self, proposal: Proposal, now: int, coordinator: str | None = None) -> None:
+        """Open a proposal for voting (a repeat of an open or decided id is audited, not reopened).
+
+        ``coordinator`` names the manager whose turn it is, for the decision's record
+        (default: :func:`~coinswarm.quorum.tally.coordinator_for` the proposal's id)."""
         if proposal.id in self.open or proposal.id in self.decided:
             self._log(now, "duplicate_proposal", proposal.id, proposal.submitter, {})
             return
-        self.open[proposal.id] = Ballot(proposal, self.config, self.keys)
+        self.open[proposal.id] = Ballot(proposal, self.config, self.keys, coordinator)
         self._log(now, "proposal", proposal.id, proposal.submitter, {"kind": proposal.kind, "digest": proposal.digest})
 
     def vote(self, vote: Vote, now: int) -> Decision | None:
         """Record a vote; returns the decision when this vote completes a quorum."""
-        self._log(now, "vote", vote.proposal_id, vote.manager, {"approve": vote.approve})
-        if vote.proposal_id in self.decided:
-            self._log(now, "discard", vote.proposal_id, vote.manager, {"reason": "already decided"})
-            return None
-        ballot = self.open.get(vote.proposal_id)
+        ballot = self._ballot(vote.proposal_id, vote.manager, vote.approve, now)
         if ballot is None:
-            self._log(now, "discard", vote.proposal_id, vote.manager, {"reason": "unknown proposal"})
             return None
         ballot.add(vote)
         return self._settle(ballot, now)
+
+    def vote_entry(self, batch: VoteBatch, index: int, now: int) -> Decision | None:
+        """Record entry ``index`` of a signed batch, like one :meth:`vote` (the batch's
+        signature is checked once however many of its entries are recorded)."""
+        proposal_id, _, approve, _ = batch.entries[index]
+        ballot = self._ballot(proposal_id, batch.manager, approve, now)
+        if ballot is None:
+            return None
+        ballot.add_entry(batch, index)
+        return self._settle(ballot, now)
+
+    def _ballot(self, proposal_id: str, manager: str, approve: bool, now: int) -> Ballot | None:
+        """Audit a vote; the open ballot it belongs to, or None (discarded and audited)."""
+        self._log(now, "vote", proposal_id, manager, {"approve": approve})
+        if proposal_id in self.decided:
+            self._log(now, "discard", proposal_id, manager, {"reason": "already decided"})
+            return None
+        ballot = self.open.get(proposal_id)
+        if ballot is None:
+            self._log(now, "discard", proposal_id, manager, {"reason": "unknown proposal"})
+        return ballot
 
     def vote_batch(self, batch: VoteBatch, now: int) -> list[Decision]:
         """Record a signed batch of verdicts (one HMAC for all); returns the decisions it completed.

@@ -14,13 +14,14 @@ No quorum before the deadline means *no decision*; nothing is applied.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import NamedTuple
 
 from coinswarm.errors import ConfigError
 from coinswarm.quorum.proposals import Proposal
-from coinswarm.quorum.votes import Vote
+from coinswarm.quorum.votes import Vote, VoteBatch
 
 COMMITTED, REJECTED, PENDING, TIMEOUT = "committed", "rejected", "pending", "timeout"
 
@@ -84,9 +85,11 @@ def coordinator_for(proposal_id: str, managers: tuple[str, ...]) -> str:
 class Ballot:
     """Votes on one proposal, screened one at a time (each signature is checked once)."""
 
-    def __init__(self, proposal: Proposal, config: QuorumConfig, keys: dict[str, bytes]) -> None:
+    def __init__(self, proposal: Proposal, config: QuorumConfig, keys: dict[str, bytes],
+                 coordinator: str | None = None) -> None:
         self.proposal, self.config = proposal, config
         self.keys = keys
+        self.coordinator = coordinator
         self.deadline = proposal.timestamp + config.timeout_ms
         self.valid: dict[str, bool] = {}  # manager -> approve
         self.discarded: list[tuple[str, str]] = []
@@ -99,6 +102,15 @@ class Ballot:
             self.discarded.append((vote.manager, "forged: unknown manager or bad signature"))
             return
         self.add_verified(vote.manager, vote.proposal_id, vote.digest, vote.approve, vote.timestamp)
+
+    def add_entry(self, batch: VoteBatch, index: int) -> None:
+        """Screen entry ``index`` of a signed batch (the batch's signature is checked once)."""
+        key = self.keys.get(batch.manager) if batch.manager in self.config.managers else None
+        if key is None or not batch.verify(key):
+            self.discarded.append((batch.manager, "forged: unknown manager or bad signature"))
+            return
+        proposal_id, digest, approve, _ = batch.entries[index]
+        self.add_verified(batch.manager, proposal_id, digest, approve, batch.timestamp)
 
     def add_verified(self, manager: str, proposal_id: str, digest: str, approve: bool, timestamp: int) -> None:
         """Screen a verdict whose signature the caller already checked (one entry of a
@@ -141,16 +153,20 @@ class Ballot:
         rejections = tuple(sorted(m for m, approve in self.valid.items() if not approve))
         return Decision(self.proposal.id, self.proposal.digest, status, approvals, rejections,
                         tuple(self.discarded), now if status != PENDING else None,
-                        coordinator_for(self.proposal.id, self.config.managers))
+                        self.coordinator or coordinator_for(self.proposal.id, self.config.managers))
 
 
-def tally(proposal: Proposal, votes: list[Vote], config: QuorumConfig, keys: dict[str, bytes], now: int) -> Decision:
-    """Decide ``proposal`` from ``votes`` as of ``now`` (the caller's clock).
+def tally(proposal: Proposal, votes: list[Vote], config: QuorumConfig, keys: dict[str, bytes], now: int,
+          entries: Sequence[tuple[VoteBatch, int]] = ()) -> Decision:
+    """Decide ``proposal`` from ``votes`` and batch ``entries`` (``(batch, index)`` pairs)
+    as of ``now`` (the caller's clock).
 
     Returns ``committed`` / ``rejected`` once a quorum of matching valid votes exists,
     ``timeout`` when the deadline passed without one, otherwise ``pending``.
     """
     ballot = Ballot(proposal, config, keys)
+    for batch, index in entries:
+        ballot.add_entry(batch, index)
     for vote in votes:
         ballot.add(vote)
     return ballot.decide(now)

@@ -63,23 +63,40 @@ class Vote:
     @classmethod
     def decode(cls, payload: bytes) -> Vote:
         """Parse wire bytes; raises :class:`MessageError` naming the bad field."""
-        try:
-            raw = json.loads(payload)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise MessageError(f"vote is not valid JSON ({exc})") from None
+        return cls.from_dict(_json_object(payload, "vote"))
+
+    @classmethod
+    def from_dict(cls, raw: dict) -> Vote:
+        """Build from a decoded JSON object, checking every field's type (:class:`MessageError`)."""
         if not isinstance(raw, dict):
             raise MessageError("a vote must be an object")
-        expected = {"proposal_id": str, "digest": str, "manager": str, "approve": bool, "reasons": list,
-                    "timestamp": int, "signature": str}
-        for name, kind in expected.items():
-            if not isinstance(raw.get(name), kind) or (kind is int and isinstance(raw.get(name), bool)):
-                raise MessageError(f"expected {kind.__name__}, got {raw.get(name)!r}", field=name,
-                                   message_id=str(raw.get("proposal_id")))
-        extra = sorted(set(raw) - set(expected))
-        if extra:
-            raise MessageError(f"unknown fields {extra}", field=extra[0], message_id=str(raw.get("proposal_id")))
-        raw["reasons"] = tuple(str(r) for r in raw["reasons"])
-        return cls(**raw)
+        _check_fields(raw, _VOTE_FIELDS, str(raw.get("proposal_id")))
+        return cls(raw["proposal_id"], raw["digest"], raw["manager"], raw["approve"],
+                   tuple(str(r) for r in raw["reasons"]), raw["timestamp"], raw["signature"])
+
+
+_VOTE_FIELDS = {"proposal_id": str, "digest": str, "manager": str, "approve": bool, "reasons": list,
+                "timestamp": int, "signature": str}
+_BATCH_FIELDS = {"manager": str, "timestamp": int, "entries": list, "signature": str}
+
+
+def _json_object(payload: bytes, what: str) -> dict:
+    try:
+        raw = json.loads(payload)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise MessageError(f"{what} is not valid JSON ({exc})") from None
+    if not isinstance(raw, dict):
+        raise MessageError(f"a {what} must be an object")
+    return raw
+
+
+def _check_fields(raw: dict, expected: dict[str, type], message_id: str) -> None:
+    for name, kind in expected.items():
+        if not isinstance(raw.get(name), kind) or (kind is int and isinstance(raw.get(name), bool)):
+            raise MessageError(f"expected {kind.__name__}, got {raw.get(name)!r}", field=name, message_id=message_id)
+    extra = sorted(set(raw) - set(expected))
+    if extra:
+        raise MessageError(f"unknown fields {extra}", field=extra[0], message_id=message_id)
 
 
 _OK_FIELDS = "1|2:ok|"
@@ -121,13 +138,47 @@ class VoteBatch:
         return signed
 
     def verify(self, key: bytes) -> bool:
-        """Constant-time check of the signature."""
-        return hmac.compare_digest(hmac.digest(key, self.body(), "sha256").hex(), self.signature)
+        """Constant-time check of the signature (remembered per key: a batch covering many
+        proposals is checked once, however many of them are tallied)."""
+        checked = self.__dict__.setdefault("_checked", {})
+        if key not in checked:
+            checked[key] = hmac.compare_digest(hmac.digest(key, self.body(), "sha256").hex(), self.signature)
+        return checked[key]
 
-    def votes(self) -> list[Vote]:
-        """The entries as (unsigned) :class:`Vote` objects: what each verdict says, for audits."""
-        return [Vote(pid, digest, self.manager, approve, reasons, self.timestamp)
-                for pid, digest, approve, reasons in self.entries]
+    def encode(self) -> bytes:
+        """Wire bytes (JSON)."""
+        return json.dumps(self.to_dict(), separators=(",", ":"), allow_nan=False).encode()
+
+    def to_dict(self) -> dict:
+        """Plain JSON-safe dict."""
+        return {"manager": self.manager, "timestamp": self.timestamp, "signature": self.signature,
+                "entries": [[pid, digest, approve, list(reasons)] for pid, digest, approve, reasons in self.entries]}
+
+    @classmethod
+    def decode(cls, payload: bytes) -> VoteBatch:
+        """Parse wire bytes; raises :class:`MessageError` naming the bad field."""
+        return cls.from_dict(_json_object(payload, "vote batch"))
+
+    @classmethod
+    def from_dict(cls, raw: dict) -> VoteBatch:
+        """Build from a decoded JSON object, checking every field and entry (:class:`MessageError`)."""
+        if not isinstance(raw, dict):
+            raise MessageError("a vote batch must be an object")
+        _check_fields(raw, _BATCH_FIELDS, f"batch of {raw.get('manager')!r}")
+        entries = []
+        for k, entry in enumerate(raw["entries"]):
+            if not (isinstance(entry, list) and len(entry) == 4 and isinstance(entry[0], str)
+                    and isinstance(entry[1], str) and isinstance(entry[2], bool) and isinstance(entry[3], list)):
+                raise MessageError(f"entry {k} must be [proposal_id, digest, approve, reasons], got {entry!r}",
+                                   field="entries", message_id=f"batch of {raw['manager']!r}")
+            entries.append((entry[0], entry[1], entry[2], tuple(str(r) for r in entry[3])))
+        return cls(raw["manager"], raw["timestamp"], tuple(entries), raw["signature"])
+
+
+def decode_votes(payload: bytes) -> Vote | VoteBatch:
+    """A ``mem.vote`` message: one :class:`Vote` or a :class:`VoteBatch` (it has ``entries``)."""
+    raw = _json_object(payload, "vote")
+    return VoteBatch.from_dict(raw) if "entries" in raw else Vote.from_dict(raw)
 
 
 def _field(text: str) -> str:

@@ -134,7 +134,7 @@ def test_backups_keep_votes_until_a_silent_primary_times_out_then_commit(tmp_pat
 
 
 def test_a_forged_commit_message_does_not_silence_the_backups(tmp_path):
-    from coinswarm.live.quorum import commit_msg_id, encode_commit
+    from coinswarm.live.commits import commit_msg_id, encode_commit
     from coinswarm.quorum import Decision, Vote, coordinator_for
 
     store = Store(f"sqlite:///{tmp_path / 'forged.db'}")
