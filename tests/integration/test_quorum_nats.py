@@ -13,7 +13,7 @@ from quorum_harness import MANAGERS, NOW, fixed_context, stamped, start_cluster,
 from coinswarm.live.bus import NatsBus
 from coinswarm.live.quorum import submit
 from coinswarm.memory.models import DecisionRow
-from coinswarm.quorum import COMMITTED, Manager
+from coinswarm.quorum import COMMITTED, Manager, coordinator_for
 
 pytestmark = pytest.mark.integration
 
@@ -35,13 +35,19 @@ def decisions(store):
         return {row.proposal_id: row.status for row in s.query(DecisionRow) if not row.proposal_id.startswith("seed")}
 
 
-async def run_scenario(nats_url, store, proposals, *, live=MANAGERS, behaviours=None, prefix="t", timeout=60):
+async def run_scenario(nats_url, store, proposals, *, live=MANAGERS, behaviours=None, prefix="t", timeout=60,
+                       frame=1):
+    """Submit one at a time (``frame=1``) or ``frame`` proposals per frame, and wait for every decision."""
     cluster = await start_cluster(nats_url, store, live=live, behaviours=behaviours, prefix=prefix)
     proposer = await NatsBus.connect(nats_url, name=f"{prefix}-proposer")
     target = store.count(DecisionRow) + len(proposals)
     try:
-        for p in proposals:
-            await submit(proposer, stamped(p))
+        for start in range(0, len(proposals), frame):
+            chunk = [stamped(p) for p in proposals[start:start + frame]]
+            if frame == 1:
+                await submit(proposer, chunk[0])
+            else:
+                await proposer.stream_publish_many("mem.propose", [(p.id, p.encode()) for p in chunk])
         done = await wait_until(lambda: store.count(DecisionRow) >= target, timeout)
         return done, cluster
     finally:
@@ -54,9 +60,10 @@ def proposals(n, seed=0, prefix=""):
     return [p.__class__(**{**p.to_dict(), "id": prefix + p.id}) for p in (make_proposal(i, rng) for i in range(n))]
 
 
-def test_honest_managers_decide_as_the_pure_rules_say(nats_url, store):
-    batch = proposals(300, prefix="honest-")
-    done, cluster = asyncio.run(run_scenario(nats_url, store, batch, prefix="honest"))
+@pytest.mark.parametrize("frame", [1, 40], ids=["one-by-one", "framed"])
+def test_honest_managers_decide_as_the_pure_rules_say(nats_url, store, frame):
+    batch = proposals(300, prefix=f"honest{frame}-")
+    done, cluster = asyncio.run(run_scenario(nats_url, store, batch, prefix=f"honest{frame}", frame=frame))
     assert done
     got, want = decisions(store), expected_verdicts(batch)
     assert {pid: status == COMMITTED for pid, status in got.items()} == want
@@ -64,8 +71,9 @@ def test_honest_managers_decide_as_the_pure_rules_say(nats_url, store):
 
 
 def test_one_crashed_manager_does_not_stop_decisions(nats_url, store):
-    batch = proposals(200, seed=1, prefix="crash-")
-    done, _ = asyncio.run(run_scenario(nats_url, store, batch, live=MANAGERS[:3], prefix="crash"))
+    batch = proposals(200, seed=1, prefix="crash-")  # in frames of 25: those the dead m4 coordinates fail over
+    assert "m4" in {coordinator_for(batch[i].id, MANAGERS) for i in range(0, len(batch), 25)}
+    done, _ = asyncio.run(run_scenario(nats_url, store, batch, live=MANAGERS[:3], prefix="crash", frame=25))
     assert done
     assert {pid: s == COMMITTED for pid, s in decisions(store).items()} == expected_verdicts(batch)
 
