@@ -212,7 +212,7 @@ def test_quorum_as_processes_over_nats_and_postgres(benchmark, nats_url, postgre
             while f"plat{i}" not in committed:
                 await asyncio.sleep(0.0002)
             latencies.append(committed[f"plat{i}"] - t0)
-        start, sent, window = time.perf_counter(), 0, 400
+        start, sent, window = time.perf_counter(), 0, int(os.environ.get("COINSWARM_BENCH_WINDOW", "400"))
         while time.perf_counter() - start < seconds:
             room = window - (sent - (len(committed) - 300))
             if room <= 0:

@@ -19,7 +19,8 @@ squat a genuine message's id.
 from __future__ import annotations
 
 import hashlib
-import json
+
+import orjson
 
 from coinswarm.errors import MessageError
 from coinswarm.quorum.proposals import Proposal
@@ -51,7 +52,7 @@ def encode_commits(commits: list[Commit]) -> bytes:
                        "votes": refs[Vote], "batches": refs[VoteBatch]})
     body = {"commits": bodies, "votes": [v.to_dict() for v in tables[Vote]],
             "batches": [b.to_dict() for b in tables[VoteBatch]]}
-    return json.dumps(body, separators=(",", ":")).encode()
+    return orjson.dumps(body)
 
 
 def encode_commit(proposal: Proposal, decision: Decision, votes: list[Source]) -> bytes:
@@ -63,7 +64,7 @@ def decode_commits(payload: bytes) -> list[Commit]:
     """Parse a ``mem.commit`` payload (typed :class:`MessageError` for malformed parts);
     nothing is verified here, see :func:`verified_commits`."""
     try:
-        body = json.loads(payload)
+        body = orjson.loads(payload)
         votes = [Vote.from_dict(v) for v in body["votes"]]
         batches = [VoteBatch.from_dict(b) for b in body["batches"]]
         commits = []
@@ -126,6 +127,6 @@ def commit_proposal_id(msg_id: str | None) -> str | None:
 def committed_ids(payload: bytes) -> list[str]:
     """The proposal ids a ``mem.commit`` payload decides (parsed, not verified: for watchers)."""
     try:
-        return [item["proposal"]["id"] for item in json.loads(payload)["commits"]]
+        return [item["proposal"]["id"] for item in orjson.loads(payload)["commits"]]
     except (ValueError, KeyError, TypeError) as exc:
         raise MessageError(f"malformed commit ({exc})") from None

@@ -19,9 +19,10 @@ without a quorum is audited as ``timeout`` and nothing is committed.
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from collections.abc import Callable
+
+import orjson
 
 from coinswarm.errors import MessageError
 from coinswarm.live.batching import GroupWriter
@@ -307,8 +308,8 @@ class QuorumNode:
         self._audit_sent += len(fresh)
         events = [e for e in fresh if self.rank(e.proposal_id) == 0]
         if events:
-            payload = json.dumps([{"time": e.time, "kind": e.kind, "proposal_id": e.proposal_id, "actor": e.actor,
-                                   "detail": e.detail} for e in events]).encode()
+            payload = orjson.dumps([{"time": e.time, "kind": e.kind, "proposal_id": e.proposal_id, "actor": e.actor,
+                                   "detail": e.detail} for e in events])
             await self.bus.publish(self.audit_subject, payload)
 
     def _prune(self, before: int) -> None:
@@ -364,7 +365,7 @@ class Applier:
         """Store a batch of audit events (malformed batches are counted, not stored)."""
         try:
             events = [AuditEvent(int(e["time"]), str(e["kind"]), str(e["proposal_id"]), str(e["actor"]),
-                                 dict(e["detail"])) for e in json.loads(msg.data)]
+                                 dict(e["detail"])) for e in orjson.loads(msg.data)]
         except (ValueError, KeyError, TypeError):
             self.refused += 1
             return

@@ -52,11 +52,12 @@ class QuorumSettings:
 
 
 class StoreContext:
-    """The managers' context from the store: committed patterns, refreshed in the background."""
+    """The managers' context from the store: committed patterns (one read of the patterns
+    table, not a replay of every commit), refreshed in the background."""
 
     def __init__(self, store, refresh_s: float) -> None:
         self.store, self.refresh_s = store, refresh_s
-        self.patterns: dict = store.memory().patterns
+        self.patterns: dict = store.patterns()
 
     def __call__(self, now: int) -> Context:
         return Context(now=now, patterns=self.patterns)
@@ -65,7 +66,7 @@ class StoreContext:
         """Reload the committed patterns every ``refresh_s`` seconds (cancel to stop)."""
         while True:
             await asyncio.sleep(self.refresh_s)
-            self.patterns = (await asyncio.to_thread(self.store.memory)).patterns
+            self.patterns = await asyncio.to_thread(self.store.patterns)
 
 
 async def serve_node(settings: QuorumSettings, name: str, ready: Callable[[], None] | None,

@@ -159,6 +159,15 @@ class Store:
         with self.sessions() as s:
             return int(s.scalar(select(func.count()).select_from(model)))
 
+    def patterns(self) -> dict[str, dict]:
+        """Every pattern as committed now: ``key -> {"enabled", "last_update", statistics…}``.
+
+        One read of the patterns table — what the managers judge against — where
+        :meth:`memory` replays every committed proposal."""
+        with self.sessions() as s:
+            return {row.key: {"enabled": bool(row.enabled), "last_update": row.last_update,
+                              **{f: getattr(row, f) for f in _STAT_FIELDS}} for row in s.scalars(select(Pattern))}
+
     def view(self, as_of: int | None = None) -> MemoryView:
         """Same as :meth:`memory` (the interface walk-forward shares with ``MemoryBook``)."""
         return self.memory(as_of)

@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
+import orjson
+
 from coinswarm.errors import MessageError
 
 KINDS = ("add_episode", "update_pattern", "promote_pattern", "deprecate_pattern", "planner_weights")
@@ -75,7 +77,7 @@ class Proposal:
     def decode(cls, payload: bytes) -> Proposal:
         """Parse wire bytes; malformed JSON or fields raise :class:`MessageError`."""
         try:
-            raw = json.loads(payload)
+            raw = orjson.loads(payload)
         except (ValueError, UnicodeDecodeError) as exc:
             raise MessageError(f"not valid JSON ({exc})") from None
         return cls.from_dict(raw)

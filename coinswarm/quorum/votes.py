@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 from dataclasses import dataclass, replace
 from functools import cached_property
+
+import orjson
 
 from coinswarm.errors import MessageError
 
@@ -52,7 +53,7 @@ class Vote:
 
     @cached_property
     def _wire(self) -> bytes:
-        return json.dumps(self.to_dict(), separators=(",", ":"), allow_nan=False).encode()
+        return orjson.dumps(self.to_dict())
 
     def to_dict(self) -> dict:
         """Plain JSON-safe dict."""
@@ -82,7 +83,7 @@ _BATCH_FIELDS = {"manager": str, "timestamp": int, "entries": list, "signature":
 
 def _json_object(payload: bytes, what: str) -> dict:
     try:
-        raw = json.loads(payload)
+        raw = orjson.loads(payload)
     except (ValueError, UnicodeDecodeError) as exc:
         raise MessageError(f"{what} is not valid JSON ({exc})") from None
     if not isinstance(raw, dict):
@@ -147,7 +148,7 @@ class VoteBatch:
 
     def encode(self) -> bytes:
         """Wire bytes (JSON)."""
-        return json.dumps(self.to_dict(), separators=(",", ":"), allow_nan=False).encode()
+        return orjson.dumps(self.to_dict())
 
     def to_dict(self) -> dict:
         """Plain JSON-safe dict."""

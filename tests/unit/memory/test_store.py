@@ -159,3 +159,21 @@ def test_a_batch_ends_where_applying_its_commits_one_by_one_ends(store, tmp_path
     assert rows[0] == rows[1] and rows[0][0][1:3] == (150, 0.004)
     assert store.count(Episode) == 1 and store.count(PlannerWeights) == 2
     one_by_one.close()
+
+
+def test_the_patterns_table_is_what_the_managers_see_after_replay(store):
+    """``Store.patterns`` (one table read, used by live managers) agrees with a full replay."""
+    quorum = LocalQuorum(QuorumConfig(MANAGERS), KEYS)
+    promote = {"n": 400, "sharpe": 2.4, "max_drawdown": 0.06, "skew": 0.0, "kurtosis": 3.0, "periods_per_year": 365.0,
+               "fold_sharpes": [1.0, 2.0, 1.5]}
+    proposals = [Proposal("u1", "update_pattern", "a", NOW - 9, NOW - 100, {"key": "k", "stats": stats()}),
+                 Proposal("u2", "update_pattern", "a", NOW - 8, NOW - 90, {"key": "j", "stats": stats(120)}),
+                 Proposal("p1", "promote_pattern", "a", NOW - 7, NOW - 80, {"key": "k"}, promote),
+                 Proposal("u3", "update_pattern", "a", NOW - 6, NOW - 70, {"key": "k", "stats": stats(300)})]
+    for p in proposals:
+        store.apply_commit(p, committed(quorum, p))
+    table, replayed = store.patterns(), store.memory().patterns
+    assert set(table) == set(replayed) == {"k", "j"}
+    for key, entry in replayed.items():
+        assert {f: table[key][f] for f in entry} == entry
+    assert table["k"]["enabled"] and not table["j"]["enabled"] and table["k"]["n"] == 300
