@@ -40,7 +40,7 @@ from coinswarm.quorum.manager import Context, Manager
 from coinswarm.quorum.memory import Behaviour, honest
 from coinswarm.quorum.proposals import Proposal
 from coinswarm.quorum.tally import Decision, QuorumConfig, coordinator_for
-from coinswarm.quorum.votes import Vote, decode_votes
+from coinswarm.quorum.votes import Vote, VoteBatch, decode_votes
 
 Clock = Callable[[], int]
 Ref = tuple[Source, int]  # a single vote (index -1) or entry ``index`` of a batch
@@ -188,6 +188,8 @@ class QuorumNode:
                 self.bad_messages += 1
                 continue
             now = self.clock()
+            if isinstance(source, VoteBatch):
+                self.coordinator.audit_batch(source, now)
             for ref in _refs(source):
                 pid = _ref_proposal_id(ref)
                 if pid not in self.coordinator.open and pid not in self.coordinator.decided:

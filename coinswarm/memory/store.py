@@ -96,12 +96,12 @@ class Store:
                                             "signature": v.signature} for v in votes])
 
     def audit(self, events: list[AuditRecord]) -> None:
-        """Append audit events."""
+        """Append audit events (one Core multi-row insert: no ORM work per row)."""
         if not events:
             return
-        with self.sessions.begin() as s:
-            s.execute(insert(AuditEvent), [{"time": e.time, "kind": e.kind, "proposal_id": e.proposal_id,
-                                            "actor": e.actor, "detail": e.detail} for e in events])
+        with self.engine.begin() as conn:
+            conn.execute(insert(AuditEvent), [{"time": e.time, "kind": e.kind, "proposal_id": e.proposal_id,
+                                               "actor": e.actor, "detail": e.detail} for e in events])
 
     def apply_commit(self, proposal: Proposal, decision: Decision, *, seq: int | None = None,
                      fail_after_decision: bool = False) -> bool:

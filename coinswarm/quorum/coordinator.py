@@ -56,17 +56,20 @@ class Coordinator:
 
     def vote_entry(self, batch: VoteBatch, index: int, now: int) -> Decision | None:
         """Record entry ``index`` of a signed batch, like one :meth:`vote` (the batch's
-        signature is checked once however many of its entries are recorded)."""
+        signature is checked once however many of its entries are recorded). The vote
+        itself is audited once per batch, by :meth:`audit_batch`."""
         proposal_id, _, approve, _ = batch.entries[index]
-        ballot = self._ballot(proposal_id, batch.manager, approve, now)
+        ballot = self._ballot(proposal_id, batch.manager, approve, now, audited=True)
         if ballot is None:
             return None
         ballot.add_entry(batch, index)
         return self._settle(ballot, now)
 
-    def _ballot(self, proposal_id: str, manager: str, approve: bool, now: int) -> Ballot | None:
-        """Audit a vote; the open ballot it belongs to, or None (discarded and audited)."""
-        self._log(now, "vote", proposal_id, manager, {"approve": approve})
+    def _ballot(self, proposal_id: str, manager: str, approve: bool, now: int,
+                audited: bool = False) -> Ballot | None:
+        """Audit a vote (unless ``audited``); the open ballot it belongs to, or None (discarded and audited)."""
+        if not audited:
+            self._log(now, "vote", proposal_id, manager, {"approve": approve})
         if proposal_id in self.decided:
             self._log(now, "discard", proposal_id, manager, {"reason": "already decided"})
             return None
@@ -80,9 +83,7 @@ class Coordinator:
 
         The audit gets one ``vote_batch`` event listing every entry. A forged batch is
         discarded whole; each entry then meets the same rules as a single :meth:`vote`."""
-        self._log(now, "vote_batch", "", batch.manager,
-                  {"approve": tuple(pid for pid, _, approve, _ in batch.entries if approve),
-                   "reject": tuple(pid for pid, _, approve, _ in batch.entries if not approve)})
+        self.audit_batch(batch, now)
         key = self.keys.get(batch.manager) if batch.manager in self.config.managers else None
         if key is None or not batch.verify(key):
             self._log(now, "discard", "", batch.manager, {"reason": "forged batch: unknown manager or bad signature"})
@@ -99,6 +100,15 @@ class Coordinator:
             if decision is not None:
                 decisions.append(decision)
         return decisions
+
+    def audit_batch(self, batch: VoteBatch, now: int) -> None:
+        """One ``vote_batch`` audit event listing every verdict of ``batch`` (filed under its
+        first proposal: the one that names the frame's coordinator)."""
+        first = batch.entries[0][0] if batch.entries else ""
+        self._log(now, "vote_batch", first, batch.manager,
+                  {"approve": tuple(pid for pid, _, approve, _ in batch.entries if approve),
+                   "reject": tuple(pid for pid, _, approve, _ in batch.entries if not approve),
+                   "signature": batch.signature})
 
     def withdraw(self, proposal_id: str, now: int, reason: str) -> bool:
         """Stop tallying an open proposal another coordinator settled (no decision here; audited)."""
