@@ -73,7 +73,9 @@ class QuorumNode:
     if no commit was seen after ``rank × failover_ms`` (rank = distance after the primary in
     the manager list), tally them and publish themselves — so a crashed coordinator delays
     its proposals but never blocks them, and a healthy cluster checks each signature once
-    per proposal rather than once per node.
+    per proposal rather than once per node. A primary that is slow rather than dead (a
+    commit of its was seen within ``failover_ms``) keeps its proposals until they are half
+    way to their deadline, so a loaded cluster does not commit everything twice.
     """
 
     def __init__(self, manager: Manager, config: QuorumConfig, keys: dict[str, bytes], bus, *,
@@ -99,6 +101,7 @@ class QuorumNode:
         self.own_commits: dict[str, int] = {}  # msg ids this node published, with when
         self.deferred: dict[str, list[Ref]] = {}  # a backup's votes, counted only if the primary stays silent
         self.escalate_at: dict[str, int] = {}
+        self.last_heard: dict[str, int] = {}  # coordinator -> when a commit of theirs was last seen
         self.durable = f"{durable_prefix}-{manager.name}"
         self.bad_messages = 0
         self.published = 0
@@ -215,19 +218,35 @@ class QuorumNode:
         """Backups whose primary stayed silent past ``rank × failover_ms`` tally what they kept;
         a decision they reach is published on this tick."""
         for pid in [pid for pid, when in self.escalate_at.items() if now >= when]:
+            proposal = self.proposals.get(pid)
+            if proposal is not None and self._primary_alive(pid, proposal.timestamp, now):
+                self.escalate_at[pid] = now + self.failover_ms  # slow, not dead: look again later
+                continue
             del self.escalate_at[pid]
             for ref in self.deferred.pop(pid, []):
                 self._count(ref, now)
             if pid in self.pending:
                 self.pending[pid] = (now, *self.pending[pid][1:])
 
+    def _primary_alive(self, pid: str, timestamp: int, now: int) -> bool:
+        """Whether a backup should still wait for ``pid``'s primary: a commit of the primary's
+        was seen within ``failover_ms`` (it is slow, not dead) and the proposal is not yet
+        half-way to its deadline (then the backups take over whatever the primary does)."""
+        rank = self.rank(pid)
+        managers = self.config.managers
+        primary = managers[(managers.index(self.manager.name) - rank) % len(managers)]
+        heard = self.last_heard.get(primary)
+        cap = timestamp + self.config.timeout_ms // 2 + max(rank - 1, 0) * self.failover_ms
+        return heard is not None and now - heard < self.failover_ms and now < cap
+
     async def on_commit_seen(self, msg) -> None:
         """Commits were published: stand down for each (drop kept votes and any pending backup commit).
 
         Only for commits whose signed proofs really make their decisions: a forged commit
         message cannot silence the backups (it is counted in ``bad_messages``)."""
-        for proposal_id in self._verified_commit_ids(msg):
-            now = self.clock()
+        now = self.clock()
+        for proposal_id, coordinator in self._verified_commit_ids(msg):
+            self.last_heard[coordinator] = now
             self.seen_commits[proposal_id] = now
             self.pending.pop(proposal_id, None)
             self.escalate_at.pop(proposal_id, None)
@@ -236,8 +255,9 @@ class QuorumNode:
                 self.proposals.pop(proposal_id, None)
                 self.proofs.pop(proposal_id, None)
 
-    def _verified_commit_ids(self, msg) -> list[str]:
-        """The proposal ids a genuine commit message decides (re-tallied from its proofs)."""
+    def _verified_commit_ids(self, msg) -> list[tuple[str, str]]:
+        """``(proposal id, coordinator)`` of each decision of a genuine commit message
+        (re-tallied from its proofs)."""
         if commit_proposal_id(msg.msg_id) is None or msg.msg_id in self.own_commits:
             return []  # not a commit, or this node's own message
         try:
@@ -248,7 +268,7 @@ class QuorumNode:
         if commit_proposal_id(msg.msg_id) != commits[0][0].id or not all(d.final for _, d, _ in commits):
             self.bad_messages += 1
             return []
-        return [proposal.id for proposal, _, _ in commits]
+        return [(proposal.id, decision.coordinator) for proposal, decision, _ in commits]
 
     def _count(self, ref: Ref, now: int) -> list[Commit]:
         """Count one vote; returns the commit to publish now (primary) if it completed a quorum."""
@@ -287,7 +307,8 @@ class QuorumNode:
         """Publish backup commits that fell due; close proposals past their deadline."""
         now = self.clock()
         self._escalate(now)
-        due = [pid for pid, (when, *_) in self.pending.items() if now >= when]
+        due = [pid for pid, (when, proposal, *_) in self.pending.items()
+               if now >= when and not self._primary_alive(pid, proposal.timestamp, now)]
         await self._publish([self.pending.pop(pid)[1:] for pid in due])
         closed = self.coordinator.tick(now)
         for decision in closed:

@@ -167,3 +167,58 @@ def test_a_forged_commit_message_does_not_silence_the_backups(tmp_path):
     judge = Manager("judge", b"k")
     assert {p.id: statuses.get(p.id) == COMMITTED for p in batch} == \
         {p.id: judge.evaluate(p, context(NOW)).approve for p in batch}, "the backups still decided each one"
+
+
+def _lone_backup(now):
+    """Node m2 alone on a bus, holding the votes of a frame coordinated by m1 (so m2 is its
+    first backup), and the list the commits it publishes land in."""
+    from coinswarm.live.bus import Message
+    from coinswarm.live.commits import committed_ids
+    from coinswarm.quorum import coordinator_for
+
+    frame = [p for p in (make_proposal(i, np.random.default_rng(i)) for i in range(80) if i % 5 == 4)]
+    while coordinator_for(frame[0].id, MANAGERS) != "m1":
+        frame = frame[1:]
+    bus = InProcessBus()
+    node = QuorumNode(Manager("m2", KEYS["m2"]), CONFIG, KEYS, bus, context=context, clock=lambda: now[0],
+                      failover_ms=500)
+    published = []
+
+    async def setup():
+        await bus.subscribe("mem.commit", lambda msg: _collect(published, committed_ids(msg.data)))
+        await node.on_proposals([Message("mem.propose", p.encode(), p.id) for p in frame])
+        batches = [Manager(m, KEYS[m]).evaluate_many(frame, context(now[0])) for m in MANAGERS]
+        await node.on_votes([Message("mem.vote", b.encode(), f"votes-{b.manager}") for b in batches])
+
+    asyncio.run(setup())
+    assert set(node.deferred) == {p.id for p in frame}, "m2 keeps the votes of m1's frame uncounted"
+    return node, frame, published
+
+
+async def _collect(published, ids):
+    published.extend(ids)
+
+
+def test_a_slow_primary_keeps_its_frame_and_a_silent_one_loses_it():
+    now = [NOW]
+    node, frame, published = _lone_backup(now)
+    for _ in range(3):  # m1 keeps committing other frames: slow, not dead
+        node.last_heard["m1"] = now[0]
+        now[0] += 400
+        asyncio.run(node.tick())
+    assert published == [] and set(node.deferred) == {p.id for p in frame}
+    now[0] += 500  # m1 silent for a whole failover interval: m2 takes over
+    asyncio.run(node.tick())
+    assert sorted(published) == sorted(p.id for p in frame) and not node.deferred
+
+
+def test_a_primary_that_is_heard_from_but_never_commits_is_overruled_half_way_to_the_deadline():
+    now = [NOW]
+    node, frame, published = _lone_backup(now)
+    while not published:
+        node.last_heard["m1"] = now[0]
+        now[0] += 250
+        asyncio.run(node.tick())
+    taken_over_after = now[0] - frame[0].timestamp
+    assert CONFIG.timeout_ms // 2 <= taken_over_after < CONFIG.timeout_ms // 2 + 500
+    assert sorted(published) == sorted(p.id for p in frame)
