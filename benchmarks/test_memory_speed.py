@@ -234,7 +234,7 @@ def test_quorum_as_processes_over_nats_and_postgres(benchmark, nats_url, postgre
             proc.send_signal(signal.SIGTERM)
         outputs = [proc.communicate(timeout=30)[0] for proc in procs]
         store.close()
-    print("".join(line for out in outputs for line in out.splitlines(keepends=True) if "stopped" in line))
+    print("".join(line for out in outputs for line in out.splitlines(keepends=True) if "ready" not in line)[-3000:])
     print(f"\nquorum as 5 processes over NATS + PostgreSQL: P50 {np.median(latencies) * 1e3:.2f} ms, "
           f"P95 {np.percentile(latencies, 95) * 1e3:.2f} ms proposal -> commit published (sequential); "
           f"sustained {applied / elapsed:,.0f} proposals/s applied over {elapsed:.0f} s ({applied:,})")

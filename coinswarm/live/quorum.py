@@ -74,8 +74,8 @@ class QuorumNode:
     the manager list), tally them and publish themselves — so a crashed coordinator delays
     its proposals but never blocks them, and a healthy cluster checks each signature once
     per proposal rather than once per node. A primary that is slow rather than dead (a
-    commit of its was seen within ``failover_ms``) keeps its proposals until they are half
-    way to their deadline, so a loaded cluster does not commit everything twice.
+    vote or commit of its was seen within ``failover_ms``) keeps its proposals until shortly
+    before their deadline, so a loaded cluster does not commit everything twice.
     """
 
     def __init__(self, manager: Manager, config: QuorumConfig, keys: dict[str, bytes], bus, *,
@@ -105,6 +105,7 @@ class QuorumNode:
         self.durable = f"{durable_prefix}-{manager.name}"
         self.bad_messages = 0
         self.published = 0
+        self.taken_over = 0  # proposals this backup tallied because their primary stayed silent
         self._subs: list = []
 
     async def start(self) -> None:
@@ -191,6 +192,7 @@ class QuorumNode:
                 self.bad_messages += 1
                 continue
             now = self.clock()
+            self.last_heard[source.manager] = now  # a hint of life, see _primary_alive
             if isinstance(source, VoteBatch):
                 self.coordinator.audit_batch(source, now)
             for ref in _refs(source):
@@ -223,20 +225,24 @@ class QuorumNode:
                 self.escalate_at[pid] = now + self.failover_ms  # slow, not dead: look again later
                 continue
             del self.escalate_at[pid]
+            self.taken_over += 1
             for ref in self.deferred.pop(pid, []):
                 self._count(ref, now)
             if pid in self.pending:
                 self.pending[pid] = (now, *self.pending[pid][1:])
 
     def _primary_alive(self, pid: str, timestamp: int, now: int) -> bool:
-        """Whether a backup should still wait for ``pid``'s primary: a commit of the primary's
-        was seen within ``failover_ms`` (it is slow, not dead) and the proposal is not yet
-        half-way to its deadline (then the backups take over whatever the primary does)."""
+        """Whether a backup should still wait for ``pid``'s primary: the primary was heard from
+        (a vote or a verified commit of its) within ``failover_ms`` — it is slow, not dead —
+        and the proposal's deadline is still more than ``(n - rank) × failover_ms`` away
+        (then the backups take over, one after another, whatever the primary does, while
+        their votes still count). A vote is a hint, not verified: a forger can at most make
+        the backups wait that long."""
         rank = self.rank(pid)
         managers = self.config.managers
         primary = managers[(managers.index(self.manager.name) - rank) % len(managers)]
         heard = self.last_heard.get(primary)
-        cap = timestamp + self.config.timeout_ms // 2 + max(rank - 1, 0) * self.failover_ms
+        cap = timestamp + self.config.timeout_ms - (len(self.config.managers) - rank) * self.failover_ms
         return heard is not None and now - heard < self.failover_ms and now < cap
 
     async def on_commit_seen(self, msg) -> None:
