@@ -19,6 +19,7 @@ squat a genuine message's id.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 
 import orjson
 
@@ -60,9 +61,12 @@ def encode_commit(proposal: Proposal, decision: Decision, votes: list[Source]) -
     return encode_commits([(proposal, decision, votes)])
 
 
-def decode_commits(payload: bytes) -> list[Commit]:
+def decode_commits(payload: bytes, known: Mapping[str, Proposal] | None = None) -> list[Commit]:
     """Parse a ``mem.commit`` payload (typed :class:`MessageError` for malformed parts);
-    nothing is verified here, see :func:`verified_commits`."""
+    nothing is verified here, see :func:`verified_commits`.
+
+    A proposal equal, field for field, to one in ``known`` (by id) is that object: a node
+    that holds the proposal skips validating and re-encoding it."""
     try:
         body = orjson.loads(payload)
         votes = [Vote.from_dict(v) for v in body["votes"]]
@@ -73,7 +77,7 @@ def decode_commits(payload: bytes) -> list[Commit]:
             decision = Decision(**{**raw, "approvals": tuple(raw["approvals"]), "rejections": tuple(raw["rejections"]),
                                    "discarded": tuple(tuple(d) for d in raw["discarded"])})
             proof = [votes[i] for i in item["votes"]] + [batches[j] for j in item["batches"]]
-            commits.append((Proposal.from_dict(item["proposal"]), decision, proof))
+            commits.append((_proposal(item["proposal"], known), decision, proof))
     except (ValueError, KeyError, TypeError, IndexError) as exc:
         raise MessageError(f"malformed commit ({exc})") from None
     if not commits:
@@ -81,10 +85,24 @@ def decode_commits(payload: bytes) -> list[Commit]:
     return commits
 
 
-def verified_commits(payload: bytes, config: QuorumConfig, keys: dict[str, bytes]) -> list[Commit]:
+def _proposal(raw: dict, known: Mapping[str, Proposal] | None) -> Proposal:
+    held = known.get(raw.get("id")) if known is not None and isinstance(raw, dict) else None
+    if held is not None and _exact(held.to_dict()) == _exact(raw):
+        return held
+    return Proposal.from_dict(raw)
+
+
+def _exact(value: dict) -> bytes:
+    # JSON text tells 1 from 1.0 and true from 1, where == does not: a body that merely
+    # compares equal could still hash to another digest
+    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
+
+
+def verified_commits(payload: bytes, config: QuorumConfig, keys: dict[str, bytes],
+                     known: Mapping[str, Proposal] | None = None) -> list[Commit]:
     """:func:`decode_commits`, then re-tally each decision from its own signed proof:
     :class:`MessageError` unless every one makes exactly the decision it claims."""
-    commits = decode_commits(payload)
+    commits = decode_commits(payload, known)
     positions: dict[int, dict[str, list[int]]] = {}  # per batch: proposal id -> its entries
     for proposal, decision, proof in commits:
         if decision.proposal_id != proposal.id or decision.digest != proposal.digest:

@@ -267,7 +267,7 @@ class QuorumNode:
         if commit_proposal_id(msg.msg_id) is None or msg.msg_id in self.own_commits:
             return []  # not a commit, or this node's own message
         try:
-            commits = verified_commits(msg.data, self.config, self.coordinator.keys)
+            commits = verified_commits(msg.data, self.config, self.coordinator.keys, self.proposals)
         except MessageError:
             self.bad_messages += 1
             return []

@@ -101,3 +101,16 @@ def test_vote_batches_round_trip_on_the_wire_and_bad_ones_name_the_field():
     assert err.value.field == "timestamp"
     with pytest.raises(MessageError, match="unknown fields"):
         decode_votes(json.dumps({**raw, "extra": 1}).encode())
+
+
+def test_a_held_proposal_is_reused_only_when_the_commit_carries_exactly_it():
+    proposals, batches, decisions = _decided(2)
+    held = {p.id: p for p in proposals}
+    payload = encode_commits([(p, d, batches[:3]) for p, d in zip(proposals, decisions, strict=True)])
+    assert all(p is held[p.id] for p, _, _ in verified_commits(payload, CONFIG, KEYS, held))
+    body = json.loads(payload)
+    stats = body["commits"][1]["proposal"]["data"]["stats"]  # an update_pattern proposal
+    assert stats["n"] == 150 and isinstance(stats["n"], int)
+    stats["n"] = 150.0  # == 150 in Python, yet another canonical body and digest
+    with pytest.raises(MessageError, match="not for proposal"):
+        verified_commits(json.dumps(body).encode(), CONFIG, KEYS, held)
