@@ -25,7 +25,7 @@ import orjson
 
 from coinswarm.errors import MessageError
 from coinswarm.quorum.proposals import Proposal
-from coinswarm.quorum.tally import Decision, QuorumConfig, tally
+from coinswarm.quorum.tally import Decision, QuorumConfig, screened
 from coinswarm.quorum.votes import Vote, VoteBatch
 
 Source = Vote | VoteBatch
@@ -116,9 +116,9 @@ def verified_commits(payload: bytes, config: QuorumConfig, keys: dict[str, bytes
             if id(source) not in positions:
                 positions[id(source)] = _positions(source)
             entries += [(source, i) for i in positions[id(source)].get(proposal.id, ())]
-        check = tally(proposal, votes, config, keys, decision.decided_at or proposal.timestamp, entries)
-        if check.status != decision.status:
-            raise MessageError(f"commit of {proposal.id} claims {decision.status}, its votes make {check.status}",
+        status = screened(proposal, votes, config, keys, entries).status(decision.decided_at or proposal.timestamp)
+        if status != decision.status:
+            raise MessageError(f"commit of {proposal.id} claims {decision.status}, its votes make {status}",
                                field="decision", message_id=proposal.id)
     return commits
 

@@ -83,25 +83,28 @@ class Proposal:
         return cls.from_dict(raw)
 
 
-def _check(condition: bool, problem: str, name: str, proposal_id: str) -> None:
-    if not condition:
-        raise MessageError(problem, field=name, message_id=proposal_id)
+def _fail(problem: str, name: str, proposal_id: str) -> None:
+    raise MessageError(problem, field=name, message_id=proposal_id)
 
 
 def validate_proposal(p: Proposal) -> None:
     """Structural checks (types, finite numbers, known kind); the managers judge the content."""
     pid = str(p.id)
-    _check(isinstance(p.id, str) and 0 < len(p.id) <= 128, "id must be a non-empty string ≤ 128 chars", "id", pid)
-    _check(p.kind in KINDS, f"kind must be one of {KINDS}, not {p.kind!r}", "kind", pid)
-    _check(isinstance(p.submitter, str) and bool(p.submitter), "submitter must be a non-empty string",
-           "submitter", pid)
+    if not (isinstance(p.id, str) and 0 < len(p.id) <= 128):
+        _fail("id must be a non-empty string ≤ 128 chars", "id", pid)
+    if p.kind not in KINDS:
+        _fail(f"kind must be one of {KINDS}, not {p.kind!r}", "kind", pid)
+    if not (isinstance(p.submitter, str) and p.submitter):
+        _fail("submitter must be a non-empty string", "submitter", pid)
     for name in ("timestamp", "data_time"):
         value = getattr(p, name)
-        _check(isinstance(value, int) and not isinstance(value, bool) and value >= 0,
-               f"{name} must be a non-negative integer (epoch ms), got {value!r}", name, pid)
-    _check(p.data_time <= p.timestamp, "data_time is after the proposal's timestamp", "data_time", pid)
+        if not (type(value) is int and value >= 0):  # bools are not timestamps
+            _fail(f"{name} must be a non-negative integer (epoch ms), got {value!r}", name, pid)
+    if p.data_time > p.timestamp:
+        _fail("data_time is after the proposal's timestamp", "data_time", pid)
     for name in ("data", "justification"):
-        _check(isinstance(getattr(p, name), dict), f"{name} must be an object", name, pid)
+        if not isinstance(getattr(p, name), dict):
+            _fail(f"{name} must be an object", name, pid)
     try:
         p.encode()  # cached: the digest and the wire reuse it
     except (TypeError, ValueError):

@@ -164,9 +164,15 @@ def tally(proposal: Proposal, votes: list[Vote], config: QuorumConfig, keys: dic
     Returns ``committed`` / ``rejected`` once a quorum of matching valid votes exists,
     ``timeout`` when the deadline passed without one, otherwise ``pending``.
     """
+    return screened(proposal, votes, config, keys, entries).decide(now)
+
+
+def screened(proposal: Proposal, votes: list[Vote], config: QuorumConfig, keys: dict[str, bytes],
+             entries: Sequence[tuple[VoteBatch, int]] = ()) -> Ballot:
+    """A :class:`Ballot` holding ``votes`` and batch ``entries``, each screened (see :func:`tally`)."""
     ballot = Ballot(proposal, config, keys)
     for batch, index in entries:
         ballot.add_entry(batch, index)
     for vote in votes:
         ballot.add(vote)
-    return ballot.decide(now)
+    return ballot
