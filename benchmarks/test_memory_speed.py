@@ -187,8 +187,8 @@ def test_quorum_as_processes_over_nats_and_postgres(benchmark, nats_url, postgre
 
     seconds = float(os.environ.get("COINSWARM_BENCH_SECONDS", "60"))
     env = {**os.environ, "COINSWARM_QUORUM_SECRET": "bench", "PYTHONUNBUFFERED": "1"}
-    procs = [_start("node", "--name", m, "--failover-ms", "500", env=env, urls=(nats_url, postgres_url))  # the CLI default
-             for m in NODES]
+    procs = [_start("node", "--name", m, "--failover-ms", "500", env=env,  # the CLI's default failover
+                    urls=(nats_url, postgres_url)) for m in NODES]
     procs.append(_start("applier", env=env, urls=(nats_url, postgres_url)))
     for proc in procs:
         _wait_ready(proc)

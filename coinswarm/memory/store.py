@@ -13,6 +13,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import orjson
 from sqlalchemy import create_engine, event, func, insert, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import sessionmaker
@@ -96,10 +97,16 @@ class Store:
                                             "signature": v.signature} for v in votes])
 
     def audit(self, events: list[AuditRecord]) -> None:
-        """Append audit events (one Core multi-row insert: no ORM work per row)."""
+        """Append audit events: PostgreSQL takes them by ``COPY`` (rows written by the driver,
+        no SQL built per row); other databases by one Core multi-row insert."""
         if not events:
             return
         with self.engine.begin() as conn:
+            if self.engine.dialect.name == "postgresql":
+                with conn.connection.dbapi_connection.cursor() as cursor, cursor.copy(_AUDIT_COPY) as copy:
+                    for e in events:
+                        copy.write_row((e.time, e.kind, e.proposal_id, e.actor, orjson.dumps(e.detail).decode()))
+                return
             conn.execute(insert(AuditEvent), [{"time": e.time, "kind": e.kind, "proposal_id": e.proposal_id,
                                                "actor": e.actor, "detail": e.detail} for e in events])
 
@@ -183,6 +190,9 @@ class Store:
             for body in s.scalars(query):
                 apply_to_view(view, Proposal.from_dict(json.loads(body)))
         return view
+
+
+_AUDIT_COPY = "COPY audit_events (time, kind, proposal_id, actor, detail) FROM STDIN"
 
 
 def _insert_for(dialect: str):

@@ -177,3 +177,17 @@ def test_the_patterns_table_is_what_the_managers_see_after_replay(store):
     for key, entry in replayed.items():
         assert {f: table[key][f] for f in entry} == entry
     assert table["k"]["enabled"] and not table["j"]["enabled"] and table["k"]["n"] == 300
+
+
+def test_audit_rows_read_back_as_written(store):
+    """PostgreSQL takes audit rows by COPY, SQLite by INSERT: both store the same thing."""
+    events = [AuditRecord(NOW, "vote_batch", "p1", "m2", {"approve": ("p1", "p2"), "reject": (), "signature": "ab"}),
+              AuditRecord(NOW + 1, "discard", "p\t2", "m4", {"reason": "late: 5 > 4 \\ «quoted»\n"}),
+              AuditRecord(NOW + 2, "decision", "p3", "m1", {"status": "committed", "approvals": ["m1", "m2", "m3"]})]
+    store.audit(events)
+    with store.sessions() as s:
+        rows = s.query(AuditEvent).order_by(AuditEvent.time).all()
+    assert [(r.time, r.kind, r.proposal_id, r.actor) for r in rows] == [(e.time, e.kind, e.proposal_id, e.actor)
+                                                                         for e in events]
+    assert [r.detail for r in rows] == [{"approve": ["p1", "p2"], "reject": [], "signature": "ab"},
+                                        events[1].detail, events[2].detail]
