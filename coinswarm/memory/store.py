@@ -138,12 +138,13 @@ class Store:
             return []
         upsert = _insert_for(self.engine.dialect.name)
         with self.engine.begin() as conn:
-            conn.execute(upsert(ProposalRow).on_conflict_do_nothing(),
-                         [_proposal_fields(p) for p, _, _ in commits])
-            rows = _decision_rows(conn, commits)
-            inserted = conn.execute(upsert(DecisionRow).on_conflict_do_nothing().returning(DecisionRow.proposal_id),
-                                    rows)
-            fresh = set(inserted.scalars())
+            if self.engine.dialect.name == "postgresql":
+                fresh = _pg_insert_decisions(conn, commits, _decision_rows(conn, commits))
+            else:
+                conn.execute(upsert(ProposalRow).on_conflict_do_nothing(), [_proposal_fields(p) for p, _, _ in commits])
+                inserted = conn.execute(upsert(DecisionRow).on_conflict_do_nothing()
+                                        .returning(DecisionRow.proposal_id), _decision_rows(conn, commits))
+                fresh = set(inserted.scalars())
             if fail_after_decision:
                 raise RuntimeError("injected failure after the decision row")
             new, effects = [], []
@@ -209,6 +210,31 @@ def _insert_for(dialect: str):
 def _proposal_fields(p: Proposal) -> dict:
     return {"id": p.id, "kind": p.kind, "submitter": p.submitter, "timestamp": p.timestamp,
             "data_time": p.data_time, "digest": p.digest, "body": p.encode().decode()}
+
+
+_PG_PROPOSALS = ('INSERT INTO proposals (id, kind, submitter, "timestamp", data_time, digest, body) '
+                 "VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING")
+_PG_DECISIONS = ("INSERT INTO decisions (proposal_id, seq, digest, status, approvals, rejections, decided_at, "
+                 "coordinator) VALUES (%s, %s, %s, %s, %s::json, %s::json, %s, %s) "
+                 "ON CONFLICT DO NOTHING RETURNING proposal_id")
+
+
+def _pg_insert_decisions(conn, commits, rows: list[dict]) -> set[str]:
+    """Proposals and decisions through the driver's pipelined ``executemany`` (PostgreSQL):
+    the same statements as the Core path without building SQL per row. Returns the ids of
+    the decisions that were new."""
+    with conn.connection.dbapi_connection.cursor() as cursor:
+        cursor.executemany(_PG_PROPOSALS, [(p.id, p.kind, p.submitter, p.timestamp, p.data_time, p.digest,
+                                            p.encode().decode()) for p, _, _ in commits])
+        cursor.executemany(_PG_DECISIONS, [(r["proposal_id"], r["seq"], r["digest"], r["status"],
+                                            orjson.dumps(r["approvals"]).decode(),
+                                            orjson.dumps(r["rejections"]).decode(), r["decided_at"],
+                                            r["coordinator"]) for r in rows], returning=True)
+        fresh = set()
+        while True:
+            fresh.update(row[0] for row in cursor.fetchall())
+            if not cursor.nextset():
+                return fresh
 
 
 def _decision_rows(conn, commits) -> list[dict]:
