@@ -1,8 +1,7 @@
 """The message bus: one interface, an in-process implementation and a NATS one.
 
 Subjects (as in the seed): ``mem.propose``, ``mem.vote``, ``mem.commit``, ``mem.audit``,
-``planner.propose|vote|commit``, ``agent.action``, ``agent.trade``; plus ``mem.applied``
-(the applier's signed notice of stored commits).
+``planner.propose|vote|commit``, ``agent.action``, ``agent.trade``.
 
 * ``publish`` / ``subscribe`` — fire-and-forget fan-out; ``queue=`` makes a queue group
   (each message to one member).

@@ -19,7 +19,6 @@ squat a genuine message's id.
 from __future__ import annotations
 
 import hashlib
-import hmac
 from collections.abc import Mapping
 
 import orjson
@@ -149,28 +148,3 @@ def committed_ids(payload: bytes) -> list[str]:
         return [item["proposal"]["id"] for item in orjson.loads(payload)["commits"]]
     except (ValueError, KeyError, TypeError) as exc:
         raise MessageError(f"malformed commit ({exc})") from None
-
-
-def applier_key(keys: dict[str, bytes]) -> bytes:
-    """The key of the applier's ``mem.applied`` notices, derived from every manager's key."""
-    return hmac.digest(b"".join(keys[m] for m in sorted(keys)), b"coinswarm/applied", "sha256")
-
-
-def encode_applied(proposal_ids: list[str], key: bytes) -> bytes:
-    """A ``mem.applied`` notice: these proposals' decisions are durable in the store (signed)."""
-    body = orjson.dumps(proposal_ids)
-    return orjson.dumps({"ids": proposal_ids, "signature": hmac.digest(key, body, "sha256").hex()})
-
-
-def verified_applied(payload: bytes, key: bytes) -> list[str]:
-    """The proposal ids of a genuine ``mem.applied`` notice; :class:`MessageError` otherwise."""
-    try:
-        raw = orjson.loads(payload)
-        ids, signature = raw["ids"], raw["signature"]
-        if not (isinstance(ids, list) and all(isinstance(i, str) for i in ids) and isinstance(signature, str)):
-            raise TypeError("ids must be a list of strings and signature a string")
-    except (ValueError, KeyError, TypeError) as exc:
-        raise MessageError(f"malformed applied notice ({exc})") from None
-    if not hmac.compare_digest(hmac.digest(key, orjson.dumps(ids), "sha256").hex(), signature):
-        raise MessageError("applied notice with a bad signature", field="signature")
-    return ids

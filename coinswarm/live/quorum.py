@@ -10,19 +10,16 @@ rotates per frame — :func:`coordinator_for` its first proposal, which is per p
 when proposals arrive one at a time. That node tallies at once and appends the decisions
 it reached together, with their signed proofs, as one message to ``mem.commit``
 (:mod:`coinswarm.live.commits`); the others keep the votes uncounted and tally only if it
-stays silent (failover). The :class:`Applier` re-checks every decision from its proof — it
-trusts no coordinator — applies it to the store, whose primary key makes a redelivery a
-no-op, and announces the stored ids on ``mem.applied`` (signed): that notice releases the
-backups. A backup about to take over first re-tallies the commit messages it has seen,
-so a lagging applier costs a check, not a duplicate commit. A deadline without a quorum
-is audited as ``timeout`` and nothing is committed.
+stays silent (failover). Nodes stand down only for commits whose proofs they re-tallied.
+The :class:`Applier` re-checks every decision from its proof — it trusts no coordinator —
+and applies it to the store, whose primary key makes a redelivery a no-op. A deadline
+without a quorum is audited as ``timeout`` and nothing is committed.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections import deque
 from collections.abc import Callable
 
 import orjson
@@ -33,12 +30,9 @@ from coinswarm.live.commits import (
     MAX_GROUP,
     Commit,
     Source,
-    applier_key,
     commit_msg_id,
     commit_proposal_id,
-    encode_applied,
     encode_commits,
-    verified_applied,
     verified_commits,
 )
 from coinswarm.quorum.coordinator import AuditEvent, Coordinator
@@ -107,8 +101,6 @@ class QuorumNode:
         self.own_commits: dict[str, int] = {}  # msg ids this node published, with when
         self.deferred: dict[str, list[Ref]] = {}  # a backup's votes, counted only if the primary stays silent
         self.escalate_at: dict[str, int] = {}
-        self.unchecked: deque[tuple[int, str, bytes]] = deque()  # commit messages not yet verified
-        self._applied_key = applier_key(keys)
         self.last_heard: dict[str, int] = {}  # coordinator -> when a commit of theirs was last seen
         self.durable = f"{durable_prefix}-{manager.name}"
         self.bad_messages = 0
@@ -121,7 +113,6 @@ class QuorumNode:
         self._subs.append(await self.bus.stream_subscribe("mem.vote", f"{self.durable}-votes", self.on_votes,
                                                           concurrency=self.concurrency, batch=True))
         self._subs.append(await self.bus.subscribe("mem.commit", self.on_commit_seen))
-        self._subs.append(await self.bus.subscribe("mem.applied", self.on_applied_seen))
         self._subs.append(await self.bus.stream_subscribe("mem.propose", self.durable, self.on_proposals,
                                                           concurrency=self.concurrency, batch=True))
 
@@ -228,8 +219,6 @@ class QuorumNode:
     def _escalate(self, now: int) -> None:
         """Backups whose primary stayed silent past ``rank × failover_ms`` tally what they kept;
         a decision they reach is published on this tick."""
-        if self.unchecked and any(now >= when for when in self.escalate_at.values()):
-            self._check_commits(now)
         for pid in [pid for pid, when in self.escalate_at.items() if now >= when]:
             proposal = self.proposals.get(pid)
             if proposal is not None and self._primary_alive(pid, proposal.timestamp, now):
@@ -250,56 +239,20 @@ class QuorumNode:
         their votes still count). A vote is a hint, not verified: a forger can at most make
         the backups wait that long."""
         rank = self.rank(pid)
-        heard = self.last_heard.get(self._primary(pid))
+        managers = self.config.managers
+        primary = managers[(managers.index(self.manager.name) - rank) % len(managers)]
+        heard = self.last_heard.get(primary)
         cap = timestamp + self.config.timeout_ms - (len(self.config.managers) - rank) * self.failover_ms
         return heard is not None and now - heard < self.failover_ms and now < cap
 
     async def on_commit_seen(self, msg) -> None:
-        """A commit message went by: its coordinator is alive, and the message is kept,
-        undecoded, in case a backup must decide whether to take over (:meth:`_check_commits`).
-        In the normal course the applier's ``mem.applied`` notice releases the backups first,
-        so no node decodes another's commits."""
-        proposal_id = commit_proposal_id(msg.msg_id)
-        if proposal_id is None or msg.msg_id in self.own_commits:
-            return
+        """Commits were published: stand down for each (drop kept votes and any pending backup commit).
+
+        Only for commits whose signed proofs really make their decisions: a forged commit
+        message cannot silence the backups (it is counted in ``bad_messages``)."""
         now = self.clock()
-        if proposal_id in self.ranks:
-            self.last_heard[self._primary(proposal_id)] = now
-        self.unchecked.append((now, msg.msg_id, msg.data))
-
-    async def on_applied_seen(self, msg) -> None:
-        """The applier stored these decisions (it re-tallied each one): stand down for each.
-
-        Only for a notice signed with the applier's key
-        (:func:`~coinswarm.live.commits.applier_key`); a forged one is counted in
-        ``bad_messages`` and changes nothing."""
-        try:
-            proposal_ids = verified_applied(msg.data, self._applied_key)
-        except MessageError:
-            self.bad_messages += 1
-            return
-        self._stand_down(proposal_ids, self.clock())
-
-    def _check_commits(self, now: int) -> None:
-        """Before taking over: verify the commit messages kept so far (re-tallied from their
-        proofs) and stand down for what they decided; forged ones count in ``bad_messages``."""
-        while self.unchecked:
-            _, msg_id, payload = self.unchecked.popleft()
-            try:
-                commits = verified_commits(payload, self.config, self.coordinator.keys, self.proposals)
-            except MessageError:
-                self.bad_messages += 1
-                continue
-            if commit_proposal_id(msg_id) != commits[0][0].id or not all(d.final for _, d, _ in commits):
-                self.bad_messages += 1
-                continue
-            self._stand_down([proposal.id for proposal, _, _ in commits], now)
-
-    def _stand_down(self, proposal_ids: list[str], now: int) -> None:
-        """Another coordinator's commit of these is genuine: drop kept votes and pending commits."""
-        for proposal_id in proposal_ids:
-            if proposal_id in self.ranks:
-                self.last_heard[self._primary(proposal_id)] = now
+        for proposal_id, coordinator in self._verified_commit_ids(msg):
+            self.last_heard[coordinator] = now
             self.seen_commits[proposal_id] = now
             self.pending.pop(proposal_id, None)
             self.escalate_at.pop(proposal_id, None)
@@ -308,9 +261,20 @@ class QuorumNode:
                 self.proposals.pop(proposal_id, None)
                 self.proofs.pop(proposal_id, None)
 
-    def _primary(self, proposal_id: str) -> str:
-        managers = self.config.managers
-        return managers[(managers.index(self.manager.name) - self.rank(proposal_id)) % len(managers)]
+    def _verified_commit_ids(self, msg) -> list[tuple[str, str]]:
+        """``(proposal id, coordinator)`` of each decision of a genuine commit message
+        (re-tallied from its proofs)."""
+        if commit_proposal_id(msg.msg_id) is None or msg.msg_id in self.own_commits:
+            return []  # not a commit, or this node's own message
+        try:
+            commits = verified_commits(msg.data, self.config, self.coordinator.keys, self.proposals)
+        except MessageError:
+            self.bad_messages += 1
+            return []
+        if commit_proposal_id(msg.msg_id) != commits[0][0].id or not all(d.final for _, d, _ in commits):
+            self.bad_messages += 1
+            return []
+        return [(proposal.id, decision.coordinator) for proposal, decision, _ in commits]
 
     def _count(self, ref: Ref, now: int) -> list[Commit]:
         """Count one vote; returns the commit to publish now (primary) if it completed a quorum."""
@@ -351,9 +315,6 @@ class QuorumNode:
         self._escalate(now)
         due = [pid for pid, (when, proposal, *_) in self.pending.items()
                if now >= when and not self._primary_alive(pid, proposal.timestamp, now)]
-        if due and self.unchecked:
-            self._check_commits(now)
-            due = [pid for pid in due if pid in self.pending]
         await self._publish([self.pending.pop(pid)[1:] for pid in due])
         closed = self.coordinator.tick(now)
         for decision in closed:
@@ -385,8 +346,6 @@ class QuorumNode:
         kept = len(self.coordinator.audit)
         self.coordinator.forget(before)
         self._audit_sent -= kept - len(self.coordinator.audit)
-        while self.unchecked and self.unchecked[0][0] < before:
-            self.unchecked.popleft()
         for table in (self.seen_commits, self.early_seen, self.own_commits):
             for key in [key for key, t in table.items() if t < before]:
                 del table[key]
@@ -419,7 +378,6 @@ class Applier:
         self.on_applied: Callable[[str], None] | None = None
         self._sub = None
         self._writer = GroupWriter(store.apply_commits)
-        self._applied_key = applier_key(keys)
 
     async def start(self) -> None:
         """Durable consumer of ``mem.commit``; audit events from ``mem.audit`` go to the store too.
@@ -468,10 +426,6 @@ class Applier:
         outcomes = await asyncio.gather(*(future for _, future in queued), return_exceptions=True)
         for (proposal, _), outcome in zip(queued, outcomes, strict=True):
             self._account(proposal, outcome)
-        stored = [proposal.id for (proposal, _), outcome in zip(queued, outcomes, strict=True)
-                  if not isinstance(outcome, Exception)]
-        if stored:  # new or there already: durable either way, so the backups may stand down
-            await self.bus.publish("mem.applied", encode_applied(stored, self._applied_key))
         self.changed.set()
 
     def _account(self, proposal: Proposal, outcome) -> None:

@@ -134,7 +134,6 @@ def test_backups_keep_votes_until_a_silent_primary_times_out_then_commit(tmp_pat
 
 
 def test_a_forged_commit_message_does_not_silence_the_backups(tmp_path):
-    """Backups check the commits they saw before taking over, and forged ones do not count."""
     from coinswarm.live.commits import commit_msg_id, encode_commit
     from coinswarm.quorum import Decision, Vote, coordinator_for
 
@@ -162,8 +161,7 @@ def test_a_forged_commit_message_does_not_silence_the_backups(tmp_path):
 
     nodes, applier = asyncio.run(scenario())
     assert applier.refused == len(batch), "the applier refuses the forged commits"
-    by_name = {n.manager.name: n for n in nodes}
-    assert by_name["m2"].bad_messages == len(batch), "the backup about to take over saw through them"
+    assert all(n.bad_messages == len(batch) for n in nodes), "every node saw through them"
     with store.sessions() as s:
         statuses = {r.proposal_id: r.status for r in s.query(DecisionRow)}
     judge = Manager("judge", b"k")
@@ -225,20 +223,3 @@ def test_a_primary_that_is_heard_from_but_never_commits_is_overruled_before_the_
     assert CONFIG.timeout_ms - 3 * 500 <= taken_over_after < CONFIG.timeout_ms - 3 * 500 + 250
     assert node.taken_over == len(frame)
     assert sorted(published) == sorted(p.id for p in frame)
-
-
-def test_backups_stand_down_on_a_signed_applied_notice_only():
-    from coinswarm.live.bus import Message
-    from coinswarm.live.commits import applier_key, encode_applied
-
-    now = [NOW]
-    node, frame, published = _lone_backup(now)
-    ids = [p.id for p in frame]
-    asyncio.run(node.on_applied_seen(Message("mem.applied", encode_applied(ids, b"not the applier"))))
-    assert node.bad_messages == 1 and set(node.deferred) == set(ids), "a forged notice changes nothing"
-    asyncio.run(node.on_applied_seen(Message("mem.applied", encode_applied(ids, applier_key(KEYS)))))
-    assert not node.deferred and not node.escalate_at and set(node.seen_commits) == set(ids)
-    assert "m1" in node.last_heard, "the frame's primary is known to be alive"
-    now[0] += 5_000
-    asyncio.run(node.tick())
-    assert published == [], "nothing left to take over"
