@@ -233,17 +233,18 @@ class QuorumNode:
 
     def _primary_alive(self, pid: str, timestamp: int, now: int) -> bool:
         """Whether a backup should still wait for ``pid``'s primary: the primary was heard from
-        (a vote or a verified commit of its) within ``failover_ms`` — it is slow, not dead —
-        and the proposal's deadline is still more than ``(n - rank) × failover_ms`` away
-        (then the backups take over, one after another, whatever the primary does, while
-        their votes still count). A vote is a hint, not verified: a forger can at most make
-        the backups wait that long."""
+        (a vote or a verified commit of its) less than ``failover_ms`` before the latest
+        message from anyone — it is slow, not dead; measuring against the latest message
+        rather than the clock keeps a backup whose own queue runs late from taking for dead
+        a primary whose messages merely wait in that queue — and the proposal's deadline is
+        still more than ``(n - rank) × failover_ms`` away (then the backups take over, one
+        after another, whatever the primary does, while their votes still count). A vote is
+        a hint, not verified: a forger can at most make the backups wait that long."""
         rank = self.rank(pid)
         managers = self.config.managers
-        primary = managers[(managers.index(self.manager.name) - rank) % len(managers)]
-        heard = self.last_heard.get(primary)
+        heard = self.last_heard.get(managers[(managers.index(self.manager.name) - rank) % len(managers)])
         cap = timestamp + self.config.timeout_ms - (len(self.config.managers) - rank) * self.failover_ms
-        return heard is not None and now - heard < self.failover_ms and now < cap
+        return heard is not None and max(self.last_heard.values()) - heard < self.failover_ms and now < cap
 
     async def on_commit_seen(self, msg) -> None:
         """Commits were published: stand down for each (drop kept votes and any pending backup commit).

@@ -11,6 +11,7 @@ each manager's key is ``HMAC(secret, name)``, see :func:`~coinswarm.quorum.deriv
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import signal
 from collections.abc import Callable
@@ -120,7 +121,13 @@ async def serve_applier(settings: QuorumSettings, ready: Callable[[], None] | No
 
 
 def run_until_signalled(serve, *args) -> object:
-    """``asyncio.run(serve(*args, stop))`` where SIGINT/SIGTERM set ``stop`` (a clean shutdown)."""
+    """``asyncio.run(serve(*args, stop))`` where SIGINT/SIGTERM set ``stop`` (a clean shutdown).
+
+    Everything loaded before serving (the libraries' objects) is frozen out of the garbage
+    collector (:func:`gc.freeze`): a long-running process then pays for its own objects only."""
+    gc.collect()
+    gc.freeze()
+
     async def main():
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()

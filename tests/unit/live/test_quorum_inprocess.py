@@ -202,12 +202,16 @@ async def _collect(published, ids):
 def test_a_slow_primary_keeps_its_frame_and_a_silent_one_loses_it():
     now = [NOW]
     node, frame, published = _lone_backup(now)
-    for _ in range(3):  # m1 keeps committing other frames: slow, not dead
-        node.last_heard["m1"] = now[0]
+    for _ in range(3):  # m1 keeps voting on other frames: slow, not dead
+        node.last_heard.update(m1=now[0], m3=now[0])
         now[0] += 400
         asyncio.run(node.tick())
     assert published == [] and set(node.deferred) == {p.id for p in frame}
-    now[0] += 500  # m1 silent for a whole failover interval: m2 takes over
+    now[0] += 600  # nothing heard from anyone (m2 may be the one cut off): still no verdict on m1
+    asyncio.run(node.tick())
+    assert published == []
+    now[0] += 500
+    node.last_heard["m3"] = now[0]  # m3 heard long after m1's last word: m1 is silent, m2 takes over
     asyncio.run(node.tick())
     assert sorted(published) == sorted(p.id for p in frame) and not node.deferred
 
