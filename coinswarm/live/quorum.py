@@ -101,7 +101,7 @@ class QuorumNode:
         self.own_commits: dict[str, int] = {}  # msg ids this node published, with when
         self.deferred: dict[str, list[Ref]] = {}  # a backup's votes, counted only if the primary stays silent
         self.escalate_at: dict[str, int] = {}
-        self.last_heard: dict[str, int] = {}  # coordinator -> when a commit of theirs was last seen
+        self.last_heard: dict[str, int] = {}  # manager -> when a vote or commit of theirs was last seen
         self.durable = f"{durable_prefix}-{manager.name}"
         self.bad_messages = 0
         self.published = 0

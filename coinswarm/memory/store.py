@@ -212,6 +212,7 @@ def _proposal_fields(p: Proposal) -> dict:
             "data_time": p.data_time, "digest": p.digest, "body": p.encode().decode()}
 
 
+# the columns in _proposal_fields order (rows are its values)
 _PG_PROPOSALS = ('INSERT INTO proposals (id, kind, submitter, "timestamp", data_time, digest, body) '
                  "VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING")
 _PG_DECISIONS = ("INSERT INTO decisions (proposal_id, seq, digest, status, approvals, rejections, decided_at, "
@@ -224,8 +225,7 @@ def _pg_insert_decisions(conn, commits, rows: list[dict]) -> set[str]:
     the same statements as the Core path without building SQL per row. Returns the ids of
     the decisions that were new."""
     with conn.connection.dbapi_connection.cursor() as cursor:
-        cursor.executemany(_PG_PROPOSALS, [(p.id, p.kind, p.submitter, p.timestamp, p.data_time, p.digest,
-                                            p.encode().decode()) for p, _, _ in commits])
+        cursor.executemany(_PG_PROPOSALS, [tuple(_proposal_fields(p).values()) for p, _, _ in commits])
         cursor.executemany(_PG_DECISIONS, [(r["proposal_id"], r["seq"], r["digest"], r["status"],
                                             orjson.dumps(r["approvals"]).decode(),
                                             orjson.dumps(r["rejections"]).decode(), r["decided_at"],

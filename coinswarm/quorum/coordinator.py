@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 from coinswarm.quorum.proposals import Proposal
-from coinswarm.quorum.tally import PENDING, TIMEOUT, Ballot, Decision, QuorumConfig
+from coinswarm.quorum.tally import PENDING, TIMEOUT, Ballot, Decision, QuorumConfig, signed_by_member
 from coinswarm.quorum.votes import Vote, VoteBatch
 
 
@@ -84,16 +84,13 @@ class Coordinator:
         The audit gets one ``vote_batch`` event listing every entry. A forged batch is
         discarded whole; each entry then meets the same rules as a single :meth:`vote`."""
         self.audit_batch(batch, now)
-        key = self.keys.get(batch.manager) if batch.manager in self.config.managers else None
-        if key is None or not batch.verify(key):
+        if not signed_by_member(batch, self.config, self.keys):
             self._log(now, "discard", "", batch.manager, {"reason": "forged batch: unknown manager or bad signature"})
             return []
         decisions = []
         for proposal_id, digest, approve, _ in batch.entries:
-            ballot = self.open.get(proposal_id)
+            ballot = self._ballot(proposal_id, batch.manager, approve, now, audited=True)
             if ballot is None:
-                reason = "already decided" if proposal_id in self.decided else "unknown proposal"
-                self._log(now, "discard", proposal_id, batch.manager, {"reason": reason})
                 continue
             ballot.add_verified(batch.manager, proposal_id, digest, approve, batch.timestamp)
             decision = self._settle(ballot, now)

@@ -82,6 +82,15 @@ def coordinator_for(proposal_id: str, managers: tuple[str, ...]) -> str:
     return managers[index]
 
 
+FORGED = "forged: unknown manager or bad signature"
+
+
+def signed_by_member(signed: Vote | VoteBatch, config: QuorumConfig, keys: dict[str, bytes]) -> bool:
+    """Whether ``signed`` comes from one of the quorum's managers, under that manager's key."""
+    key = keys.get(signed.manager) if signed.manager in config.managers else None
+    return key is not None and signed.verify(key)
+
+
 class Ballot:
     """Votes on one proposal, screened one at a time (each signature is checked once)."""
 
@@ -97,17 +106,15 @@ class Ballot:
 
     def add(self, vote: Vote) -> None:
         """Screen one signed vote: keep it, or record why it was thrown away."""
-        key = self.keys.get(vote.manager) if vote.manager in self.config.managers else None
-        if key is None or not vote.verify(key):
-            self.discarded.append((vote.manager, "forged: unknown manager or bad signature"))
+        if not signed_by_member(vote, self.config, self.keys):
+            self.discarded.append((vote.manager, FORGED))
             return
         self.add_verified(vote.manager, vote.proposal_id, vote.digest, vote.approve, vote.timestamp)
 
     def add_entry(self, batch: VoteBatch, index: int) -> None:
         """Screen entry ``index`` of a signed batch (the batch's signature is checked once)."""
-        key = self.keys.get(batch.manager) if batch.manager in self.config.managers else None
-        if key is None or not batch.verify(key):
-            self.discarded.append((batch.manager, "forged: unknown manager or bad signature"))
+        if not signed_by_member(batch, self.config, self.keys):
+            self.discarded.append((batch.manager, FORGED))
             return
         proposal_id, digest, approve, _ = batch.entries[index]
         self.add_verified(batch.manager, proposal_id, digest, approve, batch.timestamp)

@@ -12,8 +12,19 @@ import orjson
 from coinswarm.errors import MessageError
 
 
+class _Signed:
+    """What :class:`Vote` and :class:`VoteBatch` share: an HMAC over their ``body()``."""
+
+    def signed(self, key: bytes):
+        """A copy carrying ``HMAC-SHA256(key, body)``."""
+        body = self.body()
+        signed = replace(self, signature=hmac.digest(key, body, "sha256").hex())
+        signed.__dict__["_body"] = body  # the signature is not part of the body: keep the cached bytes
+        return signed
+
+
 @dataclass(frozen=True)
-class Vote:
+class Vote(_Signed):
     """One manager's verdict on one proposal (identified by id *and* digest)."""
 
     proposal_id: str
@@ -36,12 +47,6 @@ class Vote:
         reasons = "".join(_field(r) for r in self.reasons)
         return f"vote/1|{text}{int(self.approve)}|{self.timestamp}|{len(self.reasons)}|{reasons}".encode()
 
-    def signed(self, key: bytes) -> Vote:
-        """A copy carrying ``HMAC-SHA256(key, body)``."""
-        body = self.body()
-        signed = replace(self, signature=hmac.digest(key, body, "sha256").hex())
-        signed.__dict__["_body"] = body  # the signature is not part of the body: keep the cached bytes
-        return signed
 
     def verify(self, key: bytes) -> bool:
         """Constant-time check of the signature."""
@@ -105,7 +110,7 @@ Entry = tuple[str, str, bool, tuple[str, ...]]  # (proposal id, digest, approve,
 
 
 @dataclass(frozen=True)
-class VoteBatch:
+class VoteBatch(_Signed):
     """One manager's verdicts on many proposals, signed once (batching as in PBFT).
 
     Each entry is ``(proposal_id, digest, approve, reasons)``; the signature covers the
@@ -130,13 +135,6 @@ class VoteBatch:
             fields = _OK_FIELDS if reasons == ("ok",) else f"{len(reasons)}|" + "".join(map(_field, reasons))
             parts.append(f"{len(pid)}:{pid}|{len(digest)}:{digest}|{approve:d}|{fields}")
         return "".join(parts).encode()
-
-    def signed(self, key: bytes) -> VoteBatch:
-        """A copy carrying ``HMAC-SHA256(key, body)``."""
-        body = self.body()
-        signed = replace(self, signature=hmac.digest(key, body, "sha256").hex())
-        signed.__dict__["_body"] = body
-        return signed
 
     def verify(self, key: bytes) -> bool:
         """Constant-time check of the signature (remembered per key: a batch covering many
