@@ -21,7 +21,7 @@ from coinswarm.agents.base import ohlcv_arrays, ohlcv_matrices
 from coinswarm.agents.execution import orders_only
 from coinswarm.backtest.engine import day_end_mask
 from coinswarm.backtest.nb import simulate_nb
-from coinswarm.committee.kernel import committee_run_nb
+from coinswarm.committee.kernel import committee_run
 from coinswarm.regime import RegimeDetector
 from coinswarm.regime.detector import regime_run_nb
 
@@ -97,7 +97,7 @@ def test_full_committee_pipeline_kernel(benchmark, btc):
 
     def run():
         state = committee.init(["BTC/USDT"])
-        target = committee_run_nb(state.arrays, *kernel_params, 2, time_ms, o, h, low, c)[0]
+        target = committee_run(state.arrays, *kernel_params, 2, time_ms, np.log(h), np.log(low), np.log(c), c)[0]
         return simulate_nb(o, c, orders_only(target), funding, day_end, 0.001, 0.0, 10_000.0, True, 1.0,
                            False, False)
 

@@ -56,7 +56,11 @@ class CarryParams(NamedTuple):
 
 def pairs_step_py(s, p, cy, cx):
     """One bar of the pair trade: ``(vote_y, vote_x, confidence)``."""
-    ly, lx = math.log(cy), math.log(cx)
+    return pairs_core_nb(s, p, math.log(cy), math.log(cx))
+
+
+def pairs_core_py(s, p, ly, lx):
+    """:func:`pairs_step_py` given the two log closes (the committee computes them once)."""
     pair_push_nb(s, _PAIR, p.window, lx, ly)
     s[_COUNT] += 1.0
     if s[_COUNT] < p.window:
@@ -76,6 +80,7 @@ def pairs_step_py(s, p, cy, cx):
     return pos * scale, -pos * hedge * scale, min(1.0, abs(z) / (2.0 * p.entry))
 
 
+pairs_core_nb = jit(pairs_core_py, refcount=False)
 pairs_step_nb = jit(pairs_step_py, refcount=False)
 
 

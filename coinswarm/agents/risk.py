@@ -30,7 +30,7 @@ from coinswarm.agents.base import Agent, Bar
 DAY_MS = 86_400_000
 _COUNT, _EQ, _PEAK, _DAY, _DAY_START, _KILL_LEFT, _HALTED_DAY, _ALPHA = 0, 1, 2, 3, 4, 5, 6, 7
 _HEADER = 8
-_PER_SYMBOL = 3  # previous close, EWMA variance of log returns, previous output
+_PER_SYMBOL = 4  # previous close, EWMA variance of log returns, previous output, previous log close
 
 
 class RiskParams(NamedTuple):
@@ -60,7 +60,7 @@ def risk_init(values: np.ndarray, p: RiskParams) -> None:
     values[_DAY] = values[_HALTED_DAY] = -1.0
 
 
-def _mark_py(s, p, t_ms, close):
+def _mark_py(s, p, t_ms, close, log_close):
     """Roll the day, compound the allowed targets' PnL, update vol estimates."""
     day = float(t_ms // DAY_MS)
     if day != s[_DAY]:
@@ -69,15 +69,16 @@ def _mark_py(s, p, t_ms, close):
     if s[_COUNT] == 0.0:
         for j in range(close.shape[0]):
             s[_HEADER + _PER_SYMBOL * j] = close[j]
+            s[_HEADER + _PER_SYMBOL * j + 3] = log_close[j]
         return
     alpha = s[_ALPHA]
     pnl = 0.0
     for j in range(close.shape[0]):
         o = _HEADER + _PER_SYMBOL * j
-        r = math.log(close[j] / s[o])
+        r = log_close[j] - s[o + 3]
         s[o + 1] = r * r if s[_COUNT] == 1.0 else s[o + 1] + alpha * (r * r - s[o + 1])
         pnl += s[o + 2] * (close[j] / s[o] - 1.0)
-        s[o] = close[j]
+        s[o], s[o + 3] = close[j], log_close[j]
     s[_EQ] = max(s[_EQ] * (1.0 + pnl), 1e-12)
     s[_PEAK] = max(s[_PEAK], s[_EQ])
 
@@ -107,9 +108,11 @@ def _brake_py(s, p):
 _brake_nb = jit(_brake_py, inline=True)
 
 
-def risk_step_py(s, p, t_ms, close, proposed, out):
-    """Limit ``proposed`` targets into ``out`` for this bar; returns the brake in [0, 1]."""
-    _mark_nb(s, p, t_ms, close)
+def risk_step_py(s, p, t_ms, close, log_close, proposed, out):
+    """Limit ``proposed`` targets into ``out`` for this bar; returns the brake in [0, 1].
+
+    ``log_close`` is ``np.log(close)``, computed by the caller (once for every member)."""
+    _mark_nb(s, p, t_ms, close, log_close)
     brake = _brake_nb(s, p)
     gross = 0.0
     for j in range(close.shape[0]):
@@ -130,15 +133,16 @@ def risk_step_py(s, p, t_ms, close, proposed, out):
 
 
 risk_step_nb = jit(risk_step_py, refcount=False)
+risk_step_inline_nb = jit(risk_step_py, inline=True)
 
 
-def risk_run_py(s, p, time_ms, close, proposed):
-    """Risk limits over history for ``(n, m)`` closes and proposed targets."""
+def risk_run_py(s, p, time_ms, close, log_close, proposed):
+    """Risk limits over history for ``(n, m)`` closes, their logs and proposed targets."""
     n, m = close.shape
     out = np.zeros((n, m))
     brakes = np.empty(n)
     for t in range(n):
-        brakes[t] = risk_step_nb(s, p, time_ms[t], close[t], proposed[t], out[t])
+        brakes[t] = risk_step_nb(s, p, time_ms[t], close[t], log_close[t], proposed[t], out[t])
     return out, brakes
 
 
@@ -161,12 +165,13 @@ class Risk(Agent):
 
     def _step(self, values, p, bar: Bar):
         out = np.zeros(1)
-        brake = risk_step_nb(values, p, bar.time, np.array([bar.close]), np.ones(1), out)
+        close = np.array([bar.close])
+        brake = risk_step_nb(values, p, bar.time, close, np.log(close), np.ones(1), out)
         return out[0], brake
 
     def _run(self, values, p, arrays):
         time_ms, close = arrays[0], arrays[4].reshape(-1, 1)
-        out, brakes = risk_run_nb(values, p, time_ms, close, np.ones_like(close))
+        out, brakes = risk_run_nb(values, p, time_ms, close, np.log(close), np.ones_like(close))
         return out[:, 0], brakes
 
     def warmup(self, params: RiskParams | None = None) -> int:

@@ -24,8 +24,9 @@ from coinswarm.agents.trend import Trend, TrendParams, trend_init
 from coinswarm.committee.kernel import (
     AGENT_NAMES,
     SCALARS,
-    committee_run_nb,
-    committee_step_nb,
+    committee_bars_nb,
+    committee_outputs,
+    committee_run,
     initial_weights,
 )
 from coinswarm.data.resample import align
@@ -136,7 +137,6 @@ class Committee:
             np.zeros((m, MeanReversion().state_size(cfg.mean_reversion))),
             initial_weights(m, n_agents),
             np.zeros((m, 3)),
-            np.zeros((m, 3)),
             np.zeros((m, SCALARS)),
             np.zeros(arb_size),
             risk,
@@ -151,13 +151,12 @@ class Committee:
             raise ConfigError(f"expected one bar per symbol {state.symbols}, got {len(rows)}")
         if len({b.time for b in rows}) != 1:
             raise ConfigError(f"bars of one update must share a timestamp, got {[b.time for b in rows]}")
-        o, h, low, c = (np.array([getattr(b, f) for b in rows], dtype=np.float64)
-                        for f in ("open", "high", "low", "close"))
-        m, n_agents = len(rows), len(self.agent_names)
-        raw, risked, target = np.empty(m), np.empty(m), np.empty(m)
-        weights, contrib = np.empty((m, n_agents)), np.empty((m, n_agents))
-        brake = committee_step_nb(state.arrays, *self._kernel_params(state.params, state.symbols), n_agents,
-                                  rows[0].time, o, h, low, c, raw, risked, target, weights, contrib)
+        h, low, c = (np.array([[getattr(b, f) for b in rows]], dtype=np.float64) for f in ("high", "low", "close"))
+        n_agents = len(self.agent_names)
+        out = committee_outputs(1, len(rows), n_agents)
+        committee_bars_nb(state.arrays, *self._kernel_params(state.params, state.symbols), n_agents,
+                          np.array([rows[0].time], dtype=np.int64), np.log(h), np.log(low), np.log(c), c, *out)
+        target, risked, raw, weights, contrib, _, brake = (x[0] for x in out[:7])
         return CommitteeOutput(target, risked, raw, weights, contrib, float(brake))
 
     # -- the pandas face --------------------------------------------------------------
@@ -176,9 +175,9 @@ class Committee:
         frames, single = self._frames(prices, gaps)
         params = self._params(params)
         state = self.init(tuple(frames), params)
-        time_ms, o, h, low, c, _ = ohlcv_matrices(frames)
-        out = committee_run_nb(state.arrays, *self._kernel_params(params, state.symbols), len(self.agent_names),
-                               time_ms, o, h, low, c)
+        time_ms, _, h, low, c, _ = ohlcv_matrices(frames)
+        out = committee_run(state.arrays, *self._kernel_params(params, state.symbols), len(self.agent_names),
+                            time_ms, np.log(h), np.log(low), np.log(c), c)
         return self._frame(out, list(frames), next(iter(frames.values())).index, single)
 
     def targets(self, prices, params: CommitteeParams | None = None) -> pd.Series | pd.DataFrame:

@@ -1,8 +1,12 @@
-"""The committee's compiled step: regimes → votes → weighted aggregate → risk → execution.
+"""The committee's compiled loop: regimes → votes → weighted aggregate → risk → execution.
 
-One call advances every member by one bar for ``m`` symbols. The same function runs
-inside the history loop (:func:`committee_run_nb`) and, one bar at a time, from the live
+:func:`committee_bars_py` advances every member over ``n`` bars of ``m`` symbols. The same
+function runs over history (:func:`committee_run`) and, with one row per call, from the live
 runner (:meth:`coinswarm.committee.Committee.update`), so both paths are bit-identical.
+
+State (``CommitteeState.arrays``): regime, trend and mean-reversion states per symbol,
+weights ``(m, N_REGIMES, A)``, last votes ``(m, 3)``, per-symbol scalars, the pair trade's,
+the risk agent's and the execution agent's states.
 
 Weights are learned online with exponentiated gradient (Hedge): after bar t closes,
 each agent's previous signed, confidence-weighted vote ``vc_a`` earned
@@ -19,19 +23,26 @@ import math
 import numpy as np
 
 from coinswarm._jit import jit
-from coinswarm.agents.arbitrage import pairs_step_nb
+from coinswarm.agents._kernels import exp_nb
+from coinswarm.agents.arbitrage import pairs_core_py
 from coinswarm.agents.execution import EXEC_SIZE, execution_core_nb
-from coinswarm.agents.mean_reversion import mean_reversion_core_nb
-from coinswarm.agents.risk import risk_step_nb
-from coinswarm.agents.trend import trend_core_nb
-from coinswarm.regime.detector import N_REGIMES, RAW_SPREAD, regime_core_nb
+from coinswarm.agents.mean_reversion import mean_reversion_core_py
+from coinswarm.agents.risk import risk_step_inline_nb
+from coinswarm.agents.trend import trend_core_py
+from coinswarm.regime.detector import N_REGIMES, RAW_SPREAD, regime_core_py
 
 TREND, MEAN_REVERSION, ARBITRAGE = 0, 1, 2
 AGENT_NAMES = ("trend", "mean_reversion", "arbitrage")
 GAIN_CLIP = 5.0
+# the members' cores, inlined into the committee's step (one straight-line body per bar)
+regime_core_nb = jit(regime_core_py, inline=True)
+trend_core_nb = jit(trend_core_py, inline=True)
+mean_reversion_core_nb = jit(mean_reversion_core_py, inline=True)
+pairs_core_nb = jit(pairs_core_py, inline=True)
 # per-symbol committee scalars: previous log close, EWMA variance, regime of the last vote, bars seen
 _PREV_LC, _VAR, _REGIME, _SEEN = 0, 1, 2, 3
 SCALARS = 4
+CHUNK = 64  # bars per run of the price-only members (see member_chunk_py)
 
 
 def learn_weights_py(w, vc, gain_scale, eta, floor, n_agents):
@@ -41,7 +52,7 @@ def learn_weights_py(w, vc, gain_scale, eta, floor, n_agents):
         if vc[a] != 0.0:  # a silent member's weight only moves through the normalisation
             g = vc[a] * gain_scale
             g = GAIN_CLIP if g > GAIN_CLIP else -GAIN_CLIP if g < -GAIN_CLIP else g
-            w[a] *= math.exp(eta * g)
+            w[a] *= exp_nb(eta * g)
         total += w[a]
     for a in range(n_agents):
         w[a] /= total
@@ -77,106 +88,124 @@ apply_floor_nb = jit(apply_floor_py, inline=True)
 learn_weights_nb = jit(learn_weights_py, inline=True)
 
 
-def member_votes_py(st, prm, j, t_ms, lh, ll, lc, vc):
-    """Regime code and each member's ``vote · confidence`` for symbol ``j`` into ``vc[j]``
-    (from the bar's logs, computed once for every member)."""
+def member_chunk_py(st, prm, ap, pair, t0, t1, time_ms, lh, ll, lc, regime, votes, spreads):
+    """Bars ``t0 .. t1-1`` of every member that reads only prices: per symbol, the regime
+    detector (cell into ``regime[t]``, raw Corwin–Schultz spread and whether it is defined
+    into ``spreads[t - t0]``), trend and mean reversion (``vote · confidence`` into
+    ``votes[t - t0]``), then the pair trade. One member at a time over a short run of bars
+    keeps each loop small enough for the CPU to overlap consecutive bars; every member's
+    arithmetic is the same as bar by bar, so the results are bit-identical."""
     reg_s, trend_s, mr_s = st[0], st[1], st[2]
-    vol, trend, _, _, _, _, _ = regime_core_nb(reg_s[j], prm[0], t_ms, lh, ll, lc)
-    v, k = trend_core_nb(trend_s[j], prm[1], lc)
-    vc[j, TREND] = v * k
-    v, k = mean_reversion_core_nb(mr_s[j], prm[2], lc)
-    vc[j, MEAN_REVERSION] = v * k
-    return vol * 3 + trend
+    for j in range(lc.shape[1]):
+        reg, trend_j, mr_j = reg_s[j], trend_s[j], mr_s[j]
+        for t in range(t0, t1):
+            vol, trend, _, _, _, _, _ = regime_core_nb(reg, prm[0], time_ms[t], lh[t, j], ll[t, j], lc[t, j])
+            regime[t, j] = vol * 3 + trend
+            spreads[t - t0, j, 0] = reg[RAW_SPREAD]
+            spreads[t - t0, j, 1] = reg[0] > 1.0
+        for t in range(t0, t1):
+            v, k = trend_core_nb(trend_j, prm[1], lc[t, j])
+            votes[t - t0, j, TREND] = v * k
+        for t in range(t0, t1):
+            v, k = mean_reversion_core_nb(mr_j, prm[2], lc[t, j])
+            votes[t - t0, j, MEAN_REVERSION] = v * k
+            votes[t - t0, j, ARBITRAGE] = 0.0
+    if pair[0] >= 0:
+        for t in range(t0, t1):
+            vy, vx, k = pairs_core_nb(st[6], ap, lc[t, pair[0]], lc[t, pair[1]])
+            votes[t - t0, pair[0], ARBITRAGE] = vy * k
+            votes[t - t0, pair[1], ARBITRAGE] = vx * k
 
 
-member_votes_nb = jit(member_votes_py, inline=True)
+member_chunk_nb = jit(member_chunk_py, inline=True)
 
 
-def pair_votes_py(arb_s, ap, pair, c, vc):
-    """Arbitrage leg votes (``pair = (y, x)`` symbol indices, ``-1`` when absent)."""
-    if pair[0] < 0:
-        return
-    vy, vx, k = pairs_step_nb(arb_s, ap, c[pair[0]], c[pair[1]])
-    vc[pair[0], ARBITRAGE] = vy * k
-    vc[pair[1], ARBITRAGE] = vx * k
-
-
-pair_votes_nb = jit(pair_votes_py, inline=True)
-
-
-def committee_step_py(st, prm, ap, rp, ep, cp, pair, n_agents, t_ms, o, h, low, c, raw, risked,
-                      target, weights_out, contrib):
-    """One bar for every symbol; fills ``raw``, ``risked``, ``target``, ``weights_out`` (m, A)
-    and ``contrib`` (m, A: each agent's share of the risked target). Returns the risk brake."""
-    w, vc, last, sc, arb_s, risk_s, exec_s = st[3], st[4], st[5], st[6], st[7], st[8], st[9]
-    m = c.shape[0]
+def learn_step_py(st, cp, n_agents, lc, cells, vc):
+    """Per symbol: the Hedge update of last bar's cell from last bar's votes and this bar's
+    return, then this bar's cell and votes become the last ones."""
+    w, last, sc = st[3], st[4], st[5]
     alpha = cp[2]
-    for j in range(m):
-        lc = math.log(c[j])
+    for j in range(lc.shape[0]):
         if sc[j, _SEEN] > 0.0:
-            r = lc - sc[j, _PREV_LC]
+            r = lc[j] - sc[j, _PREV_LC]
             sc[j, _VAR] = r * r if sc[j, _SEEN] == 1.0 else sc[j, _VAR] + alpha * (r * r - sc[j, _VAR])
             if sc[j, _VAR] > 0.0:
                 learn_weights_nb(w[j, int(sc[j, _REGIME])], last[j], r / math.sqrt(sc[j, _VAR]), cp[0], cp[1],
                                  n_agents)
-        sc[j, _PREV_LC] = lc
+        sc[j, _PREV_LC] = lc[j]
         sc[j, _SEEN] += 1.0
-        vc[j, ARBITRAGE] = 0.0
-        sc[j, _REGIME] = member_votes_nb(st, prm, j, t_ms, math.log(h[j]), math.log(low[j]), lc, vc)
-    pair_votes_nb(arb_s, ap, pair, c, vc)
+        sc[j, _REGIME] = cells[j]
+        for a in range(n_agents):
+            last[j, a] = vc[j, a]
+
+
+learn_step_nb = jit(learn_step_py, inline=True)
+
+
+def combine_step_py(st, rp, ep, cp, n_agents, t_ms, lc, c, cells, vc, spreads, raw, risked, target, weights_out,
+                    contrib):
+    """One bar for every symbol once the members have voted (``vc``, ``cells``, ``spreads``):
+    learn the weights, aggregate, risk, execution. Fills ``raw``, ``risked``, ``target``,
+    ``weights_out`` (m, A) and ``contrib`` (m, A: each agent's share of the risked target);
+    returns the risk brake."""
+    w, risk_s, exec_s = st[3], st[7], st[8]
+    m = c.shape[0]
+    learn_step_nb(st, cp, n_agents, lc, cells, vc)
     for j in range(m):
-        cell = w[j, int(sc[j, _REGIME])]
+        cell = w[j, cells[j]]
         total = 0.0
         for a in range(n_agents):
             contrib[j, a] = cell[a] * vc[j, a] / m
             total += contrib[j, a]
             weights_out[j, a] = cell[a]
-            last[j, a] = vc[j, a]
         raw[j] = total
-    brake = risk_step_nb(risk_s, rp, t_ms, c, raw, risked)
+    brake = risk_step_inline_nb(risk_s, rp, t_ms, c, lc, raw, risked)
     for j in range(m):
         ratio = risked[j] / raw[j] if raw[j] != 0.0 else 0.0
         for a in range(n_agents):
             contrib[j, a] *= ratio
-        reg = st[0][j]
-        target[j] = execution_core_nb(exec_s, EXEC_SIZE * j, ep, reg[RAW_SPREAD], reg[0] > 1.0, risked[j])
+        target[j] = execution_core_nb(exec_s, EXEC_SIZE * j, ep, spreads[j, 0], spreads[j, 1] != 0.0, risked[j])
     return brake
 
 
-committee_step_nb = jit(committee_step_py, inline=True)
+combine_step_nb = jit(combine_step_py, inline=True)
 
 
-def committee_bars_py(st, prm, ap, rp, ep, cp, pair, n_agents, time_ms, o, h, low, c, target, risked, raw,
-                      weights, contrib, regime, brake):
-    """The bar loop of :func:`committee_run_py` into caller-owned outputs (allocates nothing,
-    so it compiles without reference counting)."""
-    n, m = c.shape
-    for t in range(n):
-        brake[t] = committee_step_nb(st, prm, ap, rp, ep, cp, pair, n_agents, time_ms[t], o[t], h[t], low[t],
-                                     c[t], raw[t], risked[t], target[t], weights[t], contrib[t])
-        for j in range(m):
-            regime[t, j] = int(st[6][j, _REGIME])
+def committee_bars_py(st, prm, ap, rp, ep, cp, pair, n_agents, time_ms, lh, ll, lc, c, target, risked, raw,
+                      weights, contrib, regime, brake, votes, spreads):
+    """The committee over bars ``(n, m)`` (logs of high, low, close, and the close) into
+    caller-owned outputs, ``CHUNK`` bars at a time: the members over the chunk, then the
+    weights, risk and execution bar by bar. ``votes`` ``(CHUNK, m, 3)`` and ``spreads``
+    ``(CHUNK, m, 2)`` are scratch. Allocates nothing, so it compiles without reference
+    counting. The live runner calls it with one row per bar: the same code as a backtest."""
+    n = c.shape[0]
+    for t0 in range(0, n, CHUNK):
+        t1 = min(n, t0 + CHUNK)
+        member_chunk_nb(st, prm, ap, pair, t0, t1, time_ms, lh, ll, lc, regime, votes, spreads)
+        for t in range(t0, t1):
+            k = t - t0
+            brake[t] = combine_step_nb(st, rp, ep, cp, n_agents, time_ms[t], lc[t], c[t], regime[t], votes[k],
+                                       spreads[k], raw[t], risked[t], target[t], weights[t], contrib[t])
 
 
 committee_bars_nb = jit(committee_bars_py, refcount=False)
 
 
-def committee_run_py(st, prm, ap, rp, ep, cp, pair, n_agents, time_ms, o, h, low, c):
-    """The committee over history: targets, weights, contributions, regimes, brakes."""
-    n, m = c.shape
-    target = np.empty((n, m))
-    risked = np.empty((n, m))
-    raw = np.empty((n, m))
-    weights = np.empty((n, m, n_agents))
-    contrib = np.empty((n, m, n_agents))
-    regime = np.empty((n, m), dtype=np.int64)
-    brake = np.empty(n)
-    committee_bars_nb(st, prm, ap, rp, ep, cp, pair, n_agents, time_ms, o, h, low, c, target, risked, raw,
-                      weights, contrib, regime, brake)
-    return target, risked, raw, weights, contrib, regime, brake
+def committee_outputs(n: int, m: int, n_agents: int) -> tuple[np.ndarray, ...]:
+    """Empty outputs and scratch of :func:`committee_bars_py` for ``n`` bars of ``m`` symbols:
+    target, risked, raw, weights, contributions, regime cells, brake, votes, spreads."""
+    rows = min(n, CHUNK)
+    return (np.empty((n, m)), np.empty((n, m)), np.empty((n, m)), np.empty((n, m, n_agents)),
+            np.empty((n, m, n_agents)), np.empty((n, m), dtype=np.int64), np.empty(n), np.zeros((rows, m, 3)),
+            np.zeros((rows, m, 2)))
 
 
-committee_run_nb = jit(committee_run_py)
+def committee_run(st, prm, ap, rp, ep, cp, pair, n_agents, time_ms, lh, ll, lc, c) -> tuple[np.ndarray, ...]:
+    """The committee over history: target, risked, raw, weights, contributions, regime cells
+    and brakes (see :func:`committee_bars_py`)."""
+    out = committee_outputs(c.shape[0], c.shape[1], n_agents)
+    committee_bars_nb(st, prm, ap, rp, ep, cp, pair, n_agents, time_ms, lh, ll, lc, c, *out)
+    return out[:7]
 
 
 def initial_weights(n_symbols: int, n_agents: int) -> np.ndarray:

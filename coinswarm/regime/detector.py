@@ -14,10 +14,13 @@ Four labels per bar, each decided from bars ≤ t only:
 
 A new volatility, trend or liquidity label is adopted only after it has been proposed
 ``confirm`` bars in a row, so labels do not flicker. Before ``min_obs`` observations the
-quantile-based labels stay ``normal``; the quantile estimators learn from every
-``quantile_every``-th bar (an expanding sample; 4 keeps a 1h history's quantiles within
-P²'s own error and costs a quarter of the updates). ``version`` identifies the detector and its
-parameters; stored labels carry it so they can be recomputed or compared.
+quantile-based labels stay ``normal``. The quantile estimators learn from every
+``quantile_every``-th bar: by default once per ``vol_window`` (24 bars), so the expanding
+sample holds one realized volatility per non-overlapping window (daily on 1h bars) instead of
+24 overlapping, nearly identical copies of it, and the detector pays for one P² update a day.
+``min_obs`` counts those samples (30: the labels start after about a month of 1h bars).
+``version`` identifies the detector and its parameters; stored labels carry it so they can
+be recomputed or compared.
 """
 
 from __future__ import annotations
@@ -73,9 +76,9 @@ class RegimeParams(NamedTuple):
     spread_halflife: float = 24.0
     low_quantile: float = 0.33
     high_quantile: float = 0.67
-    min_obs: int = 180
+    min_obs: int = 30
     confirm: int = 6
-    quantile_every: int = 4
+    quantile_every: int = 24
 
 
 class RegimeLabels(NamedTuple):

@@ -58,7 +58,7 @@ def test_risk_agent_never_breaches_its_limits(close, p, proposal):
     worst_dd = 0.0
     for t in range(n):
         moves = np.abs(close[t] / close[t - 1] - 1.0).max() if t else 0.0
-        brake = risk_step_nb(state, p, 1_704_067_200_000 + t * 3_600_000, close[t], proposed, out)
+        brake = risk_step_nb(state, p, 1_704_067_200_000 + t * 3_600_000, close[t], np.log(close[t]), proposed, out)
         equity, peak, day_start = state[1], state[2], state[4]
         drawdown = 1.0 - equity / peak
         assert np.isfinite(out).all() and 0.0 <= brake <= 1.0
