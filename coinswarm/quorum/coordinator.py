@@ -87,15 +87,19 @@ class Coordinator:
         if not signed_by_member(batch, self.config, self.keys):
             self._log(now, "discard", "", batch.manager, {"reason": "forged batch: unknown manager or bad signature"})
             return []
-        decisions = []
+        decisions, decided, unknown = [], [], []
         for proposal_id, digest, approve, _ in batch.entries:
-            ballot = self._ballot(proposal_id, batch.manager, approve, now, audited=True)
+            ballot = self.open.get(proposal_id)
             if ballot is None:
+                (decided if proposal_id in self.decided else unknown).append(proposal_id)
                 continue
             ballot.add_verified(batch.manager, proposal_id, digest, approve, batch.timestamp)
             decision = self._settle(ballot, now)
             if decision is not None:
                 decisions.append(decision)
+        for reason, ids in (("already decided", decided), ("unknown proposal", unknown)):
+            if ids:  # one event per batch and reason, listing every entry it threw away
+                self._log(now, "discard", ids[0], batch.manager, {"reason": reason, "proposals": tuple(ids)})
         return decisions
 
     def audit_batch(self, batch: VoteBatch, now: int) -> None:
@@ -142,9 +146,10 @@ class Coordinator:
         return len(old)
 
     def _settle(self, ballot: Ballot, now: int) -> Decision | None:
-        if ballot.status(now) == PENDING:
+        status = ballot.status(now)
+        if status == PENDING:
             return None
-        decision = ballot.decide(now)
+        decision = ballot.decide(now, status)
         proposal = ballot.proposal
         del self.open[proposal.id]
         self.decided[proposal.id] = decision

@@ -94,15 +94,17 @@ def signed_by_member(signed: Vote | VoteBatch, config: QuorumConfig, keys: dict[
 class Ballot:
     """Votes on one proposal, screened one at a time (each signature is checked once)."""
 
+    __slots__ = ("proposal", "config", "keys", "coordinator", "deadline", "valid", "approvals", "discarded",
+                 "equivocators")
+
     def __init__(self, proposal: Proposal, config: QuorumConfig, keys: dict[str, bytes],
                  coordinator: str | None = None) -> None:
-        self.proposal, self.config = proposal, config
-        self.keys = keys
-        self.coordinator = coordinator
+        self.proposal, self.config, self.keys, self.coordinator = proposal, config, keys, coordinator
         self.deadline = proposal.timestamp + config.timeout_ms
         self.valid: dict[str, bool] = {}  # manager -> approve
+        self.approvals = 0  # how many of ``valid`` approve
         self.discarded: list[tuple[str, str]] = []
-        self.equivocators: set[str] = set()
+        self.equivocators: tuple[str, ...] = ()
 
     def add(self, vote: Vote) -> None:
         """Screen one signed vote: keep it, or record why it was thrown away."""
@@ -125,6 +127,7 @@ class Ballot:
         reason = self._problem(manager, proposal_id, digest, approve, timestamp)
         if reason is None:
             self.valid[manager] = approve
+            self.approvals += approve
         else:
             self.discarded.append((manager, reason))
 
@@ -141,21 +144,22 @@ class Ballot:
         if previous == approve:
             return "duplicate"
         del self.valid[manager]
-        self.equivocators.add(manager)
+        self.approvals -= previous
+        self.equivocators += (manager,)
         return "equivocation: voted both ways"
 
     def status(self, now: int) -> str:
         """``committed`` / ``rejected`` on a quorum, ``timeout`` past the deadline, else ``pending``."""
-        approvals = sum(self.valid.values())
-        if approvals >= self.config.quorum:
+        quorum = self.config.quorum
+        if self.approvals >= quorum:
             return COMMITTED
-        if len(self.valid) - approvals >= self.config.quorum:
+        if len(self.valid) - self.approvals >= quorum:
             return REJECTED
         return TIMEOUT if now > self.deadline else PENDING
 
-    def decide(self, now: int) -> Decision:
-        """The :class:`Decision` as of ``now`` (see :meth:`status`)."""
-        status = self.status(now)
+    def decide(self, now: int, status: str | None = None) -> Decision:
+        """The :class:`Decision` as of ``now`` (see :meth:`status`; pass ``status`` if known)."""
+        status = status or self.status(now)
         approvals = tuple(sorted(m for m, approve in self.valid.items() if approve))
         rejections = tuple(sorted(m for m, approve in self.valid.items() if not approve))
         return Decision(self.proposal.id, self.proposal.digest, status, approvals, rejections,

@@ -118,9 +118,9 @@ def test_batch_entries_for_unknown_or_decided_proposals_are_audited_as_discards(
     decided = [d for b in quorum_batches[:3] for d in coordinator.vote_batch(b, NOW)]
     assert len(decided) == len(proposals) and not coordinator.open
     assert coordinator.vote_batch(quorum_batches[3], NOW) == []
-    reasons = [e.detail["reason"] for e in coordinator.audit if e.kind == "discard"]
-    assert reasons == ["already decided"] * len(proposals)
+    discards = [e.detail for e in coordinator.audit if e.kind == "discard"]
+    assert discards == [{"reason": "already decided", "proposals": tuple(p.id for p in proposals)}]
     stray = Manager("m1", KEYS["m1"]).evaluate_many([make_proposal(999, np.random.default_rng(1))],
                                                     LocalQuorum(CONFIG, KEYS).memory.context(NOW))
     coordinator.vote_batch(stray, NOW)
-    assert coordinator.audit[-1].detail == {"reason": "unknown proposal"}
+    assert coordinator.audit[-1].detail == {"reason": "unknown proposal", "proposals": (stray.entries[0][0],)}
