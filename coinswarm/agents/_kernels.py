@@ -8,6 +8,7 @@ Layouts
 -------
 Rolling window (``roll_*``): ``[count, head, sum, sumsq, buf[w]]``; the sums are
 recomputed exactly from the buffer once per lap so add/subtract drift cannot build up.
+A look-back ring (``ring_push``) has the same layout and keeps no sums.
 Pair window (``pair_*``): ``[count, head, sx, sy, sxx, sxy, syy, bufx[w], bufy[w]]``.
 P² quantile (``p2_*``, Jain & Chlamtac 1985): 5 marker heights, 5 positions, 5
 desired positions and a count — an expanding-window quantile in O(1) memory.
@@ -88,10 +89,23 @@ def roll_mean_std_py(s, o):
 roll_mean_std_nb = jit(roll_mean_std_py, inline=True)
 
 
+def ring_push_py(s, o, w, x):
+    """Append ``x`` to the window at ``s[o:]`` without its sums (a look-back buffer read only
+    through :func:`roll_ago_py`; same layout as the rolling window, sums left at 0)."""
+    head = int(s[o + 1])
+    if s[o] < w:
+        s[o] += 1.0
+    s[o + ROLL_HEADER + head] = x
+    s[o + 1] = 0.0 if head + 1 == w else head + 1.0
+
+
+ring_push_nb = jit(ring_push_py, inline=True)
+
+
 def roll_ago_py(s, o, w, k):
-    """The value pushed ``k`` pushes ago (``k = 0``: the latest)."""
+    """The value pushed ``k`` pushes ago (``0 ≤ k < w``; ``k = 0``: the latest)."""
     idx = int(s[o + 1]) - 1 - k
-    while idx < 0:
+    if idx < 0:
         idx += w
     return s[o + ROLL_HEADER + idx]
 

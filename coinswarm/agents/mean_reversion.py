@@ -59,18 +59,35 @@ def mean_reversion_step_py(s, p, c):
 
 def mean_reversion_core_py(s, p, lc):
     """:func:`mean_reversion_step_py` given the log close."""
+    tstat, trend_ready = own_trend_tstat_nb(s, p, lc)
+    return mean_reversion_bands_nb(s, p, lc, tstat, trend_ready)
+
+
+def own_trend_tstat_py(s, p, lc):
+    """Push this bar's log return into the agent's own ``trend_window``; returns
+    ``(t-statistic of its mean, whether the window is full)``."""
     o_trend = _ROLL_PRICE + roll_size(p.window)
-    count = s[_COUNT]
-    if count > 0.0:
+    if s[_COUNT] > 0.0:
         roll_push_nb(s, o_trend, p.trend_window, lc - s[_PREV])
+    if s[o_trend] < p.trend_window:
+        return 0.0, False
+    return roll_tstat_nb(s, o_trend), True
+
+
+own_trend_tstat_nb = jit(own_trend_tstat_py, inline=True)
+
+
+def mean_reversion_bands_py(s, p, lc, tstat, trend_ready):
+    """The bands given the trend t-statistic over ``trend_window`` log returns (the agent's own,
+    or the regime detector's identical one when the committee runs both on the same window)."""
     roll_push_nb(s, _ROLL_PRICE, p.window, lc)
     s[_PREV] = lc
-    s[_COUNT] = count + 1.0
+    s[_COUNT] += 1.0
     mean, std = roll_mean_std_nb(s, _ROLL_PRICE)
-    if s[_ROLL_PRICE] < p.window or s[o_trend] < p.trend_window or std <= 0.0:
+    if s[_ROLL_PRICE] < p.window or not trend_ready or std <= 0.0:
         return 0.0, 0.0
     z = (lc - mean) / std
-    ranging = abs(roll_tstat_nb(s, o_trend)) < p.trend_t
+    ranging = abs(tstat) < p.trend_t
     pos = next_position_nb(s[_POS], z, p.entry, p.exit)
     if p.only_in_range != 0 and not ranging:
         pos = 0.0
@@ -80,6 +97,7 @@ def mean_reversion_core_py(s, p, lc):
     return pos, min(1.0, abs(z) / (2.0 * p.entry))
 
 
+mean_reversion_bands_nb = jit(mean_reversion_bands_py, inline=True)
 mean_reversion_core_nb = jit(mean_reversion_core_py, refcount=False)
 mean_reversion_step_nb = jit(mean_reversion_step_py, refcount=False)
 

@@ -15,7 +15,7 @@ from typing import NamedTuple
 import numpy as np
 
 from coinswarm._jit import jit
-from coinswarm.agents._kernels import halflife_alpha_py, roll_ago_nb, roll_push_nb, roll_size, tanh_nb
+from coinswarm.agents._kernels import halflife_alpha_py, ring_push_nb, roll_ago_nb, roll_size, tanh_nb
 from coinswarm.agents.base import Agent, Bar
 
 _COUNT, _VAR, _ALPHA, _ISQ_FAST, _ISQ_MID, _ISQ_SLOW, _RING = 0, 1, 2, 3, 4, 5, 6
@@ -52,7 +52,7 @@ def trend_core_py(s, p, lc):
             s[_VAR] += s[_ALPHA] * (r * r - s[_VAR])
         else:
             s[_VAR] = r * r
-    roll_push_nb(s, _RING, w, lc)
+    ring_push_nb(s, _RING, w, lc)
     s[_COUNT] = count + 1.0
     if count < p.slow or s[_VAR] <= 0.0:
         return 0.0, 0.0

@@ -26,10 +26,10 @@ from coinswarm._jit import jit
 from coinswarm.agents._kernels import exp_nb
 from coinswarm.agents.arbitrage import pairs_core_py
 from coinswarm.agents.execution import EXEC_SIZE, execution_core_nb
-from coinswarm.agents.mean_reversion import mean_reversion_core_py
+from coinswarm.agents.mean_reversion import mean_reversion_bands_py, mean_reversion_core_py
 from coinswarm.agents.risk import risk_step_inline_nb
 from coinswarm.agents.trend import trend_core_py
-from coinswarm.regime.detector import N_REGIMES, RAW_SPREAD, regime_core_py
+from coinswarm.regime.detector import N_REGIMES, RAW_SPREAD, regime_core_py, trend_window_full_nb
 
 TREND, MEAN_REVERSION, ARBITRAGE = 0, 1, 2
 AGENT_NAMES = ("trend", "mean_reversion", "arbitrage")
@@ -38,6 +38,7 @@ GAIN_CLIP = 5.0
 regime_core_nb = jit(regime_core_py, inline=True)
 trend_core_nb = jit(trend_core_py, inline=True)
 mean_reversion_core_nb = jit(mean_reversion_core_py, inline=True)
+mean_reversion_bands_nb = jit(mean_reversion_bands_py, inline=True)
 pairs_core_nb = jit(pairs_core_py, inline=True)
 # per-symbol committee scalars: previous log close, EWMA variance, regime of the last vote, bars seen
 _PREV_LC, _VAR, _REGIME, _SEEN = 0, 1, 2, 3
@@ -88,26 +89,36 @@ apply_floor_nb = jit(apply_floor_py, inline=True)
 learn_weights_nb = jit(learn_weights_py, inline=True)
 
 
-def member_chunk_py(st, prm, ap, pair, t0, t1, time_ms, lh, ll, lc, regime, votes, spreads):
+def member_chunk_py(st, prm, ap, pair, t0, t1, time_ms, lh, ll, lc, regime, votes, facts):
     """Bars ``t0 .. t1-1`` of every member that reads only prices: per symbol, the regime
-    detector (cell into ``regime[t]``, raw Corwin–Schultz spread and whether it is defined
-    into ``spreads[t - t0]``), trend and mean reversion (``vote · confidence`` into
-    ``votes[t - t0]``), then the pair trade. One member at a time over a short run of bars
-    keeps each loop small enough for the CPU to overlap consecutive bars; every member's
-    arithmetic is the same as bar by bar, so the results are bit-identical."""
+    detector (cell into ``regime[t]``; into ``facts[t - t0]`` the raw Corwin–Schultz spread,
+    whether it is defined, the trend t-statistic and whether its window is full), trend and
+    mean reversion (``vote · confidence`` into ``votes[t - t0]``), then the pair trade.
+
+    One member at a time over a short run of bars keeps each loop small enough for the CPU to
+    overlap consecutive bars; every member's arithmetic is the same as bar by bar, so the
+    results are bit-identical. Mean reversion reads the detector's trend t-statistic when both
+    use the same ``trend_window`` (the same returns, the same sums: the same number)."""
     reg_s, trend_s, mr_s = st[0], st[1], st[2]
+    shared_trend = prm[2].trend_window == prm[0].trend_window
     for j in range(lc.shape[1]):
         reg, trend_j, mr_j = reg_s[j], trend_s[j], mr_s[j]
         for t in range(t0, t1):
-            vol, trend, _, _, _, _, _ = regime_core_nb(reg, prm[0], time_ms[t], lh[t, j], ll[t, j], lc[t, j])
+            vol, trend, _, _, _, tstat, _ = regime_core_nb(reg, prm[0], time_ms[t], lh[t, j], ll[t, j], lc[t, j])
             regime[t, j] = vol * 3 + trend
-            spreads[t - t0, j, 0] = reg[RAW_SPREAD]
-            spreads[t - t0, j, 1] = reg[0] > 1.0
+            facts[t - t0, j, 0] = reg[RAW_SPREAD]
+            facts[t - t0, j, 1] = reg[0] > 1.0
+            facts[t - t0, j, 2] = tstat
+            facts[t - t0, j, 3] = trend_window_full_nb(reg, prm[0])
         for t in range(t0, t1):
             v, k = trend_core_nb(trend_j, prm[1], lc[t, j])
             votes[t - t0, j, TREND] = v * k
         for t in range(t0, t1):
-            v, k = mean_reversion_core_nb(mr_j, prm[2], lc[t, j])
+            if shared_trend:
+                f = facts[t - t0, j]
+                v, k = mean_reversion_bands_nb(mr_j, prm[2], lc[t, j], f[2], f[3] != 0.0)
+            else:
+                v, k = mean_reversion_core_nb(mr_j, prm[2], lc[t, j])
             votes[t - t0, j, MEAN_REVERSION] = v * k
             votes[t - t0, j, ARBITRAGE] = 0.0
     if pair[0] >= 0:
@@ -142,9 +153,9 @@ def learn_step_py(st, cp, n_agents, lc, cells, vc):
 learn_step_nb = jit(learn_step_py, inline=True)
 
 
-def combine_step_py(st, rp, ep, cp, n_agents, t_ms, lc, c, cells, vc, spreads, raw, risked, target, weights_out,
+def combine_step_py(st, rp, ep, cp, n_agents, t_ms, lc, c, cells, vc, facts, raw, risked, target, weights_out,
                     contrib):
-    """One bar for every symbol once the members have voted (``vc``, ``cells``, ``spreads``):
+    """One bar for every symbol once the members have voted (``vc``, ``cells``, ``facts``):
     learn the weights, aggregate, risk, execution. Fills ``raw``, ``risked``, ``target``,
     ``weights_out`` (m, A) and ``contrib`` (m, A: each agent's share of the risked target);
     returns the risk brake."""
@@ -164,7 +175,7 @@ def combine_step_py(st, rp, ep, cp, n_agents, t_ms, lc, c, cells, vc, spreads, r
         ratio = risked[j] / raw[j] if raw[j] != 0.0 else 0.0
         for a in range(n_agents):
             contrib[j, a] *= ratio
-        target[j] = execution_core_nb(exec_s, EXEC_SIZE * j, ep, spreads[j, 0], spreads[j, 1] != 0.0, risked[j])
+        target[j] = execution_core_nb(exec_s, EXEC_SIZE * j, ep, facts[j, 0], facts[j, 1] != 0.0, risked[j])
     return brake
 
 
@@ -172,20 +183,20 @@ combine_step_nb = jit(combine_step_py, inline=True)
 
 
 def committee_bars_py(st, prm, ap, rp, ep, cp, pair, n_agents, time_ms, lh, ll, lc, c, target, risked, raw,
-                      weights, contrib, regime, brake, votes, spreads):
+                      weights, contrib, regime, brake, votes, facts):
     """The committee over bars ``(n, m)`` (logs of high, low, close, and the close) into
     caller-owned outputs, ``CHUNK`` bars at a time: the members over the chunk, then the
-    weights, risk and execution bar by bar. ``votes`` ``(CHUNK, m, 3)`` and ``spreads``
-    ``(CHUNK, m, 2)`` are scratch. Allocates nothing, so it compiles without reference
+    weights, risk and execution bar by bar. ``votes`` ``(CHUNK, m, 3)`` and ``facts``
+    ``(CHUNK, m, 4)`` are scratch. Allocates nothing, so it compiles without reference
     counting. The live runner calls it with one row per bar: the same code as a backtest."""
     n = c.shape[0]
     for t0 in range(0, n, CHUNK):
         t1 = min(n, t0 + CHUNK)
-        member_chunk_nb(st, prm, ap, pair, t0, t1, time_ms, lh, ll, lc, regime, votes, spreads)
+        member_chunk_nb(st, prm, ap, pair, t0, t1, time_ms, lh, ll, lc, regime, votes, facts)
         for t in range(t0, t1):
             k = t - t0
             brake[t] = combine_step_nb(st, rp, ep, cp, n_agents, time_ms[t], lc[t], c[t], regime[t], votes[k],
-                                       spreads[k], raw[t], risked[t], target[t], weights[t], contrib[t])
+                                       facts[k], raw[t], risked[t], target[t], weights[t], contrib[t])
 
 
 committee_bars_nb = jit(committee_bars_py, refcount=False)
@@ -193,11 +204,11 @@ committee_bars_nb = jit(committee_bars_py, refcount=False)
 
 def committee_outputs(n: int, m: int, n_agents: int) -> tuple[np.ndarray, ...]:
     """Empty outputs and scratch of :func:`committee_bars_py` for ``n`` bars of ``m`` symbols:
-    target, risked, raw, weights, contributions, regime cells, brake, votes, spreads."""
+    target, risked, raw, weights, contributions, regime cells, brake, votes, facts."""
     rows = min(n, CHUNK)
     return (np.empty((n, m)), np.empty((n, m)), np.empty((n, m)), np.empty((n, m, n_agents)),
             np.empty((n, m, n_agents)), np.empty((n, m), dtype=np.int64), np.empty(n), np.zeros((rows, m, 3)),
-            np.zeros((rows, m, 2)))
+            np.zeros((rows, m, 4)))
 
 
 def committee_run(st, prm, ap, rp, ep, cp, pair, n_agents, time_ms, lh, ll, lc, c) -> tuple[np.ndarray, ...]:

@@ -184,6 +184,14 @@ def regime_core_py(s, p, t_ms, lh, ll, lc):
 
 
 regime_core_nb = jit(regime_core_py, refcount=False)
+
+
+def trend_window_full_py(s, p):
+    """Whether the detector's ``trend_window`` of log returns is full (its t-statistic defined)."""
+    return s[_ROLL_VOL + roll_size(p.vol_window)] >= p.trend_window
+
+
+trend_window_full_nb = jit(trend_window_full_py, inline=True)
 regime_step_nb = jit(regime_step_py, refcount=False)
 
 

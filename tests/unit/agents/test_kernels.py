@@ -19,6 +19,7 @@ from coinswarm.agents._kernels import (
     pair_push_nb,
     pair_regression_nb,
     pair_size,
+    ring_push_nb,
     roll_ago_nb,
     roll_mean_std_nb,
     roll_push_nb,
@@ -42,6 +43,16 @@ def test_rolling_window_matches_pandas_and_does_not_drift():
     np.testing.assert_allclose(means[w - 1:], ref.mean()[w - 1:], rtol=1e-12)
     np.testing.assert_allclose(stds[w - 1:], ref.std(ddof=0)[w - 1:], rtol=1e-6)
     assert roll_ago_nb(s, 0, w, 0) == x[-1] and roll_ago_nb(s, 0, w, w - 1) == x[-w]
+
+
+def test_ring_buffer_looks_back_exactly_and_counts_up_to_its_width():
+    x = np.arange(100.0)
+    w = 7
+    s = np.zeros(roll_size(w))
+    for n, value in enumerate(x, start=1):
+        ring_push_nb(s, 0, w, value)
+        assert s[0] == min(n, w)
+        assert [roll_ago_nb(s, 0, w, k) for k in range(min(n, w))] == list(x[n - 1::-1][:w])
 
 
 def test_tstat_is_mean_over_standard_error():
