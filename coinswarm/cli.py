@@ -272,6 +272,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="coinswarm", description=__doc__)
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     sub = parser.add_subparsers(dest="command", required=True)
+    _add_research_commands(sub)
+    _add_service_commands(sub)
+    _add_data_commands(sub)
+    return parser
+
+
+def _add_research_commands(sub) -> None:
+    """``backtest``, ``sweep``, ``walkforward`` and ``evidence``."""
     p = sub.add_parser("backtest", help="one backtest")
     _common(p, grid=False)
     p.add_argument("--plot", default=None, metavar="PATH.png")
@@ -307,6 +315,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="research/reports", help="folder for the report and figures")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     p.set_defaults(func=cmd_evidence)
+
+
+def _add_service_commands(sub) -> None:
+    """``stack`` and ``quorum``."""
     p = sub.add_parser("stack", help="local NATS + Redis + PostgreSQL from the pip-installed binaries")
     p.add_argument("stack_cmd", choices=("up", "down", "status"))
     p.add_argument("--dir", default=None, help="data and state directory (default <tmp>/coinswarm-stack)")
@@ -321,6 +333,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--timeout-ms", type=int, default=5_000)
     p.add_argument("--failover-ms", type=int, default=500)
     p.set_defaults(func=cmd_quorum)
+
+
+def _add_data_commands(sub) -> None:
+    """``data list|validate|download``."""
     p = sub.add_parser("data", help="list, validate or download data")
     dsub = p.add_subparsers(dest="data_cmd", required=True)
     dsub.add_parser("list", help="catalog names and where their files are")
@@ -335,7 +351,6 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--until", default=None)
     d.add_argument("--out", required=True)
     p.set_defaults(func=cmd_data)
-    return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -227,12 +227,7 @@ def simulate(
     Result
     """
     costs = costs or Costs()
-    if execution not in EXECUTIONS:
-        raise ConfigError(f"execution must be one of {EXECUTIONS}, not {execution!r}")
-    if not (np.isfinite(init_cash) and init_cash > 0):
-        raise ConfigError(f"init_cash must be a positive number, got {init_cash!r}")
-    if not (np.isfinite(max_leverage) and max_leverage > 0):
-        raise ConfigError(f"max_leverage must be a positive number, got {max_leverage!r}")
+    _check_settings(execution, init_cash, max_leverage)
     frames = as_price_dict(prices)
     symbols = list(frames)
     index = next(iter(frames.values())).index
@@ -255,6 +250,16 @@ def simulate(
         assumptions=_assumptions(costs, execution, index, symbols, init_cash, max_leverage),
         prices=frames,
     )
+
+
+def _check_settings(execution: str, init_cash: float, max_leverage: float) -> None:
+    """Raise :class:`ConfigError` on an unknown fill rule or a non-positive cash or leverage."""
+    if execution not in EXECUTIONS:
+        raise ConfigError(f"execution must be one of {EXECUTIONS}, not {execution!r}")
+    if not (np.isfinite(init_cash) and init_cash > 0):
+        raise ConfigError(f"init_cash must be a positive number, got {init_cash!r}")
+    if not (np.isfinite(max_leverage) and max_leverage > 0):
+        raise ConfigError(f"max_leverage must be a positive number, got {max_leverage!r}")
 
 
 def _fills_frame(fi: np.ndarray, ff: np.ndarray, index, symbols) -> pd.DataFrame:

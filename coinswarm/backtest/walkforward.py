@@ -237,35 +237,34 @@ def walk_forward(
     index = next(iter(frames.values())).index
     combos = expand_grid(strategy, grid or {})
     bar = bar_length(index)
-    max_warmup = max(strategy.warmup(p) for p in combos)
-    purge_td = pd.Timedelta(purge) if purge else bar * max_warmup
+    purge_td = pd.Timedelta(purge) if purge else bar * max(strategy.warmup(p) for p in combos)
     embargo_td = pd.Timedelta(embargo) if embargo else pd.Timedelta(0)
-    train_td, test_td = pd.Timedelta(train), pd.Timedelta(test)
-    windows = _fold_windows(index, train_td, test_td, purge_td, embargo_td, anchored)
+    windows = _fold_windows(index, pd.Timedelta(train), pd.Timedelta(test), purge_td, embargo_td, anchored)
     if not windows:
-        raise ConfigError(
-            f"data {index[0]} → {index[-1]} is too short for train {train} + test {test}"
-        )
-    iterator = windows
-    if progress:
-        from tqdm.auto import tqdm
-
-        iterator = tqdm(windows, desc=f"walk-forward {strategy.name}", unit="fold")
+        raise ConfigError(f"data {index[0]} → {index[-1]} is too short for train {train} + test {test}")
     run = _FoldRunner(strategy, single, grid, objective, memory, bar,
                       dict(costs=costs, init_cash=init_cash, execution=execution, client=client))
-    folds, pieces = zip(*(run.fold(*window) for window in iterator), strict=True)
+    folds, pieces = zip(*(run.fold(*window) for window in _with_progress(windows, strategy, progress)), strict=True)
     folds, n_trials, trial_sharpes = list(folds), run.n_trials, run.trial_sharpes
-    oos_prices = _slice(single, windows[0][2], windows[-1][3])
     strategy = _with_memory(strategy, memory, windows[0][2])
     max_leverage, allow_short = engine_limits(strategy)
-    oos = simulate(oos_prices, pd.concat(pieces), costs=costs, init_cash=init_cash,
-                   execution=execution, max_leverage=max_leverage, allow_short=allow_short)
+    oos = simulate(_slice(single, windows[0][2], windows[-1][3]), pd.concat(pieces), costs=costs,
+                   init_cash=init_cash, execution=execution, max_leverage=max_leverage, allow_short=allow_short)
     for fold in folds:
         fold["oos"] = window_metrics(oos, fold["test_start"], fold["test_end"])
     return _finish(strategy, folds, oos, n_trials, trial_sharpes, gate, single, combos, costs,
                    init_cash, execution, pbo_splits,
                    dict(train=train, test=test, anchored=anchored, purge=str(purge_td),
                         embargo=str(embargo_td), objective=objective, grid=_grid_repr(grid)))
+
+
+def _with_progress(windows: list, strategy: Strategy, progress: bool):
+    """``windows``, behind a tqdm progress bar when asked."""
+    if not progress:
+        return windows
+    from tqdm.auto import tqdm
+
+    return tqdm(windows, desc=f"walk-forward {strategy.name}", unit="fold")
 
 
 class _FoldRunner:
