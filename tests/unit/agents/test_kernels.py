@@ -11,8 +11,11 @@ import pandas as pd
 import pytest
 
 from coinswarm.agents._kernels import (
+    EXP_FAST_LIMIT,
     P2_SIZE,
     corwin_schultz_py,
+    exp_nb,
+    exp_py,
     hyst_update_py,
     p2_push_nb,
     p2_value_nb,
@@ -25,6 +28,7 @@ from coinswarm.agents._kernels import (
     roll_push_nb,
     roll_size,
     roll_tstat_nb,
+    tanh_nb,
 )
 
 
@@ -110,3 +114,21 @@ def test_corwin_schultz_is_zero_for_flat_bars_and_grows_with_range():
     narrow = corwin_schultz_py(100.2, 99.8, 100.2, 99.8)
     wide = corwin_schultz_py(101.0, 99.0, 101.0, 99.0)
     assert 0.0 < narrow < wide < 0.05
+
+
+def test_inline_exp_is_within_one_ulp_of_libm_and_defers_beyond_its_range():
+    rng = np.random.default_rng(3)
+    ys = np.concatenate([rng.uniform(-EXP_FAST_LIMIT, EXP_FAST_LIMIT, 20_000), rng.uniform(-1e-3, 1e-3, 2_000),
+                         [0.0, -0.0, EXP_FAST_LIMIT, -EXP_FAST_LIMIT, 1e-300, -1e-300]])
+    for y in ys:
+        got, ref = exp_nb(float(y)), math.exp(y)
+        assert abs(got - ref) <= np.spacing(ref), (y, got, ref)
+        assert exp_py(float(y)) == got  # the Python twin is bit-identical
+    assert exp_nb(-700.0) == math.exp(-700.0) and exp_nb(300.0) == math.exp(300.0)
+    assert math.isnan(exp_nb(float("nan")))
+
+
+def test_tanh_matches_libm_and_is_exactly_one_in_the_tails():
+    xs = np.random.default_rng(4).normal(0.0, 4.0, 20_000)
+    assert max(abs(tanh_nb(float(x)) - math.tanh(x)) for x in xs) <= 4e-16
+    assert tanh_nb(25.0) == 1.0 and tanh_nb(-25.0) == -1.0 and tanh_nb(0.0) == 0.0

@@ -1,10 +1,17 @@
 """Committee: learned weights, risk last, attribution that adds up, multi-asset use."""
 
+import math
+
 import numpy as np
 import pytest
 
 import coinswarm as cs
-from coinswarm.committee.kernel import learn_weights_py
+from coinswarm.agents.base import ohlcv_arrays, ohlcv_matrices
+from coinswarm.agents.mean_reversion import MeanReversion, mean_reversion_bands_nb
+from coinswarm.committee.committee import CommitteeConfig
+from coinswarm.committee.kernel import CHUNK, committee_run, learn_weights_py
+from coinswarm.regime import RegimeDetector
+from coinswarm.regime.detector import RegimeParams, regime_step_nb, trend_window_full_nb
 
 
 def test_hedge_moves_weight_to_the_agent_that_was_right():
@@ -82,3 +89,41 @@ def test_invalid_committee_params_raise():
         cs.make_params(cs.get_strategy("committee"), {"weight_floor": 0.6})
     with pytest.raises(cs.ConfigError, match="invalid trend"):
         cs.Committee(cs.CommitteeConfig(trend=cs.TrendParams(fast=200, mid=100)))
+
+
+def test_mean_reversion_on_the_detectors_t_statistic_votes_exactly_as_alone(btc):
+    """The committee feeds mean reversion the regime detector's t-statistic when both use the
+    same trend window: the votes must be the agent's own, bit for bit."""
+    frame = btc.iloc[:3000]
+    alone = MeanReversion().run(frame)
+    params, regime_state = RegimeDetector().init()
+    agent = MeanReversion()
+    state = agent.init()
+    time_ms, o, h, low, c, _ = ohlcv_arrays(frame)
+    votes = []
+    for t in range(len(frame)):
+        tstat = regime_step_nb(regime_state, params, time_ms[t], o[t], h[t], low[t], c[t])[5]
+        full = trend_window_full_nb(regime_state, params)
+        votes.append(mean_reversion_bands_nb(state.values, state.params, math.log(c[t]), tstat, full))
+    assert np.array_equal(np.array(votes), alone[["vote", "confidence"]].to_numpy())
+
+
+def test_a_committee_whose_windows_differ_runs_mean_reversion_on_its_own_window(btc):
+    config = CommitteeConfig(regime=RegimeParams(trend_window=120))
+    table = cs.Committee(config).run(btc, gaps="ignore")
+    assert table["c_mean_reversion"].abs().sum() > 0
+    assert not np.array_equal(table["target"], cs.Committee.default().run(btc, gaps="ignore")["target"])
+
+
+def test_runs_in_chunks_equal_one_long_run(btc):
+    """Splitting history at any bar, including inside a chunk, changes nothing."""
+    committee = cs.Committee.default()
+    whole = committee.run(btc, gaps="ignore")
+    state = committee.init(["BTC/USDT"])
+    cut = 5 * CHUNK + 17
+    time_ms, _, h, low, c, _ = ohlcv_matrices({"BTC/USDT": btc})
+    params = committee._kernel_params(committee.Params(), state.symbols)
+    parts = [committee_run(state.arrays, *params, 2, time_ms[a:b], np.log(h[a:b]), np.log(low[a:b]),
+                           np.log(c[a:b]), c[a:b]) for a, b in ((0, cut), (cut, len(btc)))]
+    target = np.concatenate([p[0][:, 0] for p in parts])
+    assert np.array_equal(target, whole["target"].to_numpy())
