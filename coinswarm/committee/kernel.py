@@ -46,18 +46,41 @@ SCALARS = 4
 CHUNK = 64  # bars per run of the price-only members (see member_chunk_py)
 
 
-def learn_weights_py(w, vc, gain_scale, eta, floor, n_agents):
-    """Hedge update of one weight vector ``w`` in place from last votes ``vc``, then the floor."""
-    total = 0.0
+def hedge_factors_py(vc, gain_scale, eta, n_agents, out):
+    """Each agent's Hedge factor ``exp(η · clip(vc_a · gain_scale, ±GAIN_CLIP))`` into ``out``
+    (1 for a silent member: its weight only moves through the normalisation)."""
     for a in range(n_agents):
-        if vc[a] != 0.0:  # a silent member's weight only moves through the normalisation
+        if vc[a] != 0.0:
             g = vc[a] * gain_scale
             g = GAIN_CLIP if g > GAIN_CLIP else -GAIN_CLIP if g < -GAIN_CLIP else g
-            w[a] *= exp_nb(eta * g)
+            out[a] = exp_nb(eta * g)
+        else:
+            out[a] = 1.0
+
+
+hedge_factors_nb = jit(hedge_factors_py, inline=True)
+
+
+def apply_factors_py(w, factors, floor, n_agents):
+    """``w_a ∝ w_a · factor_a``, normalised to sum 1, then the floor (in place)."""
+    total = 0.0
+    for a in range(n_agents):
+        w[a] *= factors[a]
         total += w[a]
     for a in range(n_agents):
         w[a] /= total
     apply_floor_nb(w, floor, n_agents)
+
+
+apply_factors_nb = jit(apply_factors_py, inline=True)
+
+
+def learn_weights_py(w, vc, gain_scale, eta, floor, n_agents):
+    """Hedge update of one weight vector ``w`` in place from last votes ``vc``, then the floor
+    (:func:`hedge_factors_py` then :func:`apply_factors_py`, as the committee's loop does)."""
+    factors = np.empty(n_agents)
+    hedge_factors_nb(vc, gain_scale, eta, n_agents, factors)
+    apply_factors_nb(w, factors, floor, n_agents)
 
 
 def apply_floor_py(w, floor, n_agents):
@@ -84,9 +107,7 @@ def apply_floor_py(w, floor, n_agents):
 
 
 apply_floor_nb = jit(apply_floor_py, inline=True)
-
-
-learn_weights_nb = jit(learn_weights_py, inline=True)
+learn_weights_nb = jit(learn_weights_py)
 
 
 def member_chunk_py(st, prm, ap, pair, t0, t1, time_ms, lh, ll, lc, regime, votes, facts):
@@ -131,20 +152,39 @@ def member_chunk_py(st, prm, ap, pair, t0, t1, time_ms, lh, ll, lc, regime, vote
 member_chunk_nb = jit(member_chunk_py, inline=True)
 
 
-def learn_step_py(st, cp, n_agents, lc, cells, vc):
-    """Per symbol: the Hedge update of last bar's cell from last bar's votes and this bar's
-    return, then this bar's cell and votes become the last ones."""
-    w, last, sc = st[3], st[4], st[5]
+def gains_chunk_py(st, cp, n_agents, t0, t1, lc, votes, facts, factors):
+    """Bars ``t0 .. t1-1``, per symbol: this bar's return and EWMA variance, and the Hedge
+    factors (:func:`hedge_factors_py`) that last bar's votes earned, into ``factors[t - t0]``
+    (``facts[t - t0, j, 4]`` says whether to learn). They depend on prices and votes only,
+    so they are computed here, off the bar-to-bar chain of weights, risk and execution."""
+    last, sc = st[4], st[5]
     alpha = cp[2]
-    for j in range(lc.shape[0]):
-        if sc[j, _SEEN] > 0.0:
-            r = lc[j] - sc[j, _PREV_LC]
-            sc[j, _VAR] = r * r if sc[j, _SEEN] == 1.0 else sc[j, _VAR] + alpha * (r * r - sc[j, _VAR])
-            if sc[j, _VAR] > 0.0:
-                learn_weights_nb(w[j, int(sc[j, _REGIME])], last[j], r / math.sqrt(sc[j, _VAR]), cp[0], cp[1],
-                                 n_agents)
-        sc[j, _PREV_LC] = lc[j]
-        sc[j, _SEEN] += 1.0
+    for j in range(lc.shape[1]):
+        for t in range(t0, t1):
+            k = t - t0
+            learn = 0.0
+            if sc[j, _SEEN] > 0.0:
+                r = lc[t, j] - sc[j, _PREV_LC]
+                sc[j, _VAR] = r * r if sc[j, _SEEN] == 1.0 else sc[j, _VAR] + alpha * (r * r - sc[j, _VAR])
+                if sc[j, _VAR] > 0.0:
+                    previous = last[j] if k == 0 else votes[k - 1, j]
+                    hedge_factors_nb(previous, r / math.sqrt(sc[j, _VAR]), cp[0], n_agents, factors[k, j])
+                    learn = 1.0
+            sc[j, _PREV_LC] = lc[t, j]
+            sc[j, _SEEN] += 1.0
+            facts[k, j, 4] = learn
+
+
+gains_chunk_nb = jit(gains_chunk_py, inline=True)
+
+
+def learn_step_py(st, cp, n_agents, cells, vc, facts, factors):
+    """Per symbol: the Hedge update of last bar's cell, then this bar's cell and votes become
+    the last ones."""
+    w, last, sc = st[3], st[4], st[5]
+    for j in range(cells.shape[0]):
+        if facts[j, 4] != 0.0:
+            apply_factors_nb(w[j, int(sc[j, _REGIME])], factors[j], cp[1], n_agents)
         sc[j, _REGIME] = cells[j]
         for a in range(n_agents):
             last[j, a] = vc[j, a]
@@ -153,15 +193,16 @@ def learn_step_py(st, cp, n_agents, lc, cells, vc):
 learn_step_nb = jit(learn_step_py, inline=True)
 
 
-def combine_step_py(st, rp, ep, cp, n_agents, t_ms, lc, c, cells, vc, facts, raw, risked, target, weights_out,
-                    contrib):
-    """One bar for every symbol once the members have voted (``vc``, ``cells``, ``facts``):
+def combine_step_py(st, rp, ep, cp, n_agents, t_ms, lc, c, cells, vc, facts, factors, raw, risked, target,
+                    weights_out, contrib):
+    """One bar for every symbol once the members have voted (``vc``, ``cells``, ``facts``,
+    ``factors``):
     learn the weights, aggregate, risk, execution. Fills ``raw``, ``risked``, ``target``,
     ``weights_out`` (m, A) and ``contrib`` (m, A: each agent's share of the risked target);
     returns the risk brake."""
     w, risk_s, exec_s = st[3], st[7], st[8]
     m = c.shape[0]
-    learn_step_nb(st, cp, n_agents, lc, cells, vc)
+    learn_step_nb(st, cp, n_agents, cells, vc, facts, factors)
     for j in range(m):
         cell = w[j, cells[j]]
         total = 0.0
@@ -183,20 +224,21 @@ combine_step_nb = jit(combine_step_py, inline=True)
 
 
 def committee_bars_py(st, prm, ap, rp, ep, cp, pair, n_agents, time_ms, lh, ll, lc, c, target, risked, raw,
-                      weights, contrib, regime, brake, votes, facts):
+                      weights, contrib, regime, brake, votes, facts, factors):
     """The committee over bars ``(n, m)`` (logs of high, low, close, and the close) into
     caller-owned outputs, ``CHUNK`` bars at a time: the members over the chunk, then the
-    weights, risk and execution bar by bar. ``votes`` ``(CHUNK, m, 3)`` and ``facts``
-    ``(CHUNK, m, 4)`` are scratch. Allocates nothing, so it compiles without reference
+    weights, risk and execution bar by bar. ``votes`` and ``factors`` ``(CHUNK, m, 3)`` and
+    ``facts`` ``(CHUNK, m, 5)`` are scratch. Allocates nothing, so it compiles without reference
     counting. The live runner calls it with one row per bar: the same code as a backtest."""
     n = c.shape[0]
     for t0 in range(0, n, CHUNK):
         t1 = min(n, t0 + CHUNK)
         member_chunk_nb(st, prm, ap, pair, t0, t1, time_ms, lh, ll, lc, regime, votes, facts)
+        gains_chunk_nb(st, cp, n_agents, t0, t1, lc, votes, facts, factors)
         for t in range(t0, t1):
             k = t - t0
             brake[t] = combine_step_nb(st, rp, ep, cp, n_agents, time_ms[t], lc[t], c[t], regime[t], votes[k],
-                                       facts[k], raw[t], risked[t], target[t], weights[t], contrib[t])
+                                       facts[k], factors[k], raw[t], risked[t], target[t], weights[t], contrib[t])
 
 
 committee_bars_nb = jit(committee_bars_py, refcount=False)
@@ -204,11 +246,11 @@ committee_bars_nb = jit(committee_bars_py, refcount=False)
 
 def committee_outputs(n: int, m: int, n_agents: int) -> tuple[np.ndarray, ...]:
     """Empty outputs and scratch of :func:`committee_bars_py` for ``n`` bars of ``m`` symbols:
-    target, risked, raw, weights, contributions, regime cells, brake, votes, facts."""
+    target, risked, raw, weights, contributions, regime cells, brake, votes, facts, factors."""
     rows = min(n, CHUNK)
     return (np.empty((n, m)), np.empty((n, m)), np.empty((n, m)), np.empty((n, m, n_agents)),
             np.empty((n, m, n_agents)), np.empty((n, m), dtype=np.int64), np.empty(n), np.zeros((rows, m, 3)),
-            np.zeros((rows, m, 4)))
+            np.zeros((rows, m, 5)), np.ones((rows, m, 3)))
 
 
 def committee_run(st, prm, ap, rp, ep, cp, pair, n_agents, time_ms, lh, ll, lc, c) -> tuple[np.ndarray, ...]:
