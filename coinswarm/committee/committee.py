@@ -227,6 +227,17 @@ class Committee:
         return params
 
     def _kernel_params(self, p: CommitteeParams, symbols: tuple[str, ...]) -> tuple:
+        """The kernel's parameter arguments, built once per ``(params, symbols)`` (the live path
+        asks for them every bar)."""
+        cache = self.__dict__.setdefault("_kernel_params_cache", {})
+        key = (p, symbols)
+        if key not in cache:
+            if len(cache) >= 64:
+                cache.clear()
+            cache[key] = self._build_kernel_params(p, symbols)
+        return cache[key]
+
+    def _build_kernel_params(self, p: CommitteeParams, symbols: tuple[str, ...]) -> tuple:
         cfg = self.config
         pair = np.array([-1, -1], dtype=np.int64)
         if self.pair:
