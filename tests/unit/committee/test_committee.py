@@ -95,7 +95,7 @@ def test_mean_reversion_on_the_detectors_t_statistic_votes_exactly_as_alone(btc)
     """The committee feeds mean reversion the regime detector's t-statistic when both use the
     same trend window: the votes must be the agent's own, bit for bit."""
     frame = btc.iloc[:3000]
-    alone = MeanReversion().run(frame)
+    alone = MeanReversion().run(frame, gaps="ignore")
     params, regime_state = RegimeDetector().init()
     agent = MeanReversion()
     state = agent.init()
