@@ -344,10 +344,15 @@ _EXP_POW2 = np.array([2.0 ** m for m in range(-64, 65)])
 
 def exp_py(y):
     """``e**y``: inline arithmetic for ``|y| ≤ 44`` (a table and a degree-6 polynomial, within
-    2 ulp of ``math.exp``), ``math.exp`` beyond (and for NaN). A libm call costs a per-bar
+    1 ulp of ``math.exp``), ``math.exp`` beyond (and for NaN). A libm call costs a per-bar
     kernel more than the arithmetic, and cannot be overlapped with the code around it."""
     if not -EXP_FAST_LIMIT <= y <= EXP_FAST_LIMIT:
         return math.exp(y)
+    return exp_core_nb(y)
+
+
+def exp_core_py(y):
+    """:func:`exp_py` for ``|y| ≤ 44`` only, without a branch (so loops of it vectorize)."""
     k = (y * _EXP_INV_STEP + _ROUNDING_SHIFT) - _ROUNDING_SHIFT
     r = (y - k * _EXP_STEP_HI) - k * _EXP_STEP_LO
     r2 = r * r  # Estrin's scheme: the same polynomial as Horner's with a shorter dependency chain
@@ -357,15 +362,16 @@ def exp_py(y):
     return scale + scale * expm1_r
 
 
+exp_core_nb = jit(exp_core_py, inline=True)
 exp_nb = jit(exp_py, inline=True)
 
 
 def tanh_py(x):
     """``tanh(x)`` as ``(1 − e) / (1 + e)`` with ``e = exp(−2|x|)`` from :func:`exp_py` (no libm
     call); within 4e-16 of libm's ``tanh`` absolutely, exactly ±1 in the tails."""
-    if abs(x) > 20.0:  # e < 5e-18: the quotient rounds to exactly 1
-        return 1.0 if x > 0.0 else -1.0
-    e = exp_nb(-2.0 * abs(x))
+    a = abs(x)
+    a = 20.0 if a > 20.0 else a  # beyond, e < 5e-18 and the quotient rounds to exactly 1
+    e = exp_core_nb(-2.0 * a)  # no branch: a loop of tanh compiles to vector code
     t = (1.0 - e) / (1.0 + e)
     return t if x >= 0.0 else -t
 

@@ -44,6 +44,12 @@ def trend_step_py(s, p, c):
 
 def trend_core_py(s, p, lc):
     """:func:`trend_step_py` given the log close (the committee computes it once for every member)."""
+    z1, z2, z3 = trend_scores_nb(s, p, lc)
+    return trend_vote_nb(z1, z2, z3)
+
+
+def trend_scores_py(s, p, lc):
+    """Advance the state by one bar; the three horizons' ``z`` (all 0 during warm-up)."""
     count = s[_COUNT]
     w = p.slow + 1
     if count > 0.0:
@@ -55,14 +61,26 @@ def trend_core_py(s, p, lc):
     ring_push_nb(s, _RING, w, lc)
     s[_COUNT] = count + 1.0
     if count < p.slow or s[_VAR] <= 0.0:
-        return 0.0, 0.0
+        return 0.0, 0.0, 0.0
     inv_sigma = 1.0 / math.sqrt(s[_VAR])
     z1 = (lc - roll_ago_nb(s, _RING, w, p.fast)) * inv_sigma * s[_ISQ_FAST]
     z2 = (lc - roll_ago_nb(s, _RING, w, p.mid)) * inv_sigma * s[_ISQ_MID]
     z3 = (lc - roll_ago_nb(s, _RING, w, p.slow)) * inv_sigma * s[_ISQ_SLOW]
+    return z1, z2, z3
+
+
+trend_scores_nb = jit(trend_scores_py, inline=True)
+
+
+def trend_vote_py(z1, z2, z3):
+    """``(vote, confidence)`` from the horizons' ``z``: pure arithmetic without branches, so the
+    committee computes it for a run of bars in vector code."""
     vote = (tanh_nb(z1) + tanh_nb(z2) + tanh_nb(z3)) / 3.0
-    agree = np.sign(z1) + np.sign(z2) + np.sign(z3)
+    agree = (z1 > 0.0) - (z1 < 0.0) + (z2 > 0.0) - (z2 < 0.0) + (z3 > 0.0) - (z3 < 0.0)
     return vote, abs(agree) / 3.0
+
+
+trend_vote_nb = jit(trend_vote_py, inline=True)
 
 
 trend_core_nb = jit(trend_core_py, refcount=False)

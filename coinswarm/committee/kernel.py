@@ -28,7 +28,7 @@ from coinswarm.agents.arbitrage import pairs_core_py
 from coinswarm.agents.execution import EXEC_SIZE, execution_core_nb
 from coinswarm.agents.mean_reversion import mean_reversion_bands_py, mean_reversion_core_py
 from coinswarm.agents.risk import risk_step_inline_nb
-from coinswarm.agents.trend import trend_core_py
+from coinswarm.agents.trend import trend_scores_py, trend_vote_py
 from coinswarm.regime.detector import N_REGIMES, RAW_SPREAD, regime_core_py, trend_window_full_nb
 
 TREND, MEAN_REVERSION, ARBITRAGE = 0, 1, 2
@@ -36,7 +36,8 @@ AGENT_NAMES = ("trend", "mean_reversion", "arbitrage")
 GAIN_CLIP = 5.0
 # the members' cores, inlined into the committee's step (one straight-line body per bar)
 regime_core_nb = jit(regime_core_py, inline=True)
-trend_core_nb = jit(trend_core_py, inline=True)
+trend_scores_nb = jit(trend_scores_py, inline=True)
+trend_vote_nb = jit(trend_vote_py, inline=True)
 mean_reversion_core_nb = jit(mean_reversion_core_py, inline=True)
 mean_reversion_bands_nb = jit(mean_reversion_bands_py, inline=True)
 pairs_core_nb = jit(pairs_core_py, inline=True)
@@ -113,8 +114,9 @@ learn_weights_nb = jit(learn_weights_py)
 def member_chunk_py(st, prm, ap, pair, t0, t1, time_ms, lh, ll, lc, regime, votes, facts):
     """Bars ``t0 .. t1-1`` of every member that reads only prices: per symbol, the regime
     detector (cell into ``regime[t]``; into ``facts[t - t0]`` the raw Corwin–Schultz spread,
-    whether it is defined, the trend t-statistic and whether its window is full), trend and
-    mean reversion (``vote · confidence`` into ``votes[t - t0]``), then the pair trade.
+    whether it is defined, the trend t-statistic and whether its window is full), trend (its
+    three ``z`` into ``facts[t - t0, j, 5:8]``) and mean reversion (``vote · confidence`` into
+    ``votes[t - t0]``), then the pair trade.
 
     One member at a time over a short run of bars keeps each loop small enough for the CPU to
     overlap consecutive bars; every member's arithmetic is the same as bar by bar, so the
@@ -131,8 +133,11 @@ def member_chunk_py(st, prm, ap, pair, t0, t1, time_ms, lh, ll, lc, regime, vote
             facts[t - t0, j, 1] = reg[0] > 1.0
             facts[t - t0, j, 2] = tstat
             facts[t - t0, j, 3] = trend_window_full_nb(reg, prm[0])
-        for t in range(t0, t1):
-            v, k = trend_core_nb(trend_j, prm[1], lc[t, j])
+        for t in range(t0, t1):  # the serial part of trend: its state and the horizons' z
+            facts[t - t0, j, 5], facts[t - t0, j, 6], facts[t - t0, j, 7] = trend_scores_nb(trend_j, prm[1],
+                                                                                           lc[t, j])
+        for t in range(t0, t1):  # its votes: branch-free arithmetic, compiled to vector code
+            v, k = trend_vote_nb(facts[t - t0, j, 5], facts[t - t0, j, 6], facts[t - t0, j, 7])
             votes[t - t0, j, TREND] = v * k
         for t in range(t0, t1):
             if shared_trend:
@@ -228,7 +233,7 @@ def committee_bars_py(st, prm, ap, rp, ep, cp, pair, n_agents, time_ms, lh, ll, 
     """The committee over bars ``(n, m)`` (logs of high, low, close, and the close) into
     caller-owned outputs, ``CHUNK`` bars at a time: the members over the chunk, then the
     weights, risk and execution bar by bar. ``votes`` and ``factors`` ``(CHUNK, m, 3)`` and
-    ``facts`` ``(CHUNK, m, 5)`` are scratch. Allocates nothing, so it compiles without reference
+    ``facts`` ``(CHUNK, m, 8)`` are scratch. Allocates nothing, so it compiles without reference
     counting. The live runner calls it with one row per bar: the same code as a backtest."""
     n = c.shape[0]
     for t0 in range(0, n, CHUNK):
@@ -260,7 +265,7 @@ def committee_outputs(n: int, m: int, n_agents: int) -> tuple[np.ndarray, ...]:
         start += size
     outputs[5] = outputs[5].view(np.int64)
     rows = min(n, CHUNK)
-    return (*outputs, np.zeros((rows, m, 3)), np.zeros((rows, m, 5)), np.ones((rows, m, 3)))
+    return (*outputs, np.zeros((rows, m, 3)), np.zeros((rows, m, 8)), np.ones((rows, m, 3)))
 
 
 def committee_run(st, prm, ap, rp, ep, cp, pair, n_agents, time_ms, lh, ll, lc, c) -> tuple[np.ndarray, ...]:
