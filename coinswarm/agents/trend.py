@@ -76,7 +76,7 @@ def trend_vote_py(z1, z2, z3):
     """``(vote, confidence)`` from the horizons' ``z``: pure arithmetic without branches, so the
     committee computes it for a run of bars in vector code."""
     vote = (tanh_nb(z1) + tanh_nb(z2) + tanh_nb(z3)) / 3.0
-    agree = (z1 > 0.0) - (z1 < 0.0) + (z2 > 0.0) - (z2 < 0.0) + (z3 > 0.0) - (z3 < 0.0)
+    agree = int(z1 > 0.0) - int(z1 < 0.0) + int(z2 > 0.0) - int(z2 < 0.0) + int(z3 > 0.0) - int(z3 < 0.0)
     return vote, abs(agree) / 3.0
 
 
