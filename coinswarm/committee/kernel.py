@@ -258,11 +258,13 @@ def committee_outputs(n: int, m: int, n_agents: int) -> tuple[np.ndarray, ...]:
     long history costs a few page faults rather than one per 4 KiB."""
     shapes = ((n, m), (n, m), (n, m), (n, m, n_agents), (n, m, n_agents), (n, m), (n,))
     sizes = [math.prod(shape) for shape in shapes]
-    block = np.empty(sum(sizes))
-    outputs, start = [], 0
-    for shape, size in zip(shapes, sizes, strict=True):
-        outputs.append(block[start:start + size].reshape(shape))
-        start += size
+    if sum(sizes) < 1 << 16:  # a few bars (the live path): separate arrays cost less than slicing
+        outputs = [np.empty(shape) for shape in shapes]
+    else:
+        block, outputs, start = np.empty(sum(sizes)), [], 0
+        for shape, size in zip(shapes, sizes, strict=True):
+            outputs.append(block[start:start + size].reshape(shape))
+            start += size
     outputs[5] = outputs[5].view(np.int64)
     rows = min(n, CHUNK)
     return (*outputs, np.zeros((rows, m, 3)), np.zeros((rows, m, 8)), np.ones((rows, m, 3)))
