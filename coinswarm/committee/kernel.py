@@ -45,6 +45,10 @@ pairs_core_nb = jit(pairs_core_py, inline=True)
 _PREV_LC, _VAR, _REGIME, _SEEN = 0, 1, 2, 3
 SCALARS = 4
 CHUNK = 64  # bars per run of the price-only members (see member_chunk_py)
+# columns of the per-bar ``facts`` scratch: raw spread, spread defined, trend t-statistic, its
+# window full, learn the weights this bar, then trend's three z
+F_SPREAD, F_SPREAD_OK, F_TSTAT, F_TREND_FULL, F_LEARN, F_Z = 0, 1, 2, 3, 4, 5
+N_FACTS = F_Z + 3
 
 
 def hedge_factors_py(vc, gain_scale, eta, n_agents, out):
@@ -115,7 +119,7 @@ def member_chunk_py(st, prm, ap, pair, t0, t1, time_ms, lh, ll, lc, regime, vote
     """Bars ``t0 .. t1-1`` of every member that reads only prices: per symbol, the regime
     detector (cell into ``regime[t]``; into ``facts[t - t0]`` the raw Corwin–Schultz spread,
     whether it is defined, the trend t-statistic and whether its window is full), trend (its
-    three ``z`` into ``facts[t - t0, j, 5:8]``) and mean reversion (``vote · confidence`` into
+    three ``z`` into ``facts[t - t0, j, F_Z:]``) and mean reversion (``vote · confidence`` into
     ``votes[t - t0]``), then the pair trade.
 
     One member at a time over a short run of bars keeps each loop small enough for the CPU to
@@ -129,20 +133,20 @@ def member_chunk_py(st, prm, ap, pair, t0, t1, time_ms, lh, ll, lc, regime, vote
         for t in range(t0, t1):
             vol, trend, _, _, _, tstat, _ = regime_core_nb(reg, prm[0], time_ms[t], lh[t, j], ll[t, j], lc[t, j])
             regime[t, j] = vol * 3 + trend
-            facts[t - t0, j, 0] = reg[RAW_SPREAD]
-            facts[t - t0, j, 1] = reg[0] > 1.0
-            facts[t - t0, j, 2] = tstat
-            facts[t - t0, j, 3] = trend_window_full_nb(reg, prm[0])
+            facts[t - t0, j, F_SPREAD] = reg[RAW_SPREAD]
+            facts[t - t0, j, F_SPREAD_OK] = reg[0] > 1.0
+            facts[t - t0, j, F_TSTAT] = tstat
+            facts[t - t0, j, F_TREND_FULL] = trend_window_full_nb(reg, prm[0])
         for t in range(t0, t1):  # the serial part of trend: its state and the horizons' z
-            facts[t - t0, j, 5], facts[t - t0, j, 6], facts[t - t0, j, 7] = trend_scores_nb(trend_j, prm[1],
-                                                                                           lc[t, j])
+            z1, z2, z3 = trend_scores_nb(trend_j, prm[1], lc[t, j])
+            facts[t - t0, j, F_Z], facts[t - t0, j, F_Z + 1], facts[t - t0, j, F_Z + 2] = z1, z2, z3
         for t in range(t0, t1):  # its votes: branch-free arithmetic, compiled to vector code
-            v, k = trend_vote_nb(facts[t - t0, j, 5], facts[t - t0, j, 6], facts[t - t0, j, 7])
+            v, k = trend_vote_nb(facts[t - t0, j, F_Z], facts[t - t0, j, F_Z + 1], facts[t - t0, j, F_Z + 2])
             votes[t - t0, j, TREND] = v * k
         for t in range(t0, t1):
             if shared_trend:
-                f = facts[t - t0, j]
-                v, k = mean_reversion_bands_nb(mr_j, prm[2], lc[t, j], f[2], f[3] != 0.0)
+                v, k = mean_reversion_bands_nb(mr_j, prm[2], lc[t, j], facts[t - t0, j, F_TSTAT],
+                                               facts[t - t0, j, F_TREND_FULL] != 0.0)
             else:
                 v, k = mean_reversion_core_nb(mr_j, prm[2], lc[t, j])
             votes[t - t0, j, MEAN_REVERSION] = v * k
@@ -160,7 +164,7 @@ member_chunk_nb = jit(member_chunk_py, inline=True)
 def gains_chunk_py(st, cp, n_agents, t0, t1, lc, votes, facts, factors):
     """Bars ``t0 .. t1-1``, per symbol: this bar's return and EWMA variance, and the Hedge
     factors (:func:`hedge_factors_py`) that last bar's votes earned, into ``factors[t - t0]``
-    (``facts[t - t0, j, 4]`` says whether to learn). They depend on prices and votes only,
+    (``facts[t - t0, j, F_LEARN]`` says whether to learn). They depend on prices and votes only,
     so they are computed here, off the bar-to-bar chain of weights, risk and execution."""
     last, sc = st[4], st[5]
     alpha = cp[2]
@@ -177,7 +181,7 @@ def gains_chunk_py(st, cp, n_agents, t0, t1, lc, votes, facts, factors):
                     learn = 1.0
             sc[j, _PREV_LC] = lc[t, j]
             sc[j, _SEEN] += 1.0
-            facts[k, j, 4] = learn
+            facts[k, j, F_LEARN] = learn
 
 
 gains_chunk_nb = jit(gains_chunk_py, inline=True)
@@ -188,7 +192,7 @@ def learn_step_py(st, cp, n_agents, cells, vc, facts, factors):
     the last ones."""
     w, last, sc = st[3], st[4], st[5]
     for j in range(cells.shape[0]):
-        if facts[j, 4] != 0.0:
+        if facts[j, F_LEARN] != 0.0:
             apply_factors_nb(w[j, int(sc[j, _REGIME])], factors[j], cp[1], n_agents)
         sc[j, _REGIME] = cells[j]
         for a in range(n_agents):
@@ -201,8 +205,7 @@ learn_step_nb = jit(learn_step_py, inline=True)
 def combine_step_py(st, rp, ep, cp, n_agents, t_ms, lc, c, cells, vc, facts, factors, raw, risked, target,
                     weights_out, contrib):
     """One bar for every symbol once the members have voted (``vc``, ``cells``, ``facts``,
-    ``factors``):
-    learn the weights, aggregate, risk, execution. Fills ``raw``, ``risked``, ``target``,
+    ``factors``): learn the weights, aggregate, risk, execution. Fills ``raw``, ``risked``, ``target``,
     ``weights_out`` (m, A) and ``contrib`` (m, A: each agent's share of the risked target);
     returns the risk brake."""
     w, risk_s, exec_s = st[3], st[7], st[8]
@@ -221,7 +224,8 @@ def combine_step_py(st, rp, ep, cp, n_agents, t_ms, lc, c, cells, vc, facts, fac
         ratio = risked[j] / raw[j] if raw[j] != 0.0 else 0.0
         for a in range(n_agents):
             contrib[j, a] *= ratio
-        target[j] = execution_core_nb(exec_s, EXEC_SIZE * j, ep, facts[j, 0], facts[j, 1] != 0.0, risked[j])
+        target[j] = execution_core_nb(exec_s, EXEC_SIZE * j, ep, facts[j, F_SPREAD], facts[j, F_SPREAD_OK] != 0.0,
+                                      risked[j])
     return brake
 
 
@@ -233,7 +237,7 @@ def committee_bars_py(st, prm, ap, rp, ep, cp, pair, n_agents, time_ms, lh, ll, 
     """The committee over bars ``(n, m)`` (logs of high, low, close, and the close) into
     caller-owned outputs, ``CHUNK`` bars at a time: the members over the chunk, then the
     weights, risk and execution bar by bar. ``votes`` and ``factors`` ``(CHUNK, m, 3)`` and
-    ``facts`` ``(CHUNK, m, 8)`` are scratch. Allocates nothing, so it compiles without reference
+    ``facts`` ``(CHUNK, m, N_FACTS)`` are scratch. Allocates nothing, so it compiles without reference
     counting. The live runner calls it with one row per bar: the same code as a backtest."""
     n = c.shape[0]
     for t0 in range(0, n, CHUNK):
@@ -267,7 +271,7 @@ def committee_outputs(n: int, m: int, n_agents: int) -> tuple[np.ndarray, ...]:
             start += size
     outputs[5] = outputs[5].view(np.int64)
     rows = min(n, CHUNK)
-    return (*outputs, np.zeros((rows, m, 3)), np.zeros((rows, m, 8)), np.ones((rows, m, 3)))
+    return (*outputs, np.zeros((rows, m, 3)), np.zeros((rows, m, N_FACTS)), np.ones((rows, m, 3)))
 
 
 def committee_run(st, prm, ap, rp, ep, cp, pair, n_agents, time_ms, lh, ll, lc, c) -> tuple[np.ndarray, ...]:
