@@ -139,7 +139,7 @@ def render_markdown(evidence: dict, committee_result) -> str:
         f"({', '.join(f'{k}: {v}' for k, v in s['combos'].items())} combos). Gate: {s['gate']}. "
         "DSR deflates for every trial of every fold; PBO is CSCV over the grid's daily returns.",
         "",
-        "Reproduce: `coinswarm evidence --out research/reports` (about 40 s on two cores).",
+        "Reproduce: `coinswarm evidence --out research/reports` (about 30 s on two cores).",
         "",
         "| market | strategy | folds | OOS Sharpe | DSR | PBO | win rate | trades | return | max DD | gate |",
         "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|",
