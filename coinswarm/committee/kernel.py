@@ -112,7 +112,6 @@ def apply_floor_py(w, floor, n_agents):
 
 
 apply_floor_nb = jit(apply_floor_py, inline=True)
-learn_weights_nb = jit(learn_weights_py)
 
 
 def member_chunk_py(st, prm, ap, pair, t0, t1, time_ms, lh, ll, lc, regime, votes, facts):

@@ -105,7 +105,7 @@ def regime_index(volatility: int, trend: int) -> int:
 
 def state_size(p: RegimeParams) -> int:
     """Floats of detector state for ``p``."""
-    return _ROLL_VOL + roll_size(p.vol_window) + roll_size(p.trend_window)
+    return trend_offset_py(p) + roll_size(p.trend_window)
 
 
 def init_state(values: np.ndarray, p: RegimeParams) -> None:
@@ -152,9 +152,17 @@ def regime_step_py(s, p, t_ms, o, h, low, c):
     return regime_core_nb(s, p, t_ms, math.log(h), math.log(low), math.log(c))
 
 
+def trend_offset_py(p):
+    """Where the ``trend_window`` of log returns starts in the detector's state."""
+    return _ROLL_VOL + roll_size(p.vol_window)
+
+
+trend_offset_nb = jit(trend_offset_py, inline=True)
+
+
 def regime_core_py(s, p, t_ms, lh, ll, lc):
     """:func:`regime_step_py` given the bar's log high, low and close."""
-    o_trend = _ROLL_VOL + roll_size(p.vol_window)
+    o_trend = trend_offset_nb(p)
     count = s[_COUNT]
     raw_vol, raw_trend, raw_liq = 1, 1, 1
     rv, tstat = 0.0, 0.0
@@ -188,7 +196,7 @@ regime_core_nb = jit(regime_core_py, refcount=False)
 
 def trend_window_full_py(s, p):
     """Whether the detector's ``trend_window`` of log returns is full (its t-statistic defined)."""
-    return s[_ROLL_VOL + roll_size(p.vol_window)] >= p.trend_window
+    return s[trend_offset_nb(p)] >= p.trend_window
 
 
 trend_window_full_nb = jit(trend_window_full_py, inline=True)
