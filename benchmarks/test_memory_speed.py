@@ -140,15 +140,22 @@ def test_quorum_over_nats_and_postgres(benchmark, nats_url, postgres_url, persis
         cluster = await start_cluster(nats_url, store, prefix="bench", persist_audit=persist_audit)
         proposer = await NatsBus.connect(nats_url, name="bench-proposer")
         applied: dict[str, float] = {}
-        cluster.applier.on_applied = lambda pid: applied.setdefault(pid, time.perf_counter())
+        waiting: dict[str, asyncio.Future] = {}
+
+        def on_applied(pid: str) -> None:
+            applied.setdefault(pid, time.perf_counter())
+            if pid in waiting and not waiting[pid].done():
+                waiting[pid].set_result(applied[pid])
+
+        cluster.applier.on_applied = on_applied
         latencies = []
-        for i in range(300):
+        for i in range(300):  # one at a time, awaited (no polling loop competing for the CPU)
             pid = f"lat{i}"
+            waiting[pid] = done = asyncio.get_running_loop().create_future()
             t0 = time.perf_counter()
             await submit(proposer, _weights_at(pid))
-            while pid not in applied:
-                await asyncio.sleep(0.0002)
-            latencies.append(applied[pid] - t0)
+            latencies.append(await asyncio.wait_for(done, 10) - t0)
+            del waiting[pid]
         start, sent, window = time.perf_counter(), 0, 200  # at most `window` proposals in flight
         loaded = lambda: len(applied) - len(latencies)  # noqa: E731
         while time.perf_counter() - start < seconds:
@@ -208,21 +215,23 @@ def test_quorum_as_processes_over_nats_and_postgres(benchmark, nats_url, postgre
 
     async def scenario():
         proposer = await NatsBus.connect(nats_url, name="bench-proposer")
-        committed: dict[str, float] = {}
+        waiting: dict[str, asyncio.Future] = {}
 
         async def seen(msg):
             at = time.perf_counter()
             for pid in committed_ids(msg.data):
-                committed.setdefault(pid, at)
+                if pid in waiting and not waiting[pid].done():
+                    waiting[pid].set_result(at)
 
         watch = await proposer.subscribe("mem.commit", seen)
         latencies = []
-        for i in range(300):
+        for i in range(300):  # one at a time, awaited (no polling loop competing for the CPU)
+            pid = f"plat{i}"
+            waiting[pid] = committed = asyncio.get_running_loop().create_future()
             t0 = time.perf_counter()
-            await submit(proposer, proposal(f"plat{i}"))
-            while f"plat{i}" not in committed:
-                await asyncio.sleep(0.0002)
-            latencies.append(committed[f"plat{i}"] - t0)
+            await submit(proposer, proposal(pid))
+            latencies.append(await asyncio.wait_for(committed, 10) - t0)
+            del waiting[pid]
         await watch.unsubscribe()
         while store.count(DecisionRow) < 300:
             await asyncio.sleep(0.01)

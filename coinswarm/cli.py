@@ -217,7 +217,7 @@ def cmd_quorum(args) -> int:
         node = run_until_signalled(serve_node, settings, args.name,
                                    lambda: print(f"{args.name}: ready on {nats}", flush=True))
         print(f"{args.name}: stopped after {node.published} commits published, {node.taken_over} taken over "
-              f"from a silent coordinator, {node.bad_messages} bad messages")
+              f"from a silent coordinator, {node.resent} vote messages re-sent, {node.bad_messages} bad messages")
     else:
         applier = run_until_signalled(serve_applier, settings, lambda: print(f"applier: ready on {nats}", flush=True))
         print(f"applier: stopped after {applier.applied} applied, {applier.duplicates} duplicates, "

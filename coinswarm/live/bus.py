@@ -7,9 +7,10 @@ Subjects (as in the seed): ``mem.propose``, ``mem.vote``, ``mem.commit``, ``mem.
   (each message to one member).
 * ``request`` — request-reply with a timeout.
 * ``stream_publish`` / ``stream_subscribe`` — durable streams (JetStream on NATS) for
-  proposals and commits. Each message carries ``Nats-Msg-Id``; the server drops a
-  redelivered id inside the duplicate window, and a durable consumer resumes where it
-  stopped after a restart (at-least-once: handlers must be idempotent, and the store is).
+  proposals and commits (votes are plain fan-out: their voters re-send what is lost).
+  Each message carries ``Nats-Msg-Id``; the server drops a redelivered id inside the
+  duplicate window, and a durable consumer resumes where it stopped after a restart
+  (at-least-once: handlers must be idempotent, and the store is).
 
 :class:`InProcessBus` is deterministic (FIFO, one dispatcher, round-robin queue groups)
 for backtests and unit tests; :class:`NatsBus` talks to a real nats-server.
@@ -34,7 +35,8 @@ from coinswarm.live.framing import (
     frame_id,
 )
 
-STREAM_SUBJECTS = ("mem.propose", "mem.vote", "mem.commit", "planner.propose", "planner.vote", "planner.commit")
+# votes are fan-out messages (re-sent by their voter when lost), not stream entries
+STREAM_SUBJECTS = ("mem.propose", "mem.commit", "planner.propose", "planner.commit")
 STREAM_NAME = "COINSWARM"
 
 

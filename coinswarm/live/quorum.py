@@ -3,12 +3,16 @@
 Flow: a proposer appends proposals to the ``mem.propose`` stream (``Nats-Msg-Id`` = the
 proposal id; under load the bus packs them into frames, see :mod:`coinswarm.live.framing`).
 Every :class:`QuorumNode` (one manager each) judges a delivered frame with the pure rules
-and appends **one** signed :class:`~coinswarm.quorum.votes.VoteBatch` for all of it to the
-``mem.vote`` stream (durable, so votes survive a server restart; a manager with a custom
-behaviour sends single votes). Every node sees the same frames, so the coordinator role
-rotates per frame — :func:`coordinator_for` its first proposal, which is per proposal
-when proposals arrive one at a time. That node tallies at once and appends the decisions
-it reached together, with their signed proofs, as one message to ``mem.commit``
+and publishes **one** signed :class:`~coinswarm.quorum.votes.VoteBatch` for all of it on
+``mem.vote`` (a manager with a custom behaviour sends single votes). Votes are plain
+fan-out messages, not stream entries: no store, no acks, one hop. What a dropped
+connection loses, the voter sends again — every vote it cast on a proposal it still sees
+open, after a reconnect at once and otherwise ``resend_ms`` after sending, the interval
+doubling — and a repeat is screened like any vote (a duplicate changes nothing). Every
+node sees the same frames, so the coordinator role rotates per frame —
+:func:`coordinator_for` its first proposal, which is per proposal when proposals arrive
+one at a time. That node tallies at once and appends the decisions it reached together,
+with their signed proofs, as one message to the ``mem.commit`` stream
 (:mod:`coinswarm.live.commits`); the others keep the votes uncounted and tally only if it
 stays silent (failover). Nodes stand down only for commits whose proofs they re-tallied.
 The :class:`Applier` re-checks every decision from its proof — it trusts no coordinator —
@@ -21,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import orjson
 
@@ -43,6 +48,7 @@ from coinswarm.quorum.tally import Decision, QuorumConfig, coordinator_for
 from coinswarm.quorum.votes import Vote, VoteBatch, decode_votes
 
 Clock = Callable[[], int]
+VOTE_SUBJECT = "mem.vote"
 Ref = tuple[Source, int]  # a single vote (index -1) or entry ``index`` of a batch
 
 
@@ -54,6 +60,17 @@ def wall_clock_ms() -> int:
 async def submit(bus, proposal: Proposal) -> bool:
     """Append a proposal to ``mem.propose``; False when the stream already had its id."""
     return await bus.stream_publish("mem.propose", proposal.encode(), msg_id=proposal.id)
+
+
+@dataclass(slots=True)
+class _SentVotes:
+    """One vote message this node published: its bytes, the proposals it votes on, and when
+    it goes out again if they are still open."""
+
+    data: bytes
+    proposal_ids: tuple[str, ...]
+    due: int
+    interval: int
 
 
 def _ref_proposal_id(ref: Ref) -> str:
@@ -82,11 +99,15 @@ class QuorumNode:
                  context: Callable[[int], Context], clock: Clock = wall_clock_ms,
                  behaviour: Behaviour = honest, durable_prefix: str = "mgr", failover_ms: int = 500,
                  concurrency: int = 64, retention_ms: int | None = None,
-                 audit_subject: str | None = "mem.audit") -> None:
+                 audit_subject: str | None = "mem.audit", resend_ms: int | None = None) -> None:
         self.manager, self.config, self.bus, self.clock = manager, config, bus, clock
         self.context, self.behaviour, self.failover_ms = context, behaviour, failover_ms
         self.concurrency = concurrency
         self.retention_ms = retention_ms if retention_ms is not None else 10 * config.timeout_ms
+        self.resend_ms = resend_ms if resend_ms is not None else failover_ms
+        self.sent: dict[str, _SentVotes] = {}  # this node's vote messages, kept for re-sending
+        self.resent = 0
+        self._reconnects = getattr(bus, "reconnects", 0)
         self._audit_sent = 0
         self._last_prune = 0
         self.audit_subject = audit_subject
@@ -110,8 +131,7 @@ class QuorumNode:
 
     async def start(self) -> None:
         """Subscribe to votes and commits, then to the proposal stream (durable: resumes after restarts)."""
-        self._subs.append(await self.bus.stream_subscribe("mem.vote", f"{self.durable}-votes", self.on_votes,
-                                                          concurrency=self.concurrency, batch=True))
+        self._subs.append(await self.bus.subscribe(VOTE_SUBJECT, self.on_vote))
         self._subs.append(await self.bus.subscribe("mem.commit", self.on_commit_seen))
         self._subs.append(await self.bus.stream_subscribe("mem.propose", self.durable, self.on_proposals,
                                                           concurrency=self.concurrency, batch=True))
@@ -153,7 +173,7 @@ class QuorumNode:
         for proposal in proposals:
             if self._is_new(proposal.id):
                 commits += self._open(proposal, now, primary)
-        await self.bus.stream_publish_many("mem.vote", self._votes(proposals, self.context(now)))
+        await self._send_votes(proposals, now)
         await self._publish(commits)
 
     def _open(self, proposal: Proposal, now: int, primary: str) -> list[Commit]:
@@ -177,6 +197,37 @@ class QuorumNode:
             return [(f"votes-{batch.manager}-{batch.signature[:32]}", batch.encode())]
         return [(f"vote-{v.proposal_id}-{v.manager}-{v.signature[:16]}", v.encode())
                 for p in proposals for v in self.behaviour(self.manager, p, context)]
+
+    async def _send_votes(self, proposals: list[Proposal], now: int) -> None:
+        """Publish this node's votes on a frame and keep them for :meth:`_resend_votes`."""
+        ids = tuple(p.id for p in proposals)
+        for msg_id, data in self._votes(proposals, self.context(now)):
+            sent = self.sent[msg_id] = _SentVotes(data, ids, now + self.resend_ms, self.resend_ms)
+            if not await self._publish_vote(data):
+                sent.due = now  # not handed to the connection: next tick tries again
+
+    async def _resend_votes(self, now: int) -> None:
+        """Publish again the votes this node cast on proposals it still sees open: all of
+        them after a reconnect (messages in flight when a connection drops are lost),
+        otherwise each ``resend_ms`` after it last went out, the interval doubling. A vote
+        message whose proposals are all settled here is forgotten."""
+        reconnects = getattr(self.bus, "reconnects", 0)
+        reconnected, self._reconnects = reconnects != self._reconnects, reconnects
+        for msg_id, sent in list(self.sent.items()):
+            if not any(pid in self.proposals for pid in sent.proposal_ids):
+                del self.sent[msg_id]
+            elif reconnected or now >= sent.due:
+                sent.interval *= 2
+                sent.due = now + sent.interval
+                self.resent += 1
+                await self._publish_vote(sent.data)
+
+    async def _publish_vote(self, data: bytes) -> bool:
+        try:
+            await self.bus.publish(VOTE_SUBJECT, data)
+        except Exception:  # noqa: BLE001  (connection closed or its buffer full: re-sent later)
+            return False
+        return True
 
     async def on_vote(self, msg) -> None:
         """Count a vote message (votes that overtake their proposal wait in ``early``)."""
@@ -314,6 +365,7 @@ class QuorumNode:
         """Publish backup commits that fell due; close proposals past their deadline."""
         now = self.clock()
         self._escalate(now)
+        await self._resend_votes(now)
         due = [pid for pid, (when, proposal, *_) in self.pending.items()
                if now >= when and not self._primary_alive(pid, proposal.timestamp, now)]
         await self._publish([self.pending.pop(pid)[1:] for pid in due])

@@ -89,15 +89,16 @@ def test_nats_frames_deliver_every_item_once_with_its_id_and_a_distinct_sequence
         async def batch_handler(msgs):
             batches.append([m.msg_id for m in msgs])
 
-        await sub.stream_subscribe("mem.vote", "frames-test", handler, concurrency=64)
-        await sub.stream_subscribe("mem.vote", "frames-batch", batch_handler, concurrency=8, batch=True)
-        await asyncio.gather(*(pub.stream_publish("mem.vote", f"v{i}".encode(), msg_id=f"id{i}") for i in range(150)))
-        assert await pub.stream_publish_many("mem.vote", [(f"id{i}", f"v{i}".encode()) for i in range(150, 300)])
+        await sub.stream_subscribe("mem.propose", "frames-test", handler, concurrency=64)
+        await sub.stream_subscribe("mem.propose", "frames-batch", batch_handler, concurrency=8, batch=True)
+        await asyncio.gather(*(pub.stream_publish("mem.propose", f"v{i}".encode(), msg_id=f"id{i}")
+                               for i in range(150)))
+        assert await pub.stream_publish_many("mem.propose", [(f"id{i}", f"v{i}".encode()) for i in range(150, 300)])
         for _ in range(100):
             if len(got) >= 300 and sum(map(len, batches)) >= 300:
                 break
             await asyncio.sleep(0.05)
-        frames = pub._coalescers["mem.vote"].frames
+        frames = pub._coalescers["mem.propose"].frames
         await pub.close()
         await sub.close()
         return got, batches, frames
@@ -119,9 +120,9 @@ def test_in_process_batch_subscribers_get_one_message_lists():
         async def handler(msgs):
             seen.append([m.msg_id for m in msgs])
 
-        await bus.stream_publish("mem.vote", b"a", msg_id="a")
-        await bus.stream_subscribe("mem.vote", "d", handler, batch=True)
-        assert await bus.stream_publish_many("mem.vote", [("b", b"b"), ("a", b"a")]) == [True, False]
+        await bus.stream_publish("mem.propose", b"a", msg_id="a")
+        await bus.stream_subscribe("mem.propose", "d", handler, batch=True)
+        assert await bus.stream_publish_many("mem.propose", [("b", b"b"), ("a", b"a")]) == [True, False]
         return seen
 
     assert asyncio.run(scenario()) == [["a"], ["b"]]

@@ -227,3 +227,72 @@ def test_a_primary_that_is_heard_from_but_never_commits_is_overruled_before_the_
     assert CONFIG.timeout_ms - 3 * 500 <= taken_over_after < CONFIG.timeout_ms - 3 * 500 + 250
     assert node.taken_over == len(frame)
     assert sorted(published) == sorted(p.id for p in frame)
+
+
+class _LossyBus(InProcessBus):
+    """Drops the first vote message of each manager in ``lose`` (a connection that dropped it)."""
+
+    def __init__(self, lose):
+        super().__init__()
+        self.lose, self.dropped = set(lose), []
+
+    async def publish(self, subject, data, **kwargs):
+        from coinswarm.quorum.votes import decode_votes
+
+        manager = decode_votes(data).manager if subject == "mem.vote" else None
+        if manager in self.lose:
+            self.lose.discard(manager)
+            self.dropped.append(manager)
+            return
+        await super().publish(subject, data, **kwargs)
+
+
+def test_lost_votes_are_sent_again_until_their_proposals_are_settled(tmp_path):
+    store = Store(f"sqlite:///{tmp_path / 'lossy.db'}")
+    store.migrate()
+    now = [NOW]
+    weights = next(p for p in (make_proposal(i, np.random.default_rng(i)) for i in range(10))
+                   if p.kind == "planner_weights")
+
+    async def scenario():
+        bus = _LossyBus({"m1", "m2"})  # two of four votes lost: no quorum until they come again
+        nodes, applier = await start_cluster(bus, store, lambda: now[0], failover_ms=500)
+        await submit(bus, weights)
+        applied = [applier.applied]
+        for step in (499, 1):  # nothing re-sent before resend_ms (= failover_ms), everything open at it
+            now[0] += step
+            for node in nodes.values():
+                await node.tick()
+            applied.append(applier.applied)
+        resent = {m: n.resent for m, n in nodes.items()}
+        now[0] += 2_000
+        for node in nodes.values():
+            await node.tick()
+        return applied, resent, bus.dropped, nodes, applier
+
+    applied, resent, dropped, nodes, applier = asyncio.run(scenario())
+    assert sorted(dropped) == ["m1", "m2"]
+    assert applied == [0, 0, 1], "the quorum forms from the re-sent votes"
+    assert resent == {"m1": 1, "m2": 0, "m3": 0, "m4": 0}, \
+        "m1 ticks first: its vote completes the quorum, the commit settles the proposal before m2 re-sends"
+    assert all(not n.sent for n in nodes.values()), "settled proposals' votes are forgotten, not re-sent"
+    assert applier.duplicates == 0 and applier.failed == []
+
+
+def test_a_reconnect_sends_every_open_vote_again_at_once(tmp_path):
+    store = Store(f"sqlite:///{tmp_path / 'reconnect.db'}")
+    store.migrate()
+    weights = next(p for p in (make_proposal(i, np.random.default_rng(i)) for i in range(10))
+                   if p.kind == "planner_weights")
+
+    async def scenario():
+        bus = _LossyBus({"m1", "m2"})
+        nodes, applier = await start_cluster(bus, store, lambda: NOW, failover_ms=500)
+        await submit(bus, weights)
+        before = applier.applied
+        bus.reconnects = 1  # as NatsBus counts them
+        for node in nodes.values():
+            await node.tick()
+        return before, applier.applied
+
+    assert asyncio.run(scenario()) == (0, 1)
