@@ -11,7 +11,7 @@ from typing import NamedTuple
 
 from coinswarm.quorum.proposals import Proposal
 from coinswarm.quorum.tally import PENDING, TIMEOUT, Ballot, Decision, QuorumConfig, signed_by_member
-from coinswarm.quorum.votes import Vote, VoteBatch
+from coinswarm.quorum.votes import Vote, VoteBatch, split_verdicts
 
 
 class AuditEvent(NamedTuple):
@@ -22,6 +22,9 @@ class AuditEvent(NamedTuple):
     proposal_id: str
     actor: str
     detail: dict
+
+
+_new_tuple = tuple.__new__
 
 
 class Coordinator:
@@ -88,15 +91,16 @@ class Coordinator:
             self._log(now, "discard", "", batch.manager, {"reason": "forged batch: unknown manager or bad signature"})
             return []
         decisions, decided, unknown = [], [], []
+        manager, timestamp, open_ballots = batch.manager, batch.timestamp, self.open
         for proposal_id, digest, approve, _ in batch.entries:
-            ballot = self.open.get(proposal_id)
+            ballot = open_ballots.get(proposal_id)
             if ballot is None:
                 (decided if proposal_id in self.decided else unknown).append(proposal_id)
                 continue
-            ballot.add_verified(batch.manager, proposal_id, digest, approve, batch.timestamp)
-            decision = self._settle(ballot, now)
-            if decision is not None:
-                decisions.append(decision)
+            ballot.add_verified(manager, proposal_id, digest, approve, timestamp)
+            status = ballot.status(now)
+            if status != PENDING:
+                decisions.append(self._settle(ballot, now, status))
         for reason, ids in (("already decided", decided), ("unknown proposal", unknown)):
             if ids:  # one event per batch and reason, listing every entry it threw away
                 self._log(now, "discard", ids[0], batch.manager, {"reason": reason, "proposals": tuple(ids)})
@@ -106,10 +110,9 @@ class Coordinator:
         """One ``vote_batch`` audit event listing every verdict of ``batch`` (filed under its
         first proposal: the one that names the frame's coordinator)."""
         first = batch.entries[0][0] if batch.entries else ""
+        approved, rejected = split_verdicts(batch.entries)
         self._log(now, "vote_batch", first, batch.manager,
-                  {"approve": tuple(pid for pid, _, approve, _ in batch.entries if approve),
-                   "reject": tuple(pid for pid, _, approve, _ in batch.entries if not approve),
-                   "signature": batch.signature})
+                  {"approve": approved, "reject": rejected, "signature": batch.signature})
 
     def withdraw(self, proposal_id: str, now: int, reason: str) -> bool:
         """Stop tallying an open proposal another coordinator settled (no decision here; audited)."""
@@ -145,8 +148,9 @@ class Coordinator:
             del self.audit[:keep]
         return len(old)
 
-    def _settle(self, ballot: Ballot, now: int) -> Decision | None:
-        status = ballot.status(now)
+    def _settle(self, ballot: Ballot, now: int, status: str | None = None) -> Decision | None:
+        """Close ``ballot`` if it is decided or timed out (pass its ``status`` if known)."""
+        status = status or ballot.status(now)
         if status == PENDING:
             return None
         decision = ballot.decide(now, status)
@@ -161,4 +165,5 @@ class Coordinator:
         return decision
 
     def _log(self, now: int, kind: str, proposal_id: str, actor: str, detail: dict) -> None:
-        self.audit.append(AuditEvent(now, kind, proposal_id, actor, detail))
+        # tuple.__new__ directly: the named tuple's own __new__ is a Python-level wrapper around it
+        self.audit.append(_new_tuple(AuditEvent, (now, kind, proposal_id, actor, detail)))

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from coinswarm.quorum.proposals import Proposal, finite
-from coinswarm.quorum.votes import Vote, VoteBatch
+from coinswarm.quorum.votes import Entry, Vote, VoteBatch
 from coinswarm.stats import probabilistic_sharpe_ratio
 
 
@@ -204,7 +204,11 @@ class Manager:
 
     def sign_batch(self, proposals: list[Proposal], reasons: list[tuple[str, ...]], now: int) -> VoteBatch:
         """Sign verdicts given as each proposal's :meth:`reasons` (empty: approve) as one batch."""
-        entries = tuple((p.id, p.digest, not r, r or OK) for p, r in zip(proposals, reasons, strict=True))
+        return self.sign_entries(verdict_entries(proposals, reasons), now)
+
+    def sign_entries(self, entries: tuple[Entry, ...], now: int) -> VoteBatch:
+        """Sign prepared :func:`verdict_entries` as one batch (managers with the same verdicts
+        can share one entries object; its signed text is then built once)."""
         return VoteBatch(self.name, now, entries).signed(self.key)
 
     def reasons(self, proposal: Proposal, context: Context) -> tuple[str, ...]:
@@ -216,3 +220,8 @@ class Manager:
 
 
 OK = ("ok",)
+
+
+def verdict_entries(proposals: list[Proposal], reasons: list[tuple[str, ...]]) -> tuple[Entry, ...]:
+    """Batch entries ``(id, digest, approve, reasons)`` from each proposal's :meth:`Manager.reasons`."""
+    return tuple((p.id, p.digest, not r, r or OK) for p, r in zip(proposals, reasons, strict=True))

@@ -12,10 +12,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from coinswarm.quorum.coordinator import Coordinator
-from coinswarm.quorum.manager import READS_MEMORY, Context, Manager, Policy
+from coinswarm.quorum.manager import READS_MEMORY, Context, Manager, Policy, verdict_entries
 from coinswarm.quorum.proposals import Proposal
 from coinswarm.quorum.tally import COMMITTED, Decision, QuorumConfig
-from coinswarm.quorum.votes import Vote
+from coinswarm.quorum.votes import Entry, Vote
 
 
 @dataclass
@@ -120,18 +120,19 @@ class LocalQuorum:
         context = self.memory.context(now)
         for proposal in run:
             self.coordinator.propose(proposal, now)
-        verdicts: dict[Policy, list[tuple[str, ...]]] = {}  # Manager.reasons is pure: judged once per policy
+        verdicts: dict[Policy, tuple[Entry, ...]] = {}  # Manager.reasons is pure: judged once per policy
         for name, manager in self.managers.items():
             behaviour = self.behaviours.get(name)
             if behaviour is None:
                 if manager.policy not in verdicts:
-                    verdicts[manager.policy] = [manager.reasons(p, context) for p in run]
-                self.coordinator.vote_batch(manager.sign_batch(run, verdicts[manager.policy], now), now)
+                    verdicts[manager.policy] = verdict_entries(run, [manager.reasons(p, context) for p in run])
+                self.coordinator.vote_batch(manager.sign_entries(verdicts[manager.policy], now), now)
                 continue
             for proposal in run:
                 for vote in behaviour(manager, proposal, context):
                     self.coordinator.vote(vote, now)
-        for proposal in sorted(run, key=lambda p: p.timestamp):  # no quorum: each times out at its own deadline
+        stragglers = [p for p in run if p.id in self.coordinator.open]
+        for proposal in sorted(stragglers, key=lambda p: p.timestamp):  # no quorum: each times out at its deadline
             if proposal.id in self.coordinator.open:
                 self.coordinator.tick(proposal.timestamp + self.config.timeout_ms + 1)
         decisions = [self.coordinator.decided[p.id] for p in run]

@@ -119,4 +119,6 @@ def validate_proposal(p: Proposal) -> None:
 
 def finite(value: Any) -> bool:
     """A real, finite number (bools excluded)."""
+    if type(value) is float:  # the usual case, decided without the isinstance checks
+        return math.isfinite(value)
     return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)

@@ -75,6 +75,9 @@ class Decision(NamedTuple):
         return self.status in (COMMITTED, REJECTED)
 
 
+_new_tuple = tuple.__new__
+
+
 @lru_cache(maxsize=65_536)
 def coordinator_for(proposal_id: str, managers: tuple[str, ...]) -> str:
     """The manager that coordinates ``proposal_id``: rotates deterministically by hash."""
@@ -94,13 +97,14 @@ def signed_by_member(signed: Vote | VoteBatch, config: QuorumConfig, keys: dict[
 class Ballot:
     """Votes on one proposal, screened one at a time (each signature is checked once)."""
 
-    __slots__ = ("proposal", "config", "keys", "coordinator", "deadline", "valid", "approvals", "discarded",
-                 "equivocators")
+    __slots__ = ("proposal", "config", "keys", "coordinator", "deadline", "quorum", "valid", "approvals",
+                 "discarded", "equivocators")
 
     def __init__(self, proposal: Proposal, config: QuorumConfig, keys: dict[str, bytes],
                  coordinator: str | None = None) -> None:
         self.proposal, self.config, self.keys, self.coordinator = proposal, config, keys, coordinator
         self.deadline = proposal.timestamp + config.timeout_ms
+        self.quorum = config.quorum  # matching votes needed (read on every vote)
         self.valid: dict[str, bool] = {}  # manager -> approve
         self.approvals = 0  # how many of ``valid`` approve
         self.discarded: list[tuple[str, str]] = []
@@ -124,6 +128,12 @@ class Ballot:
     def add_verified(self, manager: str, proposal_id: str, digest: str, approve: bool, timestamp: int) -> None:
         """Screen a verdict whose signature the caller already checked (one entry of a
         :class:`~coinswarm.quorum.votes.VoteBatch`): the same rules as :meth:`add`."""
+        proposal = self.proposal
+        if (manager not in self.valid and proposal_id == proposal.id and digest == proposal.digest
+                and timestamp <= self.deadline and manager not in self.equivocators):  # the usual case
+            self.valid[manager] = approve
+            self.approvals += approve
+            return
         reason = self._problem(manager, proposal_id, digest, approve, timestamp)
         if reason is None:
             self.valid[manager] = approve
@@ -150,7 +160,7 @@ class Ballot:
 
     def status(self, now: int) -> str:
         """``committed`` / ``rejected`` on a quorum, ``timeout`` past the deadline, else ``pending``."""
-        quorum = self.config.quorum
+        quorum = self.quorum
         if self.approvals >= quorum:
             return COMMITTED
         if len(self.valid) - self.approvals >= quorum:
@@ -160,11 +170,17 @@ class Ballot:
     def decide(self, now: int, status: str | None = None) -> Decision:
         """The :class:`Decision` as of ``now`` (see :meth:`status`; pass ``status`` if known)."""
         status = status or self.status(now)
-        approvals = tuple(sorted(m for m, approve in self.valid.items() if approve))
-        rejections = tuple(sorted(m for m, approve in self.valid.items() if not approve))
-        return Decision(self.proposal.id, self.proposal.digest, status, approvals, rejections,
-                        tuple(self.discarded), now if status != PENDING else None,
-                        self.coordinator or coordinator_for(self.proposal.id, self.config.managers))
+        valid = self.valid
+        if self.approvals == len(valid):  # unanimous so far (the common case): no split needed
+            approvals, rejections = tuple(sorted(valid)), ()
+        else:
+            approvals = tuple(sorted([m for m, approve in valid.items() if approve]))
+            rejections = tuple(sorted([m for m, approve in valid.items() if not approve]))
+        proposal = self.proposal
+        # tuple.__new__ directly: the named tuple's own __new__ is a Python-level wrapper around it
+        return _new_tuple(Decision, (proposal.id, proposal.digest, status, approvals, rejections,
+                                     tuple(self.discarded), now if status != PENDING else None,
+                                     self.coordinator or coordinator_for(proposal.id, self.config.managers)))
 
 
 def tally(proposal: Proposal, votes: list[Vote], config: QuorumConfig, keys: dict[str, bytes], now: int,

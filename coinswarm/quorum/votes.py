@@ -129,12 +129,8 @@ class VoteBatch(_Signed):
 
     @cached_property
     def _body(self) -> bytes:
-        parts = [f"votes/1|{_field(self.manager)}{self.timestamp}|{len(self.entries)}|"]
-        for pid, digest, approve, reasons in self.entries:
-            # every string length-prefixed: no two different batches share a body
-            fields = _OK_FIELDS if reasons == ("ok",) else f"{len(reasons)}|" + "".join(map(_field, reasons))
-            parts.append(f"{len(pid)}:{pid}|{len(digest)}:{digest}|{approve:d}|{fields}")
-        return "".join(parts).encode()
+        header = f"votes/1|{_field(self.manager)}{self.timestamp}|{len(self.entries)}|"
+        return (header + _entries_text(self.entries)).encode()
 
     def verify(self, key: bytes) -> bool:
         """Constant-time check of the signature (remembered per key: a batch covering many
@@ -178,6 +174,40 @@ def decode_votes(payload: bytes) -> Vote | VoteBatch:
     """A ``mem.vote`` message: one :class:`Vote` or a :class:`VoteBatch` (it has ``entries``)."""
     raw = _json_object(payload, "vote")
     return VoteBatch.from_dict(raw) if "entries" in raw else Vote.from_dict(raw)
+
+
+_last_entries: tuple = ((), "")  # (entries, their text): the last entries object signed
+_last_split: tuple = ((), (), ())  # (entries, approved ids, rejected ids): the last entries object split
+
+
+def split_verdicts(entries: tuple[Entry, ...]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """``(approved ids, rejected ids)`` of a batch's entries, in order (remembered for the
+    last entries object, like the signed text: batches of managers that agree share it)."""
+    global _last_split
+    if _last_split[0] is entries:
+        return _last_split[1], _last_split[2]
+    approved = tuple([pid for pid, _, approve, _ in entries if approve])
+    rejected = tuple([pid for pid, _, approve, _ in entries if not approve])
+    _last_split = (entries, approved, rejected)
+    return approved, rejected
+
+
+def _entries_text(entries: tuple[Entry, ...]) -> str:
+    """The signed text of a batch's entries, every string length-prefixed so no two
+    different batches share a body. Managers that reach the same verdicts sign the same
+    entries object (:meth:`~coinswarm.quorum.manager.Manager.sign_entries`): its text is
+    built once and reused (the memo holds the object, so its identity cannot be reused)."""
+    global _last_entries
+    last, text = _last_entries
+    if last is entries:
+        return text
+    parts = []
+    for pid, digest, approve, reasons in entries:
+        fields = _OK_FIELDS if reasons == ("ok",) else f"{len(reasons)}|" + "".join(map(_field, reasons))
+        parts.append(f"{len(pid)}:{pid}|{len(digest)}:{digest}|{approve:d}|{fields}")
+    text = "".join(parts)
+    _last_entries = (entries, text)
+    return text
 
 
 def _field(text: str) -> str:
