@@ -143,15 +143,18 @@ def check_planner_weights(p: Proposal, ctx: Context, policy: Policy) -> list[str
     if not isinstance(weights, dict) or not weights:
         return ["data.weights must be a non-empty object of name → weight"]
     values = weights.values()
-    if not all(map(finite, values)):
-        return ["data.weights holds a non-finite value"]
+    low, high, in_bounds = policy.min_weight, policy.max_weight, True
+    for w in values:  # one pass: finite (floats decided without a call) and within bounds
+        if not (math.isfinite(w) if type(w) is float else finite(w)):
+            return ["data.weights holds a non-finite value"]
+        in_bounds = in_bounds and low <= w <= high
     problems = []
     total = math.fsum(values)
     if abs(total - 1.0) > policy.weight_tolerance:
         problems.append(f"weights sum to {total:.12f}, not 1 ± {policy.weight_tolerance}")
-    if min(values) < policy.min_weight or max(values) > policy.max_weight:
-        outside = sorted(k for k, w in weights.items() if not policy.min_weight <= w <= policy.max_weight)
-        problems.append(f"weights outside [{policy.min_weight}, {policy.max_weight}]: {outside}")
+    if not in_bounds:
+        outside = sorted(k for k, w in weights.items() if not low <= w <= high)
+        problems.append(f"weights outside [{low}, {high}]: {outside}")
     limits = p.data.get("limits")
     if limits:
         problems += _limits(limits, policy)
