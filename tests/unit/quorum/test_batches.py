@@ -124,3 +124,34 @@ def test_batch_entries_for_unknown_or_decided_proposals_are_audited_as_discards(
                                                     LocalQuorum(CONFIG, KEYS).memory.context(NOW))
     coordinator.vote_batch(stray, NOW)
     assert coordinator.audit[-1].detail == {"reason": "unknown proposal", "proposals": (stray.entries[0][0],)}
+
+
+def _body_without_memo(batch: VoteBatch) -> bytes:
+    from coinswarm.quorum import votes
+
+    votes._last_entries = ((), "")  # forget the remembered text: built from scratch
+    return VoteBatch(batch.manager, batch.timestamp, tuple(list(batch.entries))).body()
+
+
+def test_shared_entries_sign_the_same_text_as_fresh_copies_and_never_a_stale_one():
+    """Managers that agree share one entries object, whose signed text and approve/reject
+    split are built once; a batch over other entries, or an equal copy, gets its own."""
+    from coinswarm.quorum.manager import verdict_entries
+    from coinswarm.quorum.votes import split_verdicts
+
+    rng = np.random.default_rng(4)
+    context = LocalQuorum(CONFIG, KEYS).memory.context(NOW)
+    first, second = [make_proposal(i, rng) for i in range(12)], [make_proposal(i, rng) for i in range(12, 20)]
+    judge = Manager("m1", KEYS["m1"])
+    shared = verdict_entries(first, [judge.reasons(p, context) for p in first])
+    other = verdict_entries(second, [judge.reasons(p, context) for p in second])
+    batches = [Manager(m, KEYS[m]).sign_entries(entries, NOW)
+               for m, entries in zip(MANAGERS, (shared, other, shared, tuple(list(shared))), strict=True)]
+    assert [b.body() for b in batches] == [_body_without_memo(b) for b in batches]
+    assert all(b.verify(KEYS[b.manager]) for b in batches)
+    assert batches[0].body().split(b"|", 3)[3] == batches[2].body().split(b"|", 3)[3] != batches[1].body()
+    approve, reject = split_verdicts(other)
+    assert approve == tuple(pid for pid, _, ok, _ in other if ok)
+    assert reject == tuple(pid for pid, _, ok, _ in other if not ok) and approve + reject
+    assert split_verdicts(shared) == (tuple(pid for pid, _, ok, _ in shared if ok),
+                                      tuple(pid for pid, _, ok, _ in shared if not ok))
