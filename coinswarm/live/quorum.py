@@ -92,7 +92,9 @@ class QuorumNode:
     its proposals but never blocks them, and a healthy cluster checks each signature once
     per proposal rather than once per node. A primary that is slow rather than dead (a
     vote or commit of its was seen within ``failover_ms``) keeps its proposals until shortly
-    before their deadline, so a loaded cluster does not commit everything twice.
+    before their deadline, so a loaded cluster does not commit everything twice. A node
+    sends its votes again while their proposals stay open here: every ``resend_ms``
+    (default ``failover_ms``, doubling each time) and at once after the bus reconnects.
     """
 
     def __init__(self, manager: Manager, config: QuorumConfig, keys: dict[str, bytes], bus, *,
