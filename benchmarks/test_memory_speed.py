@@ -88,6 +88,16 @@ def test_knn_redis_vector_sets(benchmark, embeddings, redis_server):
     assert recall >= 0.95
 
 
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of process ``pid`` (NaN where ``/proc`` is missing)."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return float("nan")
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _weights(i: int, now: int) -> Proposal:
     return Proposal(f"w{i}", "planner_weights", "planner", now, now - 1, {"weights": {"a": 0.25, "b": 0.75}})
 
@@ -207,6 +217,7 @@ def test_quorum_as_processes_over_nats_and_postgres(benchmark, nats_url, postgre
     procs = [_start("node", "--name", m, "--failover-ms", "500", env=env,  # the CLI's default failover
                     urls=(nats_url, postgres_url)) for m in NODES]
     procs.append(_start("applier", env=env, urls=(nats_url, postgres_url)))
+    roles, cpu_ms = [*NODES, "applier"], {}
     for proc in procs:
         _wait_ready(proc)
     store = Store(postgres_url)
@@ -226,7 +237,7 @@ def test_quorum_as_processes_over_nats_and_postgres(benchmark, nats_url, postgre
                     waiting[pid].set_result(at)
 
         watch = await proposer.subscribe("mem.commit", seen)
-        latencies = []
+        latencies, cpu_before = [], {name: _cpu_seconds(proc.pid) for name, proc in zip(roles, procs, strict=True)}
         for i in range(300):  # one at a time, awaited (no polling loop competing for the CPU)
             pid = f"plat{i}"
             waiting[pid] = committed = asyncio.get_running_loop().create_future()
@@ -235,6 +246,8 @@ def test_quorum_as_processes_over_nats_and_postgres(benchmark, nats_url, postgre
             latencies.append(await asyncio.wait_for(committed, 10) - t0)
             del waiting[pid]
         await watch.unsubscribe()
+        cpu_ms.update({name: (_cpu_seconds(proc.pid) - cpu_before[name]) / 300 * 1e3
+                       for name, proc in zip(roles, procs, strict=True)})
         while store.count(DecisionRow) < 300:
             await asyncio.sleep(0.01)
         # load: keep at most `window` proposals submitted but not yet applied (a bounded backlog)
@@ -267,3 +280,5 @@ def test_quorum_as_processes_over_nats_and_postgres(benchmark, nats_url, postgre
     print(f"\nquorum as 5 processes over NATS + PostgreSQL: P50 {np.median(latencies) * 1e3:.2f} ms, "
           f"P95 {np.percentile(latencies, 95) * 1e3:.2f} ms proposal -> commit published (sequential); "
           f"sustained {applied / elapsed:,.0f} proposals/s applied over {elapsed:.0f} s ({applied:,})")
+    if all(v == v for v in cpu_ms.values()):  # CPU time per sequential proposal (user + system; Linux)
+        print("CPU per sequential proposal: " + ", ".join(f"{k} {v:.2f} ms" for k, v in cpu_ms.items()))
