@@ -8,7 +8,7 @@ the same reasons, and a replay reproduces it.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from coinswarm.quorum.proposals import Proposal, finite
@@ -48,16 +48,15 @@ class Context:
     patterns: dict = field(default_factory=dict)
 
 
-Check = Callable[[Proposal, Context, Policy], list[str]]
+Check = Callable[[Proposal, Context, Policy], Sequence[str]]
 
 
-def _stale(p: Proposal, ctx: Context, policy: Policy) -> list[str]:
-    problems = []
+def _stale(p: Proposal, ctx: Context, policy: Policy) -> Sequence[str]:
     if p.timestamp > ctx.now:
-        problems.append(f"timestamp {p.timestamp} is in the future of {ctx.now}")
-    elif ctx.now - p.timestamp > policy.max_age_ms:
-        problems.append(f"stale: {ctx.now - p.timestamp} ms old > {policy.max_age_ms}")
-    return problems
+        return [f"timestamp {p.timestamp} is in the future of {ctx.now}"]
+    if ctx.now - p.timestamp > policy.max_age_ms:
+        return [f"stale: {ctx.now - p.timestamp} ms old > {policy.max_age_ms}"]
+    return ()
 
 
 def _numbers(mapping: dict, names: tuple[str, ...], where: str) -> list[str]:

@@ -64,18 +64,33 @@ class MemoryBook:
 
 
 def apply_to_view(view: MemoryView, p: Proposal) -> None:
-    key = p.data.get("key")
-    if p.kind == "update_pattern":
-        entry = view.patterns.setdefault(key, {"enabled": False})
-        entry.update(p.data["stats"])
-    elif p.kind == "promote_pattern":
-        view.patterns.setdefault(key, {})["enabled"] = True
-    elif p.kind == "deprecate_pattern":
-        view.patterns.setdefault(key, {})["enabled"] = False
-    elif p.kind == "add_episode":
-        view.episodes.append(p.data)
-    elif p.kind == "planner_weights":
-        view.planner_weights = dict(p.data["weights"])
+    """Apply one committed proposal's effect to ``view`` (in place)."""
+    _EFFECTS[p.kind](view, p)
+
+
+def _update_pattern(view: MemoryView, p: Proposal) -> None:
+    view.patterns.setdefault(p.data.get("key"), {"enabled": False}).update(p.data["stats"])
+
+
+def _promote_pattern(view: MemoryView, p: Proposal) -> None:
+    view.patterns.setdefault(p.data.get("key"), {})["enabled"] = True
+
+
+def _deprecate_pattern(view: MemoryView, p: Proposal) -> None:
+    view.patterns.setdefault(p.data.get("key"), {})["enabled"] = False
+
+
+def _add_episode(view: MemoryView, p: Proposal) -> None:
+    view.episodes.append(p.data)
+
+
+def _planner_weights(view: MemoryView, p: Proposal) -> None:
+    view.planner_weights = dict(p.data["weights"])
+
+
+_EFFECTS = {"update_pattern": _update_pattern, "promote_pattern": _promote_pattern,
+            "deprecate_pattern": _deprecate_pattern, "add_episode": _add_episode,
+            "planner_weights": _planner_weights}
 
 
 Behaviour = Callable[[Manager, Proposal, Context], list[Vote]]
