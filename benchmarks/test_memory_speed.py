@@ -98,6 +98,25 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def _arrived(waiting: dict[str, asyncio.Future], pid: str, at: float) -> None:
+    """Resolve ``waiting[pid]`` (if anyone waits for it) with the time its outcome was seen."""
+    if pid in waiting and not waiting[pid].done():
+        waiting[pid].set_result(at)
+
+
+async def _one_at_a_time(waiting: dict[str, asyncio.Future], send, ids: list[str]) -> list[float]:
+    """Latency of each id, sent one at a time by ``send(id)`` and awaited through
+    ``waiting`` (see :func:`_arrived`) — no polling loop competing for the CPU."""
+    latencies = []
+    for pid in ids:
+        waiting[pid] = arrived = asyncio.get_running_loop().create_future()
+        t0 = time.perf_counter()
+        await send(pid)
+        latencies.append(await asyncio.wait_for(arrived, 10) - t0)
+        del waiting[pid]
+    return latencies
+
+
 def _weights(i: int, now: int) -> Proposal:
     return Proposal(f"w{i}", "planner_weights", "planner", now, now - 1, {"weights": {"a": 0.25, "b": 0.75}})
 
@@ -157,19 +176,11 @@ def test_quorum_over_nats_and_postgres(benchmark, nats_url, postgres_url, persis
         waiting: dict[str, asyncio.Future] = {}
 
         def on_applied(pid: str) -> None:
-            applied.setdefault(pid, time.perf_counter())
-            if pid in waiting and not waiting[pid].done():
-                waiting[pid].set_result(applied[pid])
+            _arrived(waiting, pid, applied.setdefault(pid, time.perf_counter()))
 
         cluster.applier.on_applied = on_applied
-        latencies = []
-        for i in range(300):  # one at a time, awaited (no polling loop competing for the CPU)
-            pid = f"lat{i}"
-            waiting[pid] = done = asyncio.get_running_loop().create_future()
-            t0 = time.perf_counter()
-            await submit(proposer, _weights_at(pid))
-            latencies.append(await asyncio.wait_for(done, 10) - t0)
-            del waiting[pid]
+        latencies = await _one_at_a_time(waiting, lambda pid: submit(proposer, _weights_at(pid)),
+                                         [f"lat{i}" for i in range(300)])
         start, sent, window = time.perf_counter(), 0, 200  # at most `window` proposals in flight
         loaded = lambda: len(applied) - len(latencies)  # noqa: E731
         while time.perf_counter() - start < seconds:
@@ -235,18 +246,12 @@ def test_quorum_as_processes_over_nats_and_postgres(benchmark, nats_url, postgre
         async def seen(msg):
             at = time.perf_counter()
             for pid in committed_ids(msg.data):
-                if pid in waiting and not waiting[pid].done():
-                    waiting[pid].set_result(at)
+                _arrived(waiting, pid, at)
 
         watch = await proposer.subscribe("mem.commit", seen)
-        latencies, cpu_before = [], {name: _cpu_seconds(proc.pid) for name, proc in zip(roles, procs, strict=True)}
-        for i in range(300):  # one at a time, awaited (no polling loop competing for the CPU)
-            pid = f"plat{i}"
-            waiting[pid] = committed = asyncio.get_running_loop().create_future()
-            t0 = time.perf_counter()
-            await submit(proposer, proposal(pid))
-            latencies.append(await asyncio.wait_for(committed, 10) - t0)
-            del waiting[pid]
+        cpu_before = {name: _cpu_seconds(proc.pid) for name, proc in zip(roles, procs, strict=True)}
+        latencies = await _one_at_a_time(waiting, lambda pid: submit(proposer, proposal(pid)),
+                                         [f"plat{i}" for i in range(300)])
         await watch.unsubscribe()
         cpu_ms.update({name: (_cpu_seconds(proc.pid) - cpu_before[name]) / 300 * 1e3
                        for name, proc in zip(roles, procs, strict=True)})

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 from coinswarm.quorum.proposals import Proposal
-from coinswarm.quorum.tally import PENDING, TIMEOUT, Ballot, Decision, QuorumConfig, signed_by_member
+from coinswarm.quorum.tally import PENDING, TIMEOUT, Ballot, Decision, QuorumConfig, new_named_tuple, signed_by_member
 from coinswarm.quorum.votes import Vote, VoteBatch, split_verdicts
 
 
@@ -22,9 +22,6 @@ class AuditEvent(NamedTuple):
     proposal_id: str
     actor: str
     detail: dict
-
-
-_new_tuple = tuple.__new__
 
 
 class Coordinator:
@@ -165,5 +162,4 @@ class Coordinator:
         return decision
 
     def _log(self, now: int, kind: str, proposal_id: str, actor: str, detail: dict) -> None:
-        # tuple.__new__ directly: the named tuple's own __new__ is a Python-level wrapper around it
-        self.audit.append(_new_tuple(AuditEvent, (now, kind, proposal_id, actor, detail)))
+        self.audit.append(new_named_tuple(AuditEvent, (now, kind, proposal_id, actor, detail)))

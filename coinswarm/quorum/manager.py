@@ -143,8 +143,8 @@ def check_planner_weights(p: Proposal, ctx: Context, policy: Policy) -> list[str
         return ["data.weights must be a non-empty object of name → weight"]
     values = weights.values()
     low, high, in_bounds = policy.min_weight, policy.max_weight, True
-    for w in values:  # one pass: finite (floats decided without a call) and within bounds
-        if not (math.isfinite(w) if type(w) is float else finite(w)):
+    for w in values:  # one pass: finite and within bounds
+        if not finite(w):
             return ["data.weights holds a non-finite value"]
         in_bounds = in_bounds and low <= w <= high
     problems = []

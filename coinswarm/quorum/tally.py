@@ -74,7 +74,9 @@ class Decision(NamedTuple):
         return self.status in (COMMITTED, REJECTED)
 
 
-_new_tuple = tuple.__new__
+# builds a named tuple from a tuple of its fields with ``tuple.__new__`` directly: the named
+# tuple's own ``__new__`` is a Python-level wrapper around it (hot: decisions, audit events)
+new_named_tuple = tuple.__new__
 
 
 def coordinator_for(proposal_id: str, managers: tuple[str, ...]) -> str:
@@ -175,10 +177,9 @@ class Ballot:
             approvals = tuple(sorted([m for m, approve in valid.items() if approve]))
             rejections = tuple(sorted([m for m, approve in valid.items() if not approve]))
         proposal = self.proposal
-        # tuple.__new__ directly: the named tuple's own __new__ is a Python-level wrapper around it
-        return _new_tuple(Decision, (proposal.id, proposal.digest, status, approvals, rejections,
-                                     tuple(self.discarded), now if status != PENDING else None,
-                                     self.coordinator or coordinator_for(proposal.id, self.config.managers)))
+        coordinator = self.coordinator or coordinator_for(proposal.id, self.config.managers)
+        return new_named_tuple(Decision, (proposal.id, proposal.digest, status, approvals, rejections,
+                                          tuple(self.discarded), now if status != PENDING else None, coordinator))
 
 
 def tally(proposal: Proposal, votes: list[Vote], config: QuorumConfig, keys: dict[str, bytes], now: int,

@@ -176,38 +176,46 @@ def decode_votes(payload: bytes) -> Vote | VoteBatch:
     return VoteBatch.from_dict(raw) if "entries" in raw else Vote.from_dict(raw)
 
 
-_last_entries: tuple = ((), "")  # (entries, their text): the last entries object signed
-_last_split: tuple = ((), (), ())  # (entries, approved ids, rejected ids): the last entries object split
+class _ForLastObject:
+    """``function(x)``, remembered for the last ``x`` *object* (by identity: managers that
+    reach the same verdicts share one entries object, so what is derived from it is built
+    once). The memo holds ``x``, so its identity cannot be reused by another object."""
+
+    def __init__(self, function) -> None:
+        self.function = function
+        self.last: tuple = (None, None)
+
+    def __call__(self, x):
+        last, value = self.last
+        if last is x:
+            return value
+        value = self.function(x)
+        self.last = (x, value)
+        return value
+
+    def forget(self) -> None:
+        """Drop the remembered object (tests: build from scratch)."""
+        self.last = (None, None)
 
 
-def split_verdicts(entries: tuple[Entry, ...]) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    """``(approved ids, rejected ids)`` of a batch's entries, in order (remembered for the
-    last entries object, like the signed text: batches of managers that agree share it)."""
-    global _last_split
-    if _last_split[0] is entries:
-        return _last_split[1], _last_split[2]
-    approved = tuple([pid for pid, _, approve, _ in entries if approve])
-    rejected = tuple([pid for pid, _, approve, _ in entries if not approve])
-    _last_split = (entries, approved, rejected)
-    return approved, rejected
+def _split(entries: tuple[Entry, ...]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    return (tuple([pid for pid, _, approve, _ in entries if approve]),
+            tuple([pid for pid, _, approve, _ in entries if not approve]))
 
 
-def _entries_text(entries: tuple[Entry, ...]) -> str:
-    """The signed text of a batch's entries, every string length-prefixed so no two
-    different batches share a body. Managers that reach the same verdicts sign the same
-    entries object (:meth:`~coinswarm.quorum.manager.Manager.sign_entries`): its text is
-    built once and reused (the memo holds the object, so its identity cannot be reused)."""
-    global _last_entries
-    last, text = _last_entries
-    if last is entries:
-        return text
+def _text(entries: tuple[Entry, ...]) -> str:
     parts = []
     for pid, digest, approve, reasons in entries:
         fields = _OK_FIELDS if reasons == ("ok",) else f"{len(reasons)}|" + "".join(map(_field, reasons))
         parts.append(f"{len(pid)}:{pid}|{len(digest)}:{digest}|{approve:d}|{fields}")
-    text = "".join(parts)
-    _last_entries = (entries, text)
-    return text
+    return "".join(parts)
+
+
+# ``(approved ids, rejected ids)`` of a batch's entries, in order (for the audit trail)
+split_verdicts = _ForLastObject(_split)
+# the signed text of a batch's entries, every string length-prefixed so that no two
+# different batches share a body
+_entries_text = _ForLastObject(_text)
 
 
 def _field(text: str) -> str:

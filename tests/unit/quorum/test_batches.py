@@ -129,7 +129,7 @@ def test_batch_entries_for_unknown_or_decided_proposals_are_audited_as_discards(
 def _body_without_memo(batch: VoteBatch) -> bytes:
     from coinswarm.quorum import votes
 
-    votes._last_entries = ((), "")  # forget the remembered text: built from scratch
+    votes._entries_text.forget()  # built from scratch
     return VoteBatch(batch.manager, batch.timestamp, tuple(list(batch.entries))).body()
 
 
