@@ -1,8 +1,11 @@
 """Natural batching: items that arrive while a batch is being handled go together in the next.
 
-There is no timer: an item queued on an idle :class:`Batcher` is handled at once (lowest
-latency), and under load every batch takes whatever queued up meanwhile (highest
-throughput), like a database's group commit. Two users: :class:`GroupWriter` (the
+By default there is no timer: an item queued on an idle :class:`Batcher` is handled at once
+(lowest latency), and under load every batch takes whatever queued up meanwhile (highest
+throughput), like a database's group commit. ``linger`` (seconds) makes an idle batcher wait
+that long for company before it starts, like PostgreSQL's ``commit_delay`` or Kafka's
+``linger.ms``: a stream of items that each arrive alone then shares one batch (one
+transaction) per ``linger`` instead of paying one each. Two users: :class:`GroupWriter` (the
 applier's group commit) and :class:`coinswarm.live.framing.Coalescer` (frames of stream
 messages).
 """
@@ -28,11 +31,13 @@ class Batcher(Generic[Item, Result]):
         Takes a list of items, returns one result per item.
     max_batch : int, default 1000
         Most items per call.
+    linger : float, default 0
+        Seconds an idle batcher waits after the first item before handling the batch.
     """
 
     def __init__(self, handle: Callable[[list[Item]], Awaitable[Sequence[Result]]], *,
-                 max_batch: int = 1000) -> None:
-        self.handle, self.max_batch = handle, max_batch
+                 max_batch: int = 1000, linger: float = 0.0) -> None:
+        self.handle, self.max_batch, self.linger = handle, max_batch, linger
         self._queue: list[tuple[Item, asyncio.Future]] = []
         self._task: asyncio.Task | None = None
         self.batches = 0
@@ -52,6 +57,8 @@ class Batcher(Generic[Item, Result]):
         return future
 
     async def _drain(self) -> None:
+        if self.linger > 0:
+            await asyncio.sleep(self.linger)
         while self._queue:
             batch, self._queue = self._queue[:self.max_batch], self._queue[self.max_batch:]
             self.batches += 1
@@ -81,10 +88,13 @@ class GroupWriter(Batcher[Item, Result]):
         Takes a list of items, returns one result per item, in order; raises on failure.
     max_batch : int, default 1000
         Most items per call.
+    linger : float, default 0
+        Seconds an idle writer waits after the first item before writing (see :class:`Batcher`).
     """
 
-    def __init__(self, write: Callable[[list[Item]], Sequence[Result]], *, max_batch: int = 1000) -> None:
-        super().__init__(self._write, max_batch=max_batch)
+    def __init__(self, write: Callable[[list[Item]], Sequence[Result]], *, max_batch: int = 1000,
+                 linger: float = 0.0) -> None:
+        super().__init__(self._write, max_batch=max_batch, linger=linger)
         self.write = write
 
     async def _write(self, batch: list[Item]) -> list:

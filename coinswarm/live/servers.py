@@ -98,14 +98,23 @@ def executable(name: str) -> str:
     return found
 
 
-def start_nats(workdir: str | Path, port: int | None = None) -> Server:
-    """nats-server with JetStream, storing streams under ``workdir``."""
+def start_nats(workdir: str | Path, port: int | None = None, *, threads: int | None = 1) -> Server:
+    """nats-server with JetStream, storing streams under ``workdir``.
+
+    ``threads`` caps the Go scheduler (``GOMAXPROCS``; ``None``: one per core, Go's default).
+    One is the default: a local server shares a small machine with the quorum's processes,
+    and with a thread per core Go's idle threads spin looking for work — on 2 cores that
+    measured about 25 % more server CPU per proposal and a 0.2–0.3 ms slower quorum. A
+    ``GOMAXPROCS`` already in the environment wins."""
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     port = port or free_port()
     log = workdir / "nats.log"
+    env = dict(os.environ)
+    if threads is not None:
+        env.setdefault("GOMAXPROCS", str(threads))
     proc = _spawn([executable("nats-server"), "-a", "127.0.0.1", "-p", str(port), "-js", "-sd",
-                   str(workdir / "jetstream")], log)
+                   str(workdir / "jetstream")], log, env=env)
     wait_for_port(port, 15, "nats-server", log)
     return Server("nats", f"nats://127.0.0.1:{port}", proc.pid, port, str(workdir))
 

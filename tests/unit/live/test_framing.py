@@ -77,6 +77,28 @@ def test_group_writer_batches_under_load_and_isolates_a_failing_item():
     assert calls[2:] == [["b"], ["c"], ["bad"], ["d"]], "after a failed batch each item is retried alone"
 
 
+def test_group_writer_with_linger_lets_items_that_arrive_alone_share_a_write():
+    calls = []
+
+    def write(items):
+        calls.append(list(items))
+        return list(items)
+
+    async def scenario(linger):
+        writer = GroupWriter(write, linger=linger)
+        futures = []
+        for item in "abc":  # each arrives alone, 1 ms apart
+            futures.append(writer.enqueue(item))
+            await asyncio.sleep(0.001)
+        return await asyncio.gather(*futures)
+
+    assert asyncio.run(scenario(0.0)) == ["a", "b", "c"]
+    assert calls == [["a"], ["b"], ["c"]], "no linger: an item on an idle writer is written at once"
+    calls.clear()
+    assert asyncio.run(scenario(0.05)) == ["a", "b", "c"]
+    assert calls == [["a", "b", "c"]], "a linger of 50 ms gathers items 1 ms apart into one write"
+
+
 @pytest.mark.integration
 def test_nats_frames_deliver_every_item_once_with_its_id_and_a_distinct_sequence(nats_url):
     async def scenario():
