@@ -12,6 +12,7 @@ import numpy as np
 from coinswarm.errors import CoinswarmError, ConfigError
 
 DEFAULT_GRIDS = {"sma_cross": {"fast": "5:50:5", "slow": "20:210:10"}}
+APPLIER_NICE = 10  # the applier is a projection of the commit stream: decisions get the CPU first
 
 
 def parse_values(spec: str) -> list:
@@ -210,7 +211,13 @@ def cmd_quorum(args) -> int:
     if not nats or not store:
         raise ConfigError("quorum needs --nats and --store (or COINSWARM_NATS_URL and COINSWARM_POSTGRES_URL)")
     settings = QuorumSettings(nats, store, tuple(m.strip() for m in args.managers.split(",") if m.strip()),
-                              f=args.f, timeout_ms=args.timeout_ms, failover_ms=args.failover_ms)
+                              f=args.f, timeout_ms=args.timeout_ms, failover_ms=args.failover_ms,
+                              linger_ms=args.linger_ms)
+    nice = args.nice if args.nice is not None else APPLIER_NICE if args.role == "applier" else 0
+    try:
+        os.nice(nice)
+    except OSError as exc:
+        raise ConfigError(f"--nice {nice}: cannot change this process's CPU priority ({exc})") from exc
     if args.role == "node":
         if not args.name:
             raise ConfigError("quorum node needs --name (one of --managers)")
@@ -332,6 +339,11 @@ def _add_service_commands(sub) -> None:
     p.add_argument("--store", default=None, help="store URL (default $COINSWARM_POSTGRES_URL)")
     p.add_argument("--timeout-ms", type=int, default=5_000)
     p.add_argument("--failover-ms", type=int, default=500)
+    p.add_argument("--linger-ms", type=float, default=5.0,
+                   help="applier: wait this long for more commits before a transaction (group commit)")
+    p.add_argument("--nice", type=int, default=None,
+                   help="lower this process's CPU priority by this much (default: 10 for the applier, 0 for a "
+                        "node: on a shared machine the decisions go first, the store catches up in bigger batches)")
     p.set_defaults(func=cmd_quorum)
 
 

@@ -3,18 +3,21 @@
 Flow: a proposer appends proposals to the ``mem.propose`` stream (``Nats-Msg-Id`` = the
 proposal id; under load the bus packs them into frames, see :mod:`coinswarm.live.framing`).
 Every :class:`QuorumNode` (one manager each) judges a delivered frame with the pure rules
-and publishes **one** signed :class:`~coinswarm.quorum.votes.VoteBatch` for all of it on
-``mem.vote`` (a manager with a custom behaviour sends single votes). Votes are plain
-fan-out messages, not stream entries: no store, no acks, one hop. What a dropped
-connection loses, the voter sends again — every vote it cast on a proposal it still sees
-open, after a reconnect at once and otherwise ``resend_ms`` after sending, the interval
-doubling — and a repeat is screened like any vote (a duplicate changes nothing). Every
-node sees the same frames, so the coordinator role rotates per frame —
-:func:`coordinator_for` its first proposal, which is per proposal when proposals arrive
-one at a time. That node tallies at once and appends the decisions it reached together,
-with their signed proofs, as one message to the ``mem.commit`` stream
-(:mod:`coinswarm.live.commits`); the others keep the votes uncounted and tally only if it
-stays silent (failover). Nodes stand down only for commits whose proofs they re-tallied.
+into **one** signed :class:`~coinswarm.quorum.votes.VoteBatch` for all of it (a manager
+with a custom behaviour casts single votes). Every node sees the same frames, so the
+coordinator role rotates per frame — :func:`coordinator_for` its first proposal, which is
+per proposal when proposals arrive one at a time — and every voter knows who it is: the
+vote goes to that node alone, on ``mem.vote.<coordinator>`` (the coordinator counts its
+own without a message; every node also keeps its own vote). Votes are plain messages, not
+stream entries: no store, no acks, one hop. A voter sends its vote again, to **every**
+node on ``mem.vote``, while the proposal stays open where it sits — ``resend_ms`` after
+sending, the interval doubling, and at once after a reconnect: so what a dropped connection
+lost arrives after all, and if the coordinator stays silent the backups hold the votes
+when their turn comes. A repeat is screened like any vote (a duplicate changes nothing).
+The coordinator tallies at once and appends the decisions it reached together, with their
+signed proofs, as one message to the ``mem.commit`` stream (:mod:`coinswarm.live.commits`);
+the others keep what votes reach them uncounted and tally only if it stays silent
+(failover). Nodes stand down only for commits whose proofs they re-tallied.
 The :class:`Applier` re-checks every decision from its proof — it trusts no coordinator —
 and applies it to the store, whose primary key makes a redelivery a no-op. A deadline
 without a quorum is audited as ``timeout`` and nothing is committed.
@@ -48,7 +51,12 @@ from coinswarm.quorum.tally import Decision, QuorumConfig, coordinator_for
 from coinswarm.quorum.votes import Vote, VoteBatch, decode_votes
 
 Clock = Callable[[], int]
-VOTE_SUBJECT = "mem.vote"
+VOTE_SUBJECT = "mem.vote"  # re-sent votes, to every node
+
+
+def vote_subject(manager: str) -> str:
+    """Where votes on the frames ``manager`` coordinates go first: ``mem.vote.<manager>``."""
+    return f"{VOTE_SUBJECT}.{manager}"
 Ref = tuple[Source, int]  # a single vote (index -1) or entry ``index`` of a batch
 
 
@@ -93,8 +101,9 @@ class QuorumNode:
     per proposal rather than once per node. A primary that is slow rather than dead (a
     vote or commit of its was seen within ``failover_ms``) keeps its proposals until shortly
     before their deadline, so a loaded cluster does not commit everything twice. A node
-    sends its votes again while their proposals stay open here: every ``resend_ms``
-    (default ``failover_ms``, doubling each time) and at once after the bus reconnects.
+    sends its votes to the frame's coordinator, and again to every node while their
+    proposals stay open here: every ``resend_ms`` (default ``failover_ms``, doubling each
+    time) and at once after the bus reconnects.
     """
 
     def __init__(self, manager: Manager, config: QuorumConfig, keys: dict[str, bytes], bus, *,
@@ -119,7 +128,6 @@ class QuorumNode:
         self.ranks: dict[str, tuple[int, int]] = {}  # proposal id -> (rank of this node, time opened)
         self.early: dict[str, list[Ref]] = {}
         self.early_seen: dict[str, int] = {}
-        self.pending: dict[str, tuple[int, Proposal, Decision, list[Source]]] = {}
         self.seen_commits: dict[str, int] = {}
         self.own_commits: dict[str, int] = {}  # msg ids this node published, with when
         self.deferred: dict[str, list[Ref]] = {}  # a backup's votes, counted only if the primary stays silent
@@ -132,7 +140,9 @@ class QuorumNode:
         self._subs: list = []
 
     async def start(self) -> None:
-        """Subscribe to votes and commits, then to the proposal stream (durable: resumes after restarts)."""
+        """Subscribe to votes (this node's and the re-sent ones) and commits, then to the
+        proposal stream (durable: resumes after restarts)."""
+        self._subs.append(await self.bus.subscribe(vote_subject(self.manager.name), self.on_vote))
         self._subs.append(await self.bus.subscribe(VOTE_SUBJECT, self.on_vote))
         self._subs.append(await self.bus.subscribe("mem.commit", self.on_commit_seen))
         self._subs.append(await self.bus.stream_subscribe("mem.propose", self.durable, self.on_proposals,
@@ -175,7 +185,7 @@ class QuorumNode:
         for proposal in proposals:
             if self._is_new(proposal.id):
                 commits += self._open(proposal, now, primary)
-        await self._send_votes(proposals, now)
+        commits += await self._send_votes(proposals, now, primary)
         await self._publish(commits)
 
     def _open(self, proposal: Proposal, now: int, primary: str) -> list[Commit]:
@@ -192,27 +202,32 @@ class QuorumNode:
             commits += self._count_or_defer(ref, now)
         return commits
 
-    def _votes(self, proposals: list[Proposal], context: Context) -> list[tuple[str, bytes]]:
-        """``(msg id, payload)`` of this node's votes: one batch when honest, else what the behaviour sends."""
+    def _votes(self, proposals: list[Proposal], context: Context) -> list[tuple[str, Source]]:
+        """``(msg id, vote)`` of this node's votes: one batch when honest, else what the behaviour casts."""
         if self.behaviour is honest:
             batch = self.manager.evaluate_many(proposals, context)
-            return [(f"votes-{batch.manager}-{batch.signature[:32]}", batch.encode())]
-        return [(f"vote-{v.proposal_id}-{v.manager}-{v.signature[:16]}", v.encode())
+            return [(f"votes-{batch.manager}-{batch.signature[:32]}", batch)]
+        return [(f"vote-{v.proposal_id}-{v.manager}-{v.signature[:16]}", v)
                 for p in proposals for v in self.behaviour(self.manager, p, context)]
 
-    async def _send_votes(self, proposals: list[Proposal], now: int) -> None:
-        """Publish this node's votes on a frame and keep them for :meth:`_resend_votes`."""
+    async def _send_votes(self, proposals: list[Proposal], now: int, primary: str) -> list[Commit]:
+        """Keep this node's votes on a frame (for itself and for :meth:`_resend_votes`) and send
+        them to the frame's coordinator ``primary``; returns the commits its own votes complete."""
         ids = tuple(p.id for p in proposals)
-        for msg_id, data in self._votes(proposals, self.context(now)):
+        commits: list[Commit] = []
+        for msg_id, source in self._votes(proposals, self.context(now)):
+            data = source.encode()
             sent = self.sent[msg_id] = _SentVotes(data, ids, now + self.resend_ms, self.resend_ms)
-            if not await self._publish_vote(data):
+            commits += self._receive(source, now)
+            if primary != self.manager.name and not await self._publish_vote(vote_subject(primary), data):
                 sent.due = now  # not handed to the connection: next tick tries again
+        return commits
 
     async def _resend_votes(self, now: int) -> None:
-        """Publish again the votes this node cast on proposals it still sees open: all of
-        them after a reconnect (messages in flight when a connection drops are lost),
-        otherwise each ``resend_ms`` after it last went out, the interval doubling. A vote
-        message whose proposals are all settled here is forgotten."""
+        """Publish again, to every node, the votes this node cast on proposals it still sees
+        open: all of them after a reconnect (messages in flight when a connection drops are
+        lost), otherwise each ``resend_ms`` after it last went out, the interval doubling. A
+        vote message whose proposals are all settled here is forgotten."""
         reconnects = getattr(self.bus, "reconnects", 0)
         reconnected, self._reconnects = reconnects != self._reconnects, reconnects
         for msg_id, sent in list(self.sent.items()):
@@ -222,11 +237,11 @@ class QuorumNode:
                 sent.interval *= 2
                 sent.due = now + sent.interval
                 self.resent += 1
-                await self._publish_vote(sent.data)
+                await self._publish_vote(VOTE_SUBJECT, sent.data)
 
-    async def _publish_vote(self, data: bytes) -> bool:
+    async def _publish_vote(self, subject: str, data: bytes) -> bool:
         try:
-            await self.bus.publish(VOTE_SUBJECT, data)
+            await self.bus.publish(subject, data)
         except Exception:  # noqa: BLE001  (connection closed or its buffer full: re-sent later)
             return False
         return True
@@ -244,18 +259,24 @@ class QuorumNode:
             except MessageError:
                 self.bad_messages += 1
                 continue
-            now = self.clock()
-            self.last_heard[source.manager] = now  # a hint of life, see _primary_alive
-            if isinstance(source, VoteBatch):
-                self.coordinator.audit_batch(source, now)
-            for ref in _refs(source):
-                pid = _ref_proposal_id(ref)
-                if pid not in self.coordinator.open and pid not in self.coordinator.decided:
-                    self.early.setdefault(pid, []).append(ref)
-                    self.early_seen.setdefault(pid, now)
-                    continue
-                commits += self._count_or_defer(ref, now)
+            commits += self._receive(source, self.clock())
         await self._publish(commits)
+
+    def _receive(self, source: Source, now: int) -> list[Commit]:
+        """Count a vote or batch, or keep it (early: before its proposal; a backup's: until
+        the primary's time is up); returns the commits it completes here."""
+        self.last_heard[source.manager] = now  # a hint of life, see _primary_alive
+        if isinstance(source, VoteBatch):
+            self.coordinator.audit_batch(source, now)
+        commits: list[Commit] = []
+        for ref in _refs(source):
+            pid = _ref_proposal_id(ref)
+            if pid not in self.coordinator.open and pid not in self.coordinator.decided:
+                self.early.setdefault(pid, []).append(ref)
+                self.early_seen.setdefault(pid, now)
+                continue
+            commits += self._count_or_defer(ref, now)
+        return commits
 
     def _is_new(self, proposal_id: str) -> bool:
         return (proposal_id not in self.proposals and proposal_id not in self.coordinator.decided
@@ -269,9 +290,10 @@ class QuorumNode:
             return []
         return self._count(ref, now)
 
-    def _escalate(self, now: int) -> None:
-        """Backups whose primary stayed silent past ``rank × failover_ms`` tally what they kept;
-        a decision they reach is published on this tick."""
+    def _escalate(self, now: int) -> list[Commit]:
+        """Backups whose primary stayed silent past ``rank × failover_ms`` tally what they kept
+        (and count what reaches them from now on); returns the commits that completes."""
+        commits: list[Commit] = []
         for pid in [pid for pid, when in self.escalate_at.items() if now >= when]:
             proposal = self.proposals.get(pid)
             if proposal is not None and self._primary_alive(pid, proposal.timestamp, now):
@@ -280,9 +302,8 @@ class QuorumNode:
             del self.escalate_at[pid]
             self.taken_over += 1
             for ref in self.deferred.pop(pid, []):
-                self._count(ref, now)
-            if pid in self.pending:
-                self.pending[pid] = (now, *self.pending[pid][1:])
+                commits += self._count(ref, now)
+        return commits
 
     def _primary_alive(self, pid: str, timestamp: int, now: int) -> bool:
         """Whether a backup should still wait for ``pid``'s primary: the primary was heard from
@@ -300,7 +321,7 @@ class QuorumNode:
         return heard is not None and max(self.last_heard.values()) - heard < self.failover_ms and now < cap
 
     async def on_commit_seen(self, msg) -> None:
-        """Commits were published: stand down for each (drop kept votes and any pending backup commit).
+        """Commits were published: stand down for each (drop kept votes, stop any takeover).
 
         Only for commits whose signed proofs really make their decisions: a forged commit
         message cannot silence the backups (it is counted in ``bad_messages``)."""
@@ -308,7 +329,6 @@ class QuorumNode:
         for proposal_id, coordinator in self._verified_commit_ids(msg):
             self.last_heard[coordinator] = now
             self.seen_commits[proposal_id] = now
-            self.pending.pop(proposal_id, None)
             self.escalate_at.pop(proposal_id, None)
             self.deferred.pop(proposal_id, None)
             if self.coordinator.withdraw(proposal_id, now, "committed by another coordinator"):
@@ -331,7 +351,8 @@ class QuorumNode:
         return [(proposal.id, decision.coordinator) for proposal, decision, _ in commits]
 
     def _count(self, ref: Ref, now: int) -> list[Commit]:
-        """Count one vote; returns the commit to publish now (primary) if it completed a quorum."""
+        """Count one vote (as the primary, or as a backup that took over); returns the commit
+        to publish now if it completed a quorum."""
         source, index = ref
         pid = _ref_proposal_id(ref)
         self.proofs.setdefault(pid, []).append(source)
@@ -341,14 +362,9 @@ class QuorumNode:
             return []
         proposal = self.proposals.pop(pid)
         proof = self.proofs.pop(pid)
-        if not decision.final:  # timed out: audited by the coordinator, nothing to commit
+        if not decision.final or pid in self.seen_commits:  # timed out (audited), or committed by another
             return []
-        rank = self.rank(pid)
-        if rank == 0:
-            return [(proposal, decision, proof)]
-        if pid not in self.seen_commits:
-            self.pending[pid] = (now + rank * self.failover_ms, proposal, decision, proof)
-        return []
+        return [(proposal, decision, proof)]
 
     async def _publish(self, commits: list[Commit]) -> None:
         """Append commits to ``mem.commit``, together (one message per :data:`MAX_GROUP`)."""
@@ -364,13 +380,10 @@ class QuorumNode:
             self.published += len(commits)
 
     async def tick(self) -> list[Decision]:
-        """Publish backup commits that fell due; close proposals past their deadline."""
+        """Take over from silent primaries, send open votes again, close proposals past their deadline."""
         now = self.clock()
-        self._escalate(now)
+        await self._publish(self._escalate(now))
         await self._resend_votes(now)
-        due = [pid for pid, (when, proposal, *_) in self.pending.items()
-               if now >= when and not self._primary_alive(pid, proposal.timestamp, now)]
-        await self._publish([self.pending.pop(pid)[1:] for pid in due])
         closed = self.coordinator.tick(now)
         for decision in closed:
             self.proofs.pop(decision.proposal_id, None)
@@ -419,7 +432,7 @@ class Applier:
     """Applies ``mem.commit`` to the store after re-checking each decision from its signed proof."""
 
     def __init__(self, store, config: QuorumConfig, keys: dict[str, bytes], bus, *, durable: str = "applier",
-                 persist_audit: bool = True, concurrency: int = 256) -> None:
+                 persist_audit: bool = True, concurrency: int = 256, linger_ms: float = 0.0) -> None:
         self.store, self.config, self.keys, self.bus, self.durable = store, config, keys, bus, durable
         self.concurrency = concurrency
         self.persist_audit = persist_audit
@@ -432,14 +445,18 @@ class Applier:
         self.changed = asyncio.Event()
         self.on_applied: Callable[[str], None] | None = None
         self._sub = None
-        self._writer = GroupWriter(store.apply_commits)
+        self._writer = GroupWriter(store.apply_commits, linger=linger_ms / 1000)
+        self._audit_writer = GroupWriter(self._store_audit, linger=linger_ms / 1000)
 
     async def start(self) -> None:
         """Durable consumer of ``mem.commit``; audit events from ``mem.audit`` go to the store too.
 
         Commits are verified as they arrive and written by group commit: the ones that arrive
-        while a transaction runs share the next one (:class:`~coinswarm.live.batching.GroupWriter`);
-        a message is acked only after its transaction."""
+        while a transaction runs share the next one (:class:`~coinswarm.live.batching.GroupWriter`),
+        and with ``linger_ms`` an idle applier waits that long for more before it starts one
+        (commits are durable in the stream already; this trades how soon they show in the store
+        for fewer transactions). Audit batches are grouped the same way. A message is acked only
+        after its transaction."""
         self._sub = await self.bus.stream_subscribe("mem.commit", self.durable, self.on_commits,
                                                     concurrency=self.concurrency, batch=True)
         if self.persist_audit:
@@ -453,8 +470,12 @@ class Applier:
         except (ValueError, KeyError, TypeError):
             self.refused += 1
             return
-        await asyncio.to_thread(self.store.audit, events)
-        self.audited += len(events)
+        self.audited += await self._audit_writer.submit(events)
+
+    def _store_audit(self, batches: list[list[AuditEvent]]) -> list[int]:
+        """One transaction for several messages' audit events (in a worker thread)."""
+        self.store.audit([event for events in batches for event in events])
+        return [len(events) for events in batches]
 
     async def stop(self) -> None:
         """Unsubscribe."""

@@ -70,6 +70,37 @@ def test_in_process_cluster_decides_like_the_rules_and_deterministically(tmp_pat
     assert statuses_b == statuses and audit_b == audit
 
 
+def test_votes_go_to_the_frames_coordinator_only(tmp_path):
+    from coinswarm.quorum import coordinator_for
+    from coinswarm.quorum.votes import decode_votes
+
+    store = Store(f"sqlite:///{tmp_path / 'targeted.db'}")
+    store.migrate()
+    batch = [make_proposal(i, np.random.default_rng(i)) for i in range(40) if i % 5 == 4]  # planner weights
+    sent = []
+
+    async def scenario():
+        bus = InProcessBus()
+
+        async def spy(msg):
+            votes = decode_votes(msg.data)
+            sent.append((msg.subject, votes.manager, votes.entries[0][0]))
+
+        await bus.subscribe("mem.vote.>", spy)
+        await bus.subscribe("mem.vote", spy)
+        _, applier = await start_cluster(bus, store, lambda: NOW)
+        for p in batch:
+            await submit(bus, p)
+        return applier
+
+    applier = asyncio.run(scenario())
+    assert applier.applied == len(batch)
+    assert len(sent) == 3 * len(batch), "three messages per proposal: the coordinator counts its own vote"
+    for subject, voter, proposal_id in sent:
+        coordinator = coordinator_for(proposal_id, MANAGERS)
+        assert subject == f"mem.vote.{coordinator}" and voter != coordinator
+
+
 def test_nodes_publish_their_audit_trail_and_forget_old_state(tmp_path):
     from coinswarm.memory.models import AuditEvent
 
@@ -239,7 +270,7 @@ class _LossyBus(InProcessBus):
     async def publish(self, subject, data, **kwargs):
         from coinswarm.quorum.votes import decode_votes
 
-        manager = decode_votes(data).manager if subject == "mem.vote" else None
+        manager = decode_votes(data).manager if subject.startswith("mem.vote") else None
         if manager in self.lose:
             self.lose.discard(manager)
             self.dropped.append(manager)
@@ -247,12 +278,19 @@ class _LossyBus(InProcessBus):
         await super().publish(subject, data, **kwargs)
 
 
+def _weights_coordinated_by(managers):
+    """A planner-weights proposal whose coordinator is one of ``managers``."""
+    from coinswarm.quorum import coordinator_for
+
+    return next(p for p in (make_proposal(i, np.random.default_rng(i)) for i in range(200))
+                if p.kind == "planner_weights" and coordinator_for(p.id, MANAGERS) in managers)
+
+
 def test_lost_votes_are_sent_again_until_their_proposals_are_settled(tmp_path):
     store = Store(f"sqlite:///{tmp_path / 'lossy.db'}")
     store.migrate()
     now = [NOW]
-    weights = next(p for p in (make_proposal(i, np.random.default_rng(i)) for i in range(10))
-                   if p.kind == "planner_weights")
+    weights = _weights_coordinated_by({"m3", "m4"})  # so m1's and m2's votes travel (and get lost)
 
     async def scenario():
         bus = _LossyBus({"m1", "m2"})  # two of four votes lost: no quorum until they come again
@@ -282,8 +320,7 @@ def test_lost_votes_are_sent_again_until_their_proposals_are_settled(tmp_path):
 def test_a_reconnect_sends_every_open_vote_again_at_once(tmp_path):
     store = Store(f"sqlite:///{tmp_path / 'reconnect.db'}")
     store.migrate()
-    weights = next(p for p in (make_proposal(i, np.random.default_rng(i)) for i in range(10))
-                   if p.kind == "planner_weights")
+    weights = _weights_coordinated_by({"m3", "m4"})
 
     async def scenario():
         bus = _LossyBus({"m1", "m2"})
