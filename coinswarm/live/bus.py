@@ -11,6 +11,9 @@ Subjects (as in the seed): ``mem.propose``, ``mem.vote``, ``mem.commit``, ``mem.
   Each message carries ``Nats-Msg-Id``; the server drops a redelivered id inside the
   duplicate window, and a durable consumer resumes where it stopped after a restart
   (at-least-once: handlers must be idempotent, and the store is).
+* ``stream_poll`` — what a stream received since the reader's last poll, in one burst: for
+  a reader that can wait and batch (a node's periodic tick learning about commits) rather
+  than be woken once per message.
 
 :class:`InProcessBus` is deterministic (FIFO, one dispatcher, round-robin queue groups)
 for backtests and unit tests; :class:`NatsBus` talks to a real nats-server.
@@ -23,6 +26,8 @@ import itertools
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+
+import orjson
 
 from coinswarm.errors import ConfigError, MessageError
 from coinswarm.live.framing import (
@@ -102,6 +107,7 @@ class InProcessBus:
     _pumping: bool = False
     _rr: dict[str, itertools.count] = field(default_factory=dict)
     _inbox: itertools.count = field(default_factory=itertools.count)
+    _cursors: dict[str, int] = field(default_factory=dict)
 
     async def publish(self, subject: str, data: bytes, *, msg_id: str | None = None, reply: str | None = None) -> None:
         """Queue ``data`` for every matching subscriber and dispatch until the queue is empty."""
@@ -188,6 +194,16 @@ class InProcessBus:
             await deliver(msg)
         return await self.subscribe(subject, lambda m: deliver(m) if m.msg_id else _noop())
 
+    async def stream_poll(self, subject: str, durable: str, *, max_messages: int = 1024,
+                          timeout: float = 1.0) -> list[Message]:
+        """The messages appended to ``subject`` since ``durable``'s last poll (the first poll
+        starts the reader at the end of the log and returns nothing)."""
+        log = self.streams.setdefault(subject, [])
+        start = self._cursors.setdefault(durable, len(log))
+        out = log[start:start + max_messages]
+        self._cursors[durable] = start + len(out)
+        return out
+
     async def close(self) -> None:
         """Nothing to release."""
 
@@ -205,6 +221,7 @@ class NatsBus:
         self.bad_frames = 0
         self._tasks: set[asyncio.Task] = set()
         self._coalescers: dict[str, Coalescer] = {}
+        self._pollers: dict[str, _Poller] = {}
 
     @classmethod
     async def connect(cls, url: str, *, name: str = "coinswarm", duplicate_window: float = 120.0,
@@ -375,6 +392,19 @@ class NatsBus:
                                       stream=STREAM_NAME)
         return Subscription(sub.unsubscribe)
 
+    async def stream_poll(self, subject: str, durable: str, *, max_messages: int = 1024,
+                          timeout: float = 1.0) -> list[Message]:
+        """Up to ``max_messages`` stored on ``subject`` since ``durable``'s last poll, fetched in
+        one burst without waiting for more (a ``no_wait`` pull): one wake-up for everything
+        that arrived, instead of one per message. ``durable`` is a pull consumer without
+        acks, created by the first poll (it starts there and returns nothing yet) and kept on
+        the server, so a reader resumes after a restart of either side. What has not
+        arrived after ``timeout`` seconds comes with the next poll."""
+        poller = self._pollers.get(durable)
+        if poller is None:
+            poller = self._pollers[durable] = _Poller(self, subject, durable)
+        return await poller.poll(max_messages, timeout)
+
     async def flush(self, timeout: float = 2.0) -> None:
         """Wait until the server has processed everything sent so far."""
         await self.nc.flush(timeout=timeout)
@@ -383,3 +413,53 @@ class NatsBus:
         """Drain and close the connection."""
         if not self.nc.is_closed:
             await self.nc.drain()
+
+
+class _Poller:
+    """One durable, ack-less pull consumer of :class:`NatsBus`, read by ``no_wait`` requests."""
+
+    def __init__(self, bus: NatsBus, subject: str, durable: str) -> None:
+        self.bus, self.subject, self.durable = bus, check_subject(subject), durable
+        self.inbox: str | None = None
+        self.ready = False  # the consumer exists (as far as we know)
+        self.received: list[Message] = []
+        self.done: asyncio.Future | None = None
+
+    async def _ensure(self) -> None:
+        from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+
+        if self.inbox is None:
+            self.inbox = self.bus.nc.new_inbox()
+            await self.bus.nc.subscribe(self.inbox, cb=self._on_message)
+        await self.bus.js.add_consumer(STREAM_NAME, ConsumerConfig(
+            durable_name=self.durable, filter_subject=self.subject, ack_policy=AckPolicy.NONE,
+            deliver_policy=DeliverPolicy.NEW))
+        self.ready = True
+
+    async def poll(self, max_messages: int, timeout: float) -> list[Message]:
+        if not self.ready:
+            await self._ensure()
+            return self._take()
+        self.done = asyncio.get_running_loop().create_future()
+        request = orjson.dumps({"batch": max_messages, "no_wait": True})
+        await self.bus.nc.publish(f"$JS.API.CONSUMER.MSG.NEXT.{STREAM_NAME}.{self.durable}", request,
+                                  reply=self.inbox)
+        try:
+            await asyncio.wait_for(self.done, timeout)
+        except TimeoutError:
+            pass  # what came so far; the rest comes with the next poll
+        return self._take()
+
+    def _take(self) -> list[Message]:
+        out, self.received = self.received, []
+        return out
+
+    async def _on_message(self, raw) -> None:
+        status = (raw.headers or {}).get("Status")
+        if status is None:
+            self.received += [Message(raw.subject, data, msg_id) for msg_id, data, _ in self.bus._items(raw)]
+            return
+        if status == "503":  # no such consumer (a server that lost it): create it again on the next poll
+            self.ready = False
+        if self.done is not None and not self.done.done():
+            self.done.set_result(status)  # 404 / 408: nothing more for this request

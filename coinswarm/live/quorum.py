@@ -140,11 +140,11 @@ class QuorumNode:
         self._subs: list = []
 
     async def start(self) -> None:
-        """Subscribe to votes (this node's and the re-sent ones) and commits, then to the
-        proposal stream (durable: resumes after restarts)."""
+        """Subscribe to votes (this node's and the re-sent ones), start reading commits, then
+        subscribe to the proposal stream (durable: resumes after restarts)."""
         self._subs.append(await self.bus.subscribe(vote_subject(self.manager.name), self.on_vote))
         self._subs.append(await self.bus.subscribe(VOTE_SUBJECT, self.on_vote))
-        self._subs.append(await self.bus.subscribe("mem.commit", self.on_commit_seen))
+        await self.poll_commits()
         self._subs.append(await self.bus.stream_subscribe("mem.propose", self.durable, self.on_proposals,
                                                           concurrency=self.concurrency, batch=True))
 
@@ -320,7 +320,20 @@ class QuorumNode:
         cap = timestamp + self.config.timeout_ms - (len(self.config.managers) - rank) * self.failover_ms
         return heard is not None and max(self.last_heard.values()) - heard < self.failover_ms and now < cap
 
-    async def on_commit_seen(self, msg) -> None:
+    async def poll_commits(self) -> None:
+        """Read the commits published since the last poll (one burst, see
+        :meth:`~coinswarm.live.bus.NatsBus.stream_poll`) and stand down for them. Each tick
+        does this first: a backup needs to know of a commit only before its turn to take
+        over, ``failover_ms`` away, so it learns of them in batches rather than being woken
+        for every one. A failed poll (the server is away) is retried on the next tick."""
+        try:
+            messages = await self.bus.stream_poll("mem.commit", f"{self.durable}-commits")
+        except Exception:  # noqa: BLE001  (disconnected, reconnecting, no responders)
+            return
+        for msg in messages:
+            self.on_commit_seen(msg)
+
+    def on_commit_seen(self, msg) -> None:
         """Commits were published: stand down for each (drop kept votes, stop any takeover).
 
         Only for commits whose signed proofs really make their decisions: a forged commit
@@ -381,6 +394,7 @@ class QuorumNode:
 
     async def tick(self) -> list[Decision]:
         """Take over from silent primaries, send open votes again, close proposals past their deadline."""
+        await self.poll_commits()
         now = self.clock()
         await self._publish(self._escalate(now))
         await self._resend_votes(now)

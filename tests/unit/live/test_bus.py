@@ -91,6 +91,64 @@ def test_stream_deduplicates_by_msg_id_and_replays_to_late_durables(make_bus):
     assert got == ["p1", "p2", "p3"]
 
 
+def test_stream_poll_returns_what_arrived_since_the_last_poll(make_bus):
+    async def scenario():
+        writer, reader = await make_bus("w"), await make_bus("r")
+        await writer.stream_publish("mem.commit", b"before", msg_id="c0")
+        first = await reader.stream_poll("mem.commit", "poller")  # the reader starts here
+        for i in range(1, 41):
+            await writer.stream_publish("mem.commit", f"v{i}".encode(), msg_id=f"c{i}")
+        await writer.stream_publish("mem.propose", b"other", msg_id="p1")  # another subject
+        await settle(writer)
+        burst = await reader.stream_poll("mem.commit", "poller")
+        empty = await reader.stream_poll("mem.commit", "poller")
+        for i in range(41, 51):
+            await writer.stream_publish("mem.commit", f"v{i}".encode(), msg_id=f"c{i}")
+        await settle(writer)
+        limited = await reader.stream_poll("mem.commit", "poller", max_messages=4)
+        rest = await reader.stream_poll("mem.commit", "poller")
+        return first, burst, empty, limited, rest
+
+    first, burst, empty, limited, rest = asyncio.run(scenario())
+    assert first == [] and empty == []
+    assert [(m.msg_id, m.data) for m in burst] == [(f"c{i}", f"v{i}".encode()) for i in range(1, 41)]
+    assert [m.msg_id for m in limited] == [f"c{i}" for i in range(41, 45)]
+    assert [m.msg_id for m in rest] == [f"c{i}" for i in range(45, 51)]
+
+
+@pytest.mark.integration
+def test_stream_poll_resumes_after_a_server_restart(tmp_path):
+    from coinswarm.live.servers import start_nats
+
+    server = start_nats(tmp_path / "n")
+
+    async def scenario():
+        writer = await NatsBus.connect(server.url, name="w", reconnect_wait=0.05)
+        reader = await NatsBus.connect(server.url, name="r", reconnect_wait=0.05)
+        await reader.stream_poll("mem.commit", "poller")
+        await writer.stream_publish("mem.commit", b"a", msg_id="a")
+        await settle(writer)
+        before = [m.msg_id for m in await reader.stream_poll("mem.commit", "poller")]
+        server.stop()
+        failed = await reader.stream_poll("mem.commit", "poller", timeout=0.2)  # nobody answers
+        restarted = start_nats(server.workdir, port=server.port)
+        await writer.stream_publish("mem.commit", b"b", msg_id="b")  # retried until the server is back
+        after = []
+        for _ in range(50):
+            after += [m.msg_id for m in await reader.stream_poll("mem.commit", "poller", timeout=0.2)]
+            if after:
+                break
+            await asyncio.sleep(0.1)
+        await writer.close()
+        await reader.close()
+        return before, failed, after, restarted
+
+    before, failed, after, restarted = asyncio.run(scenario())
+    restarted.stop()
+    assert before == ["a"] and failed == []
+    assert after == ["b"], "the durable reader resumes where it stopped, nothing read twice"
+
+
 def test_bad_subjects_and_missing_ids_are_message_errors():
     async def scenario():
         bus = InProcessBus()
