@@ -70,6 +70,18 @@ def subject_matches(pattern: str, subject: str) -> bool:
     return len(want) == len(have)
 
 
+def stream_sequence(reply: str) -> int:
+    """The stream sequence of a JetStream delivery, read from its ack subject:
+    ``$JS.ACK.<stream>.<consumer>.<delivered>.<stream seq>.…`` (9 tokens), or with a domain
+    and an account hash before the stream (11 or more). The same as nats-py's
+    ``msg.metadata.sequence.stream`` without building the rest (a timestamp among it) for
+    every message; :class:`MessageError` for anything else."""
+    tokens = reply.split(".") if reply else []
+    if len(tokens) < 9 or len(tokens) == 10 or tokens[0] != "$JS" or tokens[1] != "ACK":
+        raise MessageError(f"not a JetStream delivery (reply {reply!r})", field="reply")
+    return int(tokens[5] if len(tokens) == 9 else tokens[7])
+
+
 def check_subject(subject: str) -> str:
     """Reject empty or malformed subjects with a clear error."""
     if not isinstance(subject, str) or not subject or " " in subject or ".." in subject:
@@ -365,7 +377,7 @@ class NatsBus:
 
         async def handle(raw) -> None:
             try:
-                base = raw.metadata.sequence.stream * SEQ_STRIDE
+                base = stream_sequence(raw.reply) * SEQ_STRIDE
                 messages = [Message(raw.subject, data, msg_id, None, base + k) for msg_id, data, k in self._items(raw)]
                 if batch:
                     if messages:

@@ -5,7 +5,7 @@ import asyncio
 import pytest
 
 from coinswarm.errors import MessageError
-from coinswarm.live.bus import InProcessBus, NatsBus, subject_matches
+from coinswarm.live.bus import InProcessBus, NatsBus, stream_sequence, subject_matches
 
 
 @pytest.fixture(params=["inprocess", pytest.param("nats", marks=pytest.mark.integration)])
@@ -147,6 +147,23 @@ def test_stream_poll_resumes_after_a_server_restart(tmp_path):
     restarted.stop()
     assert before == ["a"] and failed == []
     assert after == ["b"], "the durable reader resumes where it stopped, nothing read twice"
+
+
+@pytest.mark.parametrize("reply", [
+    "$JS.ACK.COINSWARM.mgr-m1.1.12345.678.1700000000000000000.5",
+    "$JS.ACK._.ACCHASH.COINSWARM.mgr-m1.1.12345.678.1700000000000000000.5",
+    "$JS.ACK.dom.ACCHASH.COINSWARM.mgr-m1.2.99.678.1700000000000000000.5.token.more",
+])
+def test_stream_sequence_reads_the_ack_subject_as_nats_py_does(reply):
+    from nats.aio.msg import Msg
+
+    assert stream_sequence(reply) == Msg(None, reply=reply).metadata.sequence.stream
+
+
+@pytest.mark.parametrize("reply", ["", "_INBOX.abc", "$JS.ACK.S.C.1.2", "$JS.ACK.a.b.c.d.e.f.g.h"])
+def test_stream_sequence_refuses_what_is_not_a_jetstream_delivery(reply):
+    with pytest.raises(MessageError, match="not a JetStream delivery"):
+        stream_sequence(reply)
 
 
 def test_bad_subjects_and_missing_ids_are_message_errors():
