@@ -352,13 +352,19 @@ def exp_py(y):
 
 
 def exp_core_py(y):
-    """:func:`exp_py` for ``|y| ≤ 44`` only, without a branch (so loops of it vectorize)."""
+    """:func:`exp_py` for ``|y| ≤ 44`` only, without a branch (so loops of it vectorize).
+
+    The table index is masked into the table: ``|y| ≤ 44`` never needs the mask, but a NaN
+    (whose integer conversion is undefined in compiled code) then reads a table entry and
+    returns NaN instead of reading outside the table (it crashed the process before). The
+    plain-Python twin refuses NaN (``int(nan)`` raises); live inputs are validated before
+    they get here (:func:`coinswarm.agents.base.check_bar`)."""
     k = (y * _EXP_INV_STEP + _ROUNDING_SHIFT) - _ROUNDING_SHIFT
     r = (y - k * _EXP_STEP_HI) - k * _EXP_STEP_LO
     r2 = r * r  # Estrin's scheme: the same polynomial as Horner's with a shorter dependency chain
     expm1_r = (r + r2 * 0.5) + r2 * r * ((1.0 / 6.0 + r * (1.0 / 24.0)) + r2 * (1.0 / 120.0 + r * (1.0 / 720.0)))
     ki = int(k)
-    scale = _EXP_POW2[(ki >> 5) + 64] * _EXP_FRACTION[ki & 31]
+    scale = _EXP_POW2[((ki >> 5) + 64) & 127] * _EXP_FRACTION[ki & 31]
     return scale + scale * expm1_r
 
 

@@ -30,7 +30,7 @@ from coinswarm.agents._kernels import ewma_nb, halflife_alpha_py, pair_push_nb, 
 from coinswarm.agents.base import check_prices
 from coinswarm.agents.mean_reversion import next_position_nb
 from coinswarm.data.resample import align
-from coinswarm.errors import ConfigError
+from coinswarm.errors import ConfigError, MissingValueError, NonPositivePriceError
 
 _COUNT, _POS, _BETA, _PAIR = 0, 1, 2, 3
 _EWMA, _CARRY_ALPHA = 2, 3
@@ -189,9 +189,15 @@ class PairsArbitrage(_TwoLegAgent):
         return _PAIR + pair_size(p.window)
 
     def update(self, state: tuple, closes: tuple[float, float]) -> tuple[float, float, float]:
-        """One bar: closes ``(y, x)`` → ``(vote_y, vote_x, confidence)``."""
+        """One bar: closes ``(y, x)`` → ``(vote_y, vote_x, confidence)``; a close that is not a
+        positive, finite number raises a typed :class:`~coinswarm.errors.DataError` and changes nothing."""
+        y, x = (_number(close) for close in closes)
+        for leg, close, value in (("y", closes[0], y), ("x", closes[1], x)):
+            if not 0.0 < value < math.inf:
+                raise NonPositivePriceError(f"close of leg {leg} is {close!r} (not a positive, finite number)",
+                                            column="close", value=close)
         params, values = state
-        return pairs_step_nb(values, params, float(closes[0]), float(closes[1]))
+        return pairs_step_nb(values, params, y, x)
 
     def run(self, prices: dict, params: ArbitrageParams | None = None) -> pd.DataFrame:
         """Votes and confidence per leg, columns ``(symbol, "vote" | "confidence")``."""
@@ -231,9 +237,14 @@ class FundingCarry(_TwoLegAgent):
         return params, values
 
     def update(self, state: tuple, funding_rate: float) -> tuple[float, float, float]:
-        """One bar: the last settled funding rate → ``(vote_spot, vote_perp, confidence)``."""
+        """One bar: the last settled funding rate → ``(vote_spot, vote_perp, confidence)``; a rate
+        that is not a finite number raises a typed :class:`~coinswarm.errors.DataError` and changes nothing."""
+        rate = _number(funding_rate)
+        if not math.isfinite(rate):
+            raise MissingValueError(f"funding rate is {funding_rate!r} (not a finite number)", column="funding_rate",
+                                    value=funding_rate)
         params, values = state
-        return carry_step_nb(values, params, float(funding_rate))
+        return carry_step_nb(values, params, rate)
 
     def rates(self, perp: pd.DataFrame) -> pd.Series:
         """Funding rates: the constructor's, or the catalog's for the perp frame's source."""
@@ -264,3 +275,11 @@ class FundingCarry(_TwoLegAgent):
     def is_valid(self, p: CarryParams) -> bool:
         """Positive half-life, ``0 ≤ exit < enter``, ``0 < gross ≤ 1``."""
         return p.halflife > 0 and super().is_valid(p)
+
+
+def _number(value) -> float:
+    """``float(value)``, or NaN for what is not a number (the caller says what was wrong)."""
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return math.nan

@@ -9,6 +9,7 @@ path (``update`` per bar) and the backtest path (``run``) agree bit for bit.
 
 from __future__ import annotations
 
+import math
 import warnings
 from abc import ABC, abstractmethod
 from typing import Any, NamedTuple
@@ -16,8 +17,8 @@ from typing import Any, NamedTuple
 import numpy as np
 import pandas as pd
 
-from coinswarm.data.validate import validate_ohlcv
-from coinswarm.errors import ConfigError, GapError
+from coinswarm.data.validate import OHLCV_COLUMNS, check_values, validate_ohlcv
+from coinswarm.errors import ConfigError, DataError, GapError, MissingValueError
 
 
 class Bar(NamedTuple):
@@ -50,6 +51,32 @@ class GapWarning(UserWarning):
 
 
 GAP_POLICIES = ("warn", "raise", "ignore")
+
+
+def check_bar(bar: Bar, source: str | None = None) -> None:
+    """Validate one live bar before any state is touched (the rules of
+    :func:`~coinswarm.data.validate.validate_ohlcv`: finite numbers, prices > 0, open and close
+    within [low, high], volume ≥ 0). Raises the same typed :class:`~coinswarm.errors.DataError`
+    subclasses, naming ``source`` (the symbol), the field, the value and the bar's time; the
+    caller's state stays as it was."""
+    o, h, low, c, v = bar.open, bar.high, bar.low, bar.close, bar.volume
+    try:  # every comparison with NaN is False: the usual bar passes in one expression
+        if 0.0 < low <= o <= h < math.inf and low <= c <= h and 0.0 <= v < math.inf:
+            return
+    except TypeError:
+        pass
+    values = {}
+    for name in OHLCV_COLUMNS:
+        try:
+            values[name] = np.array([getattr(bar, name)], dtype=np.float64)
+        except (TypeError, ValueError):
+            raise MissingValueError(f"{name} is {getattr(bar, name)!r} (not a number)", source=source,
+                                    column=name, value=getattr(bar, name), timestamp=bar.time) from None
+    try:
+        check_values(values, np.array([bar.time], dtype=np.int64), source)
+    except DataError as exc:  # the same error for a live bar, without the file row
+        raise type(exc)(exc.problem, source=source, column=exc.column, value=exc.value,
+                        timestamp=exc.timestamp) from None
 
 
 def check_prices(frame: pd.DataFrame, gaps: str = "warn") -> None:
@@ -120,7 +147,10 @@ class Agent(ABC):
         return AgentState(params, values)
 
     def update(self, state: AgentState, bar: Bar) -> Vote:
-        """Advance ``state`` in place by one closed bar (O(1)) and return the vote."""
+        """Advance ``state`` in place by one closed bar (O(1)) and return the vote; a malformed
+        bar raises a typed :class:`~coinswarm.errors.DataError` (see :func:`check_bar`) and
+        changes nothing."""
+        check_bar(bar)
         vote, confidence = self._step(state.values, state.params, bar)
         return Vote(float(vote), float(confidence))
 

@@ -16,7 +16,7 @@ import pandas as pd
 
 from coinswarm.agents._kernels import halflife_alpha_py
 from coinswarm.agents.arbitrage import ArbitrageParams, PairsArbitrage
-from coinswarm.agents.base import Bar, check_prices, ohlcv_matrices
+from coinswarm.agents.base import Bar, check_bar, check_prices, ohlcv_matrices
 from coinswarm.agents.execution import EXEC_SIZE, Execution, ExecutionParams, execution_init, orders_only
 from coinswarm.agents.mean_reversion import MeanReversion, MeanReversionParams
 from coinswarm.agents.risk import RiskParams, risk_init, risk_state_size
@@ -151,6 +151,8 @@ class Committee:
             raise ConfigError(f"expected one bar per symbol {state.symbols}, got {len(rows)}")
         if len({b.time for b in rows}) != 1:
             raise ConfigError(f"bars of one update must share a timestamp, got {[b.time for b in rows]}")
+        for symbol, bar in zip(state.symbols, rows, strict=True):
+            check_bar(bar, symbol)  # before any state moves: a bad bar changes nothing
         h, low, c = (np.array([[getattr(b, f) for b in rows]], dtype=np.float64) for f in ("high", "low", "close"))
         n_agents = len(self.agent_names)
         out = committee_outputs(1, len(rows), n_agents)

@@ -47,7 +47,7 @@ from coinswarm.agents._kernels import (
     roll_size,
     roll_tstat_nb,
 )
-from coinswarm.agents.base import Bar, check_prices, ohlcv_arrays
+from coinswarm.agents.base import Bar, check_bar, check_prices, ohlcv_arrays
 from coinswarm.errors import ConfigError
 
 DETECTOR_VERSION = 1
@@ -238,7 +238,9 @@ class RegimeDetector:
         return params, values
 
     def update(self, state: tuple[RegimeParams, np.ndarray], bar: Bar) -> RegimeLabels:
-        """Advance by one closed bar (O(1))."""
+        """Advance by one closed bar (O(1)); a malformed bar raises a typed
+        :class:`~coinswarm.errors.DataError` and changes nothing."""
+        check_bar(bar)
         params, values = state
         out = regime_step_nb(values, params, bar.time, bar.open, bar.high, bar.low, bar.close)
         return RegimeLabels(*out)

@@ -15,10 +15,11 @@ from coinswarm.errors import (
     GapError,
     InconsistentBarError,
     MissingValueError,
+    NegativeVolumeError,
     NonPositivePriceError,
     UnsortedTimestampError,
 )
-from coinswarm.regime import regimes
+from coinswarm.regime import RegimeDetector, regimes
 
 RUNNERS = {name: (lambda p, n=name, **kw: cs.get_strategy(n).run(p, **kw)) for name in SINGLE_AGENTS}
 RUNNERS["regime"] = lambda p, **kw: regimes(p, **kw)
@@ -101,3 +102,70 @@ def test_committee_update_rejects_misaligned_bars(clean):
         committee.update(state, [bar])
     with pytest.raises(cs.ConfigError, match="share a timestamp"):
         committee.update(state, [bar, bar._replace(time=bar.time + 3_600_000)])
+
+
+BROKEN_BARS = [  # (what is wrong, the field it is in, the error)
+    ({"close": np.nan}, "close", MissingValueError),
+    ({"high": np.inf}, "high", MissingValueError),
+    ({"low": 0.0}, "low", NonPositivePriceError),
+    ({"high": 1.0}, "high", InconsistentBarError),  # below low
+    ({"volume": -1.0}, "volume", NegativeVolumeError),
+    ({"open": "n/a"}, "open", MissingValueError),
+]
+LIVE = {name: (lambda n=name: (cs.get_strategy(n), cs.get_strategy(n).init())) for name in SINGLE_AGENTS}
+LIVE["regime"] = lambda: (RegimeDetector(), RegimeDetector().init())
+LIVE["committee"] = lambda: (cs.Committee.default(), cs.Committee.default().init(["BTC/USDT"]))
+
+
+def _update(name, component, state, bar):
+    return component.update(state, [bar] if name == "committee" else bar)
+
+
+def _state_arrays(name, state) -> list[np.ndarray]:
+    if name == "committee":
+        return [np.array(a, copy=True) for a in _flat(state.arrays)]
+    return [np.array(state[1] if name == "regime" else state.values, copy=True)]
+
+
+def _flat(items):
+    for item in items:
+        if isinstance(item, tuple | list):
+            yield from _flat(item)
+        else:
+            yield item
+
+
+@pytest.mark.parametrize("name", LIVE)
+def test_live_update_refuses_a_broken_bar_and_changes_nothing(name, clean):
+    """The daemon's path (``update`` per bar) validates like the backtest path: a typed error
+    naming the field, the state untouched, and the next good bar as if the bad one never came."""
+    bars = list(cs.agents.iter_bars(clean.iloc[:1200]))
+    component, state = LIVE[name]()
+    twin_component, twin = LIVE[name]()
+    for bar in bars[:-1]:
+        _update(name, component, state, bar)
+        _update(name, twin_component, twin, bar)
+    for change, field, error in BROKEN_BARS:
+        before = _state_arrays(name, state)
+        with pytest.raises(error) as info:
+            _update(name, component, state, bars[-1]._replace(**change))
+        assert info.value.column == field
+        after = _state_arrays(name, state)
+        assert all(np.array_equal(a, b, equal_nan=True) for a, b in zip(before, after, strict=True))
+    got, want = _update(name, component, state, bars[-1]), _update(name, twin_component, twin, bars[-1])
+    assert np.array_equal(_numbers(got), _numbers(want), equal_nan=True)
+
+
+def _numbers(output) -> np.ndarray:
+    return np.concatenate([np.ravel(np.asarray(field, dtype=np.float64)) for field in output])
+
+
+def test_two_leg_updates_refuse_what_is_not_a_price_or_a_rate():
+    pairs, carry = cs.get_strategy("arbitrage"), cs.get_strategy("carry")
+    for closes in [(np.nan, 1.0), (1.0, 0.0), (1.0, -3.0), ("x", 1.0), (1.0, np.inf)]:
+        with pytest.raises(NonPositivePriceError):
+            pairs.update(pairs.init(), closes)
+    for rate in [np.nan, np.inf, None]:
+        with pytest.raises(MissingValueError):
+            carry.update(carry.init(), rate)
+    assert carry.update(carry.init(), -0.0001) is not None, "a negative funding rate is a rate"
