@@ -52,12 +52,12 @@ from coinswarm.quorum.votes import Vote, VoteBatch, decode_votes
 
 Clock = Callable[[], int]
 VOTE_SUBJECT = "mem.vote"  # re-sent votes, to every node
+Ref = tuple[Source, int]  # a single vote (index -1) or entry ``index`` of a batch
 
 
 def vote_subject(manager: str) -> str:
     """Where votes on the frames ``manager`` coordinates go first: ``mem.vote.<manager>``."""
     return f"{VOTE_SUBJECT}.{manager}"
-Ref = tuple[Source, int]  # a single vote (index -1) or entry ``index`` of a batch
 
 
 def wall_clock_ms() -> int:
