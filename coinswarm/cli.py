@@ -212,7 +212,7 @@ def cmd_quorum(args) -> int:
         raise ConfigError("quorum needs --nats and --store (or COINSWARM_NATS_URL and COINSWARM_POSTGRES_URL)")
     settings = QuorumSettings(nats, store, tuple(m.strip() for m in args.managers.split(",") if m.strip()),
                               f=args.f, timeout_ms=args.timeout_ms, failover_ms=args.failover_ms,
-                              linger_ms=args.linger_ms)
+                              poll_ms=args.poll_ms or None)
     nice = args.nice if args.nice is not None else APPLIER_NICE if args.role == "applier" else 0
     try:
         os.nice(nice)
@@ -339,8 +339,9 @@ def _add_service_commands(sub) -> None:
     p.add_argument("--store", default=None, help="store URL (default $COINSWARM_POSTGRES_URL)")
     p.add_argument("--timeout-ms", type=int, default=5_000)
     p.add_argument("--failover-ms", type=int, default=500)
-    p.add_argument("--linger-ms", type=float, default=5.0,
-                   help="applier: wait this long for more commits before a transaction (group commit)")
+    p.add_argument("--poll-ms", type=float, default=20.0,
+                   help="applier: read the commit stream in bursts, sleeping this long when it is drained "
+                        "(0: have each commit pushed as it comes)")
     p.add_argument("--nice", type=int, default=None,
                    help="lower this process's CPU priority by this much (default: 10 for the applier, 0 for a "
                         "node: on a shared machine the decisions go first, the store catches up in bigger batches)")

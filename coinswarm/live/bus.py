@@ -11,9 +11,10 @@ Subjects (as in the seed): ``mem.propose``, ``mem.vote``, ``mem.commit``, ``mem.
   Each message carries ``Nats-Msg-Id``; the server drops a redelivered id inside the
   duplicate window, and a durable consumer resumes where it stopped after a restart
   (at-least-once: handlers must be idempotent, and the store is).
-* ``stream_poll`` — what a stream received since the reader's last poll, in one burst: for
-  a reader that can wait and batch (a node's periodic tick learning about commits) rather
-  than be woken once per message.
+* ``stream_poll`` / ``stream_ack`` — what a stream received since the reader's last poll, in
+  one burst: for a reader that can wait and batch (a node's tick learning about commits, the
+  applier) rather than be woken once per message; ``acked=True`` for a reader that must see
+  every message (it starts at the stream's beginning and acknowledges what it handled).
 
 :class:`InProcessBus` is deterministic (FIFO, one dispatcher, round-robin queue groups)
 for backtests and unit tests; :class:`NatsBus` talks to a real nats-server.
@@ -207,14 +208,17 @@ class InProcessBus:
         return await self.subscribe(subject, lambda m: deliver(m) if m.msg_id else _noop())
 
     async def stream_poll(self, subject: str, durable: str, *, max_messages: int = 1024,
-                          timeout: float = 1.0) -> list[Message]:
+                          timeout: float = 1.0, acked: bool = False) -> list[Message]:
         """The messages appended to ``subject`` since ``durable``'s last poll (the first poll
-        starts the reader at the end of the log and returns nothing)."""
+        starts the reader at the end of the log, or with ``acked`` at its beginning)."""
         log = self.streams.setdefault(subject, [])
-        start = self._cursors.setdefault(durable, len(log))
+        start = self._cursors.setdefault(durable, 0 if acked else len(log))
         out = log[start:start + max_messages]
         self._cursors[durable] = start + len(out)
         return out
+
+    async def stream_ack(self, message: Message) -> None:
+        """Nothing to acknowledge: this log never redelivers."""
 
     async def close(self) -> None:
         """Nothing to release."""
@@ -405,17 +409,25 @@ class NatsBus:
         return Subscription(sub.unsubscribe)
 
     async def stream_poll(self, subject: str, durable: str, *, max_messages: int = 1024,
-                          timeout: float = 1.0) -> list[Message]:
+                          timeout: float = 1.0, acked: bool = False) -> list[Message]:
         """Up to ``max_messages`` stored on ``subject`` since ``durable``'s last poll, fetched in
         one burst without waiting for more (a ``no_wait`` pull): one wake-up for everything
-        that arrived, instead of one per message. ``durable`` is a pull consumer without
-        acks, created by the first poll (it starts there and returns nothing yet) and kept on
-        the server, so a reader resumes after a restart of either side. What has not
-        arrived after ``timeout`` seconds comes with the next poll."""
+        that arrived, instead of one per message. ``durable`` is a pull consumer created by
+        the first poll and kept on the server, so a reader resumes after a restart of either
+        side. Without ``acked`` it starts at the end of the stream and needs no acks; with
+        ``acked`` it starts at the beginning, and what a poll returned comes again (after the
+        server's ack wait) unless :meth:`stream_ack` acknowledged it or a later message. What
+        has not arrived after ``timeout`` seconds comes with the next poll."""
         poller = self._pollers.get(durable)
         if poller is None:
-            poller = self._pollers[durable] = _Poller(self, subject, durable)
+            poller = self._pollers[durable] = _Poller(self, subject, durable, acked)
         return await poller.poll(max_messages, timeout)
+
+    async def stream_ack(self, message: Message) -> None:
+        """Acknowledge ``message`` and every message its ``acked`` poller returned before it."""
+        if not message.reply:
+            raise MessageError("message has no ack subject (not from an acked stream_poll)", field="reply")
+        await self.nc.publish(message.reply, b"+ACK")
 
     async def flush(self, timeout: float = 2.0) -> None:
         """Wait until the server has processed everything sent so far."""
@@ -428,10 +440,11 @@ class NatsBus:
 
 
 class _Poller:
-    """One durable, ack-less pull consumer of :class:`NatsBus`, read by ``no_wait`` requests."""
+    """One durable pull consumer of :class:`NatsBus`, read by ``no_wait`` requests: ack-less
+    from the end of the stream, or (``acked``) from its beginning with cumulative acks."""
 
-    def __init__(self, bus: NatsBus, subject: str, durable: str) -> None:
-        self.bus, self.subject, self.durable = bus, check_subject(subject), durable
+    def __init__(self, bus: NatsBus, subject: str, durable: str, acked: bool) -> None:
+        self.bus, self.subject, self.durable, self.acked = bus, check_subject(subject), durable, acked
         self.inbox: str | None = None
         self.ready = False  # the consumer exists (as far as we know)
         self.received: list[Message] = []
@@ -443,15 +456,17 @@ class _Poller:
         if self.inbox is None:
             self.inbox = self.bus.nc.new_inbox()
             await self.bus.nc.subscribe(self.inbox, cb=self._on_message)
-        await self.bus.js.add_consumer(STREAM_NAME, ConsumerConfig(
-            durable_name=self.durable, filter_subject=self.subject, ack_policy=AckPolicy.NONE,
-            deliver_policy=DeliverPolicy.NEW))
+        if self.acked:
+            policy = {"ack_policy": AckPolicy.ALL, "deliver_policy": DeliverPolicy.ALL, "max_ack_pending": -1}
+        else:
+            policy = {"ack_policy": AckPolicy.NONE, "deliver_policy": DeliverPolicy.NEW}
+        await self.bus.js.add_consumer(STREAM_NAME, ConsumerConfig(durable_name=self.durable,
+                                                                   filter_subject=self.subject, **policy))
         self.ready = True
 
     async def poll(self, max_messages: int, timeout: float) -> list[Message]:
         if not self.ready:
             await self._ensure()
-            return self._take()
         self.done = asyncio.get_running_loop().create_future()
         request = orjson.dumps({"batch": max_messages, "no_wait": True})
         await self.bus.nc.publish(f"$JS.API.CONSUMER.MSG.NEXT.{STREAM_NAME}.{self.durable}", request,
@@ -469,7 +484,9 @@ class _Poller:
     async def _on_message(self, raw) -> None:
         status = (raw.headers or {}).get("Status")
         if status is None:
-            self.received += [Message(raw.subject, data, msg_id) for msg_id, data, _ in self.bus._items(raw)]
+            base = stream_sequence(raw.reply) * SEQ_STRIDE
+            self.received += [Message(raw.subject, data, msg_id, raw.reply, base + k)
+                              for msg_id, data, k in self.bus._items(raw)]
             return
         if status == "503":  # no such consumer (a server that lost it): create it again on the next poll
             self.ready = False

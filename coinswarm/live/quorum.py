@@ -26,6 +26,7 @@ without a quorum is audited as ``timeout`` and nothing is committed.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -51,6 +52,7 @@ from coinswarm.quorum.tally import Decision, QuorumConfig, coordinator_for
 from coinswarm.quorum.votes import Vote, VoteBatch, decode_votes
 
 Clock = Callable[[], int]
+POLL_BURST = 1024  # stream messages an applier in poll mode reads at once
 VOTE_SUBJECT = "mem.vote"  # re-sent votes, to every node
 Ref = tuple[Source, int]  # a single vote (index -1) or entry ``index`` of a batch
 
@@ -446,9 +448,11 @@ class Applier:
     """Applies ``mem.commit`` to the store after re-checking each decision from its signed proof."""
 
     def __init__(self, store, config: QuorumConfig, keys: dict[str, bytes], bus, *, durable: str = "applier",
-                 persist_audit: bool = True, concurrency: int = 256, linger_ms: float = 0.0) -> None:
+                 persist_audit: bool = True, concurrency: int = 256, linger_ms: float = 0.0,
+                 poll_ms: float | None = None) -> None:
         self.store, self.config, self.keys, self.bus, self.durable = store, config, keys, bus, durable
-        self.concurrency = concurrency
+        self.concurrency, self.poll_ms = concurrency, poll_ms
+        self._poller: asyncio.Task | None = None
         self.persist_audit = persist_audit
         self._audit_sub = None
         self.applied = 0
@@ -470,9 +474,18 @@ class Applier:
         and with ``linger_ms`` an idle applier waits that long for more before it starts one
         (commits are durable in the stream already; this trades how soon they show in the store
         for fewer transactions). Audit batches are grouped the same way. A message is acked only
-        after its transaction."""
-        self._sub = await self.bus.stream_subscribe("mem.commit", self.durable, self.on_commits,
-                                                    concurrency=self.concurrency, batch=True)
+        after its transaction.
+
+        With ``poll_ms`` the applier reads the stream in bursts instead (``bus.stream_poll``,
+        acked): everything stored since its last read, verified and written together, acked
+        after the write; when a read finds less than a full burst it sleeps ``poll_ms``. One
+        wake-up per burst rather than per commit: much less CPU for a store at most
+        ``poll_ms`` behind the stream."""
+        if self.poll_ms is None:
+            self._sub = await self.bus.stream_subscribe("mem.commit", self.durable, self.on_commits,
+                                                        concurrency=self.concurrency, batch=True)
+        else:
+            self._poller = asyncio.create_task(self._poll_forever())
         if self.persist_audit:
             self._audit_sub = await self.bus.subscribe("mem.audit", self.on_audit)
 
@@ -491,8 +504,27 @@ class Applier:
         self.store.audit([event for events in batches for event in events])
         return [len(events) for events in batches]
 
+    async def _poll_forever(self) -> None:
+        """Read, apply and acknowledge bursts of commits until cancelled (see :meth:`start`)."""
+        while True:
+            try:
+                messages = await self.bus.stream_poll("mem.commit", self.durable, max_messages=POLL_BURST,
+                                                      acked=True)
+            except Exception:  # noqa: BLE001  (disconnected or reconnecting: read again later)
+                messages = []
+            if messages:
+                await self.on_commits(messages)  # every outcome is accounted for, then acknowledged
+                await self.bus.stream_ack(messages[-1])
+            if len(messages) < POLL_BURST:
+                await asyncio.sleep(self.poll_ms / 1000)
+
     async def stop(self) -> None:
-        """Unsubscribe."""
+        """Stop reading and unsubscribe (a burst cut short is not acknowledged: it comes again,
+        and the store ignores what it already holds)."""
+        if self._poller is not None:
+            self._poller.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._poller
         for sub in (self._sub, self._audit_sub):
             if sub is not None:
                 await sub.unsubscribe()

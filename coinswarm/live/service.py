@@ -36,7 +36,7 @@ class QuorumSettings:
     timeout_ms: int = 5_000
     failover_ms: int = 500
     refresh_s: float = 1.0
-    linger_ms: float = 0.0
+    poll_ms: float | None = 20.0  # the applier reads the commit stream in bursts (None: pushed, one by one)
 
     def __post_init__(self) -> None:
         self.config  # noqa: B018  (validates n ≥ 3f + 1 and the timeout before anything connects)
@@ -108,7 +108,7 @@ async def serve_applier(settings: QuorumSettings, ready: Callable[[], None] | No
     store = Store(settings.store_url)
     store.migrate()
     bus = await NatsBus.connect(settings.nats_url, name="coinswarm-applier")
-    applier = Applier(store, settings.config, settings.keys(), bus, linger_ms=settings.linger_ms)
+    applier = Applier(store, settings.config, settings.keys(), bus, poll_ms=settings.poll_ms)
     await applier.start()
     if ready is not None:
         ready()

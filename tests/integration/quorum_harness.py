@@ -48,16 +48,21 @@ class Cluster:
     applier: Applier | None = None
     buses: list = field(default_factory=list)
     tasks: list = field(default_factory=list)
+    stops: list = field(default_factory=list)
 
     async def close(self) -> None:
         for task in self.tasks:
             task.cancel()
+        for stop in self.stops:
+            await stop()
         for bus in self.buses:
             await bus.close()
 
 
 async def start_cluster(nats_url: str, store: Store, *, live=MANAGERS, behaviours=None, prefix="t",
-                        persist_audit: bool = True) -> Cluster:
+                        persist_audit: bool = True, applier_poll_ms: float | None = None) -> Cluster:
+    """Four nodes (or ``live``) and an applier — pushed commits, or with ``applier_poll_ms``
+    reading the stream in bursts as the ``coinswarm quorum applier`` process does."""
     cluster = Cluster(store)
     for name in live:
         bus = await NatsBus.connect(nats_url, name=f"{prefix}-{name}")
@@ -71,8 +76,10 @@ async def start_cluster(nats_url: str, store: Store, *, live=MANAGERS, behaviour
         cluster.nodes[name] = node
     bus = await NatsBus.connect(nats_url, name=f"{prefix}-applier")
     cluster.buses.append(bus)
-    cluster.applier = Applier(store, CONFIG, KEYS, bus, durable=f"{prefix}-applier", persist_audit=persist_audit)
+    cluster.applier = Applier(store, CONFIG, KEYS, bus, durable=f"{prefix}-applier", persist_audit=persist_audit,
+                              poll_ms=applier_poll_ms)
     await cluster.applier.start()
+    cluster.stops.append(cluster.applier.stop)
     return cluster
 
 

@@ -68,12 +68,13 @@ def test_partition_two_two_commits_nothing_then_heals(store, tmp_path):
     assert statuses(store, "split0-") == {}, "old proposals stay undecided (no late half-commit)"
 
 
-def test_nats_restart_mid_stream_loses_nothing_and_applies_nothing_twice(store, tmp_path):
+@pytest.mark.parametrize("applier_poll_ms", [None, 20], ids=["commits-pushed", "commits-polled"])
+def test_nats_restart_mid_stream_loses_nothing_and_applies_nothing_twice(store, tmp_path, applier_poll_ms):
     server = start_nats(tmp_path / "n")
     proposals = batch(300, 9, "restart-")
 
     async def scenario():
-        cluster = await start_cluster(server.url, store, prefix="rs")
+        cluster = await start_cluster(server.url, store, prefix="rs", applier_poll_ms=applier_poll_ms)
         proposer = await NatsBus.connect(server.url, name="rs-proposer")
         restarted = None
         for i, p in enumerate(proposals):

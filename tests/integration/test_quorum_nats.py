@@ -36,9 +36,10 @@ def decisions(store):
 
 
 async def run_scenario(nats_url, store, proposals, *, live=MANAGERS, behaviours=None, prefix="t", timeout=60,
-                       frame=1):
+                       frame=1, applier_poll_ms=None):
     """Submit one at a time (``frame=1``) or ``frame`` proposals per frame, and wait for every decision."""
-    cluster = await start_cluster(nats_url, store, live=live, behaviours=behaviours, prefix=prefix)
+    cluster = await start_cluster(nats_url, store, live=live, behaviours=behaviours, prefix=prefix,
+                                  applier_poll_ms=applier_poll_ms)
     proposer = await NatsBus.connect(nats_url, name=f"{prefix}-proposer")
     target = store.count(DecisionRow) + len(proposals)
     try:
@@ -73,7 +74,8 @@ def test_honest_managers_decide_as_the_pure_rules_say(nats_url, store, frame):
 def test_one_crashed_manager_does_not_stop_decisions(nats_url, store):
     batch = proposals(200, seed=1, prefix="crash-")  # in frames of 25: those the dead m4 coordinates fail over
     assert "m4" in {coordinator_for(batch[i].id, MANAGERS) for i in range(0, len(batch), 25)}
-    done, _ = asyncio.run(run_scenario(nats_url, store, batch, live=MANAGERS[:3], prefix="crash", frame=25))
+    done, _ = asyncio.run(run_scenario(nats_url, store, batch, live=MANAGERS[:3], prefix="crash", frame=25,
+                                       applier_poll_ms=20))  # the applier as the CLI runs it
     assert done
     assert {pid: s == COMMITTED for pid, s in decisions(store).items()} == expected_verdicts(batch)
 

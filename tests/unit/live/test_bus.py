@@ -116,6 +116,27 @@ def test_stream_poll_returns_what_arrived_since_the_last_poll(make_bus):
     assert [m.msg_id for m in rest] == [f"c{i}" for i in range(45, 51)]
 
 
+def test_acked_stream_poll_reads_from_the_start_and_resumes_after_its_ack(make_bus):
+    async def scenario():
+        writer = await make_bus("w")
+        for i in range(5):
+            await writer.stream_publish("mem.commit", f"v{i}".encode(), msg_id=f"c{i}")
+        await settle(writer)
+        reader = await make_bus("r")
+        first = await reader.stream_poll("mem.commit", "acked-reader", acked=True)
+        await reader.stream_ack(first[-1])
+        await writer.stream_publish("mem.commit", b"v5", msg_id="c5")
+        await settle(writer)
+        later = await make_bus("r2")  # another connection on the same durable reader
+        second = await later.stream_poll("mem.commit", "acked-reader", acked=True)
+        return first, second
+
+    first, second = asyncio.run(scenario())
+    assert [m.msg_id for m in first] == [f"c{i}" for i in range(5)], "an acked reader starts at the beginning"
+    assert [m.msg_id for m in second] == ["c5"], "acknowledged messages do not come again"
+    assert all(m.seq is not None for m in first) and len({m.seq for m in first}) == 5
+
+
 @pytest.mark.integration
 def test_stream_poll_resumes_after_a_server_restart(tmp_path):
     from coinswarm.live.servers import start_nats

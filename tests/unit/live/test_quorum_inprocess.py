@@ -101,6 +101,36 @@ def test_votes_go_to_the_frames_coordinator_only(tmp_path):
         assert subject == f"mem.vote.{coordinator}" and voter != coordinator
 
 
+def test_a_polling_applier_reads_the_whole_stream_in_bursts(tmp_path):
+    store = Store(f"sqlite:///{tmp_path / 'polled.db'}")
+    store.migrate()
+    batch = [make_proposal(i, np.random.default_rng(i)) for i in range(80) if i % 5 == 4]  # planner weights
+
+    async def scenario():
+        bus = InProcessBus()
+        nodes = [QuorumNode(Manager(m, KEYS[m]), CONFIG, KEYS, bus, context=context, clock=lambda: NOW)
+                 for m in MANAGERS]
+        for node in nodes:
+            await node.start()
+        for p in batch[:8]:  # committed before the applier exists: it reads from the stream's start
+            await submit(bus, p)
+        applier = Applier(store, CONFIG, KEYS, bus, poll_ms=5)
+        await applier.start()
+        for p in batch[8:]:
+            await submit(bus, p)
+        for _ in range(100):
+            if applier.applied == len(batch):
+                break
+            await asyncio.sleep(0.005)
+        await applier.stop()
+        return applier
+
+    applier = asyncio.run(scenario())
+    assert applier.applied == len(batch) and applier.duplicates == 0 and applier.failed == []
+    assert store.count(DecisionRow) == len(batch)
+    assert applier._writer.batches < len(batch), "commits read together are written together"
+
+
 def test_nodes_publish_their_audit_trail_and_forget_old_state(tmp_path):
     from coinswarm.memory.models import AuditEvent
 
