@@ -224,12 +224,20 @@ def cmd_quorum(args) -> int:
         node = run_until_signalled(serve_node, settings, args.name,
                                    lambda: print(f"{args.name}: ready on {nats}", flush=True))
         print(f"{args.name}: stopped after {node.published} commits published, {node.taken_over} taken over "
-              f"from a silent coordinator, {node.resent} vote messages re-sent, {node.bad_messages} bad messages")
+              f"from a silent coordinator, {node.resent} vote messages re-sent, {node.bad_messages} bad messages"
+              + _read_errors(node))
     else:
         applier = run_until_signalled(serve_applier, settings, lambda: print(f"applier: ready on {nats}", flush=True))
         print(f"applier: stopped after {applier.applied} applied, {applier.duplicates} duplicates, "
-              f"{applier.refused} refused, {len(applier.failed)} failed")
+              f"{applier.refused} refused, {len(applier.failed)} failed" + _read_errors(applier))
     return 0
+
+
+def _read_errors(member) -> str:
+    """``, N failed stream reads (last: …)`` when a quorum member's polls of the commit stream raised."""
+    if not member.failed_reads:
+        return ""
+    return f", {member.failed_reads} failed stream reads (last: {member.last_read_error})"
 
 
 def cmd_stack(args) -> int:

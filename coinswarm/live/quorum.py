@@ -139,6 +139,8 @@ class QuorumNode:
         self.bad_messages = 0
         self.published = 0
         self.taken_over = 0  # proposals this backup tallied because their primary stayed silent
+        self.failed_reads = 0  # commit polls that raised (the server away, say); retried each tick
+        self.last_read_error = ""
         self._subs: list = []
 
     async def start(self) -> None:
@@ -330,7 +332,9 @@ class QuorumNode:
         for every one. A failed poll (the server is away) is retried on the next tick."""
         try:
             messages = await self.bus.stream_poll("mem.commit", f"{self.durable}-commits")
-        except Exception:  # noqa: BLE001  (disconnected, reconnecting, no responders)
+        except Exception as exc:  # noqa: BLE001  (disconnected, reconnecting, no responders)
+            self.failed_reads += 1
+            self.last_read_error = f"{type(exc).__name__}: {exc}"
             return
         for msg in messages:
             self.on_commit_seen(msg)
@@ -453,6 +457,8 @@ class Applier:
         self.store, self.config, self.keys, self.bus, self.durable = store, config, keys, bus, durable
         self.concurrency, self.poll_ms = concurrency, poll_ms
         self._poller: asyncio.Task | None = None
+        self.failed_reads = 0  # polls that raised (server away, or a consumer the server refuses)
+        self.last_read_error = ""
         self.persist_audit = persist_audit
         self._audit_sub = None
         self.applied = 0
@@ -480,7 +486,8 @@ class Applier:
         acked): everything stored since its last read, verified and written together, acked
         after the write; when a read finds less than a full burst it sleeps ``poll_ms``. One
         wake-up per burst rather than per commit: much less CPU for a store at most
-        ``poll_ms`` behind the stream."""
+        ``poll_ms`` behind the stream. Its reader is the durable ``<durable>-pull`` (a pushed
+        consumer cannot become a pulled one under the same name)."""
         if self.poll_ms is None:
             self._sub = await self.bus.stream_subscribe("mem.commit", self.durable, self.on_commits,
                                                         concurrency=self.concurrency, batch=True)
@@ -508,9 +515,11 @@ class Applier:
         """Read, apply and acknowledge bursts of commits until cancelled (see :meth:`start`)."""
         while True:
             try:
-                messages = await self.bus.stream_poll("mem.commit", self.durable, max_messages=POLL_BURST,
+                messages = await self.bus.stream_poll("mem.commit", f"{self.durable}-pull", max_messages=POLL_BURST,
                                                       acked=True)
-            except Exception:  # noqa: BLE001  (disconnected or reconnecting: read again later)
+            except Exception as exc:  # noqa: BLE001  (disconnected or reconnecting: read again later)
+                self.failed_reads += 1
+                self.last_read_error = f"{type(exc).__name__}: {exc}"
                 messages = []
             if messages:
                 await self.on_commits(messages)  # every outcome is accounted for, then acknowledged

@@ -101,13 +101,13 @@ def test_votes_go_to_the_frames_coordinator_only(tmp_path):
         assert subject == f"mem.vote.{coordinator}" and voter != coordinator
 
 
-def test_a_polling_applier_reads_the_whole_stream_in_bursts(tmp_path):
+def test_a_polling_applier_reads_the_whole_stream_in_bursts_and_rides_out_failed_reads(tmp_path):
     store = Store(f"sqlite:///{tmp_path / 'polled.db'}")
     store.migrate()
     batch = [make_proposal(i, np.random.default_rng(i)) for i in range(80) if i % 5 == 4]  # planner weights
 
     async def scenario():
-        bus = InProcessBus()
+        bus = _FlakyPollBus()
         nodes = [QuorumNode(Manager(m, KEYS[m]), CONFIG, KEYS, bus, context=context, clock=lambda: NOW)
                  for m in MANAGERS]
         for node in nodes:
@@ -115,6 +115,7 @@ def test_a_polling_applier_reads_the_whole_stream_in_bursts(tmp_path):
         for p in batch[:8]:  # committed before the applier exists: it reads from the stream's start
             await submit(bus, p)
         applier = Applier(store, CONFIG, KEYS, bus, poll_ms=5)
+        bus.failing_polls = 3  # the server is away for the applier's first three reads
         await applier.start()
         for p in batch[8:]:
             await submit(bus, p)
@@ -129,6 +130,19 @@ def test_a_polling_applier_reads_the_whole_stream_in_bursts(tmp_path):
     assert applier.applied == len(batch) and applier.duplicates == 0 and applier.failed == []
     assert store.count(DecisionRow) == len(batch)
     assert applier._writer.batches < len(batch), "commits read together are written together"
+    assert applier.failed_reads == 3 and "server away" in applier.last_read_error, "failed reads are counted, retried"
+
+
+class _FlakyPollBus(InProcessBus):
+    """Its next ``failing_polls`` polls raise, as a NATS connection does while the server is away."""
+
+    failing_polls = 0
+
+    async def stream_poll(self, *args, **kwargs):
+        if self.failing_polls > 0:
+            self.failing_polls -= 1
+            raise ConnectionError("server away")
+        return await super().stream_poll(*args, **kwargs)
 
 
 def test_nodes_publish_their_audit_trail_and_forget_old_state(tmp_path):
