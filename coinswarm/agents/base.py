@@ -18,7 +18,14 @@ import numpy as np
 import pandas as pd
 
 from coinswarm.data.validate import OHLCV_COLUMNS, check_values, validate_ohlcv
-from coinswarm.errors import ConfigError, DataError, GapError, MissingValueError
+from coinswarm.errors import (
+    ConfigError,
+    DataError,
+    DuplicateTimestampError,
+    GapError,
+    MissingValueError,
+    UnsortedTimestampError,
+)
 
 
 class Bar(NamedTuple):
@@ -40,10 +47,31 @@ class Vote(NamedTuple):
 
 
 class AgentState(NamedTuple):
-    """An agent's parameters and its whole mutable state (one ``float64`` array)."""
+    """An agent's parameters and its whole mutable state (one ``float64`` array), plus the
+    open time of the last bar ``update`` took (``clock[0]``, -1 before the first; ``None``:
+    not tracked), so a bar delivered twice or late is refused rather than counted again."""
 
     params: Any
     values: np.ndarray
+    clock: np.ndarray | None = None
+
+
+def new_clock() -> np.ndarray:
+    """A bar clock for a fresh live state: no bar taken yet."""
+    return np.full(1, -1, dtype=np.int64)
+
+
+def check_bar_time(clock: np.ndarray | None, time_ms: int, source: str | None = None) -> None:
+    """Refuse a bar that is not newer than the last one taken: a
+    :class:`~coinswarm.errors.DuplicateTimestampError` for the same open time (a feed that
+    replays a bar), an :class:`~coinswarm.errors.UnsortedTimestampError` for an older one.
+    The state stays as it was; the caller moves ``clock`` on after the step."""
+    if clock is None or time_ms > clock[0]:
+        return
+    last = pd.Timestamp(int(clock[0]), unit="ms", tz="UTC").isoformat()
+    error = DuplicateTimestampError if time_ms == clock[0] else UnsortedTimestampError
+    raise error(f"bar at {pd.Timestamp(int(time_ms), unit='ms', tz='UTC').isoformat()} is not after the last bar "
+                f"taken ({last})", source=source, column="time", value=time_ms)
 
 
 class GapWarning(UserWarning):
@@ -144,14 +172,17 @@ class Agent(ABC):
         params = self._params(params)
         values = np.zeros(self.state_size(params))
         self._init_state(values, params)
-        return AgentState(params, values)
+        return AgentState(params, values, new_clock())
 
     def update(self, state: AgentState, bar: Bar) -> Vote:
         """Advance ``state`` in place by one closed bar (O(1)) and return the vote; a malformed
         bar raises a typed :class:`~coinswarm.errors.DataError` (see :func:`check_bar`) and
-        changes nothing."""
+        changes nothing, as does a bar not newer than the last one (see :func:`check_bar_time`)."""
         check_bar(bar)
+        check_bar_time(state.clock, bar.time)
         vote, confidence = self._step(state.values, state.params, bar)
+        if state.clock is not None:
+            state.clock[0] = bar.time
         return Vote(float(vote), float(confidence))
 
     # -- the pandas face -----------------------------------------------------------------

@@ -16,7 +16,7 @@ import pandas as pd
 
 from coinswarm.agents._kernels import halflife_alpha_py
 from coinswarm.agents.arbitrage import ArbitrageParams, PairsArbitrage
-from coinswarm.agents.base import Bar, check_bar, check_prices, ohlcv_matrices
+from coinswarm.agents.base import Bar, check_bar, check_bar_time, check_prices, new_clock, ohlcv_matrices
 from coinswarm.agents.execution import EXEC_SIZE, Execution, ExecutionParams, execution_init, orders_only
 from coinswarm.agents.mean_reversion import MeanReversion, MeanReversionParams
 from coinswarm.agents.risk import RiskParams, risk_init, risk_state_size
@@ -65,11 +65,13 @@ class CommitteeConfig(NamedTuple):
 
 
 class CommitteeState(NamedTuple):
-    """Everything the committee remembers, as arrays (persistable, restorable)."""
+    """Everything the committee remembers, as arrays (persistable, restorable); ``clock``
+    holds the open time of the last bar ``update`` took (see :class:`~coinswarm.agents.base.AgentState`)."""
 
     params: CommitteeParams
     symbols: tuple[str, ...]
     arrays: tuple
+    clock: np.ndarray | None = None
 
 
 class CommitteeOutput(NamedTuple):
@@ -142,7 +144,7 @@ class Committee:
             risk,
             execution,
         )
-        return CommitteeState(params, symbols, arrays)
+        return CommitteeState(params, symbols, arrays, new_clock())
 
     def update(self, state: CommitteeState, bars: dict[str, Bar] | list[Bar]) -> CommitteeOutput:
         """Advance by one closed bar per symbol (O(1) per symbol); returns the decision."""
@@ -153,11 +155,14 @@ class Committee:
             raise ConfigError(f"bars of one update must share a timestamp, got {[b.time for b in rows]}")
         for symbol, bar in zip(state.symbols, rows, strict=True):
             check_bar(bar, symbol)  # before any state moves: a bad bar changes nothing
+        check_bar_time(state.clock, rows[0].time, ",".join(state.symbols))
         h, low, c = (np.array([[getattr(b, f) for b in rows]], dtype=np.float64) for f in ("high", "low", "close"))
         n_agents = len(self.agent_names)
         out = committee_outputs(1, len(rows), n_agents)
         committee_bars_nb(state.arrays, *self._kernel_params(state.params, state.symbols), n_agents,
                           np.array([rows[0].time], dtype=np.int64), np.log(h), np.log(low), np.log(c), c, *out)
+        if state.clock is not None:
+            state.clock[0] = rows[0].time
         target, risked, raw, weights, contrib, _, brake = (x[0] for x in out[:7])
         return CommitteeOutput(target, risked, raw, weights, contrib, float(brake))
 

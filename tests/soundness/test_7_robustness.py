@@ -169,3 +169,19 @@ def test_two_leg_updates_refuse_what_is_not_a_price_or_a_rate():
         with pytest.raises(MissingValueError):
             carry.update(carry.init(), rate)
     assert carry.update(carry.init(), -0.0001) is not None, "a negative funding rate is a rate"
+
+
+@pytest.mark.parametrize("name", [n for n in LIVE if n != "regime"])
+def test_live_update_refuses_a_replayed_or_older_bar_and_changes_nothing(name, clean):
+    """A feed that replays a closed bar (a reconnect) or delivers one late must not count it again."""
+    bars = list(cs.agents.iter_bars(clean.iloc[:1200]))
+    component, state = LIVE[name]()
+    for bar in bars[:-1]:
+        _update(name, component, state, bar)
+    before = _state_arrays(name, state)
+    with pytest.raises(DuplicateTimestampError, match="not after the last bar"):
+        _update(name, component, state, bars[-2])
+    with pytest.raises(UnsortedTimestampError):
+        _update(name, component, state, bars[-3])
+    assert all(np.array_equal(a, b, equal_nan=True) for a, b in zip(before, _state_arrays(name, state), strict=True))
+    _update(name, component, state, bars[-1])  # the next bar is taken as usual
