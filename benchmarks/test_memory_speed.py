@@ -210,6 +210,54 @@ def test_quorum_over_nats_and_postgres(benchmark, nats_url, postgres_url, persis
     store.close()
 
 
+async def _committed_one_at_a_time(proposer, proposal, n: int, pids: dict[str, int], cpu_ms: dict) -> list[float]:
+    """Latency from submitting to seeing the commit on ``mem.commit`` of ``n`` proposals sent
+    one at a time, after 100 unmeasured (the processes' first proposals touch code and
+    connections cold); ``cpu_ms`` gets each process's CPU milliseconds per measured proposal."""
+    from coinswarm.live.commits import committed_ids
+    from coinswarm.live.quorum import submit
+
+    waiting: dict[str, asyncio.Future] = {}
+
+    async def seen(msg):
+        at = time.perf_counter()
+        for pid in committed_ids(msg.data):
+            _arrived(waiting, pid, at)
+
+    watch = await proposer.subscribe("mem.commit", seen)
+    await _one_at_a_time(waiting, lambda pid: submit(proposer, proposal(pid)), [f"pwarm{i}" for i in range(100)])
+    cpu_before = {name: _cpu_seconds(pid) for name, pid in pids.items()}
+    latencies = await _one_at_a_time(waiting, lambda pid: submit(proposer, proposal(pid)),
+                                     [f"plat{i}" for i in range(n)])
+    await watch.unsubscribe()
+    cpu_ms.update({name: (_cpu_seconds(pid) - cpu_before[name]) / n * 1e3 for name, pid in pids.items()})
+    return latencies
+
+
+async def _sustained_load(proposer, stored, before: int, proposal, seconds: float) -> tuple[int, float]:
+    """Submit frames of 100 for ``seconds`` while keeping at most ``COINSWARM_BENCH_WINDOW``
+    (2,000) proposals submitted but not yet applied (a bounded backlog; ``stored()`` counts
+    the decisions in the store, ``before`` of them from earlier); then wait (≤ 60 s) until
+    all are applied. Returns ``(applied, seconds elapsed)``."""
+    while stored() < before:
+        await asyncio.sleep(0.01)
+    start, sent, window = time.perf_counter(), 0, int(os.environ.get("COINSWARM_BENCH_WINDOW", "2000"))
+    applied, polled = 0, 0.0
+    while time.perf_counter() - start < seconds:
+        if time.perf_counter() - polled > 0.02:
+            applied, polled = await asyncio.to_thread(stored) - before, time.perf_counter()
+        room = window - (sent - applied)
+        if room <= 0:
+            await asyncio.sleep(0.005)
+            continue
+        ids = [f"pload{sent + j}" for j in range(min(room, 100))]
+        await proposer.stream_publish_many("mem.propose", [(pid, proposal(pid).encode()) for pid in ids])
+        sent += len(ids)
+    while stored() < before + sent and time.perf_counter() - start < seconds + 60:
+        await asyncio.sleep(0.05)
+    return stored() - before, time.perf_counter() - start
+
+
 @pytest.mark.integration
 def test_quorum_as_processes_over_nats_and_postgres(benchmark, nats_url, postgres_url):
     """Four ``coinswarm quorum node`` processes and a ``coinswarm quorum applier`` (the deployed
@@ -220,8 +268,7 @@ def test_quorum_as_processes_over_nats_and_postgres(benchmark, nats_url, postgre
     from test_quorum_processes import _start, _wait_ready
 
     from coinswarm.live.bus import NatsBus
-    from coinswarm.live.commits import committed_ids
-    from coinswarm.live.quorum import submit, wall_clock_ms
+    from coinswarm.live.quorum import wall_clock_ms
     from coinswarm.memory import Store
     from coinswarm.memory.models import DecisionRow
 
@@ -230,7 +277,7 @@ def test_quorum_as_processes_over_nats_and_postgres(benchmark, nats_url, postgre
     procs = [_start("node", "--name", m, "--failover-ms", "500", env=env,  # the CLI's default failover
                     urls=(nats_url, postgres_url)) for m in NODES]
     procs.append(_start("applier", env=env, urls=(nats_url, postgres_url)))
-    roles, cpu_ms = [*NODES, "applier"], {}
+    roles, cpu_ms = [*NODES, "applier"], {}  # CPU ms per sequential proposal, by process
     for proc in procs:
         _wait_ready(proc)
     store = Store(postgres_url)
@@ -243,42 +290,12 @@ def test_quorum_as_processes_over_nats_and_postgres(benchmark, nats_url, postgre
 
     async def scenario():
         proposer = await NatsBus.connect(nats_url, name="bench-proposer")
-        waiting: dict[str, asyncio.Future] = {}
-
-        async def seen(msg):
-            at = time.perf_counter()
-            for pid in committed_ids(msg.data):
-                _arrived(waiting, pid, at)
-
-        watch = await proposer.subscribe("mem.commit", seen)
-        # warm-up, not measured: the processes' first proposals touch code and connections cold
-        await _one_at_a_time(waiting, lambda pid: submit(proposer, proposal(pid)), [f"pwarm{i}" for i in range(100)])
-        cpu_before = {name: _cpu_seconds(proc.pid) for name, proc in zip(roles, procs, strict=True)}
-        latencies = await _one_at_a_time(waiting, lambda pid: submit(proposer, proposal(pid)),
-                                         [f"plat{i}" for i in range(sequential)])
-        await watch.unsubscribe()
-        cpu_ms.update({name: (_cpu_seconds(proc.pid) - cpu_before[name]) / sequential * 1e3
-                       for name, proc in zip(roles, procs, strict=True)})
-        while store.count(DecisionRow) < before_load:
-            await asyncio.sleep(0.01)
-        # load: keep at most `window` proposals submitted but not yet applied (a bounded backlog)
-        start, sent, window = time.perf_counter(), 0, int(os.environ.get("COINSWARM_BENCH_WINDOW", "2000"))
-        applied, polled = 0, 0.0
-        while time.perf_counter() - start < seconds:
-            if time.perf_counter() - polled > 0.02:
-                applied, polled = await asyncio.to_thread(store.count, DecisionRow) - before_load, time.perf_counter()
-            room = window - (sent - applied)
-            if room <= 0:
-                await asyncio.sleep(0.005)
-                continue
-            k = min(room, 100)
-            ids = [f"pload{sent + j}" for j in range(k)]
-            await proposer.stream_publish_many("mem.propose", [(pid, proposal(pid).encode()) for pid in ids])
-            sent += k
+        latencies = await _committed_one_at_a_time(proposer, proposal, sequential,
+                                                   dict(zip(roles, (p.pid for p in procs), strict=True)), cpu_ms)
+        applied, elapsed = await _sustained_load(proposer, lambda: store.count(DecisionRow), before_load, proposal,
+                                                 seconds)
         await proposer.close()
-        while store.count(DecisionRow) < before_load + sent and time.perf_counter() - start < seconds + 60:
-            await asyncio.sleep(0.05)
-        return np.array(latencies), store.count(DecisionRow) - before_load, time.perf_counter() - start
+        return np.array(latencies), applied, elapsed
 
     try:
         latencies, applied, elapsed = benchmark.pedantic(lambda: asyncio.run(scenario()), rounds=1, iterations=1)
