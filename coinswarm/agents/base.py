@@ -17,7 +17,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import pandas as pd
 
-from coinswarm.data.validate import OHLCV_COLUMNS, check_values, validate_ohlcv
+from coinswarm.data.validate import OHLCV_COLUMNS, check_values, iso_utc, validate_ohlcv
 from coinswarm.errors import (
     ConfigError,
     DataError,
@@ -68,10 +68,9 @@ def check_bar_time(clock: np.ndarray | None, time_ms: int, source: str | None = 
     The state stays as it was; the caller moves ``clock`` on after the step."""
     if clock is None or time_ms > clock[0]:
         return
-    last = pd.Timestamp(int(clock[0]), unit="ms", tz="UTC").isoformat()
     error = DuplicateTimestampError if time_ms == clock[0] else UnsortedTimestampError
-    raise error(f"bar at {pd.Timestamp(int(time_ms), unit='ms', tz='UTC').isoformat()} is not after the last bar "
-                f"taken ({last})", source=source, column="time", value=time_ms)
+    raise error(f"bar at {iso_utc(time_ms)} is not after the last bar taken ({iso_utc(clock[0])})", source=source,
+                column="time", value=time_ms)
 
 
 class GapWarning(UserWarning):

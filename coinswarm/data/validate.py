@@ -63,7 +63,8 @@ class GapReport:
         return asdict(self)
 
 
-def _iso(ts_ms: int) -> str:
+def iso_utc(ts_ms: int) -> str:
+    """Epoch milliseconds as an ISO-8601 UTC timestamp (how errors name a bar's time)."""
     return pd.Timestamp(int(ts_ms), unit="ms", tz="UTC").isoformat()
 
 
@@ -79,21 +80,21 @@ def check_values(values: dict[str, np.ndarray], ts: np.ndarray, source: str | No
         if row is not None:
             raise MissingValueError(
                 f"{col} is {values[col][row].item()!r} (not a finite number)",
-                source=source, row=row, column=col, value=values[col][row], timestamp=_iso(ts[row]),
+                source=source, row=row, column=col, value=values[col][row], timestamp=iso_utc(ts[row]),
             )
     for col in PRICE_COLUMNS:
         row = _first(values[col] <= 0)
         if row is not None:
             raise NonPositivePriceError(
                 f"{col} {values[col][row].item()!r} is not positive",
-                source=source, row=row, column=col, value=values[col][row], timestamp=_iso(ts[row]),
+                source=source, row=row, column=col, value=values[col][row], timestamp=iso_utc(ts[row]),
             )
     high, low = values["high"], values["low"]
     row = _first(high < low)
     if row is not None:
         raise InconsistentBarError(
             f"high {high[row].item()!r} < low {low[row].item()!r}",
-            source=source, row=row, column="high", value=high[row], timestamp=_iso(ts[row]),
+            source=source, row=row, column="high", value=high[row], timestamp=iso_utc(ts[row]),
         )
     for col in ("open", "close"):
         v = values[col]
@@ -101,14 +102,14 @@ def check_values(values: dict[str, np.ndarray], ts: np.ndarray, source: str | No
         if row is not None:
             raise InconsistentBarError(
                 f"{col} {v[row].item()!r} outside [low {low[row].item()!r}, high {high[row].item()!r}]",
-                source=source, row=row, column=col, value=v[row], timestamp=_iso(ts[row]),
+                source=source, row=row, column=col, value=v[row], timestamp=iso_utc(ts[row]),
             )
     row = _first(values["volume"] < 0)
     if row is not None:
         raise NegativeVolumeError(
             f"volume {values['volume'][row].item()!r} is negative",
             source=source, row=row, column="volume", value=values["volume"][row],
-            timestamp=_iso(ts[row]),
+            timestamp=iso_utc(ts[row]),
         )
 
 
@@ -120,14 +121,14 @@ def check_timestamps(ts: np.ndarray, timeframe: str, source: str | None) -> None
         raise DuplicateTimestampError(
             f"timestamp {ts[row + 1]} repeats the previous row",
             source=source, row=row + 1, column="timestamp", value=int(ts[row + 1]),
-            timestamp=_iso(ts[row + 1]),
+            timestamp=iso_utc(ts[row + 1]),
         )
     row = _first(steps < 0)
     if row is not None:
         raise UnsortedTimestampError(
             f"timestamp {ts[row + 1]} is earlier than the previous row's {ts[row]}",
             source=source, row=row + 1, column="timestamp", value=int(ts[row + 1]),
-            timestamp=_iso(ts[row + 1]),
+            timestamp=iso_utc(ts[row + 1]),
         )
     step = timeframe_ms(timeframe)
     if step is None:
@@ -139,7 +140,7 @@ def check_timestamps(ts: np.ndarray, timeframe: str, source: str | None) -> None
     if row is not None:
         raise OffGridTimestampError(
             f"timestamp {ts[row]} is not on the {timeframe} bar grid",
-            source=source, row=row, column="timestamp", value=int(ts[row]), timestamp=_iso(ts[row]),
+            source=source, row=row, column="timestamp", value=int(ts[row]), timestamp=iso_utc(ts[row]),
         )
 
 
@@ -158,7 +159,7 @@ def gap_report(ts: np.ndarray, timeframe: str) -> GapReport:
         missing_bars=int(missing[gap_rows].sum()),
         n_gaps=int(gap_rows.size),
         longest_gap_bars=int(missing[longest]),
-        longest_gap_after=_iso(ts[longest]),
+        longest_gap_after=iso_utc(ts[longest]),
     )
 
 

@@ -367,6 +367,12 @@ class NatsBus:
             self.bad_frames += 1
             return []
 
+    def _stream_messages(self, raw, reply: str | None = None) -> list[Message]:
+        """The items of a stream delivery as messages: item ``k`` of stream message ``s`` has
+        sequence ``s * SEQ_STRIDE + k``; ``reply`` (the ack subject, for a poller's acks) or None."""
+        base = stream_sequence(raw.reply) * SEQ_STRIDE
+        return [Message(raw.subject, data, msg_id, reply, base + k) for msg_id, data, k in self._items(raw)]
+
     async def stream_subscribe(self, subject: str, durable: str, handler: Handler, *,
                                concurrency: int = 1, batch: bool = False) -> Subscription:
         """Durable push consumer; a message (or a whole frame) is acked only after its handlers return.
@@ -381,8 +387,7 @@ class NatsBus:
 
         async def handle(raw) -> None:
             try:
-                base = stream_sequence(raw.reply) * SEQ_STRIDE
-                messages = [Message(raw.subject, data, msg_id, None, base + k) for msg_id, data, k in self._items(raw)]
+                messages = self._stream_messages(raw)
                 if batch:
                     if messages:
                         await handler(messages)
@@ -484,9 +489,7 @@ class _Poller:
     async def _on_message(self, raw) -> None:
         status = (raw.headers or {}).get("Status")
         if status is None:
-            base = stream_sequence(raw.reply) * SEQ_STRIDE
-            self.received += [Message(raw.subject, data, msg_id, raw.reply, base + k)
-                              for msg_id, data, k in self.bus._items(raw)]
+            self.received += self.bus._stream_messages(raw, reply=raw.reply)
             return
         if status == "503":  # no such consumer (a server that lost it): create it again on the next poll
             self.ready = False
