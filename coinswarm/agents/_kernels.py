@@ -76,6 +76,42 @@ def roll_push_py(s, o, w, x):
 roll_push_nb = jit(roll_push_py, inline=True)
 
 
+def window_sums_py(s, o, w, xs, k0, n, out_n, out_sum, out_sq):
+    """:func:`roll_push_py` of ``xs[k0:n]`` one after the other into the window at ``s[o:]``,
+    with each push's count, sum and sum of squares into ``out_*[k]`` (rows before ``k0`` get
+    the window as it was). The same arithmetic in the same order, with the sums held in
+    registers for the run: a run of pushes is a short bar-to-bar chain of additions."""
+    count, head, total, squares = s[o], int(s[o + 1]), s[o + 2], s[o + 3]
+    buf = o + ROLL_HEADER
+    for k in range(k0):
+        out_n[k], out_sum[k], out_sq[k] = count, total, squares
+    for k in range(k0, n):
+        x = xs[k]
+        if count >= w:
+            old = s[buf + head]
+            total -= old
+            squares -= old * old
+        else:
+            count += 1.0
+        s[buf + head] = x
+        total += x
+        squares += x * x
+        head += 1
+        if head == w:
+            head = 0
+            if count >= w:
+                total, squares = 0.0, 0.0
+                for i in range(w):
+                    v = s[buf + i]
+                    total += v
+                    squares += v * v
+        out_n[k], out_sum[k], out_sq[k] = count, total, squares
+    s[o], s[o + 1], s[o + 2], s[o + 3] = count, float(head), total, squares
+
+
+window_sums_nb = jit(window_sums_py, inline=True)
+
+
 def roll_mean_std_py(s, o):
     """(mean, population std) of the values in the window (0, 0 when empty)."""
     n = s[o]
@@ -260,20 +296,21 @@ def p2_init(state: np.ndarray, offset: int) -> None:
     state[offset:offset + P2_SIZE] = 0.0
 
 
+def hyst_step_py(label, candidate, streak, raw, confirm):
+    """Hysteresis without a branch: ``(label, candidate, streak)`` after proposal ``raw``. A new
+    label is adopted once it has been proposed ``confirm`` bars in a row (``confirm ≥ 1``); the
+    candidate is always the last proposal, the streak how often in a row it was made."""
+    streak = 0.0 if raw == label else streak + 1.0 if raw == candidate else 1.0
+    adopt = streak >= confirm
+    return (raw if adopt else label), raw, (0.0 if adopt else streak)
+
+
+hyst_step_nb = jit(hyst_step_py, inline=True)
+
+
 def hyst_update_py(s, o, raw, confirm):
-    """Adopt label ``raw`` only after it has been proposed ``confirm`` bars in a row."""
-    if raw == s[o]:
-        s[o + 1] = raw
-        s[o + 2] = 0.0
-        return s[o]
-    if raw == s[o + 1]:
-        s[o + 2] += 1.0
-    else:
-        s[o + 1] = raw
-        s[o + 2] = 1.0
-    if s[o + 2] >= confirm:
-        s[o] = raw
-        s[o + 2] = 0.0
+    """:func:`hyst_step_py` on the triple stored at ``s[o:o + 3]``; returns the label."""
+    s[o], s[o + 1], s[o + 2] = hyst_step_nb(s[o], s[o + 1], s[o + 2], raw, confirm)
     return s[o]
 
 
@@ -290,15 +327,16 @@ def corwin_schultz_log_py(lh1, ll1, lh2, ll2):
 
     ``α = (√(2β) − √β) / (3 − 2√2) − √(γ / (3 − 2√2))`` with ``β`` the sum of the two
     squared log ranges and ``γ`` the squared log range of the two bars together; in log
-    space that is one square root and, when ``α > 0``, one exponential.
+    space that is one square root and one exponential.
     """
     a1 = lh1 - ll1
     a2 = lh2 - ll2
     g = max(lh1, lh2) - min(ll1, ll2)
     alpha = _CS_BETA * math.sqrt(a1 * a1 + a2 * a2) - _CS_GAMMA * g
-    if alpha <= 0.0:
-        return 0.0
-    e = exp_nb(alpha)
+    # no branch (a loop of spreads compiles to vector code): α ≤ 0 gives e = 1, exactly 0; past
+    # α = 44 the quotient is exactly 2 (and beyond 709, e^α would overflow to NaN)
+    alpha = 0.0 if alpha <= 0.0 else EXP_FAST_LIMIT if alpha > EXP_FAST_LIMIT else alpha
+    e = exp_core_nb(alpha)
     return 2.0 * (e - 1.0) / (1.0 + e)
 
 

@@ -29,13 +29,24 @@ from coinswarm.agents.execution import EXEC_SIZE, execution_core_nb
 from coinswarm.agents.mean_reversion import mean_reversion_bands_py, mean_reversion_core_py
 from coinswarm.agents.risk import risk_step_inline_nb
 from coinswarm.agents.trend import trend_scores_py, trend_vote_py
-from coinswarm.regime.detector import N_REGIMES, RAW_SPREAD, regime_core_py, trend_window_full_nb
+from coinswarm.regime.detector import N_REGIMES
+from coinswarm.regime.kernel import (
+    CHUNK,
+    MOVE_SPREAD,
+    N_RF,
+    RF_HAS_SPREAD,
+    RF_TREND,
+    RF_TREND_N,
+    RF_TSTAT,
+    RF_VOL,
+    bar_moves_nb,
+    regime_chunk_nb,
+)
 
 TREND, MEAN_REVERSION, ARBITRAGE = 0, 1, 2
 AGENT_NAMES = ("trend", "mean_reversion", "arbitrage")
 GAIN_CLIP = 5.0
 # the members' cores, inlined into the committee's step (one straight-line body per bar)
-regime_core_nb = jit(regime_core_py, inline=True)
 trend_scores_nb = jit(trend_scores_py, inline=True)
 trend_vote_nb = jit(trend_vote_py, inline=True)
 mean_reversion_core_nb = jit(mean_reversion_core_py, inline=True)
@@ -44,10 +55,9 @@ pairs_core_nb = jit(pairs_core_py, inline=True)
 # per-symbol committee scalars: previous log close, EWMA variance, regime of the last vote, bars seen
 _PREV_LC, _VAR, _REGIME, _SEEN = 0, 1, 2, 3
 SCALARS = 4
-CHUNK = 64  # bars per run of the price-only members (see member_chunk_py)
-# columns of the per-bar ``facts`` scratch: raw spread, spread defined, trend t-statistic, its
-# window full, learn the weights this bar, then trend's three z
-F_SPREAD, F_SPREAD_OK, F_TSTAT, F_TREND_FULL, F_LEARN, F_Z = 0, 1, 2, 3, 4, 5
+# columns of the per-bar scratch ``facts`` (m, N_FACTS, CHUNK) after the regime detector's own
+# (``RF_*``, see :mod:`coinswarm.regime.kernel`): learn the weights this bar, then trend's three z
+F_LEARN, F_Z = N_RF, N_RF + 1
 N_FACTS = F_Z + 3
 
 
@@ -114,12 +124,11 @@ def apply_floor_py(w, floor, n_agents):
 apply_floor_nb = jit(apply_floor_py, inline=True)
 
 
-def member_chunk_py(st, prm, ap, pair, t0, t1, time_ms, lh, ll, lc, regime, votes, facts):
+def member_chunk_py(st, prm, ap, pair, t0, t1, lc, moves, regime, votes, facts):
     """Bars ``t0 .. t1-1`` of every member that reads only prices: per symbol, the regime
-    detector (cell into ``regime[t]``; into ``facts[t - t0]`` the raw Corwin–Schultz spread,
-    whether it is defined, the trend t-statistic and whether its window is full), trend (its
-    three ``z`` into ``facts[t - t0, j, F_Z:]``) and mean reversion (``vote · confidence`` into
-    ``votes[t - t0]``), then the pair trade.
+    detector (its passes fill ``facts[j]``'s ``RF_*`` rows; the volatility × trend cell into
+    ``regime[t]``), trend (its three ``z`` into ``facts[j, F_Z:]``) and mean reversion
+    (``vote · confidence`` into ``votes[t - t0]``), then the pair trade.
 
     One member at a time over a short run of bars keeps each loop small enough for the CPU to
     overlap consecutive bars; every member's arithmetic is the same as bar by bar, so the
@@ -127,29 +136,25 @@ def member_chunk_py(st, prm, ap, pair, t0, t1, time_ms, lh, ll, lc, regime, vote
     use the same ``trend_window`` (the same returns, the same sums: the same number)."""
     reg_s, trend_s, mr_s = st[0], st[1], st[2]
     shared_trend = prm[2].trend_window == prm[0].trend_window
+    n = t1 - t0
     for j in range(lc.shape[1]):
-        reg, trend_j, mr_j = reg_s[j], trend_s[j], mr_s[j]
-        for t in range(t0, t1):
-            vol, trend, _, _, _, tstat, _ = regime_core_nb(reg, prm[0], time_ms[t], lh[t, j], ll[t, j], lc[t, j])
-            regime[t, j] = vol * 3 + trend
-            facts[t - t0, j, F_SPREAD] = reg[RAW_SPREAD]
-            facts[t - t0, j, F_SPREAD_OK] = reg[0] > 1.0
-            facts[t - t0, j, F_TSTAT] = tstat
-            facts[t - t0, j, F_TREND_FULL] = trend_window_full_nb(reg, prm[0])
-        for t in range(t0, t1):  # the serial part of trend: its state and the horizons' z
-            z1, z2, z3 = trend_scores_nb(trend_j, prm[1], lc[t, j])
-            facts[t - t0, j, F_Z], facts[t - t0, j, F_Z + 1], facts[t - t0, j, F_Z + 2] = z1, z2, z3
-        for t in range(t0, t1):  # its votes: branch-free arithmetic, compiled to vector code
-            v, k = trend_vote_nb(facts[t - t0, j, F_Z], facts[t - t0, j, F_Z + 1], facts[t - t0, j, F_Z + 2])
-            votes[t - t0, j, TREND] = v * k
-        for t in range(t0, t1):
+        trend_j, mr_j, fj = trend_s[j], mr_s[j], facts[j]
+        regime_chunk_nb(reg_s[j], prm[0], j, t0, n, moves, facts)
+        for k in range(n):
+            regime[t0 + k, j] = int(fj[RF_VOL, k]) * 3 + int(fj[RF_TREND, k])
+        for k in range(n):  # the serial part of trend: its state and the horizons' z
+            fj[F_Z, k], fj[F_Z + 1, k], fj[F_Z + 2, k] = trend_scores_nb(trend_j, prm[1], lc[t0 + k, j])
+        for k in range(n):  # its votes: branch-free arithmetic, compiled to vector code
+            v, c = trend_vote_nb(fj[F_Z, k], fj[F_Z + 1, k], fj[F_Z + 2, k])
+            votes[k, j, TREND] = v * c
+        for k in range(n):
             if shared_trend:
-                v, k = mean_reversion_bands_nb(mr_j, prm[2], lc[t, j], facts[t - t0, j, F_TSTAT],
-                                               facts[t - t0, j, F_TREND_FULL] != 0.0)
+                v, c = mean_reversion_bands_nb(mr_j, prm[2], lc[t0 + k, j], fj[RF_TSTAT, k],
+                                               fj[RF_TREND_N, k] >= prm[0].trend_window)
             else:
-                v, k = mean_reversion_core_nb(mr_j, prm[2], lc[t, j])
-            votes[t - t0, j, MEAN_REVERSION] = v * k
-            votes[t - t0, j, ARBITRAGE] = 0.0
+                v, c = mean_reversion_core_nb(mr_j, prm[2], lc[t0 + k, j])
+            votes[k, j, MEAN_REVERSION] = v * c
+            votes[k, j, ARBITRAGE] = 0.0
     if pair[0] >= 0:
         for t in range(t0, t1):
             vy, vx, k = pairs_core_nb(st[6], ap, lc[t, pair[0]], lc[t, pair[1]])
@@ -163,7 +168,7 @@ member_chunk_nb = jit(member_chunk_py, inline=True)
 def gains_chunk_py(st, cp, n_agents, t0, t1, lc, votes, facts, factors):
     """Bars ``t0 .. t1-1``, per symbol: this bar's return and EWMA variance, and the Hedge
     factors (:func:`hedge_factors_py`) that last bar's votes earned, into ``factors[t - t0]``
-    (``facts[t - t0, j, F_LEARN]`` says whether to learn). They depend on prices and votes only,
+    (``facts[j, F_LEARN, t - t0]`` says whether to learn). They depend on prices and votes only,
     so they are computed here, off the bar-to-bar chain of weights, risk and execution."""
     last, sc = st[4], st[5]
     alpha = cp[2]
@@ -180,18 +185,18 @@ def gains_chunk_py(st, cp, n_agents, t0, t1, lc, votes, facts, factors):
                     learn = 1.0
             sc[j, _PREV_LC] = lc[t, j]
             sc[j, _SEEN] += 1.0
-            facts[k, j, F_LEARN] = learn
+            facts[j, F_LEARN, k] = learn
 
 
 gains_chunk_nb = jit(gains_chunk_py, inline=True)
 
 
-def learn_step_py(st, cp, n_agents, cells, vc, facts, factors):
+def learn_step_py(st, cp, n_agents, cells, vc, facts, k, factors):
     """Per symbol: the Hedge update of last bar's cell, then this bar's cell and votes become
     the last ones."""
     w, last, sc = st[3], st[4], st[5]
     for j in range(cells.shape[0]):
-        if facts[j, F_LEARN] != 0.0:
+        if facts[j, F_LEARN, k] != 0.0:
             apply_factors_nb(w[j, int(sc[j, _REGIME])], factors[j], cp[1], n_agents)
         sc[j, _REGIME] = cells[j]
         for a in range(n_agents):
@@ -201,15 +206,15 @@ def learn_step_py(st, cp, n_agents, cells, vc, facts, factors):
 learn_step_nb = jit(learn_step_py, inline=True)
 
 
-def combine_step_py(st, rp, ep, cp, n_agents, t_ms, lc, c, cells, vc, facts, factors, raw, risked, target,
-                    weights_out, contrib):
+def combine_step_py(st, rp, ep, cp, n_agents, t_ms, lc, c, cells, vc, facts, moves, k, t, factors, raw, risked,
+                    target, weights_out, contrib):
     """One bar for every symbol once the members have voted (``vc``, ``cells``, ``facts``,
     ``factors``): learn the weights, aggregate, risk, execution. Fills ``raw``, ``risked``, ``target``,
     ``weights_out`` (m, A) and ``contrib`` (m, A: each agent's share of the risked target);
     returns the risk brake."""
     w, risk_s, exec_s = st[3], st[7], st[8]
     m = c.shape[0]
-    learn_step_nb(st, cp, n_agents, cells, vc, facts, factors)
+    learn_step_nb(st, cp, n_agents, cells, vc, facts, k, factors)
     for j in range(m):
         cell = w[j, cells[j]]
         total = 0.0
@@ -223,8 +228,8 @@ def combine_step_py(st, rp, ep, cp, n_agents, t_ms, lc, c, cells, vc, facts, fac
         ratio = risked[j] / raw[j] if raw[j] != 0.0 else 0.0
         for a in range(n_agents):
             contrib[j, a] *= ratio
-        target[j] = execution_core_nb(exec_s, EXEC_SIZE * j, ep, facts[j, F_SPREAD], facts[j, F_SPREAD_OK] != 0.0,
-                                      risked[j])
+        target[j] = execution_core_nb(exec_s, EXEC_SIZE * j, ep, moves[j, MOVE_SPREAD, t],
+                                      facts[j, RF_HAS_SPREAD, k] != 0.0, risked[j])
     return brake
 
 
@@ -232,21 +237,24 @@ combine_step_nb = jit(combine_step_py, inline=True)
 
 
 def committee_bars_py(st, prm, ap, rp, ep, cp, pair, n_agents, time_ms, lh, ll, lc, c, target, risked, raw,
-                      weights, contrib, regime, brake, votes, facts, factors):
+                      weights, contrib, regime, brake, votes, facts, factors, moves):
     """The committee over bars ``(n, m)`` (logs of high, low, close, and the close) into
     caller-owned outputs, ``CHUNK`` bars at a time: the members over the chunk, then the
     weights, risk and execution bar by bar. ``votes`` and ``factors`` ``(CHUNK, m, 3)`` and
-    ``facts`` ``(CHUNK, m, N_FACTS)`` are scratch. Allocates nothing, so it compiles without reference
+    ``facts`` ``(m, N_FACTS, CHUNK)`` are scratch. Allocates nothing, so it compiles without reference
     counting. The live runner calls it with one row per bar: the same code as a backtest."""
     n = c.shape[0]
+    for j in range(c.shape[1]):
+        bar_moves_nb(st[0][j], j, lh, ll, lc, moves)
     for t0 in range(0, n, CHUNK):
         t1 = min(n, t0 + CHUNK)
-        member_chunk_nb(st, prm, ap, pair, t0, t1, time_ms, lh, ll, lc, regime, votes, facts)
+        member_chunk_nb(st, prm, ap, pair, t0, t1, lc, moves, regime, votes, facts)
         gains_chunk_nb(st, cp, n_agents, t0, t1, lc, votes, facts, factors)
         for t in range(t0, t1):
             k = t - t0
             brake[t] = combine_step_nb(st, rp, ep, cp, n_agents, time_ms[t], lc[t], c[t], regime[t], votes[k],
-                                       facts[k], factors[k], raw[t], risked[t], target[t], weights[t], contrib[t])
+                                       facts, moves, k, t, factors[k], raw[t], risked[t], target[t], weights[t],
+                                       contrib[t])
 
 
 committee_bars_nb = jit(committee_bars_py, refcount=False)
@@ -270,7 +278,7 @@ def committee_outputs(n: int, m: int, n_agents: int) -> tuple[np.ndarray, ...]:
             start += size
     outputs[5] = outputs[5].view(np.int64)
     rows = min(n, CHUNK)
-    return (*outputs, np.zeros((rows, m, 3)), np.zeros((rows, m, N_FACTS)), np.ones((rows, m, 3)))
+    return (*outputs, np.zeros((rows, m, 3)), np.zeros((m, N_FACTS, rows)), np.ones((rows, m, 3)), np.empty((m, 2, n)))
 
 
 def committee_run(st, prm, ap, rp, ep, cp, pair, n_agents, time_ms, lh, ll, lc, c) -> tuple[np.ndarray, ...]:

@@ -26,29 +26,32 @@ be recomputed or compared.
 from __future__ import annotations
 
 import hashlib
-import math
 from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
 
 from coinswarm._jit import jit
-from coinswarm.agents._kernels import (
-    HYST_SIZE,
-    P2_SIZE,
-    corwin_schultz_log_nb,
-    ewma_nb,
-    halflife_alpha_py,
-    hyst_update_nb,
-    p2_push_nb,
-    p2_value_nb,
-    roll_mean_std_nb,
-    roll_push_nb,
-    roll_size,
-    roll_tstat_nb,
-)
+from coinswarm.agents._kernels import halflife_alpha_py, roll_size
 from coinswarm.agents.base import Bar, check_bar, check_prices, ohlcv_arrays
 from coinswarm.errors import ConfigError
+from coinswarm.regime.kernel import (
+    _ALPHA,
+    CHUNK,
+    HYST_LIQ,
+    HYST_TREND,
+    HYST_VOL,
+    N_RF,
+    RF_LIQ,
+    RF_RV,
+    RF_SPREAD,
+    RF_TREND,
+    RF_TSTAT,
+    RF_VOL,
+    bar_moves_nb,
+    regime_chunk_nb,
+    trend_offset_py,
+)
 
 DETECTOR_VERSION = 1
 VOLATILITY_LABELS = ("low", "normal", "high")
@@ -56,15 +59,6 @@ TREND_LABELS = ("down", "range", "up")
 LIQUIDITY_LABELS = ("liquid", "normal", "illiquid")
 SESSION_LABELS = ("asia", "europe", "us")
 N_REGIMES = 9  # volatility × trend: the committee learns one weight vector per cell
-
-# state layout: scalars, three hysteresis triples, four P² estimators, two rolling windows
-_COUNT, _PREV_H, _PREV_L, _PREV_C, _SPREAD, _ALPHA, RAW_SPREAD = 0, 1, 2, 3, 4, 5, 6
-_HYST_VOL, _HYST_TREND, _HYST_LIQ = 7, 7 + HYST_SIZE, 7 + 2 * HYST_SIZE
-_P2_VOL_LO = 7 + 3 * HYST_SIZE
-_P2_VOL_HI = _P2_VOL_LO + P2_SIZE
-_P2_SPR_LO = _P2_VOL_HI + P2_SIZE
-_P2_SPR_HI = _P2_SPR_LO + P2_SIZE
-_ROLL_VOL = _P2_SPR_HI + P2_SIZE
 
 
 class RegimeParams(NamedTuple):
@@ -112,7 +106,7 @@ def init_state(values: np.ndarray, p: RegimeParams) -> None:
     """Labels start at normal / range / normal; the spread EWMA factor is precomputed."""
     values[:] = 0.0
     values[_ALPHA] = halflife_alpha_py(p.spread_halflife)
-    for off, label in ((_HYST_VOL, 1.0), (_HYST_TREND, 1.0), (_HYST_LIQ, 1.0)):
+    for off, label in ((HYST_VOL, 1.0), (HYST_TREND, 1.0), (HYST_LIQ, 1.0)):
         values[off] = label
         values[off + 1] = label
 
@@ -130,92 +124,38 @@ def session_of_py(t_ms):
 session_of_nb = jit(session_of_py, inline=True)
 
 
-def quantile_label_py(s, o_lo, o_hi, x, p, ready, learn):
-    """0 below the low quantile, 2 above the high one, else 1; then learn ``x`` if ``learn``."""
-    label = 1
-    if ready:
-        if x < p2_value_nb(s, o_lo):
-            label = 0
-        elif x > p2_value_nb(s, o_hi):
-            label = 2
-    if learn:
-        p2_push_nb(s, o_lo, p.low_quantile, x)
-        p2_push_nb(s, o_hi, p.high_quantile, x)
-    return label
-
-
-quantile_label_nb = jit(quantile_label_py, inline=True)
-
-
-def regime_step_py(s, p, t_ms, o, h, low, c):
-    """Advance the detector by one bar; returns the 7 fields of :class:`RegimeLabels`."""
-    return regime_core_nb(s, p, t_ms, math.log(h), math.log(low), math.log(c))
-
-
-def trend_offset_py(p):
-    """Where the ``trend_window`` of log returns starts in the detector's state."""
-    return _ROLL_VOL + roll_size(p.vol_window)
-
-
-trend_offset_nb = jit(trend_offset_py, inline=True)
-
-
-def regime_core_py(s, p, t_ms, lh, ll, lc):
-    """:func:`regime_step_py` given the bar's log high, low and close."""
-    o_trend = trend_offset_nb(p)
-    count = s[_COUNT]
-    raw_vol, raw_trend, raw_liq = 1, 1, 1
-    rv, tstat = 0.0, 0.0
-    if count > 0.0:
-        r = lc - s[_PREV_C]
-        roll_push_nb(s, _ROLL_VOL, p.vol_window, r)
-        roll_push_nb(s, o_trend, p.trend_window, r)
-        spread = corwin_schultz_log_nb(s[_PREV_H], s[_PREV_L], lh, ll)
-        s[RAW_SPREAD] = spread
-        s[_SPREAD] = ewma_nb(s[_SPREAD], spread, s[_ALPHA], count > 1.0)
-        learn = int(count) % p.quantile_every == 0
-        ready = s[_P2_SPR_LO + 15] >= p.min_obs
-        raw_liq = quantile_label_nb(s, _P2_SPR_LO, _P2_SPR_HI, s[_SPREAD], p, ready, learn)
-        if s[_ROLL_VOL] >= p.vol_window:
-            rv = roll_mean_std_nb(s, _ROLL_VOL)[1]
-            ready = s[_P2_VOL_LO + 15] >= p.min_obs
-            raw_vol = quantile_label_nb(s, _P2_VOL_LO, _P2_VOL_HI, rv, p, ready, learn)
-        if s[o_trend] >= p.trend_window:
-            tstat = roll_tstat_nb(s, o_trend)
-            raw_trend = 2 if tstat > p.trend_t else 0 if tstat < -p.trend_t else 1
-    s[_PREV_H], s[_PREV_L], s[_PREV_C] = lh, ll, lc
-    s[_COUNT] = count + 1.0
-    vol = hyst_update_nb(s, _HYST_VOL, float(raw_vol), p.confirm)
-    trend = hyst_update_nb(s, _HYST_TREND, float(raw_trend), p.confirm)
-    liq = hyst_update_nb(s, _HYST_LIQ, float(raw_liq), p.confirm)
-    return int(vol), int(trend), int(liq), session_of_nb(t_ms), rv, tstat, s[_SPREAD]
-
-
-regime_core_nb = jit(regime_core_py, refcount=False)
-
-
-def trend_window_full_py(s, p):
-    """Whether the detector's ``trend_window`` of log returns is full (its t-statistic defined)."""
-    return s[trend_offset_nb(p)] >= p.trend_window
-
-
-trend_window_full_nb = jit(trend_window_full_py, inline=True)
-regime_step_nb = jit(regime_step_py, refcount=False)
-
-
 def regime_run_py(s, p, time_ms, o, h, low, c):
     """The detector over history: ``(codes (n, 4) int64, measures (n, 3) float64)``."""
     n = c.shape[0]
+    lh, ll, lc = np.log(h).reshape(n, 1), np.log(low).reshape(n, 1), np.log(c).reshape(n, 1)
+    rf, moves = np.empty((1, N_RF, CHUNK)), np.empty((1, 2, n))
+    out = rf[0]
+    bar_moves_nb(s, 0, lh, ll, lc, moves)
     codes = np.empty((n, 4), dtype=np.int64)
     measures = np.empty((n, 3))
-    for t in range(n):
-        vol, trend, liq, session, rv, tstat, spread = regime_step_nb(s, p, time_ms[t], o[t], h[t], low[t], c[t])
-        codes[t, 0], codes[t, 1], codes[t, 2], codes[t, 3] = vol, trend, liq, session
-        measures[t, 0], measures[t, 1], measures[t, 2] = rv, tstat, spread
+    for t0 in range(0, n, CHUNK):
+        bars = min(CHUNK, n - t0)
+        regime_chunk_nb(s, p, 0, t0, bars, moves, rf)
+        for k in range(bars):
+            t = t0 + k
+            codes[t, 0], codes[t, 1], codes[t, 2] = int(out[RF_VOL, k]), int(out[RF_TREND, k]), int(out[RF_LIQ, k])
+            codes[t, 3] = session_of_nb(time_ms[t])
+            measures[t, 0], measures[t, 1], measures[t, 2] = out[RF_RV, k], out[RF_TSTAT, k], out[RF_SPREAD, k]
     return codes, measures
 
 
 regime_run_nb = jit(regime_run_py)
+
+
+def regime_step_py(s, p, t_ms, o, h, low, c):
+    """Advance the detector by one bar; returns the 7 fields of :class:`RegimeLabels`."""
+    codes, measures = regime_run_nb(s, p, np.array([t_ms]), np.array([o]), np.array([h]), np.array([low]),
+                                    np.array([c]))
+    return (int(codes[0, 0]), int(codes[0, 1]), int(codes[0, 2]), int(codes[0, 3]),
+            measures[0, 0], measures[0, 1], measures[0, 2])
+
+
+regime_step_nb = jit(regime_step_py)
 
 
 def version_id(params: RegimeParams) -> str:

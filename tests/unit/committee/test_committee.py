@@ -11,7 +11,8 @@ from coinswarm.agents.mean_reversion import MeanReversion, mean_reversion_bands_
 from coinswarm.committee.committee import CommitteeConfig
 from coinswarm.committee.kernel import CHUNK, committee_run, learn_weights_py
 from coinswarm.regime import RegimeDetector
-from coinswarm.regime.detector import RegimeParams, regime_step_nb, trend_window_full_nb
+from coinswarm.regime.detector import RegimeParams, regime_step_nb
+from coinswarm.regime.kernel import trend_window_full_nb
 
 
 def test_hedge_moves_weight_to_the_agent_that_was_right():

@@ -1,0 +1,223 @@
+"""The regime detector's compiled passes over a run of bars of one symbol.
+
+A call first takes every bar's log return and Corwin–Schultz spread (:func:`bar_moves_py`: no
+bar depends on another, so that loop is vector code). :func:`regime_chunk_py` then advances
+the detector over up to ``CHUNK`` bars in short loops: the spread EWMA and the sums of the two
+rolling windows (the bar-to-bar chains, held in registers), the windows' statistics (vector
+code), the labels each bar proposes (vector code between two bars that feed the quantile
+estimators) and their hysteresis. Every value is computed with exactly the arithmetic of one
+bar at a time, in the same order, so a run split anywhere gives bit-identical labels; the
+live path is a run of one bar.
+
+Per-bar results go to a scratch array ``rf`` of shape ``(m, N_RF, CHUNK)`` (one row of bars
+per column ``RF_*``), so each pass reads and writes contiguous memory."""
+
+from __future__ import annotations
+
+import math
+
+from coinswarm._jit import jit
+from coinswarm.agents._kernels import (
+    HYST_SIZE,
+    P2_SIZE,
+    corwin_schultz_log_nb,
+    ewma_nb,
+    hyst_step_nb,
+    p2_push_nb,
+    p2_value_nb,
+    roll_size,
+    window_sums_nb,
+)
+
+CHUNK = 64  # bars per run of passes
+# state layout: scalars, three hysteresis triples, four P² estimators, two rolling windows
+_COUNT, _PREV_H, _PREV_L, _PREV_C, _SPREAD, _ALPHA, RAW_SPREAD = 0, 1, 2, 3, 4, 5, 6
+HYST_VOL, HYST_TREND, HYST_LIQ = 7, 7 + HYST_SIZE, 7 + 2 * HYST_SIZE
+P2_VOL_LO = 7 + 3 * HYST_SIZE
+P2_VOL_HI = P2_VOL_LO + P2_SIZE
+P2_SPR_LO = P2_VOL_HI + P2_SIZE
+P2_SPR_HI = P2_SPR_LO + P2_SIZE
+ROLL_VOL = P2_SPR_HI + P2_SIZE
+_P2_COUNT = 15  # where a P² estimator keeps its number of observations
+
+# rows of ``moves[j]`` (symbol j's bars of one call): the log return and the raw spread
+MOVE_RET, MOVE_SPREAD = 0, 1
+# columns of the per-bar scratch ``rf[j]``: whether the bar has a return and spread (not the
+# first bar); the spread EWMA; each window's count, sum and sum of squares; realized volatility
+# and trend t-statistic (0 until their window is full); the three labels
+RF_HAS_SPREAD, RF_SPREAD = 0, 1
+RF_VOL_N, RF_VOL_SUM, RF_VOL_SQ, RF_TREND_N, RF_TREND_SUM, RF_TREND_SQ = 2, 3, 4, 5, 6, 7
+RF_RV, RF_TSTAT, RF_VOL, RF_TREND, RF_LIQ = 8, 9, 10, 11, 12
+N_RF = 13
+
+
+def trend_offset_py(p):
+    """Where the ``trend_window`` of log returns starts in the detector's state."""
+    return ROLL_VOL + roll_size(p.vol_window)
+
+
+trend_offset_nb = jit(trend_offset_py, inline=True)
+
+
+def bar_moves_py(s, j, lh, ll, lc, moves):
+    """Every bar's log return and raw Corwin–Schultz spread for symbol ``j`` of the log highs,
+    lows and closes ``(bars, symbols)`` into ``moves[j]`` (rows ``MOVE_*``); the first bar
+    against the detector's previous bar (0 and the last spread on the very first bar), which
+    then becomes the call's last bar. No bar depends on another, so the loop over the whole
+    call is vector code."""
+    out = moves[j]
+    if s[_COUNT] > 0.0:
+        out[MOVE_RET, 0] = lc[0, j] - s[_PREV_C]
+        out[MOVE_SPREAD, 0] = corwin_schultz_log_nb(s[_PREV_H], s[_PREV_L], lh[0, j], ll[0, j])
+    else:
+        out[MOVE_RET, 0], out[MOVE_SPREAD, 0] = 0.0, s[RAW_SPREAD]
+    for t in range(1, lc.shape[0]):
+        out[MOVE_RET, t] = lc[t, j] - lc[t - 1, j]
+        out[MOVE_SPREAD, t] = corwin_schultz_log_nb(lh[t - 1, j], ll[t - 1, j], lh[t, j], ll[t, j])
+    last = lc.shape[0] - 1
+    s[_PREV_H], s[_PREV_L], s[_PREV_C] = lh[last, j], ll[last, j], lc[last, j]
+
+
+bar_moves_nb = jit(bar_moves_py, inline=True)
+
+
+def spread_ewma_py(s, spreads, t0, n, out):
+    """The spread EWMA over bars ``t0 .. t0+n-1`` into ``out``; advances the bar count. Returns
+    the count before the run (0: its first bar has no return and no spread)."""
+    count0 = s[_COUNT]
+    spread, alpha = s[_SPREAD], s[_ALPHA]
+    for k in range(n):
+        if count0 + k > 0.0:
+            spread = ewma_nb(spread, spreads[t0 + k], alpha, count0 + k > 1.0)
+        out[RF_SPREAD, k] = spread
+        out[RF_HAS_SPREAD, k] = count0 + k > 0.0
+    s[_SPREAD], s[RAW_SPREAD], s[_COUNT] = spread, spreads[t0 + n - 1], count0 + n
+    return count0
+
+
+spread_ewma_nb = jit(spread_ewma_py, inline=True)
+
+
+def window_stats_py(out, p, n):
+    """Realized volatility (population std of the ``vol_window`` returns) and the trend
+    t-statistic (mean / (std / √n) over ``trend_window``) from the windows' sums, 0 until a
+    window is full. No bar depends on another: vector code."""
+    for k in range(n):
+        nv = max(out[RF_VOL_N, k], 1.0)  # (an empty window's result is discarded)
+        mean = out[RF_VOL_SUM, k] / nv
+        var = out[RF_VOL_SQ, k] / nv - mean * mean
+        std = math.sqrt(var) if var > 0.0 else 0.0
+        out[RF_RV, k] = std if nv >= p.vol_window else 0.0
+        nt = max(out[RF_TREND_N, k], 1.0)
+        mean = out[RF_TREND_SUM, k] / nt
+        var = out[RF_TREND_SQ, k] / nt - mean * mean
+        std = math.sqrt(var) if var > 0.0 else 0.0
+        tstat = mean / (std / math.sqrt(nt)) if nt >= 2.0 and std > 0.0 else 0.0
+        out[RF_TSTAT, k] = tstat if nt >= p.trend_window else 0.0
+
+
+window_stats_nb = jit(window_stats_py, inline=True)
+
+
+def quantile_code_py(x, lo, hi, ready):
+    """0 below the low quantile, 2 above the high one, else (or not ``ready``) 1."""
+    return 0.0 if ready and x < lo else 2.0 if ready and x > hi else 1.0
+
+
+quantile_code_nb = jit(quantile_code_py, inline=True)
+
+
+def raw_labels_py(s, p, out, k0, k1):
+    """The labels bars ``k0 .. k1-1`` propose (before hysteresis) into ``out``, against the
+    quantile estimators as they stand (none of these bars feeds them before the last)."""
+    ready_spr = s[P2_SPR_LO + _P2_COUNT] >= p.min_obs
+    lo_spr, hi_spr = p2_value_nb(s, P2_SPR_LO), p2_value_nb(s, P2_SPR_HI)
+    ready_vol = s[P2_VOL_LO + _P2_COUNT] >= p.min_obs
+    lo_vol, hi_vol = p2_value_nb(s, P2_VOL_LO), p2_value_nb(s, P2_VOL_HI)
+    for k in range(k0, k1):
+        out[RF_LIQ, k] = quantile_code_nb(out[RF_SPREAD, k], lo_spr, hi_spr, ready_spr)
+        vol = quantile_code_nb(out[RF_RV, k], lo_vol, hi_vol, ready_vol)
+        out[RF_VOL, k] = vol if out[RF_VOL_N, k] >= p.vol_window else 1.0
+        tstat = out[RF_TSTAT, k]
+        out[RF_TREND, k] = 2.0 if tstat > p.trend_t else 0.0 if tstat < -p.trend_t else 1.0
+
+
+raw_labels_nb = jit(raw_labels_py, inline=True)
+
+
+def learn_quantiles_py(s, p, out, k):
+    """Feed bar ``k``'s spread EWMA (and realized volatility, once its window is full) to the
+    quantile estimators."""
+    p2_push_nb(s, P2_SPR_LO, p.low_quantile, out[RF_SPREAD, k])
+    p2_push_nb(s, P2_SPR_HI, p.high_quantile, out[RF_SPREAD, k])
+    if out[RF_VOL_N, k] >= p.vol_window:
+        p2_push_nb(s, P2_VOL_LO, p.low_quantile, out[RF_RV, k])
+        p2_push_nb(s, P2_VOL_HI, p.high_quantile, out[RF_RV, k])
+
+
+learn_quantiles_nb = jit(learn_quantiles_py, inline=True)
+
+
+def hysteresis_py(s, p, out, n):
+    """Each bar's proposed labels through hysteresis (:func:`hyst_step_py`), in place."""
+    vol, vol_cand, vol_streak = s[HYST_VOL], s[HYST_VOL + 1], s[HYST_VOL + 2]
+    trend, trend_cand, trend_streak = s[HYST_TREND], s[HYST_TREND + 1], s[HYST_TREND + 2]
+    liq, liq_cand, liq_streak = s[HYST_LIQ], s[HYST_LIQ + 1], s[HYST_LIQ + 2]
+    for k in range(n):
+        vol, vol_cand, vol_streak = hyst_step_nb(vol, vol_cand, vol_streak, out[RF_VOL, k], p.confirm)
+        trend, trend_cand, trend_streak = hyst_step_nb(trend, trend_cand, trend_streak, out[RF_TREND, k], p.confirm)
+        liq, liq_cand, liq_streak = hyst_step_nb(liq, liq_cand, liq_streak, out[RF_LIQ, k], p.confirm)
+        out[RF_VOL, k], out[RF_TREND, k], out[RF_LIQ, k] = vol, trend, liq
+    s[HYST_VOL], s[HYST_VOL + 1], s[HYST_VOL + 2] = vol, vol_cand, vol_streak
+    s[HYST_TREND], s[HYST_TREND + 1], s[HYST_TREND + 2] = trend, trend_cand, trend_streak
+    s[HYST_LIQ], s[HYST_LIQ + 1], s[HYST_LIQ + 2] = liq, liq_cand, liq_streak
+
+
+hysteresis_nb = jit(hysteresis_py, inline=True)
+
+
+def labels_py(s, p, out, count0, n):
+    """Each bar's volatility, trend and liquidity labels into ``out``. The quantile estimators
+    learn from every ``quantile_every``-th bar after the bar is labelled, so the bars between
+    two such bars are labelled against the same quantiles, in one vector loop."""
+    k = 0
+    if count0 == 0.0:  # the very first bar: no return yet, every label stays where it starts
+        out[RF_VOL, 0], out[RF_TREND, 0], out[RF_LIQ, 0] = 1.0, 1.0, 1.0
+        k = 1
+    every = p.quantile_every
+    while k < n:
+        learn_at = k + (every - int(count0 + k) % every) % every
+        last = min(n - 1, learn_at)
+        raw_labels_nb(s, p, out, k, last + 1)
+        if learn_at < n:
+            learn_quantiles_nb(s, p, out, learn_at)
+        k = last + 1
+    hysteresis_nb(s, p, out, n)
+
+
+labels_nb = jit(labels_py, inline=True)
+
+
+def regime_chunk_py(s, p, j, t0, n, moves, rf):
+    """Advance symbol ``j``'s detector (state ``s``) over bars ``t0 .. t0+n-1`` (``n ≤ CHUNK``)
+    of a call whose returns and spreads are in ``moves[j]`` (:func:`bar_moves_py`); per-bar
+    results in ``rf[j]`` (columns ``RF_*``)."""
+    out, returns = rf[j], moves[j, MOVE_RET, t0:t0 + n]
+    count0 = spread_ewma_nb(s, moves[j, MOVE_SPREAD], t0, n, out)
+    first = 1 if count0 == 0.0 else 0
+    window_sums_nb(s, ROLL_VOL, p.vol_window, returns, first, n, out[RF_VOL_N], out[RF_VOL_SUM], out[RF_VOL_SQ])
+    window_sums_nb(s, trend_offset_nb(p), p.trend_window, returns, first, n, out[RF_TREND_N], out[RF_TREND_SUM],
+                   out[RF_TREND_SQ])
+    window_stats_nb(out, p, n)
+    labels_nb(s, p, out, count0, n)
+
+
+regime_chunk_nb = jit(regime_chunk_py, inline=True)
+
+
+def trend_window_full_py(s, p):
+    """Whether the detector's ``trend_window`` of log returns is full (its t-statistic defined)."""
+    return s[trend_offset_nb(p)] >= p.trend_window
+
+
+trend_window_full_nb = jit(trend_window_full_py, inline=True)
