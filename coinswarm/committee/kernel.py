@@ -23,7 +23,7 @@ import math
 import numpy as np
 
 from coinswarm._jit import jit
-from coinswarm.agents._kernels import exp_nb
+from coinswarm.agents._kernels import EXP_FAST_LIMIT, exp_core_nb, exp_nb
 from coinswarm.agents.arbitrage import pairs_core_py
 from coinswarm.agents.execution import EXEC_SIZE, execution_core_nb
 from coinswarm.agents.mean_reversion import mean_reversion_bands_py, mean_reversion_core_py
@@ -56,8 +56,9 @@ pairs_core_nb = jit(pairs_core_py, inline=True)
 _PREV_LC, _VAR, _REGIME, _SEEN = 0, 1, 2, 3
 SCALARS = 4
 # columns of the per-bar scratch ``facts`` (m, N_FACTS, CHUNK) after the regime detector's own
-# (``RF_*``, see :mod:`coinswarm.regime.kernel`): learn the weights this bar, then trend's three z
-F_LEARN, F_Z = N_RF, N_RF + 1
+# (``RF_*``, see :mod:`coinswarm.regime.kernel`): learn the weights this bar, the return in
+# volatility units, then trend's three z
+F_LEARN, F_SCALE, F_Z = N_RF, N_RF + 1, N_RF + 2
 N_FACTS = F_Z + 3
 
 
@@ -74,6 +75,16 @@ def hedge_factors_py(vc, gain_scale, eta, n_agents, out):
 
 
 hedge_factors_nb = jit(hedge_factors_py, inline=True)
+
+
+def hedge_factor_py(vc, gain_scale, eta):
+    """:func:`hedge_factors_py` for one vote, without a branch, for ``η · GAIN_CLIP ≤ 44``."""
+    g = vc * gain_scale
+    g = GAIN_CLIP if g > GAIN_CLIP else -GAIN_CLIP if g < -GAIN_CLIP else g
+    return exp_core_nb(eta * g)
+
+
+hedge_factor_nb = jit(hedge_factor_py, inline=True)
 
 
 def apply_factors_py(w, factors, floor, n_agents):
@@ -146,103 +157,130 @@ def member_chunk_py(st, prm, ap, pair, t0, t1, lc, moves, regime, votes, facts):
             fj[F_Z, k], fj[F_Z + 1, k], fj[F_Z + 2, k] = trend_scores_nb(trend_j, prm[1], lc[t0 + k, j])
         for k in range(n):  # its votes: branch-free arithmetic, compiled to vector code
             v, c = trend_vote_nb(fj[F_Z, k], fj[F_Z + 1, k], fj[F_Z + 2, k])
-            votes[k, j, TREND] = v * c
+            votes[j, TREND, k] = v * c
         for k in range(n):
             if shared_trend:
                 v, c = mean_reversion_bands_nb(mr_j, prm[2], lc[t0 + k, j], fj[RF_TSTAT, k],
                                                fj[RF_TREND_N, k] >= prm[0].trend_window)
             else:
                 v, c = mean_reversion_core_nb(mr_j, prm[2], lc[t0 + k, j])
-            votes[k, j, MEAN_REVERSION] = v * c
-            votes[k, j, ARBITRAGE] = 0.0
+            votes[j, MEAN_REVERSION, k] = v * c
+            votes[j, ARBITRAGE, k] = 0.0
     if pair[0] >= 0:
         for t in range(t0, t1):
             vy, vx, k = pairs_core_nb(st[6], ap, lc[t, pair[0]], lc[t, pair[1]])
-            votes[t - t0, pair[0], ARBITRAGE] = vy * k
-            votes[t - t0, pair[1], ARBITRAGE] = vx * k
+            votes[pair[0], ARBITRAGE, t - t0] = vy * k
+            votes[pair[1], ARBITRAGE, t - t0] = vx * k
 
 
 member_chunk_nb = jit(member_chunk_py, inline=True)
 
 
+def gain_scales_py(sc, j, alpha, t0, t1, lc, facts):
+    """Bars ``t0 .. t1-1`` of symbol ``j``: this bar's return and EWMA variance; whether the
+    weights learn this bar (``facts[j, F_LEARN]``) and the return in volatility units
+    (``facts[j, F_SCALE]``) that the votes' gains are measured in. The bar-to-bar chain of the
+    variance (smoothing ``alpha``), apart from the factors' arithmetic."""
+    var, prev, seen = sc[j, _VAR], sc[j, _PREV_LC], sc[j, _SEEN]
+    for t in range(t0, t1):
+        k = t - t0
+        learn, scale = 0.0, 0.0
+        if seen > 0.0:
+            r = lc[t, j] - prev
+            var = r * r if seen == 1.0 else var + alpha * (r * r - var)
+            if var > 0.0:
+                learn, scale = 1.0, r / math.sqrt(var)
+        prev = lc[t, j]
+        seen += 1.0
+        facts[j, F_LEARN, k], facts[j, F_SCALE, k] = learn, scale
+    sc[j, _VAR], sc[j, _PREV_LC], sc[j, _SEEN] = var, prev, seen
+
+
+gain_scales_nb = jit(gain_scales_py, inline=True)
+
+
 def gains_chunk_py(st, cp, n_agents, t0, t1, lc, votes, facts, factors):
-    """Bars ``t0 .. t1-1``, per symbol: this bar's return and EWMA variance, and the Hedge
-    factors (:func:`hedge_factors_py`) that last bar's votes earned, into ``factors[t - t0]``
-    (``facts[j, F_LEARN, t - t0]`` says whether to learn). They depend on prices and votes only,
-    so they are computed here, off the bar-to-bar chain of weights, risk and execution."""
+    """Bars ``t0 .. t1-1``, per symbol: the Hedge factors (:func:`hedge_factors_py`) that last
+    bar's votes earned, into ``factors[t - t0]`` (``facts[j, F_LEARN, t - t0]`` says whether to
+    learn). They depend on prices and votes only, so they are computed here, off the bar-to-bar
+    chain of weights, risk and execution. While ``η · GAIN_CLIP`` is within the inline
+    exponential's range the factors are computed without a branch (a silent member's
+    ``exp(0)`` is exactly 1), so the loop over bars is vector code."""
     last, sc = st[4], st[5]
-    alpha = cp[2]
+    eta = cp[0]
     for j in range(lc.shape[1]):
-        for t in range(t0, t1):
-            k = t - t0
-            learn = 0.0
-            if sc[j, _SEEN] > 0.0:
-                r = lc[t, j] - sc[j, _PREV_LC]
-                sc[j, _VAR] = r * r if sc[j, _SEEN] == 1.0 else sc[j, _VAR] + alpha * (r * r - sc[j, _VAR])
-                if sc[j, _VAR] > 0.0:
-                    previous = last[j] if k == 0 else votes[k - 1, j]
-                    hedge_factors_nb(previous, r / math.sqrt(sc[j, _VAR]), cp[0], n_agents, factors[k, j])
-                    learn = 1.0
-            sc[j, _PREV_LC] = lc[t, j]
-            sc[j, _SEEN] += 1.0
-            facts[j, F_LEARN, k] = learn
+        gain_scales_nb(sc, j, cp[2], t0, t1, lc, facts)
+        fj = facts[j]
+        if eta * GAIN_CLIP <= EXP_FAST_LIMIT:
+            for a in range(n_agents):
+                factors[j, a, 0] = hedge_factor_nb(last[j, a], fj[F_SCALE, 0], eta)
+                for k in range(1, t1 - t0):
+                    factors[j, a, k] = hedge_factor_nb(votes[j, a, k - 1], fj[F_SCALE, k], eta)
+        else:
+            for k in range(t1 - t0):
+                previous = last[j] if k == 0 else votes[j, :, k - 1]
+                hedge_factors_nb(previous, fj[F_SCALE, k], eta, n_agents, factors[j, :, k])
 
 
 gains_chunk_nb = jit(gains_chunk_py, inline=True)
 
 
-def learn_step_py(st, cp, n_agents, cells, vc, facts, k, factors):
-    """Per symbol: the Hedge update of last bar's cell, then this bar's cell and votes become
-    the last ones."""
+def weigh_chunk_py(st, cp, n_agents, t0, t1, regime, votes, facts, factors, raw, weights, contrib):
+    """Bars ``t0 .. t1-1``, per symbol: the Hedge update of last bar's cell (when
+    ``facts[j, F_LEARN]``), then this bar's weights, each agent's contribution
+    ``w_a · vote_a / m`` and their sum, the aggregate ``raw``. The weights' bar-to-bar chain,
+    apart from risk and execution; the chunk's last cell and votes become the last ones."""
     w, last, sc = st[3], st[4], st[5]
-    for j in range(cells.shape[0]):
-        if facts[j, F_LEARN, k] != 0.0:
-            apply_factors_nb(w[j, int(sc[j, _REGIME])], factors[j], cp[1], n_agents)
-        sc[j, _REGIME] = cells[j]
-        for a in range(n_agents):
-            last[j, a] = vc[j, a]
-
-
-learn_step_nb = jit(learn_step_py, inline=True)
-
-
-def combine_step_py(st, rp, ep, cp, n_agents, t_ms, lc, c, cells, vc, facts, moves, k, t, factors, raw, risked,
-                    target, weights_out, contrib):
-    """One bar for every symbol once the members have voted (``vc``, ``cells``, ``facts``,
-    ``factors``): learn the weights, aggregate, risk, execution. Fills ``raw``, ``risked``, ``target``,
-    ``weights_out`` (m, A) and ``contrib`` (m, A: each agent's share of the risked target);
-    returns the risk brake."""
-    w, risk_s, exec_s = st[3], st[7], st[8]
-    m = c.shape[0]
-    learn_step_nb(st, cp, n_agents, cells, vc, facts, k, factors)
+    m = raw.shape[1]
     for j in range(m):
-        cell = w[j, cells[j]]
-        total = 0.0
+        previous = int(sc[j, _REGIME])
+        for t in range(t0, t1):
+            k = t - t0
+            if facts[j, F_LEARN, k] != 0.0:
+                apply_factors_nb(w[j, previous], factors[j, :, k], cp[1], n_agents)
+            previous = regime[t, j]
+            cell = w[j, previous]
+            total = 0.0
+            for a in range(n_agents):
+                contrib[t, j, a] = cell[a] * votes[j, a, k] / m
+                total += contrib[t, j, a]
+                weights[t, j, a] = cell[a]
+            raw[t, j] = total
+        sc[j, _REGIME] = previous
         for a in range(n_agents):
-            contrib[j, a] = cell[a] * vc[j, a] / m
-            total += contrib[j, a]
-            weights_out[j, a] = cell[a]
-        raw[j] = total
-    brake = risk_step_inline_nb(risk_s, rp, t_ms, c, lc, raw, risked)
-    for j in range(m):
-        ratio = risked[j] / raw[j] if raw[j] != 0.0 else 0.0
-        for a in range(n_agents):
-            contrib[j, a] *= ratio
-        target[j] = execution_core_nb(exec_s, EXEC_SIZE * j, ep, moves[j, MOVE_SPREAD, t],
-                                      facts[j, RF_HAS_SPREAD, k] != 0.0, risked[j])
-    return brake
+            last[j, a] = votes[j, a, t1 - t0 - 1]
 
 
-combine_step_nb = jit(combine_step_py, inline=True)
+weigh_chunk_nb = jit(weigh_chunk_py, inline=True)
+
+
+def execute_chunk_py(st, ep, t0, t1, moves, facts, risked, raw, contrib, target):
+    """Bars ``t0 .. t1-1``, per symbol: each agent's share of the risked target
+    (``contrib · risked / raw``) and the execution agent's target."""
+    exec_s = st[8]
+    for j in range(raw.shape[1]):
+        for t in range(t0, t1):
+            ratio = risked[t, j] / raw[t, j] if raw[t, j] != 0.0 else 0.0
+            for a in range(contrib.shape[2]):
+                contrib[t, j, a] *= ratio
+        for t in range(t0, t1):
+            target[t, j] = execution_core_nb(exec_s, EXEC_SIZE * j, ep, moves[j, MOVE_SPREAD, t],
+                                             facts[j, RF_HAS_SPREAD, t - t0] != 0.0, risked[t, j])
+
+
+execute_chunk_nb = jit(execute_chunk_py, inline=True)
 
 
 def committee_bars_py(st, prm, ap, rp, ep, cp, pair, n_agents, time_ms, lh, ll, lc, c, target, risked, raw,
                       weights, contrib, regime, brake, votes, facts, factors, moves):
     """The committee over bars ``(n, m)`` (logs of high, low, close, and the close) into
-    caller-owned outputs, ``CHUNK`` bars at a time: the members over the chunk, then the
-    weights, risk and execution bar by bar. ``votes`` and ``factors`` ``(CHUNK, m, 3)`` and
-    ``facts`` ``(m, N_FACTS, CHUNK)`` are scratch. Allocates nothing, so it compiles without reference
-    counting. The live runner calls it with one row per bar: the same code as a backtest."""
+    caller-owned outputs: every bar's return and spread, then ``CHUNK`` bars at a time the
+    members, the Hedge factors, the weights and aggregate, risk (the one step that couples the
+    symbols) and execution, each over the whole chunk. Every value is the arithmetic of one bar
+    at a time in the same order, so the results do not depend on where a run is split.
+    ``votes`` and ``factors`` ``(m, 3, CHUNK)``, ``facts`` ``(m, N_FACTS, CHUNK)`` and ``moves``
+    ``(m, 2, n)`` are scratch. Allocates nothing, so it compiles without reference counting.
+    The live runner calls it with one row per bar: the same code as a backtest."""
     n = c.shape[0]
     for j in range(c.shape[1]):
         bar_moves_nb(st[0][j], j, lh, ll, lc, moves)
@@ -250,11 +288,10 @@ def committee_bars_py(st, prm, ap, rp, ep, cp, pair, n_agents, time_ms, lh, ll, 
         t1 = min(n, t0 + CHUNK)
         member_chunk_nb(st, prm, ap, pair, t0, t1, lc, moves, regime, votes, facts)
         gains_chunk_nb(st, cp, n_agents, t0, t1, lc, votes, facts, factors)
+        weigh_chunk_nb(st, cp, n_agents, t0, t1, regime, votes, facts, factors, raw, weights, contrib)
         for t in range(t0, t1):
-            k = t - t0
-            brake[t] = combine_step_nb(st, rp, ep, cp, n_agents, time_ms[t], lc[t], c[t], regime[t], votes[k],
-                                       facts, moves, k, t, factors[k], raw[t], risked[t], target[t], weights[t],
-                                       contrib[t])
+            brake[t] = risk_step_inline_nb(st[7], rp, time_ms[t], c[t], lc[t], raw[t], risked[t])
+        execute_chunk_nb(st, ep, t0, t1, moves, facts, risked, raw, contrib, target)
 
 
 committee_bars_nb = jit(committee_bars_py, refcount=False)
@@ -278,7 +315,7 @@ def committee_outputs(n: int, m: int, n_agents: int) -> tuple[np.ndarray, ...]:
             start += size
     outputs[5] = outputs[5].view(np.int64)
     rows = min(n, CHUNK)
-    return (*outputs, np.zeros((rows, m, 3)), np.zeros((m, N_FACTS, rows)), np.ones((rows, m, 3)), np.empty((m, 2, n)))
+    return (*outputs, np.zeros((m, 3, rows)), np.zeros((m, N_FACTS, rows)), np.ones((m, 3, rows)), np.empty((m, 2, n)))
 
 
 def committee_run(st, prm, ap, rp, ep, cp, pair, n_agents, time_ms, lh, ll, lc, c) -> tuple[np.ndarray, ...]:
