@@ -60,93 +60,103 @@ def risk_init(values: np.ndarray, p: RiskParams) -> None:
     values[_DAY] = values[_HALTED_DAY] = -1.0
 
 
-def _mark_py(s, p, t_ms, close, log_close):
-    """Roll the day, compound the allowed targets' PnL, update vol estimates."""
-    day = float(t_ms // DAY_MS)
-    if day != s[_DAY]:
-        s[_DAY] = day
-        s[_DAY_START] = s[_EQ]
-    if s[_COUNT] == 0.0:
-        for j in range(close.shape[0]):
-            s[_HEADER + _PER_SYMBOL * j] = close[j]
-            s[_HEADER + _PER_SYMBOL * j + 3] = log_close[j]
-        return
-    alpha = s[_ALPHA]
+def _mark_py(s, alpha, count, close, log_close):
+    """Compound the allowed targets' PnL over the bar and update the volatility estimates;
+    returns the bar's portfolio return (``count`` bars seen before: the very first bar only
+    records prices)."""
     pnl = 0.0
     for j in range(close.shape[0]):
         o = _HEADER + _PER_SYMBOL * j
+        if count == 0.0:
+            s[o], s[o + 3] = close[j], log_close[j]
+            continue
         r = log_close[j] - s[o + 3]
-        s[o + 1] = r * r if s[_COUNT] == 1.0 else s[o + 1] + alpha * (r * r - s[o + 1])
+        s[o + 1] = r * r if count == 1.0 else s[o + 1] + alpha * (r * r - s[o + 1])
         pnl += s[o + 2] * (close[j] / s[o] - 1.0)
         s[o], s[o + 3] = close[j], log_close[j]
-    s[_EQ] = max(s[_EQ] * (1.0 + pnl), 1e-12)
-    s[_PEAK] = max(s[_PEAK], s[_EQ])
+    return pnl
 
 
 _mark_nb = jit(_mark_py, inline=True)
 
 
-def _brake_py(s, p):
-    """0 (killed, halted, warming up) … 1 (no drawdown) multiplier for this bar."""
-    dd = 1.0 - s[_EQ] / s[_PEAK]
-    if dd >= p.dd_hard and s[_KILL_LEFT] == 0.0:
-        s[_KILL_LEFT] = float(p.cooldown)
-    if 1.0 - s[_EQ] / s[_DAY_START] >= p.daily_loss:
-        s[_HALTED_DAY] = s[_DAY]
-    if s[_KILL_LEFT] > 0.0:
-        s[_KILL_LEFT] -= 1.0
-        if s[_KILL_LEFT] == 0.0:
-            s[_PEAK] = s[_EQ]
-        return 0.0
-    if s[_HALTED_DAY] == s[_DAY] or s[_COUNT] < p.vol_halflife:
-        return 0.0
+def _brake_py(p, count, eq, peak, day, day_start, kill_left, halted_day):
+    """0 (killed, halted, warming up) … 1 (no drawdown) multiplier for this bar; returns it
+    with the peak, kill countdown and halted day after the bar."""
+    dd = 1.0 - eq / peak
+    if dd >= p.dd_hard and kill_left == 0.0:
+        kill_left = float(p.cooldown)
+    if 1.0 - eq / day_start >= p.daily_loss:
+        halted_day = day
+    if kill_left > 0.0:
+        kill_left -= 1.0
+        if kill_left == 0.0:
+            peak = eq
+        return 0.0, peak, kill_left, halted_day
+    if halted_day == day or count < p.vol_halflife:
+        return 0.0, peak, kill_left, halted_day
     if dd <= p.dd_soft:
-        return 1.0
-    return max(0.0, (p.dd_hard - dd) / (p.dd_hard - p.dd_soft))
+        return 1.0, peak, kill_left, halted_day
+    return max(0.0, (p.dd_hard - dd) / (p.dd_hard - p.dd_soft)), peak, kill_left, halted_day
 
 
 _brake_nb = jit(_brake_py, inline=True)
 
 
-def risk_step_py(s, p, t_ms, close, log_close, proposed, out):
-    """Limit ``proposed`` targets into ``out`` for this bar; returns the brake in [0, 1].
-
-    ``log_close`` is ``np.log(close)``, computed by the caller (once for every member)."""
-    _mark_nb(s, p, t_ms, close, log_close)
-    brake = _brake_nb(s, p)
+def _limit_py(s, p, brake, proposed, out):
+    """Scale each proposed target to the volatility target, times the brake, clipped to
+    ``±max_position``; shrink all if the gross exceeds ``max_leverage``; remember the outputs."""
     gross = 0.0
-    for j in range(close.shape[0]):
-        o = _HEADER + _PER_SYMBOL * j
-        vol = math.sqrt(s[o + 1] * p.bars_per_year)
+    for j in range(proposed.shape[0]):
+        vol = math.sqrt(s[_HEADER + _PER_SYMBOL * j + 1] * p.bars_per_year)
         scale = p.target_vol / vol if vol > 0.0 else 0.0
         x = proposed[j] * scale * brake if proposed[j] == proposed[j] else 0.0
         out[j] = clip_nb(x, -p.max_position, p.max_position)
         gross += abs(out[j])
     if gross > p.max_leverage:
         shrink = p.max_leverage / gross
-        for j in range(close.shape[0]):
+        for j in range(proposed.shape[0]):
             out[j] *= shrink
-    for j in range(close.shape[0]):
+    for j in range(proposed.shape[0]):
         s[_HEADER + _PER_SYMBOL * j + 2] = out[j]
-    s[_COUNT] += 1.0
-    return brake
 
 
-risk_step_nb = jit(risk_step_py, refcount=False)
-risk_step_inline_nb = jit(risk_step_py, inline=True)
+_limit_nb = jit(_limit_py, inline=True)
 
 
-def risk_run_py(s, p, time_ms, close, log_close, proposed):
-    """Risk limits over history for ``(n, m)`` closes, their logs and proposed targets."""
-    n, m = close.shape
-    out = np.zeros((n, m))
-    brakes = np.empty(n)
-    for t in range(n):
-        brakes[t] = risk_step_nb(s, p, time_ms[t], close[t], log_close[t], proposed[t], out[t])
+def risk_run_py(s, p, time_ms, close, log_close, proposed, out, brakes):
+    """Limit the proposed targets ``(n, m)`` into ``out`` bar by bar, the brakes in [0, 1] into
+    ``brakes``, given the closes and their logs (computed by the caller, once for every member).
+
+    Per bar: on a new UTC day the day's starting equity is recorded; the PnL of the targets
+    allowed last bar is compounded; the brake follows the drawdown; the targets are limited.
+    The equity, peak, day and kill switch stay in registers for the run."""
+    count, eq, peak, day, day_start = s[_COUNT], s[_EQ], s[_PEAK], s[_DAY], s[_DAY_START]
+    kill_left, halted_day, alpha = s[_KILL_LEFT], s[_HALTED_DAY], s[_ALPHA]
+    for t in range(close.shape[0]):
+        today = float(time_ms[t] // DAY_MS)
+        if today != day:
+            day, day_start = today, eq
+        pnl = _mark_nb(s, alpha, count, close[t], log_close[t])
+        if count != 0.0:
+            eq = max(eq * (1.0 + pnl), 1e-12)
+            peak = max(peak, eq)
+        brakes[t], peak, kill_left, halted_day = _brake_nb(p, count, eq, peak, day, day_start, kill_left, halted_day)
+        _limit_nb(s, p, brakes[t], proposed[t], out[t])
+        count += 1.0
+    s[_COUNT], s[_EQ], s[_PEAK], s[_DAY], s[_DAY_START] = count, eq, peak, day, day_start
+    s[_KILL_LEFT], s[_HALTED_DAY] = kill_left, halted_day
+
+
+risk_run_nb = jit(risk_run_py, refcount=False)
+risk_run_inline_nb = jit(risk_run_py, inline=True)
+
+
+def risk_history(s: np.ndarray, p: RiskParams, time_ms: np.ndarray, close: np.ndarray, proposed: np.ndarray):
+    """:func:`risk_run_py` over ``(n, m)`` closes with fresh outputs: ``(out, brakes)``."""
+    out, brakes = np.zeros(close.shape), np.empty(close.shape[0])
+    risk_run_nb(s, p, time_ms, close, np.log(close), proposed, out, brakes)
     return out, brakes
-
-
-risk_run_nb = jit(risk_run_py)
 
 
 class Risk(Agent):
@@ -164,14 +174,12 @@ class Risk(Agent):
         risk_init(values, p)
 
     def _step(self, values, p, bar: Bar):
-        out = np.zeros(1)
-        close = np.array([bar.close])
-        brake = risk_step_nb(values, p, bar.time, close, np.log(close), np.ones(1), out)
-        return out[0], brake
+        out, brakes = risk_history(values, p, np.array([bar.time]), np.array([[bar.close]]), np.ones((1, 1)))
+        return out[0, 0], brakes[0]
 
     def _run(self, values, p, arrays):
         time_ms, close = arrays[0], arrays[4].reshape(-1, 1)
-        out, brakes = risk_run_nb(values, p, time_ms, close, np.log(close), np.ones_like(close))
+        out, brakes = risk_history(values, p, time_ms, close, np.ones_like(close))
         return out[:, 0], brakes
 
     def warmup(self, params: RiskParams | None = None) -> int:

@@ -27,7 +27,7 @@ from coinswarm.agents._kernels import EXP_FAST_LIMIT, exp_core_nb, exp_nb
 from coinswarm.agents.arbitrage import pairs_core_py
 from coinswarm.agents.execution import EXEC_SIZE, execution_core_nb
 from coinswarm.agents.mean_reversion import mean_reversion_bands_py, mean_reversion_core_py
-from coinswarm.agents.risk import risk_step_inline_nb
+from coinswarm.agents.risk import risk_run_inline_nb
 from coinswarm.agents.trend import trend_scores_py, trend_vote_py
 from coinswarm.regime.detector import N_REGIMES
 from coinswarm.regime.kernel import (
@@ -289,8 +289,7 @@ def committee_bars_py(st, prm, ap, rp, ep, cp, pair, n_agents, time_ms, lh, ll, 
         member_chunk_nb(st, prm, ap, pair, t0, t1, lc, moves, regime, votes, facts)
         gains_chunk_nb(st, cp, n_agents, t0, t1, lc, votes, facts, factors)
         weigh_chunk_nb(st, cp, n_agents, t0, t1, regime, votes, facts, factors, raw, weights, contrib)
-        for t in range(t0, t1):
-            brake[t] = risk_step_inline_nb(st[7], rp, time_ms[t], c[t], lc[t], raw[t], risked[t])
+        risk_run_inline_nb(st[7], rp, time_ms[t0:t1], c[t0:t1], lc[t0:t1], raw[t0:t1], risked[t0:t1], brake[t0:t1])
         execute_chunk_nb(st, ep, t0, t1, moves, facts, risked, raw, contrib, target)
 
 

@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import coinswarm as cs
-from coinswarm.agents.risk import risk_init, risk_state_size, risk_step_nb
+from coinswarm.agents.risk import risk_init, risk_run_nb, risk_state_size
 
 N = 400
 
@@ -54,11 +54,13 @@ def test_risk_agent_never_breaches_its_limits(close, p, proposal):
     proposed = np.array(proposal)
     state = np.zeros(risk_state_size(m))
     risk_init(state, p)
-    out = np.zeros(m)
+    out, brakes = np.zeros((1, m)), np.zeros(1)
     worst_dd = 0.0
-    for t in range(n):
+    for t in range(n):  # one bar per call (as live), to check the state after every bar
         moves = np.abs(close[t] / close[t - 1] - 1.0).max() if t else 0.0
-        brake = risk_step_nb(state, p, 1_704_067_200_000 + t * 3_600_000, close[t], np.log(close[t]), proposed, out)
+        risk_run_nb(state, p, np.array([1_704_067_200_000 + t * 3_600_000]), close[t:t + 1], np.log(close[t:t + 1]),
+                    proposed.reshape(1, m), out, brakes)
+        brake = brakes[0]
         equity, peak, day_start = state[1], state[2], state[4]
         drawdown = 1.0 - equity / peak
         assert np.isfinite(out).all() and 0.0 <= brake <= 1.0
