@@ -45,71 +45,40 @@ def pair_size_py(window):
 pair_size = jit(pair_size_py, inline=True)
 
 
-def roll_push_py(s, o, w, x):
-    """Append ``x`` to the window at ``s[o:]`` (evicting the oldest value when full)."""
-    n = s[o]
-    head = int(s[o + 1])
-    if n >= w:
-        old = s[o + ROLL_HEADER + head]
-        s[o + 2] -= old
-        s[o + 3] -= old * old
+def roll_step_py(s, buf, w, count, head, total, squares, x):
+    """:func:`roll_push_py` with the window's header in registers: push ``x`` into the buffer
+    ``s[buf:buf + w]`` given ``(count, head, total, squares)``; returns them after the push."""
+    if count >= w:
+        old = s[buf + head]
+        total -= old
+        squares -= old * old
     else:
-        s[o] = n + 1.0
-    s[o + ROLL_HEADER + head] = x
-    s[o + 2] += x
-    s[o + 3] += x * x
+        count += 1.0
+    s[buf + head] = x
+    total += x
+    squares += x * x
     head += 1
     if head == w:
         head = 0
-        if s[o] >= w:
-            total = 0.0
-            squares = 0.0
-            for k in range(w):
-                v = s[o + ROLL_HEADER + k]
+        if count >= w:
+            total, squares = 0.0, 0.0
+            for i in range(w):
+                v = s[buf + i]
                 total += v
                 squares += v * v
-            s[o + 2] = total
-            s[o + 3] = squares
-    s[o + 1] = head
+    return count, head, total, squares
 
 
-roll_push_nb = jit(roll_push_py, inline=True)
+roll_step_nb = jit(roll_step_py, inline=True)
 
 
-def window_sums_py(s, o, w, xs, k0, n, out_n, out_sum, out_sq):
-    """:func:`roll_push_py` of ``xs[k0:n]`` one after the other into the window at ``s[o:]``,
-    with each push's count, sum and sum of squares into ``out_*[k]`` (rows before ``k0`` get
-    the window as it was). The same arithmetic in the same order, with the sums held in
-    registers for the run: a run of pushes is a short bar-to-bar chain of additions."""
-    count, head, total, squares = s[o], int(s[o + 1]), s[o + 2], s[o + 3]
-    buf = o + ROLL_HEADER
-    for k in range(k0):
-        out_n[k], out_sum[k], out_sq[k] = count, total, squares
-    for k in range(k0, n):
-        x = xs[k]
-        if count >= w:
-            old = s[buf + head]
-            total -= old
-            squares -= old * old
-        else:
-            count += 1.0
-        s[buf + head] = x
-        total += x
-        squares += x * x
-        head += 1
-        if head == w:
-            head = 0
-            if count >= w:
-                total, squares = 0.0, 0.0
-                for i in range(w):
-                    v = s[buf + i]
-                    total += v
-                    squares += v * v
-        out_n[k], out_sum[k], out_sq[k] = count, total, squares
+def roll_push_py(s, o, w, x):
+    """Append ``x`` to the window at ``s[o:]`` (evicting the oldest value when full)."""
+    count, head, total, squares = roll_step_nb(s, o + ROLL_HEADER, w, s[o], int(s[o + 1]), s[o + 2], s[o + 3], x)
     s[o], s[o + 1], s[o + 2], s[o + 3] = count, float(head), total, squares
 
 
-window_sums_nb = jit(window_sums_py, inline=True)
+roll_push_nb = jit(roll_push_py, inline=True)
 
 
 def roll_mean_std_py(s, o):

@@ -20,13 +20,14 @@ from coinswarm._jit import jit
 from coinswarm.agents._kernels import (
     HYST_SIZE,
     P2_SIZE,
+    ROLL_HEADER,
     corwin_schultz_log_nb,
     ewma_nb,
     hyst_step_nb,
     p2_push_nb,
     p2_value_nb,
     roll_size,
-    window_sums_nb,
+    roll_step_nb,
 )
 
 CHUNK = 64  # bars per run of passes
@@ -81,21 +82,34 @@ def bar_moves_py(s, j, lh, ll, lc, moves):
 bar_moves_nb = jit(bar_moves_py, inline=True)
 
 
-def spread_ewma_py(s, spreads, t0, n, out):
-    """The spread EWMA over bars ``t0 .. t0+n-1`` into ``out``; advances the bar count. Returns
-    the count before the run (0: its first bar has no return and no spread)."""
-    count0 = s[_COUNT]
-    spread, alpha = s[_SPREAD], s[_ALPHA]
+def spread_and_windows_py(s, p, moves_j, t0, n, out):
+    """Bars ``t0 .. t0+n-1``: the spread EWMA and the two rolling windows of log returns (their
+    count, sum and sum of squares after each bar) into ``out``; advances the bar count. The
+    detector's three bar-to-bar chains, held in registers and run side by side in one loop.
+    Returns the bar count before the run (0: its first bar has no return and no spread)."""
+    count0, spread, alpha = s[_COUNT], s[_SPREAD], s[_ALPHA]
+    o_vol, o_trend = ROLL_VOL, trend_offset_nb(p)
+    vol_n, vol_head, vol_sum, vol_sq = s[o_vol], int(s[o_vol + 1]), s[o_vol + 2], s[o_vol + 3]
+    trend_n, trend_head, trend_sum, trend_sq = s[o_trend], int(s[o_trend + 1]), s[o_trend + 2], s[o_trend + 3]
     for k in range(n):
-        if count0 + k > 0.0:
-            spread = ewma_nb(spread, spreads[t0 + k], alpha, count0 + k > 1.0)
-        out[RF_SPREAD, k] = spread
-        out[RF_HAS_SPREAD, k] = count0 + k > 0.0
-    s[_SPREAD], s[RAW_SPREAD], s[_COUNT] = spread, spreads[t0 + n - 1], count0 + n
+        seen = count0 + k
+        if seen > 0.0:
+            spread = ewma_nb(spread, moves_j[MOVE_SPREAD, t0 + k], alpha, seen > 1.0)
+            r = moves_j[MOVE_RET, t0 + k]
+            vol_n, vol_head, vol_sum, vol_sq = roll_step_nb(s, o_vol + ROLL_HEADER, p.vol_window, vol_n, vol_head,
+                                                            vol_sum, vol_sq, r)
+            trend_n, trend_head, trend_sum, trend_sq = roll_step_nb(s, o_trend + ROLL_HEADER, p.trend_window, trend_n,
+                                                                    trend_head, trend_sum, trend_sq, r)
+        out[RF_SPREAD, k], out[RF_HAS_SPREAD, k] = spread, seen > 0.0
+        out[RF_VOL_N, k], out[RF_VOL_SUM, k], out[RF_VOL_SQ, k] = vol_n, vol_sum, vol_sq
+        out[RF_TREND_N, k], out[RF_TREND_SUM, k], out[RF_TREND_SQ, k] = trend_n, trend_sum, trend_sq
+    s[_SPREAD], s[RAW_SPREAD], s[_COUNT] = spread, moves_j[MOVE_SPREAD, t0 + n - 1], count0 + n
+    s[o_vol], s[o_vol + 1], s[o_vol + 2], s[o_vol + 3] = vol_n, float(vol_head), vol_sum, vol_sq
+    s[o_trend], s[o_trend + 1], s[o_trend + 2], s[o_trend + 3] = trend_n, float(trend_head), trend_sum, trend_sq
     return count0
 
 
-spread_ewma_nb = jit(spread_ewma_py, inline=True)
+spread_and_windows_nb = jit(spread_and_windows_py, inline=True)
 
 
 def window_stats_py(out, p, n):
@@ -202,12 +216,8 @@ def regime_chunk_py(s, p, j, t0, n, moves, rf):
     """Advance symbol ``j``'s detector (state ``s``) over bars ``t0 .. t0+n-1`` (``n ≤ CHUNK``)
     of a call whose returns and spreads are in ``moves[j]`` (:func:`bar_moves_py`); per-bar
     results in ``rf[j]`` (columns ``RF_*``)."""
-    out, returns = rf[j], moves[j, MOVE_RET, t0:t0 + n]
-    count0 = spread_ewma_nb(s, moves[j, MOVE_SPREAD], t0, n, out)
-    first = 1 if count0 == 0.0 else 0
-    window_sums_nb(s, ROLL_VOL, p.vol_window, returns, first, n, out[RF_VOL_N], out[RF_VOL_SUM], out[RF_VOL_SQ])
-    window_sums_nb(s, trend_offset_nb(p), p.trend_window, returns, first, n, out[RF_TREND_N], out[RF_TREND_SUM],
-                   out[RF_TREND_SQ])
+    out = rf[j]
+    count0 = spread_and_windows_nb(s, p, moves[j], t0, n, out)
     window_stats_nb(out, p, n)
     labels_nb(s, p, out, count0, n)
 
