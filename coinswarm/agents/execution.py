@@ -44,18 +44,41 @@ def execution_init(values: np.ndarray, offset: int, p: ExecutionParams) -> None:
     values[offset + _ALPHA] = halflife_alpha_py(p.spread_halflife)
 
 
-def execution_core_py(s, o, p, spread, has_spread, desired):
-    """Executed target given this bar's raw spread estimate (shared with the regime detector)."""
+def execution_next_py(p, alpha, spread, count, current, raw_spread, has_spread, desired):
+    """One bar of the execution agent on its state in registers (spread EWMA, bars with a
+    spread, executed target) given the bar's raw spread estimate; returns them after the bar."""
     if has_spread:
-        s[o + _SPREAD] = ewma_nb(s[o + _SPREAD], spread, s[o + _ALPHA], s[o + _COUNT] > 0.0)
-        s[o + _COUNT] += 1.0
-    current = s[o + _CURRENT]
+        spread = ewma_nb(spread, raw_spread, alpha, count > 0.0)
+        count += 1.0
     diff = desired - current
-    band = p.band + p.spread_mult * s[o + _SPREAD]
+    band = p.band + p.spread_mult * spread
     if desired == 0.0 or abs(diff) > band:
         current += clip_nb(diff, -p.max_step, p.max_step)
-        s[o + _CURRENT] = current
-    return current
+    return spread, count, current
+
+
+execution_next_nb = jit(execution_next_py, inline=True)
+
+
+def execution_bars_py(s, o, p, raw_spreads, has_spread, desired, out):
+    """The block at ``s[o:o + EXEC_SIZE]`` over a run of bars (raw spreads, whether each bar has
+    one, desired targets) with its state in registers; executed targets into ``out``."""
+    spread, count, current, alpha = s[o + _SPREAD], s[o + _COUNT], s[o + _CURRENT], s[o + _ALPHA]
+    for k in range(desired.shape[0]):
+        spread, count, current = execution_next_nb(p, alpha, spread, count, current, raw_spreads[k],
+                                                   has_spread[k] != 0.0, desired[k])
+        out[k] = current
+    s[o + _SPREAD], s[o + _COUNT], s[o + _CURRENT] = spread, count, current
+
+
+execution_bars_nb = jit(execution_bars_py, inline=True)
+
+
+def execution_core_py(s, o, p, spread, has_spread, desired):
+    """Executed target given this bar's raw spread estimate (shared with the regime detector)."""
+    s[o + _SPREAD], s[o + _COUNT], s[o + _CURRENT] = execution_next_nb(
+        p, s[o + _ALPHA], s[o + _SPREAD], s[o + _COUNT], s[o + _CURRENT], spread, has_spread, desired)
+    return s[o + _CURRENT]
 
 
 execution_core_nb = jit(execution_core_py, inline=True)

@@ -25,7 +25,7 @@ import numpy as np
 from coinswarm._jit import jit
 from coinswarm.agents._kernels import EXP_FAST_LIMIT, exp_core_nb, exp_nb
 from coinswarm.agents.arbitrage import pairs_core_py
-from coinswarm.agents.execution import EXEC_SIZE, execution_core_nb
+from coinswarm.agents.execution import EXEC_SIZE, execution_bars_nb
 from coinswarm.agents.mean_reversion import mean_reversion_bands_py, mean_reversion_core_py
 from coinswarm.agents.risk import risk_run_inline_nb
 from coinswarm.agents.trend import trend_scores_py, trend_vote_py
@@ -87,52 +87,105 @@ def hedge_factor_py(vc, gain_scale, eta):
 hedge_factor_nb = jit(hedge_factor_py, inline=True)
 
 
-def apply_factors_py(w, factors, floor, n_agents):
-    """``w_a ∝ w_a · factor_a``, normalised to sum 1, then the floor (in place)."""
+def factors_times_py(w0, w1, w2, f0, f1, f2, n_agents):
+    """``w_a ∝ w_a · f_a`` normalised to sum 1, for the first ``n_agents`` (≤ 3) of three
+    weights held in registers (a weight past ``n_agents`` is returned unchanged)."""
     total = 0.0
-    for a in range(n_agents):
-        w[a] *= factors[a]
-        total += w[a]
-    for a in range(n_agents):
-        w[a] /= total
-    apply_floor_nb(w, floor, n_agents)
+    w0 *= f0
+    total += w0
+    if n_agents > 1:
+        w1 *= f1
+        total += w1
+    if n_agents > 2:
+        w2 *= f2
+        total += w2
+    return w0 / total, w1 / total if n_agents > 1 else w1, w2 / total if n_agents > 2 else w2
 
 
-apply_factors_nb = jit(apply_factors_py, inline=True)
+factors_times_nb = jit(factors_times_py, inline=True)
+
+
+def _tally_py(w, floor, pinned, free):
+    """Add weight ``w`` to the pinned (at the floor) or the free mass."""
+    return (pinned + floor, free) if w <= floor else (pinned, free + w)
+
+
+_tally_nb = jit(_tally_py, inline=True)
+
+
+def _pin_py(w, floor, scale, clean):
+    """Weight ``w`` raised to the floor or shrunk by ``scale``; whether all are clear of it."""
+    if w <= floor:
+        return floor, clean
+    w *= scale
+    return w, clean and w > floor
+
+
+_pin_nb = jit(_pin_py, inline=True)
+
+
+def floor_weights_py(w0, w1, w2, floor, n_agents):
+    """Raise weights below ``floor`` to it and shrink the others proportionally (the sum stays
+    1), for the first ``n_agents`` (≤ 3) of three weights held in registers."""
+    for _ in range(n_agents):
+        pinned, free = _tally_nb(w0, floor, 0.0, 0.0)
+        if n_agents > 1:
+            pinned, free = _tally_nb(w1, floor, pinned, free)
+        if n_agents > 2:
+            pinned, free = _tally_nb(w2, floor, pinned, free)
+        if pinned == 0.0:
+            break
+        scale = (1.0 - pinned) / free
+        w0, clean = _pin_nb(w0, floor, scale, True)
+        if n_agents > 1:
+            w1, clean = _pin_nb(w1, floor, scale, clean)
+        if n_agents > 2:
+            w2, clean = _pin_nb(w2, floor, scale, clean)
+        if clean:
+            break
+    return w0, w1, w2
+
+
+floor_weights_nb = jit(floor_weights_py, inline=True)
+
+
+def hedge_update_py(w0, w1, w2, f0, f1, f2, floor, n_agents):
+    """One Hedge update in registers: :func:`factors_times_py`, then :func:`floor_weights_py`."""
+    w0, w1, w2 = factors_times_nb(w0, w1, w2, f0, f1, f2, n_agents)
+    return floor_weights_nb(w0, w1, w2, floor, n_agents)
+
+
+hedge_update_nb = jit(hedge_update_py, inline=True)
+
+
+def load_weights_py(w, n_agents):
+    """The first ``n_agents`` (≤ 3) weights of ``w`` as three registers (0 past the end)."""
+    return w[0], w[1] if n_agents > 1 else 0.0, w[2] if n_agents > 2 else 0.0
+
+
+load_weights_nb = jit(load_weights_py, inline=True)
+
+
+def store_weights_py(w, n_agents, w0, w1, w2):
+    """Write three registers back to the first ``n_agents`` weights of ``w``."""
+    w[0] = w0
+    if n_agents > 1:
+        w[1] = w1
+    if n_agents > 2:
+        w[2] = w2
+
+
+store_weights_nb = jit(store_weights_py, inline=True)
 
 
 def learn_weights_py(w, vc, gain_scale, eta, floor, n_agents):
-    """Hedge update of one weight vector ``w`` in place from last votes ``vc``, then the floor
-    (:func:`hedge_factors_py` then :func:`apply_factors_py`, as the committee's loop does)."""
-    factors = np.empty(n_agents)
-    hedge_factors_nb(vc, gain_scale, eta, n_agents, factors)
-    apply_factors_nb(w, factors, floor, n_agents)
-
-
-def apply_floor_py(w, floor, n_agents):
-    """Raise weights below ``floor`` to it and shrink the others proportionally (sum stays 1)."""
-    for _ in range(n_agents):
-        pinned, free = 0.0, 0.0
-        for a in range(n_agents):
-            if w[a] <= floor:
-                pinned += floor
-            else:
-                free += w[a]
-        if pinned == 0.0:
-            return
-        scale = (1.0 - pinned) / free
-        clean = True
-        for a in range(n_agents):
-            if w[a] <= floor:
-                w[a] = floor
-            else:
-                w[a] *= scale
-                clean = clean and w[a] > floor
-        if clean:
-            return
-
-
-apply_floor_nb = jit(apply_floor_py, inline=True)
+    """Hedge update of one weight vector ``w`` (``n_agents ≤ 3``) in place from last votes
+    ``vc``, then the floor (:func:`hedge_factors_py` then :func:`hedge_update_py`, as the
+    committee's loop does)."""
+    f = np.ones(3)
+    hedge_factors_nb(vc, gain_scale, eta, n_agents, f)
+    w0, w1, w2 = load_weights_nb(w, n_agents)
+    store_weights_nb(w, n_agents, *hedge_update_nb(w0, w1, w2, f[0], f[1], f[2], floor, n_agents))
 
 
 def member_chunk_py(st, prm, ap, pair, t0, t1, lc, moves, regime, votes, facts):
@@ -225,28 +278,44 @@ def gains_chunk_py(st, cp, n_agents, t0, t1, lc, votes, facts, factors):
 gains_chunk_nb = jit(gains_chunk_py, inline=True)
 
 
+def aggregate_py(w0, w1, w2, votes_j, k, m, n_agents, weights_out, contrib_out):
+    """Bar ``k``'s weights into ``weights_out``, each agent's contribution ``w_a · vote_a / m``
+    into ``contrib_out``; returns their sum."""
+    total = 0.0
+    for a in range(n_agents):
+        wa = w0 if a == 0 else w1 if a == 1 else w2
+        contrib_out[a] = wa * votes_j[a, k] / m
+        total += contrib_out[a]
+        weights_out[a] = wa
+    return total
+
+
+aggregate_nb = jit(aggregate_py, inline=True)
+
+
 def weigh_chunk_py(st, cp, n_agents, t0, t1, regime, votes, facts, factors, raw, weights, contrib):
     """Bars ``t0 .. t1-1``, per symbol: the Hedge update of last bar's cell (when
     ``facts[j, F_LEARN]``), then this bar's weights, each agent's contribution
     ``w_a · vote_a / m`` and their sum, the aggregate ``raw``. The weights' bar-to-bar chain,
-    apart from risk and execution; the chunk's last cell and votes become the last ones."""
+    apart from risk and execution, with the current cell's weights in registers (written back
+    when the cell changes); the chunk's last cell and votes become the last ones."""
     w, last, sc = st[3], st[4], st[5]
     m = raw.shape[1]
     for j in range(m):
-        previous = int(sc[j, _REGIME])
+        cell = int(sc[j, _REGIME])
+        w0, w1, w2 = load_weights_nb(w[j, cell], n_agents)
         for t in range(t0, t1):
             k = t - t0
             if facts[j, F_LEARN, k] != 0.0:
-                apply_factors_nb(w[j, previous], factors[j, :, k], cp[1], n_agents)
-            previous = regime[t, j]
-            cell = w[j, previous]
-            total = 0.0
-            for a in range(n_agents):
-                contrib[t, j, a] = cell[a] * votes[j, a, k] / m
-                total += contrib[t, j, a]
-                weights[t, j, a] = cell[a]
-            raw[t, j] = total
-        sc[j, _REGIME] = previous
+                w0, w1, w2 = hedge_update_nb(w0, w1, w2, factors[j, 0, k], factors[j, 1, k], factors[j, 2, k],
+                                             cp[1], n_agents)
+            if regime[t, j] != cell:
+                store_weights_nb(w[j, cell], n_agents, w0, w1, w2)
+                cell = regime[t, j]
+                w0, w1, w2 = load_weights_nb(w[j, cell], n_agents)
+            raw[t, j] = aggregate_nb(w0, w1, w2, votes[j], k, m, n_agents, weights[t, j], contrib[t, j])
+        store_weights_nb(w[j, cell], n_agents, w0, w1, w2)
+        sc[j, _REGIME] = cell
         for a in range(n_agents):
             last[j, a] = votes[j, a, t1 - t0 - 1]
 
@@ -263,9 +332,8 @@ def execute_chunk_py(st, ep, t0, t1, moves, facts, risked, raw, contrib, target)
             ratio = risked[t, j] / raw[t, j] if raw[t, j] != 0.0 else 0.0
             for a in range(contrib.shape[2]):
                 contrib[t, j, a] *= ratio
-        for t in range(t0, t1):
-            target[t, j] = execution_core_nb(exec_s, EXEC_SIZE * j, ep, moves[j, MOVE_SPREAD, t],
-                                             facts[j, RF_HAS_SPREAD, t - t0] != 0.0, risked[t, j])
+        execution_bars_nb(exec_s, EXEC_SIZE * j, ep, moves[j, MOVE_SPREAD, t0:t1], facts[j, RF_HAS_SPREAD],
+                          risked[t0:t1, j], target[t0:t1, j])
 
 
 execute_chunk_nb = jit(execute_chunk_py, inline=True)
