@@ -94,30 +94,6 @@ def roll_mean_std_py(s, o):
 roll_mean_std_nb = jit(roll_mean_std_py, inline=True)
 
 
-def ring_push_py(s, o, w, x):
-    """Append ``x`` to the window at ``s[o:]`` without its sums (a look-back buffer read only
-    through :func:`roll_ago_py`; same layout as the rolling window, sums left at 0)."""
-    head = int(s[o + 1])
-    if s[o] < w:
-        s[o] += 1.0
-    s[o + ROLL_HEADER + head] = x
-    s[o + 1] = 0.0 if head + 1 == w else head + 1.0
-
-
-ring_push_nb = jit(ring_push_py, inline=True)
-
-
-def roll_ago_py(s, o, w, k):
-    """The value pushed ``k`` pushes ago (``0 ≤ k < w``; ``k = 0``: the latest)."""
-    idx = int(s[o + 1]) - 1 - k
-    if idx < 0:
-        idx += w
-    return s[o + ROLL_HEADER + idx]
-
-
-roll_ago_nb = jit(roll_ago_py, inline=True)
-
-
 def roll_tstat_py(s, o):
     """t-statistic of the window's mean (mean / (std / sqrt(n))), 0 when undefined."""
     n = s[o]

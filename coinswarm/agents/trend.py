@@ -15,7 +15,7 @@ from typing import NamedTuple
 import numpy as np
 
 from coinswarm._jit import jit
-from coinswarm.agents._kernels import halflife_alpha_py, ring_push_nb, roll_ago_nb, roll_size, tanh_nb
+from coinswarm.agents._kernels import ROLL_HEADER, halflife_alpha_py, roll_size, tanh_nb
 from coinswarm.agents.base import Agent, Bar
 
 _COUNT, _VAR, _ALPHA, _ISQ_FAST, _ISQ_MID, _ISQ_SLOW, _RING = 0, 1, 2, 3, 4, 5, 6
@@ -48,24 +48,59 @@ def trend_core_py(s, p, lc):
     return trend_vote_nb(z1, z2, z3)
 
 
+def trend_next_py(s, p, count, var, head, lc):
+    """One bar with the bar count, EWMA variance and ring head in registers (the ring's values
+    stay in ``s``): returns ``(count, var, head, z1, z2, z3)`` after the bar, the horizons'
+    ``z`` all 0 during warm-up."""
+    w = p.slow + 1
+    buf = _RING + ROLL_HEADER
+    if count > 0.0:
+        r = lc - s[buf + (head - 1 if head > 0 else w - 1)]
+        var = var + s[_ALPHA] * (r * r - var) if count > 1.0 else r * r
+    s[buf + head] = lc
+    head = 0 if head + 1 == w else head + 1
+    if count < p.slow or var <= 0.0:
+        return count + 1.0, var, head, 0.0, 0.0, 0.0
+    inv_sigma = 1.0 / math.sqrt(var)
+    z1 = (lc - s[buf + _ago(head, p.fast, w)]) * inv_sigma * s[_ISQ_FAST]
+    z2 = (lc - s[buf + _ago(head, p.mid, w)]) * inv_sigma * s[_ISQ_MID]
+    z3 = (lc - s[buf + _ago(head, p.slow, w)]) * inv_sigma * s[_ISQ_SLOW]
+    return count + 1.0, var, head, z1, z2, z3
+
+
+trend_next_nb = jit(trend_next_py, inline=True)
+
+
+def _ago_py(head, k, w):
+    """Ring index of the value pushed ``k`` pushes before the last (``head``: the next slot)."""
+    idx = head - 1 - k
+    return idx + w if idx < 0 else idx
+
+
+_ago = jit(_ago_py, inline=True)
+
+
+def trend_load_py(s):
+    """The registers of :func:`trend_next_py`: ``(count, var, head)``."""
+    return s[_COUNT], s[_VAR], int(s[_RING + 1])
+
+
+trend_load_nb = jit(trend_load_py, inline=True)
+
+
+def trend_store_py(s, p, count, var, head):
+    """Write :func:`trend_next_py`'s registers back (the ring holds ``min(count, slow + 1)``)."""
+    s[_COUNT], s[_VAR], s[_RING + 1], s[_RING] = count, var, float(head), min(count, p.slow + 1.0)
+
+
+trend_store_nb = jit(trend_store_py, inline=True)
+
+
 def trend_scores_py(s, p, lc):
     """Advance the state by one bar; the three horizons' ``z`` (all 0 during warm-up)."""
-    count = s[_COUNT]
-    w = p.slow + 1
-    if count > 0.0:
-        r = lc - roll_ago_nb(s, _RING, w, 0)
-        if count > 1.0:
-            s[_VAR] += s[_ALPHA] * (r * r - s[_VAR])
-        else:
-            s[_VAR] = r * r
-    ring_push_nb(s, _RING, w, lc)
-    s[_COUNT] = count + 1.0
-    if count < p.slow or s[_VAR] <= 0.0:
-        return 0.0, 0.0, 0.0
-    inv_sigma = 1.0 / math.sqrt(s[_VAR])
-    z1 = (lc - roll_ago_nb(s, _RING, w, p.fast)) * inv_sigma * s[_ISQ_FAST]
-    z2 = (lc - roll_ago_nb(s, _RING, w, p.mid)) * inv_sigma * s[_ISQ_MID]
-    z3 = (lc - roll_ago_nb(s, _RING, w, p.slow)) * inv_sigma * s[_ISQ_SLOW]
+    count, var, head = trend_load_nb(s)
+    count, var, head, z1, z2, z3 = trend_next_nb(s, p, count, var, head, lc)
+    trend_store_nb(s, p, count, var, head)
     return z1, z2, z3
 
 

@@ -28,7 +28,7 @@ from coinswarm.agents.arbitrage import pairs_core_py
 from coinswarm.agents.execution import EXEC_SIZE, execution_bars_nb
 from coinswarm.agents.mean_reversion import mean_reversion_bands_py, mean_reversion_core_py
 from coinswarm.agents.risk import risk_run_inline_nb
-from coinswarm.agents.trend import trend_scores_py, trend_vote_py
+from coinswarm.agents.trend import trend_load_nb, trend_next_nb, trend_store_nb, trend_vote_py
 from coinswarm.regime.detector import N_REGIMES
 from coinswarm.regime.kernel import (
     CHUNK,
@@ -47,7 +47,6 @@ TREND, MEAN_REVERSION, ARBITRAGE = 0, 1, 2
 AGENT_NAMES = ("trend", "mean_reversion", "arbitrage")
 GAIN_CLIP = 5.0
 # the members' cores, inlined into the committee's step (one straight-line body per bar)
-trend_scores_nb = jit(trend_scores_py, inline=True)
 trend_vote_nb = jit(trend_vote_py, inline=True)
 mean_reversion_core_nb = jit(mean_reversion_core_py, inline=True)
 mean_reversion_bands_nb = jit(mean_reversion_bands_py, inline=True)
@@ -206,8 +205,11 @@ def member_chunk_py(st, prm, ap, pair, t0, t1, lc, moves, regime, votes, facts):
         regime_chunk_nb(reg_s[j], prm[0], j, t0, n, moves, facts)
         for k in range(n):
             regime[t0 + k, j] = int(fj[RF_VOL, k]) * 3 + int(fj[RF_TREND, k])
-        for k in range(n):  # the serial part of trend: its state and the horizons' z
-            fj[F_Z, k], fj[F_Z + 1, k], fj[F_Z + 2, k] = trend_scores_nb(trend_j, prm[1], lc[t0 + k, j])
+        count, var, head = trend_load_nb(trend_j)
+        for k in range(n):  # the serial part of trend: its state (in registers) and the horizons' z
+            count, var, head, fj[F_Z, k], fj[F_Z + 1, k], fj[F_Z + 2, k] = trend_next_nb(trend_j, prm[1], count, var,
+                                                                                        head, lc[t0 + k, j])
+        trend_store_nb(trend_j, prm[1], count, var, head)
         for k in range(n):  # its votes: branch-free arithmetic, compiled to vector code
             v, c = trend_vote_nb(fj[F_Z, k], fj[F_Z + 1, k], fj[F_Z + 2, k])
             votes[j, TREND, k] = v * c

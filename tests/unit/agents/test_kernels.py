@@ -1,7 +1,8 @@
 """The O(1) building blocks against direct computations.
 
 Inputs are synthetic on purpose (known distributions for quantile accuracy, exact
-windows for rolling sums); real-data behaviour is covered by the soundness suite.
+windows for rolling sums), except the trend ring's look-back, checked on real closes;
+real-data behaviour is covered by the soundness suite.
 """
 
 import math
@@ -22,14 +23,13 @@ from coinswarm.agents._kernels import (
     pair_push_nb,
     pair_regression_nb,
     pair_size,
-    ring_push_nb,
-    roll_ago_nb,
     roll_mean_std_nb,
     roll_push_nb,
     roll_size,
     roll_tstat_nb,
     tanh_nb,
 )
+from coinswarm.agents.trend import Trend, TrendParams, trend_init, trend_scores_nb
 
 
 def test_rolling_window_matches_pandas_and_does_not_drift():
@@ -46,17 +46,27 @@ def test_rolling_window_matches_pandas_and_does_not_drift():
     ref = pd.Series(x).rolling(w)
     np.testing.assert_allclose(means[w - 1:], ref.mean()[w - 1:], rtol=1e-12)
     np.testing.assert_allclose(stds[w - 1:], ref.std(ddof=0)[w - 1:], rtol=1e-6)
-    assert roll_ago_nb(s, 0, w, 0) == x[-1] and roll_ago_nb(s, 0, w, w - 1) == x[-w]
 
 
-def test_ring_buffer_looks_back_exactly_and_counts_up_to_its_width():
-    x = np.arange(100.0)
-    w = 7
-    s = np.zeros(roll_size(w))
-    for n, value in enumerate(x, start=1):
-        ring_push_nb(s, 0, w, value)
-        assert s[0] == min(n, w)
-        assert [roll_ago_nb(s, 0, w, k) for k in range(min(n, w))] == list(x[n - 1::-1][:w])
+def test_trend_ring_looks_back_exactly_across_wraparounds(btc_1h):
+    """Trend keeps ``slow + 1`` log closes in a ring: its horizons' z must be the log return over
+    exactly h bars in units of σ√h, bar after bar, long after the ring has wrapped around."""
+    p = TrendParams(fast=3, mid=5, slow=8, vol_halflife=4.0)
+    s = np.zeros(Trend().state_size(p))
+    trend_init(s, p)
+    lc = np.log(btc_1h["close"].to_numpy()[:300])
+    alpha, var = s[2], 0.0
+    for t, value in enumerate(lc):
+        z = trend_scores_nb(s, p, value)
+        if t:
+            r = value - lc[t - 1]
+            var = r * r if t == 1 else var + alpha * (r * r - var)
+        if t < p.slow:
+            assert z == (0.0, 0.0, 0.0)
+            continue
+        expected = [(value - lc[t - h]) / np.sqrt(var) / np.sqrt(h) for h in (p.fast, p.mid, p.slow)]
+        np.testing.assert_allclose(z, expected, rtol=1e-12)
+    assert s[6] == p.slow + 1  # the ring holds slow + 1 closes
 
 
 def test_tstat_is_mean_over_standard_error():
