@@ -8,7 +8,7 @@ Layouts
 -------
 Rolling window (``roll_*``): ``[count, head, sum, sumsq, buf[w]]``; the sums are
 recomputed exactly from the buffer once per lap so add/subtract drift cannot build up.
-A look-back ring (``ring_push``) has the same layout and keeps no sums.
+A look-back ring (the trend agent's) has the same layout and keeps no sums.
 Pair window (``pair_*``): ``[count, head, sx, sy, sxx, sxy, syy, bufx[w], bufy[w]]``.
 P² quantile (``p2_*``, Jain & Chlamtac 1985): 5 marker heights, 5 positions, 5
 desired positions and a count — an expanding-window quantile in O(1) memory.
@@ -81,14 +81,22 @@ def roll_push_py(s, o, w, x):
 roll_push_nb = jit(roll_push_py, inline=True)
 
 
-def roll_mean_std_py(s, o):
-    """(mean, population std) of the values in the window (0, 0 when empty)."""
-    n = s[o]
+def mean_std_py(n, total, squares):
+    """(mean, population std) of ``n`` values from their sum and sum of squares (0, 0 when
+    ``n ≤ 0``)."""
     if n <= 0.0:
         return 0.0, 0.0
-    mean = s[o + 2] / n
-    var = s[o + 3] / n - mean * mean
+    mean = total / n
+    var = squares / n - mean * mean
     return mean, math.sqrt(var) if var > 0.0 else 0.0
+
+
+mean_std_nb = jit(mean_std_py, inline=True)
+
+
+def roll_mean_std_py(s, o):
+    """(mean, population std) of the values in the window (0, 0 when empty)."""
+    return mean_std_nb(s[o], s[o + 2], s[o + 3])
 
 
 roll_mean_std_nb = jit(roll_mean_std_py, inline=True)

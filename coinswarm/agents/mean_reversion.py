@@ -17,7 +17,15 @@ from typing import NamedTuple
 import numpy as np
 
 from coinswarm._jit import jit
-from coinswarm.agents._kernels import roll_mean_std_nb, roll_push_nb, roll_size, roll_tstat_nb
+from coinswarm.agents._kernels import (
+    ROLL_HEADER,
+    mean_std_nb,
+    roll_mean_std_nb,
+    roll_push_nb,
+    roll_size,
+    roll_step_nb,
+    roll_tstat_nb,
+)
 from coinswarm.agents.base import Agent, Bar
 
 _COUNT, _POS, _PREV, _ROLL_PRICE = 0, 1, 2, 3
@@ -77,6 +85,22 @@ def own_trend_tstat_py(s, p, lc):
 own_trend_tstat_nb = jit(own_trend_tstat_py, inline=True)
 
 
+def mean_reversion_decide_py(p, pos, z, valid, tstat):
+    """The bands on one bar's ``z`` (``valid``: the windows are full and the std positive) and
+    the trend t-statistic: ``(position after the bar, vote, confidence)``."""
+    if not valid:
+        return pos, 0.0, 0.0
+    pos = next_position_nb(pos, z, p.entry, p.exit)
+    if p.only_in_range != 0 and not abs(tstat) < p.trend_t:
+        pos = 0.0
+    if pos == 0.0:
+        return pos, 0.0, 0.0
+    return pos, pos, min(1.0, abs(z) / (2.0 * p.entry))
+
+
+mean_reversion_decide_nb = jit(mean_reversion_decide_py, inline=True)
+
+
 def mean_reversion_bands_py(s, p, lc, tstat, trend_ready):
     """The bands given the trend t-statistic over ``trend_window`` log returns (the agent's own,
     or the regime detector's identical one when the committee runs both on the same window)."""
@@ -84,20 +108,40 @@ def mean_reversion_bands_py(s, p, lc, tstat, trend_ready):
     s[_PREV] = lc
     s[_COUNT] += 1.0
     mean, std = roll_mean_std_nb(s, _ROLL_PRICE)
-    if s[_ROLL_PRICE] < p.window or not trend_ready or std <= 0.0:
-        return 0.0, 0.0
-    z = (lc - mean) / std
-    ranging = abs(tstat) < p.trend_t
-    pos = next_position_nb(s[_POS], z, p.entry, p.exit)
-    if p.only_in_range != 0 and not ranging:
-        pos = 0.0
-    s[_POS] = pos
-    if pos == 0.0:
-        return 0.0, 0.0
-    return pos, min(1.0, abs(z) / (2.0 * p.entry))
+    valid = s[_ROLL_PRICE] >= p.window and trend_ready and std > 0.0
+    s[_POS], vote, confidence = mean_reversion_decide_nb(p, s[_POS], (lc - mean) / std if valid else 0.0, valid,
+                                                         tstat)
+    return vote, confidence
 
 
 mean_reversion_bands_nb = jit(mean_reversion_bands_py, inline=True)
+
+
+def mean_reversion_bars_py(s, p, lc, t0, n, tstat, trend_n, trend_window, work, out):
+    """:func:`mean_reversion_bands_py` over bars ``t0 .. t0+n-1`` of the log closes ``lc`` (one
+    symbol's, contiguous), given each bar's trend t-statistic and trend-window count (full at
+    ``trend_window``); ``vote · confidence`` into ``out``. Three loops: the price window's sums
+    (a chain in registers), the z-scores (vector code) and the positions (a chain in
+    registers); ``work`` ``(3, n)`` is scratch."""
+    count, head, total, squares = s[_ROLL_PRICE], int(s[_ROLL_PRICE + 1]), s[_ROLL_PRICE + 2], s[_ROLL_PRICE + 3]
+    for k in range(n):
+        count, head, total, squares = roll_step_nb(s, _ROLL_PRICE + ROLL_HEADER, p.window, count, head, total,
+                                                   squares, lc[t0 + k])
+        work[0, k], work[1, k], work[2, k] = count, total, squares
+    s[_ROLL_PRICE], s[_ROLL_PRICE + 1], s[_ROLL_PRICE + 2], s[_ROLL_PRICE + 3] = count, float(head), total, squares
+    s[_PREV], s[_COUNT] = lc[t0 + n - 1], s[_COUNT] + n
+    for k in range(n):
+        mean, std = mean_std_nb(work[0, k], work[1, k], work[2, k])
+        valid = work[0, k] >= p.window and trend_n[k] >= trend_window and std > 0.0
+        work[1, k], work[2, k] = (lc[t0 + k] - mean) / std if valid else 0.0, valid
+    pos = s[_POS]
+    for k in range(n):
+        pos, vote, confidence = mean_reversion_decide_nb(p, pos, work[1, k], work[2, k] != 0.0, tstat[k])
+        out[k] = vote * confidence
+    s[_POS] = pos
+
+
+mean_reversion_bars_nb = jit(mean_reversion_bars_py, inline=True)
 mean_reversion_core_nb = jit(mean_reversion_core_py, refcount=False)
 mean_reversion_step_nb = jit(mean_reversion_step_py, refcount=False)
 

@@ -26,13 +26,15 @@ from coinswarm._jit import jit
 from coinswarm.agents._kernels import EXP_FAST_LIMIT, exp_core_nb, exp_nb
 from coinswarm.agents.arbitrage import pairs_core_py
 from coinswarm.agents.execution import EXEC_SIZE, execution_bars_nb
-from coinswarm.agents.mean_reversion import mean_reversion_bands_py, mean_reversion_core_py
+from coinswarm.agents.mean_reversion import mean_reversion_bars_nb, mean_reversion_core_py
 from coinswarm.agents.risk import risk_run_inline_nb
 from coinswarm.agents.trend import trend_load_nb, trend_next_nb, trend_store_nb, trend_vote_py
 from coinswarm.regime.detector import N_REGIMES
 from coinswarm.regime.kernel import (
     CHUNK,
+    MOVE_LC,
     MOVE_SPREAD,
+    N_MOVES,
     N_RF,
     RF_HAS_SPREAD,
     RF_TREND,
@@ -49,16 +51,15 @@ GAIN_CLIP = 5.0
 # the members' cores, inlined into the committee's step (one straight-line body per bar)
 trend_vote_nb = jit(trend_vote_py, inline=True)
 mean_reversion_core_nb = jit(mean_reversion_core_py, inline=True)
-mean_reversion_bands_nb = jit(mean_reversion_bands_py, inline=True)
 pairs_core_nb = jit(pairs_core_py, inline=True)
 # per-symbol committee scalars: previous log close, EWMA variance, regime of the last vote, bars seen
 _PREV_LC, _VAR, _REGIME, _SEEN = 0, 1, 2, 3
 SCALARS = 4
 # columns of the per-bar scratch ``facts`` (m, N_FACTS, CHUNK) after the regime detector's own
 # (``RF_*``, see :mod:`coinswarm.regime.kernel`): learn the weights this bar, the return in
-# volatility units, then trend's three z
-F_LEARN, F_SCALE, F_Z = N_RF, N_RF + 1, N_RF + 2
-N_FACTS = F_Z + 3
+# volatility units, trend's three z, then mean reversion's scratch
+F_LEARN, F_SCALE, F_Z, F_MR = N_RF, N_RF + 1, N_RF + 2, N_RF + 5
+N_FACTS = F_MR + 3
 
 
 def hedge_factors_py(vc, gain_scale, eta, n_agents, out):
@@ -213,13 +214,15 @@ def member_chunk_py(st, prm, ap, pair, t0, t1, lc, moves, regime, votes, facts):
         for k in range(n):  # its votes: branch-free arithmetic, compiled to vector code
             v, c = trend_vote_nb(fj[F_Z, k], fj[F_Z + 1, k], fj[F_Z + 2, k])
             votes[j, TREND, k] = v * c
-        for k in range(n):
-            if shared_trend:
-                v, c = mean_reversion_bands_nb(mr_j, prm[2], lc[t0 + k, j], fj[RF_TSTAT, k],
-                                               fj[RF_TREND_N, k] >= prm[0].trend_window)
-            else:
+        if shared_trend:
+            mean_reversion_bars_nb(mr_j, prm[2], moves[j, MOVE_LC], t0, n, fj[RF_TSTAT], fj[RF_TREND_N],
+                                   prm[0].trend_window,
+                                   fj[F_MR:F_MR + 3], votes[j, MEAN_REVERSION])
+        else:
+            for k in range(n):
                 v, c = mean_reversion_core_nb(mr_j, prm[2], lc[t0 + k, j])
-            votes[j, MEAN_REVERSION, k] = v * c
+                votes[j, MEAN_REVERSION, k] = v * c
+        for k in range(n):
             votes[j, ARBITRAGE, k] = 0.0
     if pair[0] >= 0:
         for t in range(t0, t1):
@@ -349,7 +352,7 @@ def committee_bars_py(st, prm, ap, rp, ep, cp, pair, n_agents, time_ms, lh, ll, 
     symbols) and execution, each over the whole chunk. Every value is the arithmetic of one bar
     at a time in the same order, so the results do not depend on where a run is split.
     ``votes`` and ``factors`` ``(m, 3, CHUNK)``, ``facts`` ``(m, N_FACTS, CHUNK)`` and ``moves``
-    ``(m, 2, n)`` are scratch. Allocates nothing, so it compiles without reference counting.
+    ``(m, N_MOVES, n)`` are scratch. Allocates nothing, so it compiles without reference counting.
     The live runner calls it with one row per bar: the same code as a backtest."""
     n = c.shape[0]
     for j in range(c.shape[1]):
@@ -384,7 +387,8 @@ def committee_outputs(n: int, m: int, n_agents: int) -> tuple[np.ndarray, ...]:
             start += size
     outputs[5] = outputs[5].view(np.int64)
     rows = min(n, CHUNK)
-    return (*outputs, np.zeros((m, 3, rows)), np.zeros((m, N_FACTS, rows)), np.ones((m, 3, rows)), np.empty((m, 2, n)))
+    scratch = np.zeros((m, 3, rows)), np.zeros((m, N_FACTS, rows)), np.ones((m, 3, rows)), np.empty((m, N_MOVES, n))
+    return (*outputs, *scratch)
 
 
 def committee_run(st, prm, ap, rp, ep, cp, pair, n_agents, time_ms, lh, ll, lc, c) -> tuple[np.ndarray, ...]:

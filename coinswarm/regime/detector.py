@@ -41,6 +41,7 @@ from coinswarm.regime.kernel import (
     HYST_LIQ,
     HYST_TREND,
     HYST_VOL,
+    N_MOVES,
     N_RF,
     RF_LIQ,
     RF_RV,
@@ -128,7 +129,7 @@ def regime_run_py(s, p, time_ms, o, h, low, c):
     """The detector over history: ``(codes (n, 4) int64, measures (n, 3) float64)``."""
     n = c.shape[0]
     lh, ll, lc = np.log(h).reshape(n, 1), np.log(low).reshape(n, 1), np.log(c).reshape(n, 1)
-    rf, moves = np.empty((1, N_RF, CHUNK)), np.empty((1, 2, n))
+    rf, moves = np.empty((1, N_RF, CHUNK)), np.empty((1, N_MOVES, n))
     out = rf[0]
     bar_moves_nb(s, 0, lh, ll, lc, moves)
     codes = np.empty((n, 4), dtype=np.int64)

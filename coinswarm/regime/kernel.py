@@ -41,8 +41,10 @@ P2_SPR_HI = P2_SPR_LO + P2_SIZE
 ROLL_VOL = P2_SPR_HI + P2_SIZE
 _P2_COUNT = 15  # where a P² estimator keeps its number of observations
 
-# rows of ``moves[j]`` (symbol j's bars of one call): the log return and the raw spread
-MOVE_RET, MOVE_SPREAD = 0, 1
+# rows of ``moves[j]`` (symbol j's bars of one call, contiguous): the log high, low and close,
+# the log return and the raw spread
+MOVE_LH, MOVE_LL, MOVE_LC, MOVE_RET, MOVE_SPREAD = 0, 1, 2, 3, 4
+N_MOVES = 5
 # columns of the per-bar scratch ``rf[j]``: whether the bar has a return and spread (not the
 # first bar); the spread EWMA; each window's count, sum and sum of squares; realized volatility
 # and trend t-statistic (0 until their window is full); the three labels
@@ -61,22 +63,24 @@ trend_offset_nb = jit(trend_offset_py, inline=True)
 
 
 def bar_moves_py(s, j, lh, ll, lc, moves):
-    """Every bar's log return and raw Corwin–Schultz spread for symbol ``j`` of the log highs,
-    lows and closes ``(bars, symbols)`` into ``moves[j]`` (rows ``MOVE_*``); the first bar
-    against the detector's previous bar (0 and the last spread on the very first bar), which
-    then becomes the call's last bar. No bar depends on another, so the loop over the whole
-    call is vector code."""
-    out = moves[j]
+    """Symbol ``j``'s log highs, lows and closes from ``(bars, symbols)`` into contiguous rows
+    of ``moves[j]`` (rows ``MOVE_*``), then every bar's log return and raw Corwin–Schultz
+    spread; the first bar against the detector's previous bar (0 and the last spread on the
+    very first bar), which then becomes the call's last bar. No bar depends on another, so the
+    loops over the whole call are vector code (a per-symbol row is what makes them so)."""
+    out, n = moves[j], lc.shape[0]
+    h, low, c = out[MOVE_LH], out[MOVE_LL], out[MOVE_LC]
+    for t in range(n):
+        h[t], low[t], c[t] = lh[t, j], ll[t, j], lc[t, j]
     if s[_COUNT] > 0.0:
-        out[MOVE_RET, 0] = lc[0, j] - s[_PREV_C]
-        out[MOVE_SPREAD, 0] = corwin_schultz_log_nb(s[_PREV_H], s[_PREV_L], lh[0, j], ll[0, j])
+        out[MOVE_RET, 0] = c[0] - s[_PREV_C]
+        out[MOVE_SPREAD, 0] = corwin_schultz_log_nb(s[_PREV_H], s[_PREV_L], h[0], low[0])
     else:
         out[MOVE_RET, 0], out[MOVE_SPREAD, 0] = 0.0, s[RAW_SPREAD]
-    for t in range(1, lc.shape[0]):
-        out[MOVE_RET, t] = lc[t, j] - lc[t - 1, j]
-        out[MOVE_SPREAD, t] = corwin_schultz_log_nb(lh[t - 1, j], ll[t - 1, j], lh[t, j], ll[t, j])
-    last = lc.shape[0] - 1
-    s[_PREV_H], s[_PREV_L], s[_PREV_C] = lh[last, j], ll[last, j], lc[last, j]
+    for t in range(1, n):
+        out[MOVE_RET, t] = c[t] - c[t - 1]
+        out[MOVE_SPREAD, t] = corwin_schultz_log_nb(h[t - 1], low[t - 1], h[t], low[t])
+    s[_PREV_H], s[_PREV_L], s[_PREV_C] = h[n - 1], low[n - 1], c[n - 1]
 
 
 bar_moves_nb = jit(bar_moves_py, inline=True)
