@@ -30,7 +30,7 @@ from coinswarm.agents._kernels import (
     roll_step_nb,
 )
 
-CHUNK = 64  # bars per run of passes
+CHUNK = 256  # bars per run of passes
 # state layout: scalars, three hysteresis triples, four P² estimators, two rolling windows
 _COUNT, _PREV_H, _PREV_L, _PREV_C, _SPREAD, _ALPHA, RAW_SPREAD = 0, 1, 2, 3, 4, 5, 6
 HYST_VOL, HYST_TREND, HYST_LIQ = 7, 7 + HYST_SIZE, 7 + 2 * HYST_SIZE
