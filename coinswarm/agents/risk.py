@@ -60,24 +60,39 @@ def risk_init(values: np.ndarray, p: RiskParams) -> None:
     values[_DAY] = values[_HALTED_DAY] = -1.0
 
 
-def _mark_py(s, alpha, count, close, log_close):
-    """Compound the allowed targets' PnL over the bar and update the volatility estimates;
-    returns the bar's portfolio return (``count`` bars seen before: the very first bar only
-    records prices)."""
-    pnl = 0.0
-    for j in range(close.shape[0]):
-        o = _HEADER + _PER_SYMBOL * j
-        if count == 0.0:
-            s[o], s[o + 3] = close[j], log_close[j]
-            continue
-        r = log_close[j] - s[o + 3]
-        s[o + 1] = r * r if count == 1.0 else s[o + 1] + alpha * (r * r - s[o + 1])
-        pnl += s[o + 2] * (close[j] / s[o] - 1.0)
-        s[o], s[o + 3] = close[j], log_close[j]
-    return pnl
+# rows of the per-symbol scratch ``moves[j]`` of :func:`risk_run_py` (contiguous over the bars)
+_MV_CLOSE, _MV_LOG, _MV_SCALE, _MV_RETURN = 0, 1, 2, 3
+N_RISK_MOVES = 4
 
 
-_mark_nb = jit(_mark_py, inline=True)
+def _symbol_moves_py(s, p, j, count0, close, log_close, moves):
+    """Symbol ``j`` over the run's bars (``count0`` bars seen before it): each bar's simple
+    return ``close / previous − 1`` (0 on the very first bar) into ``moves[j, _MV_RETURN]``
+    and, once the EWMA variance of log returns has taken the bar, its volatility scale
+    ``target_vol / annualised vol`` (0 while the volatility is 0) into ``moves[j, _MV_SCALE]``.
+    The prices are first copied into contiguous rows; then only the variance is a bar-to-bar
+    chain, and the divisions and square roots run over all bars at once, in vector code."""
+    o, n = _HEADER + _PER_SYMBOL * j, close.shape[0]
+    px, lpx, scale, ret = moves[j, _MV_CLOSE], moves[j, _MV_LOG], moves[j, _MV_SCALE], moves[j, _MV_RETURN]
+    for t in range(n):
+        px[t], lpx[t] = close[t, j], log_close[t, j]
+    ret[0] = px[0] / s[o] - 1.0 if count0 > 0.0 else 0.0
+    for t in range(1, n):
+        ret[t] = px[t] / px[t - 1] - 1.0
+    var, prev_log, alpha = s[o + 1], s[o + 3], s[_ALPHA]
+    for t in range(n):
+        if count0 + t > 0.0:
+            r = lpx[t] - prev_log
+            var = r * r if count0 + t == 1.0 else var + alpha * (r * r - var)
+        prev_log = lpx[t]
+        scale[t] = var
+    for t in range(n):
+        vol = math.sqrt(scale[t] * p.bars_per_year)
+        scale[t] = p.target_vol / vol if vol > 0.0 else 0.0
+    s[o], s[o + 1], s[o + 3] = px[n - 1], var, prev_log
+
+
+_symbol_moves_nb = jit(_symbol_moves_py, inline=True)
 
 
 def _brake_py(p, count, eq, peak, day, day_start, kill_left, halted_day):
@@ -103,14 +118,13 @@ def _brake_py(p, count, eq, peak, day, day_start, kill_left, halted_day):
 _brake_nb = jit(_brake_py, inline=True)
 
 
-def _limit_py(s, p, brake, proposed, out):
-    """Scale each proposed target to the volatility target, times the brake, clipped to
-    ``±max_position``; shrink all if the gross exceeds ``max_leverage``; remember the outputs."""
+def _limit_py(s, p, brake, proposed, moves, t, out):
+    """Scale each proposed target by its volatility scale (``moves[j, _MV_SCALE, t]``), times
+    the brake, clipped to ``±max_position``; shrink all if the gross exceeds ``max_leverage``;
+    remember the outputs."""
     gross = 0.0
     for j in range(proposed.shape[0]):
-        vol = math.sqrt(s[_HEADER + _PER_SYMBOL * j + 1] * p.bars_per_year)
-        scale = p.target_vol / vol if vol > 0.0 else 0.0
-        x = proposed[j] * scale * brake if proposed[j] == proposed[j] else 0.0
+        x = proposed[j] * moves[j, _MV_SCALE, t] * brake if proposed[j] == proposed[j] else 0.0
         out[j] = clip_nb(x, -p.max_position, p.max_position)
         gross += abs(out[j])
     if gross > p.max_leverage:
@@ -124,25 +138,32 @@ def _limit_py(s, p, brake, proposed, out):
 _limit_nb = jit(_limit_py, inline=True)
 
 
-def risk_run_py(s, p, time_ms, close, log_close, proposed, out, brakes):
+def risk_run_py(s, p, time_ms, close, log_close, proposed, out, brakes, moves):
     """Limit the proposed targets ``(n, m)`` into ``out`` bar by bar, the brakes in [0, 1] into
-    ``brakes``, given the closes and their logs (computed by the caller, once for every member).
+    ``brakes``, given the closes and their logs (computed by the caller, once for every member);
+    ``moves`` ``(m, N_RISK_MOVES, n)`` is scratch.
 
     Per bar: on a new UTC day the day's starting equity is recorded; the PnL of the targets
     allowed last bar is compounded; the brake follows the drawdown; the targets are limited.
-    The equity, peak, day and kill switch stay in registers for the run."""
+    Each symbol's returns and volatility come first, symbol by symbol; then the portfolio, bar
+    by bar, with its equity, peak, day and kill switch in registers."""
     count, eq, peak, day, day_start = s[_COUNT], s[_EQ], s[_PEAK], s[_DAY], s[_DAY_START]
-    kill_left, halted_day, alpha = s[_KILL_LEFT], s[_HALTED_DAY], s[_ALPHA]
+    kill_left, halted_day = s[_KILL_LEFT], s[_HALTED_DAY]
+    m = close.shape[1]
+    for j in range(m):
+        _symbol_moves_nb(s, p, j, count, close, log_close, moves)
     for t in range(close.shape[0]):
         today = float(time_ms[t] // DAY_MS)
         if today != day:
             day, day_start = today, eq
-        pnl = _mark_nb(s, alpha, count, close[t], log_close[t])
         if count != 0.0:
+            pnl = 0.0
+            for j in range(m):
+                pnl += s[_HEADER + _PER_SYMBOL * j + 2] * moves[j, _MV_RETURN, t]
             eq = max(eq * (1.0 + pnl), 1e-12)
             peak = max(peak, eq)
         brakes[t], peak, kill_left, halted_day = _brake_nb(p, count, eq, peak, day, day_start, kill_left, halted_day)
-        _limit_nb(s, p, brakes[t], proposed[t], out[t])
+        _limit_nb(s, p, brakes[t], proposed[t], moves, t, out[t])
         count += 1.0
     s[_COUNT], s[_EQ], s[_PEAK], s[_DAY], s[_DAY_START] = count, eq, peak, day, day_start
     s[_KILL_LEFT], s[_HALTED_DAY] = kill_left, halted_day
@@ -155,7 +176,8 @@ risk_run_inline_nb = jit(risk_run_py, inline=True)
 def risk_history(s: np.ndarray, p: RiskParams, time_ms: np.ndarray, close: np.ndarray, proposed: np.ndarray):
     """:func:`risk_run_py` over ``(n, m)`` closes with fresh outputs: ``(out, brakes)``."""
     out, brakes = np.zeros(close.shape), np.empty(close.shape[0])
-    risk_run_nb(s, p, time_ms, close, np.log(close), proposed, out, brakes)
+    moves = np.empty((close.shape[1], N_RISK_MOVES, close.shape[0]))
+    risk_run_nb(s, p, time_ms, close, np.log(close), proposed, out, brakes, moves)
     return out, brakes
 
 

@@ -27,7 +27,7 @@ from coinswarm.agents._kernels import EXP_FAST_LIMIT, exp_core_nb, exp_nb
 from coinswarm.agents.arbitrage import pairs_core_py
 from coinswarm.agents.execution import EXEC_SIZE, execution_bars_nb
 from coinswarm.agents.mean_reversion import mean_reversion_bars_nb, mean_reversion_core_py
-from coinswarm.agents.risk import risk_run_inline_nb
+from coinswarm.agents.risk import N_RISK_MOVES, risk_run_inline_nb
 from coinswarm.agents.trend import trend_load_nb, trend_next_nb, trend_store_nb, trend_vote_py
 from coinswarm.regime.detector import N_REGIMES
 from coinswarm.regime.kernel import (
@@ -345,15 +345,16 @@ execute_chunk_nb = jit(execute_chunk_py, inline=True)
 
 
 def committee_bars_py(st, prm, ap, rp, ep, cp, pair, n_agents, time_ms, lh, ll, lc, c, target, risked, raw,
-                      weights, contrib, regime, brake, votes, facts, factors, moves):
+                      weights, contrib, regime, brake, votes, facts, factors, moves, risk_moves):
     """The committee over bars ``(n, m)`` (logs of high, low, close, and the close) into
     caller-owned outputs: every bar's return and spread, then ``CHUNK`` bars at a time the
     members, the Hedge factors, the weights and aggregate, risk (the one step that couples the
     symbols) and execution, each over the whole chunk. Every value is the arithmetic of one bar
     at a time in the same order, so the results do not depend on where a run is split.
-    ``votes`` and ``factors`` ``(m, 3, CHUNK)``, ``facts`` ``(m, N_FACTS, CHUNK)`` and ``moves``
-    ``(m, N_MOVES, n)`` are scratch. Allocates nothing, so it compiles without reference counting.
-    The live runner calls it with one row per bar: the same code as a backtest."""
+    ``votes`` and ``factors`` ``(m, 3, CHUNK)``, ``facts`` ``(m, N_FACTS, CHUNK)``, ``moves``
+    ``(m, N_MOVES, n)`` and ``risk_moves`` ``(m, N_RISK_MOVES, CHUNK)`` are scratch. Allocates
+    nothing, so it compiles without reference counting. The live runner calls it with one row
+    per bar: the same code as a backtest."""
     n = c.shape[0]
     for j in range(c.shape[1]):
         bar_moves_nb(st[0][j], j, lh, ll, lc, moves)
@@ -362,7 +363,8 @@ def committee_bars_py(st, prm, ap, rp, ep, cp, pair, n_agents, time_ms, lh, ll, 
         member_chunk_nb(st, prm, ap, pair, t0, t1, lc, moves, regime, votes, facts)
         gains_chunk_nb(st, cp, n_agents, t0, t1, lc, votes, facts, factors)
         weigh_chunk_nb(st, cp, n_agents, t0, t1, regime, votes, facts, factors, raw, weights, contrib)
-        risk_run_inline_nb(st[7], rp, time_ms[t0:t1], c[t0:t1], lc[t0:t1], raw[t0:t1], risked[t0:t1], brake[t0:t1])
+        risk_run_inline_nb(st[7], rp, time_ms[t0:t1], c[t0:t1], lc[t0:t1], raw[t0:t1], risked[t0:t1], brake[t0:t1],
+                           risk_moves)
         execute_chunk_nb(st, ep, t0, t1, moves, facts, risked, raw, contrib, target)
 
 
@@ -387,7 +389,8 @@ def committee_outputs(n: int, m: int, n_agents: int) -> tuple[np.ndarray, ...]:
             start += size
     outputs[5] = outputs[5].view(np.int64)
     rows = min(n, CHUNK)
-    scratch = np.zeros((m, 3, rows)), np.zeros((m, N_FACTS, rows)), np.ones((m, 3, rows)), np.empty((m, N_MOVES, n))
+    scratch = (np.zeros((m, 3, rows)), np.zeros((m, N_FACTS, rows)), np.ones((m, 3, rows)), np.empty((m, N_MOVES, n)),
+               np.empty((m, N_RISK_MOVES, rows)))
     return (*outputs, *scratch)
 
 

@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import coinswarm as cs
-from coinswarm.agents.risk import risk_init, risk_run_nb, risk_state_size
+from coinswarm.agents.risk import N_RISK_MOVES, risk_init, risk_run_nb, risk_state_size
 
 N = 400
 
@@ -59,7 +59,7 @@ def test_risk_agent_never_breaches_its_limits(close, p, proposal):
     for t in range(n):  # one bar per call (as live), to check the state after every bar
         moves = np.abs(close[t] / close[t - 1] - 1.0).max() if t else 0.0
         risk_run_nb(state, p, np.array([1_704_067_200_000 + t * 3_600_000]), close[t:t + 1], np.log(close[t:t + 1]),
-                    proposed.reshape(1, m), out, brakes)
+                    proposed.reshape(1, m), out, brakes, np.empty((m, N_RISK_MOVES, 1)))
         brake = brakes[0]
         equity, peak, day_start = state[1], state[2], state[4]
         drawdown = 1.0 - equity / peak
