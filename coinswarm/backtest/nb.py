@@ -182,13 +182,17 @@ def rebalance_py(t, px, pt, tgt, tt, last_px, cash, pos, trade_cash, vp, acc, fe
     ``idx`` (m,) are scratch space, so a bar allocates nothing.
     """
     m = pos.shape[0]
+    tg, order_value = work[0], work[1]
+    orders = clip_targets_nb(tgt, tt, px, pt, max_lev, allow_short, tg)
+    may_deleverage = allow_short or max_lev > 1.0
+    if orders == 0 and not may_deleverage:  # nothing to trade (most bars of a sparse signal)
+        return cash, nf
     for j in range(m):
         vp[j] = px[pt, j] if np.isfinite(px[pt, j]) else last_px[j]
     equity, _ = equity_short_nb(cash, pos, vp)
     if not equity > 0.0:
         return cash, nf
-    tg, order_value = work[0], work[1]
-    if clip_targets_nb(tgt, tt, px, pt, max_lev, allow_short, tg) > 0:
+    if orders > 0:
         for j in range(m):
             order_value[j] = tg[j] * equity - pos[j] * vp[j]
         for a in range(order_sequence_nb(order_value, idx)):
@@ -201,7 +205,7 @@ def rebalance_py(t, px, pt, tgt, tt, last_px, cash, pos, trade_cash, vp, acc, fe
             )
             if qty != 0.0:
                 nf = record_fill_nb(acc, fills_i, fills_f, nf, t, j, qty, fill_px, paid)
-    if allow_short or max_lev > 1.0:
+    if may_deleverage:
         cash, nf = deleverage_nb(t, px, pt, cash, pos, trade_cash, vp, acc, fee, slip, max_lev,
                                  fills_i, fills_f, nf)
     return cash, nf
