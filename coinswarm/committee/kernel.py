@@ -13,7 +13,14 @@ each agent's previous signed, confidence-weighted vote ``vc_a`` earned
 ``g_a = clip(vc_a · r_t / σ, ±GAIN_CLIP)`` (r: log return, σ: EWMA vol), and the weights of
 the regime cell the vote was cast in become ``w_a ∝ w_a · exp(η g_a)``; weights that fall
 below ``floor`` are raised to it and the rest shrunk in proportion, so each stays ≥ ``floor``
-and they sum to 1 (a silenced agent can always come back). Weights are kept per symbol and per volatility × trend cell.
+and they sum to 1 (a silenced agent can always come back). Weights are kept per symbol and per
+volatility × trend cell; the loop holds the current cell's (at most three: trend, mean
+reversion, the pair trade) in registers.
+
+The loop runs in passes over ``CHUNK`` bars at a time, each pass one member or one step over
+the whole chunk: a bar-to-bar chain kept in registers, or arithmetic with no chain at all,
+which compiles to vector code. Every value is computed with the arithmetic of one bar at a
+time, in the same order, so results are bit-identical however a history is split.
 """
 
 from __future__ import annotations
@@ -62,16 +69,20 @@ F_LEARN, F_SCALE, F_Z, F_MR = N_RF, N_RF + 1, N_RF + 2, N_RF + 5
 N_FACTS = F_MR + 3
 
 
+def clipped_gain_py(vc, gain_scale):
+    """A vote's gain ``clip(vc · gain_scale, ±GAIN_CLIP)``."""
+    g = vc * gain_scale
+    return GAIN_CLIP if g > GAIN_CLIP else -GAIN_CLIP if g < -GAIN_CLIP else g
+
+
+clipped_gain_nb = jit(clipped_gain_py, inline=True)
+
+
 def hedge_factors_py(vc, gain_scale, eta, n_agents, out):
     """Each agent's Hedge factor ``exp(η · clip(vc_a · gain_scale, ±GAIN_CLIP))`` into ``out``
     (1 for a silent member: its weight only moves through the normalisation)."""
     for a in range(n_agents):
-        if vc[a] != 0.0:
-            g = vc[a] * gain_scale
-            g = GAIN_CLIP if g > GAIN_CLIP else -GAIN_CLIP if g < -GAIN_CLIP else g
-            out[a] = exp_nb(eta * g)
-        else:
-            out[a] = 1.0
+        out[a] = exp_nb(eta * clipped_gain_nb(vc[a], gain_scale)) if vc[a] != 0.0 else 1.0
 
 
 hedge_factors_nb = jit(hedge_factors_py, inline=True)
@@ -79,9 +90,7 @@ hedge_factors_nb = jit(hedge_factors_py, inline=True)
 
 def hedge_factor_py(vc, gain_scale, eta):
     """:func:`hedge_factors_py` for one vote, without a branch, for ``η · GAIN_CLIP ≤ 44``."""
-    g = vc * gain_scale
-    g = GAIN_CLIP if g > GAIN_CLIP else -GAIN_CLIP if g < -GAIN_CLIP else g
-    return exp_core_nb(eta * g)
+    return exp_core_nb(eta * clipped_gain_nb(vc, gain_scale))
 
 
 hedge_factor_nb = jit(hedge_factor_py, inline=True)
