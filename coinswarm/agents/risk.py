@@ -73,6 +73,8 @@ def _symbol_moves_py(s, p, j, count0, close, log_close, moves):
     The prices are first copied into contiguous rows; then only the variance is a bar-to-bar
     chain, and the divisions and square roots run over all bars at once, in vector code."""
     o, n = _HEADER + _PER_SYMBOL * j, close.shape[0]
+    if n == 0:
+        return
     px, lpx, scale, ret = moves[j, _MV_CLOSE], moves[j, _MV_LOG], moves[j, _MV_SCALE], moves[j, _MV_RETURN]
     for t in range(n):
         px[t], lpx[t] = close[t, j], log_close[t, j]

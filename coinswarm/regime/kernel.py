@@ -69,6 +69,8 @@ def bar_moves_py(s, j, lh, ll, lc, moves):
     very first bar), which then becomes the call's last bar. No bar depends on another, so the
     loops over the whole call are vector code (a per-symbol row is what makes them so)."""
     out, n = moves[j], lc.shape[0]
+    if n == 0:
+        return
     h, low, c = out[MOVE_LH], out[MOVE_LL], out[MOVE_LC]
     for t in range(n):
         h[t], low[t], c[t] = lh[t, j], ll[t, j], lc[t, j]

@@ -128,3 +128,19 @@ def test_runs_in_chunks_equal_one_long_run(btc):
                            np.log(c[a:b]), c[a:b]) for a, b in ((0, cut), (cut, len(btc)))]
     target = np.concatenate([p[0][:, 0] for p in parts])
     assert np.array_equal(target, whole["target"].to_numpy())
+
+
+def test_an_empty_run_changes_no_state(btc):
+    """A call with no bars (e.g. a feed that delivered nothing) returns empty outputs and leaves
+    every member's state as it was; the kernels index a call's first and last bar, so zero
+    bars must not reach them."""
+    committee = cs.Committee.default()
+    state = committee.init(["BTC/USDT"])
+    time_ms, _, h, low, c, _ = ohlcv_matrices({"BTC/USDT": btc.iloc[:700]})
+    params = committee._kernel_params(committee.Params(), state.symbols)
+    committee_run(state.arrays, *params, 2, time_ms, np.log(h), np.log(low), np.log(c), c)
+    before = [np.array(a, copy=True) for a in state.arrays if isinstance(a, np.ndarray)]
+    out = committee_run(state.arrays, *params, 2, time_ms[:0], np.log(h[:0]), np.log(low[:0]), np.log(c[:0]), c[:0])
+    assert out[0].shape == (0, 1)
+    after = [a for a in state.arrays if isinstance(a, np.ndarray)]
+    assert all(np.array_equal(x, y) for x, y in zip(before, after, strict=True))
