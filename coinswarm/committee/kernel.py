@@ -218,7 +218,7 @@ def member_chunk_py(st, prm, ap, pair, t0, t1, lc, moves, regime, votes, facts):
         count, var, head = trend_load_nb(trend_j)
         for k in range(n):  # the serial part of trend: its state (in registers) and the horizons' z
             count, var, head, fj[F_Z, k], fj[F_Z + 1, k], fj[F_Z + 2, k] = trend_next_nb(trend_j, prm[1], count, var,
-                                                                                        head, lc[t0 + k, j])
+                                                                                        head, moves[j, MOVE_LC, t0 + k])
         trend_store_nb(trend_j, prm[1], count, var, head)
         for k in range(n):  # its votes: branch-free arithmetic, compiled to vector code
             v, c = trend_vote_nb(fj[F_Z, k], fj[F_Z + 1, k], fj[F_Z + 2, k])
@@ -296,11 +296,14 @@ def aggregate_py(w0, w1, w2, votes_j, k, m, n_agents, weights_out, contrib_out):
     """Bar ``k``'s weights into ``weights_out``, each agent's contribution ``w_a · vote_a / m``
     into ``contrib_out``; returns their sum."""
     total = 0.0
-    for a in range(n_agents):
-        wa = w0 if a == 0 else w1 if a == 1 else w2
-        contrib_out[a] = wa * votes_j[a, k] / m
-        total += contrib_out[a]
-        weights_out[a] = wa
+    contrib_out[0], weights_out[0] = w0 * votes_j[0, k] / m, w0
+    total += contrib_out[0]
+    if n_agents > 1:
+        contrib_out[1], weights_out[1] = w1 * votes_j[1, k] / m, w1
+        total += contrib_out[1]
+    if n_agents > 2:
+        contrib_out[2], weights_out[2] = w2 * votes_j[2, k] / m, w2
+        total += contrib_out[2]
     return total
 
 
