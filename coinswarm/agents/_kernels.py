@@ -102,13 +102,21 @@ def roll_mean_std_py(s, o):
 roll_mean_std_nb = jit(roll_mean_std_py, inline=True)
 
 
-def roll_tstat_py(s, o):
-    """t-statistic of the window's mean (mean / (std / sqrt(n))), 0 when undefined."""
-    n = s[o]
-    mean, std = roll_mean_std_nb(s, o)
+def tstat_py(n, total, squares):
+    """t-statistic of the mean of ``n`` values (mean / (std / sqrt(n))) from their sum and sum
+    of squares; 0 when undefined (fewer than 2 values, or no spread)."""
+    mean, std = mean_std_nb(n, total, squares)
     if n < 2.0 or std <= 0.0:
         return 0.0
     return mean / (std / math.sqrt(n))
+
+
+tstat_nb = jit(tstat_py, inline=True)
+
+
+def roll_tstat_py(s, o):
+    """t-statistic of the window's mean (:func:`tstat_py`)."""
+    return tstat_nb(s[o], s[o + 2], s[o + 3])
 
 
 roll_tstat_nb = jit(roll_tstat_py, inline=True)

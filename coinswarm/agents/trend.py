@@ -62,9 +62,9 @@ def trend_next_py(s, p, count, var, head, lc):
     if count < p.slow or var <= 0.0:
         return count + 1.0, var, head, 0.0, 0.0, 0.0
     inv_sigma = 1.0 / math.sqrt(var)
-    z1 = (lc - s[buf + _ago(head, p.fast, w)]) * inv_sigma * s[_ISQ_FAST]
-    z2 = (lc - s[buf + _ago(head, p.mid, w)]) * inv_sigma * s[_ISQ_MID]
-    z3 = (lc - s[buf + _ago(head, p.slow, w)]) * inv_sigma * s[_ISQ_SLOW]
+    z1 = (lc - s[buf + _ago_nb(head, p.fast, w)]) * inv_sigma * s[_ISQ_FAST]
+    z2 = (lc - s[buf + _ago_nb(head, p.mid, w)]) * inv_sigma * s[_ISQ_MID]
+    z3 = (lc - s[buf + _ago_nb(head, p.slow, w)]) * inv_sigma * s[_ISQ_SLOW]
     return count + 1.0, var, head, z1, z2, z3
 
 
@@ -77,7 +77,7 @@ def _ago_py(head, k, w):
     return idx + w if idx < 0 else idx
 
 
-_ago = jit(_ago_py, inline=True)
+_ago_nb = jit(_ago_py, inline=True)
 
 
 def trend_load_py(s):

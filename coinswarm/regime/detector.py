@@ -36,7 +36,7 @@ from coinswarm.agents._kernels import halflife_alpha_py, roll_size
 from coinswarm.agents.base import Bar, check_bar, check_prices, ohlcv_arrays
 from coinswarm.errors import ConfigError
 from coinswarm.regime.kernel import (
-    _ALPHA,
+    ALPHA,
     CHUNK,
     HYST_LIQ,
     HYST_TREND,
@@ -106,7 +106,7 @@ def state_size(p: RegimeParams) -> int:
 def init_state(values: np.ndarray, p: RegimeParams) -> None:
     """Labels start at normal / range / normal; the spread EWMA factor is precomputed."""
     values[:] = 0.0
-    values[_ALPHA] = halflife_alpha_py(p.spread_halflife)
+    values[ALPHA] = halflife_alpha_py(p.spread_halflife)
     for off, label in ((HYST_VOL, 1.0), (HYST_TREND, 1.0), (HYST_LIQ, 1.0)):
         values[off] = label
         values[off + 1] = label

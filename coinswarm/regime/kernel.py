@@ -14,8 +14,6 @@ per column ``RF_*``), so each pass reads and writes contiguous memory."""
 
 from __future__ import annotations
 
-import math
-
 from coinswarm._jit import jit
 from coinswarm.agents._kernels import (
     HYST_SIZE,
@@ -24,15 +22,17 @@ from coinswarm.agents._kernels import (
     corwin_schultz_log_nb,
     ewma_nb,
     hyst_step_nb,
+    mean_std_nb,
     p2_push_nb,
     p2_value_nb,
     roll_size,
     roll_step_nb,
+    tstat_nb,
 )
 
 CHUNK = 256  # bars per run of passes
 # state layout: scalars, three hysteresis triples, four P² estimators, two rolling windows
-_COUNT, _PREV_H, _PREV_L, _PREV_C, _SPREAD, _ALPHA, RAW_SPREAD = 0, 1, 2, 3, 4, 5, 6
+_COUNT, _PREV_H, _PREV_L, _PREV_C, _SPREAD, ALPHA, RAW_SPREAD = 0, 1, 2, 3, 4, 5, 6
 HYST_VOL, HYST_TREND, HYST_LIQ = 7, 7 + HYST_SIZE, 7 + 2 * HYST_SIZE
 P2_VOL_LO = 7 + 3 * HYST_SIZE
 P2_VOL_HI = P2_VOL_LO + P2_SIZE
@@ -93,7 +93,7 @@ def spread_and_windows_py(s, p, moves_j, t0, n, out):
     count, sum and sum of squares after each bar) into ``out``; advances the bar count. The
     detector's three bar-to-bar chains, held in registers and run side by side in one loop.
     Returns the bar count before the run (0: its first bar has no return and no spread)."""
-    count0, spread, alpha = s[_COUNT], s[_SPREAD], s[_ALPHA]
+    count0, spread, alpha = s[_COUNT], s[_SPREAD], s[ALPHA]
     o_vol, o_trend = ROLL_VOL, trend_offset_nb(p)
     vol_n, vol_head, vol_sum, vol_sq = s[o_vol], int(s[o_vol + 1]), s[o_vol + 2], s[o_vol + 3]
     trend_n, trend_head, trend_sum, trend_sq = s[o_trend], int(s[o_trend + 1]), s[o_trend + 2], s[o_trend + 3]
@@ -123,17 +123,10 @@ def window_stats_py(out, p, n):
     t-statistic (mean / (std / √n) over ``trend_window``) from the windows' sums, 0 until a
     window is full. No bar depends on another: vector code."""
     for k in range(n):
-        nv = max(out[RF_VOL_N, k], 1.0)  # (an empty window's result is discarded)
-        mean = out[RF_VOL_SUM, k] / nv
-        var = out[RF_VOL_SQ, k] / nv - mean * mean
-        std = math.sqrt(var) if var > 0.0 else 0.0
-        out[RF_RV, k] = std if nv >= p.vol_window else 0.0
-        nt = max(out[RF_TREND_N, k], 1.0)
-        mean = out[RF_TREND_SUM, k] / nt
-        var = out[RF_TREND_SQ, k] / nt - mean * mean
-        std = math.sqrt(var) if var > 0.0 else 0.0
-        tstat = mean / (std / math.sqrt(nt)) if nt >= 2.0 and std > 0.0 else 0.0
-        out[RF_TSTAT, k] = tstat if nt >= p.trend_window else 0.0
+        rv = mean_std_nb(out[RF_VOL_N, k], out[RF_VOL_SUM, k], out[RF_VOL_SQ, k])[1]
+        out[RF_RV, k] = rv if out[RF_VOL_N, k] >= p.vol_window else 0.0
+        tstat = tstat_nb(out[RF_TREND_N, k], out[RF_TREND_SUM, k], out[RF_TREND_SQ, k])
+        out[RF_TSTAT, k] = tstat if out[RF_TREND_N, k] >= p.trend_window else 0.0
 
 
 window_stats_nb = jit(window_stats_py, inline=True)
