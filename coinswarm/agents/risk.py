@@ -65,13 +65,15 @@ _MV_CLOSE, _MV_LOG, _MV_SCALE, _MV_RETURN = 0, 1, 2, 3
 N_RISK_MOVES = 4
 
 
-def _symbol_moves_py(s, p, j, count0, close, log_close, moves):
+def _symbol_moves_py(s, p, j, count0, close, log_close, moves, variance, given):
     """Symbol ``j`` over the run's bars (``count0`` bars seen before it): each bar's simple
     return ``close / previous − 1`` (0 on the very first bar) into ``moves[j, _MV_RETURN]``
     and, once the EWMA variance of log returns has taken the bar, its volatility scale
     ``target_vol / annualised vol`` (0 while the volatility is 0) into ``moves[j, _MV_SCALE]``.
     The prices are first copied into contiguous rows; then only the variance is a bar-to-bar
-    chain, and the divisions and square roots run over all bars at once, in vector code."""
+    chain, and the divisions and square roots run over all bars at once, in vector code. When
+    ``given``, the variance after each bar is read from ``variance[j]`` instead (the caller has
+    run the same chain from the same state: see :func:`risk_variance_state_py`)."""
     o, n = _HEADER + _PER_SYMBOL * j, close.shape[0]
     if n == 0:
         return
@@ -81,17 +83,41 @@ def _symbol_moves_py(s, p, j, count0, close, log_close, moves):
     ret[0] = px[0] / s[o] - 1.0 if count0 > 0.0 else 0.0
     for t in range(1, n):
         ret[t] = px[t] / px[t - 1] - 1.0
-    var, prev_log, alpha = s[o + 1], s[o + 3], s[_ALPHA]
+    if given:
+        for t in range(n):
+            scale[t] = variance[j, t]
+        var = scale[n - 1]
+    else:
+        var = _variance_chain_nb(s[o + 1], s[o + 3], s[_ALPHA], count0, n, lpx, scale)
+    for t in range(n):
+        vol = math.sqrt(scale[t] * p.bars_per_year)
+        scale[t] = p.target_vol / vol if vol > 0.0 else 0.0
+    s[o], s[o + 1], s[o + 3] = px[n - 1], var, lpx[n - 1]
+
+
+def _variance_chain_py(var, prev_log, alpha, count0, n, lpx, out):
+    """The EWMA variance of log returns after each of the first ``n`` bars into ``out``;
+    returns the last."""
     for t in range(n):
         if count0 + t > 0.0:
             r = lpx[t] - prev_log
             var = r * r if count0 + t == 1.0 else var + alpha * (r * r - var)
         prev_log = lpx[t]
-        scale[t] = var
-    for t in range(n):
-        vol = math.sqrt(scale[t] * p.bars_per_year)
-        scale[t] = p.target_vol / vol if vol > 0.0 else 0.0
-    s[o], s[o + 1], s[o + 3] = px[n - 1], var, prev_log
+        out[t] = var
+    return var
+
+
+_variance_chain_nb = jit(_variance_chain_py, inline=True)
+
+
+def risk_variance_state_py(s, j):
+    """What symbol ``j``'s variance chain carries into the next bar: ``(smoothing, bars seen,
+    variance, previous log close)``."""
+    o = _HEADER + _PER_SYMBOL * j
+    return s[_ALPHA], s[_COUNT], s[o + 1], s[o + 3]
+
+
+risk_variance_state_nb = jit(risk_variance_state_py, inline=True)
 
 
 _symbol_moves_nb = jit(_symbol_moves_py, inline=True)
@@ -140,10 +166,12 @@ def _limit_py(s, p, brake, proposed, moves, t, out):
 _limit_nb = jit(_limit_py, inline=True)
 
 
-def risk_run_py(s, p, time_ms, close, log_close, proposed, out, brakes, moves):
+def risk_run_py(s, p, time_ms, close, log_close, proposed, out, brakes, moves, variance, given):
     """Limit the proposed targets ``(n, m)`` into ``out`` bar by bar, the brakes in [0, 1] into
     ``brakes``, given the closes and their logs (computed by the caller, once for every member);
-    ``moves`` ``(m, N_RISK_MOVES, n)`` is scratch.
+    ``moves`` ``(m, N_RISK_MOVES, n)`` is scratch. When ``given``, every symbol's EWMA variance
+    after each bar is read from ``variance`` ``(m, n)``: a caller that runs the same chain
+    (same smoothing, same state, see :func:`risk_variance_state_py`) computes it once for all.
 
     Per bar: on a new UTC day the day's starting equity is recorded; the PnL of the targets
     allowed last bar is compounded; the brake follows the drawdown; the targets are limited.
@@ -153,7 +181,7 @@ def risk_run_py(s, p, time_ms, close, log_close, proposed, out, brakes, moves):
     kill_left, halted_day = s[_KILL_LEFT], s[_HALTED_DAY]
     m = close.shape[1]
     for j in range(m):
-        _symbol_moves_nb(s, p, j, count, close, log_close, moves)
+        _symbol_moves_nb(s, p, j, count, close, log_close, moves, variance, given)
     for t in range(close.shape[0]):
         today = float(time_ms[t] // DAY_MS)
         if today != day:
@@ -179,7 +207,7 @@ def risk_history(s: np.ndarray, p: RiskParams, time_ms: np.ndarray, close: np.nd
     """:func:`risk_run_py` over ``(n, m)`` closes with fresh outputs: ``(out, brakes)``."""
     out, brakes = np.zeros(close.shape), np.empty(close.shape[0])
     moves = np.empty((close.shape[1], N_RISK_MOVES, close.shape[0]))
-    risk_run_nb(s, p, time_ms, close, np.log(close), proposed, out, brakes, moves)
+    risk_run_nb(s, p, time_ms, close, np.log(close), proposed, out, brakes, moves, moves[:, _MV_SCALE], False)
     return out, brakes
 
 

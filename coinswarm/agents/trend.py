@@ -48,26 +48,44 @@ def trend_core_py(s, p, lc):
     return trend_vote_nb(z1, z2, z3)
 
 
-def trend_next_py(s, p, count, var, head, lc):
-    """One bar with the bar count, EWMA variance and ring head in registers (the ring's values
-    stay in ``s``): returns ``(count, var, head, z1, z2, z3)`` after the bar, the horizons'
-    ``z`` all 0 during warm-up."""
+def trend_variance_py(s, p, count, var, head, lc):
+    """The EWMA variance of log returns after a bar with log close ``lc``, ``count`` bars seen
+    before it (the previous log close is the ring's newest value)."""
+    if count == 0.0:
+        return var
+    r = lc - s[_RING + ROLL_HEADER + (head - 1 if head > 0 else p.slow)]
+    return var + s[_ALPHA] * (r * r - var) if count > 1.0 else r * r
+
+
+trend_variance_nb = jit(trend_variance_py, inline=True)
+
+
+def trend_push_py(s, p, count, var, head, lc):
+    """Push the bar's log close ``lc`` into the ring, given the variance after the bar: returns
+    ``(count, head, z1, z2, z3)`` after the bar, the horizons' ``z`` all 0 during warm-up."""
     w = p.slow + 1
     buf = _RING + ROLL_HEADER
-    if count > 0.0:
-        r = lc - s[buf + (head - 1 if head > 0 else w - 1)]
-        var = var + s[_ALPHA] * (r * r - var) if count > 1.0 else r * r
     s[buf + head] = lc
     head = 0 if head + 1 == w else head + 1
     if count < p.slow or var <= 0.0:
-        return count + 1.0, var, head, 0.0, 0.0, 0.0
+        return count + 1.0, head, 0.0, 0.0, 0.0
     inv_sigma = 1.0 / math.sqrt(var)
     z1 = (lc - s[buf + _ago_nb(head, p.fast, w)]) * inv_sigma * s[_ISQ_FAST]
     z2 = (lc - s[buf + _ago_nb(head, p.mid, w)]) * inv_sigma * s[_ISQ_MID]
     z3 = (lc - s[buf + _ago_nb(head, p.slow, w)]) * inv_sigma * s[_ISQ_SLOW]
-    return count + 1.0, var, head, z1, z2, z3
+    return count + 1.0, head, z1, z2, z3
 
 
+def trend_next_py(s, p, count, var, head, lc):
+    """One bar with the bar count, EWMA variance and ring head in registers (the ring's values
+    stay in ``s``): returns ``(count, var, head, z1, z2, z3)`` after the bar (see
+    :func:`trend_variance_py` and :func:`trend_push_py`)."""
+    var = trend_variance_nb(s, p, count, var, head, lc)
+    count, head, z1, z2, z3 = trend_push_nb(s, p, count, var, head, lc)
+    return count, var, head, z1, z2, z3
+
+
+trend_push_nb = jit(trend_push_py, inline=True)
 trend_next_nb = jit(trend_next_py, inline=True)
 
 
@@ -78,6 +96,17 @@ def _ago_py(head, k, w):
 
 
 _ago_nb = jit(_ago_py, inline=True)
+
+
+def trend_variance_state_py(s, p):
+    """What the variance chain carries into the next bar: ``(smoothing, bars seen, variance,
+    previous log close)`` (the previous log close is 0 before the first bar)."""
+    count, head = s[_COUNT], int(s[_RING + 1])
+    prev = s[_RING + ROLL_HEADER + (head - 1 if head > 0 else p.slow)] if count > 0.0 else 0.0
+    return s[_ALPHA], count, s[_VAR], prev
+
+
+trend_variance_state_nb = jit(trend_variance_state_py, inline=True)
 
 
 def trend_load_py(s):

@@ -6,7 +6,9 @@ runner (:meth:`coinswarm.committee.Committee.update`), so both paths are bit-ide
 
 State (``CommitteeState.arrays``): regime, trend and mean-reversion states per symbol,
 weights ``(m, N_REGIMES, A)``, last votes ``(m, 3)``, per-symbol scalars, the pair trade's,
-the risk agent's and the execution agent's states.
+the risk agent's and the execution agent's states. Trend, risk and the weights' gains all
+measure volatility with the same EWMA variance of log returns; when their half-lives and states
+agree (the default) the chain runs once and the others read it (:func:`shared_variance_py`).
 
 Weights are learned online with exponentiated gradient (Hedge): after bar t closes,
 each agent's previous signed, confidence-weighted vote ``vc_a`` earned
@@ -34,8 +36,15 @@ from coinswarm.agents._kernels import EXP_FAST_LIMIT, exp_core_nb, exp_nb
 from coinswarm.agents.arbitrage import pairs_core_py
 from coinswarm.agents.execution import EXEC_SIZE, execution_bars_nb
 from coinswarm.agents.mean_reversion import mean_reversion_bars_nb, mean_reversion_core_py
-from coinswarm.agents.risk import N_RISK_MOVES, risk_run_inline_nb
-from coinswarm.agents.trend import trend_load_nb, trend_next_nb, trend_store_nb, trend_vote_py
+from coinswarm.agents.risk import N_RISK_MOVES, risk_run_inline_nb, risk_variance_state_nb
+from coinswarm.agents.trend import (
+    trend_load_nb,
+    trend_next_nb,
+    trend_push_nb,
+    trend_store_nb,
+    trend_variance_state_nb,
+    trend_vote_py,
+)
 from coinswarm.regime.detector import N_REGIMES
 from coinswarm.regime.kernel import (
     CHUNK,
@@ -64,9 +73,10 @@ _PREV_LC, _VAR, _REGIME, _SEEN = 0, 1, 2, 3
 SCALARS = 4
 # columns of the per-bar scratch ``facts`` (m, N_FACTS, CHUNK) after the regime detector's own
 # (``RF_*``, see :mod:`coinswarm.regime.kernel`): learn the weights this bar, the return in
-# volatility units, trend's three z, then mean reversion's scratch
+# volatility units, trend's three z, mean reversion's scratch, then the EWMA variance after the bar
 F_LEARN, F_SCALE, F_Z, F_MR = N_RF, N_RF + 1, N_RF + 2, N_RF + 5
-N_FACTS = F_MR + 3
+F_VAR = F_MR + 3
+N_FACTS = F_VAR + 1
 
 
 def clipped_gain_py(vc, gain_scale):
@@ -197,7 +207,30 @@ def learn_weights_py(w, vc, gain_scale, eta, floor, n_agents):
     store_weights_nb(w, n_agents, *hedge_update_nb(w0, w1, w2, f[0], f[1], f[2], floor, n_agents))
 
 
-def member_chunk_py(st, prm, ap, pair, t0, t1, lc, moves, regime, votes, facts):
+def trend_chunk_py(s, tp, lcj, fj, shared_var, votes):
+    """Trend over the log closes ``lcj`` of one symbol: its state's serial part in registers
+    (the horizons' ``z`` into ``fj[F_Z:]``), then its votes ``vote · confidence`` (branch-free,
+    vector code). With ``shared_var`` the EWMA variance after each bar is read from
+    ``fj[F_VAR]`` (the committee's own chain, from the same state) instead of being computed."""
+    count, var, head = trend_load_nb(s)
+    if shared_var:
+        for k in range(lcj.shape[0]):
+            var = fj[F_VAR, k]
+            count, head, fj[F_Z, k], fj[F_Z + 1, k], fj[F_Z + 2, k] = trend_push_nb(s, tp, count, var, head, lcj[k])
+    else:
+        for k in range(lcj.shape[0]):
+            count, var, head, fj[F_Z, k], fj[F_Z + 1, k], fj[F_Z + 2, k] = trend_next_nb(s, tp, count, var, head,
+                                                                                        lcj[k])
+    trend_store_nb(s, tp, count, var, head)
+    for k in range(lcj.shape[0]):
+        v, c = trend_vote_nb(fj[F_Z, k], fj[F_Z + 1, k], fj[F_Z + 2, k])
+        votes[k] = v * c
+
+
+trend_chunk_nb = jit(trend_chunk_py, inline=True)
+
+
+def member_chunk_py(st, prm, ap, pair, t0, t1, lc, moves, regime, votes, facts, shared_var):
     """Bars ``t0 .. t1-1`` of every member that reads only prices: per symbol, the regime
     detector (its passes fill ``facts[j]``'s ``RF_*`` rows; the volatility × trend cell into
     ``regime[t]``), trend (its three ``z`` into ``facts[j, F_Z:]``) and mean reversion
@@ -215,14 +248,7 @@ def member_chunk_py(st, prm, ap, pair, t0, t1, lc, moves, regime, votes, facts):
         regime_chunk_nb(reg_s[j], prm[0], j, t0, n, moves, facts)
         for k in range(n):
             regime[t0 + k, j] = int(fj[RF_VOL, k]) * 3 + int(fj[RF_TREND, k])
-        count, var, head = trend_load_nb(trend_j)
-        for k in range(n):  # the serial part of trend: its state (in registers) and the horizons' z
-            count, var, head, fj[F_Z, k], fj[F_Z + 1, k], fj[F_Z + 2, k] = trend_next_nb(trend_j, prm[1], count, var,
-                                                                                        head, moves[j, MOVE_LC, t0 + k])
-        trend_store_nb(trend_j, prm[1], count, var, head)
-        for k in range(n):  # its votes: branch-free arithmetic, compiled to vector code
-            v, c = trend_vote_nb(fj[F_Z, k], fj[F_Z + 1, k], fj[F_Z + 2, k])
-            votes[j, TREND, k] = v * c
+        trend_chunk_nb(trend_j, prm[1], moves[j, MOVE_LC, t0:t1], fj, shared_var[0], votes[j, TREND])
         if shared_trend:
             mean_reversion_bars_nb(mr_j, prm[2], moves[j, MOVE_LC], t0, n, fj[RF_TSTAT], fj[RF_TREND_N],
                                    prm[0].trend_window,
@@ -244,10 +270,12 @@ member_chunk_nb = jit(member_chunk_py, inline=True)
 
 
 def gain_scales_py(sc, j, alpha, t0, t1, lc, facts):
-    """Bars ``t0 .. t1-1`` of symbol ``j``: this bar's return and EWMA variance; whether the
-    weights learn this bar (``facts[j, F_LEARN]``) and the return in volatility units
-    (``facts[j, F_SCALE]``) that the votes' gains are measured in. The bar-to-bar chain of the
-    variance (smoothing ``alpha``), apart from the factors' arithmetic."""
+    """Bars ``t0 .. t1-1`` of symbol ``j``: this bar's return and EWMA variance (into
+    ``facts[j, F_VAR]``); whether the weights learn this bar (``facts[j, F_LEARN]``) and the
+    return in volatility units (``facts[j, F_SCALE]``) that the votes' gains are measured in.
+    The bar-to-bar chain of the variance (smoothing ``alpha``), apart from the factors'
+    arithmetic; trend and risk read the variance from here when their chains would be the same
+    (:func:`shared_variance_py`)."""
     var, prev, seen = sc[j, _VAR], sc[j, _PREV_LC], sc[j, _SEEN]
     for t in range(t0, t1):
         k = t - t0
@@ -259,24 +287,49 @@ def gain_scales_py(sc, j, alpha, t0, t1, lc, facts):
                 learn, scale = 1.0, r / math.sqrt(var)
         prev = lc[t, j]
         seen += 1.0
-        facts[j, F_LEARN, k], facts[j, F_SCALE, k] = learn, scale
+        facts[j, F_LEARN, k], facts[j, F_SCALE, k], facts[j, F_VAR, k] = learn, scale, var
     sc[j, _VAR], sc[j, _PREV_LC], sc[j, _SEEN] = var, prev, seen
 
 
 gain_scales_nb = jit(gain_scales_py, inline=True)
 
 
+def _same_chain_py(a, b):
+    """Whether two variance chains' carried values ``(smoothing, bars seen, variance, previous
+    log close)`` are equal (the previous close matters only once a bar has been seen)."""
+    return a[0] == b[0] and a[1] == b[1] and a[2] == b[2] and (a[1] == 0.0 or a[3] == b[3])
+
+
+_same_chain_nb = jit(_same_chain_py, inline=True)
+
+
+def shared_variance_py(st, prm, cp, m):
+    """Whether trend's and risk's EWMA variance chains are, for every symbol, the committee's
+    own (same smoothing, same carried state): then they read it from ``facts[j, F_VAR]``
+    instead of running the same arithmetic again. Checked before each chunk; with the default
+    half-lives (168 bars for all three) it is always true."""
+    sc, trend_s, risk_s = st[5], st[1], st[7]
+    trend_same, risk_same = True, True
+    for j in range(m):
+        own = (cp[2], sc[j, _SEEN], sc[j, _VAR], sc[j, _PREV_LC])
+        trend_same = trend_same and _same_chain_nb(own, trend_variance_state_nb(trend_s[j], prm[1]))
+        risk_same = risk_same and _same_chain_nb(own, risk_variance_state_nb(risk_s, j))
+    return trend_same, risk_same
+
+
+shared_variance_nb = jit(shared_variance_py, inline=True)
+
+
 def gains_chunk_py(st, cp, n_agents, t0, t1, lc, votes, facts, factors):
     """Bars ``t0 .. t1-1``, per symbol: the Hedge factors (:func:`hedge_factors_py`) that last
     bar's votes earned, into ``factors[t - t0]`` (``facts[j, F_LEARN, t - t0]`` says whether to
-    learn). They depend on prices and votes only, so they are computed here, off the bar-to-bar
-    chain of weights, risk and execution. While ``η · GAIN_CLIP`` is within the inline
+    learn, ``facts[j, F_SCALE]`` is the return in volatility units: :func:`gain_scales_py`).
+    They depend on prices and votes only, so they are computed here, off the bar-to-bar chain
+    of weights, risk and execution. While ``η · GAIN_CLIP`` is within the inline
     exponential's range the factors are computed without a branch (a silent member's
     ``exp(0)`` is exactly 1), so the loop over bars is vector code."""
-    last, sc = st[4], st[5]
-    eta = cp[0]
+    last, eta = st[4], cp[0]
     for j in range(lc.shape[1]):
-        gain_scales_nb(sc, j, cp[2], t0, t1, lc, facts)
         fj = facts[j]
         if eta * GAIN_CLIP <= EXP_FAST_LIMIT:
             for a in range(n_agents):
@@ -372,11 +425,14 @@ def committee_bars_py(st, prm, ap, rp, ep, cp, pair, n_agents, time_ms, lh, ll, 
         bar_moves_nb(st[0][j], j, lh, ll, lc, moves)
     for t0 in range(0, n, CHUNK):
         t1 = min(n, t0 + CHUNK)
-        member_chunk_nb(st, prm, ap, pair, t0, t1, lc, moves, regime, votes, facts)
+        shared_var = shared_variance_nb(st, prm, cp, c.shape[1])
+        for j in range(c.shape[1]):
+            gain_scales_nb(st[5], j, cp[2], t0, t1, lc, facts)
+        member_chunk_nb(st, prm, ap, pair, t0, t1, lc, moves, regime, votes, facts, shared_var)
         gains_chunk_nb(st, cp, n_agents, t0, t1, lc, votes, facts, factors)
         weigh_chunk_nb(st, cp, n_agents, t0, t1, regime, votes, facts, factors, raw, weights, contrib)
         risk_run_inline_nb(st[7], rp, time_ms[t0:t1], c[t0:t1], lc[t0:t1], raw[t0:t1], risked[t0:t1], brake[t0:t1],
-                           risk_moves)
+                           risk_moves, facts[:, F_VAR], shared_var[1])
         execute_chunk_nb(st, ep, t0, t1, moves, facts, risked, raw, contrib, target)
 
 

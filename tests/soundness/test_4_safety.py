@@ -54,12 +54,12 @@ def test_risk_agent_never_breaches_its_limits(close, p, proposal):
     proposed = np.array(proposal)
     state = np.zeros(risk_state_size(m))
     risk_init(state, p)
-    out, brakes = np.zeros((1, m)), np.zeros(1)
+    out, brakes, scratch = np.zeros((1, m)), np.zeros(1), np.empty((m, N_RISK_MOVES, 1))
     worst_dd = 0.0
     for t in range(n):  # one bar per call (as live), to check the state after every bar
         moves = np.abs(close[t] / close[t - 1] - 1.0).max() if t else 0.0
         risk_run_nb(state, p, np.array([1_704_067_200_000 + t * 3_600_000]), close[t:t + 1], np.log(close[t:t + 1]),
-                    proposed.reshape(1, m), out, brakes, np.empty((m, N_RISK_MOVES, 1)))
+                    proposed.reshape(1, m), out, brakes, scratch, scratch[:, 0], False)
         brake = brakes[0]
         equity, peak, day_start = state[1], state[2], state[4]
         drawdown = 1.0 - equity / peak

@@ -8,8 +8,10 @@ import pytest
 import coinswarm as cs
 from coinswarm.agents.base import ohlcv_arrays, ohlcv_matrices
 from coinswarm.agents.mean_reversion import MeanReversion, mean_reversion_bands_nb
+from coinswarm.agents.risk import RiskParams, risk_history, risk_init, risk_state_size
+from coinswarm.agents.trend import Trend, TrendParams
 from coinswarm.committee.committee import CommitteeConfig
-from coinswarm.committee.kernel import CHUNK, committee_run, learn_weights_py
+from coinswarm.committee.kernel import CHUNK, committee_run, learn_weights_py, shared_variance_nb
 from coinswarm.regime import RegimeDetector
 from coinswarm.regime.detector import RegimeParams, regime_step_nb
 from coinswarm.regime.kernel import trend_window_full_nb
@@ -144,3 +146,38 @@ def test_an_empty_run_changes_no_state(btc):
     assert out[0].shape == (0, 1)
     after = [a for a in state.arrays if isinstance(a, np.ndarray)]
     assert all(np.array_equal(x, y) for x, y in zip(before, after, strict=True))
+
+
+def _run_kernel(committee, frame):
+    """``committee_run`` over one symbol: ``(state, outputs, time_ms, close)``."""
+    state = committee.init(["BTC/USDT"])
+    time_ms, _, h, low, c, _ = ohlcv_matrices({"BTC/USDT": frame})
+    params = committee._kernel_params(committee.Params(), state.symbols)
+    out = committee_run(state.arrays, *params, 2, time_ms, np.log(h), np.log(low), np.log(c), c)
+    return state, out, time_ms, c
+
+
+@pytest.mark.parametrize("halflives", [(168.0, 168.0), (100.0, 72.0)], ids=["shared", "own chains"])
+def test_trend_and_risk_on_the_committees_variance_end_as_on_their_own(btc, halflives):
+    """With the default half-lives trend and risk read the committee's EWMA variance instead of
+    running the same chain again; either way, trend's state must be the agent's own after the
+    same closes, and risk must limit the committee's raw vote exactly as the agent alone does."""
+    trend_halflife, risk_halflife = halflives
+    config = CommitteeConfig(trend=TrendParams(vol_halflife=trend_halflife),
+                             risk=RiskParams(vol_halflife=risk_halflife))
+    committee = cs.Committee(config)
+    frame = btc.iloc[:4 * CHUNK + 100]
+    fresh = committee.init(["BTC/USDT"])
+    members, *_, committee_params, _ = committee._kernel_params(committee.Params(), fresh.symbols)
+    shared = halflives == (168.0, 168.0)
+    assert shared_variance_nb(fresh.arrays, members, committee_params, 1) == (shared, shared)
+    state, out, time_ms, c = _run_kernel(committee, frame)
+    trend = Trend()
+    alone = trend.init(config.trend)
+    trend._run(alone.values, alone.params, ohlcv_arrays(frame))
+    assert np.array_equal(state.arrays[1][0], alone.values)
+    risk = np.zeros(risk_state_size(1))
+    risk_init(risk, config.risk)
+    risked, brakes = risk_history(risk, config.risk, time_ms, c, out[2])
+    assert np.array_equal(risked, out[1]) and np.array_equal(brakes, out[6])
+    assert np.array_equal(risk, state.arrays[7])
