@@ -123,9 +123,28 @@ risk_variance_state_nb = jit(risk_variance_state_py, inline=True)
 _symbol_moves_nb = jit(_symbol_moves_py, inline=True)
 
 
+# a relative margin far wider than the few ulps by which ``1 − eq / peak`` can round
+_CLEAR_MARGIN = 1.0 + 1e-9
+
+
+def _clear_of_limits_py(p, eq, peak, day_start):
+    """Whether ``1 − eq / peak ≤ dd_soft`` and ``1 − eq / day_start < daily_loss`` surely hold,
+    decided by multiplications with a margin (False for NaN): then the brake's divisions
+    would find no drawdown to brake and no daily loss to halt on."""
+    return (eq >= peak * ((1.0 - p.dd_soft) * _CLEAR_MARGIN)
+            and eq >= day_start * ((1.0 - p.daily_loss) * _CLEAR_MARGIN))
+
+
+_clear_of_limits_nb = jit(_clear_of_limits_py, inline=True)
+
+
 def _brake_py(p, count, eq, peak, day, day_start, kill_left, halted_day):
     """0 (killed, halted, warming up) … 1 (no drawdown) multiplier for this bar; returns it
-    with the peak, kill countdown and halted day after the bar."""
+    with the peak, kill countdown and halted day after the bar. While the equity is clear of
+    both the soft brake's and the daily loss's thresholds (:func:`_clear_of_limits_py`) the
+    brake is known without either division."""
+    if kill_left == 0.0 and _clear_of_limits_nb(p, eq, peak, day_start):
+        return 0.0 if halted_day == day or count < p.vol_halflife else 1.0, peak, kill_left, halted_day
     dd = 1.0 - eq / peak
     if dd >= p.dd_hard and kill_left == 0.0:
         kill_left = float(p.cooldown)
@@ -182,10 +201,11 @@ def risk_run_py(s, p, time_ms, close, log_close, proposed, out, brakes, moves, v
     m = close.shape[1]
     for j in range(m):
         _symbol_moves_nb(s, p, j, count, close, log_close, moves, variance, given)
+    day_ms = int(day) * DAY_MS  # the current UTC day's first millisecond
     for t in range(close.shape[0]):
-        today = float(time_ms[t] // DAY_MS)
-        if today != day:
-            day, day_start = today, eq
+        if time_ms[t] < day_ms or time_ms[t] - day_ms >= DAY_MS:  # a new UTC day
+            day, day_start = float(time_ms[t] // DAY_MS), eq
+            day_ms = int(day) * DAY_MS
         if count != 0.0:
             pnl = 0.0
             for j in range(m):
