@@ -181,26 +181,43 @@ def pair_regression_py(s, o):
 pair_regression_nb = jit(pair_regression_py, inline=True)
 
 
-def p2_push_py(s, o, p, x):
-    """Feed ``x`` to the P² estimator of quantile ``p`` stored at ``s[o:]``."""
-    count = int(s[o + 15])
-    if count < 5:
-        k = count
-        while k > 0 and s[o + k - 1] > x:
-            s[o + k] = s[o + k - 1]
-            k -= 1
-        s[o + k] = x
-        s[o + 15] = count + 1.0
-        if count == 4:
-            for i in range(5):
-                s[o + 5 + i] = float(i)
-            s[o + 10], s[o + 11], s[o + 12] = 0.0, 2.0 * p, 4.0 * p
-            s[o + 13], s[o + 14] = 2.0 + 2.0 * p, 4.0
+def _p2_seed_py(s, o, p, x, count):
+    """One of the first five observations: insertion-sorted into the markers; at the fifth
+    the positions and desired positions are set."""
+    k = count
+    while k > 0 and s[o + k - 1] > x:
+        s[o + k] = s[o + k - 1]
+        k -= 1
+    s[o + k] = x
+    s[o + 15] = count + 1.0
+    if count == 4:
+        for i in range(5):
+            s[o + 5 + i] = float(i)
+        s[o + 10], s[o + 11], s[o + 12] = 0.0, 2.0 * p, 4.0 * p
+        s[o + 13], s[o + 14] = 2.0 + 2.0 * p, 4.0
+
+
+_p2_seed_nb = jit(_p2_seed_py, inline=True)
+
+
+def _p2_place_py(s, o, x):
+    """Widen the outer markers to ``x`` if it falls outside them and add 1 to the position of
+    every marker above ``x``'s cell. With sorted markers (P² keeps them so) that is one
+    comparison per marker, without a branch (the cell's search mispredicts often), and a NaN
+    lands in cell 0 either way; unsorted markers (NaN among them) are searched."""
+    q0, q1, q2, q3, q4 = s[o], s[o + 1], s[o + 2], s[o + 3], s[o + 4]
+    if q0 <= q1 <= q2 <= q3 <= q4:
+        s[o] = x if x < q0 else q0
+        s[o + 4] = x if x >= q4 else q4
+        s[o + 6] += 0.0 if x >= q1 else 1.0
+        s[o + 7] += 0.0 if x >= q2 else 1.0
+        s[o + 8] += 0.0 if x >= q3 else 1.0
+        s[o + 9] += 1.0
         return
-    if x < s[o]:
+    if x < q0:
         s[o] = x
         cell = 0
-    elif x >= s[o + 4]:
+    elif x >= q4:
         s[o + 4] = x
         cell = 3
     else:
@@ -209,6 +226,18 @@ def p2_push_py(s, o, p, x):
             cell += 1
     for i in range(cell + 1, 5):
         s[o + 5 + i] += 1.0
+
+
+_p2_place_nb = jit(_p2_place_py, inline=True)
+
+
+def p2_push_py(s, o, p, x):
+    """Feed ``x`` to the P² estimator of quantile ``p`` stored at ``s[o:]``."""
+    count = int(s[o + 15])
+    if count < 5:
+        _p2_seed_nb(s, o, p, x, count)
+        return
+    _p2_place_nb(s, o, x)
     s[o + 11] += p / 2.0
     s[o + 12] += p
     s[o + 13] += (1.0 + p) / 2.0

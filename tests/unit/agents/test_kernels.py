@@ -14,6 +14,8 @@ import pytest
 from coinswarm.agents._kernels import (
     EXP_FAST_LIMIT,
     P2_SIZE,
+    _p2_place_nb,
+    _p2_place_py,
     corwin_schultz_py,
     exp_nb,
     exp_py,
@@ -102,6 +104,41 @@ def test_p2_quantile_tracks_the_exact_quantile(p):
         p2_push_nb(s, 0, p, v)
     exact = np.quantile(x, p)
     assert p2_value_nb(s, 0) == pytest.approx(exact, rel=0.03)
+
+
+def _place_by_search(s, o, x):
+    """P²'s placement as Jain & Chlamtac state it: find ``x``'s cell, widen the outer markers
+    if it falls outside them, add 1 to every marker position above the cell."""
+    if x < s[o]:
+        s[o], cell = x, 0
+    elif x >= s[o + 4]:
+        s[o + 4], cell = x, 3
+    else:
+        cell = 0
+        while cell < 3 and x >= s[o + cell + 1]:
+            cell += 1
+    s[o + 5 + cell + 1:o + 10] += 1.0
+
+
+@pytest.mark.parametrize("compiled", [False, True], ids=["python", "numba"])
+def test_p2_placement_without_a_branch_equals_the_cell_search(compiled):
+    """Sorted markers (ties included) take the comparison path, NaN or unsorted ones the
+    search: every case must place like the search."""
+    place = _p2_place_nb if compiled else _p2_place_py
+    rng = np.random.default_rng(11)
+    values = np.array([-np.inf, -1.0, 0.0, 0.5, 1.0, 2.0, 3.0, np.inf, np.nan])
+    for _ in range(3000):
+        markers = rng.choice(values[1:7], 5)
+        if rng.random() < 0.8:
+            markers.sort()
+        if rng.random() < 0.05:
+            markers[rng.integers(5)] = np.nan
+        s = np.concatenate([markers, np.arange(5.0), rng.random(6)])
+        expected = s.copy()
+        x = rng.choice(values)
+        place(s, 0, x)
+        _place_by_search(expected, 0, x)
+        assert np.array_equal(s, expected, equal_nan=True), (markers, x)
 
 
 def test_p2_is_nan_until_five_observations():
