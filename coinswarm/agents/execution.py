@@ -44,30 +44,63 @@ def execution_init(values: np.ndarray, offset: int, p: ExecutionParams) -> None:
     values[offset + _ALPHA] = halflife_alpha_py(p.spread_halflife)
 
 
-def execution_next_py(p, alpha, spread, count, current, raw_spread, has_spread, desired):
-    """One bar of the execution agent on its state in registers (spread EWMA, bars with a
-    spread, executed target) given the bar's raw spread estimate; returns them after the bar."""
+def execution_spread_py(alpha, spread, count, raw_spread, has_spread):
+    """The spread EWMA and the number of bars with a spread after a bar."""
     if has_spread:
-        spread = ewma_nb(spread, raw_spread, alpha, count > 0.0)
-        count += 1.0
+        return ewma_nb(spread, raw_spread, alpha, count > 0.0), count + 1.0
+    return spread, count
+
+
+execution_spread_nb = jit(execution_spread_py, inline=True)
+
+
+def execution_move_py(p, spread, current, desired):
+    """The executed target after a bar, given the spread EWMA after it."""
     diff = desired - current
     band = p.band + p.spread_mult * spread
     if desired == 0.0 or abs(diff) > band:
         current += clip_nb(diff, -p.max_step, p.max_step)
-    return spread, count, current
+    return current
+
+
+execution_move_nb = jit(execution_move_py, inline=True)
+
+
+def execution_next_py(p, alpha, spread, count, current, raw_spread, has_spread, desired):
+    """One bar of the execution agent on its state in registers (spread EWMA, bars with a
+    spread, executed target) given the bar's raw spread estimate; returns them after the bar."""
+    spread, count = execution_spread_nb(alpha, spread, count, raw_spread, has_spread)
+    return spread, count, execution_move_nb(p, spread, current, desired)
 
 
 execution_next_nb = jit(execution_next_py, inline=True)
 
 
-def execution_bars_py(s, o, p, raw_spreads, has_spread, desired, out):
+def execution_spread_state_py(s, o):
+    """What the block's spread EWMA carries into the next bar: ``(smoothing, bars with a
+    spread, spread EWMA)``."""
+    return s[o + _ALPHA], s[o + _COUNT], s[o + _SPREAD]
+
+
+execution_spread_state_nb = jit(execution_spread_state_py, inline=True)
+
+
+def execution_bars_py(s, o, p, raw_spreads, has_spread, desired, out, smoothed, given):
     """The block at ``s[o:o + EXEC_SIZE]`` over a run of bars (raw spreads, whether each bar has
-    one, desired targets) with its state in registers; executed targets into ``out``."""
+    one, desired targets) with its state in registers; executed targets into ``out``. When
+    ``given``, the spread EWMA after each bar is read from ``smoothed`` (the caller ran the
+    same chain from the same state, see :func:`execution_spread_state_py`)."""
     spread, count, current, alpha = s[o + _SPREAD], s[o + _COUNT], s[o + _CURRENT], s[o + _ALPHA]
-    for k in range(desired.shape[0]):
-        spread, count, current = execution_next_nb(p, alpha, spread, count, current, raw_spreads[k],
-                                                   has_spread[k] != 0.0, desired[k])
-        out[k] = current
+    if given:
+        for k in range(desired.shape[0]):
+            spread, count = smoothed[k], count + (has_spread[k] != 0.0)
+            current = execution_move_nb(p, spread, current, desired[k])
+            out[k] = current
+    else:
+        for k in range(desired.shape[0]):
+            spread, count, current = execution_next_nb(p, alpha, spread, count, current, raw_spreads[k],
+                                                       has_spread[k] != 0.0, desired[k])
+            out[k] = current
     s[o + _SPREAD], s[o + _COUNT], s[o + _CURRENT] = spread, count, current
 
 

@@ -8,7 +8,7 @@ State (``CommitteeState.arrays``): regime, trend and mean-reversion states per s
 weights ``(m, N_REGIMES, A)``, last votes ``(m, 3)``, per-symbol scalars, the pair trade's,
 the risk agent's and the execution agent's states. Trend, risk and the weights' gains all
 measure volatility with the same EWMA variance of log returns; when their half-lives and states
-agree (the default) the chain runs once and the others read it (:func:`shared_variance_py`).
+agree (the default) the chain runs once and the others read it (:func:`shared_chains_py`).
 
 Weights are learned online with exponentiated gradient (Hedge): after bar t closes,
 each agent's previous signed, confidence-weighted vote ``vc_a`` earned
@@ -34,7 +34,7 @@ import numpy as np
 from coinswarm._jit import jit
 from coinswarm.agents._kernels import EXP_FAST_LIMIT, exp_core_nb, exp_nb
 from coinswarm.agents.arbitrage import pairs_core_py
-from coinswarm.agents.execution import EXEC_SIZE, execution_bars_nb
+from coinswarm.agents.execution import EXEC_SIZE, execution_bars_nb, execution_spread_state_nb
 from coinswarm.agents.mean_reversion import mean_reversion_bars_nb, mean_reversion_core_py
 from coinswarm.agents.risk import N_RISK_MOVES, risk_run_inline_nb, risk_variance_state_nb
 from coinswarm.agents.trend import (
@@ -53,12 +53,14 @@ from coinswarm.regime.kernel import (
     N_MOVES,
     N_RF,
     RF_HAS_SPREAD,
+    RF_SPREAD,
     RF_TREND,
     RF_TREND_N,
     RF_TSTAT,
     RF_VOL,
     bar_moves_nb,
     regime_chunk_nb,
+    spread_state_nb,
 )
 
 TREND, MEAN_REVERSION, ARBITRAGE = 0, 1, 2
@@ -248,7 +250,7 @@ def member_chunk_py(st, prm, ap, pair, t0, t1, lc, moves, regime, votes, facts, 
         regime_chunk_nb(reg_s[j], prm[0], j, t0, n, moves, facts)
         for k in range(n):
             regime[t0 + k, j] = int(fj[RF_VOL, k]) * 3 + int(fj[RF_TREND, k])
-        trend_chunk_nb(trend_j, prm[1], moves[j, MOVE_LC, t0:t1], fj, shared_var[0], votes[j, TREND])
+        trend_chunk_nb(trend_j, prm[1], moves[j, MOVE_LC, t0:t1], fj, shared_var, votes[j, TREND])
         if shared_trend:
             mean_reversion_bars_nb(mr_j, prm[2], moves[j, MOVE_LC], t0, n, fj[RF_TSTAT], fj[RF_TREND_N],
                                    prm[0].trend_window,
@@ -275,7 +277,7 @@ def gain_scales_py(sc, j, alpha, t0, t1, lc, facts):
     return in volatility units (``facts[j, F_SCALE]``) that the votes' gains are measured in.
     The bar-to-bar chain of the variance (smoothing ``alpha``), apart from the factors'
     arithmetic; trend and risk read the variance from here when their chains would be the same
-    (:func:`shared_variance_py`)."""
+    (:func:`shared_chains_py`)."""
     var, prev, seen = sc[j, _VAR], sc[j, _PREV_LC], sc[j, _SEEN]
     for t in range(t0, t1):
         k = t - t0
@@ -303,21 +305,23 @@ def _same_chain_py(a, b):
 _same_chain_nb = jit(_same_chain_py, inline=True)
 
 
-def shared_variance_py(st, prm, cp, m):
-    """Whether trend's and risk's EWMA variance chains are, for every symbol, the committee's
-    own (same smoothing, same carried state): then they read it from ``facts[j, F_VAR]``
-    instead of running the same arithmetic again. Checked before each chunk; with the default
-    half-lives (168 bars for all three) it is always true."""
-    sc, trend_s, risk_s = st[5], st[1], st[7]
-    trend_same, risk_same = True, True
+def shared_chains_py(st, prm, cp, m):
+    """Whether, for every symbol, trend's and risk's EWMA variance chains are the committee's
+    own, and the execution agent's spread EWMA the regime detector's (same smoothing, same
+    carried state): then they read the chain's values (``facts[j, F_VAR]``, the detector's
+    ``facts[j, RF_SPREAD]``) instead of running the same arithmetic again. Checked before each
+    chunk; with the default half-lives it is always true."""
+    sc, trend_s, risk_s, exec_s = st[5], st[1], st[7], st[8]
+    trend_same, risk_same, exec_same = True, True, True
     for j in range(m):
         own = (cp[2], sc[j, _SEEN], sc[j, _VAR], sc[j, _PREV_LC])
         trend_same = trend_same and _same_chain_nb(own, trend_variance_state_nb(trend_s[j], prm[1]))
         risk_same = risk_same and _same_chain_nb(own, risk_variance_state_nb(risk_s, j))
-    return trend_same, risk_same
+        exec_same = exec_same and spread_state_nb(st[0][j]) == execution_spread_state_nb(exec_s, EXEC_SIZE * j)
+    return trend_same, risk_same, exec_same
 
 
-shared_variance_nb = jit(shared_variance_py, inline=True)
+shared_chains_nb = jit(shared_chains_py, inline=True)
 
 
 def gains_chunk_py(st, cp, n_agents, t0, t1, lc, votes, facts, factors):
@@ -393,9 +397,10 @@ def weigh_chunk_py(st, cp, n_agents, t0, t1, regime, votes, facts, factors, raw,
 weigh_chunk_nb = jit(weigh_chunk_py, inline=True)
 
 
-def execute_chunk_py(st, ep, t0, t1, moves, facts, risked, raw, contrib, target):
+def execute_chunk_py(st, ep, t0, t1, moves, facts, risked, raw, contrib, target, shared_spread):
     """Bars ``t0 .. t1-1``, per symbol: each agent's share of the risked target
-    (``contrib · risked / raw``) and the execution agent's target."""
+    (``contrib · risked / raw``) and the execution agent's target (on the detector's spread
+    EWMA when ``shared_spread``)."""
     exec_s = st[8]
     for j in range(raw.shape[1]):
         for t in range(t0, t1):
@@ -403,7 +408,7 @@ def execute_chunk_py(st, ep, t0, t1, moves, facts, risked, raw, contrib, target)
             for a in range(contrib.shape[2]):
                 contrib[t, j, a] *= ratio
         execution_bars_nb(exec_s, EXEC_SIZE * j, ep, moves[j, MOVE_SPREAD, t0:t1], facts[j, RF_HAS_SPREAD],
-                          risked[t0:t1, j], target[t0:t1, j])
+                          risked[t0:t1, j], target[t0:t1, j], facts[j, RF_SPREAD], shared_spread)
 
 
 execute_chunk_nb = jit(execute_chunk_py, inline=True)
@@ -425,15 +430,15 @@ def committee_bars_py(st, prm, ap, rp, ep, cp, pair, n_agents, time_ms, lh, ll, 
         bar_moves_nb(st[0][j], j, lh, ll, lc, moves)
     for t0 in range(0, n, CHUNK):
         t1 = min(n, t0 + CHUNK)
-        shared_var = shared_variance_nb(st, prm, cp, c.shape[1])
+        shared = shared_chains_nb(st, prm, cp, c.shape[1])
         for j in range(c.shape[1]):
             gain_scales_nb(st[5], j, cp[2], t0, t1, lc, facts)
-        member_chunk_nb(st, prm, ap, pair, t0, t1, lc, moves, regime, votes, facts, shared_var)
+        member_chunk_nb(st, prm, ap, pair, t0, t1, lc, moves, regime, votes, facts, shared[0])
         gains_chunk_nb(st, cp, n_agents, t0, t1, lc, votes, facts, factors)
         weigh_chunk_nb(st, cp, n_agents, t0, t1, regime, votes, facts, factors, raw, weights, contrib)
         risk_run_inline_nb(st[7], rp, time_ms[t0:t1], c[t0:t1], lc[t0:t1], raw[t0:t1], risked[t0:t1], brake[t0:t1],
-                           risk_moves, facts[:, F_VAR], shared_var[1])
-        execute_chunk_nb(st, ep, t0, t1, moves, facts, risked, raw, contrib, target)
+                           risk_moves, facts[:, F_VAR], shared[1])
+        execute_chunk_nb(st, ep, t0, t1, moves, facts, risked, raw, contrib, target, shared[2])
 
 
 committee_bars_nb = jit(committee_bars_py, refcount=False)

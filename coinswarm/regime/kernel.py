@@ -224,6 +224,15 @@ def regime_chunk_py(s, p, j, t0, n, moves, rf):
 regime_chunk_nb = jit(regime_chunk_py, inline=True)
 
 
+def spread_state_py(s):
+    """What the spread EWMA carries into the next bar: ``(smoothing, bars with a spread, EWMA)``
+    (every bar but the very first has a spread)."""
+    return s[ALPHA], max(s[_COUNT] - 1.0, 0.0), s[_SPREAD]
+
+
+spread_state_nb = jit(spread_state_py, inline=True)
+
+
 def trend_window_full_py(s, p):
     """Whether the detector's ``trend_window`` of log returns is full (its t-statistic defined)."""
     return s[trend_offset_nb(p)] >= p.trend_window

@@ -7,14 +7,15 @@ import pytest
 
 import coinswarm as cs
 from coinswarm.agents.base import ohlcv_arrays, ohlcv_matrices
+from coinswarm.agents.execution import EXEC_SIZE, ExecutionParams, execution_bars_nb, execution_init
 from coinswarm.agents.mean_reversion import MeanReversion, mean_reversion_bands_nb
 from coinswarm.agents.risk import RiskParams, risk_history, risk_init, risk_state_size
 from coinswarm.agents.trend import Trend, TrendParams
 from coinswarm.committee.committee import CommitteeConfig
-from coinswarm.committee.kernel import CHUNK, committee_run, learn_weights_py, shared_variance_nb
+from coinswarm.committee.kernel import CHUNK, committee_run, learn_weights_py, shared_chains_nb
 from coinswarm.regime import RegimeDetector
 from coinswarm.regime.detector import RegimeParams, regime_step_nb
-from coinswarm.regime.kernel import trend_window_full_nb
+from coinswarm.regime.kernel import MOVE_SPREAD, N_MOVES, bar_moves_nb, trend_window_full_nb
 
 
 def test_hedge_moves_weight_to_the_agent_that_was_right():
@@ -157,20 +158,20 @@ def _run_kernel(committee, frame):
     return state, out, time_ms, c
 
 
-@pytest.mark.parametrize("halflives", [(168.0, 168.0), (100.0, 72.0)], ids=["shared", "own chains"])
-def test_trend_and_risk_on_the_committees_variance_end_as_on_their_own(btc, halflives):
-    """With the default half-lives trend and risk read the committee's EWMA variance instead of
-    running the same chain again; either way, trend's state must be the agent's own after the
-    same closes, and risk must limit the committee's raw vote exactly as the agent alone does."""
-    trend_halflife, risk_halflife = halflives
-    config = CommitteeConfig(trend=TrendParams(vol_halflife=trend_halflife),
-                             risk=RiskParams(vol_halflife=risk_halflife))
+@pytest.mark.parametrize("shared", [True, False], ids=["shared", "own chains"])
+def test_members_on_shared_chains_end_as_on_their_own(btc, shared):
+    """With the default half-lives trend and risk read the committee's EWMA variance, and
+    execution the detector's spread EWMA, instead of running the same chains again. Either way
+    trend's state must be the agent's own after the same closes, risk must limit the raw vote
+    and execution shape the risked target exactly as each does alone, states included."""
+    config = CommitteeConfig() if shared else CommitteeConfig(
+        trend=TrendParams(vol_halflife=100.0), risk=RiskParams(vol_halflife=72.0),
+        execution=ExecutionParams(spread_halflife=12.0))
     committee = cs.Committee(config)
     frame = btc.iloc[:4 * CHUNK + 100]
     fresh = committee.init(["BTC/USDT"])
     members, *_, committee_params, _ = committee._kernel_params(committee.Params(), fresh.symbols)
-    shared = halflives == (168.0, 168.0)
-    assert shared_variance_nb(fresh.arrays, members, committee_params, 1) == (shared, shared)
+    assert shared_chains_nb(fresh.arrays, members, committee_params, 1) == (shared, shared, shared)
     state, out, time_ms, c = _run_kernel(committee, frame)
     trend = Trend()
     alone = trend.init(config.trend)
@@ -181,3 +182,11 @@ def test_trend_and_risk_on_the_committees_variance_end_as_on_their_own(btc, half
     risked, brakes = risk_history(risk, config.risk, time_ms, c, out[2])
     assert np.array_equal(risked, out[1]) and np.array_equal(brakes, out[6])
     assert np.array_equal(risk, state.arrays[7])
+    moves = np.empty((1, N_MOVES, len(frame)))
+    bar_moves_nb(fresh.arrays[0][0], 0, *(np.log(frame[[f]].to_numpy()) for f in ("high", "low", "close")), moves)
+    has_spread = np.r_[0.0, np.ones(len(frame) - 1)]
+    execution, target = np.zeros(EXEC_SIZE), np.empty(len(frame))
+    execution_init(execution, 0, config.execution)
+    execution_bars_nb(execution, 0, config.execution._replace(band=committee.Params().band), moves[0, MOVE_SPREAD],
+                      has_spread, out[1][:, 0], target, target, False)
+    assert np.array_equal(target, out[0][:, 0]) and np.array_equal(execution, state.arrays[8])
