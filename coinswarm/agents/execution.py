@@ -150,10 +150,24 @@ def execution_run_py(s, p, tp, high, low, close):
 execution_run_nb = jit(execution_run_py)
 
 
+def orders_only_py(executed, out):
+    """``executed`` ``(n, m)`` into ``out``, NaN where a target equals the previous bar's."""
+    for j in range(executed.shape[1]):
+        if executed.shape[0] > 0:
+            out[0, j] = executed[0, j]
+        for t in range(1, executed.shape[0]):
+            out[t, j] = np.nan if executed[t, j] == executed[t - 1, j] else executed[t, j]
+
+
+orders_only_nb = jit(orders_only_py, refcount=False)
+
+
 def orders_only(executed: np.ndarray) -> np.ndarray:
-    """NaN where the executed target equals the previous bar's (no order to send)."""
-    out = executed.astype(np.float64, copy=True)
-    out[1:][executed[1:] == executed[:-1]] = np.nan
+    """NaN where the executed target equals the previous bar's (no order to send); one pass."""
+    executed = np.asarray(executed, dtype=np.float64)
+    out = np.empty_like(executed)
+    as_matrix = (lambda a: a.reshape(-1, 1)) if executed.ndim == 1 else (lambda a: a)
+    orders_only_nb(as_matrix(executed), as_matrix(out))
     return out
 
 

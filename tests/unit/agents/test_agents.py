@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 import coinswarm as cs
+from coinswarm.agents.execution import orders_only
 from coinswarm.strategies.base import engine_limits
 
 
@@ -60,3 +61,15 @@ def test_pairs_walk_forward_allows_the_short_leg(btc_1h):
     prices = {"ETH/USDT": eth, "BTC/USDT": btc_1h.loc["2022":"2023"]}
     report = cs.walk_forward("arbitrage", prices, {"entry": [2.0, 2.5]}, train="180D", test="90D")
     assert (report.oos.positions < 0).any().any(), "the hedge leg was never shorted"
+
+
+def test_orders_only_sends_an_order_only_when_the_target_changes():
+    """Hand-made targets: an unchanged target is NaN (no order), per column, and a NaN target
+    stays NaN (it never equals the previous one)."""
+    executed = np.array([[0.0, 1.0], [0.0, 0.5], [0.5, 0.5], [0.5, np.nan], [np.nan, np.nan], [0.0, 0.5]])
+    nan = np.nan
+    expected = np.array([[0.0, 1.0], [nan, 0.5], [0.5, nan], [nan, nan], [nan, nan], [0.0, 0.5]])
+    assert np.array_equal(orders_only(executed), expected, equal_nan=True)
+    assert np.array_equal(orders_only(executed[:, 0]), expected[:, 0], equal_nan=True)
+    assert np.array_equal(orders_only(executed[:, ::-1]), expected[:, ::-1], equal_nan=True)  # a strided view
+    assert orders_only(np.empty(0)).shape == (0,) and orders_only(np.empty((0, 2))).shape == (0, 2)
