@@ -24,7 +24,7 @@ from typing import NamedTuple
 import numpy as np
 
 from coinswarm._jit import jit
-from coinswarm.agents._kernels import clip_nb, halflife_alpha_py
+from coinswarm.agents._kernels import clip_nb, ewma_nb, halflife_alpha_py
 from coinswarm.agents.base import Agent, Bar
 
 DAY_MS = 86_400_000
@@ -101,7 +101,7 @@ def _variance_chain_py(var, prev_log, alpha, count0, n, lpx, out):
     for t in range(n):
         if count0 + t > 0.0:
             r = lpx[t] - prev_log
-            var = r * r if count0 + t == 1.0 else var + alpha * (r * r - var)
+            var = ewma_nb(var, r * r, alpha, count0 + t > 1.0)
         prev_log = lpx[t]
         out[t] = var
     return var

@@ -15,7 +15,7 @@ from typing import NamedTuple
 import numpy as np
 
 from coinswarm._jit import jit
-from coinswarm.agents._kernels import ROLL_HEADER, halflife_alpha_py, roll_size, tanh_nb
+from coinswarm.agents._kernels import ROLL_HEADER, ewma_nb, halflife_alpha_py, roll_size, tanh_nb
 from coinswarm.agents.base import Agent, Bar
 
 _COUNT, _VAR, _ALPHA, _ISQ_FAST, _ISQ_MID, _ISQ_SLOW, _RING = 0, 1, 2, 3, 4, 5, 6
@@ -54,7 +54,7 @@ def trend_variance_py(s, p, count, var, head, lc):
     if count == 0.0:
         return var
     r = lc - s[_RING + ROLL_HEADER + (head - 1 if head > 0 else p.slow)]
-    return var + s[_ALPHA] * (r * r - var) if count > 1.0 else r * r
+    return ewma_nb(var, r * r, s[_ALPHA], count > 1.0)
 
 
 trend_variance_nb = jit(trend_variance_py, inline=True)

@@ -7,8 +7,9 @@ runner (:meth:`coinswarm.committee.Committee.update`), so both paths are bit-ide
 State (``CommitteeState.arrays``): regime, trend and mean-reversion states per symbol,
 weights ``(m, N_REGIMES, A)``, last votes ``(m, 3)``, per-symbol scalars, the pair trade's,
 the risk agent's and the execution agent's states. Trend, risk and the weights' gains all
-measure volatility with the same EWMA variance of log returns; when their half-lives and states
-agree (the default) the chain runs once and the others read it (:func:`shared_chains_py`).
+measure volatility with the same EWMA variance of log returns (:func:`ewma_py`), and execution
+smooths the same spread as the regime detector; when their half-lives and states agree (the
+default) each chain runs once and the others read it (:func:`shared_chains_py`).
 
 Weights are learned online with exponentiated gradient (Hedge): after bar t closes,
 each agent's previous signed, confidence-weighted vote ``vc_a`` earned
@@ -32,7 +33,7 @@ import math
 import numpy as np
 
 from coinswarm._jit import jit
-from coinswarm.agents._kernels import EXP_FAST_LIMIT, exp_core_nb, exp_nb
+from coinswarm.agents._kernels import EXP_FAST_LIMIT, ewma_nb, exp_core_nb, exp_nb
 from coinswarm.agents.arbitrage import pairs_core_py
 from coinswarm.agents.execution import EXEC_SIZE, execution_bars_nb, execution_spread_state_nb
 from coinswarm.agents.mean_reversion import mean_reversion_bars_nb, mean_reversion_core_py
@@ -284,7 +285,7 @@ def gain_scales_py(sc, j, alpha, t0, t1, lc, facts):
         learn, scale = 0.0, 0.0
         if seen > 0.0:
             r = lc[t, j] - prev
-            var = r * r if seen == 1.0 else var + alpha * (r * r - var)
+            var = ewma_nb(var, r * r, alpha, seen > 1.0)
             if var > 0.0:
                 learn, scale = 1.0, r / math.sqrt(var)
         prev = lc[t, j]
