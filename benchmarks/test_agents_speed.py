@@ -23,7 +23,7 @@ from coinswarm.backtest.engine import day_end_mask
 from coinswarm.backtest.nb import simulate_nb
 from coinswarm.committee.kernel import committee_run
 from coinswarm.regime import RegimeDetector
-from coinswarm.regime.detector import regime_run_nb
+from coinswarm.regime.detector import regime_history
 
 PAIRS = ("BTC", "ETH", "LTC", "SOL", "XRP", "ADA")
 AGENTS = ("trend", "mean_reversion", "risk", "execution")
@@ -87,7 +87,7 @@ def test_regime_compiled_throughput(benchmark, btc):
 
     def run():
         params, values = RegimeDetector().init()
-        return regime_run_nb(values, params, time_ms, o, h, low, c)
+        return regime_history(values, params, time_ms, o, h, low, c)
 
     run()
     benchmark(run)
