@@ -138,13 +138,10 @@ def _clear_of_limits_py(p, eq, peak, day_start):
 _clear_of_limits_nb = jit(_clear_of_limits_py, inline=True)
 
 
-def _brake_py(p, count, eq, peak, day, day_start, kill_left, halted_day):
-    """0 (killed, halted, warming up) … 1 (no drawdown) multiplier for this bar; returns it
-    with the peak, kill countdown and halted day after the bar. While the equity is clear of
-    both the soft brake's and the daily loss's thresholds (:func:`_clear_of_limits_py`) the
-    brake is known without either division."""
-    if kill_left == 0.0 and _clear_of_limits_nb(p, eq, peak, day_start):
-        return 0.0 if halted_day == day or count < p.vol_halflife else 1.0, peak, kill_left, halted_day
+def brake_by_drawdown_py(p, count, eq, peak, day, day_start, kill_left, halted_day):
+    """0 (killed, halted, warming up) … 1 (no drawdown) multiplier for this bar, from the
+    drawdown and the day's loss as the module docstring defines them; returns it with the
+    peak, kill countdown and halted day after the bar."""
     dd = 1.0 - eq / peak
     if dd >= p.dd_hard and kill_left == 0.0:
         kill_left = float(p.cooldown)
@@ -160,6 +157,17 @@ def _brake_py(p, count, eq, peak, day, day_start, kill_left, halted_day):
     if dd <= p.dd_soft:
         return 1.0, peak, kill_left, halted_day
     return max(0.0, (p.dd_hard - dd) / (p.dd_hard - p.dd_soft)), peak, kill_left, halted_day
+
+
+brake_by_drawdown_nb = jit(brake_by_drawdown_py, inline=True)
+
+
+def _brake_py(p, count, eq, peak, day, day_start, kill_left, halted_day):
+    """:func:`brake_by_drawdown_py`, known without either division while the equity is clear
+    of both the soft brake's and the daily loss's thresholds (:func:`_clear_of_limits_py`)."""
+    if kill_left == 0.0 and _clear_of_limits_nb(p, eq, peak, day_start):
+        return 0.0 if halted_day == day or count < p.vol_halflife else 1.0, peak, kill_left, halted_day
+    return brake_by_drawdown_nb(p, count, eq, peak, day, day_start, kill_left, halted_day)
 
 
 _brake_nb = jit(_brake_py, inline=True)

@@ -1,4 +1,5 @@
-"""The risk agent's brake: the division-free shortcut never changes it.
+"""The risk agent's brake: the division-free shortcut never changes what the drawdown's own
+arithmetic (``brake_by_drawdown``) gives.
 
 Equity values are synthetic on purpose: they sit within a few ulps to a few parts in 10⁹ of
 the soft-brake and daily-loss thresholds, where a shortcut that was not conservative would
@@ -9,25 +10,15 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from coinswarm.agents.risk import RiskParams, _brake_nb, _brake_py, risk_history, risk_init, risk_state_size
-
-
-def brake_by_definition(p, count, eq, peak, day, day_start, kill_left, halted_day):
-    """The brake as the module docstring defines it, always through both divisions."""
-    dd = 1.0 - eq / peak
-    if dd >= p.dd_hard and kill_left == 0.0:
-        kill_left = float(p.cooldown)
-    if 1.0 - eq / day_start >= p.daily_loss:
-        halted_day = day
-    if kill_left > 0.0:
-        kill_left -= 1.0
-        return 0.0, eq if kill_left == 0.0 else peak, kill_left, halted_day
-    if halted_day == day or count < p.vol_halflife:
-        return 0.0, peak, kill_left, halted_day
-    if dd <= p.dd_soft:
-        return 1.0, peak, kill_left, halted_day
-    return max(0.0, (p.dd_hard - dd) / (p.dd_hard - p.dd_soft)), peak, kill_left, halted_day
-
+from coinswarm.agents.risk import (
+    RiskParams,
+    _brake_nb,
+    _brake_py,
+    brake_by_drawdown_py,
+    risk_history,
+    risk_init,
+    risk_state_size,
+)
 
 near = st.sampled_from([0.0, 1e-16, -1e-16, 3e-16, -3e-16, 1e-12, -1e-12, 1e-9, -1e-9, 2e-9, -2e-9, 0.01, -0.01])
 
@@ -36,7 +27,7 @@ near = st.sampled_from([0.0, 1e-16, -1e-16, 3e-16, -3e-16, 1e-12, -1e-12, 1e-9, 
 @given(peak=st.floats(1e-6, 1e6), drawdown_off=near, loss_off=near, which=st.booleans(),
        dd_soft=st.sampled_from([0.02, 0.1, 0.3]), daily_loss=st.sampled_from([0.01, 0.05, 0.5]),
        kill_left=st.sampled_from([0.0, 0.0, 1.0, 5.0]), halted=st.booleans(), count=st.sampled_from([3.0, 500.0]))
-def test_the_shortcut_gives_the_brake_of_the_definition(peak, drawdown_off, loss_off, which, dd_soft, daily_loss,
+def test_the_shortcut_gives_the_brake_of_the_drawdown(peak, drawdown_off, loss_off, which, dd_soft, daily_loss,
                                                          kill_left, halted, count):
     p = RiskParams(dd_soft=dd_soft, dd_hard=dd_soft + 0.1, daily_loss=daily_loss, vol_halflife=24.0)
     if which:  # equity right at the soft brake's threshold; the day started higher or lower
@@ -47,15 +38,15 @@ def test_the_shortcut_gives_the_brake_of_the_definition(peak, drawdown_off, loss
         eq = day_start * (1.0 - daily_loss) * (1.0 + loss_off)
         peak = max(eq, peak * (1.0 + drawdown_off))
     args = (p, count, eq, peak, 7.0, day_start, kill_left, 7.0 if halted else -1.0)
-    expected = brake_by_definition(*args)
+    expected = brake_by_drawdown_py(*args)
     assert _brake_py(*args) == expected
     assert _brake_nb(*args) == expected
 
 
-def test_nan_equity_takes_the_definitions_path():
+def test_nan_equity_takes_the_drawdowns_path():
     p = RiskParams()
     args = (p, 500.0, np.nan, 1.0, 7.0, 1.0, 0.0, -1.0)
-    got, expected = _brake_py(*args), brake_by_definition(*args)
+    got, expected = _brake_py(*args), brake_by_drawdown_py(*args)
     assert np.isnan(got[0]) == np.isnan(expected[0]) and got[1:] == expected[1:]
 
 
