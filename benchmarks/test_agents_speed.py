@@ -83,11 +83,11 @@ def test_agent_compiled_throughput(benchmark, btc, name):
 
 
 def test_regime_compiled_throughput(benchmark, btc):
-    time_ms, o, h, low, c, _ = ohlcv_arrays(btc)
+    time_ms, _, h, low, c, _ = ohlcv_arrays(btc)
 
     def run():
         params, values = RegimeDetector().init()
-        return regime_history(values, params, time_ms, o, h, low, c)
+        return regime_history(values, params, time_ms, h, low, c)
 
     run()
     benchmark(run)

@@ -48,12 +48,20 @@ def trend_core_py(s, p, lc):
     return trend_vote_nb(z1, z2, z3)
 
 
+def _ring_newest_py(s, p, head):
+    """The log close pushed last into the ring (``head``: the next slot)."""
+    return s[_RING + ROLL_HEADER + (head - 1 if head > 0 else p.slow)]
+
+
+_ring_newest_nb = jit(_ring_newest_py, inline=True)
+
+
 def trend_variance_py(s, p, count, var, head, lc):
     """The EWMA variance of log returns after a bar with log close ``lc``, ``count`` bars seen
     before it (the previous log close is the ring's newest value)."""
     if count == 0.0:
         return var
-    r = lc - s[_RING + ROLL_HEADER + (head - 1 if head > 0 else p.slow)]
+    r = lc - _ring_newest_nb(s, p, head)
     return ewma_nb(var, r * r, s[_ALPHA], count > 1.0)
 
 
@@ -101,8 +109,8 @@ _ago_nb = jit(_ago_py, inline=True)
 def trend_variance_state_py(s, p):
     """What the variance chain carries into the next bar: ``(smoothing, bars seen, variance,
     previous log close)`` (the previous log close is 0 before the first bar)."""
-    count, head = s[_COUNT], int(s[_RING + 1])
-    prev = s[_RING + ROLL_HEADER + (head - 1 if head > 0 else p.slow)] if count > 0.0 else 0.0
+    count = s[_COUNT]
+    prev = _ring_newest_nb(s, p, int(s[_RING + 1])) if count > 0.0 else 0.0
     return s[_ALPHA], count, s[_VAR], prev
 
 

@@ -150,7 +150,7 @@ def regime_bars_py(s, p, time_ms, h, low, c, logs, moves, rf, codes, measures):
 regime_bars_nb = jit(regime_bars_py, refcount=False)
 
 
-def regime_history(s, p, time_ms, o, h, low, c) -> tuple[np.ndarray, np.ndarray]:
+def regime_history(s, p, time_ms, h, low, c) -> tuple[np.ndarray, np.ndarray]:
     """The detector over history: ``(codes (n, 4) int64, measures (n, 3) float64)``.
 
     Outputs and scratch are views of one block: past 4 MiB numpy asks the kernel for huge
@@ -240,8 +240,8 @@ def regimes(prices: pd.DataFrame, params: RegimeParams | None = None, *, gaps: s
     detector = RegimeDetector()
     params, values = detector.init(params)
     check_prices(prices, gaps)
-    time_ms, o, h, low, c, _ = ohlcv_arrays(prices)
-    codes, measures = regime_history(values, params, time_ms, o, h, low, c)
+    time_ms, _, h, low, c, _ = ohlcv_arrays(prices)
+    codes, measures = regime_history(values, params, time_ms, h, low, c)
     return labels_frame(codes, measures, prices.index, version_id(params))
 
 
