@@ -65,6 +65,21 @@ _MV_CLOSE, _MV_LOG, _MV_SCALE, _MV_RETURN = 0, 1, 2, 3
 N_RISK_MOVES = 4
 
 
+def _variance_chain_py(var, prev_log, alpha, count0, n, lpx, out):
+    """The EWMA variance of log returns after each of the first ``n`` bars into ``out``;
+    returns the last."""
+    for t in range(n):
+        if count0 + t > 0.0:
+            r = lpx[t] - prev_log
+            var = ewma_nb(var, r * r, alpha, count0 + t > 1.0)
+        prev_log = lpx[t]
+        out[t] = var
+    return var
+
+
+_variance_chain_nb = jit(_variance_chain_py, inline=True)
+
+
 def _symbol_moves_py(s, p, j, count0, close, log_close, moves, variance, given):
     """Symbol ``j`` over the run's bars (``count0`` bars seen before it): each bar's simple
     return ``close / previous − 1`` (0 on the very first bar) into ``moves[j, _MV_RETURN]``
@@ -95,19 +110,7 @@ def _symbol_moves_py(s, p, j, count0, close, log_close, moves, variance, given):
     s[o], s[o + 1], s[o + 3] = px[n - 1], var, lpx[n - 1]
 
 
-def _variance_chain_py(var, prev_log, alpha, count0, n, lpx, out):
-    """The EWMA variance of log returns after each of the first ``n`` bars into ``out``;
-    returns the last."""
-    for t in range(n):
-        if count0 + t > 0.0:
-            r = lpx[t] - prev_log
-            var = ewma_nb(var, r * r, alpha, count0 + t > 1.0)
-        prev_log = lpx[t]
-        out[t] = var
-    return var
-
-
-_variance_chain_nb = jit(_variance_chain_py, inline=True)
+_symbol_moves_nb = jit(_symbol_moves_py, inline=True)
 
 
 def risk_variance_state_py(s, j):
@@ -118,9 +121,6 @@ def risk_variance_state_py(s, j):
 
 
 risk_variance_state_nb = jit(risk_variance_state_py, inline=True)
-
-
-_symbol_moves_nb = jit(_symbol_moves_py, inline=True)
 
 
 # a relative margin far wider than the few ulps by which ``1 − eq / peak`` can round
@@ -235,7 +235,8 @@ def risk_history(s: np.ndarray, p: RiskParams, time_ms: np.ndarray, close: np.nd
     """:func:`risk_run_py` over ``(n, m)`` closes with fresh outputs: ``(out, brakes)``."""
     out, brakes = np.zeros(close.shape), np.empty(close.shape[0])
     moves = np.empty((close.shape[1], N_RISK_MOVES, close.shape[0]))
-    risk_run_nb(s, p, time_ms, close, np.log(close), proposed, out, brakes, moves, moves[:, _MV_SCALE], False)
+    no_variance = moves[:, _MV_SCALE]  # not read: risk runs its own variance chain here
+    risk_run_nb(s, p, time_ms, close, np.log(close), proposed, out, brakes, moves, no_variance, False)
     return out, brakes
 
 
