@@ -4,6 +4,20 @@ from __future__ import annotations
 
 import pytest
 
+# Per-marker deadlines (seconds) for tests without their own ``@pytest.mark.timeout``; the
+# ini's ``timeout`` covers the rest. A cold numba cache compiles kernels inside the first test
+# that needs them, which is why a unit test may take a minute or two once.
+MARKER_TIMEOUTS = {"slow": 1800, "integration": 600}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if item.get_closest_marker("timeout") is not None:
+            continue
+        limits = [t for m, t in MARKER_TIMEOUTS.items() if item.get_closest_marker(m) is not None]
+        if limits:
+            item.add_marker(pytest.mark.timeout(max(limits)))
+
 # -- real servers (integration) ---------------------------------------------------------
 # Each fixture starts a real server from its pip-installed binary on a free loopback port
 # and stops it at the end of the session; COINSWARM_{NATS,REDIS,POSTGRES}_URL points the
@@ -13,7 +27,7 @@ import pytest
 def _server(kind: str, env: str, tmp_path_factory):
     import os
 
-    from coinswarm.live.servers import STARTERS
+    from coinswarm.adapters.servers import STARTERS
 
     url = os.environ.get(env)
     if url:
@@ -77,7 +91,7 @@ def nats_url(nats_server):
         import nats
         from nats.js.errors import NotFoundError
 
-        from coinswarm.live.bus import STREAM_NAME
+        from coinswarm.adapters.bus import STREAM_NAME
 
         nc = await nats.connect(nats_server[0])
         js = nc.jetstream()

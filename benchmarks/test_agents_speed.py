@@ -20,8 +20,8 @@ from coinswarm.agents import iter_bars
 from coinswarm.agents.base import ohlcv_arrays, ohlcv_matrices
 from coinswarm.agents.execution import orders_only
 from coinswarm.backtest.engine import day_end_mask
-from coinswarm.backtest.nb import simulate_nb
 from coinswarm.committee.kernel import committee_run
+from coinswarm.kernels.portfolio import simulate_nb
 from coinswarm.regime import RegimeDetector
 from coinswarm.regime.detector import regime_history
 

@@ -161,9 +161,9 @@ def test_quorum_in_process_throughput(benchmark, mode):
 def test_quorum_over_nats_and_postgres(benchmark, nats_url, postgres_url, persist_audit):
     from quorum_harness import clock, start_cluster
 
-    from coinswarm.live.bus import NatsBus
-    from coinswarm.live.quorum import submit
+    from coinswarm.adapters.bus import NatsBus
     from coinswarm.memory import Store
+    from coinswarm.memory.nodes import submit
 
     seconds = float(os.environ.get("COINSWARM_BENCH_SECONDS", "60"))
     store = Store(postgres_url, pool_size=10)
@@ -214,8 +214,8 @@ async def _committed_one_at_a_time(proposer, proposal, n: int, pids: dict[str, i
     """Latency from submitting to seeing the commit on ``mem.commit`` of ``n`` proposals sent
     one at a time, after 100 unmeasured (the processes' first proposals touch code and
     connections cold); ``cpu_ms`` gets each process's CPU milliseconds per measured proposal."""
-    from coinswarm.live.commits import committed_ids
-    from coinswarm.live.quorum import submit
+    from coinswarm.memory.commits import committed_ids
+    from coinswarm.memory.nodes import submit
 
     waiting: dict[str, asyncio.Future] = {}
 
@@ -267,10 +267,10 @@ def test_quorum_as_processes_over_nats_and_postgres(benchmark, nats_url, postgre
     from test_quorum_processes import MANAGERS as NODES
     from test_quorum_processes import _start, _wait_ready
 
-    from coinswarm.live.bus import NatsBus
-    from coinswarm.live.quorum import wall_clock_ms
+    from coinswarm.adapters.bus import NatsBus
     from coinswarm.memory import Store
     from coinswarm.memory.models import DecisionRow
+    from coinswarm.memory.nodes import wall_clock_ms
 
     seconds = float(os.environ.get("COINSWARM_BENCH_SECONDS", "60"))
     env = {**os.environ, "COINSWARM_QUORUM_SECRET": "bench", "PYTHONUNBUFFERED": "1"}

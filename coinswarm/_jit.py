@@ -5,16 +5,17 @@ Kernels are written once as plain Python (``foo_py``) and compiled with
 before import makes :func:`jit` return the plain-Python function unchanged, so
 the whole pipeline runs as Python (for debugging, coverage and the twin tests).
 
-Compiled code is cached next to the sources (``__pycache__/*.nbi|nbc``). numba checks
-only the cached function's own file, so a kernel that inlined a helper from *another*
-file would keep the helper's old code after an edit. :func:`drop_stale_caches` (run at
-import) therefore fingerprints every source file of the package and deletes the cached
-kernels whenever the fingerprint changed (the twin tests in ``tests/soundness`` caught
-the problem before this existed).
+Compiled code is cached by numba (``__pycache__/*.nbi|nbc``, or ``NUMBA_CACHE_DIR``). numba
+checks only the cached function's own file, so a kernel that inlined a helper from *another*
+file would keep the helper's old code after an edit. Kernels of this package are therefore
+cached under a stamp of the *whole package's* sources (:class:`PackageLocator`): any edit
+anywhere makes every cached kernel stale, and numba recompiles and overwrites it. Nothing is
+written on import.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 from collections.abc import Callable
@@ -26,47 +27,71 @@ F = TypeVar("F", bound=Callable)
 NUMBA_DISABLED: bool = os.environ.get("COINSWARM_DISABLE_NUMBA", "").strip() not in ("", "0")
 
 PACKAGE = Path(__file__).parent
-STAMP = "coinswarm-sources.sha1"
+
+
+# what compiled code can depend on: the pure core, the kernels, and any file that compiles
+COMPILED_PARTS = ("_jit.py", "costs.py", "agents", "committee", "kernels", "quorum", "regime", "strategies")
 
 
 def sources_digest(package: Path = PACKAGE) -> str:
-    """SHA-1 over the relative path and bytes of every ``.py`` file under ``package``."""
+    """SHA-1 over the relative path and bytes of every ``.py`` file under ``package`` that
+    compiled kernels can depend on: those in :data:`COMPILED_PARTS` and any that imports
+    this module (an edit of, say, the CLI or the store leaves the cached kernels alone)."""
     digest = hashlib.sha1()
     for path in sorted(package.rglob("*.py")):
-        digest.update(path.relative_to(package).as_posix().encode() + b"\0" + path.read_bytes())
+        rel = path.relative_to(package)
+        text = path.read_bytes()
+        if rel.parts[0] in COMPILED_PARTS or b"coinswarm._jit" in text:
+            digest.update(rel.as_posix().encode() + b"\0" + text)
     return digest.hexdigest()
 
 
-def drop_stale_caches(package: Path = PACKAGE, cache_dir: str | None = None) -> bool:
-    """Delete numba's cached kernels of ``package`` if any of its sources changed since the
-    last check; returns whether it did. ``cache_dir`` is ``NUMBA_CACHE_DIR`` when set.
-    Unwritable locations are left alone (numba then caches elsewhere or recompiles)."""
-    stamp = package / "__pycache__" / STAMP
-    digest = sources_digest(package)
+@functools.cache
+def package_digest() -> str:
+    """:func:`sources_digest` of this package, computed once per process."""
+    return sources_digest(PACKAGE)
+
+
+def _in_package(py_file: str, package: Path = PACKAGE) -> bool:
     try:
-        if stamp.read_text() == digest:
-            return False
-    except OSError:
-        pass
-    cached = list(package.rglob("*.nb[ic]"))
-    if cache_dir:
-        cached += [f for f in Path(cache_dir).rglob("*.nb[ic]") if package.name in f.parts]
-    try:
-        for path in cached:
-            path.unlink(missing_ok=True)
-        stamp.parent.mkdir(exist_ok=True)
-        stamp.write_text(digest)
+        return Path(py_file).resolve().is_relative_to(package.resolve())
     except OSError:
         return False
-    return True
+
+
+def package_locators() -> tuple[type, ...]:
+    """numba cache locators for this package's kernels: numba's own (in-tree, or
+    ``NUMBA_CACHE_DIR``), but stamped with :func:`sources_digest` instead of the kernel's
+    own file, so a cached kernel is used only if no source of the package changed."""
+    from numba.core import caching
+
+    class Stamped:
+        def get_source_stamp(self):
+            return package_digest()
+
+        @classmethod
+        def from_function(cls, py_func, py_file):
+            if not _in_package(py_file):
+                return None
+            return super().from_function(py_func, py_file)
+
+    class UserDirLocator(Stamped, caching.UserProvidedCacheLocator):
+        """``NUMBA_CACHE_DIR`` when set."""
+
+    class TreeLocator(Stamped, caching.InTreeCacheLocator):
+        """``__pycache__`` beside the sources."""
+
+    return UserDirLocator, TreeLocator
 
 
 if NUMBA_DISABLED:
     prange = range
 else:
     from numba import prange  # noqa: F401  (re-exported)
+    from numba.core.caching import CacheImpl
 
-    drop_stale_caches(cache_dir=os.environ.get("NUMBA_CACHE_DIR"))
+    if not any(getattr(k, "__module__", "") == __name__ for k in CacheImpl._locator_classes):
+        CacheImpl._locator_classes[:0] = package_locators()
 
 
 # Division by zero gives inf/NaN as in numpy instead of raising: Python's check is a branch on
@@ -94,7 +119,7 @@ def jit(fn: F | None = None, *, parallel: bool = False, inline: bool = False, re
         per-bar loops, where every row view or inlined array argument otherwise costs an
         atomic increment and decrement (measured: half the time of a one-asset simulation).
         Such a function must not allocate arrays or return them; its callers allocate and
-        own every array it touches (see :func:`coinswarm.backtest.nb.simulate_py`).
+        own every array it touches (see :func:`coinswarm.kernels.portfolio.simulate_py`).
 
     Returns
     -------

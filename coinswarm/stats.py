@@ -10,9 +10,15 @@ import itertools
 import math
 
 import numpy as np
-from scipy import stats as sps
 
 from coinswarm.errors import ConfigError
+
+
+def _sps():
+    """``scipy.stats``, imported on first use (it takes about half a second to load)."""
+    from scipy import stats
+
+    return stats
 
 EULER_GAMMA = 0.5772156649015329
 
@@ -28,8 +34,8 @@ def sample_moments(returns: np.ndarray) -> tuple[float, float, float, int]:
     if std == 0:
         return math.nan, 0.0, 3.0, n
     sharpe = r.mean() / std
-    skew = float(sps.skew(r, bias=False))
-    kurt = float(sps.kurtosis(r, fisher=False, bias=False))
+    skew = float(_sps().skew(r, bias=False))
+    kurt = float(_sps().kurtosis(r, fisher=False, bias=False))
     return float(sharpe), skew, kurt, n
 
 
@@ -45,7 +51,7 @@ def probabilistic_sharpe_ratio(
     denom = 1.0 - skew * sharpe + (kurtosis - 1.0) / 4.0 * sharpe**2
     if denom <= 0:
         return math.nan
-    return float(sps.norm.cdf((sharpe - benchmark) * math.sqrt(n - 1) / math.sqrt(denom)))
+    return float(_sps().norm.cdf((sharpe - benchmark) * math.sqrt(n - 1) / math.sqrt(denom)))
 
 
 def expected_max_sharpe(n_trials: int, sharpe_variance: float) -> float:
@@ -54,8 +60,8 @@ def expected_max_sharpe(n_trials: int, sharpe_variance: float) -> float:
         raise ConfigError("n_trials must be ≥ 1")
     if n_trials == 1 or sharpe_variance <= 0:
         return 0.0
-    z1 = sps.norm.ppf(1.0 - 1.0 / n_trials)
-    z2 = sps.norm.ppf(1.0 - 1.0 / (n_trials * math.e))
+    z1 = _sps().norm.ppf(1.0 - 1.0 / n_trials)
+    z2 = _sps().norm.ppf(1.0 - 1.0 / (n_trials * math.e))
     return math.sqrt(sharpe_variance) * ((1.0 - EULER_GAMMA) * z1 + EULER_GAMMA * z2)
 
 

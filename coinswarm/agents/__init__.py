@@ -2,7 +2,7 @@
 
 Each agent has typed ``Params``, ``init(params) -> state`` and ``update(state, bar) -> Vote``
 for the live path, and ``run(prices)`` (one compiled loop over the same step) and
-``targets(prices, params)`` for the backtester. All are registered as strategies:
+``targets(prices, params)`` for the backtester. All are registered as strategies (by :mod:`coinswarm.strategies`):
 ``trend``, ``mean_reversion``, ``risk``, ``execution``, ``arbitrage`` (pairs), ``carry``.
 """
 
@@ -12,14 +12,6 @@ from coinswarm.agents.execution import Execution, ExecutionParams
 from coinswarm.agents.mean_reversion import MeanReversion, MeanReversionParams
 from coinswarm.agents.risk import Risk, RiskParams
 from coinswarm.agents.trend import Trend, TrendParams
-from coinswarm.strategies.base import register
-
-TREND = register(Trend())
-MEAN_REVERSION = register(MeanReversion())
-RISK = register(Risk())
-EXECUTION = register(Execution())
-ARBITRAGE = register(PairsArbitrage())
-CARRY = register(FundingCarry())
 
 __all__ = [
     "Agent",

@@ -26,11 +26,11 @@ import numpy as np
 import pandas as pd
 
 from coinswarm._jit import jit
-from coinswarm.agents._kernels import ewma_nb, halflife_alpha_py, pair_push_nb, pair_regression_nb, pair_size
 from coinswarm.agents.base import check_prices
 from coinswarm.agents.mean_reversion import next_position_nb
 from coinswarm.data.resample import align
 from coinswarm.errors import ConfigError, MissingValueError, NonPositivePriceError
+from coinswarm.kernels.steps import ewma_nb, halflife_alpha_py, pair_push_nb, pair_regression_nb, pair_size
 
 _COUNT, _POS, _BETA, _PAIR = 0, 1, 2, 3
 _EWMA, _CARRY_ALPHA = 2, 3
@@ -223,7 +223,10 @@ class FundingCarry(_TwoLegAgent):
     Params = CarryParams
     default_grid = {"enter": [0.00005, 0.0001, 0.0002]}
 
-    def __init__(self, funding: pd.Series | str | None = None) -> None:
+    def __init__(self, funding: pd.Series | None = None) -> None:
+        if funding is not None and not isinstance(funding, pd.Series):
+            raise ConfigError(f"FundingCarry(funding=...) takes a Series of funding rates, not "
+                              f"{type(funding).__name__}; load one with cs.load_funding(name)")
         self.funding = funding
 
     def state_size(self, p: CarryParams) -> int:
@@ -247,16 +250,13 @@ class FundingCarry(_TwoLegAgent):
         return carry_step_nb(values, params, rate)
 
     def rates(self, perp: pd.DataFrame) -> pd.Series:
-        """Funding rates: the constructor's, or the catalog's for the perp frame's source."""
-        from coinswarm.data.load import load_funding
-
-        funding = self.funding
-        if funding is None:
-            source = str(perp.attrs.get("source", ""))
-            if not source.startswith("binance-perp:"):
-                raise ConfigError("carry needs funding rates: FundingCarry(funding=...) or a binance-perp frame")
-            funding = ":".join(source.split(":")[:2]) + ":funding"
-        return load_funding(funding) if isinstance(funding, str) else funding
+        """Funding rates: the constructor's, else those :func:`~coinswarm.data.load.load_ohlcv`
+        attached to the perpetual's candles (``attrs["funding"]``). The agent reads no files."""
+        funding = self.funding if self.funding is not None else perp.attrs.get("funding")
+        if not isinstance(funding, pd.Series):
+            raise ConfigError("carry needs funding rates: FundingCarry(funding=cs.load_funding(name)), or the "
+                              "perpetual's candles from cs.load_ohlcv('binance-perp:SYMBOL:1h')")
+        return funding
 
     def run(self, prices: dict, params: CarryParams | None = None) -> pd.DataFrame:
         """Votes per leg (spot first, perpetual second)."""

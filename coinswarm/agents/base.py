@@ -225,7 +225,7 @@ class Agent(ABC):
         if params is None:
             return self.Params()
         if isinstance(params, dict):
-            from coinswarm.strategies.base import make_params
+            from coinswarm.params import make_params
 
             return make_params(self, params)
         if not isinstance(params, self.Params):

@@ -21,9 +21,9 @@ import numpy as np
 import pandas as pd
 
 from coinswarm._jit import jit
-from coinswarm.agents._kernels import clip_nb, corwin_schultz_log_nb, ewma_nb, halflife_alpha_py
 from coinswarm.agents.base import Agent, Bar, check_prices, ohlcv_arrays
 from coinswarm.agents.trend import TrendParams, trend_init, trend_step_nb
+from coinswarm.kernels.steps import clip_nb, corwin_schultz_log_nb, ewma_nb, halflife_alpha_py
 
 EXEC_SIZE = 7
 _COUNT, _CURRENT, _SPREAD, _PREV_H, _PREV_L, _ALPHA, _HAS_PREV = 0, 1, 2, 3, 4, 5, 6

@@ -17,7 +17,8 @@ from typing import NamedTuple
 import numpy as np
 
 from coinswarm._jit import jit
-from coinswarm.agents._kernels import (
+from coinswarm.agents.base import Agent, Bar
+from coinswarm.kernels.steps import (
     ROLL_HEADER,
     mean_std_nb,
     roll_mean_std_nb,
@@ -26,7 +27,6 @@ from coinswarm.agents._kernels import (
     roll_step_nb,
     roll_tstat_nb,
 )
-from coinswarm.agents.base import Agent, Bar
 
 _COUNT, _POS, _PREV, _ROLL_PRICE = 0, 1, 2, 3
 

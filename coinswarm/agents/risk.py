@@ -24,8 +24,8 @@ from typing import NamedTuple
 import numpy as np
 
 from coinswarm._jit import jit
-from coinswarm.agents._kernels import clip_nb, ewma_nb, halflife_alpha_py
 from coinswarm.agents.base import Agent, Bar
+from coinswarm.kernels.steps import clip_nb, ewma_nb, halflife_alpha_py
 
 DAY_MS = 86_400_000
 _COUNT, _EQ, _PEAK, _DAY, _DAY_START, _KILL_LEFT, _HALTED_DAY, _ALPHA = 0, 1, 2, 3, 4, 5, 6, 7

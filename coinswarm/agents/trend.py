@@ -15,8 +15,8 @@ from typing import NamedTuple
 import numpy as np
 
 from coinswarm._jit import jit
-from coinswarm.agents._kernels import ROLL_HEADER, ewma_nb, halflife_alpha_py, roll_size, tanh_nb
 from coinswarm.agents.base import Agent, Bar
+from coinswarm.kernels.steps import ROLL_HEADER, ewma_nb, halflife_alpha_py, roll_size, tanh_nb
 
 _COUNT, _VAR, _ALPHA, _ISQ_FAST, _ISQ_MID, _ISQ_SLOW, _RING = 0, 1, 2, 3, 4, 5, 6
 

@@ -8,12 +8,12 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from coinswarm.backtest.accum import METRIC_NAMES, finalize_nb
-from coinswarm.backtest.nb import simulate_nb
 from coinswarm.costs import Costs
 from coinswarm.data.load import load_funding
 from coinswarm.data.resample import align
 from coinswarm.errors import ConfigError
+from coinswarm.kernels.metrics import METRIC_NAMES, finalize_nb
+from coinswarm.kernels.portfolio import simulate_nb
 
 EXECUTIONS = ("next_open", "close")
 DAY = pd.Timedelta(days=1)
@@ -128,7 +128,7 @@ class Result:
         One row per fill: ``time, symbol, side, qty, price, fee`` (qty > 0, price includes
         slippage).
     metrics : dict
-        See :data:`coinswarm.backtest.accum.METRIC_NAMES`.
+        See :data:`coinswarm.kernels.metrics.METRIC_NAMES`.
     assumptions : dict
         Fees, slippage, execution, data range and initial cash the numbers rest on.
     attribution : DataFrame or None

@@ -8,7 +8,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from coinswarm.backtest.accum import METRIC_NAMES, finalize_nb
 from coinswarm.backtest.engine import (
     _assumptions,
     as_price_dict,
@@ -17,9 +16,10 @@ from coinswarm.backtest.engine import (
     span_days,
     target_matrix,
 )
-from coinswarm.backtest.nb import simulate_nb
 from coinswarm.costs import Costs
 from coinswarm.errors import ConfigError
+from coinswarm.kernels.metrics import METRIC_NAMES, finalize_nb
+from coinswarm.kernels.portfolio import simulate_nb
 from coinswarm.strategies.base import Strategy, engine_limits, expand_grid, get_strategy
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from coinswarm.backtest.accum import ACC_SIZE, acc_bar_nb, acc_init_nb
 from coinswarm.backtest.engine import (
     Result,
     as_price_dict,
@@ -14,8 +13,9 @@ from coinswarm.backtest.engine import (
     metrics_dict,
     target_matrix,
 )
-from coinswarm.backtest.nb import simulate_nb
 from coinswarm.costs import Costs
+from coinswarm.kernels.metrics import ACC_SIZE, acc_bar_nb, acc_init_nb
+from coinswarm.kernels.portfolio import simulate_nb
 from coinswarm.strategies.base import engine_limits
 
 

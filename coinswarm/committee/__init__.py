@@ -1,6 +1,5 @@
 """The committee: weighted agent votes with learned per-regime weights, then risk and execution."""
 
-from coinswarm.committee.attribution import attribute, realised_pnl
 from coinswarm.committee.committee import (
     Committee,
     CommitteeConfig,
@@ -8,9 +7,6 @@ from coinswarm.committee.committee import (
     CommitteeParams,
     CommitteeState,
 )
-from coinswarm.strategies.base import register
-
-COMMITTEE = register(Committee.default())
 
 __all__ = [
     "Committee",
@@ -18,6 +14,4 @@ __all__ = [
     "CommitteeOutput",
     "CommitteeParams",
     "CommitteeState",
-    "attribute",
-    "realised_pnl",
 ]

@@ -14,7 +14,6 @@ from typing import Any, NamedTuple
 import numpy as np
 import pandas as pd
 
-from coinswarm.agents._kernels import halflife_alpha_py
 from coinswarm.agents.arbitrage import ArbitrageParams, PairsArbitrage
 from coinswarm.agents.base import Bar, check_bar, check_bar_time, check_prices, new_clock, ohlcv_matrices
 from coinswarm.agents.execution import EXEC_SIZE, Execution, ExecutionParams, execution_init, orders_only
@@ -31,6 +30,7 @@ from coinswarm.committee.kernel import (
 )
 from coinswarm.data.resample import align
 from coinswarm.errors import ConfigError
+from coinswarm.kernels.steps import halflife_alpha_py
 from coinswarm.regime.detector import (
     RegimeParams,
     init_state,
@@ -200,19 +200,6 @@ class Committee:
         shaped = pd.DataFrame(orders_only(target.to_numpy()), index=target.index, columns=target.columns)
         return shaped.reindex(next(iter(align(prices).values())).index)
 
-    def backtest(self, prices, params: CommitteeParams | None = None, *, costs=None, init_cash: float = 10_000.0,
-                 execution: str = "next_open"):
-        """Simulate the committee and attach ``Result.attribution`` (PnL by agent and regime)."""
-        from coinswarm.backtest.engine import simulate
-        from coinswarm.committee.attribution import attribute
-
-        table = self.run(prices, params, gaps="ignore")
-        result = simulate(prices, self._orders(prices, table), costs=costs, init_cash=init_cash, execution=execution,
-                          allow_short=self.allow_short)
-        result.attribution = attribute(result, table, self.agent_names)
-        result.committee = table
-        return result
-
     def warmup(self, params: CommitteeParams | None = None) -> int:
         """The slowest member's warm-up."""
         cfg = self.config
@@ -228,7 +215,7 @@ class Committee:
         if params is None:
             return CommitteeParams()
         if isinstance(params, dict):
-            from coinswarm.strategies.base import make_params
+            from coinswarm.params import make_params
 
             return make_params(self, params)
         return params

@@ -33,7 +33,6 @@ import math
 import numpy as np
 
 from coinswarm._jit import jit
-from coinswarm.agents._kernels import EXP_FAST_LIMIT, ewma_nb, exp_core_nb, exp_nb
 from coinswarm.agents.arbitrage import pairs_core_py
 from coinswarm.agents.execution import EXEC_SIZE, execution_bars_nb, execution_spread_state_nb
 from coinswarm.agents.mean_reversion import mean_reversion_bars_nb, mean_reversion_core_py
@@ -46,6 +45,7 @@ from coinswarm.agents.trend import (
     trend_variance_state_nb,
     trend_vote_py,
 )
+from coinswarm.kernels.steps import EXP_FAST_LIMIT, ewma_nb, exp_core_nb, exp_nb
 from coinswarm.regime.detector import N_REGIMES
 from coinswarm.regime.kernel import (
     CHUNK,

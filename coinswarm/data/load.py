@@ -16,7 +16,7 @@ from coinswarm.data.validate import (
     timeframe_ms,
     validate_arrays,
 )
-from coinswarm.errors import DatasetNotFoundError, MissingValueError, SchemaError
+from coinswarm.errors import CoinswarmError, DatasetNotFoundError, MissingValueError, SchemaError
 
 PathLike = str | os.PathLike
 
@@ -114,7 +114,9 @@ def load_ohlcv(
     -------
     pandas.DataFrame
         float64 columns ``open high low close volume`` on a UTC ``DatetimeIndex`` named
-        ``time`` (bar open time). ``attrs`` holds ``source``, ``timeframe`` and ``gaps``.
+        ``time`` (bar open time). ``attrs`` holds ``source``, ``timeframe`` and ``gaps``,
+        and for a perpetual whose funding rates are in the catalog also ``funding`` (the
+        :func:`load_funding` series, which the carry agent reads).
 
     Raises
     ------
@@ -135,7 +137,20 @@ def load_ohlcv(
         df = df.loc[start:end]
         stamps = df.index.as_unit("ms").asi8
         df.attrs["gaps"] = gap_report(stamps, report.timeframe).to_dict()
+    funding = _catalog_funding(name, data_dir)
+    if funding is not None:
+        df.attrs["funding"] = funding
     return df
+
+
+def _catalog_funding(name: str, data_dir: PathLike | None) -> pd.Series | None:
+    """The catalog's funding rates of a perpetual's candles (``None`` for spot or a file)."""
+    if not name.startswith("binance-perp:"):
+        return None
+    try:
+        return load_funding(":".join(name.split(":")[:2]) + ":funding", data_dir=data_dir)
+    except (CoinswarmError, OSError):
+        return None
 
 
 def load_funding(

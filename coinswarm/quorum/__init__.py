@@ -1,7 +1,7 @@
 """Quorum-governed memory: proposals, deterministic managers, Byzantine-tolerant tally.
 
 Everything here is pure (the caller passes the time), so the same rules decide inside a
-backtest (:class:`LocalQuorum`) and live over NATS (:mod:`coinswarm.live.quorum`).
+backtest (:class:`LocalQuorum`) and live over NATS (:mod:`coinswarm.memory.nodes`).
 """
 
 from coinswarm.quorum.coordinator import AuditEvent, Coordinator

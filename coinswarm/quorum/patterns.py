@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from coinswarm.agents._kernels import P2_SIZE, p2_push_py, p2_value_py
+from coinswarm.kernels.steps import P2_SIZE, p2_push_py, p2_value_py
 
 
 def pattern_key(regime: str, bucket: str) -> str:

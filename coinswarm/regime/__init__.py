@@ -1,6 +1,7 @@
 """Causal regime detection: volatility, trend, liquidity and session labels per bar."""
 
 from coinswarm.regime.detector import (
+    CELL_NAMES,
     LIQUIDITY_LABELS,
     N_REGIMES,
     SESSION_LABELS,
@@ -15,6 +16,7 @@ from coinswarm.regime.detector import (
 )
 
 __all__ = [
+    "CELL_NAMES",
     "LIQUIDITY_LABELS",
     "N_REGIMES",
     "SESSION_LABELS",

@@ -33,9 +33,9 @@ import numpy as np
 import pandas as pd
 
 from coinswarm._jit import jit
-from coinswarm.agents._kernels import halflife_alpha_py, roll_size
 from coinswarm.agents.base import Bar, check_bar, check_prices, ohlcv_arrays
 from coinswarm.errors import ConfigError
+from coinswarm.kernels.steps import halflife_alpha_py, roll_size
 from coinswarm.regime.kernel import (
     ALPHA,
     CHUNK,
@@ -61,6 +61,8 @@ TREND_LABELS = ("down", "range", "up")
 LIQUIDITY_LABELS = ("liquid", "normal", "illiquid")
 SESSION_LABELS = ("asia", "europe", "us")
 N_REGIMES = 9  # volatility × trend: the committee learns one weight vector per cell
+# the cells' names, in regime-index order (volatility major): "low-vol/down" … "high-vol/up"
+CELL_NAMES = [f"{v}-vol/{t}" for v in VOLATILITY_LABELS for t in TREND_LABELS]
 
 
 class RegimeParams(NamedTuple):

@@ -15,7 +15,7 @@ per column ``RF_*``), so each pass reads and writes contiguous memory."""
 from __future__ import annotations
 
 from coinswarm._jit import jit
-from coinswarm.agents._kernels import (
+from coinswarm.kernels.steps import (
     HYST_SIZE,
     P2_SIZE,
     ROLL_HEADER,

@@ -13,9 +13,7 @@ import numpy as np
 import pandas as pd
 
 from coinswarm.agents.trend import Trend, TrendParams
-from coinswarm.committee.attribution import CELL_NAMES
-from coinswarm.regime.detector import regimes
-from coinswarm.strategies.base import register
+from coinswarm.regime.detector import CELL_NAMES, regimes
 
 
 def trend_key(cell: int) -> str:
@@ -35,6 +33,3 @@ class GatedTrend(Trend):
         cells = regimes(prices, gaps="ignore")["regime"].to_numpy()
         enabled = np.array([view.enabled(trend_key(c)) for c in range(9)])
         return votes.where(enabled[cells], 0.0)
-
-
-GATED_TREND = register(GatedTrend())

@@ -13,7 +13,9 @@ import numpy as np
 import pandas as pd
 
 from coinswarm._jit import jit, prange
-from coinswarm.backtest.accum import (
+from coinswarm.errors import ConfigError
+from coinswarm.kernels.indicators import running_sum_nb, sma_at_nb, sma_nb
+from coinswarm.kernels.metrics import (
     ACC_SIZE,
     N_METRICS,
     acc_bar_nb,
@@ -21,10 +23,7 @@ from coinswarm.backtest.accum import (
     acc_init_nb,
     finalize_nb,
 )
-from coinswarm.backtest.nb import TINY_ORDER, execute_order_nb
-from coinswarm.errors import ConfigError
-from coinswarm.strategies.base import register
-from coinswarm.strategies.indicators import running_sum_nb, sma_at_nb, sma_nb
+from coinswarm.kernels.portfolio import TINY_ORDER, execute_order_nb
 
 
 class SmaCrossParams(NamedTuple):
@@ -125,6 +124,3 @@ class SmaCross:
         slows = np.array([p.slow for p in combos], dtype=np.int64)
         return sma_cross_sweep_nb(open_, close, day_end, fasts, slows, fee, slip, init_cash,
                                   next_open, span, bar)
-
-
-SMA_CROSS = register(SmaCross())

@@ -13,9 +13,9 @@ sys.path.insert(0, str(Path(__file__).parents[1] / "unit" / "quorum"))
 
 from proposals_factory import NOW, seeded_patterns  # noqa: E402
 
-from coinswarm.live.bus import NatsBus  # noqa: E402
-from coinswarm.live.quorum import Applier, QuorumNode  # noqa: E402
+from coinswarm.adapters.bus import NatsBus  # noqa: E402
 from coinswarm.memory import Store  # noqa: E402
+from coinswarm.memory.nodes import Applier, QuorumNode  # noqa: E402
 from coinswarm.quorum import Context, Manager, QuorumConfig, derive_keys  # noqa: E402
 
 MANAGERS = ("m1", "m2", "m3", "m4")

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 from quorum_harness import MANAGERS, stamped, start_cluster, wait_until
 
-from coinswarm.live.bus import NatsBus
-from coinswarm.live.quorum import submit
-from coinswarm.live.servers import start_nats
+from coinswarm.adapters.bus import NatsBus
+from coinswarm.adapters.servers import start_nats
 from coinswarm.memory.models import DecisionRow, Episode, PlannerWeights
+from coinswarm.memory.nodes import submit
 from coinswarm.quorum import COMMITTED
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "unit" / "quorum"))

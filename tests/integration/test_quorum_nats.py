@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 from quorum_harness import MANAGERS, NOW, fixed_context, stamped, start_cluster, wait_until
 
-from coinswarm.live.bus import NatsBus
-from coinswarm.live.quorum import submit
+from coinswarm.adapters.bus import NatsBus
 from coinswarm.memory.models import DecisionRow
+from coinswarm.memory.nodes import submit
 from coinswarm.quorum import COMMITTED, Manager, coordinator_for
 
 pytestmark = pytest.mark.integration

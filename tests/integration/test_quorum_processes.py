@@ -11,10 +11,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from coinswarm.live.bus import NatsBus
-from coinswarm.live.quorum import submit, wall_clock_ms
+from coinswarm.adapters.bus import NatsBus
 from coinswarm.memory import Store
 from coinswarm.memory.models import DecisionRow
+from coinswarm.memory.nodes import submit, wall_clock_ms
 from coinswarm.quorum import COMMITTED, Context, Manager, Proposal
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "unit" / "quorum"))

@@ -49,7 +49,7 @@ def test_attribution_adds_up_to_the_backtest_pnl(btc):
 
 
 def test_realised_pnl_per_symbol_sums_to_equity_changes(btc):
-    from coinswarm.committee import realised_pnl
+    from coinswarm.backtest.attribution import realised_pnl
 
     result = cs.Committee.default().backtest(btc)
     pnl = realised_pnl(result, next(iter(result.prices)))

@@ -14,9 +14,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from coinswarm.regime.detector import TREND_LABELS, VOLATILITY_LABELS
-
-CELL_NAMES = [f"{v}-vol/{t}" for v in VOLATILITY_LABELS for t in TREND_LABELS]
+from coinswarm.regime.detector import CELL_NAMES
 
 
 def realised_pnl(result, symbol: str) -> pd.Series:

@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 
 import coinswarm as cs
+from coinswarm.adapters.exchanges import download_ohlcv, write_ohlcv_csv
 from coinswarm.data.catalog import data_roots
-from coinswarm.data.download import download_ohlcv, write_ohlcv_csv
 from coinswarm.errors import DataError
 
 

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import numpy as np
 
-from coinswarm.live.bus import InProcessBus
-from coinswarm.live.quorum import Applier, QuorumNode, submit
+from coinswarm.adapters.bus import InProcessBus
 from coinswarm.memory import Store
 from coinswarm.memory.models import DecisionRow
+from coinswarm.memory.nodes import Applier, QuorumNode, submit
 from coinswarm.quorum import COMMITTED, Context, Manager, QuorumConfig, derive_keys
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "quorum"))
@@ -213,7 +213,7 @@ def test_backups_keep_votes_until_a_silent_primary_times_out_then_commit(tmp_pat
 
 
 def test_a_forged_commit_message_does_not_silence_the_backups(tmp_path):
-    from coinswarm.live.commits import commit_msg_id, encode_commit
+    from coinswarm.memory.commits import commit_msg_id, encode_commit
     from coinswarm.quorum import Decision, Vote, coordinator_for
 
     store = Store(f"sqlite:///{tmp_path / 'forged.db'}")
@@ -251,8 +251,8 @@ def test_a_forged_commit_message_does_not_silence_the_backups(tmp_path):
 def _lone_backup(now):
     """Node m2 alone on a bus, holding the votes of a frame coordinated by m1 (so m2 is its
     first backup), and the list the commits it publishes land in."""
-    from coinswarm.live.bus import Message
-    from coinswarm.live.commits import committed_ids
+    from coinswarm.adapters.bus import Message
+    from coinswarm.memory.commits import committed_ids
     from coinswarm.quorum import coordinator_for
 
     frame = [p for p in (make_proposal(i, np.random.default_rng(i)) for i in range(80) if i % 5 == 4)]

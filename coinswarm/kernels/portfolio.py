@@ -21,7 +21,7 @@ from __future__ import annotations
 import numpy as np
 
 from coinswarm._jit import jit
-from coinswarm.backtest.accum import (
+from coinswarm.kernels.metrics import (
     A_FUNDING,
     A_INIT,
     ACC_SIZE,

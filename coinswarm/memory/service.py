@@ -1,7 +1,7 @@
 """Quorum members as long-running processes: one manager node, or the applier, per process.
 
 ``coinswarm quorum node --name m1`` and ``coinswarm quorum applier`` run the same
-:class:`~coinswarm.live.quorum.QuorumNode` and :class:`~coinswarm.live.quorum.Applier`
+:class:`~coinswarm.memory.nodes.QuorumNode` and :class:`~coinswarm.memory.nodes.Applier`
 the tests use, against a NATS server and the store, until SIGINT or SIGTERM. Each manager
 judges against memory as committed in the store (refreshed in the background every
 ``refresh_s`` seconds). Keys come from ``COINSWARM_QUORUM_SECRET`` (never the command line):
@@ -17,9 +17,9 @@ import signal
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from coinswarm.adapters.bus import NatsBus
 from coinswarm.errors import ConfigError
-from coinswarm.live.bus import NatsBus
-from coinswarm.live.quorum import Applier, QuorumNode, wall_clock_ms
+from coinswarm.memory.nodes import Applier, QuorumNode, wall_clock_ms
 from coinswarm.quorum import Context, Manager, QuorumConfig, derive_keys
 
 SECRET_ENV = "COINSWARM_QUORUM_SECRET"

@@ -30,8 +30,7 @@ from dataclasses import dataclass, field
 
 import orjson
 
-from coinswarm.errors import ConfigError, MessageError
-from coinswarm.live.framing import (
+from coinswarm.adapters.framing import (
     FRAME_HEADER,
     FRAME_VERSION,
     SEQ_STRIDE,
@@ -40,6 +39,7 @@ from coinswarm.live.framing import (
     encode_frame,
     frame_id,
 )
+from coinswarm.errors import ConfigError, MessageError
 
 # votes are fan-out messages (re-sent by their voter when lost), not stream entries
 STREAM_SUBJECTS = ("mem.propose", "mem.commit", "planner.propose", "planner.commit")
@@ -302,7 +302,7 @@ class NatsBus:
         """JetStream publish with ``Nats-Msg-Id``; False when the server saw the id already.
 
         Publishes that meet one already in flight on ``subject`` travel together in the
-        next frame (:mod:`coinswarm.live.framing`); a frame is deduplicated as a whole.
+        next frame (:mod:`coinswarm.adapters.framing`); a frame is deduplicated as a whole.
         While the server is unreachable the publish is retried with exponential backoff
         (50 ms doubling to 1 s) for up to ``retry_for`` seconds — safe, since a retried
         id is deduplicated by the server.

@@ -6,7 +6,7 @@ throughput), like a database's group commit. ``linger`` (seconds) makes an idle 
 that long for company before it starts, like PostgreSQL's ``commit_delay`` or Kafka's
 ``linger.ms``: a stream of items that each arrive alone then shares one batch (one
 transaction) per ``linger`` instead of paying one each. Two users: :class:`GroupWriter` (the
-applier's group commit) and :class:`coinswarm.live.framing.Coalescer` (frames of stream
+applier's group commit) and :class:`coinswarm.adapters.framing.Coalescer` (frames of stream
 messages).
 """
 

@@ -11,7 +11,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from coinswarm.agents._kernels import (
+from coinswarm.agents.trend import Trend, TrendParams, trend_init, trend_scores_nb
+from coinswarm.kernels.steps import (
     EXP_FAST_LIMIT,
     P2_SIZE,
     _p2_place_nb,
@@ -31,7 +32,6 @@ from coinswarm.agents._kernels import (
     roll_tstat_nb,
     tanh_nb,
 )
-from coinswarm.agents.trend import Trend, TrendParams, trend_init, trend_scores_nb
 
 
 def test_rolling_window_matches_pandas_and_does_not_drift():

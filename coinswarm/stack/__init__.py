@@ -11,8 +11,8 @@ import json
 import tempfile
 from pathlib import Path
 
+from coinswarm.adapters.servers import STARTERS, Server
 from coinswarm.errors import ConfigError
-from coinswarm.live.servers import STARTERS, Server
 
 ENV_NAMES = {"nats": "COINSWARM_NATS_URL", "redis": "COINSWARM_REDIS_URL", "postgres": "COINSWARM_POSTGRES_URL"}
 

@@ -4,8 +4,8 @@ import asyncio
 
 import pytest
 
+from coinswarm.adapters.bus import InProcessBus, NatsBus, stream_sequence, subject_matches
 from coinswarm.errors import MessageError
-from coinswarm.live.bus import InProcessBus, NatsBus, stream_sequence, subject_matches
 
 
 @pytest.fixture(params=["inprocess", pytest.param("nats", marks=pytest.mark.integration)])
@@ -139,7 +139,7 @@ def test_acked_stream_poll_reads_from_the_start_and_resumes_after_its_ack(make_b
 
 @pytest.mark.integration
 def test_stream_poll_resumes_after_a_server_restart(tmp_path):
-    from coinswarm.live.servers import start_nats
+    from coinswarm.adapters.servers import start_nats
 
     server = start_nats(tmp_path / "n")
 

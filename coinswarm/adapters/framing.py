@@ -20,8 +20,8 @@ import hashlib
 import struct
 from collections.abc import Awaitable, Callable
 
+from coinswarm.adapters.batching import Batcher
 from coinswarm.errors import MessageError
-from coinswarm.live.batching import Batcher
 
 FRAME_HEADER = "Coinswarm-Frame"
 FRAME_VERSION = "1"

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from coinswarm.errors import MessageError
-from coinswarm.live.commits import (
+from coinswarm.memory.commits import (
     committed_ids,
     decode_commits,
     encode_commit,

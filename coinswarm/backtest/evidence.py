@@ -112,8 +112,8 @@ def _settings(pairs, start, end, fee_bps, train, test) -> dict:
 
 def write_report(evidence: dict, out: Path, btc: pd.DataFrame, costs: Costs) -> None:
     """Markdown + JSON + figures into ``out``."""
-    from coinswarm.committee import Committee
-    from coinswarm.committee.plots import plot_attribution, plot_regimes, plot_weights
+    from coinswarm.backtest.committee import Committee
+    from coinswarm.backtest.committee_plots import plot_attribution, plot_regimes, plot_weights
     from coinswarm.regime import regimes
 
     out.mkdir(parents=True, exist_ok=True)

@@ -179,7 +179,7 @@ def cmd_data(args) -> int:
               f"{g['n_gaps']} gaps (longest {g['longest_gap_bars']} after "
               f"{g['longest_gap_after']})")
         return 0
-    from coinswarm.data.download import download_ohlcv, write_ohlcv_csv
+    from coinswarm.adapters.exchanges import download_ohlcv, write_ohlcv_csv
 
     df = download_ohlcv(args.exchange, args.symbol, args.timeframe, args.since, args.until)
     write_ohlcv_csv(df, args.out)
@@ -188,7 +188,7 @@ def cmd_data(args) -> int:
 
 
 def cmd_evidence(args) -> int:
-    from coinswarm.evidence import run_evidence
+    from coinswarm.backtest.evidence import run_evidence
 
     pairs = tuple(p.strip().upper() for p in args.pairs.split(",") if p.strip())
     evidence = run_evidence(pairs, start=args.start, end=args.end, fee_bps=args.fee_bps, train=args.train,
@@ -204,7 +204,7 @@ def cmd_evidence(args) -> int:
 def cmd_quorum(args) -> int:
     import os
 
-    from coinswarm.live.service import QuorumSettings, run_until_signalled, serve_applier, serve_node
+    from coinswarm.memory.service import QuorumSettings, run_until_signalled, serve_applier, serve_node
 
     nats, store = args.nats or os.environ.get("COINSWARM_NATS_URL"), args.store or os.environ.get(
         "COINSWARM_POSTGRES_URL")
@@ -241,7 +241,7 @@ def _read_errors(member) -> str:
 
 
 def cmd_stack(args) -> int:
-    from coinswarm.live import stack
+    from coinswarm import stack
 
     root = args.dir
     if args.stack_cmd == "up":

@@ -1,7 +1,7 @@
 """The quorum over a bus: manager nodes, the rotating coordinator role, and the applier.
 
 Flow: a proposer appends proposals to the ``mem.propose`` stream (``Nats-Msg-Id`` = the
-proposal id; under load the bus packs them into frames, see :mod:`coinswarm.live.framing`).
+proposal id; under load the bus packs them into frames, see :mod:`coinswarm.adapters.framing`).
 Every :class:`QuorumNode` (one manager each) judges a delivered frame with the pure rules
 into **one** signed :class:`~coinswarm.quorum.votes.VoteBatch` for all of it (a manager
 with a custom behaviour casts single votes). Every node sees the same frames, so the
@@ -15,7 +15,7 @@ sending, the interval doubling, and at once after a reconnect: so what a dropped
 lost arrives after all, and if the coordinator stays silent the backups hold the votes
 when their turn comes. A repeat is screened like any vote (a duplicate changes nothing).
 The coordinator tallies at once and appends the decisions it reached together, with their
-signed proofs, as one message to the ``mem.commit`` stream (:mod:`coinswarm.live.commits`);
+signed proofs, as one message to the ``mem.commit`` stream (:mod:`coinswarm.memory.commits`);
 the others keep what votes reach them uncounted and tally only if it stays silent
 (failover). Nodes stand down only for commits whose proofs they re-tallied.
 The :class:`Applier` re-checks every decision from its proof — it trusts no coordinator —
@@ -33,9 +33,9 @@ from dataclasses import dataclass
 
 import orjson
 
+from coinswarm.adapters.batching import GroupWriter
 from coinswarm.errors import MessageError
-from coinswarm.live.batching import GroupWriter
-from coinswarm.live.commits import (
+from coinswarm.memory.commits import (
     MAX_GROUP,
     Commit,
     Source,
@@ -326,7 +326,7 @@ class QuorumNode:
 
     async def poll_commits(self) -> None:
         """Read the commits published since the last poll (one burst, see
-        :meth:`~coinswarm.live.bus.NatsBus.stream_poll`) and stand down for them. Each tick
+        :meth:`~coinswarm.adapters.bus.NatsBus.stream_poll`) and stand down for them. Each tick
         does this first: a backup needs to know of a commit only before its turn to take
         over, ``failover_ms`` away, so it learns of them in batches rather than being woken
         for every one. A failed poll (the server is away) is retried on the next tick."""
@@ -476,7 +476,7 @@ class Applier:
         """Durable consumer of ``mem.commit``; audit events from ``mem.audit`` go to the store too.
 
         Commits are verified as they arrive and written by group commit: the ones that arrive
-        while a transaction runs share the next one (:class:`~coinswarm.live.batching.GroupWriter`),
+        while a transaction runs share the next one (:class:`~coinswarm.adapters.batching.GroupWriter`),
         and with ``linger_ms`` an idle applier waits that long for more before it starts one
         (commits are durable in the stream already; this trades how soon they show in the store
         for fewer transactions). Audit batches are grouped the same way. A message is acked only

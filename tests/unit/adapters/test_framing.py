@@ -4,10 +4,10 @@ import asyncio
 
 import pytest
 
+from coinswarm.adapters.batching import GroupWriter
+from coinswarm.adapters.bus import InProcessBus, NatsBus
+from coinswarm.adapters.framing import SEQ_STRIDE, Coalescer, decode_frame, encode_frame, frame_id
 from coinswarm.errors import MessageError
-from coinswarm.live.batching import GroupWriter
-from coinswarm.live.bus import InProcessBus, NatsBus
-from coinswarm.live.framing import SEQ_STRIDE, Coalescer, decode_frame, encode_frame, frame_id
 
 
 def test_frames_round_trip_and_malformed_frames_are_typed_errors():
