@@ -107,3 +107,33 @@ class MessageError(CoinswarmError, ValueError):
         where = ", ".join(p for p in (f"message {message_id}" if message_id else "",
                                       f"field '{field}'" if field else "") if p)
         super().__init__(f"{where}: {problem}" if where else problem)
+
+
+class VenueError(CoinswarmError):
+    """An exchange (or the fake venue) answered in a way the runner cannot act on."""
+
+    def __init__(self, problem: str, *, venue: str | None = None, client_order_id: str | None = None) -> None:
+        where = ", ".join(f"{k}={v}" for k, v in (("venue", venue), ("client_order_id", client_order_id)) if v)
+        super().__init__(f"{problem} ({where})" if where else problem)
+        self.problem, self.venue, self.client_order_id = problem, venue, client_order_id
+
+
+class MalformedReplyError(VenueError):
+    """A venue reply that does not parse or lacks a field the runner needs (names the field)."""
+
+
+class OrderRejectedError(VenueError):
+    """The venue refused the order for certain (insufficient balance, bad quantity, …)."""
+
+
+class OrderUnknownError(VenueError):
+    """The outcome of a submit is unknown (timeout, connection lost after sending): the order
+    stays in flight until reconciliation says what happened. Never resubmit blindly."""
+
+
+class RateLimitedError(VenueError):
+    """The venue asked us to slow down (HTTP 429/418); ``retry_after`` seconds if it said."""
+
+    def __init__(self, problem: str, *, retry_after: float | None = None, **kwargs) -> None:
+        super().__init__(problem, **kwargs)
+        self.retry_after = retry_after
