@@ -120,20 +120,10 @@ def _signal_group(pgid: int, sig: int) -> None:
             os.kill(pgid, sig)
 
 
-def group_members(pgid: int) -> list[int]:
-    """Pids of the live (not zombie) processes of process group ``pgid``, read from ``/proc``
-    (elsewhere: ``[pgid]`` if the group can be signalled, else ``[]``)."""
-    proc = Path("/proc")
-    if not proc.is_dir():
-        try:
-            os.killpg(pgid, 0)
-        except ProcessLookupError:
-            return []
-        except PermissionError:
-            pass
-        return [pgid]
-    members = []
-    for entry in os.scandir(proc):
+def _processes() -> dict[int, tuple[bytes, int, int]]:
+    """``pid -> (state, ppid, pgrp)`` of every process in ``/proc`` (Linux)."""
+    table = {}
+    for entry in os.scandir("/proc"):
         if not entry.name.isdigit():
             continue
         try:
@@ -141,9 +131,41 @@ def group_members(pgid: int) -> list[int]:
         except OSError:
             continue
         fields = stat[stat.rfind(b")") + 2:].split()  # state, ppid, pgrp, ...
-        if len(fields) > 2 and int(fields[2]) == pgid and fields[0] not in (b"Z", b"X"):
-            members.append(int(entry.name))
-    return members
+        if len(fields) > 2:
+            table[int(entry.name)] = (fields[0], int(fields[1]), int(fields[2]))
+    return table
+
+
+def group_members(pgid: int) -> list[int]:
+    """Pids of the live (not zombie) processes of process group ``pgid``, read from ``/proc``
+    (elsewhere: ``[pgid]`` if the group can be signalled, else ``[]``)."""
+    if not Path("/proc").is_dir():
+        try:
+            os.killpg(pgid, 0)
+        except ProcessLookupError:
+            return []
+        except PermissionError:
+            pass
+        return [pgid]
+    return sorted(pid for pid, (state, _, pgrp) in _processes().items() if pgrp == pgid and state not in (b"Z", b"X"))
+
+
+def family(pid: int) -> list[int]:
+    """Live pids of process group ``pid`` and of every descendant of ``pid`` (PostgreSQL's
+    backends make groups of their own, but die on their own when the postmaster dies)."""
+    table = _processes() if Path("/proc").is_dir() else {}
+    out = set(group_members(pid))
+    frontier = {pid}
+    while frontier:
+        frontier = {child for child, (_, ppid, _) in table.items() if ppid in frontier} - out
+        out |= frontier
+    return sorted(p for p in out if p in table and table[p][0] not in (b"Z", b"X"))
+
+
+def alive_pids(pids: list[int]) -> list[int]:
+    """Those of ``pids`` still running (zombies do not count)."""
+    table = _processes()
+    return [p for p in pids if p in table and table[p][0] not in (b"Z", b"X")]
 
 
 def started() -> list[Server]:
@@ -163,14 +185,23 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def _listening(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+            return True
+    except OSError:
+        return False
+
+
 def wait_for_port(port: int, timeout: float, what: str, log: Path | None = None,
                   proc: subprocess.Popen | None = None) -> None:
     """Block until 127.0.0.1:``port`` accepts connections; :class:`ConfigError` with the server
     log otherwise — at once if ``proc`` exits meanwhile."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.2):
-            return
+        if proc is None or proc.poll() is None:
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
         if proc is not None and proc.poll() is not None:
             raise ConfigError(f"{what} exited with code {proc.returncode} before accepting connections on "
                               f"127.0.0.1:{port}\n{_tail(log)}")
@@ -222,6 +253,9 @@ def launch(name: str, args: list[str], *, port: int, url: str, workdir: Path, lo
     a watchdog process kills its group, and from the main thread the kernel's parent-death
     signal does too. If it does not come up within ``ready_timeout`` seconds (or exits, or
     ``ready`` raises) it is killed, group and all, before the error is raised."""
+    if _listening(port):
+        raise ConfigError(f"cannot start {name}: 127.0.0.1:{port} is in use already (by another server?); "
+                          f"pick a free port (free_port()) or stop what listens there")
     with open(log, "ab") as out:
         preexec = None if detach else die_with_parent()
         proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,

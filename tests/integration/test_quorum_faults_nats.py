@@ -89,19 +89,22 @@ def test_nats_restart_mid_stream_loses_nothing_and_applies_nothing_twice(store, 
                 await submit(proposer, stamped(p))
             done = await wait_until(lambda: len(statuses(store, "restart-")) == len(proposals), 60)
             reconnects = sum(bus.reconnects for bus in cluster.buses)
-            return done, reconnects, cluster.applier
+            return done, reconnects, cluster
         finally:
             await proposer.close()
             await cluster.close()
 
     try:
-        done, reconnects, applier = run_with_deadline(scenario(), 180)
+        done, reconnects, cluster = run_with_deadline(scenario(), 180)
     finally:
         for each in servers:
             each.stop()
-    got = statuses(store, "restart-")
+    got, applier = statuses(store, "restart-"), cluster.applier
     assert len(servers) == 2, "the server was restarted"
-    assert done and len(got) == len(proposals), f"{len(proposals) - len(got)} proposals lost"
+    lost = [p.id for p in proposals if p.id not in got]
+    assert done and not lost, f"{len(lost)} proposals lost: {lost[:5]}; " + "; ".join(
+        f"{name}: {[(e.kind, e.proposal_id, e.detail) for e in node.coordinator.audit if e.proposal_id in lost]}"
+        for name, node in cluster.nodes.items())
     assert reconnects >= 5, "every connection should have reconnected"
     committed = [p for p in proposals if got[p.id] == COMMITTED]
     assert store.count(Episode) == sum(p.kind == "add_episode" for p in committed)

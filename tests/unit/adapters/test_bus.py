@@ -2,10 +2,12 @@
 
 import asyncio
 
+import nats.errors
 import pytest
 
-from coinswarm.adapters.bus import InProcessBus, NatsBus, stream_sequence, subject_matches
-from coinswarm.errors import MessageError
+from coinswarm.adapters.batching import run_with_deadline
+from coinswarm.adapters.bus import InProcessBus, NatsBus, PayloadTooLargeError, stream_sequence, subject_matches
+from coinswarm.errors import ConfigError, MessageError
 
 
 @pytest.fixture(params=["inprocess", pytest.param("nats", marks=pytest.mark.integration)])
@@ -138,36 +140,78 @@ def test_acked_stream_poll_reads_from_the_start_and_resumes_after_its_ack(make_b
 
 
 @pytest.mark.integration
+@pytest.mark.integration
 def test_stream_poll_resumes_after_a_server_restart(tmp_path):
     from coinswarm.adapters.servers import start_nats
 
     server = start_nats(tmp_path / "n")
+    servers = [server]
 
     async def scenario():
-        writer = await NatsBus.connect(server.url, name="w", reconnect_wait=0.05)
-        reader = await NatsBus.connect(server.url, name="r", reconnect_wait=0.05)
-        await reader.stream_poll("mem.commit", "poller")
-        await writer.stream_publish("mem.commit", b"a", msg_id="a")
-        await settle(writer)
-        before = [m.msg_id for m in await reader.stream_poll("mem.commit", "poller")]
-        server.stop()
-        failed = await reader.stream_poll("mem.commit", "poller", timeout=0.2)  # nobody answers
-        restarted = start_nats(server.workdir, port=server.port)
-        await writer.stream_publish("mem.commit", b"b", msg_id="b")  # retried until the server is back
-        after = []
-        for _ in range(50):
-            after += [m.msg_id for m in await reader.stream_poll("mem.commit", "poller", timeout=0.2)]
-            if after:
-                break
-            await asyncio.sleep(0.1)
-        await writer.close()
-        await reader.close()
-        return before, failed, after, restarted
+        writer = await NatsBus.connect(server.url, name="w", reconnect_wait=0.05, max_reconnect_attempts=400)
+        reader = await NatsBus.connect(server.url, name="r", reconnect_wait=0.05, max_reconnect_attempts=400)
+        try:
+            await reader.stream_poll("mem.commit", "poller")
+            await writer.stream_publish("mem.commit", b"a", msg_id="a")
+            await settle(writer)
+            before = [m.msg_id for m in await reader.stream_poll("mem.commit", "poller")]
+            await asyncio.to_thread(server.stop)
+            failed = await reader.stream_poll("mem.commit", "poller", timeout=0.2)  # nobody answers
+            servers.append(await asyncio.to_thread(start_nats, server.workdir, port=server.port))
+            await writer.stream_publish("mem.commit", b"b", msg_id="b")  # retried until the server is back
+            after = []
+            for _ in range(50):
+                after += [m.msg_id for m in await reader.stream_poll("mem.commit", "poller", timeout=0.2)]
+                if after:
+                    break
+                await asyncio.sleep(0.1)
+            return before, failed, after
+        finally:
+            await writer.close()
+            await reader.close()
 
-    before, failed, after, restarted = asyncio.run(scenario())
-    restarted.stop()
+    try:
+        before, failed, after = run_with_deadline(scenario(), 60)
+    finally:
+        for each in servers:
+            each.stop()
     assert before == ["a"] and failed == []
     assert after == ["b"], "the durable reader resumes where it stopped, nothing read twice"
+
+
+@pytest.mark.integration
+def test_every_wait_of_the_nats_bus_is_bounded(tmp_path):
+    from coinswarm.adapters.servers import free_port, start_nats
+
+    server = start_nats(tmp_path / "n")
+
+    async def scenario():
+        with pytest.raises(ConfigError, match=r"cannot connect to NATS .* within 1 s"):
+            await NatsBus.connect(f"nats://127.0.0.1:{free_port()}", connect_timeout=1.0)  # nobody listens
+        bus = await NatsBus.connect(server.url, name="b", reconnect_wait=0.05, max_reconnect_attempts=3,
+                                    retry_for=60.0, close_timeout=1.0)
+        with pytest.raises(PayloadTooLargeError, match="max_payload"):
+            await bus.publish("agent.action", b"x" * (bus.max_payload + 1))
+        await asyncio.to_thread(server.stop)  # gone for good: 3 attempts, then the connection closes
+        for _ in range(200):
+            if bus.nc.is_closed:
+                break
+            await asyncio.sleep(0.05)
+        closed = bus.nc.is_closed
+        loop = asyncio.get_running_loop()
+        t0 = loop.time()
+        with pytest.raises(nats.errors.ConnectionClosedError):
+            await bus.stream_publish("mem.commit", b"late", msg_id="late")  # not transient: raised at once
+        raised_after = loop.time() - t0
+        await bus.close()  # nothing left to drain: returns
+        return closed, raised_after
+
+    try:
+        closed, raised_after = run_with_deadline(scenario(), 30)
+    finally:
+        server.stop()
+    assert closed, "bounded reconnect attempts end in a closed connection, not an endless loop"
+    assert raised_after < 10, "a closed connection is not retried for retry_for (60 s)"
 
 
 @pytest.mark.parametrize("reply", [

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
+from coinswarm.adapters.batching import run_with_deadline
 from coinswarm.adapters.bus import InProcessBus
 from coinswarm.memory import Store
 from coinswarm.memory.models import DecisionRow
@@ -381,3 +382,53 @@ def test_a_reconnect_sends_every_open_vote_again_at_once(tmp_path):
         return before, applier.applied
 
     assert asyncio.run(scenario()) == (0, 1)
+
+
+class _SwallowingPollBus(InProcessBus):
+    """A poll that swallows the cancel landing as its reply arrives (as ``asyncio.wait_for`` and
+    nats-py's flush can on Python 3.11) and returns normally."""
+
+    polls = 0
+
+    async def stream_poll(self, *args, **kwargs):
+        self.polls += 1
+        try:
+            await asyncio.sleep(0.01)
+        except asyncio.CancelledError:
+            pass  # the reply won the race: the cancel is lost
+        return await super().stream_poll(*args, **kwargs)
+
+
+def test_an_applier_stops_even_when_its_poll_swallows_the_cancel(tmp_path):
+    store = Store(f"sqlite:///{tmp_path / 'stop.db'}")
+    store.migrate()
+
+    async def scenario():
+        bus = _SwallowingPollBus()
+        applier = Applier(store, CONFIG, KEYS, bus, poll_ms=1)
+        await applier.start()
+        while bus.polls < 3:
+            await asyncio.sleep(0.005)
+        stopped = await applier.stop(timeout=5.0)
+        polls = bus.polls
+        await asyncio.sleep(0.05)
+        return stopped, applier, polls, bus.polls
+
+    stopped, applier, polls, later = run_with_deadline(scenario(), 30)
+    assert stopped and applier.stopping and applier._poller.done()
+    assert later == polls, "no poll after stop()"
+
+
+def test_a_node_ticker_ends_on_its_stop_flag(tmp_path):
+    async def scenario():
+        bus = InProcessBus()
+        node = QuorumNode(Manager("m1", KEYS["m1"]), CONFIG, KEYS, bus, context=context, clock=lambda: NOW)
+        await node.start()
+        ticker = asyncio.create_task(node.run_ticker(interval=0.001))
+        await asyncio.sleep(0.01)
+        await node.stop()
+        await asyncio.wait({ticker}, timeout=2.0)  # no cancel: the flag alone ends it
+        return ticker
+
+    ticker = run_with_deadline(scenario(), 10)
+    assert ticker.done() and not ticker.cancelled() and ticker.exception() is None
