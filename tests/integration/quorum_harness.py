@@ -73,14 +73,16 @@ class Cluster:
 
 
 async def start_cluster(nats_url: str, store: Store, *, live=MANAGERS, behaviours=None, prefix="t",
-                        persist_audit: bool = True, applier_poll_ms: float | None = None) -> Cluster:
+                        persist_audit: bool = True, applier_poll_ms: float | None = None,
+                        config: QuorumConfig = CONFIG) -> Cluster:
     """Four nodes (or ``live``) and an applier — pushed commits, or with ``applier_poll_ms``
-    reading the stream in bursts as the ``coinswarm quorum applier`` process does."""
+    reading the stream in bursts as the ``coinswarm quorum applier`` process does; ``config``
+    (default :data:`CONFIG`, a 3 s deadline) for nodes and applier alike."""
     cluster = Cluster(store)
     for name in live:
         bus = await connect(nats_url, f"{prefix}-{name}")
         cluster.buses.append(bus)
-        node = QuorumNode(Manager(name, KEYS[name]), CONFIG, KEYS, bus, context=fixed_context,
+        node = QuorumNode(Manager(name, KEYS[name]), config, KEYS, bus, context=fixed_context,
                           clock=clock, behaviour=(behaviours or {}).get(name, _honest()),
                           durable_prefix=f"{prefix}-mgr", failover_ms=300,
                           audit_subject="mem.audit" if persist_audit else None)
@@ -89,7 +91,7 @@ async def start_cluster(nats_url: str, store: Store, *, live=MANAGERS, behaviour
         cluster.nodes[name] = node
     bus = await connect(nats_url, f"{prefix}-applier")
     cluster.buses.append(bus)
-    cluster.applier = Applier(store, CONFIG, KEYS, bus, durable=f"{prefix}-applier", persist_audit=persist_audit,
+    cluster.applier = Applier(store, config, KEYS, bus, durable=f"{prefix}-applier", persist_audit=persist_audit,
                               poll_ms=applier_poll_ms)
     await cluster.applier.start()
     cluster.stops.append(cluster.applier.stop)

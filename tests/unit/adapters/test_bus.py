@@ -65,7 +65,7 @@ def test_publish_subscribe_queue_groups_and_request_reply(make_bus):
         reply = await a.request("svc.ping", b"x", timeout=2)
         return seen, workers, reply
 
-    seen, workers, reply = asyncio.run(scenario())
+    seen, workers, reply = run_with_deadline(scenario(), 60)
     assert [d for s, d in seen if s == "agent.trade"] == [str(i).encode() for i in range(10)]
     assert ("agent.action", b"buy") in seen
     assert sum(workers.values()) == 10 and min(workers.values()) > 0, "a queue group shares the work"
@@ -88,7 +88,7 @@ def test_stream_deduplicates_by_msg_id_and_replays_to_late_durables(make_bus):
         await settle(bus)
         return first, again, got
 
-    first, again, got = asyncio.run(scenario())
+    first, again, got = run_with_deadline(scenario(), 60)
     assert first and not again
     assert got == ["p1", "p2", "p3"]
 
@@ -111,7 +111,7 @@ def test_stream_poll_returns_what_arrived_since_the_last_poll(make_bus):
         rest = await reader.stream_poll("mem.commit", "poller")
         return first, burst, empty, limited, rest
 
-    first, burst, empty, limited, rest = asyncio.run(scenario())
+    first, burst, empty, limited, rest = run_with_deadline(scenario(), 60)
     assert first == [] and empty == []
     assert [(m.msg_id, m.data) for m in burst] == [(f"c{i}", f"v{i}".encode()) for i in range(1, 41)]
     assert [m.msg_id for m in limited] == [f"c{i}" for i in range(41, 45)]
@@ -133,7 +133,7 @@ def test_acked_stream_poll_reads_from_the_start_and_resumes_after_its_ack(make_b
         second = await later.stream_poll("mem.commit", "acked-reader", acked=True)
         return first, second
 
-    first, second = asyncio.run(scenario())
+    first, second = run_with_deadline(scenario(), 60)
     assert [m.msg_id for m in first] == [f"c{i}" for i in range(5)], "an acked reader starts at the beginning"
     assert [m.msg_id for m in second] == ["c5"], "acknowledged messages do not come again"
     assert all(m.seq is not None for m in first) and len({m.seq for m in first}) == 5
@@ -239,4 +239,4 @@ def test_bad_subjects_and_missing_ids_are_message_errors():
         with pytest.raises(MessageError, match="msg_id"):
             await bus.stream_publish("mem.propose", b"", msg_id="")
 
-    asyncio.run(scenario())
+    run_with_deadline(scenario(), 60)
