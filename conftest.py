@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import pytest
 
 # Per-marker deadlines (seconds) for tests without their own ``@pytest.mark.timeout``; the
@@ -50,7 +52,7 @@ def pytest_sessionfinish(session, exitstatus):
 # with this process, even if it is SIGKILLed (coinswarm.adapters.servers.launch).
 
 
-def _server(kind: str, env: str, tmp_path_factory):
+def _server(kind: str, env: str):
     import os
 
     from coinswarm.adapters.servers import STARTERS
@@ -59,34 +61,55 @@ def _server(kind: str, env: str, tmp_path_factory):
     if url:
         yield url, None
         return
-    workdir = tmp_path_factory.mktemp(kind)
-    for parent in (workdir, *workdir.parents):
-        if str(parent) in ("/", "/tmp"):
-            break
-        parent.chmod(parent.stat().st_mode | 0o755)
-    server = STARTERS[kind](workdir)
+    with _server_dir(kind) as workdir:
+        server = STARTERS[kind](workdir)
+        try:
+            yield server.url, server
+        finally:
+            server.stop()
+
+
+@contextlib.contextmanager
+def _server_dir(kind: str):
+    """A fresh directory directly under the temp root, removed afterwards. Not under pytest's
+    ``tmp_path``: as root, PostgreSQL runs as a service user that must traverse every parent,
+    and each pytest session that starts (another suite running at the same time) resets
+    ``<tmp>/pytest-of-<user>`` to mode 0700 — a PostgreSQL inside it PANICs."""
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    workdir = Path(tempfile.mkdtemp(prefix=f"coinswarm-test-{kind}-"))
+    workdir.chmod(0o755)
     try:
-        yield server.url, server
+        yield workdir
     finally:
-        server.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+@pytest.fixture
+def server_dir():
+    """A directory for a server a test starts itself (see ``_server_dir``)."""
+    with _server_dir("own") as workdir:
+        yield workdir
 
 
 @pytest.fixture(scope="session")
-def nats_server(tmp_path_factory):
+def nats_server():
     """``(url, Server or None)`` of a NATS server with JetStream."""
-    yield from _server("nats", "COINSWARM_NATS_URL", tmp_path_factory)
+    yield from _server("nats", "COINSWARM_NATS_URL")
 
 
 @pytest.fixture(scope="session")
-def redis_server(tmp_path_factory):
+def redis_server():
     """``(url, Server or None)`` of a Redis 8 server (vector sets)."""
-    yield from _server("redis", "COINSWARM_REDIS_URL", tmp_path_factory)
+    yield from _server("redis", "COINSWARM_REDIS_URL")
 
 
 @pytest.fixture(scope="session")
-def postgres_server(tmp_path_factory):
+def postgres_server():
     """``(url, Server or None)`` of a PostgreSQL 18 server with pgvector."""
-    yield from _server("postgres", "COINSWARM_POSTGRES_URL", tmp_path_factory)
+    yield from _server("postgres", "COINSWARM_POSTGRES_URL")
 
 
 @pytest.fixture

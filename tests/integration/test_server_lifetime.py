@@ -40,13 +40,6 @@ CHILD = textwrap.dedent("""
 """)
 
 
-def _traversable(path: Path) -> None:
-    for parent in (path, *path.parents):  # PostgreSQL runs as a service user when we are root
-        if str(parent) in ("/", "/tmp"):
-            break
-        parent.chmod(parent.stat().st_mode | 0o755)
-
-
 def _wait_gone(pgid: int, timeout: float) -> list[int]:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and group_members(pgid):
@@ -64,9 +57,8 @@ def _wait_all_gone(pids: list[int], timeout: float) -> list[int]:
 @pytest.mark.timeout(180)
 @pytest.mark.parametrize("where", ["main", "thread"])
 @pytest.mark.parametrize("kind", ["nats", "redis", "postgres"])
-def test_a_server_dies_with_its_sigkilled_starter(tmp_path, kind, where):
-    _traversable(tmp_path)
-    child = subprocess.Popen([sys.executable, "-c", CHILD, kind, str(tmp_path / kind), where],
+def test_a_server_dies_with_its_sigkilled_starter(server_dir, kind, where):
+    child = subprocess.Popen([sys.executable, "-c", CHILD, kind, str(server_dir / kind), where],
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                              env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
     try:
@@ -118,9 +110,8 @@ def test_a_port_in_use_is_refused_before_anything_starts(tmp_path):
     assert not taken.alive()
 
 
-def test_stop_ends_the_whole_process_group_and_the_watchdog(tmp_path):
-    _traversable(tmp_path)
-    pg = servers.start_postgres(tmp_path / "pg")
+def test_stop_ends_the_whole_process_group_and_the_watchdog(server_dir):
+    pg = servers.start_postgres(server_dir / "pg")
     processes = family(pg.pid)
     assert len(processes) > 1, "postgres forks its helpers"
     pg.stop()
