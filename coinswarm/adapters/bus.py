@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 
 import orjson
 
+from coinswarm.adapters.batching import bounded
 from coinswarm.adapters.framing import (
     FRAME_HEADER,
     FRAME_VERSION,
@@ -44,6 +45,30 @@ from coinswarm.errors import ConfigError, MessageError
 # votes are fan-out messages (re-sent by their voter when lost), not stream entries
 STREAM_SUBJECTS = ("mem.propose", "mem.commit", "planner.propose", "planner.commit")
 STREAM_NAME = "COINSWARM"
+
+
+class PayloadTooLargeError(MessageError):
+    """A message (headers included) larger than the server's ``max_payload``: refused at once,
+    never retried (it would never fit)."""
+
+
+def header_size(headers: dict[str, str]) -> int:
+    """Bytes the NATS header block of ``headers`` takes on the wire (``NATS/1.0`` line,
+    ``key: value`` lines, blank line); the server's ``max_payload`` counts it with the data."""
+    if not headers:
+        return 0
+    return 12 + sum(len(k.encode()) + len(v.encode()) + 4 for k, v in headers.items())
+
+
+def _transient_errors() -> tuple[type[BaseException], ...]:
+    """What a JetStream publish may meet while the server is away or restarting: worth a retry.
+    Anything else (payload too large, a closed connection, a refused request) is raised at once."""
+    import nats.errors as ne
+    import nats.js.errors as je
+
+    return (asyncio.TimeoutError, ne.TimeoutError, ne.NoRespondersError, ne.ConnectionReconnectingError,
+            ne.OutboundBufferLimitError, ne.StaleConnectionError, je.ServiceUnavailableError,
+            je.NoStreamResponseError, ConnectionError)
 
 
 @dataclass(frozen=True)
@@ -231,8 +256,9 @@ async def _noop() -> None:
 class NatsBus:
     """The bus over a real nats-server (core NATS + JetStream)."""
 
-    def __init__(self, nc, js, name: str) -> None:
+    def __init__(self, nc, js, name: str, *, retry_for: float = 30.0, close_timeout: float = 5.0) -> None:
         self.nc, self.js, self.name = nc, js, name
+        self.retry_for, self.close_timeout = retry_for, close_timeout
         self.reconnects = 0
         self.bad_frames = 0
         self._tasks: set[asyncio.Task] = set()
@@ -241,24 +267,61 @@ class NatsBus:
 
     @classmethod
     async def connect(cls, url: str, *, name: str = "coinswarm", duplicate_window: float = 120.0,
-                      reconnect_wait: float = 0.25) -> NatsBus:
-        """Connect (reconnecting forever with ``reconnect_wait`` between attempts) and ensure the stream."""
-        import nats
+                      reconnect_wait: float = 0.25, max_reconnect_attempts: int = -1,
+                      connect_timeout: float = 10.0, retry_for: float = 30.0,
+                      close_timeout: float = 5.0) -> NatsBus:
+        """Connect and ensure the stream.
+
+        Parameters
+        ----------
+        reconnect_wait : float
+            Seconds between reconnect attempts after the connection drops.
+        max_reconnect_attempts : int
+            Attempts before the connection gives up and closes (every later call then raises
+            at once); -1 (the default, for long-running processes): never give up. Tests
+            bound it, so a server that never comes back ends in an error, not a hang.
+        connect_timeout : float
+            Seconds the first connection (and the stream's creation) may take:
+            :class:`ConfigError` after that.
+        retry_for : float
+            Default seconds a stream publish retries transient errors (see :meth:`stream_publish`).
+        close_timeout : float
+            Most seconds :meth:`close` waits for the connection to drain before closing it.
+        """
+        from nats.aio.client import Client
 
         holder: dict = {}
 
         async def on_reconnect() -> None:
             holder["bus"].reconnects += 1
 
+        nc = Client()
         try:
-            nc = await nats.connect(url, name=name, max_reconnect_attempts=-1, reconnect_time_wait=reconnect_wait,
-                                    reconnected_cb=on_reconnect, connect_timeout=2, allow_reconnect=True)
+            await bounded(nc.connect(url, name=name, max_reconnect_attempts=max_reconnect_attempts,
+                                     reconnect_time_wait=reconnect_wait, reconnected_cb=on_reconnect,
+                                     connect_timeout=min(2.0, connect_timeout), allow_reconnect=True,
+                                     drain_timeout=max(1, int(close_timeout))), connect_timeout, "NATS connect")
+            bus = holder["bus"] = cls(nc, nc.jetstream(timeout=min(5.0, connect_timeout)), name,
+                                      retry_for=retry_for, close_timeout=close_timeout)
+            await bounded(bus.ensure_stream(duplicate_window), connect_timeout, "JetStream stream creation")
         except Exception as exc:  # nats raises several unrelated types
-            raise ConfigError(f"cannot connect to NATS at {url}: {exc}") from exc
-        js = nc.jetstream()
-        bus = holder["bus"] = cls(nc, js, name)
-        await bus.ensure_stream(duplicate_window)
+            await bounded(nc.close(), 2.0, "NATS close", quiet=True)
+            raise ConfigError(f"cannot connect to NATS at {url} within {connect_timeout:g} s: "
+                              f"{type(exc).__name__}: {exc}") from exc
         return bus
+
+    @property
+    def max_payload(self) -> int:
+        """The server's largest message, headers included (bytes)."""
+        return self.nc.max_payload
+
+    def check_size(self, headers: dict[str, str], data: bytes, what: str) -> None:
+        """:class:`PayloadTooLargeError` unless ``data`` with ``headers`` fits one message."""
+        size = len(data) + header_size(headers)
+        if size > self.max_payload:
+            raise PayloadTooLargeError(f"{what} of {size:,} bytes (headers included) exceeds the NATS server's "
+                                       f"max_payload of {self.max_payload:,} bytes; send less than that",
+                                       field="data", message_id=headers.get("Nats-Msg-Id"))
 
     async def ensure_stream(self, duplicate_window: float) -> None:
         """Create (or update) the durable stream of proposals and commits."""
@@ -275,6 +338,7 @@ class NatsBus:
     async def publish(self, subject: str, data: bytes, *, msg_id: str | None = None, reply: str | None = None) -> None:
         """Core publish."""
         headers = {"Nats-Msg-Id": msg_id} if msg_id else None
+        self.check_size(headers or {}, data, f"message on {subject}")
         await self.nc.publish(check_subject(subject), data, reply=reply or "", headers=headers)
 
     async def subscribe(self, subject: str, handler: Handler, *, queue: str | None = None) -> Subscription:
@@ -298,25 +362,31 @@ class NatsBus:
         await self.nc.publish(msg.reply, data)
 
     async def stream_publish(self, subject: str, data: bytes, msg_id: str, timeout: float = 2.0,
-                             retry_for: float = 30.0) -> bool:
+                             retry_for: float | None = None) -> bool:
         """JetStream publish with ``Nats-Msg-Id``; False when the server saw the id already.
 
         Publishes that meet one already in flight on ``subject`` travel together in the
-        next frame (:mod:`coinswarm.adapters.framing`); a frame is deduplicated as a whole.
-        While the server is unreachable the publish is retried with exponential backoff
-        (50 ms doubling to 1 s) for up to ``retry_for`` seconds — safe, since a retried
-        id is deduplicated by the server.
+        next frame (:mod:`coinswarm.adapters.framing`), frames capped by the server's
+        ``max_payload``; a frame is deduplicated as a whole. A message that cannot fit one
+        NATS message is refused at once with :class:`PayloadTooLargeError`. While the server
+        is unreachable (timeouts, no responders, reconnecting) the publish is retried with
+        exponential backoff (50 ms doubling to 1 s) for up to ``retry_for`` seconds (default:
+        the bus's) — safe, since a retried id is deduplicated by the server; any other error
+        is raised at once.
         """
         if not msg_id:
             raise MessageError("stream messages need a msg_id", field="msg_id")
+        self.check_size({"Nats-Msg-Id": msg_id}, data, f"stream message on {subject}")
         return await self._coalescer(subject, timeout, retry_for).publish(msg_id, data)
 
     async def stream_publish_many(self, subject: str, items: list[tuple[str, bytes]], timeout: float = 2.0,
-                                  retry_for: float = 30.0) -> list[bool]:
+                                  retry_for: float | None = None) -> list[bool]:
         """Queue every ``(msg_id, data)`` at once (they share frames) and wait for all; one
-        result per item, as :meth:`stream_publish`."""
+        result per item, as :meth:`stream_publish` (nothing is queued if one is refused)."""
         if any(not msg_id for msg_id, _ in items):
             raise MessageError("stream messages need a msg_id", field="msg_id")
+        for msg_id, data in items:
+            self.check_size({"Nats-Msg-Id": msg_id}, data, f"stream message on {subject}")
         coalescer = self._coalescer(subject, timeout, retry_for)
         results = await asyncio.gather(*(coalescer.enqueue((msg_id, data)) for msg_id, data in items),
                                        return_exceptions=True)
@@ -325,32 +395,42 @@ class NatsBus:
                 raise result
         return list(results)
 
-    def _coalescer(self, subject: str, timeout: float, retry_for: float) -> Coalescer:
+    def frame_budget(self) -> int:
+        """Most bytes of frame payload (:func:`encode_frame`) one NATS message carries."""
+        return self.max_payload - header_size({FRAME_HEADER: FRAME_VERSION, "Nats-Msg-Id": frame_id([("", b"")])})
+
+    def _coalescer(self, subject: str, timeout: float, retry_for: float | None) -> Coalescer:
         """The subject's frame queue (created on first use with these send settings)."""
         subject = check_subject(subject)
         coalescer = self._coalescers.get(subject)
         if coalescer is None:
-            async def send(items: list[tuple[str, bytes]]) -> bool:
-                return await self._send_items(subject, items, timeout, retry_for)
+            retry = self.retry_for if retry_for is None else retry_for
 
-            coalescer = self._coalescers[subject] = Coalescer(send)
+            async def send(items: list[tuple[str, bytes]]) -> bool:
+                return await self._send_items(subject, items, timeout, retry)
+
+            coalescer = self._coalescers[subject] = Coalescer(send, max_bytes=self.frame_budget())
         return coalescer
 
     async def _send_items(self, subject: str, items: list[tuple[str, bytes]], timeout: float,
                           retry_for: float) -> bool:
-        """One item as a plain message, more as one frame; retried with backoff while unreachable."""
+        """One item as a plain message, more as one frame; transient errors retried with backoff
+        until ``retry_for`` seconds have passed (each attempt's wait clipped to what is left)."""
         if len(items) == 1:
             (msg_id, data), headers = items[0], {}
         else:
             msg_id, data, headers = frame_id(items), encode_frame(items), {FRAME_HEADER: FRAME_VERSION}
         headers["Nats-Msg-Id"] = msg_id
+        self.check_size(headers, data, f"frame of {len(items)} on {subject}")
+        transient = _transient_errors()
         loop = asyncio.get_running_loop()
         deadline, backoff = loop.time() + retry_for, 0.05
         while True:
+            wait = max(0.05, min(timeout, deadline - loop.time()))
             try:
-                ack = await self.js.publish(subject, data, timeout=timeout, headers=headers)
+                ack = await self.js.publish(subject, data, timeout=wait, headers=headers)
                 return not ack.duplicate
-            except Exception:  # timeouts, no responders, connection closed/reconnecting
+            except transient:
                 if loop.time() + backoff > deadline:
                     raise
                 await asyncio.sleep(backoff)
@@ -435,13 +515,20 @@ class NatsBus:
         await self.nc.publish(message.reply, b"+ACK")
 
     async def flush(self, timeout: float = 2.0) -> None:
-        """Wait until the server has processed everything sent so far."""
-        await self.nc.flush(timeout=timeout)
+        """Wait until the server has processed everything sent so far (at most ``timeout`` s)."""
+        await bounded(self.nc.flush(timeout=timeout), timeout + 1.0, "NATS flush")
 
     async def close(self) -> None:
-        """Drain and close the connection."""
+        """Drain and close the connection, within ``close_timeout`` seconds: a connection that
+        is reconnecting, or does not drain in time, is closed without draining."""
+        if self.nc.is_closed:
+            return
+        try:
+            await bounded(self.nc.drain(), self.close_timeout, "NATS drain")
+        except Exception:  # noqa: BLE001  (reconnecting, closed meanwhile, or too slow: close outright)
+            pass
         if not self.nc.is_closed:
-            await self.nc.drain()
+            await bounded(self.nc.close(), self.close_timeout, "NATS close", quiet=True)
 
 
 class _Poller:
@@ -476,10 +563,9 @@ class _Poller:
         request = orjson.dumps({"batch": max_messages, "no_wait": True})
         await self.bus.nc.publish(f"$JS.API.CONSUMER.MSG.NEXT.{STREAM_NAME}.{self.durable}", request,
                                   reply=self.inbox)
-        try:
-            await asyncio.wait_for(self.done, timeout)
-        except TimeoutError:
-            pass  # what came so far; the rest comes with the next poll
+        # asyncio.wait, not wait_for: on Python 3.11 wait_for can swallow a cancel that lands
+        # as the reply arrives, and a poller that ignores its cancel never stops
+        await asyncio.wait({self.done}, timeout=timeout)  # on timeout: what came so far, the rest next poll
         return self._take()
 
     def _take(self) -> list[Message]:

@@ -71,6 +71,12 @@ def frame_id(items: list[tuple[str, bytes]]) -> str:
 Send = Callable[[list[tuple[str, bytes]]], Awaitable[bool]]
 
 
+def item_size(item: tuple[str, bytes]) -> int:
+    """Bytes ``(msg_id, data)`` takes inside a frame (:func:`encode_frame`)."""
+    msg_id, data = item
+    return 2 * _LEN.size + len(msg_id.encode()) + len(data)
+
+
 class Coalescer(Batcher[tuple[str, bytes], bool]):
     """Per-subject queue: ``send`` one item at once when idle, everything queued when busy.
 
@@ -81,10 +87,15 @@ class Coalescer(Batcher[tuple[str, bytes], bool]):
         more: a frame); returns False when the server had seen the id already.
     max_items : int, default 512
         Most items per frame.
+    max_bytes : int, optional
+        Most bytes of frame payload (:func:`encode_frame`): a NATS server refuses a message
+        above its ``max_payload``, so what queued up is split into frames below it. An item
+        larger than this goes alone (as a plain message). None: no limit.
     """
 
-    def __init__(self, send: Send, *, max_items: int = 512) -> None:
-        super().__init__(self._send, max_batch=max_items)
+    def __init__(self, send: Send, *, max_items: int = 512, max_bytes: int | None = None) -> None:
+        super().__init__(self._send, max_batch=max_items, weigh=item_size if max_bytes is not None else None,
+                         max_weight=max_bytes)
         self.send = send
 
     async def _send(self, items: list[tuple[str, bytes]]) -> list[bool]:

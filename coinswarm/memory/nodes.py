@@ -33,7 +33,7 @@ from dataclasses import dataclass
 
 import orjson
 
-from coinswarm.adapters.batching import GroupWriter
+from coinswarm.adapters.batching import GroupWriter, stop_task
 from coinswarm.errors import MessageError
 from coinswarm.memory.commits import (
     MAX_GROUP,
@@ -142,6 +142,7 @@ class QuorumNode:
         self.failed_reads = 0  # commit polls that raised (the server away, say); retried each tick
         self.last_read_error = ""
         self._subs: list = []
+        self.stopping = False  # set by stop(): run_ticker ends even if a cancel is swallowed
 
     async def start(self) -> None:
         """Subscribe to votes (this node's and the re-sent ones), start reading commits, then
@@ -153,10 +154,12 @@ class QuorumNode:
                                                           concurrency=self.concurrency, batch=True))
 
     async def stop(self) -> None:
-        """Unsubscribe (the durable consumer keeps its position on the server)."""
-        for sub in self._subs:
-            await sub.unsubscribe()
-        self._subs.clear()
+        """Stop ticking and unsubscribe (the durable consumer keeps its position on the server)."""
+        self.stopping = True
+        subs, self._subs = self._subs, []
+        for sub in subs:
+            with contextlib.suppress(Exception):  # a connection already closed has nothing to unsubscribe
+                await sub.unsubscribe()
 
     def rank(self, proposal_id: str) -> int:
         """0 if this node coordinates ``proposal_id``, 1 if it is the first backup, …
@@ -386,17 +389,26 @@ class QuorumNode:
         return [(proposal, decision, proof)]
 
     async def _publish(self, commits: list[Commit]) -> None:
-        """Append commits to ``mem.commit``, together (one message per :data:`MAX_GROUP`)."""
+        """Append commits to ``mem.commit``, together: one message per :data:`MAX_GROUP`, fewer
+        if the bus caps a message's size (``bus.max_payload``) — a group too large is halved."""
+        limit = getattr(self.bus, "max_payload", None)
         items = []
         for start in range(0, len(commits), MAX_GROUP):
-            group = commits[start:start + MAX_GROUP]
-            payload = encode_commits(group)
-            msg_id = commit_msg_id(group[0][0].id, payload)
-            self.own_commits[msg_id] = self.clock()
-            items.append((msg_id, payload))
+            items += self._commit_messages(commits[start:start + MAX_GROUP], limit)
         if items:
             await self.bus.stream_publish_many("mem.commit", items)
             self.published += len(commits)
+
+    def _commit_messages(self, group: list[Commit], limit: int | None) -> list[tuple[str, bytes]]:
+        """``(msg id, payload)`` of ``group`` in as few messages as fit ``limit`` bytes (with
+        a 1 KB margin for headers); a single commit above it is left to the bus to refuse."""
+        payload = encode_commits(group)
+        if limit is not None and len(payload) > limit - 1024 and len(group) > 1:
+            half = len(group) // 2
+            return self._commit_messages(group[:half], limit) + self._commit_messages(group[half:], limit)
+        msg_id = commit_msg_id(group[0][0].id, payload)
+        self.own_commits[msg_id] = self.clock()
+        return [(msg_id, payload)]
 
     async def tick(self) -> list[Decision]:
         """Take over from silent primaries, send open votes again, close proposals past their deadline."""
@@ -442,10 +454,11 @@ class QuorumNode:
             del self.ranks[pid]
 
     async def run_ticker(self, interval: float = 0.05) -> None:
-        """Call :meth:`tick` forever (cancel the task to stop)."""
-        while True:
+        """Call :meth:`tick` until :meth:`stop` (or a cancel of the task)."""
+        while not self.stopping:
             await asyncio.sleep(interval)
-            await self.tick()
+            if not self.stopping:
+                await self.tick()
 
 
 class Applier:
@@ -457,6 +470,7 @@ class Applier:
         self.store, self.config, self.keys, self.bus, self.durable = store, config, keys, bus, durable
         self.concurrency, self.poll_ms = concurrency, poll_ms
         self._poller: asyncio.Task | None = None
+        self.stopping = False  # set by stop(): the poller ends even if a cancel is swallowed
         self.failed_reads = 0  # polls that raised (server away, or a consumer the server refuses)
         self.last_read_error = ""
         self.persist_audit = persist_audit
@@ -512,8 +526,8 @@ class Applier:
         return [len(events) for events in batches]
 
     async def _poll_forever(self) -> None:
-        """Read, apply and acknowledge bursts of commits until cancelled (see :meth:`start`)."""
-        while True:
+        """Read, apply and acknowledge bursts of commits until :meth:`stop` (see :meth:`start`)."""
+        while not self.stopping:
             try:
                 messages = await self.bus.stream_poll("mem.commit", f"{self.durable}-pull", max_messages=POLL_BURST,
                                                       acked=True)
@@ -521,22 +535,33 @@ class Applier:
                 self.failed_reads += 1
                 self.last_read_error = f"{type(exc).__name__}: {exc}"
                 messages = []
-            if messages:
+            if messages and not self.stopping:  # stopping: unacked, so the burst comes again
                 await self.on_commits(messages)  # every outcome is accounted for, then acknowledged
-                await self.bus.stream_ack(messages[-1])
-            if len(messages) < POLL_BURST:
+                await self._ack(messages[-1])
+            if len(messages) < POLL_BURST and not self.stopping:
                 await asyncio.sleep(self.poll_ms / 1000)
 
-    async def stop(self) -> None:
-        """Stop reading and unsubscribe (a burst cut short is not acknowledged: it comes again,
-        and the store ignores what it already holds)."""
-        if self._poller is not None:
-            self._poller.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._poller
-        for sub in (self._sub, self._audit_sub):
+    async def _ack(self, message) -> None:
+        try:
+            await self.bus.stream_ack(message)
+        except Exception as exc:  # noqa: BLE001  (disconnected: the burst comes again, the store ignores it)
+            self.failed_reads += 1
+            self.last_read_error = f"{type(exc).__name__}: {exc}"
+
+    async def stop(self, timeout: float = 10.0) -> bool:
+        """Stop reading and unsubscribe, within about ``timeout`` seconds (a burst cut short is
+        not acknowledged: it comes again, and the store ignores what it already holds).
+
+        Sets the stop flag, then cancels the poller (again, if a cancel was swallowed) and
+        waits for it at most ``timeout`` seconds. False if it had not ended by then."""
+        self.stopping = True
+        ended = await stop_task(self._poller, timeout)
+        subs, self._sub, self._audit_sub = (self._sub, self._audit_sub), None, None
+        for sub in subs:
             if sub is not None:
-                await sub.unsubscribe()
+                with contextlib.suppress(Exception):  # a connection already closed has nothing to unsubscribe
+                    await sub.unsubscribe()
+        return ended
 
     async def on_commit(self, msg) -> None:
         """Verify and apply one commit (idempotent)."""

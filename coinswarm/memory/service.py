@@ -17,6 +17,7 @@ import signal
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from coinswarm.adapters.batching import stop_task
 from coinswarm.adapters.bus import NatsBus
 from coinswarm.errors import ConfigError
 from coinswarm.memory.nodes import Applier, QuorumNode, wall_clock_ms
@@ -60,15 +61,18 @@ class StoreContext:
     def __init__(self, store, refresh_s: float) -> None:
         self.store, self.refresh_s = store, refresh_s
         self.patterns: dict = store.patterns()
+        self.stopping = False
 
     def __call__(self, now: int) -> Context:
         return Context(now=now, patterns=self.patterns)
 
     async def refresh_forever(self) -> None:
-        """Reload the committed patterns every ``refresh_s`` seconds (cancel to stop)."""
-        while True:
+        """Reload the committed patterns every ``refresh_s`` seconds until ``stopping`` is set
+        (or the task is cancelled)."""
+        while not self.stopping:
             await asyncio.sleep(self.refresh_s)
-            self.patterns = await asyncio.to_thread(self.store.patterns)
+            if not self.stopping:
+                self.patterns = await asyncio.to_thread(self.store.patterns)
 
 
 async def serve_node(settings: QuorumSettings, name: str, ready: Callable[[], None] | None,
@@ -92,9 +96,10 @@ async def serve_node(settings: QuorumSettings, name: str, ready: Callable[[], No
     try:
         await stop.wait()
     finally:
+        context.stopping = True
+        await node.stop()  # sets the ticker's stop flag
         for task in tasks:
-            task.cancel()
-        await node.stop()
+            await stop_task(task, timeout=5.0)
         await bus.close()
         store.close()
     return node

@@ -38,14 +38,22 @@ def load(root: Path) -> dict[str, Server]:
 
 
 def up(root: Path | None = None) -> dict[str, Server]:
-    """Start whatever is not running; returns every server of the stack."""
+    """Start whatever is not running (detached: the servers outlive this process); returns every
+    server of the stack. If one fails to start, those this call started are stopped again."""
     root = Path(root or default_dir())
     root.mkdir(parents=True, exist_ok=True)
     root.chmod(0o755)
     servers = {name: s for name, s in load(root).items() if s.alive()}
-    for name, start in STARTERS.items():
-        if name not in servers:
-            servers[name] = start(root / name)
+    fresh: list[Server] = []
+    try:
+        for name, start in STARTERS.items():
+            if name not in servers:
+                servers[name] = start(root / name, detach=True)
+                fresh.append(servers[name])
+    except BaseException:  # nothing half-up and unrecorded: stop what this call started
+        for server in fresh:
+            server.stop(timeout=5.0)
+        raise
     _state_file(root).write_text(json.dumps({n: s.to_dict() for n, s in servers.items()}, indent=2) + "\n")
     return servers
 

@@ -13,6 +13,7 @@ sys.path.insert(0, str(Path(__file__).parents[1] / "unit" / "quorum"))
 
 from proposals_factory import NOW, seeded_patterns  # noqa: E402
 
+from coinswarm.adapters.batching import run_with_deadline, stop_task  # noqa: E402,F401  (re-exported)
 from coinswarm.adapters.bus import NatsBus  # noqa: E402
 from coinswarm.memory import Store  # noqa: E402
 from coinswarm.memory.nodes import Applier, QuorumNode  # noqa: E402
@@ -24,6 +25,15 @@ CONFIG = QuorumConfig(MANAGERS, f=1, timeout_ms=3_000)
 
 
 _START = time.monotonic()
+
+# every wait of a test is bounded: a connection gives up after 60 s without a server, a publish
+# retries for 20 s, a close drains for 3 s at most
+BUS_BOUNDS = {"max_reconnect_attempts": 240, "reconnect_wait": 0.25, "retry_for": 20.0, "close_timeout": 3.0}
+
+
+async def connect(url: str, name: str) -> NatsBus:
+    """A bus whose every wait is bounded (:data:`BUS_BOUNDS`)."""
+    return await NatsBus.connect(url, name=name, **BUS_BOUNDS)
 
 
 def clock() -> int:
@@ -51,32 +61,37 @@ class Cluster:
     stops: list = field(default_factory=list)
 
     async def close(self) -> None:
+        """Stop every node and the applier (flags, then bounded cancels), then close the buses."""
+        for node in self.nodes.values():
+            await node.stop()
         for task in self.tasks:
-            task.cancel()
+            assert await stop_task(task, timeout=5.0), "a node's ticker did not stop"
         for stop in self.stops:
-            await stop()
+            assert await stop() is not False, "the applier's poller did not stop"
         for bus in self.buses:
             await bus.close()
 
 
 async def start_cluster(nats_url: str, store: Store, *, live=MANAGERS, behaviours=None, prefix="t",
-                        persist_audit: bool = True, applier_poll_ms: float | None = None) -> Cluster:
+                        persist_audit: bool = True, applier_poll_ms: float | None = None,
+                        config: QuorumConfig = CONFIG) -> Cluster:
     """Four nodes (or ``live``) and an applier — pushed commits, or with ``applier_poll_ms``
-    reading the stream in bursts as the ``coinswarm quorum applier`` process does."""
+    reading the stream in bursts as the ``coinswarm quorum applier`` process does; ``config``
+    (default :data:`CONFIG`, a 3 s deadline) for nodes and applier alike."""
     cluster = Cluster(store)
     for name in live:
-        bus = await NatsBus.connect(nats_url, name=f"{prefix}-{name}")
+        bus = await connect(nats_url, f"{prefix}-{name}")
         cluster.buses.append(bus)
-        node = QuorumNode(Manager(name, KEYS[name]), CONFIG, KEYS, bus, context=fixed_context,
+        node = QuorumNode(Manager(name, KEYS[name]), config, KEYS, bus, context=fixed_context,
                           clock=clock, behaviour=(behaviours or {}).get(name, _honest()),
                           durable_prefix=f"{prefix}-mgr", failover_ms=300,
                           audit_subject="mem.audit" if persist_audit else None)
         await node.start()
         cluster.tasks.append(asyncio.create_task(node.run_ticker()))
         cluster.nodes[name] = node
-    bus = await NatsBus.connect(nats_url, name=f"{prefix}-applier")
+    bus = await connect(nats_url, f"{prefix}-applier")
     cluster.buses.append(bus)
-    cluster.applier = Applier(store, CONFIG, KEYS, bus, durable=f"{prefix}-applier", persist_audit=persist_audit,
+    cluster.applier = Applier(store, config, KEYS, bus, durable=f"{prefix}-applier", persist_audit=persist_audit,
                               poll_ms=applier_poll_ms)
     await cluster.applier.start()
     cluster.stops.append(cluster.applier.stop)
@@ -90,12 +105,13 @@ def _honest():
 
 
 async def wait_until(condition, timeout: float, step: float = 0.02) -> bool:
+    """Poll ``condition()`` (in a worker thread: it may query the store) until true or ``timeout``."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if condition():
+        if await asyncio.to_thread(condition):
             return True
         await asyncio.sleep(step)
-    return condition()
+    return await asyncio.to_thread(condition)
 
 
 def seed_store(store: Store) -> None:

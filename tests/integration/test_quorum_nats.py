@@ -4,13 +4,11 @@ Fault scenarios from the issue: all honest, one crashed, one Byzantine, a 2|2 pa
 (two NATS servers that cannot see each other) and a NATS restart mid-stream.
 """
 
-import asyncio
 
 import numpy as np
 import pytest
-from quorum_harness import MANAGERS, NOW, fixed_context, stamped, start_cluster, wait_until
+from quorum_harness import MANAGERS, NOW, connect, fixed_context, run_with_deadline, stamped, start_cluster, wait_until
 
-from coinswarm.adapters.bus import NatsBus
 from coinswarm.memory.models import DecisionRow
 from coinswarm.memory.nodes import submit
 from coinswarm.quorum import COMMITTED, Manager, coordinator_for
@@ -40,7 +38,7 @@ async def run_scenario(nats_url, store, proposals, *, live=MANAGERS, behaviours=
     """Submit one at a time (``frame=1``) or ``frame`` proposals per frame, and wait for every decision."""
     cluster = await start_cluster(nats_url, store, live=live, behaviours=behaviours, prefix=prefix,
                                   applier_poll_ms=applier_poll_ms)
-    proposer = await NatsBus.connect(nats_url, name=f"{prefix}-proposer")
+    proposer = await connect(nats_url, f"{prefix}-proposer")
     target = store.count(DecisionRow) + len(proposals)
     try:
         for start in range(0, len(proposals), frame):
@@ -64,7 +62,7 @@ def proposals(n, seed=0, prefix=""):
 @pytest.mark.parametrize("frame", [1, 40], ids=["one-by-one", "framed"])
 def test_honest_managers_decide_as_the_pure_rules_say(nats_url, store, frame):
     batch = proposals(300, prefix=f"honest{frame}-")
-    done, cluster = asyncio.run(run_scenario(nats_url, store, batch, prefix=f"honest{frame}", frame=frame))
+    done, cluster = run_with_deadline(run_scenario(nats_url, store, batch, prefix=f"honest{frame}", frame=frame), 180)
     assert done
     got, want = decisions(store), expected_verdicts(batch)
     assert {pid: status == COMMITTED for pid, status in got.items()} == want
@@ -74,8 +72,8 @@ def test_honest_managers_decide_as_the_pure_rules_say(nats_url, store, frame):
 def test_one_crashed_manager_does_not_stop_decisions(nats_url, store):
     batch = proposals(200, seed=1, prefix="crash-")  # in frames of 25: those the dead m4 coordinates fail over
     assert "m4" in {coordinator_for(batch[i].id, MANAGERS) for i in range(0, len(batch), 25)}
-    done, _ = asyncio.run(run_scenario(nats_url, store, batch, live=MANAGERS[:3], prefix="crash", frame=25,
-                                       applier_poll_ms=20))  # the applier as the CLI runs it
+    done, _ = run_with_deadline(run_scenario(nats_url, store, batch, live=MANAGERS[:3], prefix="crash", frame=25,
+                                             applier_poll_ms=20), 180)  # the applier as the CLI runs it
     assert done
     assert {pid: s == COMMITTED for pid, s in decisions(store).items()} == expected_verdicts(batch)
 
@@ -84,8 +82,8 @@ def test_one_crashed_manager_does_not_stop_decisions(nats_url, store):
 def test_one_byzantine_manager_causes_no_wrong_commit(nats_url, store):
     batch = proposals(10_000, seed=2, prefix="byz-")
     behaviours = {"m2": byzantine(np.random.default_rng(7))}
-    done, cluster = asyncio.run(run_scenario(nats_url, store, batch, behaviours=behaviours, prefix="byz",
-                                             timeout=300))
+    done, cluster = run_with_deadline(run_scenario(nats_url, store, batch, behaviours=behaviours, prefix="byz",
+                                                   timeout=300), 1500)
     assert done
     got, want = decisions(store), expected_verdicts(batch)
     wrong = [pid for pid, status in got.items() if (status == COMMITTED) != want[pid]]

@@ -11,7 +11,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from coinswarm.adapters.batching import run_with_deadline
 from coinswarm.adapters.bus import NatsBus
+from coinswarm.adapters.servers import die_with_parent
 from coinswarm.memory import Store
 from coinswarm.memory.models import DecisionRow
 from coinswarm.memory.nodes import submit, wall_clock_ms
@@ -27,7 +29,8 @@ MANAGERS = ("m1", "m2", "m3", "m4")
 def _start(role: str, *extra: str, env: dict, urls: tuple[str, str]) -> subprocess.Popen:
     cmd = [sys.executable, "-m", "coinswarm.cli", "quorum", role, "--nats", urls[0], "--store", urls[1],
            "--managers", ",".join(MANAGERS), "--failover-ms", "300", *extra]
-    return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            preexec_fn=die_with_parent())  # never outlives this test process
 
 
 def _wait_ready(proc: subprocess.Popen, timeout: float = 60.0) -> str:
@@ -41,6 +44,15 @@ def _wait_ready(proc: subprocess.Popen, timeout: float = 60.0) -> str:
     raise AssertionError("quorum process not ready in time")
 
 
+def _finish(proc: subprocess.Popen, timeout: float = 30.0) -> str:
+    """The output of a process asked to stop; SIGKILLed if it has not stopped within ``timeout``."""
+    try:
+        return proc.communicate(timeout=timeout)[0]
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        return proc.communicate(timeout=10)[0] + f"\n[killed: no clean stop within {timeout:g} s]"
+
+
 def _proposals(n: int) -> list[Proposal]:
     rng = np.random.default_rng(3)
     out = []
@@ -52,8 +64,6 @@ def _proposals(n: int) -> list[Proposal]:
 
 
 def test_manager_and_applier_processes_decide_like_the_rules_and_survive_a_dead_manager(nats_url, postgres_url):
-    import asyncio
-
     env = {**os.environ, "COINSWARM_QUORUM_SECRET": "process-test", "PYTHONUNBUFFERED": "1"}
     urls = (nats_url, postgres_url)
     procs = [_start("node", "--name", m, env=env, urls=urls) for m in MANAGERS[:3]]  # m4 never starts
@@ -64,12 +74,14 @@ def test_manager_and_applier_processes_decide_like_the_rules_and_survive_a_dead_
         batch = _proposals(100)
 
         async def send():
-            bus = await NatsBus.connect(nats_url, name="proc-proposer")
-            for p in batch:
-                await submit(bus, p)
-            await bus.close()
+            bus = await NatsBus.connect(nats_url, name="proc-proposer", max_reconnect_attempts=40)
+            try:
+                for p in batch:
+                    await submit(bus, p)
+            finally:
+                await bus.close()
 
-        asyncio.run(send())
+        run_with_deadline(send(), 60)
         store = Store(postgres_url)
         deadline = time.monotonic() + 60
         while store.count(DecisionRow) < len(batch) and time.monotonic() < deadline:
@@ -80,7 +92,7 @@ def test_manager_and_applier_processes_decide_like_the_rules_and_survive_a_dead_
     finally:
         for proc in procs:
             proc.send_signal(signal.SIGTERM)
-        outputs = [proc.communicate(timeout=30)[0] for proc in procs]
+        outputs = [_finish(proc) for proc in procs]
     judge = Manager("judge", b"k")
     want = {p.id: judge.evaluate(p, Context(now=p.timestamp)).approve for p in batch}
     assert {pid: s == COMMITTED for pid, s in got.items()} == want, "every proposal decided as the rules say"

@@ -2,10 +2,12 @@
 
 import asyncio
 
+import nats.errors
 import pytest
 
-from coinswarm.adapters.bus import InProcessBus, NatsBus, stream_sequence, subject_matches
-from coinswarm.errors import MessageError
+from coinswarm.adapters.batching import run_with_deadline
+from coinswarm.adapters.bus import InProcessBus, NatsBus, PayloadTooLargeError, stream_sequence, subject_matches
+from coinswarm.errors import ConfigError, MessageError
 
 
 @pytest.fixture(params=["inprocess", pytest.param("nats", marks=pytest.mark.integration)])
@@ -63,7 +65,7 @@ def test_publish_subscribe_queue_groups_and_request_reply(make_bus):
         reply = await a.request("svc.ping", b"x", timeout=2)
         return seen, workers, reply
 
-    seen, workers, reply = asyncio.run(scenario())
+    seen, workers, reply = run_with_deadline(scenario(), 60)
     assert [d for s, d in seen if s == "agent.trade"] == [str(i).encode() for i in range(10)]
     assert ("agent.action", b"buy") in seen
     assert sum(workers.values()) == 10 and min(workers.values()) > 0, "a queue group shares the work"
@@ -86,7 +88,7 @@ def test_stream_deduplicates_by_msg_id_and_replays_to_late_durables(make_bus):
         await settle(bus)
         return first, again, got
 
-    first, again, got = asyncio.run(scenario())
+    first, again, got = run_with_deadline(scenario(), 60)
     assert first and not again
     assert got == ["p1", "p2", "p3"]
 
@@ -109,7 +111,7 @@ def test_stream_poll_returns_what_arrived_since_the_last_poll(make_bus):
         rest = await reader.stream_poll("mem.commit", "poller")
         return first, burst, empty, limited, rest
 
-    first, burst, empty, limited, rest = asyncio.run(scenario())
+    first, burst, empty, limited, rest = run_with_deadline(scenario(), 60)
     assert first == [] and empty == []
     assert [(m.msg_id, m.data) for m in burst] == [(f"c{i}", f"v{i}".encode()) for i in range(1, 41)]
     assert [m.msg_id for m in limited] == [f"c{i}" for i in range(41, 45)]
@@ -131,43 +133,85 @@ def test_acked_stream_poll_reads_from_the_start_and_resumes_after_its_ack(make_b
         second = await later.stream_poll("mem.commit", "acked-reader", acked=True)
         return first, second
 
-    first, second = asyncio.run(scenario())
+    first, second = run_with_deadline(scenario(), 60)
     assert [m.msg_id for m in first] == [f"c{i}" for i in range(5)], "an acked reader starts at the beginning"
     assert [m.msg_id for m in second] == ["c5"], "acknowledged messages do not come again"
     assert all(m.seq is not None for m in first) and len({m.seq for m in first}) == 5
 
 
 @pytest.mark.integration
+@pytest.mark.integration
 def test_stream_poll_resumes_after_a_server_restart(tmp_path):
     from coinswarm.adapters.servers import start_nats
 
     server = start_nats(tmp_path / "n")
+    servers = [server]
 
     async def scenario():
-        writer = await NatsBus.connect(server.url, name="w", reconnect_wait=0.05)
-        reader = await NatsBus.connect(server.url, name="r", reconnect_wait=0.05)
-        await reader.stream_poll("mem.commit", "poller")
-        await writer.stream_publish("mem.commit", b"a", msg_id="a")
-        await settle(writer)
-        before = [m.msg_id for m in await reader.stream_poll("mem.commit", "poller")]
-        server.stop()
-        failed = await reader.stream_poll("mem.commit", "poller", timeout=0.2)  # nobody answers
-        restarted = start_nats(server.workdir, port=server.port)
-        await writer.stream_publish("mem.commit", b"b", msg_id="b")  # retried until the server is back
-        after = []
-        for _ in range(50):
-            after += [m.msg_id for m in await reader.stream_poll("mem.commit", "poller", timeout=0.2)]
-            if after:
-                break
-            await asyncio.sleep(0.1)
-        await writer.close()
-        await reader.close()
-        return before, failed, after, restarted
+        writer = await NatsBus.connect(server.url, name="w", reconnect_wait=0.05, max_reconnect_attempts=400)
+        reader = await NatsBus.connect(server.url, name="r", reconnect_wait=0.05, max_reconnect_attempts=400)
+        try:
+            await reader.stream_poll("mem.commit", "poller")
+            await writer.stream_publish("mem.commit", b"a", msg_id="a")
+            await settle(writer)
+            before = [m.msg_id for m in await reader.stream_poll("mem.commit", "poller")]
+            await asyncio.to_thread(server.stop)
+            failed = await reader.stream_poll("mem.commit", "poller", timeout=0.2)  # nobody answers
+            servers.append(await asyncio.to_thread(start_nats, server.workdir, port=server.port))
+            await writer.stream_publish("mem.commit", b"b", msg_id="b")  # retried until the server is back
+            after = []
+            for _ in range(50):
+                after += [m.msg_id for m in await reader.stream_poll("mem.commit", "poller", timeout=0.2)]
+                if after:
+                    break
+                await asyncio.sleep(0.1)
+            return before, failed, after
+        finally:
+            await writer.close()
+            await reader.close()
 
-    before, failed, after, restarted = asyncio.run(scenario())
-    restarted.stop()
+    try:
+        before, failed, after = run_with_deadline(scenario(), 60)
+    finally:
+        for each in servers:
+            each.stop()
     assert before == ["a"] and failed == []
     assert after == ["b"], "the durable reader resumes where it stopped, nothing read twice"
+
+
+@pytest.mark.integration
+def test_every_wait_of_the_nats_bus_is_bounded(tmp_path):
+    from coinswarm.adapters.servers import free_port, start_nats
+
+    server = start_nats(tmp_path / "n")
+
+    async def scenario():
+        with pytest.raises(ConfigError, match=r"cannot connect to NATS .* within 1 s"):
+            await NatsBus.connect(f"nats://127.0.0.1:{free_port()}", connect_timeout=1.0)  # nobody listens
+        bus = await NatsBus.connect(server.url, name="b", reconnect_wait=0.05, max_reconnect_attempts=3,
+                                    retry_for=60.0, close_timeout=1.0)
+        with pytest.raises(PayloadTooLargeError, match="max_payload"):
+            await bus.publish("agent.action", b"x" * (bus.max_payload + 1))
+        await asyncio.to_thread(server.stop)  # gone for good: 3 attempts, then the connection closes
+        for _ in range(200):
+            if bus.nc.is_closed:
+                break
+            await asyncio.sleep(0.05)
+        closed = bus.nc.is_closed
+        loop = asyncio.get_running_loop()
+        t0 = loop.time()
+        with pytest.raises(nats.errors.ConnectionClosedError):
+            await bus.stream_publish("mem.commit", b"late", msg_id="late")  # not transient: raised at once
+        raised_after = loop.time() - t0
+        await bus.close()  # nothing left to drain: returns
+        return closed, raised_after
+
+    try:
+        closed, raised_after = run_with_deadline(scenario(), 30)
+    finally:
+        server.stop()
+    assert closed, "bounded reconnect attempts end in a closed connection, not an endless loop"
+    assert raised_after < 10, "a closed connection is not retried for retry_for (60 s)"
 
 
 @pytest.mark.parametrize("reply", [
@@ -195,4 +239,4 @@ def test_bad_subjects_and_missing_ids_are_message_errors():
         with pytest.raises(MessageError, match="msg_id"):
             await bus.stream_publish("mem.propose", b"", msg_id="")
 
-    asyncio.run(scenario())
+    run_with_deadline(scenario(), 60)

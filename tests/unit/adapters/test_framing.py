@@ -4,10 +4,10 @@ import asyncio
 
 import pytest
 
-from coinswarm.adapters.batching import GroupWriter
+from coinswarm.adapters.batching import Batcher, GroupWriter, bounded, run_with_deadline, stop_task
 from coinswarm.adapters.bus import InProcessBus, NatsBus
-from coinswarm.adapters.framing import SEQ_STRIDE, Coalescer, decode_frame, encode_frame, frame_id
-from coinswarm.errors import MessageError
+from coinswarm.adapters.framing import SEQ_STRIDE, Coalescer, decode_frame, encode_frame, frame_id, item_size
+from coinswarm.errors import ConfigError, MessageError
 
 
 def test_frames_round_trip_and_malformed_frames_are_typed_errors():
@@ -37,7 +37,7 @@ def test_coalescer_sends_alone_when_idle_and_everything_queued_when_busy():
         rest = await asyncio.gather(*(c.publish(f"m{i}", b"x") for i in range(50)))
         return [await first, *rest]
 
-    results = asyncio.run(scenario())
+    results = run_with_deadline(scenario(), 60)
     assert all(results)
     assert sent[:2] == [["solo"], ["first"]], "an idle publisher does not wait for company"
     assert sent[2] == [f"m{i}" for i in range(50)], "what queued during a send goes out as one frame"
@@ -51,7 +51,7 @@ def test_coalescer_hands_a_failed_send_to_every_waiting_publisher():
         c = Coalescer(send)
         return await asyncio.gather(*(c.publish(f"m{i}", b"x") for i in range(3)), return_exceptions=True)
 
-    assert all(isinstance(r, TimeoutError) for r in asyncio.run(scenario()))
+    assert all(isinstance(r, TimeoutError) for r in run_with_deadline(scenario(), 60))
 
 
 def test_group_writer_batches_under_load_and_isolates_a_failing_item():
@@ -70,7 +70,7 @@ def test_group_writer_batches_under_load_and_isolates_a_failing_item():
         many = await asyncio.gather(*(writer.submit(x) for x in ["b", "c", "bad", "d"]), return_exceptions=True)
         return await first, many
 
-    first, many = asyncio.run(scenario())
+    first, many = run_with_deadline(scenario(), 60)
     assert first == "A" and many[:2] == ["B", "C"] and many[3] == "D"
     assert isinstance(many[2], ValueError)
     assert calls[:2] == [["a"], ["b", "c", "bad", "d"]], "items queued during a write share the next one"
@@ -92,10 +92,10 @@ def test_group_writer_with_linger_lets_items_that_arrive_alone_share_a_write():
             await asyncio.sleep(0.001)
         return await asyncio.gather(*futures)
 
-    assert asyncio.run(scenario(0.0)) == ["a", "b", "c"]
+    assert run_with_deadline(scenario(0.0), 60) == ["a", "b", "c"]
     assert calls == [["a"], ["b"], ["c"]], "no linger: an item on an idle writer is written at once"
     calls.clear()
-    assert asyncio.run(scenario(0.05)) == ["a", "b", "c"]
+    assert run_with_deadline(scenario(0.05), 60) == ["a", "b", "c"]
     assert calls == [["a", "b", "c"]], "a linger of 50 ms gathers items 1 ms apart into one write"
 
 
@@ -125,7 +125,7 @@ def test_nats_frames_deliver_every_item_once_with_its_id_and_a_distinct_sequence
         await sub.close()
         return got, batches, frames
 
-    got, batches, frames = asyncio.run(scenario())
+    got, batches, frames = run_with_deadline(scenario(), 60)
     assert sorted(got) == sorted(set(got)) and len(got) == 300
     assert {(i, d) for i, d, _ in got} == {(f"id{k}", f"v{k}".encode()) for k in range(300)}
     assert len({s for *_, s in got}) == 300 and all(s >= SEQ_STRIDE for *_, s in got)
@@ -147,4 +147,66 @@ def test_in_process_batch_subscribers_get_one_message_lists():
         assert await bus.stream_publish_many("mem.propose", [("b", b"b"), ("a", b"a")]) == [True, False]
         return seen
 
-    assert asyncio.run(scenario()) == [["a"], ["b"]]
+    assert run_with_deadline(scenario(), 60) == [["a"], ["b"]]
+
+
+def test_coalescer_caps_frames_by_bytes_and_sends_an_oversized_item_alone():
+    sent = []
+
+    async def send(items):
+        sent.append(items)
+        await asyncio.sleep(0.01)
+        return True
+
+    async def scenario():
+        c = Coalescer(send, max_bytes=10_000)
+        first = asyncio.create_task(c.publish("first", b"x"))
+        await asyncio.sleep(0.001)
+        items = [(f"m{i}", b"y" * 3_000) for i in range(7)] + [("huge", b"z" * 25_000), ("last", b"w")]
+        rest = await asyncio.gather(*(c.publish(i, d) for i, d in items))
+        return [await first, *rest]
+
+    assert all(run_with_deadline(scenario(), 60))
+    frames = [[msg_id for msg_id, _ in items] for items in sent]
+    assert frames == [["first"], ["m0", "m1", "m2"], ["m3", "m4", "m5"], ["m6"], ["huge"], ["last"]]
+    assert all(len(encode_frame(items)) <= 10_000 for items in sent if len(items) > 1)
+    assert item_size(("m0", b"y" * 3_000)) == len(encode_frame([("m0", b"y" * 3_000)]))
+
+
+def test_a_batcher_refuses_nonsense_limits():
+    async def handle(items):
+        return items
+
+    for bad in ({"max_batch": 0}, {"max_weight": 0, "weigh": len}, {"max_weight": 10}):
+        with pytest.raises(ConfigError, match="max_batch must be >= 1"):
+            Batcher(handle, **bad)
+
+
+def test_bounded_returns_on_time_even_when_the_work_swallows_its_cancel():
+    async def stubborn():
+        while True:
+            try:
+                await asyncio.sleep(10)
+            except asyncio.CancelledError:
+                pass  # what nats-py's drain does with a cancel
+
+    async def scenario():
+        assert await bounded(asyncio.sleep(0, "ok"), 1.0, "quick") == "ok"
+        with pytest.raises(TimeoutError, match="stubborn did not finish within 0.1 s"):
+            await bounded(stubborn(), 0.1, "stubborn")
+        assert await bounded(stubborn(), 0.1, "stubborn", quiet=True) is None
+        task = asyncio.create_task(stubborn())
+        await asyncio.sleep(0)
+        return await stop_task(task, timeout=0.3, tick=0.05), task
+
+    stopped, task = run_with_deadline(scenario(), 10, grace=0.5)
+    assert stopped is False, "a task that ignores every cancel is reported, not waited for forever"
+
+
+def test_run_with_deadline_raises_instead_of_hanging():
+    async def forever():
+        await asyncio.Event().wait()
+
+    with pytest.raises(TimeoutError, match="did not finish within 0.2 s"):
+        run_with_deadline(forever(), 0.2)
+    assert run_with_deadline(asyncio.sleep(0, 7), 1.0) == 7

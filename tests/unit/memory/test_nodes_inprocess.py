@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
+from coinswarm.adapters.batching import run_with_deadline
 from coinswarm.adapters.bus import InProcessBus
 from coinswarm.memory import Store
 from coinswarm.memory.models import DecisionRow
@@ -53,7 +54,7 @@ def run(tmp_path, tag):
             await submit(bus, p)
         return list(nodes.values()), applier
 
-    nodes, applier = asyncio.run(scenario())
+    nodes, applier = run_with_deadline(scenario(), 60)
     with store.sessions() as s:
         statuses = {r.proposal_id: r.status for r in s.query(DecisionRow) if not r.proposal_id.startswith("seed")}
     audit = [(e.kind, e.proposal_id, e.actor) for n in nodes for e in n.coordinator.audit]
@@ -93,7 +94,7 @@ def test_votes_go_to_the_frames_coordinator_only(tmp_path):
             await submit(bus, p)
         return applier
 
-    applier = asyncio.run(scenario())
+    applier = run_with_deadline(scenario(), 60)
     assert applier.applied == len(batch)
     assert len(sent) == 3 * len(batch), "three messages per proposal: the coordinator counts its own vote"
     for subject, voter, proposal_id in sent:
@@ -126,7 +127,7 @@ def test_a_polling_applier_reads_the_whole_stream_in_bursts_and_rides_out_failed
         await applier.stop()
         return applier
 
-    applier = asyncio.run(scenario())
+    applier = run_with_deadline(scenario(), 60)
     assert applier.applied == len(batch) and applier.duplicates == 0 and applier.failed == []
     assert store.count(DecisionRow) == len(batch)
     assert applier._writer.batches < len(batch), "commits read together are written together"
@@ -167,7 +168,7 @@ def test_nodes_publish_their_audit_trail_and_forget_old_state(tmp_path):
             await node.tick()
         return nodes, applier, sizes_before
 
-    nodes, applier, sizes_before = asyncio.run(scenario())
+    nodes, applier, sizes_before = run_with_deadline(scenario(), 60)
     assert sum(sizes_before) == len(batch), "each proposal is tallied by its primary only (backups keep votes)"
     assert all(not n.deferred and not n.escalate_at and not n.coordinator.open for n in nodes), \
         "a seen commit releases what the backups kept"
@@ -205,7 +206,7 @@ def test_backups_keep_votes_until_a_silent_primary_times_out_then_commit(tmp_pat
             await node.tick()
         return [applied_at_once, *applied], kept, applier, nodes
 
-    applied, kept, applier, nodes = asyncio.run(scenario())
+    applied, kept, applier, nodes = run_with_deadline(scenario(), 60)
     assert applied == [len(batch) - len(orphans)] * 2 + [len(batch)], "live primaries commit at once, backups on time"
     assert kept["m2"] == orphans, "m2 (first backup after m1) kept exactly the orphans' votes, uncounted"
     assert applier.duplicates == 0
@@ -238,7 +239,7 @@ def test_a_forged_commit_message_does_not_silence_the_backups(tmp_path):
             await node.tick()
         return nodes, applier
 
-    nodes, applier = asyncio.run(scenario())
+    nodes, applier = run_with_deadline(scenario(), 60)
     assert applier.refused == len(batch), "the applier refuses the forged commits"
     assert all(n.bad_messages == len(batch) for n in nodes), "every node saw through them"
     with store.sessions() as s:
@@ -356,7 +357,7 @@ def test_lost_votes_are_sent_again_until_their_proposals_are_settled(tmp_path):
             await node.tick()
         return applied, resent, bus.dropped, nodes, applier
 
-    applied, resent, dropped, nodes, applier = asyncio.run(scenario())
+    applied, resent, dropped, nodes, applier = run_with_deadline(scenario(), 60)
     assert sorted(dropped) == ["m1", "m2"]
     assert applied == [0, 0, 1], "the quorum forms from the re-sent votes"
     assert resent == {"m1": 1, "m2": 0, "m3": 0, "m4": 0}, \
@@ -380,4 +381,54 @@ def test_a_reconnect_sends_every_open_vote_again_at_once(tmp_path):
             await node.tick()
         return before, applier.applied
 
-    assert asyncio.run(scenario()) == (0, 1)
+    assert run_with_deadline(scenario(), 60) == (0, 1)
+
+
+class _SwallowingPollBus(InProcessBus):
+    """A poll that swallows the cancel landing as its reply arrives (as ``asyncio.wait_for`` and
+    nats-py's flush can on Python 3.11) and returns normally."""
+
+    polls = 0
+
+    async def stream_poll(self, *args, **kwargs):
+        self.polls += 1
+        try:
+            await asyncio.sleep(0.01)
+        except asyncio.CancelledError:
+            pass  # the reply won the race: the cancel is lost
+        return await super().stream_poll(*args, **kwargs)
+
+
+def test_an_applier_stops_even_when_its_poll_swallows_the_cancel(tmp_path):
+    store = Store(f"sqlite:///{tmp_path / 'stop.db'}")
+    store.migrate()
+
+    async def scenario():
+        bus = _SwallowingPollBus()
+        applier = Applier(store, CONFIG, KEYS, bus, poll_ms=1)
+        await applier.start()
+        while bus.polls < 3:
+            await asyncio.sleep(0.005)
+        stopped = await applier.stop(timeout=5.0)
+        polls = bus.polls
+        await asyncio.sleep(0.05)
+        return stopped, applier, polls, bus.polls
+
+    stopped, applier, polls, later = run_with_deadline(scenario(), 30)
+    assert stopped and applier.stopping and applier._poller.done()
+    assert later == polls, "no poll after stop()"
+
+
+def test_a_node_ticker_ends_on_its_stop_flag(tmp_path):
+    async def scenario():
+        bus = InProcessBus()
+        node = QuorumNode(Manager("m1", KEYS["m1"]), CONFIG, KEYS, bus, context=context, clock=lambda: NOW)
+        await node.start()
+        ticker = asyncio.create_task(node.run_ticker(interval=0.001))
+        await asyncio.sleep(0.01)
+        await node.stop()
+        await asyncio.wait({ticker}, timeout=2.0)  # no cancel: the flag alone ends it
+        return ticker
+
+    ticker = run_with_deadline(scenario(), 10)
+    assert ticker.done() and not ticker.cancelled() and ticker.exception() is None
