@@ -107,3 +107,7 @@ class MessageError(CoinswarmError, ValueError):
         where = ", ".join(p for p in (f"message {message_id}" if message_id else "",
                                       f"field '{field}'" if field else "") if p)
         super().__init__(f"{where}: {problem}" if where else problem)
+
+
+class ConflictError(MessageError):
+    """A proposal re-uses the id of an already decided proposal with different content."""
