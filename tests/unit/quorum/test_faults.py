@@ -11,9 +11,9 @@ from coinswarm.quorum import (
     TIMEOUT,
     LocalQuorum,
     Manager,
+    ManagerVote,
     Proposal,
     QuorumConfig,
-    ManagerVote,
     derive_keys,
 )
 
@@ -43,7 +43,8 @@ def byzantine(rng: np.random.Generator):
         if mode == 0:
             return [ManagerVote(proposal.id, proposal.digest, manager.name, bool(rng.integers(2)), ("?",), context.now)
                     .signed(manager.key)]
-        flipped = ManagerVote(proposal.id, proposal.digest, manager.name, not honest_vote.approve, ("lie",), context.now)
+        flipped = ManagerVote(proposal.id, proposal.digest, manager.name, not honest_vote.approve, ("lie",),
+                              context.now)
         if mode == 1:
             return [flipped.signed(manager.key)]
         if mode == 2:  # forge votes in the honest managers' names

@@ -16,9 +16,9 @@ from coinswarm.quorum import (
     TIMEOUT,
     Context,
     Manager,
+    ManagerVote,
     Proposal,
     QuorumConfig,
-    ManagerVote,
     coordinator_for,
     derive_keys,
     tally,
@@ -107,7 +107,8 @@ def test_votes_are_authenticated():
     assert ManagerVote.decode(vote.encode()) == vote
     split = [ManagerVote("p", "d", "m1", True, reasons, NOW).body() for reasons in (("a|b",), ("a", "b"), ("1:a|1:b",))]
     assert len(set(split)) == 3, "field boundaries are part of the signed bytes"
-    assert ManagerVote("p|1:d", "x", "m1", True, (), NOW).body() != ManagerVote("p", "d|1:x", "m1", True, (), NOW).body()
+    ambiguous = [ManagerVote(pid, d, "m1", True, (), NOW).body() for pid, d in (("p|1:d", "x"), ("p", "d|1:x"))]
+    assert ambiguous[0] != ambiguous[1]
     with pytest.raises(MessageError, match="approve"):
         ManagerVote.decode(json.dumps({**json.loads(vote.encode()), "approve": "yes"}).encode())
 
