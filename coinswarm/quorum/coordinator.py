@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 from coinswarm.errors import ConfigError, MessageError
-from coinswarm.quorum.limits import as_time
+from coinswarm.quorum.limits import as_time, brief
 from coinswarm.quorum.proposals import Proposal
 from coinswarm.quorum.tally import PENDING, TIMEOUT, Ballot, Decision, QuorumConfig, new_named_tuple, signed_by_member
 from coinswarm.quorum.votes import ManagerVote, VoteBatch, batch_problem, split_verdicts, vote_problem
@@ -50,7 +50,8 @@ class Coordinator:
                                field="proposal")
         now = as_time(now)
         if coordinator is not None and coordinator not in self.config.managers:
-            raise ConfigError(f"coordinator must be one of the managers {self.config.managers}, got {coordinator!r}")
+            raise ConfigError(f"coordinator must be one of the managers {self.config.managers}, "
+                              f"got {brief(coordinator)}")
         if proposal.id in self.open or proposal.id in self.decided:
             self._log(now, "duplicate_proposal", proposal.id, proposal.submitter, {})
             return
@@ -81,7 +82,7 @@ class Coordinator:
         now = as_time(now)
         problem = batch_problem(batch)
         if problem is None and not (type(index) is int and 0 <= index < len(batch.entries)):
-            problem = f"entry index {index!r} outside the batch's {len(batch.entries)} entries"
+            problem = f"entry index {brief(index)} outside the batch's {len(batch.entries)} entries"
         if problem is not None:
             self._junk(now, batch, problem)
             return None
@@ -209,7 +210,7 @@ class Coordinator:
     def _junk(self, now: int, junk: object, problem: str) -> None:
         """Audit something that reached the vote intake but is no well-formed vote."""
         actor = getattr(junk, "manager", "")
-        actor = actor if isinstance(actor, str) else repr(actor)[:64]
+        actor = actor[:64] if isinstance(actor, str) else brief(actor)
         self._log(now, "discard", "", actor, {"reason": f"malformed vote: {problem}"})
 
     def _log(self, now: int, kind: str, proposal_id: str, actor: str, detail: dict) -> None:
@@ -225,4 +226,5 @@ def check_quorum(config: QuorumConfig, keys: dict[str, bytes]) -> None:
         raise ConfigError(f"keys must be a dict of manager name → bytes key, got {type(keys).__name__}")
     for name, key in keys.items():
         if not (isinstance(name, str) and isinstance(key, bytes) and key):
-            raise ConfigError(f"keys: {name!r} must map a manager name to non-empty bytes, got {type(key).__name__}")
+            raise ConfigError(f"keys: {brief(name)} must map a manager name to non-empty bytes, "
+                              f"got {type(key).__name__}")

@@ -82,6 +82,22 @@ def name_problem(value: Any, max_chars: int = MAX_NAME_CHARS) -> str | None:
     return text_problem(value, max_chars, printable=True)
 
 
+def brief(value: Any, limit: int = 60) -> str:
+    """``repr(value)`` cut to ``limit`` characters, without building the repr of a large
+    container or string (messages about junk stay short whatever the junk)."""
+    if isinstance(value, str | bytes) and len(value) > limit:
+        return repr(value[:limit]) + f"… ({len(value):,} long)"
+    if isinstance(value, dict | list | tuple | set) and len(value) > 8:
+        return f"a {type(value).__name__} of {len(value):,} items"
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 128:
+        return f"an integer of {value.bit_length()} bits"
+    try:
+        text = repr(value)
+    except RecursionError:
+        return f"a deeply nested {type(value).__name__}"
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
 def as_time(value: Any, name: str = "now") -> int:
     """``value`` as epoch milliseconds (an ``int`` in ``0..MAX_TIME``), or :class:`ConfigError`.
 
@@ -91,16 +107,16 @@ def as_time(value: Any, name: str = "now") -> int:
     if type(value) is int and 0 <= value <= MAX_TIME:  # the usual case
         return value
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise ConfigError(f"{name} must be an integer time in epoch milliseconds, got {value!r} "
+        raise ConfigError(f"{name} must be an integer time in epoch milliseconds, got {brief(value)} "
                           f"({type(value).__name__})")
     if isinstance(value, numbers.Integral):
         number = int(value)
     elif math.isfinite(float(value)) and float(value).is_integer():
         number = int(float(value))
     else:
-        raise ConfigError(f"{name} must be a finite whole number of epoch milliseconds, got {value!r}")
+        raise ConfigError(f"{name} must be a finite whole number of epoch milliseconds, got {brief(value)}")
     if not 0 <= number <= MAX_TIME:
-        raise ConfigError(f"{name} must lie in [0, 2**53 - 1] epoch milliseconds, got {number}")
+        raise ConfigError(f"{name} must lie in [0, 2**53 - 1] epoch milliseconds, got {brief(number)}")
     return number
 
 
@@ -128,7 +144,7 @@ def check_tree(value: Any, name: str, limits: KindLimits, message_id: str) -> No
                     _tree_fail(f"key {key[:40]!r}… {problem}", path, name, message_id)
                 where = f"{path}.{key}" if len(key) <= 40 else f"{path}.{key[:40]}…"
             elif isinstance(node, dict):
-                _tree_fail(f"keys must be strings, got {type(key).__name__} {key!r}", path, name, message_id)
+                _tree_fail(f"keys must be strings, got {type(key).__name__} {brief(key)}", path, name, message_id)
             else:
                 where = f"{path}[{key}]"
             if isinstance(child, dict | list):

@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from coinswarm.errors import ConfigError, MessageError
-from coinswarm.quorum.limits import MAX_PATTERN_KEY_CHARS, as_time, name_problem
+from coinswarm.quorum.limits import MAX_PATTERN_KEY_CHARS, as_time, brief, name_problem
 from coinswarm.quorum.proposals import Proposal, finite
 from coinswarm.quorum.votes import Entry, ManagerVote, VoteBatch
 from coinswarm.stats import probabilistic_sharpe_ratio
@@ -43,18 +43,18 @@ class Policy:
                      "deprecate_below_sharpe", "weight_tolerance", "min_weight", "max_weight", "max_position",
                      "max_daily_loss"):
             if not finite(getattr(self, name)):
-                raise ConfigError(f"Policy.{name} must be a finite number, got {getattr(self, name)!r}")
+                raise ConfigError(f"Policy.{name} must be a finite number, got {brief(getattr(self, name))}")
         for name in ("min_samples", "embedding_dim", "max_age_ms"):
             value = getattr(self, name)
             if not (type(value) is int and 0 <= value <= 2**62):
-                raise ConfigError(f"Policy.{name} must be a non-negative integer, got {value!r}")
+                raise ConfigError(f"Policy.{name} must be a non-negative integer, got {brief(value)}")
         if self.min_weight > self.max_weight or self.weight_tolerance < 0:
             raise ConfigError(f"Policy needs min_weight ≤ max_weight and weight_tolerance ≥ 0, got "
                               f"{self.min_weight}, {self.max_weight}, {self.weight_tolerance}")
         if not (isinstance(self.actions, tuple) and self.actions
                 and all(name_problem(a, 16) is None for a in self.actions)):
             raise ConfigError(f"Policy.actions must be a non-empty tuple of printable strings of ≤ 16 characters "
-                              f"(the episodes' action column), got {self.actions!r}")
+                              f"(the episodes' action column), got {brief(self.actions)}")
 
 
 @dataclass(frozen=True)
@@ -88,7 +88,8 @@ def _stale(p: Proposal, ctx: Context, policy: Policy) -> Sequence[str]:
 
 
 def _numbers(mapping: dict, names: tuple[str, ...], where: str) -> list[str]:
-    return [f"{where}.{n} must be a finite number, got {mapping.get(n)!r}" for n in names if not finite(mapping.get(n))]
+    return [f"{where}.{n} must be a finite number, got {brief(mapping.get(n))}"
+            for n in names if not finite(mapping.get(n))]
 
 
 def check_episode(p: Proposal, ctx: Context, policy: Policy) -> list[str]:
@@ -101,7 +102,7 @@ def check_episode(p: Proposal, ctx: Context, policy: Policy) -> list[str]:
     elif not all(finite(x) for x in embedding):
         problems.append("data.embedding holds a non-finite value")
     if d.get("action") not in policy.actions:
-        problems.append(f"data.action must be one of {policy.actions}, got {d.get('action')!r}")
+        problems.append(f"data.action must be one of {policy.actions}, got {brief(d.get('action'))}")
     return problems
 
 
@@ -121,7 +122,7 @@ def check_pattern_stats(p: Proposal, ctx: Context, policy: Policy) -> list[str]:
         problems.append(f"mean slippage {s['mean_slippage_bps']} bps > {policy.max_slippage_bps}")
     problems += _key_problems(p.data.get("key"))
     if not (float(s["n"]).is_integer() and s["n"] <= 2**31 - 1):
-        problems.append(f"data.stats.n must be a whole number ≤ 2**31 - 1, got {s['n']!r}")
+        problems.append(f"data.stats.n must be a whole number ≤ 2**31 - 1, got {brief(s['n'])}")
     return problems
 
 
@@ -168,8 +169,7 @@ def check_promotion(p: Proposal, ctx: Context, policy: Policy) -> list[str]:
 
 
 def _short(value: object) -> str:
-    text = repr(value)
-    return text if len(text) <= 80 else text[:77] + "..."
+    return brief(value, 80)
 
 
 def check_deprecation(p: Proposal, ctx: Context, policy: Policy) -> list[str]:
@@ -215,7 +215,7 @@ def _limits(limits: dict, policy: Policy) -> list[str]:
     for name, bound in (("max_position", policy.max_position), ("max_daily_loss", policy.max_daily_loss)):
         value = limits.get(name, 0.0)
         if not finite(value):
-            problems.append(f"data.limits.{name} must be a finite number, got {value!r}")
+            problems.append(f"data.limits.{name} must be a finite number, got {brief(value)}")
         elif value > bound:
             problems.append(f"{name} {value} > {bound}")
     return problems

@@ -18,7 +18,7 @@ from typing import Any
 import orjson
 
 from coinswarm.errors import MessageError
-from coinswarm.quorum.limits import LIMITS, MAX_ID_CHARS, MAX_TIME, MAX_WIRE_BYTES, check_tree, name_problem
+from coinswarm.quorum.limits import LIMITS, MAX_ID_CHARS, MAX_TIME, MAX_WIRE_BYTES, brief, check_tree, name_problem
 
 KINDS = ("add_episode", "update_pattern", "promote_pattern", "deprecate_pattern", "planner_weights")
 
@@ -108,7 +108,7 @@ def validate_proposal(p: Proposal) -> None:
     for name in ("timestamp", "data_time"):
         value = getattr(p, name)
         if not (type(value) is int and 0 <= value <= MAX_TIME):  # bools are not timestamps
-            _fail(f"{name} must be an integer in [0, 2**53 - 1] (epoch ms), got {value!r}"[:200], name, pid)
+            _fail(f"{name} must be an integer in [0, 2**53 - 1] (epoch ms), got {brief(value)}", name, pid)
     if p.data_time > p.timestamp:
         _fail("data_time is after the proposal's timestamp", "data_time", pid)
     limits = LIMITS[p.kind]

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 from coinswarm.errors import ConfigError
-from coinswarm.quorum.limits import name_problem
+from coinswarm.quorum.limits import brief, name_problem
 from coinswarm.quorum.proposals import Proposal
 from coinswarm.quorum.votes import ManagerVote, VoteBatch
 
@@ -39,11 +39,11 @@ class QuorumConfig:
     def __post_init__(self) -> None:
         managers = self.managers
         if not isinstance(managers, list | tuple):
-            raise ConfigError(f"QuorumConfig.managers must be a tuple of manager names, got {managers!r}"[:200])
+            raise ConfigError(f"QuorumConfig.managers must be a tuple of manager names, got {brief(managers)}")
         for m in managers:
             problem = name_problem(m)
             if problem:
-                raise ConfigError(f"QuorumConfig.managers: name {m!r} {problem}"[:200])
+                raise ConfigError(f"QuorumConfig.managers: name {brief(m)} {problem}")
         object.__setattr__(self, "managers", tuple(managers))
         n = len(managers)
         if len(set(managers)) != n:
@@ -52,13 +52,13 @@ class QuorumConfig:
             value = getattr(self, name)
             if not (type(value) is int or (name == "threshold" and value is None)):
                 raise ConfigError(f"QuorumConfig.{name} must be an integer{' or None' if name == 'threshold' else ''}"
-                                  f", got {value!r} ({type(value).__name__})")
+                                  f", got {brief(value)} ({type(value).__name__})")
         if self.f < 0 or n < 3 * self.f + 1:
-            raise ConfigError(f"{n} managers cannot tolerate f={self.f} Byzantine ones (need n ≥ 3f + 1)")
+            raise ConfigError(f"{n} managers cannot tolerate f={brief(self.f)} Byzantine ones (need n ≥ 3f + 1)")
         if self.threshold is not None and not (2 * self.f + 1 <= self.threshold <= n):
-            raise ConfigError(f"threshold {self.threshold} must lie in [2f + 1, n] = [{2 * self.f + 1}, {n}]")
+            raise ConfigError(f"threshold {brief(self.threshold)} must lie in [2f + 1, n] = [{2 * self.f + 1}, {n}]")
         if not 0 < self.timeout_ms <= MAX_TIMEOUT_MS:
-            raise ConfigError(f"timeout_ms must lie in [1, {MAX_TIMEOUT_MS}] (one year), got {self.timeout_ms}")
+            raise ConfigError(f"timeout_ms must lie in [1, {MAX_TIMEOUT_MS}] (one year), got {brief(self.timeout_ms)}")
 
     @classmethod
     def unanimous(cls, managers: tuple[str, ...] = ("m1", "m2", "m3"), timeout_ms: int = 5_000) -> QuorumConfig:

@@ -18,7 +18,7 @@ from typing import Any
 import orjson
 
 from coinswarm.errors import ConfigError, MessageError
-from coinswarm.quorum.limits import MAX_INT, name_problem
+from coinswarm.quorum.limits import MAX_INT, brief, name_problem
 
 
 class _Signed:
@@ -108,7 +108,8 @@ def _json_object(payload: bytes, what: str) -> dict:
 def _check_fields(raw: dict, expected: dict[str, type], message_id: str) -> None:
     for name, kind in expected.items():
         if not isinstance(raw.get(name), kind) or (kind is int and isinstance(raw.get(name), bool)):
-            raise MessageError(f"expected {kind.__name__}, got {raw.get(name)!r}", field=name, message_id=message_id)
+            raise MessageError(f"expected {kind.__name__}, got {brief(raw.get(name))}", field=name,
+                               message_id=message_id)
     extra = sorted(set(raw) - set(expected))
     if extra:
         raise MessageError(f"unknown fields {extra}", field=extra[0], message_id=message_id)
@@ -168,13 +169,13 @@ class VoteBatch(_Signed):
         """Build from a decoded JSON object, checking every field and entry (:class:`MessageError`)."""
         if not isinstance(raw, dict):
             raise MessageError("a vote batch must be an object")
-        _check_fields(raw, _BATCH_FIELDS, f"batch of {raw.get('manager')!r}")
+        _check_fields(raw, _BATCH_FIELDS, f"batch of {brief(raw.get('manager'))}")
         entries = []
         for k, entry in enumerate(raw["entries"]):
             if not (isinstance(entry, list) and len(entry) == 4 and isinstance(entry[0], str)
                     and isinstance(entry[1], str) and isinstance(entry[2], bool) and isinstance(entry[3], list)):
-                raise MessageError(f"entry {k} must be [proposal_id, digest, approve, reasons], got {entry!r}",
-                                   field="entries", message_id=f"batch of {raw['manager']!r}")
+                raise MessageError(f"entry {k} must be [proposal_id, digest, approve, reasons], got {brief(entry)}",
+                                   field="entries", message_id=f"batch of {brief(raw['manager'])}")
             entries.append((entry[0], entry[1], entry[2], tuple(str(r) for r in entry[3])))
         return cls(raw["manager"], raw["timestamp"], tuple(entries), raw["signature"])
 
@@ -259,7 +260,7 @@ def vote_problem(vote: Any) -> str | None:
     if type(vote.approve) is not bool:
         return f"field 'approve' must be a bool, got {type(vote.approve).__name__}"
     if not (type(vote.timestamp) is int and 0 <= vote.timestamp <= MAX_INT):
-        return f"field 'timestamp' must be an integer in [0, 2**63 - 1], got {vote.timestamp!r}"[:160]
+        return f"field 'timestamp' must be an integer in [0, 2**63 - 1], got {brief(vote.timestamp)}"
     if not (isinstance(vote.reasons, tuple) and all(type(r) is str for r in vote.reasons)):
         return "field 'reasons' must be a tuple of strings"
     return None
@@ -282,7 +283,7 @@ def _batch_problem(batch: VoteBatch) -> str | None:
     if type(batch.manager) is not str or type(batch.signature) is not str:
         return "fields 'manager' and 'signature' must be strings"
     if not (type(batch.timestamp) is int and 0 <= batch.timestamp <= MAX_INT):
-        return f"field 'timestamp' must be an integer in [0, 2**63 - 1], got {batch.timestamp!r}"[:160]
+        return f"field 'timestamp' must be an integer in [0, 2**63 - 1], got {brief(batch.timestamp)}"
     if not isinstance(batch.entries, tuple):
         return f"field 'entries' must be a tuple, got {type(batch.entries).__name__}"
     for k, entry in enumerate(batch.entries):
