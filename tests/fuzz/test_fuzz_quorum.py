@@ -66,6 +66,8 @@ JUNK = st.one_of(
     st.just(np.float32(1.0)), st.just(np.int64(3)),
     st.just(object()), st.just({1: 2}), st.just(float("nan")), st.complex_numbers(max_magnitude=2),
 )
+EXTREME = st.one_of(st.floats(allow_nan=False, allow_infinity=False), st.sampled_from([1e200, -1e300, 5e-324, 0.0]),
+                    st.integers(min_value=-(2**63), max_value=2**63 - 1))
 JSONISH = st.recursive(JUNK, lambda c: st.lists(c, max_size=4) | st.dictionaries(
     st.one_of(st.text(max_size=6), st.integers(0, 3), st.just("\ud800")), c, max_size=4), max_leaves=12)
 TIMES = st.one_of(st.integers(min_value=-5, max_value=2**64), st.just(NOW), st.just(NOW - 10),
@@ -93,33 +95,44 @@ def _good(kind: str) -> tuple[dict, dict]:
 
 @st.composite
 def shaped(draw, kind: str) -> tuple[dict, dict]:
-    """A kind's valid payload with some fields (top level or one level down) replaced by junk."""
+    """A kind's valid payload with zero to three fields (top level or one level down)
+    replaced by junk or by extreme finite numbers, and sometimes an extra key."""
     data, justification = (dict(x) for x in _good(kind))
-    for target in (data, justification):
-        for key in list(target):
-            if draw(st.integers(0, 3)) == 0:
-                target[key] = draw(JSONISH)
-            elif isinstance(target[key], dict) and draw(st.booleans()):
-                inner = dict(target[key])
-                inner[draw(st.sampled_from(sorted(inner)))] = draw(JUNK)
-                target[key] = inner
-        if draw(st.integers(0, 6)) == 0:
-            target[draw(st.text(max_size=4))] = draw(JSONISH)
+    for _ in range(draw(st.integers(0, 3))):
+        target = draw(st.sampled_from([t for t in (data, justification) if t] or [data]))
+        key = draw(st.sampled_from(list(target) or ["x"]))
+        value = target.get(key)
+        if isinstance(value, dict) and value and draw(st.booleans()):
+            inner = dict(value)
+            inner[draw(st.sampled_from(list(inner)))] = draw(st.one_of(EXTREME, JUNK))
+            target[key] = inner
+        elif isinstance(value, float | int) and draw(st.booleans()):
+            target[key] = draw(EXTREME)
+        else:
+            target[key] = draw(JSONISH)
+    if draw(st.integers(0, 6)) == 0:
+        data[draw(st.text(max_size=4))] = draw(JSONISH)
     return data, justification
+
+
+BROKEN = {"id": NAMES, "kind": st.one_of(st.text(max_size=8), JUNK), "submitter": NAMES, "timestamp": TIMES,
+          "data_time": TIMES, "data": JSONISH, "justification": JSONISH}
 
 
 @st.composite
 def proposal_fields(draw) -> dict:
-    kind = draw(st.one_of(st.sampled_from(KINDS), st.sampled_from(KINDS), JUNK))
-    if kind in KINDS and draw(st.integers(0, 2)):
-        data, justification = draw(shaped(kind))
-    else:
-        data, justification = draw(st.one_of(JSONISH, st.just({}))), draw(st.one_of(JSONISH, st.just({})))
-    timestamp = draw(st.one_of(st.integers(NOW - 4_000_000, NOW + 10_000), TIMES))
-    data_time = draw(st.one_of(st.just(NOW - 3_600_000), TIMES))
-    pid = draw(st.one_of(st.from_regex(r"p[0-9]{1,3}", fullmatch=True), NAMES))
-    return {"id": pid, "kind": kind, "submitter": draw(st.one_of(st.just("agent"), NAMES)),
-            "timestamp": timestamp, "data_time": data_time, "data": data, "justification": justification}
+    """Proposal fields with at most one field broken (so most cases reach the managers'
+    checks) and the kind's payload often mangled (see :func:`shaped`)."""
+    kind = draw(st.sampled_from(KINDS))
+    data, justification = draw(shaped(kind))
+    timestamp = draw(st.integers(NOW - 4_000_000, NOW + 10_000))
+    fields = {"id": draw(st.from_regex(r"p[0-9]{1,3}", fullmatch=True)), "kind": kind, "submitter": "agent",
+              "timestamp": timestamp, "data_time": max(0, timestamp - draw(st.integers(0, 4_000_000))),
+              "data": data, "justification": justification}
+    broken = draw(st.sampled_from([None, None, None, *BROKEN]))
+    if broken is not None:
+        fields[broken] = draw(BROKEN[broken])
+    return fields
 
 
 def _build(fields: dict) -> Proposal | None:
@@ -131,7 +144,7 @@ def _build(fields: dict) -> Proposal | None:
 
 
 @pytest.mark.timeout(120)
-@settings(max_examples=examples(1_200), **SETTINGS)
+@settings(max_examples=examples(1_000), **SETTINGS)
 @given(proposal_fields())
 def test_fuzz_proposal_construction_and_the_wire_agree(fields):
     seen("quorum")
@@ -240,7 +253,7 @@ def junk_votes(draw, proposal: Proposal):
 
 
 @pytest.mark.timeout(120)
-@settings(max_examples=examples(700), **SETTINGS)
+@settings(max_examples=examples(600), **SETTINGS)
 @given(st.data())
 def test_fuzz_votes_reaching_the_coordinator_never_crash_it(data):
     seen("quorum")
@@ -282,3 +295,29 @@ def test_fuzz_configs_keys_and_contexts(managers, f, timeout_ms, threshold, secr
             LocalQuorum(out, derive_keys(b"k", out.managers))
         elif isinstance(out, Context):
             assert type(out.now) is int and out.now >= 0 and math.isfinite(out.now)
+
+
+def _extremes(draw, value):
+    """``value`` with every number replaced by an extreme finite one (recursively)."""
+    if isinstance(value, dict):
+        return {k: _extremes(draw, v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_extremes(draw, v) for v in value[:8]]
+    if isinstance(value, float | int) and not isinstance(value, bool):
+        return draw(st.one_of(st.just(value), EXTREME))
+    return value
+
+
+@pytest.mark.timeout(120)
+@settings(max_examples=examples(500), **SETTINGS)
+@given(st.sampled_from(KINDS), st.data())
+def test_fuzz_managers_on_extreme_finite_numbers(kind, data):
+    seen("quorum")
+    payload, justification = (_extremes(data.draw, x) for x in _good(kind))
+    try:
+        p = Proposal("x", kind, "agent", NOW - 10, NOW - 100, payload, justification)
+    except CoinswarmError:
+        return
+    patterns = {"normal-vol/up|trend": {"enabled": data.draw(st.booleans())}}
+    vote = Manager("m1", KEYS["m1"]).evaluate(p, Context(now=NOW, patterns=patterns))
+    assert isinstance(vote, ManagerVote) and vote.reasons and all(isinstance(r, str) for r in vote.reasons)
