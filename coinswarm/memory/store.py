@@ -29,6 +29,7 @@ from coinswarm.memory.models import (
     QuorumVote,
 )
 from coinswarm.quorum.coordinator import AuditEvent
+from coinswarm.quorum.limits import as_time
 from coinswarm.quorum.memory import MemoryView, apply_to_view
 from coinswarm.quorum.proposals import Proposal
 from coinswarm.quorum.tally import COMMITTED, Decision
@@ -185,7 +186,7 @@ class Store:
         query = (select(ProposalRow.body).join(DecisionRow, DecisionRow.proposal_id == ProposalRow.id)
                  .where(DecisionRow.status == COMMITTED).order_by(DecisionRow.seq))
         if as_of is not None:
-            query = query.where(ProposalRow.data_time < as_of)
+            query = query.where(ProposalRow.data_time < as_time(as_of, "as_of"))
         view = MemoryView()
         with self.sessions() as s:
             for body in s.scalars(query):

@@ -245,3 +245,10 @@ def test_audit_rows_read_back_as_written(store):
                                                                          for e in events]
     assert [r.detail for r in rows] == [{"approve": ["p1", "p2"], "reject": [], "signature": "ab"},
                                         events[1].detail, events[2].detail]
+
+
+def test_memory_as_of_must_be_an_epoch_ms_time(store):
+    for bad in (float("nan"), "2021", -1, 1_630_454_400_000_000_000):  # the last: ns, not ms
+        with pytest.raises(ConfigError, match="as_of"):
+            store.memory(as_of=bad)
+    assert store.memory(as_of=NOW).patterns == {}

@@ -326,3 +326,13 @@ def test_the_old_vote_name_still_imports_with_a_deprecation_warning():
 def test_every_error_here_is_a_coinswarm_error():
     for cls in (ConfigError, MessageError, ConflictError):
         assert issubclass(cls, CoinswarmError)
+
+
+def test_a_memory_view_as_of_nanoseconds_is_refused_not_silently_all_visible():
+    """``Timestamp.value`` is ns: passed as ms it would make every commit visible (lookahead)."""
+    q = LocalQuorum(CONFIG, KEYS)
+    q.submit(weights(), NOW)
+    with pytest.raises(ConfigError, match="as_of"):
+        q.memory.view(as_of=NOW * 1_000_000)
+    assert q.memory.view(as_of=NOW - 100).planner_weights is None
+    assert q.memory.view(as_of=NOW - 99).planner_weights == WEIGHTS["weights"]
