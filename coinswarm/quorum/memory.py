@@ -132,17 +132,19 @@ class LocalQuorum:
         each item a :class:`Proposal`, and no id already decided (or earlier in the list)
         comes back with different content (:class:`ConflictError`). Returns ``now`` as an int."""
         now = as_time(now)
-        known = {pid: d.digest for pid, d in self.coordinator.decided.items()}
-        known.update(self.memory.digests)
+        decided, committed = self.coordinator.decided, self.memory.digests
+        earlier: dict[str, str] = {}
         for k, proposal in enumerate(proposals):
             if not isinstance(proposal, Proposal):
                 raise MessageError(f"item {k} is a {type(proposal).__name__}, not a Proposal: build one with "
                                    f"Proposal(...) or Proposal.from_dict(...)", field="proposal")
-            digest = known.setdefault(proposal.id, proposal.digest)
+            pid = proposal.id
+            old = decided.get(pid)
+            digest = old.digest if old is not None else committed.get(pid) or earlier.setdefault(pid, proposal.digest)
             if digest != proposal.digest:
                 raise ConflictError(f"id already decided with digest {digest[:12]}…; this proposal's content "
                                     f"differs (digest {proposal.digest[:12]}…): use a new id for new content",
-                                    field="id", message_id=proposal.id)
+                                    field="id", message_id=pid)
         return now
 
     def submit_many(self, proposals: list[Proposal], now: int) -> list[Decision]:

@@ -243,7 +243,8 @@ def junk_votes(draw, proposal: Proposal):
              _vote_field(draw, draw(st.booleans())), _vote_field(draw, ("ok",)))
     entries = _vote_field(draw, (entry,) * draw(st.integers(0, 3)))
     batch = VoteBatch(_vote_field(draw, manager), _vote_field(draw, NOW), entries)
-    if not (isinstance(entries, tuple) and all(isinstance(e[3], tuple) and len(e[3]) < 8 for e in entries)
+    if not (isinstance(entries, tuple) and all(isinstance(e, tuple) and len(e) == 4 and isinstance(e[3], tuple)
+                                               and len(e[3]) < 8 for e in entries)
             and draw(st.booleans())):
         return batch
     try:
