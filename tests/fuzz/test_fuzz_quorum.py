@@ -32,7 +32,7 @@ from coinswarm.quorum import (
     derive_keys,
 )
 from coinswarm.quorum.votes import decode_votes
-from tests.fuzz.budget import DEADLINE_MS, examples, seen
+from tests.fuzz.budget import DEADLINE_MS, SCALE, examples, seen
 
 NOW = 1_735_689_600_000
 MANAGERS = ("m1", "m2", "m3", "m4")
@@ -143,7 +143,7 @@ def _build(fields: dict) -> Proposal | None:
         return None
 
 
-@pytest.mark.timeout(120)
+@pytest.mark.timeout(120 * SCALE)
 @settings(max_examples=examples(1_000), **SETTINGS)
 @given(proposal_fields())
 def test_fuzz_proposal_construction_and_the_wire_agree(fields):
@@ -156,7 +156,7 @@ def test_fuzz_proposal_construction_and_the_wire_agree(fields):
     assert Proposal.from_dict(p.to_dict()) == p
 
 
-@pytest.mark.timeout(120)
+@pytest.mark.timeout(120 * SCALE)
 @settings(max_examples=examples(500), **SETTINGS)
 @given(st.one_of(st.binary(max_size=64), JSONISH.map(lambda x: repr(x).encode()),
                  proposal_fields().map(lambda f: repr(f).replace("'", '"').encode()),
@@ -193,7 +193,7 @@ def _submit(q: LocalQuorum, call, args) -> object:
         return "error"
 
 
-@pytest.mark.timeout(120)
+@pytest.mark.timeout(120 * SCALE)
 @settings(max_examples=examples(600), **SETTINGS)
 @given(st.lists(st.tuples(proposal_fields(), st.one_of(st.just(NOW), TIMES), st.booleans()), min_size=1,
                 max_size=4),
@@ -253,7 +253,7 @@ def junk_votes(draw, proposal: Proposal):
         return batch
 
 
-@pytest.mark.timeout(120)
+@pytest.mark.timeout(120 * SCALE)
 @settings(max_examples=examples(600), **SETTINGS)
 @given(st.data())
 def test_fuzz_votes_reaching_the_coordinator_never_crash_it(data):
@@ -276,7 +276,7 @@ def test_fuzz_votes_reaching_the_coordinator_never_crash_it(data):
         assert set(final.approvals) | set(final.rejections) <= set(MANAGERS)
 
 
-@pytest.mark.timeout(120)
+@pytest.mark.timeout(120 * SCALE)
 @settings(max_examples=examples(600), **SETTINGS)
 @given(st.one_of(st.lists(NAMES, max_size=5), st.tuples(NAMES, NAMES, NAMES, NAMES), NAMES, JSONISH,
                  st.just(MANAGERS)),
@@ -309,7 +309,7 @@ def _extremes(draw, value):
     return value
 
 
-@pytest.mark.timeout(120)
+@pytest.mark.timeout(120 * SCALE)
 @settings(max_examples=examples(500), **SETTINGS)
 @given(st.sampled_from(KINDS), st.data())
 def test_fuzz_managers_on_extreme_finite_numbers(kind, data):
