@@ -137,3 +137,5 @@ class RateLimitedError(VenueError):
     def __init__(self, problem: str, *, retry_after: float | None = None, **kwargs) -> None:
         super().__init__(problem, **kwargs)
         self.retry_after = retry_after
+class ConflictError(MessageError):
+    """A proposal re-uses the id of an already decided proposal with different content."""

@@ -313,7 +313,7 @@ def _with_memory(strategy: Strategy, memory, as_of: pd.Timestamp) -> Strategy:
         return strategy
     if not hasattr(strategy, "targets_with_memory"):
         raise ConfigError(f"{strategy.name} does not use memory (it has no targets_with_memory)")
-    as_of_ms = int(pd.Timestamp(as_of).as_unit("ms").value)
+    as_of_ms = int(pd.Timestamp(as_of).value // 1_000_000)  # .value is ns whatever the unit
     return _MemoryBound(strategy, memory.view(as_of=as_of_ms))
 
 

@@ -2,9 +2,14 @@
 
 The schema is created by Alembic migrations (``coinswarm/memory/migrations``), never by
 ``create_all`` outside tests; a test checks the migrated schema equals these models.
+ORM classes end in ``Row`` where a core name would clash (``AuditRow`` is the stored
+``coinswarm.quorum.AuditEvent``). ``Trade`` has no writer yet: the live runner will fill it.
 """
 
 from __future__ import annotations
+
+import warnings
+from typing import Any
 
 from sqlalchemy import JSON, BigInteger, Boolean, Float, ForeignKey, Index, Integer, LargeBinary, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -45,19 +50,6 @@ class Pattern(Base):
     last_update: Mapped[int] = mapped_column(BigInteger)
 
 
-class Regime(Base):
-    """One bar's regime labels under one detector version."""
-
-    __tablename__ = "regimes"
-    symbol: Mapped[str] = mapped_column(String(40), primary_key=True)
-    time: Mapped[int] = mapped_column(BigInteger, primary_key=True)
-    version: Mapped[str] = mapped_column(String(64), primary_key=True)
-    volatility: Mapped[str] = mapped_column(String(16))
-    trend: Mapped[str] = mapped_column(String(16))
-    liquidity: Mapped[str] = mapped_column(String(16))
-    session: Mapped[str] = mapped_column(String(16))
-
-
 class Episode(Base):
     """A remembered market state (embedding), the action taken and its outcome."""
 
@@ -68,17 +60,6 @@ class Episode(Base):
     outcome: Mapped[float] = mapped_column(Float)
     dim: Mapped[int] = mapped_column(Integer)
     embedding: Mapped[bytes] = mapped_column(LargeBinary)
-
-
-class AgentState(Base):
-    """An agent's persisted state array (so the live runner can restart where it stopped)."""
-
-    __tablename__ = "agent_states"
-    agent: Mapped[str] = mapped_column(String(64), primary_key=True)
-    symbol: Mapped[str] = mapped_column(String(40), primary_key=True)
-    updated_at: Mapped[int] = mapped_column(BigInteger)
-    params: Mapped[dict] = mapped_column(JSON)
-    state: Mapped[bytes] = mapped_column(LargeBinary)
 
 
 class ProposalRow(Base):
@@ -121,8 +102,9 @@ class DecisionRow(Base):
     coordinator: Mapped[str] = mapped_column(String(64))
 
 
-class AuditEvent(Base):
-    """The audit trail: proposals, votes, discards, decisions, applications."""
+class AuditRow(Base):
+    """The audit trail: proposals, votes, discards, decisions, applications (one row per
+    :class:`coinswarm.quorum.AuditEvent`)."""
 
     __tablename__ = "audit_events"
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
@@ -142,4 +124,12 @@ class PlannerWeights(Base):
     weights: Mapped[dict] = mapped_column(JSON)
 
 
-Index("ix_audit_proposal", AuditEvent.proposal_id)
+Index("ix_audit_proposal", AuditRow.proposal_id)
+
+
+def __getattr__(name: str) -> Any:
+    if name == "AuditEvent":  # the old name, which the quorum's AuditEvent (one audit record) also has
+        warnings.warn("coinswarm.memory.models.AuditEvent is deprecated: use AuditRow", DeprecationWarning,
+                      stacklevel=2)
+        return AuditRow
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -20,7 +20,7 @@ from sqlalchemy.orm import sessionmaker
 
 from coinswarm.errors import ConfigError
 from coinswarm.memory.models import (
-    AuditEvent,
+    AuditRow,
     DecisionRow,
     Episode,
     Pattern,
@@ -28,11 +28,12 @@ from coinswarm.memory.models import (
     ProposalRow,
     QuorumVote,
 )
-from coinswarm.quorum.coordinator import AuditEvent as AuditRecord
+from coinswarm.quorum.coordinator import AuditEvent
+from coinswarm.quorum.limits import as_time
 from coinswarm.quorum.memory import MemoryView, apply_to_view
 from coinswarm.quorum.proposals import Proposal
 from coinswarm.quorum.tally import COMMITTED, Decision
-from coinswarm.quorum.votes import Vote
+from coinswarm.quorum.votes import ManagerVote
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 DEFAULT_URL = "sqlite:///coinswarm.db"
@@ -87,7 +88,7 @@ class Store:
         except IntegrityError:
             return False
 
-    def record_votes(self, votes: list[Vote]) -> None:
+    def record_votes(self, votes: list[ManagerVote]) -> None:
         """Append votes (valid or not) to the vote log."""
         if not votes:
             return
@@ -96,7 +97,7 @@ class Store:
                                             "reasons": list(v.reasons), "timestamp": v.timestamp,
                                             "signature": v.signature} for v in votes])
 
-    def audit(self, events: list[AuditRecord]) -> None:
+    def audit(self, events: list[AuditEvent]) -> None:
         """Append audit events: PostgreSQL takes them by ``COPY`` (rows written by the driver,
         no SQL built per row); other databases by one Core multi-row insert."""
         if not events:
@@ -107,7 +108,7 @@ class Store:
                     for e in events:
                         copy.write_row((e.time, e.kind, e.proposal_id, e.actor, orjson.dumps(e.detail).decode()))
                 return
-            conn.execute(insert(AuditEvent), [{"time": e.time, "kind": e.kind, "proposal_id": e.proposal_id,
+            conn.execute(insert(AuditRow), [{"time": e.time, "kind": e.kind, "proposal_id": e.proposal_id,
                                                "actor": e.actor, "detail": e.detail} for e in events])
 
     def apply_commit(self, proposal: Proposal, decision: Decision, *, seq: int | None = None,
@@ -185,7 +186,7 @@ class Store:
         query = (select(ProposalRow.body).join(DecisionRow, DecisionRow.proposal_id == ProposalRow.id)
                  .where(DecisionRow.status == COMMITTED).order_by(DecisionRow.seq))
         if as_of is not None:
-            query = query.where(ProposalRow.data_time < as_of)
+            query = query.where(ProposalRow.data_time < as_time(as_of, "as_of"))
         view = MemoryView()
         with self.sessions() as s:
             for body in s.scalars(query):

@@ -4,7 +4,10 @@ Everything here is pure (the caller passes the time), so the same rules decide i
 backtest (:class:`LocalQuorum`) and live over NATS (:mod:`coinswarm.memory.nodes`).
 """
 
+from typing import Any
+
 from coinswarm.quorum.coordinator import AuditEvent, Coordinator
+from coinswarm.quorum.limits import LIMITS, MAX_DEPTH, KindLimits, as_time
 from coinswarm.quorum.manager import Context, Manager, Policy
 from coinswarm.quorum.memory import LocalQuorum, MemoryBook, MemoryView, honest
 from coinswarm.quorum.patterns import PatternStats, pattern_key
@@ -19,11 +22,13 @@ from coinswarm.quorum.tally import (
     coordinator_for,
     tally,
 )
-from coinswarm.quorum.votes import Vote, VoteBatch, derive_keys
+from coinswarm.quorum.votes import ManagerVote, VoteBatch, derive_keys
 
 __all__ = [
     "COMMITTED",
     "KINDS",
+    "LIMITS",
+    "MAX_DEPTH",
     "PENDING",
     "REJECTED",
     "TIMEOUT",
@@ -31,16 +36,18 @@ __all__ = [
     "Context",
     "Coordinator",
     "Decision",
+    "KindLimits",
     "LocalQuorum",
     "Manager",
+    "ManagerVote",
     "MemoryBook",
     "MemoryView",
     "PatternStats",
     "Policy",
     "Proposal",
     "QuorumConfig",
-    "Vote",
     "VoteBatch",
+    "as_time",
     "canonical",
     "coordinator_for",
     "derive_keys",
@@ -48,3 +55,11 @@ __all__ = [
     "pattern_key",
     "tally",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "Vote":  # the old name of ManagerVote (coinswarm.agents.Vote is the agents' vote)
+        from coinswarm.quorum import votes
+
+        return votes.__getattr__("Vote")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

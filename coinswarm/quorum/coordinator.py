@@ -9,9 +9,11 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+from coinswarm.errors import ConfigError, MessageError
+from coinswarm.quorum.limits import as_time, brief
 from coinswarm.quorum.proposals import Proposal
 from coinswarm.quorum.tally import PENDING, TIMEOUT, Ballot, Decision, QuorumConfig, new_named_tuple, signed_by_member
-from coinswarm.quorum.votes import Vote, VoteBatch, split_verdicts
+from coinswarm.quorum.votes import ManagerVote, VoteBatch, batch_problem, split_verdicts, vote_problem
 
 
 class AuditEvent(NamedTuple):
@@ -28,6 +30,7 @@ class Coordinator:
     """Collects votes per proposal and decides when a quorum (or the deadline) arrives."""
 
     def __init__(self, config: QuorumConfig, keys: dict[str, bytes], name: str = "coordinator") -> None:
+        check_quorum(config, keys)
         self.config = config
         self.keys = keys
         self.name = name
@@ -39,15 +42,32 @@ class Coordinator:
         """Open a proposal for voting (a repeat of an open or decided id is audited, not reopened).
 
         ``coordinator`` names the manager whose turn it is, for the decision's record
-        (default: :func:`~coinswarm.quorum.tally.coordinator_for` the proposal's id)."""
+        (default: :func:`~coinswarm.quorum.tally.coordinator_for` the proposal's id).
+        Raises :class:`MessageError` if ``proposal`` is not a :class:`Proposal` and
+        :class:`ConfigError` for a bad ``now`` or ``coordinator``."""
+        if not isinstance(proposal, Proposal):
+            raise MessageError(f"the coordinator takes Proposal objects, got {type(proposal).__name__}",
+                               field="proposal")
+        now = as_time(now)
+        if coordinator is not None and coordinator not in self.config.managers:
+            raise ConfigError(f"coordinator must be one of the managers {self.config.managers}, "
+                              f"got {brief(coordinator)}")
         if proposal.id in self.open or proposal.id in self.decided:
             self._log(now, "duplicate_proposal", proposal.id, proposal.submitter, {})
             return
         self.open[proposal.id] = Ballot(proposal, self.config, self.keys, coordinator)
         self._log(now, "proposal", proposal.id, proposal.submitter, {"kind": proposal.kind, "digest": proposal.digest})
 
-    def vote(self, vote: Vote, now: int) -> Decision | None:
-        """Record a vote; returns the decision when this vote completes a quorum."""
+    def vote(self, vote: ManagerVote, now: int) -> Decision | None:
+        """Record a vote; returns the decision when this vote completes a quorum.
+
+        Anything that is not a well-formed :class:`ManagerVote` is discarded and audited
+        (``discard``, reason ``malformed vote: …``); it never raises for the vote's sake."""
+        now = as_time(now)
+        problem = vote_problem(vote)
+        if problem is not None:
+            self._junk(now, vote, problem)
+            return None
         ballot = self._ballot(vote.proposal_id, vote.manager, vote.approve, now)
         if ballot is None:
             return None
@@ -57,7 +77,15 @@ class Coordinator:
     def vote_entry(self, batch: VoteBatch, index: int, now: int) -> Decision | None:
         """Record entry ``index`` of a signed batch, like one :meth:`vote` (the batch's
         signature is checked once however many of its entries are recorded). The vote
-        itself is audited once per batch, by :meth:`audit_batch`."""
+        itself is audited once per batch, by :meth:`audit_batch`. A malformed batch or index
+        is discarded and audited."""
+        now = as_time(now)
+        problem = batch_problem(batch)
+        if problem is None and not (type(index) is int and 0 <= index < len(batch.entries)):
+            problem = f"entry index {brief(index)} outside the batch's {len(batch.entries)} entries"
+        if problem is not None:
+            self._junk(now, batch, problem)
+            return None
         proposal_id, _, approve, _ = batch.entries[index]
         ballot = self._ballot(proposal_id, batch.manager, approve, now, audited=True)
         if ballot is None:
@@ -82,7 +110,14 @@ class Coordinator:
         """Record a signed batch of verdicts (one HMAC for all); returns the decisions it completed.
 
         The audit gets one ``vote_batch`` event listing every entry. A forged batch is
-        discarded whole; each entry then meets the same rules as a single :meth:`vote`."""
+        discarded whole; each entry then meets the same rules as a single :meth:`vote`. A
+        malformed batch (not a :class:`VoteBatch`, fields of the wrong type) is discarded and
+        audited before any field is read."""
+        now = as_time(now)
+        problem = batch_problem(batch)
+        if problem is not None:
+            self._junk(now, batch, problem)
+            return []
         self.audit_batch(batch, now)
         if not signed_by_member(batch, self.config, self.keys):
             self._log(now, "discard", "", batch.manager, {"reason": "forged batch: unknown manager or bad signature"})
@@ -105,7 +140,13 @@ class Coordinator:
 
     def audit_batch(self, batch: VoteBatch, now: int) -> None:
         """One ``vote_batch`` audit event listing every verdict of ``batch`` (filed under its
-        first proposal: the one that names the frame's coordinator)."""
+        first proposal: the one that names the frame's coordinator); a malformed batch is
+        audited as a discard."""
+        now = as_time(now)
+        problem = batch_problem(batch)
+        if problem is not None:
+            self._junk(now, batch, problem)
+            return
         first = batch.entries[0][0] if batch.entries else ""
         approved, rejected = split_verdicts(batch.entries)
         self._log(now, "vote_batch", first, batch.manager,
@@ -113,6 +154,9 @@ class Coordinator:
 
     def withdraw(self, proposal_id: str, now: int, reason: str) -> bool:
         """Stop tallying an open proposal another coordinator settled (no decision here; audited)."""
+        now = as_time(now)
+        if not isinstance(proposal_id, str):
+            return False
         if self.open.pop(proposal_id, None) is None:
             return False
         self._log(now, "withdrawn", proposal_id, self.name, {"reason": reason})
@@ -120,6 +164,7 @@ class Coordinator:
 
     def tick(self, now: int) -> list[Decision]:
         """Close proposals whose deadline passed (status ``timeout``: nothing is applied)."""
+        now = as_time(now)
         closed = []
         for ballot in list(self.open.values()):
             if now > ballot.deadline:
@@ -131,6 +176,7 @@ class Coordinator:
     def forget(self, before: int) -> int:
         """Drop decisions made before ``before`` and audit events older than it (bounded memory
         for a long-running node; the store keeps the durable record). Returns decisions dropped."""
+        before = as_time(before, "before")
         old = []
         for pid, decision in self.decided.items():  # insertion order = decision order
             if (decision.decided_at or 0) >= before:
@@ -161,5 +207,24 @@ class Coordinator:
                                                       "rejections": decision.rejections})
         return decision
 
+    def _junk(self, now: int, junk: object, problem: str) -> None:
+        """Audit something that reached the vote intake but is no well-formed vote."""
+        actor = getattr(junk, "manager", "")
+        actor = actor[:64] if isinstance(actor, str) else brief(actor)
+        self._log(now, "discard", "", actor, {"reason": f"malformed vote: {problem}"})
+
     def _log(self, now: int, kind: str, proposal_id: str, actor: str, detail: dict) -> None:
         self.audit.append(new_named_tuple(AuditEvent, (now, kind, proposal_id, actor, detail)))
+
+
+def check_quorum(config: QuorumConfig, keys: dict[str, bytes]) -> None:
+    """:class:`ConfigError` unless ``config`` is a :class:`QuorumConfig` and ``keys`` a dict
+    of manager name → non-empty bytes."""
+    if not isinstance(config, QuorumConfig):
+        raise ConfigError(f"config must be a QuorumConfig, got {type(config).__name__}")
+    if not isinstance(keys, dict):
+        raise ConfigError(f"keys must be a dict of manager name → bytes key, got {type(keys).__name__}")
+    for name, key in keys.items():
+        if not (isinstance(name, str) and isinstance(key, bytes) and key):
+            raise ConfigError(f"keys: {brief(name)} must map a manager name to non-empty bytes, "
+                              f"got {type(key).__name__}")

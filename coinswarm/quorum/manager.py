@@ -11,8 +11,10 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+from coinswarm.errors import ConfigError, MessageError
+from coinswarm.quorum.limits import MAX_PATTERN_KEY_CHARS, as_time, brief, name_problem
 from coinswarm.quorum.proposals import Proposal, finite
-from coinswarm.quorum.votes import Entry, Vote, VoteBatch
+from coinswarm.quorum.votes import Entry, ManagerVote, VoteBatch
 from coinswarm.stats import probabilistic_sharpe_ratio
 
 
@@ -36,6 +38,24 @@ class Policy:
     max_age_ms: int = 3_600_000
     actions: tuple[str, ...] = ("buy", "sell", "hold")
 
+    def __post_init__(self) -> None:
+        for name in ("min_sharpe", "max_drawdown", "min_psr", "min_positive_folds", "max_slippage_bps",
+                     "deprecate_below_sharpe", "weight_tolerance", "min_weight", "max_weight", "max_position",
+                     "max_daily_loss"):
+            if not finite(getattr(self, name)):
+                raise ConfigError(f"Policy.{name} must be a finite number, got {brief(getattr(self, name))}")
+        for name in ("min_samples", "embedding_dim", "max_age_ms"):
+            value = getattr(self, name)
+            if not (type(value) is int and 0 <= value <= 2**62):
+                raise ConfigError(f"Policy.{name} must be a non-negative integer, got {brief(value)}")
+        if self.min_weight > self.max_weight or self.weight_tolerance < 0:
+            raise ConfigError(f"Policy needs min_weight ≤ max_weight and weight_tolerance ≥ 0, got "
+                              f"{self.min_weight}, {self.max_weight}, {self.weight_tolerance}")
+        if not (isinstance(self.actions, tuple) and self.actions
+                and all(name_problem(a, 16) is None for a in self.actions)):
+            raise ConfigError(f"Policy.actions must be a non-empty tuple of printable strings of ≤ 16 characters "
+                              f"(the episodes' action column), got {brief(self.actions)}")
+
 
 @dataclass(frozen=True)
 class Context:
@@ -46,6 +66,14 @@ class Context:
 
     now: int
     patterns: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        now = as_time(self.now, "Context.now")  # numpy integers and integral floats become int
+        if now is not self.now:
+            object.__setattr__(self, "now", now)
+        if not isinstance(self.patterns, dict):
+            raise ConfigError(f"Context.patterns must be a dict of pattern key → state, got "
+                              f"{type(self.patterns).__name__}")
 
 
 Check = Callable[[Proposal, Context, Policy], Sequence[str]]
@@ -60,7 +88,8 @@ def _stale(p: Proposal, ctx: Context, policy: Policy) -> Sequence[str]:
 
 
 def _numbers(mapping: dict, names: tuple[str, ...], where: str) -> list[str]:
-    return [f"{where}.{n} must be a finite number, got {mapping.get(n)!r}" for n in names if not finite(mapping.get(n))]
+    return [f"{where}.{n} must be a finite number, got {brief(mapping.get(n))}"
+            for n in names if not finite(mapping.get(n))]
 
 
 def check_episode(p: Proposal, ctx: Context, policy: Policy) -> list[str]:
@@ -73,7 +102,7 @@ def check_episode(p: Proposal, ctx: Context, policy: Policy) -> list[str]:
     elif not all(finite(x) for x in embedding):
         problems.append("data.embedding holds a non-finite value")
     if d.get("action") not in policy.actions:
-        problems.append(f"data.action must be one of {policy.actions}, got {d.get('action')!r}")
+        problems.append(f"data.action must be one of {policy.actions}, got {brief(d.get('action'))}")
     return problems
 
 
@@ -91,9 +120,22 @@ def check_pattern_stats(p: Proposal, ctx: Context, policy: Policy) -> list[str]:
         problems.append(f"data.stats: p05 {s['p05']} > p95 {s['p95']}")
     if s["mean_slippage_bps"] > policy.max_slippage_bps:
         problems.append(f"mean slippage {s['mean_slippage_bps']} bps > {policy.max_slippage_bps}")
-    if not isinstance(p.data.get("key"), str):
-        problems.append("data.key (regime/signal bucket) must be a string")
+    problems += _key_problems(p.data.get("key"))
+    if not (float(s["n"]).is_integer() and s["n"] <= 2**31 - 1):
+        problems.append(f"data.stats.n must be a whole number ≤ 2**31 - 1, got {brief(s['n'])}")
     return problems
+
+
+def _key_problems(key: object) -> list[str]:
+    """A pattern key: a printable string of 1..MAX_PATTERN_KEY_CHARS characters."""
+    problem = name_problem(key, MAX_PATTERN_KEY_CHARS)
+    return [f"data.key (regime/signal bucket) {problem}"] if problem else []
+
+
+def _pattern(ctx: Context, key: object) -> dict | None:
+    """The state of pattern ``key`` in memory (None when unknown or not a valid key)."""
+    state = ctx.patterns.get(key) if isinstance(key, str) else None
+    return state if isinstance(state, dict) else None
 
 
 def check_promotion(p: Proposal, ctx: Context, policy: Policy) -> list[str]:
@@ -118,19 +160,25 @@ def check_promotion(p: Proposal, ctx: Context, policy: Policy) -> list[str]:
     elif sum(x > 0 for x in folds) / len(folds) < policy.min_positive_folds:
         problems.append(f"unstable: {sum(x > 0 for x in folds)} of {len(folds)} folds positive")
     key = p.data.get("key")
-    if key not in ctx.patterns:
-        problems.append(f"unknown pattern {key!r}")
-    elif ctx.patterns[key].get("enabled"):
+    state = _pattern(ctx, key)
+    if state is None:
+        problems.append(f"unknown pattern {_short(key)}")
+    elif state.get("enabled"):
         problems.append(f"pattern {key!r} is already enabled")
     return problems
+
+
+def _short(value: object) -> str:
+    return brief(value, 80)
 
 
 def check_deprecation(p: Proposal, ctx: Context, policy: Policy) -> list[str]:
     """Deprecate only an enabled pattern whose recent evidence fell below the bar."""
     j, key = p.justification, p.data.get("key")
     problems = _numbers(j, ("recent_sharpe",), "justification")
-    if key not in ctx.patterns or not ctx.patterns[key].get("enabled"):
-        problems.append(f"pattern {key!r} is not enabled")
+    state = _pattern(ctx, key)
+    if state is None or not state.get("enabled"):
+        problems.append(f"pattern {_short(key)} is not enabled")
     if not problems and j["recent_sharpe"] >= policy.deprecate_below_sharpe:
         problems.append(f"recent Sharpe {j['recent_sharpe']:.3f} is not below {policy.deprecate_below_sharpe}")
     return problems
@@ -167,7 +215,7 @@ def _limits(limits: dict, policy: Policy) -> list[str]:
     for name, bound in (("max_position", policy.max_position), ("max_daily_loss", policy.max_daily_loss)):
         value = limits.get(name, 0.0)
         if not finite(value):
-            problems.append(f"data.limits.{name} must be a finite number, got {value!r}")
+            problems.append(f"data.limits.{name} must be a finite number, got {brief(value)}")
         elif value > bound:
             problems.append(f"{name} {value} > {bound}")
     return problems
@@ -194,14 +242,30 @@ class Manager:
     key: bytes
     policy: Policy = Policy()
 
-    def evaluate(self, proposal: Proposal, context: Context) -> Vote:
-        """Deterministic verdict: approve iff every check of the proposal's kind passes."""
+    def __post_init__(self) -> None:
+        problem = name_problem(self.name)
+        if problem:
+            raise ConfigError(f"Manager name {problem}")
+        if not (isinstance(self.key, bytes) and self.key):
+            raise ConfigError(f"Manager {self.name!r}: key must be non-empty bytes, got {type(self.key).__name__}")
+        if not isinstance(self.policy, Policy):
+            raise ConfigError(f"Manager {self.name!r}: policy must be a Policy, got {type(self.policy).__name__}")
+
+    def evaluate(self, proposal: Proposal, context: Context) -> ManagerVote:
+        """Deterministic verdict: approve iff every check of the proposal's kind passes.
+
+        Raises :class:`~coinswarm.errors.MessageError` when ``proposal`` is not a
+        :class:`Proposal` and :class:`~coinswarm.errors.ConfigError` when ``context`` is not
+        a :class:`Context`; malformed *content* is never an error, but a rejection with reasons.
+        """
         reasons = self.reasons(proposal, context)
-        vote = Vote(proposal.id, proposal.digest, self.name, not reasons, reasons or OK, context.now)
+        vote = ManagerVote(proposal.id, proposal.digest, self.name, not reasons, reasons or OK, context.now)
         return vote.signed(self.key)
 
     def evaluate_many(self, proposals: list[Proposal], context: Context) -> VoteBatch:
         """The verdicts of :meth:`evaluate` on each proposal, in one batch signed once."""
+        if not isinstance(proposals, list | tuple):
+            raise MessageError(f"evaluate_many takes a list of proposals, got {type(proposals).__name__}")
         return self.sign_batch(proposals, [self.reasons(p, context) for p in proposals], context.now)
 
     def sign_batch(self, proposals: list[Proposal], reasons: list[tuple[str, ...]], now: int) -> VoteBatch:
@@ -214,10 +278,21 @@ class Manager:
         return VoteBatch(self.name, now, entries).signed(self.key)
 
     def reasons(self, proposal: Proposal, context: Context) -> tuple[str, ...]:
-        """Every problem the checks of the proposal's kind find (empty: approve)."""
+        """Every problem the checks of the proposal's kind find (empty: approve).
+
+        Content a check cannot even read (a value of the wrong type deep in ``data``, an
+        overflow) is a reason to reject, never an exception."""
+        if not isinstance(proposal, Proposal):
+            raise MessageError(f"a manager judges Proposal objects, got {type(proposal).__name__}",
+                               field="proposal")
+        if not isinstance(context, Context):
+            raise ConfigError(f"context must be a Context(now, patterns), got {type(context).__name__}")
         reasons: list[str] = []
         for check in CHECKS[proposal.kind]:
-            reasons.extend(check(proposal, context, self.policy))
+            try:
+                reasons.extend(check(proposal, context, self.policy))
+            except (ArithmeticError, TypeError, ValueError, KeyError, AttributeError) as exc:
+                reasons.append(f"{check.__name__}: unreadable content ({type(exc).__name__}: {exc})")
         return tuple(reasons)
 
 

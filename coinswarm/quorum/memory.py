@@ -11,11 +11,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from coinswarm.quorum.coordinator import Coordinator
+from coinswarm.errors import ConfigError, ConflictError, MessageError
+from coinswarm.quorum.coordinator import Coordinator, check_quorum
+from coinswarm.quorum.limits import as_time
 from coinswarm.quorum.manager import READS_MEMORY, Context, Manager, Policy, verdict_entries
 from coinswarm.quorum.proposals import Proposal
 from coinswarm.quorum.tally import COMMITTED, Decision, QuorumConfig
-from coinswarm.quorum.votes import Entry, Vote
+from coinswarm.quorum.votes import Entry, ManagerVote
 
 
 @dataclass
@@ -36,14 +38,14 @@ class MemoryBook:
 
     def __init__(self) -> None:
         self.commits: list[Proposal] = []
-        self._ids: set[str] = set()
+        self.digests: dict[str, str] = {}  # committed id -> digest
         self._current = MemoryView()
 
     def apply(self, proposal: Proposal, decision: Decision) -> bool:
         """Record a committed proposal; returns False if it was already applied (or not committed)."""
-        if decision.status != COMMITTED or decision.digest != proposal.digest or proposal.id in self._ids:
+        if decision.status != COMMITTED or decision.digest != proposal.digest or proposal.id in self.digests:
             return False
-        self._ids.add(proposal.id)
+        self.digests[proposal.id] = proposal.digest
         self.commits.append(proposal)
         apply_to_view(self._current, proposal)
         return True
@@ -52,6 +54,7 @@ class MemoryBook:
         """Memory built from commits whose ``data_time < as_of`` (everything when ``None``)."""
         if as_of is None:
             return self._current
+        as_of = as_time(as_of, "as_of")
         out = MemoryView()
         for p in self.commits:
             if p.data_time < as_of:
@@ -93,10 +96,10 @@ _EFFECTS = {"update_pattern": _update_pattern, "promote_pattern": _promote_patte
             "planner_weights": _planner_weights}
 
 
-Behaviour = Callable[[Manager, Proposal, Context], list[Vote]]
+Behaviour = Callable[[Manager, Proposal, Context], list[ManagerVote]]
 
 
-def honest(manager: Manager, proposal: Proposal, context: Context) -> list[Vote]:
+def honest(manager: Manager, proposal: Proposal, context: Context) -> list[ManagerVote]:
     """Evaluate and sign, once."""
     return [manager.evaluate(proposal, context)]
 
@@ -110,11 +113,39 @@ class LocalQuorum:
 
     def __init__(self, config: QuorumConfig, keys: dict[str, bytes], policy: Policy | None = None,
                  behaviours: dict[str, Behaviour] | None = None) -> None:
+        check_quorum(config, keys)
+        missing = [m for m in config.managers if m not in keys]
+        if missing:
+            raise ConfigError(f"keys lack the managers {missing}: give every manager of the config a key")
+        if not (policy is None or isinstance(policy, Policy)):
+            raise ConfigError(f"policy must be a Policy or None, got {type(policy).__name__}")
+        if not (behaviours is None or isinstance(behaviours, dict) and all(callable(b) for b in behaviours.values())):
+            raise ConfigError("behaviours must be a dict of manager name → callable(manager, proposal, context)")
         self.config = config
         self.managers = {m: Manager(m, keys[m], policy or Policy()) for m in config.managers}
         self.behaviours = behaviours or {}
         self.coordinator = Coordinator(config, keys)
         self.memory = MemoryBook()
+
+    def admit(self, proposals: list[Proposal], now: int) -> int:
+        """Check a submission before anything changes: ``now`` is a time (:func:`as_time`),
+        each item a :class:`Proposal`, and no id already decided (or earlier in the list)
+        comes back with different content (:class:`ConflictError`). Returns ``now`` as an int."""
+        now = as_time(now)
+        decided, committed = self.coordinator.decided, self.memory.digests
+        earlier: dict[str, str] = {}
+        for k, proposal in enumerate(proposals):
+            if not isinstance(proposal, Proposal):
+                raise MessageError(f"item {k} is a {type(proposal).__name__}, not a Proposal: build one with "
+                                   f"Proposal(...) or Proposal.from_dict(...)", field="proposal")
+            pid = proposal.id
+            old = decided.get(pid)
+            digest = old.digest if old is not None else committed.get(pid) or earlier.setdefault(pid, proposal.digest)
+            if digest != proposal.digest:
+                raise ConflictError(f"id already decided with digest {digest[:12]}…; this proposal's content "
+                                    f"differs (digest {proposal.digest[:12]}…): use a new id for new content",
+                                    field="id", message_id=pid)
+        return now
 
     def submit_many(self, proposals: list[Proposal], now: int) -> list[Decision]:
         """Decide many proposals, exactly as ``[submit(p, now) for p in proposals]`` would,
@@ -125,7 +156,12 @@ class LocalQuorum:
         every proposal before it) and before a repeated id, so each proposal is judged
         against the same memory as in :meth:`submit`. Managers with a custom behaviour vote
         one vote at a time, through the same coordinator.
+
+        Everything is checked first (see :meth:`admit`): on an error nothing is decided.
         """
+        if not isinstance(proposals, list | tuple):
+            raise MessageError(f"submit_many takes a list of proposals, got {type(proposals).__name__}")
+        now = self.admit(proposals, now)
         decisions: list[Decision] = []
         for run in _runs(proposals):
             decisions += self._decide_run(run, now)
@@ -134,7 +170,11 @@ class LocalQuorum:
     def _decide_run(self, run: list[Proposal], now: int) -> list[Decision]:
         context = self.memory.context(now)
         for proposal in run:
-            self.coordinator.propose(proposal, now)
+            self.coordinator.propose(proposal, now)  # a repeat is audited; its old decision stands
+        decided, every = self.coordinator.decided, run
+        run = [p for p in run if p.id not in decided]
+        if not run:
+            return [decided[p.id] for p in every]
         verdicts: dict[Policy, tuple[Entry, ...]] = {}  # Manager.reasons is pure: judged once per policy
         for name, manager in self.managers.items():
             behaviour = self.behaviours.get(name)
@@ -150,15 +190,23 @@ class LocalQuorum:
         for proposal in sorted(stragglers, key=lambda p: p.timestamp):  # no quorum: each times out at its deadline
             if proposal.id in self.coordinator.open:
                 self.coordinator.tick(proposal.timestamp + self.config.timeout_ms + 1)
-        decisions = [self.coordinator.decided[p.id] for p in run]
-        for proposal, decision in zip(run, decisions, strict=True):
-            self.memory.apply(proposal, decision)
-        return decisions
+        for proposal in run:
+            self.memory.apply(proposal, decided[proposal.id])
+        return [decided[p.id] for p in every]
 
     def submit(self, proposal: Proposal, now: int) -> Decision:
-        """Run one proposal to a decision (or timeout) and apply it if committed."""
+        """Run one proposal to a decision (or timeout) and apply it if committed.
+
+        A proposal already decided comes back with its old decision (idempotent); the same
+        id with different content raises :class:`~coinswarm.errors.ConflictError`, a bad
+        ``now`` :class:`~coinswarm.errors.ConfigError` and a non-proposal
+        :class:`~coinswarm.errors.MessageError` — all before anything changes.
+        """
+        now = self.admit([proposal], now)
         context = self.memory.context(now)
         self.coordinator.propose(proposal, now)
+        if proposal.id in self.coordinator.decided:  # a repeat (audited by propose)
+            return self.coordinator.decided[proposal.id]
         decision = None
         for name, manager in self.managers.items():
             for vote in self.behaviours.get(name, honest)(manager, proposal, context):

@@ -18,6 +18,7 @@ from typing import Any
 import orjson
 
 from coinswarm.errors import MessageError
+from coinswarm.quorum.limits import LIMITS, MAX_ID_CHARS, MAX_TIME, MAX_WIRE_BYTES, brief, check_tree, name_problem
 
 KINDS = ("add_episode", "update_pattern", "promote_pattern", "deprecate_pattern", "planner_weights")
 
@@ -67,15 +68,20 @@ class Proposal:
             raise MessageError(f"a proposal must be an object, got {type(raw).__name__}")
         missing = [k for k in ("id", "kind", "submitter", "timestamp", "data_time") if k not in raw]
         if missing:
-            raise MessageError(f"missing {missing}", field=missing[0], message_id=str(raw.get("id")))
-        extra = sorted(set(raw) - {"id", "kind", "submitter", "timestamp", "data_time", "data", "justification"})
+            raise MessageError(f"missing {missing}", field=missing[0], message_id=repr(raw.get("id"))[:80])
+        extra = sorted(str(k) for k in set(raw) - {"id", "kind", "submitter", "timestamp", "data_time", "data",
+                                                   "justification"})
         if extra:
-            raise MessageError(f"unknown fields {extra}", field=extra[0], message_id=str(raw.get("id")))
+            raise MessageError(f"unknown fields {extra}", field=extra[0], message_id=repr(raw.get("id"))[:80])
         return cls(**raw)
 
     @classmethod
     def decode(cls, payload: bytes) -> Proposal:
         """Parse wire bytes; malformed JSON or fields raise :class:`MessageError`."""
+        if not isinstance(payload, bytes | bytearray | memoryview | str):
+            raise MessageError(f"a proposal message must be bytes, got {type(payload).__name__}")
+        if len(payload) > MAX_WIRE_BYTES:
+            raise MessageError(f"the message has {len(payload):,} bytes; proposals take at most {MAX_WIRE_BYTES:,}")
         try:
             raw = orjson.loads(payload)
         except (ValueError, UnicodeDecodeError) as exc:
@@ -88,33 +94,30 @@ def _fail(problem: str, name: str, proposal_id: str) -> None:
 
 
 def validate_proposal(p: Proposal) -> None:
-    """Structural checks (types, finite numbers, known kind); the managers judge the content."""
-    pid = str(p.id)
-    if not (isinstance(p.id, str) and 0 < len(p.id) <= 128):
-        _fail("id must be a non-empty string ≤ 128 chars", "id", pid)
-    if p.kind not in KINDS:
+    """Structural checks at construction (types, sizes, finite numbers, known kind, the
+    rules of :mod:`coinswarm.quorum.limits`); the managers judge the content."""
+    problem = name_problem(p.id, MAX_ID_CHARS)
+    pid = p.id if problem is None else repr(p.id)[:80]
+    if problem:
+        _fail(f"id {problem}", "id", pid)
+    if not (isinstance(p.kind, str) and p.kind in KINDS):
         _fail(f"kind must be one of {KINDS}, not {p.kind!r}", "kind", pid)
-    if not (isinstance(p.submitter, str) and p.submitter):
-        _fail("submitter must be a non-empty string", "submitter", pid)
+    problem = name_problem(p.submitter)
+    if problem:
+        _fail(f"submitter {problem}", "submitter", pid)
     for name in ("timestamp", "data_time"):
         value = getattr(p, name)
-        if not (type(value) is int and value >= 0):  # bools are not timestamps
-            _fail(f"{name} must be a non-negative integer (epoch ms), got {value!r}", name, pid)
+        if not (type(value) is int and 0 <= value <= MAX_TIME):  # bools are not timestamps
+            _fail(f"{name} must be an integer in [0, 2**53 - 1] (epoch ms), got {brief(value)}", name, pid)
     if p.data_time > p.timestamp:
         _fail("data_time is after the proposal's timestamp", "data_time", pid)
+    limits = LIMITS[p.kind]
     for name in ("data", "justification"):
-        if not isinstance(getattr(p, name), dict):
-            _fail(f"{name} must be an object", name, pid)
-    try:
-        p.encode()  # cached: the digest and the wire reuse it
-    except (TypeError, ValueError):
-        for name in ("data", "justification"):
-            try:
-                canonical(getattr(p, name))
-            except (TypeError, ValueError) as exc:
-                raise MessageError(f"{name} is not JSON-encodable with finite numbers ({exc})", field=name,
-                                   message_id=pid) from None
-        raise
+        check_tree(getattr(p, name), name, limits, pid)
+    size = len(p.encode())  # cached: the digest and the wire reuse it
+    if size > limits.max_bytes:
+        _fail(f"encodes to {size:,} bytes; a {p.kind} proposal may take at most {limits.max_bytes:,}",
+              "data", pid)
 
 
 def finite(value: Any) -> bool:

@@ -19,10 +19,12 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 from coinswarm.errors import ConfigError
+from coinswarm.quorum.limits import brief, name_problem
 from coinswarm.quorum.proposals import Proposal
-from coinswarm.quorum.votes import Vote, VoteBatch
+from coinswarm.quorum.votes import ManagerVote, VoteBatch
 
 COMMITTED, REJECTED, PENDING, TIMEOUT = "committed", "rejected", "pending", "timeout"
+MAX_TIMEOUT_MS = 365 * 86_400_000
 
 
 @dataclass(frozen=True)
@@ -35,15 +37,28 @@ class QuorumConfig:
     threshold: int | None = None
 
     def __post_init__(self) -> None:
-        n = len(self.managers)
-        if len(set(self.managers)) != n:
+        managers = self.managers
+        if not isinstance(managers, list | tuple):
+            raise ConfigError(f"QuorumConfig.managers must be a tuple of manager names, got {brief(managers)}")
+        for m in managers:
+            problem = name_problem(m)
+            if problem:
+                raise ConfigError(f"QuorumConfig.managers: name {brief(m)} {problem}")
+        object.__setattr__(self, "managers", tuple(managers))
+        n = len(managers)
+        if len(set(managers)) != n:
             raise ConfigError(f"manager names must be distinct, got {self.managers}")
+        for name in ("f", "timeout_ms", "threshold"):
+            value = getattr(self, name)
+            if not (type(value) is int or (name == "threshold" and value is None)):
+                raise ConfigError(f"QuorumConfig.{name} must be an integer{' or None' if name == 'threshold' else ''}"
+                                  f", got {brief(value)} ({type(value).__name__})")
         if self.f < 0 or n < 3 * self.f + 1:
-            raise ConfigError(f"{n} managers cannot tolerate f={self.f} Byzantine ones (need n ≥ 3f + 1)")
+            raise ConfigError(f"{n} managers cannot tolerate f={brief(self.f)} Byzantine ones (need n ≥ 3f + 1)")
         if self.threshold is not None and not (2 * self.f + 1 <= self.threshold <= n):
-            raise ConfigError(f"threshold {self.threshold} must lie in [2f + 1, n] = [{2 * self.f + 1}, {n}]")
-        if self.timeout_ms <= 0:
-            raise ConfigError(f"timeout_ms must be positive, got {self.timeout_ms}")
+            raise ConfigError(f"threshold {brief(self.threshold)} must lie in [2f + 1, n] = [{2 * self.f + 1}, {n}]")
+        if not 0 < self.timeout_ms <= MAX_TIMEOUT_MS:
+            raise ConfigError(f"timeout_ms must lie in [1, {MAX_TIMEOUT_MS}] (one year), got {brief(self.timeout_ms)}")
 
     @classmethod
     def unanimous(cls, managers: tuple[str, ...] = ("m1", "m2", "m3"), timeout_ms: int = 5_000) -> QuorumConfig:
@@ -88,7 +103,7 @@ def coordinator_for(proposal_id: str, managers: tuple[str, ...]) -> str:
 FORGED = "forged: unknown manager or bad signature"
 
 
-def signed_by_member(signed: Vote | VoteBatch, config: QuorumConfig, keys: dict[str, bytes]) -> bool:
+def signed_by_member(signed: ManagerVote | VoteBatch, config: QuorumConfig, keys: dict[str, bytes]) -> bool:
     """Whether ``signed`` comes from one of the quorum's managers, under that manager's key."""
     key = keys.get(signed.manager) if signed.manager in config.managers else None
     return key is not None and signed.verify(key)
@@ -110,7 +125,7 @@ class Ballot:
         self.discarded: list[tuple[str, str]] = []
         self.equivocators: tuple[str, ...] = ()
 
-    def add(self, vote: Vote) -> None:
+    def add(self, vote: ManagerVote) -> None:
         """Screen one signed vote: keep it, or record why it was thrown away."""
         if not signed_by_member(vote, self.config, self.keys):
             self.discarded.append((vote.manager, FORGED))
@@ -182,7 +197,7 @@ class Ballot:
                                           tuple(self.discarded), now if status != PENDING else None, coordinator))
 
 
-def tally(proposal: Proposal, votes: list[Vote], config: QuorumConfig, keys: dict[str, bytes], now: int,
+def tally(proposal: Proposal, votes: list[ManagerVote], config: QuorumConfig, keys: dict[str, bytes], now: int,
           entries: Sequence[tuple[VoteBatch, int]] = ()) -> Decision:
     """Decide ``proposal`` from ``votes`` and batch ``entries`` (``(batch, index)`` pairs)
     as of ``now`` (the caller's clock).
@@ -193,7 +208,7 @@ def tally(proposal: Proposal, votes: list[Vote], config: QuorumConfig, keys: dic
     return screened(proposal, votes, config, keys, entries).decide(now)
 
 
-def screened(proposal: Proposal, votes: list[Vote], config: QuorumConfig, keys: dict[str, bytes],
+def screened(proposal: Proposal, votes: list[ManagerVote], config: QuorumConfig, keys: dict[str, bytes],
              entries: Sequence[tuple[VoteBatch, int]] = ()) -> Ballot:
     """A :class:`Ballot` holding ``votes`` and batch ``entries``, each screened (see :func:`tally`)."""
     ballot = Ballot(proposal, config, keys)

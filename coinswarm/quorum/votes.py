@@ -1,19 +1,28 @@
-"""Votes, authenticated with HMAC-SHA256 under per-manager keys."""
+"""Managers' votes, authenticated with HMAC-SHA256 under per-manager keys.
+
+:class:`ManagerVote` is one manager's signed verdict on one proposal (it was called
+``Vote``, a name the agents' ``coinswarm.agents.Vote`` also has; ``Vote`` still imports,
+with a :class:`DeprecationWarning`). :func:`vote_problem` and :func:`batch_problem` tell
+whether an object reaching a coordinator is a well-formed vote at all.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import warnings
 from dataclasses import dataclass, replace
 from functools import cached_property
+from typing import Any
 
 import orjson
 
-from coinswarm.errors import MessageError
+from coinswarm.errors import ConfigError, MessageError
+from coinswarm.quorum.limits import MAX_INT, brief, name_problem
 
 
 class _Signed:
-    """What :class:`Vote` and :class:`VoteBatch` share: an HMAC over their ``body()``."""
+    """What :class:`ManagerVote` and :class:`VoteBatch` share: an HMAC over their ``body()``."""
 
     def signed(self, key: bytes):
         """A copy carrying ``HMAC-SHA256(key, body)``."""
@@ -24,7 +33,7 @@ class _Signed:
 
 
 @dataclass(frozen=True)
-class Vote(_Signed):
+class ManagerVote(_Signed):
     """One manager's verdict on one proposal (identified by id *and* digest)."""
 
     proposal_id: str
@@ -67,12 +76,12 @@ class Vote(_Signed):
                 "signature": self.signature}
 
     @classmethod
-    def decode(cls, payload: bytes) -> Vote:
+    def decode(cls, payload: bytes) -> ManagerVote:
         """Parse wire bytes; raises :class:`MessageError` naming the bad field."""
         return cls.from_dict(_json_object(payload, "vote"))
 
     @classmethod
-    def from_dict(cls, raw: dict) -> Vote:
+    def from_dict(cls, raw: dict) -> ManagerVote:
         """Build from a decoded JSON object, checking every field's type (:class:`MessageError`)."""
         if not isinstance(raw, dict):
             raise MessageError("a vote must be an object")
@@ -99,7 +108,8 @@ def _json_object(payload: bytes, what: str) -> dict:
 def _check_fields(raw: dict, expected: dict[str, type], message_id: str) -> None:
     for name, kind in expected.items():
         if not isinstance(raw.get(name), kind) or (kind is int and isinstance(raw.get(name), bool)):
-            raise MessageError(f"expected {kind.__name__}, got {raw.get(name)!r}", field=name, message_id=message_id)
+            raise MessageError(f"expected {kind.__name__}, got {brief(raw.get(name))}", field=name,
+                               message_id=message_id)
     extra = sorted(set(raw) - set(expected))
     if extra:
         raise MessageError(f"unknown fields {extra}", field=extra[0], message_id=message_id)
@@ -124,7 +134,7 @@ class VoteBatch(_Signed):
     signature: str = ""
 
     def body(self) -> bytes:
-        """The signed bytes: every field except the signature (length-prefixed, like :class:`Vote`)."""
+        """The signed bytes: every field except the signature (length-prefixed, like :class:`ManagerVote`)."""
         return self._body
 
     @cached_property
@@ -159,21 +169,21 @@ class VoteBatch(_Signed):
         """Build from a decoded JSON object, checking every field and entry (:class:`MessageError`)."""
         if not isinstance(raw, dict):
             raise MessageError("a vote batch must be an object")
-        _check_fields(raw, _BATCH_FIELDS, f"batch of {raw.get('manager')!r}")
+        _check_fields(raw, _BATCH_FIELDS, f"batch of {brief(raw.get('manager'))}")
         entries = []
         for k, entry in enumerate(raw["entries"]):
             if not (isinstance(entry, list) and len(entry) == 4 and isinstance(entry[0], str)
                     and isinstance(entry[1], str) and isinstance(entry[2], bool) and isinstance(entry[3], list)):
-                raise MessageError(f"entry {k} must be [proposal_id, digest, approve, reasons], got {entry!r}",
-                                   field="entries", message_id=f"batch of {raw['manager']!r}")
+                raise MessageError(f"entry {k} must be [proposal_id, digest, approve, reasons], got {brief(entry)}",
+                                   field="entries", message_id=f"batch of {brief(raw['manager'])}")
             entries.append((entry[0], entry[1], entry[2], tuple(str(r) for r in entry[3])))
         return cls(raw["manager"], raw["timestamp"], tuple(entries), raw["signature"])
 
 
-def decode_votes(payload: bytes) -> Vote | VoteBatch:
-    """A ``mem.vote`` message: one :class:`Vote` or a :class:`VoteBatch` (it has ``entries``)."""
+def decode_votes(payload: bytes) -> ManagerVote | VoteBatch:
+    """A ``mem.vote`` message: one :class:`ManagerVote` or a :class:`VoteBatch` (it has ``entries``)."""
     raw = _json_object(payload, "vote")
-    return VoteBatch.from_dict(raw) if "entries" in raw else Vote.from_dict(raw)
+    return VoteBatch.from_dict(raw) if "entries" in raw else ManagerVote.from_dict(raw)
 
 
 class _ForLastObject:
@@ -223,5 +233,69 @@ def _field(text: str) -> str:
 
 
 def derive_keys(secret: bytes, managers: list[str] | tuple[str, ...]) -> dict[str, bytes]:
-    """Per-manager keys ``HMAC(secret, name)`` — one shared secret, distinct keys (for demos and tests)."""
-    return {m: hmac.new(secret, m.encode(), hashlib.sha256).digest() for m in managers}
+    """Per-manager keys ``HMAC(secret, name)`` — one shared secret, distinct keys (for demos and tests).
+
+    Raises :class:`~coinswarm.errors.ConfigError` unless ``secret`` is non-empty bytes and
+    ``managers`` a list or tuple of valid manager names (printable, 1..64 characters).
+    """
+    if not (isinstance(secret, bytes | bytearray) and secret):
+        raise ConfigError(f"derive_keys: secret must be non-empty bytes, got {type(secret).__name__}")
+    if not isinstance(managers, list | tuple):
+        raise ConfigError(f"derive_keys: managers must be a list or tuple of names, got {type(managers).__name__}")
+    for m in managers:
+        problem = name_problem(m)
+        if problem:
+            raise ConfigError(f"derive_keys: manager name {m!r} {problem}")
+    return {m: hmac.new(bytes(secret), m.encode(), hashlib.sha256).digest() for m in managers}
+
+
+def vote_problem(vote: Any) -> str | None:
+    """Why ``vote`` is not a well-formed :class:`ManagerVote` (None if it is): the
+    coordinator discards such junk, and audits it, before reading any field."""
+    if not isinstance(vote, ManagerVote):
+        return f"not a vote: got {type(vote).__name__}"
+    for name in ("proposal_id", "digest", "manager", "signature"):
+        if type(getattr(vote, name)) is not str:
+            return f"field {name!r} must be a string, got {type(getattr(vote, name)).__name__}"
+    if type(vote.approve) is not bool:
+        return f"field 'approve' must be a bool, got {type(vote.approve).__name__}"
+    if not (type(vote.timestamp) is int and 0 <= vote.timestamp <= MAX_INT):
+        return f"field 'timestamp' must be an integer in [0, 2**63 - 1], got {brief(vote.timestamp)}"
+    if not (isinstance(vote.reasons, tuple) and all(type(r) is str for r in vote.reasons)):
+        return "field 'reasons' must be a tuple of strings"
+    return None
+
+
+def batch_problem(batch: Any) -> str | None:
+    """Why ``batch`` is not a well-formed :class:`VoteBatch` (None if it is; remembered on
+    the batch, which is immutable, so a batch many coordinators see is checked once)."""
+    if not isinstance(batch, VoteBatch):
+        return f"not a vote batch: got {type(batch).__name__}"
+    known = batch.__dict__.get("_problem", False)
+    if known is not False:
+        return known
+    problem = _batch_problem(batch)
+    batch.__dict__["_problem"] = problem
+    return problem
+
+
+def _batch_problem(batch: VoteBatch) -> str | None:
+    if type(batch.manager) is not str or type(batch.signature) is not str:
+        return "fields 'manager' and 'signature' must be strings"
+    if not (type(batch.timestamp) is int and 0 <= batch.timestamp <= MAX_INT):
+        return f"field 'timestamp' must be an integer in [0, 2**63 - 1], got {brief(batch.timestamp)}"
+    if not isinstance(batch.entries, tuple):
+        return f"field 'entries' must be a tuple, got {type(batch.entries).__name__}"
+    for k, entry in enumerate(batch.entries):
+        if not (type(entry) is tuple and len(entry) == 4 and type(entry[0]) is str and type(entry[1]) is str
+                and type(entry[2]) is bool and type(entry[3]) is tuple and all(type(r) is str for r in entry[3])):
+            return f"entry {k} must be (proposal_id: str, digest: str, approve: bool, reasons: tuple of str)"
+    return None
+
+
+def __getattr__(name: str) -> Any:
+    if name == "Vote":
+        warnings.warn("coinswarm.quorum.votes.Vote is deprecated: use ManagerVote (coinswarm.agents.Vote is the "
+                      "agents' vote)", DeprecationWarning, stacklevel=2)
+        return ManagerVote
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -13,7 +13,7 @@ KEYS = derive_keys(b"wf-memory", MANAGERS)
 
 
 def ms(ts: str) -> int:
-    return int(pd.Timestamp(ts, tz="UTC").as_unit("ms").value)
+    return int(pd.Timestamp(ts, tz="UTC").value // 1_000_000)
 
 
 def learn(quorum: LocalQuorum, cell: int, data_time: str) -> None:

@@ -5,11 +5,12 @@ import numpy as np
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from sqlalchemy import inspect, text
 
 from coinswarm.errors import ConfigError
 from coinswarm.memory import Store
 from coinswarm.memory.models import (
-    AuditEvent,
+    AuditRow,
     Base,
     DecisionRow,
     Episode,
@@ -20,18 +21,21 @@ from coinswarm.memory.models import (
 )
 from coinswarm.quorum import (
     COMMITTED,
+    AuditEvent,
     LocalQuorum,
     Proposal,
     QuorumConfig,
     derive_keys,
 )
-from coinswarm.quorum import (
-    AuditEvent as AuditRecord,
-)
 
 MANAGERS = ("m1", "m2", "m3", "m4")
 KEYS = derive_keys(b"store", MANAGERS)
 NOW = 1_735_689_600_000
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.integration)])
+def backend(request):
+    return request.param
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.integration)])
@@ -60,6 +64,56 @@ def test_migrated_schema_equals_the_models(store):
     with store.engine.connect() as connection:
         diff = compare_metadata(MigrationContext.configure(connection), Base.metadata)
     assert diff == []
+
+
+def test_migration_0002_drops_the_unused_tables_and_keeps_the_rest(request, tmp_path, backend):
+    """0001 → 0002 drops ``agent_states`` and ``regimes`` (never written) and keeps every
+    other table and its rows (``trades`` stays for the live runner); the downgrade restores
+    both tables empty. On SQLite and on the real PostgreSQL server."""
+    url = f"sqlite:///{tmp_path / 'm.db'}" if backend == "sqlite" else request.getfixturevalue("postgres_url")
+    s = Store(url)
+    try:
+        s.migrate("0001")
+        with s.engine.begin() as c:
+            c.execute(text("INSERT INTO trades (time, symbol, side, qty, price, fee, strategy, data_time) "
+                           "VALUES (1, 'BTC/USDT', 'buy', 0.5, 100.0, 0.05, 'trend', 0)"))
+            c.execute(text("INSERT INTO regimes VALUES ('BTC/USDT', 1, 'v1', 'low', 'up', 'deep', 'asia')"))
+        s.migrate("0002")
+        tables = set(inspect(s.engine).get_table_names())
+        assert {"agent_states", "regimes"}.isdisjoint(tables)
+        assert {"trades", "patterns", "episodes", "proposals", "decisions", "audit_events", "quorum_votes",
+                "planner_weights"} <= tables
+        with s.engine.connect() as c:
+            assert c.execute(text("SELECT symbol, qty FROM trades")).all() == [("BTC/USDT", 0.5)]
+            diff = compare_metadata(MigrationContext.configure(c), Base.metadata)
+        assert diff == [], "after 0002 the schema is exactly the models"
+        _alembic_downgrade(s, "0001")
+        assert {"agent_states", "regimes"} <= set(inspect(s.engine).get_table_names())
+        s.migrate()
+        assert "regimes" not in set(inspect(s.engine).get_table_names())
+    finally:
+        s.close()
+
+
+def _alembic_downgrade(store, revision):
+    from alembic import command
+    from alembic.config import Config
+
+    from coinswarm.memory.store import MIGRATIONS
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    with store.engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.downgrade(config, revision)
+
+
+def test_the_old_orm_audit_name_still_imports_with_a_warning():
+    import coinswarm.memory.models as models
+
+    with pytest.warns(DeprecationWarning, match="AuditRow"):
+        assert models.AuditEvent is AuditRow
+    assert not hasattr(models, "AgentState") and not hasattr(models, "Regime")
 
 
 def test_commits_apply_once_and_replay_like_the_memory_book(store):
@@ -117,8 +171,8 @@ def test_votes_audit_and_mismatched_decisions(store):
     decision = committed(quorum, p)
     store.record_proposal(p)
     store.record_votes([quorum.managers[m].evaluate(p, quorum.memory.context(NOW)) for m in MANAGERS])
-    store.audit([AuditRecord(NOW, "decision", p.id, "m1", {"status": decision.status})])
-    assert store.count(QuorumVote) == 4 and store.count(AuditEvent) == 1 and store.count(ProposalRow) == 1
+    store.audit([AuditEvent(NOW, "decision", p.id, "m1", {"status": decision.status})])
+    assert store.count(QuorumVote) == 4 and store.count(AuditRow) == 1 and store.count(ProposalRow) == 1
     other = Proposal("w3", "planner_weights", "a", NOW - 9, NOW - 10, {"weights": {"a": 1.0}})
     with pytest.raises(ConfigError, match="not for proposal"):
         store.apply_commit(other, decision)
@@ -181,13 +235,20 @@ def test_the_patterns_table_is_what_the_managers_see_after_replay(store):
 
 def test_audit_rows_read_back_as_written(store):
     """PostgreSQL takes audit rows by COPY, SQLite by INSERT: both store the same thing."""
-    events = [AuditRecord(NOW, "vote_batch", "p1", "m2", {"approve": ("p1", "p2"), "reject": (), "signature": "ab"}),
-              AuditRecord(NOW + 1, "discard", "p\t2", "m4", {"reason": "late: 5 > 4 \\ «quoted»\n"}),
-              AuditRecord(NOW + 2, "decision", "p3", "m1", {"status": "committed", "approvals": ["m1", "m2", "m3"]})]
+    events = [AuditEvent(NOW, "vote_batch", "p1", "m2", {"approve": ("p1", "p2"), "reject": (), "signature": "ab"}),
+              AuditEvent(NOW + 1, "discard", "p\t2", "m4", {"reason": "late: 5 > 4 \\ «quoted»\n"}),
+              AuditEvent(NOW + 2, "decision", "p3", "m1", {"status": "committed", "approvals": ["m1", "m2", "m3"]})]
     store.audit(events)
     with store.sessions() as s:
-        rows = s.query(AuditEvent).order_by(AuditEvent.time).all()
+        rows = s.query(AuditRow).order_by(AuditRow.time).all()
     assert [(r.time, r.kind, r.proposal_id, r.actor) for r in rows] == [(e.time, e.kind, e.proposal_id, e.actor)
                                                                          for e in events]
     assert [r.detail for r in rows] == [{"approve": ["p1", "p2"], "reject": [], "signature": "ab"},
                                         events[1].detail, events[2].detail]
+
+
+def test_memory_as_of_must_be_an_epoch_ms_time(store):
+    for bad in (float("nan"), "2021", -1, 1_630_454_400_000_000_000):  # the last: ns, not ms
+        with pytest.raises(ConfigError, match="as_of"):
+            store.memory(as_of=bad)
+    assert store.memory(as_of=NOW).patterns == {}

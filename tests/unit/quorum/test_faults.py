@@ -11,9 +11,9 @@ from coinswarm.quorum import (
     TIMEOUT,
     LocalQuorum,
     Manager,
+    ManagerVote,
     Proposal,
     QuorumConfig,
-    Vote,
     derive_keys,
 )
 
@@ -37,17 +37,18 @@ def seeded(quorum: LocalQuorum) -> LocalQuorum:
 
 def byzantine(rng: np.random.Generator):
     """Each call misbehaves differently: random, flipped, forged, duplicated, equivocating votes."""
-    def act(manager: Manager, proposal: Proposal, context) -> list[Vote]:
+    def act(manager: Manager, proposal: Proposal, context) -> list[ManagerVote]:
         honest_vote = manager.evaluate(proposal, context)
         mode = rng.integers(5)
         if mode == 0:
-            return [Vote(proposal.id, proposal.digest, manager.name, bool(rng.integers(2)), ("?",), context.now)
+            return [ManagerVote(proposal.id, proposal.digest, manager.name, bool(rng.integers(2)), ("?",), context.now)
                     .signed(manager.key)]
-        flipped = Vote(proposal.id, proposal.digest, manager.name, not honest_vote.approve, ("lie",), context.now)
+        flipped = ManagerVote(proposal.id, proposal.digest, manager.name, not honest_vote.approve, ("lie",),
+                              context.now)
         if mode == 1:
             return [flipped.signed(manager.key)]
         if mode == 2:  # forge votes in the honest managers' names
-            return [Vote(proposal.id, proposal.digest, m, not honest_vote.approve, ("forged",), context.now)
+            return [ManagerVote(proposal.id, proposal.digest, m, not honest_vote.approve, ("forged",), context.now)
                     .signed(b"not their key") for m in MANAGERS]
         if mode == 3:
             return [flipped.signed(manager.key)] * 3

@@ -16,9 +16,9 @@ from coinswarm.quorum import (
     TIMEOUT,
     Context,
     Manager,
+    ManagerVote,
     Proposal,
     QuorumConfig,
-    Vote,
     coordinator_for,
     derive_keys,
     tally,
@@ -39,9 +39,9 @@ def good_promotion(**override) -> Proposal:
 def votes_for(proposal, approve_by=MANAGERS, reject_by=(), at=NOW):
     out = []
     for m in approve_by:
-        out.append(Vote(proposal.id, proposal.digest, m, True, ("ok",), at).signed(KEYS[m]))
+        out.append(ManagerVote(proposal.id, proposal.digest, m, True, ("ok",), at).signed(KEYS[m]))
     for m in reject_by:
-        out.append(Vote(proposal.id, proposal.digest, m, False, ("no",), at).signed(KEYS[m]))
+        out.append(ManagerVote(proposal.id, proposal.digest, m, False, ("no",), at).signed(KEYS[m]))
     return out
 
 
@@ -104,12 +104,13 @@ def test_votes_are_authenticated():
     assert vote.verify(KEYS["m1"]) and not vote.verify(KEYS["m2"])
     tampered = dataclasses.replace(vote, approve=False)
     assert not tampered.verify(KEYS["m1"])
-    assert Vote.decode(vote.encode()) == vote
-    split = [Vote("p", "d", "m1", True, reasons, NOW).body() for reasons in (("a|b",), ("a", "b"), ("1:a|1:b",))]
+    assert ManagerVote.decode(vote.encode()) == vote
+    split = [ManagerVote("p", "d", "m1", True, reasons, NOW).body() for reasons in (("a|b",), ("a", "b"), ("1:a|1:b",))]
     assert len(set(split)) == 3, "field boundaries are part of the signed bytes"
-    assert Vote("p|1:d", "x", "m1", True, (), NOW).body() != Vote("p", "d|1:x", "m1", True, (), NOW).body()
+    ambiguous = [ManagerVote(pid, d, "m1", True, (), NOW).body() for pid, d in (("p|1:d", "x"), ("p", "d|1:x"))]
+    assert ambiguous[0] != ambiguous[1]
     with pytest.raises(MessageError, match="approve"):
-        Vote.decode(json.dumps({**json.loads(vote.encode()), "approve": "yes"}).encode())
+        ManagerVote.decode(json.dumps({**json.loads(vote.encode()), "approve": "yes"}).encode())
 
 
 def test_quorum_of_2f_plus_1_commits_and_rejects():
@@ -123,8 +124,8 @@ def test_quorum_of_2f_plus_1_commits_and_rejects():
 
 def test_forged_duplicate_late_and_equivocating_votes_are_discarded_and_recorded():
     p = good_promotion()
-    forged = Vote(p.id, p.digest, "m4", True, ("ok",), NOW).signed(b"wrong key")
-    impostor = Vote(p.id, p.digest, "m9", True, ("ok",), NOW).signed(b"whatever")
+    forged = ManagerVote(p.id, p.digest, "m4", True, ("ok",), NOW).signed(b"wrong key")
+    impostor = ManagerVote(p.id, p.digest, "m9", True, ("ok",), NOW).signed(b"whatever")
     dup = votes_for(p, ("m1", "m1"))
     late = votes_for(p, ("m2",), at=p.timestamp + 5_001)
     both_ways = votes_for(p, ("m3",), ("m3",))
