@@ -12,7 +12,6 @@ import pandas as pd
 from coinswarm.errors import (
     ConfigError,
     DataError,
-    SchemaError,
     DuplicateTimestampError,
     GapError,
     InconsistentBarError,
@@ -20,6 +19,7 @@ from coinswarm.errors import (
     NegativeVolumeError,
     NonPositivePriceError,
     OffGridTimestampError,
+    SchemaError,
     UnsortedTimestampError,
 )
 
