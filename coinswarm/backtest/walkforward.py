@@ -296,13 +296,7 @@ def walk_forward(
     """
     strategy = get_strategy(strategy)
     costs, gate = check_inputs(costs, init_cash, execution), Gate() if gate is None else gate
-    if not isinstance(gate, Gate):
-        raise ConfigError(f"gate must be a coinswarm.Gate, not {gate!r:.60}")
-    if not isinstance(objective, str) or objective not in METRIC_NAMES:
-        raise ConfigError(f"objective {objective!r:.60} is not a metric; use one of {list(METRIC_NAMES)}")
-    if isinstance(pbo_splits, bool) or not isinstance(pbo_splits, int) or not 2 <= pbo_splits <= 64 \
-            or pbo_splits % 2:
-        raise ConfigError(f"pbo_splits must be an even whole number in [2, 64], not {pbo_splits!r}")
+    _check_settings(strategy, gate, objective, pbo_splits, memory)
     combos = expand_grid(strategy, grid)
     check_prices(prices)
     frames = as_price_dict(prices)
@@ -326,6 +320,21 @@ def walk_forward(
                    init_cash, execution, pbo_splits,
                    dict(train=train, test=test, anchored=anchored, purge=str(purge_td),
                         embargo=str(embargo_td), objective=objective, grid=_grid_repr(grid, strategy)))
+
+
+def _check_settings(strategy: Strategy, gate, objective, pbo_splits, memory) -> None:
+    """Refuse a bad gate, objective, PBO split count or memory before any work."""
+    if not isinstance(gate, Gate):
+        raise ConfigError(f"gate must be a coinswarm.Gate, not {gate!r:.60}")
+    if not isinstance(objective, str) or objective not in METRIC_NAMES:
+        raise ConfigError(f"objective {objective!r:.60} is not a metric; use one of {list(METRIC_NAMES)}")
+    if isinstance(pbo_splits, bool) or not isinstance(pbo_splits, int) or not 2 <= pbo_splits <= 64 \
+            or pbo_splits % 2:
+        raise ConfigError(f"pbo_splits must be an even whole number in [2, 64], not {pbo_splits!r}")
+    if memory is not None and not hasattr(strategy, "targets_with_memory"):
+        raise ConfigError(f"{strategy.name} does not use memory (it has no targets_with_memory)")
+    if memory is not None and not callable(getattr(memory, "view", None)):
+        raise ConfigError(f"memory must be a MemoryBook or Store (with .view(as_of=…)), not {memory!r:.60}")
 
 
 def _with_progress(windows: list, strategy: Strategy, progress: bool):

@@ -107,6 +107,10 @@ def epoch_ms(column: pd.Series, name: str | None = None) -> np.ndarray:
                             row=row, column="timestamp", value=values[row])
         clipped = np.clip(values, -1.0, 4.2e18)
         check_epoch_ms(clipped.astype(np.int64), name)
+        if (values < 1e11).all():
+            raise DataError(f"timestamp {int(values[0])} and every other falls before 1973 as epoch "
+                            "milliseconds; they look like seconds (multiply by 1,000)", source=name, row=0,
+                            column="timestamp", value=int(values[0]))
         return clipped.astype(np.int64)
     return _iso_to_ms(column.astype(str), name)
 
@@ -235,9 +239,16 @@ def _bound(value, stamp: pd.Timestamp | None):
     return value if isinstance(value, str) or value is None else stamp
 
 
+def _between(data, start, end):
+    """``data.loc[start:end]``, each bound resolved alone (a string and a Timestamp may be mixed)."""
+    first = 0 if start is None else data.index.slice_locs(start=start)[0]
+    stop = len(data) if end is None else data.index.slice_locs(end=end)[1]
+    return data.iloc[first:max(first, stop)]
+
+
 def _window(df: pd.DataFrame, start, end, lo, hi, name: str) -> pd.DataFrame:
     """``df`` between the bounds (inclusive); an empty result is a ``DataError`` naming the range."""
-    out = df.loc[_bound(start, lo):_bound(end, hi)]
+    out = _between(df, _bound(start, lo), _bound(end, hi))
     if out.empty:
         raise DataError(
             f"no bars between start={start!r} and end={end!r}; the data covers {df.index[0]} → "
@@ -288,7 +299,7 @@ def load_funding(
     series.attrs = {"source": name}
     if start is None and end is None:
         return series
-    out = series.loc[_bound(start, lo):_bound(end, hi)]
+    out = _between(series, _bound(start, lo), _bound(end, hi))
     if out.empty:
         raise DataError(f"no funding rates between start={start!r} and end={end!r}; the data covers "
                         f"{series.index[0]} → {series.index[-1]}", source=name)
