@@ -80,9 +80,9 @@ def cmd_backtest(args) -> int:
     import coinswarm as cs
     from coinswarm.strategies.base import engine_limits
 
-    prices = _load(args)
     strategy = cs.get_strategy(args.strategy)
     params = cs.make_params(strategy, parse_params(args.params))
+    prices = _load(args)
     max_leverage, allow_short = engine_limits(strategy)
     result = cs.simulate(prices, strategy.targets(prices, params), costs=_costs(args),
                          init_cash=args.init_cash, execution=args.execution,
