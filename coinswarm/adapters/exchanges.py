@@ -14,7 +14,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from coinswarm.data.validate import OHLCV_COLUMNS, timeframe_ms, validate_arrays
+from coinswarm.data.catalog import catalog_name
+from coinswarm.data.validate import EPOCH_MS_RANGE, OHLCV_COLUMNS, as_time_bound, timeframe_ms, validate_arrays
 from coinswarm.errors import ConfigError, DataError
 
 
@@ -22,20 +23,37 @@ def make_exchange(name: str) -> Any:
     """A ccxt exchange instance with rate limiting on (network access happens on use)."""
     import ccxt
 
-    try:
-        return getattr(ccxt, name)({"enableRateLimit": True})
-    except AttributeError:
-        raise ConfigError(f"ccxt has no exchange named '{name}'") from None
+    if not isinstance(name, str) or name not in ccxt.exchanges:
+        raise ConfigError(f"ccxt has no exchange named {name!r:.60} (e.g. binance, coinbase, kraken)")
+    return getattr(ccxt, name)({"enableRateLimit": True})
 
 
-def _to_ms(when: str | int | pd.Timestamp | None) -> int | None:
+def _to_ms(when: str | int | pd.Timestamp | None, name: str) -> int | None:
     if when is None:
         return None
-    if isinstance(when, int | np.integer):
+    if isinstance(when, int | np.integer) and not isinstance(when, bool):
+        lo, hi = EPOCH_MS_RANGE
+        if not lo <= int(when) <= hi:
+            raise ConfigError(f"{name}={when} is not epoch milliseconds between 1970 and 2100")
         return int(when)
-    stamp = pd.Timestamp(when)
-    stamp = stamp.tz_localize("UTC") if stamp.tz is None else stamp
-    return int(stamp.value // 1_000_000)
+    return int(as_time_bound(when, name).value // 1_000_000)
+
+
+def _fetch(venue: Any, symbol: str, timeframe: str, cursor: int, limit: int) -> list:
+    """One page of ``fetch_ohlcv``; a venue or network failure is a ``DataError`` naming the venue."""
+    try:
+        page = venue.fetch_ohlcv(symbol, timeframe, cursor, limit)
+    except Exception as exc:  # ccxt raises its own hierarchy (NetworkError, BadSymbol, …) and OSErrors
+        venue_name = getattr(venue, "id", type(venue).__name__)
+        raise DataError(f"{venue_name} fetch_ohlcv({symbol}, {timeframe}) failed: {type(exc).__name__}: "
+                        f"{' '.join(str(exc).split())[:300]}") from exc
+    if not isinstance(page, list) or not all(isinstance(r, list | tuple) and len(r) >= 6 for r in page):
+        raise DataError(f"{symbol} {timeframe}: the venue returned a malformed page (expected rows "
+                        "[timestamp, open, high, low, close, volume])")
+    try:
+        return [[int(r[0]), *(float(v) for v in r[1:6])] for r in page]
+    except (TypeError, ValueError, OverflowError):
+        raise DataError(f"{symbol} {timeframe}: the venue returned a row that is not numbers") from None
 
 
 def download_ohlcv(
@@ -67,15 +85,29 @@ def download_ohlcv(
     DataFrame
         Validated candles in the :func:`coinswarm.load_ohlcv` layout (the last,
         still-open bar is dropped when the venue returns it).
+
+    Raises
+    ------
+    ConfigError
+        Unknown exchange, malformed symbol, timeframe, dates or limit (before any request).
+    DataError
+        The venue cannot be reached or refuses the request, returns malformed rows, no
+        candles, or candles :func:`~coinswarm.data.validate.validate_arrays` refuses.
     """
-    venue = make_exchange(exchange) if isinstance(exchange, str) else exchange
     step = timeframe_ms(timeframe)
     if step is None:
         raise ConfigError("download supports fixed-length timeframes (not 1M)")
-    cursor, stop = _to_ms(since), _to_ms(until)
+    if not isinstance(symbol, str) or symbol.count("/") != 1 or not all(symbol.split("/")) or ":" in symbol:
+        raise ConfigError(f"symbol {symbol!r:.60} is not BASE/QUOTE (e.g. BTC/USDT)")
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 100_000:
+        raise ConfigError(f"limit must be a whole number in [1, 100000], not {limit!r}")
+    cursor, stop = _to_ms(since, "since"), _to_ms(until, "until")
+    if stop is not None and stop <= cursor:
+        raise ConfigError(f"until {until!r} is not after since {since!r}")
+    venue = make_exchange(exchange) if isinstance(exchange, str) else exchange
     rows: list[list[float]] = []
     for _ in range(max_pages):
-        page = venue.fetch_ohlcv(symbol, timeframe, cursor, limit)
+        page = _fetch(venue, symbol, timeframe, cursor, limit)
         page = [r for r in page if r[0] >= cursor and (stop is None or r[0] < stop)]
         if not page:
             break
@@ -92,7 +124,7 @@ def download_ohlcv(
     report = validate_arrays(ts, values, timeframe=timeframe, source=f"{symbol} {timeframe}")
     out = pd.DataFrame(values, index=pd.DatetimeIndex(pd.to_datetime(ts, unit="ms", utc=True),
                                                       name="time"))
-    out.attrs = {"source": f"download:{symbol}:{timeframe}", "timeframe": timeframe,
+    out.attrs = {"source": catalog_name("download", symbol, timeframe), "timeframe": timeframe,
                  "gaps": report.to_dict()}
     return out
 

@@ -18,6 +18,7 @@ import pandas as pd
 from coinswarm.backtest.engine import day_end_mask
 from coinswarm.backtest.walkforward import WalkForwardReport, walk_forward
 from coinswarm.costs import Costs
+from coinswarm.data.catalog import catalog_name
 from coinswarm.data.load import load_funding, load_ohlcv
 from coinswarm.strategies.base import expand_grid, get_strategy
 
@@ -59,7 +60,7 @@ def run_evidence(pairs=PAIRS, *, start: str = "2018-01-01", end: str = "2024-12-
     figures (regimes, committee weights, attribution) there.
     """
     costs = Costs(fee_bps=fee_bps)
-    prices = {p: load_ohlcv(f"binance:{p}/USDT:1h", start=start, end=end) for p in pairs}
+    prices = {p: load_ohlcv(catalog_name("binance", f"{p}/USDT", "1h"), start=start, end=end) for p in pairs}
     rows, returns = [], {}
     jobs = [(p, s) for p in pairs for s in SINGLE] + [(p, "arbitrage") for p in pairs if p != "BTC" and "BTC" in pairs]
     jobs += [(p, "carry") for p in pairs if p in CARRY]
@@ -84,9 +85,9 @@ def _inputs(pair: str, strategy: str, prices: dict, costs: Costs, start: str, en
     if strategy == "arbitrage":
         return f"{pair}/USDT vs BTC/USDT", {f"{pair}/USDT": prices[pair], "BTC/USDT": prices["BTC"]}, costs
     if strategy == "carry":
-        perp = load_ohlcv(f"binance-perp:{pair}/USDT:1h", start=start, end=end)
+        perp = load_ohlcv(catalog_name("binance-perp", f"{pair}/USDT", "1h"), start=start, end=end)
         spot = prices[pair].loc[perp.index[0]:]
-        funding = load_funding(f"binance-perp:{pair}/USDT:funding")
+        funding = load_funding(catalog_name("binance-perp", f"{pair}/USDT", "funding"))
         legs = {f"{pair}/USDT": spot, f"{pair}/USDT:USDT": perp}
         return f"{pair} spot/perp", legs, Costs(fee_bps=costs.fee_bps, funding={f"{pair}/USDT:USDT": funding})
     return f"{pair}/USDT", prices[pair], costs

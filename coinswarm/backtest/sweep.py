@@ -17,10 +17,71 @@ from coinswarm.backtest.engine import (
     target_matrix,
 )
 from coinswarm.costs import Costs
+from coinswarm.data.validate import validate_ohlcv
 from coinswarm.errors import ConfigError
 from coinswarm.kernels.metrics import METRIC_NAMES, finalize_nb
 from coinswarm.kernels.portfolio import simulate_nb
 from coinswarm.strategies.base import Strategy, engine_limits, expand_grid, get_strategy
+
+
+def check_inputs(costs: Any, init_cash: Any, execution: Any) -> Costs:
+    """Check the run settings shared by ``sweep`` and ``walk_forward``; return the costs.
+
+    Raises
+    ------
+    ConfigError
+        ``costs`` not a :class:`~coinswarm.costs.Costs`, ``init_cash`` not a finite number
+        > 0, or ``execution`` not ``"next_open"``/``"close"``.
+    """
+    costs = Costs() if costs is None else costs
+    if not isinstance(costs, Costs):
+        raise ConfigError(f"costs must be a coinswarm.Costs (e.g. Costs(fee_bps=10)), not {costs!r:.60}")
+    if isinstance(init_cash, bool) or not isinstance(init_cash, int | float | np.integer | np.floating) \
+            or not np.isfinite(init_cash) or init_cash <= 0:
+        raise ConfigError(f"init_cash must be a finite number > 0, not {init_cash!r:.60}")
+    if not isinstance(execution, str) or execution not in ("next_open", "close"):
+        raise ConfigError(f"execution must be 'next_open' or 'close', not {execution!r:.60}")
+    return costs
+
+
+def check_prices(prices: Any) -> None:
+    """Validate every candle frame of ``prices`` (see :func:`coinswarm.validate_ohlcv`).
+
+    Raises
+    ------
+    ConfigError
+        Neither a DataFrame nor a non-empty dict of them.
+    DataError
+        A frame :func:`~coinswarm.validate_ohlcv` refuses (named by its symbol).
+    """
+    if isinstance(prices, pd.DataFrame):
+        validate_ohlcv(prices, source=prices.attrs.get("source"), timeframe=_timeframe(prices))
+        return
+    if not isinstance(prices, dict) or not prices:
+        raise ConfigError(f"prices must be an OHLCV DataFrame or a non-empty dict of them, not "
+                          f"{type(prices).__name__}")
+    for symbol, frame in prices.items():
+        if not isinstance(symbol, str) or not isinstance(frame, pd.DataFrame):
+            raise ConfigError(f"prices must map symbol names to DataFrames; got {symbol!r:.40} → "
+                              f"{type(frame).__name__}")
+        validate_ohlcv(frame, source=str(symbol), timeframe=_timeframe(frame))
+
+
+def _timeframe(frame: pd.DataFrame) -> str | None:
+    tf = frame.attrs.get("timeframe")
+    return tf if isinstance(tf, str) else None
+
+
+def check_warmup(strategy: Strategy, combos: list, n_bars: int, what: str) -> None:
+    """Refuse combinations whose warm-up needs as many bars as ``what`` holds (or more)."""
+    too_long = [p for p in combos if strategy.warmup(p) >= n_bars]
+    if too_long:
+        worst = max(too_long, key=strategy.warmup)
+        raise ConfigError(
+            f"{strategy.name} {dict(worst._asdict())} needs a warm-up of {strategy.warmup(worst):,} bars but "
+            f"{what} has {n_bars:,} bars ({len(too_long)} of {len(combos)} combinations too long); "
+            "use more data or shorter windows"
+        )
 
 
 def _single_or_dict(frames: dict[str, pd.DataFrame]) -> pd.DataFrame | dict[str, pd.DataFrame]:
@@ -98,6 +159,7 @@ def sweep(
     client: Any = None,
     fused: bool = True,
     progress: bool = False,
+    validate: bool = True,
 ) -> pd.DataFrame:
     """Backtest every valid combination of ``grid``.
 
@@ -107,8 +169,9 @@ def sweep(
         ``"sma_cross"`` or any registered strategy.
     prices : DataFrame or dict of DataFrame
         Candles (one asset or several sharing cash).
-    grid : dict of str to iterable
+    grid : dict of str to iterable, optional
         Parameter name → values; invalid combinations (e.g. fast ≥ slow) are skipped.
+        ``None``: the strategy's ``default_grid``. An empty grid is an error.
     costs, init_cash, execution
         As in :func:`coinswarm.simulate`.
     client : dask.distributed.Client, optional
@@ -117,18 +180,30 @@ def sweep(
         Use the strategy's fused kernel when it has one.
     progress : bool
         Show a progress bar (generic path).
+    validate : bool, default True
+        Validate the candles first; ``False`` only for inner loops that already did.
 
     Returns
     -------
     DataFrame
         One row per combination: parameter columns, then every metric.
         ``attrs["assumptions"]`` states fees, slippage, execution and data range.
+
+    Raises
+    ------
+    ConfigError
+        Unknown strategy, a bad grid (see :func:`coinswarm.params.expand_grid`), bad costs,
+        ``init_cash`` or ``execution``, or a warm-up as long as the data.
+    DataError
+        Candles :func:`coinswarm.validate_ohlcv` refuses.
     """
     strategy = get_strategy(strategy)
-    costs = costs or Costs()
-    if execution not in ("next_open", "close"):
-        raise ConfigError(f"execution must be 'next_open' or 'close', not {execution!r}")
-    combos = expand_grid(strategy, grid or {})
+    costs = check_inputs(costs, init_cash, execution)
+    combos = expand_grid(strategy, grid)
+    if validate:
+        check_prices(prices)
+    index = next(iter(as_price_dict(prices).values())).index
+    check_warmup(strategy, combos, len(index), f"the data ({index[0]} → {index[-1]})")
     if client is not None:
         values = _distributed(client, strategy, prices, combos, costs, init_cash, execution, fused)
     else:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,10 +28,12 @@ from coinswarm.backtest.engine import (
     day_end_mask,
     simulate,
 )
-from coinswarm.backtest.sweep import sweep
+from coinswarm.backtest.sweep import check_inputs, check_prices, check_warmup, sweep
 from coinswarm.backtest.trials import daily_returns_matrix, window_metrics
 from coinswarm.costs import Costs
 from coinswarm.errors import ConfigError
+from coinswarm.kernels.metrics import METRIC_NAMES
+from coinswarm.params import as_duration
 from coinswarm.stats import (
     deflated_sharpe_ratio,
     probabilistic_sharpe_ratio,
@@ -60,6 +63,20 @@ class Gate:
     min_dsr: float = 0.95
     max_pbo: float | None = None
     min_trades: int = 10
+
+    def __post_init__(self) -> None:
+        def real(value) -> bool:
+            return not isinstance(value, bool) and isinstance(value, int | float | np.integer | np.floating) \
+                and math.isfinite(value)
+
+        if not real(self.min_sharpe):
+            raise ConfigError(f"Gate.min_sharpe must be a finite number, not {self.min_sharpe!r}")
+        if not real(self.min_dsr) or not 0.0 <= self.min_dsr <= 1.0:
+            raise ConfigError(f"Gate.min_dsr must be a probability in [0, 1], not {self.min_dsr!r}")
+        if self.max_pbo is not None and (not real(self.max_pbo) or not 0.0 <= self.max_pbo <= 1.0):
+            raise ConfigError(f"Gate.max_pbo must be None or a probability in [0, 1], not {self.max_pbo!r}")
+        if not real(self.min_trades) or self.min_trades < 0 or float(self.min_trades) != int(self.min_trades):
+            raise ConfigError(f"Gate.min_trades must be a whole number ≥ 0, not {self.min_trades!r}")
 
     def evaluate(self, sharpe: float, dsr: float, pbo: float, n_trades: float) -> list[str]:
         """Reasons the gate fails (empty list: passed)."""
@@ -145,7 +162,12 @@ class WalkForwardReport:
                 f"PBO {self.pbo:.3f} — {verdict}\n{self.oos}")
 
 
+#: Most folds one walk-forward may have (a test window of one bar over years is refused).
+MAX_FOLDS = 1_000
+
+
 def _fold_windows(index, train, test, purge, embargo, anchored) -> list[tuple]:
+    """(train start, train end, test start, test end) of every fold; each advances by ``test``."""
     t0, t_end = index[0], index[-1]
     bar = bar_length(index)
     windows = []
@@ -154,8 +176,40 @@ def _fold_windows(index, train, test, purge, embargo, anchored) -> list[tuple]:
         stop = min(start + test, t_end + bar)
         train_start = t0 if anchored else start - embargo - train
         windows.append((train_start, start - embargo - purge, start, stop))
+        if not start + test > start or len(windows) > MAX_FOLDS:  # never loop in place, never run away
+            raise ConfigError(f"test={test} gives more than {MAX_FOLDS} folds on {len(index):,} bars; "
+                              "use a longer test window")
         start = start + test
     return windows
+
+
+def _windows(strategy, index, combos, train, test, purge, embargo, anchored) -> tuple[list, pd.Timedelta]:
+    """Checked fold windows: positive lengths, no overlap of train and test, a full first fold."""
+    bar = bar_length(index)
+    train_td, test_td = as_duration(train, "train"), as_duration(test, "test")
+    warmup = max(strategy.warmup(p) for p in combos)
+    purge_td = bar * warmup if purge is None else as_duration(purge, "purge", allow_zero=True)
+    embargo_td = pd.Timedelta(0) if embargo is None else as_duration(embargo, "embargo", allow_zero=True)
+    if test_td < bar:
+        raise ConfigError(f"test={test!r} is shorter than one bar ({bar})")
+    if not isinstance(anchored, bool):
+        raise ConfigError(f"anchored must be True or False, not {anchored!r}")
+    train_bars = int((train_td - purge_td) / bar)
+    if train_bars <= warmup:
+        raise ConfigError(
+            f"train={train!r} less purge {purge_td} leaves {max(train_bars, 0):,} bars, not more than the "
+            f"warm-up of {warmup:,} bars ({strategy.name}); use a longer train window or a shorter grid"
+        )
+    span = index[-1] - index[0] + bar
+    if train_td + embargo_td + test_td > span:
+        raise ConfigError(
+            f"the data has {len(index):,} bars ({index[0]} → {index[-1]}, {span}); one fold needs train "
+            f"{train_td} + embargo {embargo_td} + test {test_td}"
+        )
+    windows = _fold_windows(index, train_td, test_td, purge_td, embargo_td, anchored)
+    if not windows:
+        raise ConfigError(f"data {index[0]} → {index[-1]} is too short for train {train} + test {test}")
+    return windows, purge_td, embargo_td
 
 
 def _slice(prices, lo, hi):
@@ -203,16 +257,17 @@ def walk_forward(
     Parameters
     ----------
     strategy, prices, grid
-        As in :func:`coinswarm.sweep`.
-    train, test : str
-        Window lengths (pandas offsets such as ``"365D"``, ``"90D"``).
+        As in :func:`coinswarm.sweep` (``grid=None``: the strategy's default grid).
+    train, test : str or Timedelta
+        Window lengths (``"365D"``, ``"90D"``; bare numbers are refused), both > 0; the data
+        must hold at least one full fold (train + embargo + test).
     anchored : bool
         Train windows all start at the first bar (expanding) instead of rolling.
     purge : str, optional
-        Time cut from the end of each train window; defaults to the largest warm-up
+        Time cut from the end of each train window (≥ 0); defaults to the largest warm-up
         of the grid (so train-window indicators never overlap the test window).
     embargo : str, optional
-        Time skipped between the train window's end and the test window's start.
+        Time skipped between the train window's end and the test window's start (≥ 0).
     objective : str
         Metric maximised on each train window (any sweep column; default Sharpe).
     gate : Gate
@@ -229,21 +284,30 @@ def walk_forward(
     Returns
     -------
     WalkForwardReport
+
+    Raises
+    ------
+    ConfigError
+        Anything :func:`coinswarm.sweep` refuses; a window that is not a positive duration, a
+        negative purge or embargo, a train window no longer than the warm-up, data shorter than
+        one fold (the message says how many bars exist), an unknown objective, a bad gate.
+    DataError
+        Candles :func:`coinswarm.validate_ohlcv` refuses.
     """
     strategy = get_strategy(strategy)
-    costs, gate = costs or Costs(), gate or Gate()
+    costs, gate = check_inputs(costs, init_cash, execution), Gate() if gate is None else gate
+    _check_settings(strategy, gate, objective, pbo_splits, memory)
+    combos = expand_grid(strategy, grid)
+    check_prices(prices)
     frames = as_price_dict(prices)
     single = next(iter(frames.values())) if len(frames) == 1 else frames
     index = next(iter(frames.values())).index
-    combos = expand_grid(strategy, grid or {})
+    check_warmup(strategy, combos, len(index), f"the data ({index[0]} → {index[-1]})")
     bar = bar_length(index)
-    purge_td = pd.Timedelta(purge) if purge else bar * max(strategy.warmup(p) for p in combos)
-    embargo_td = pd.Timedelta(embargo) if embargo else pd.Timedelta(0)
-    windows = _fold_windows(index, pd.Timedelta(train), pd.Timedelta(test), purge_td, embargo_td, anchored)
-    if not windows:
-        raise ConfigError(f"data {index[0]} → {index[-1]} is too short for train {train} + test {test}")
+    windows, purge_td, embargo_td = _windows(strategy, index, combos, train, test, purge, embargo, anchored)
     run = _FoldRunner(strategy, single, grid, objective, memory, bar,
-                      dict(costs=costs, init_cash=init_cash, execution=execution, client=client))
+                      dict(costs=costs, init_cash=init_cash, execution=execution, client=client,
+                           validate=False))
     folds, pieces = zip(*(run.fold(*window) for window in _with_progress(windows, strategy, progress)), strict=True)
     folds, n_trials, trial_sharpes = list(folds), run.n_trials, run.trial_sharpes
     strategy = _with_memory(strategy, memory, windows[0][2])
@@ -255,7 +319,22 @@ def walk_forward(
     return _finish(strategy, folds, oos, n_trials, trial_sharpes, gate, single, combos, costs,
                    init_cash, execution, pbo_splits,
                    dict(train=train, test=test, anchored=anchored, purge=str(purge_td),
-                        embargo=str(embargo_td), objective=objective, grid=_grid_repr(grid)))
+                        embargo=str(embargo_td), objective=objective, grid=_grid_repr(grid, strategy)))
+
+
+def _check_settings(strategy: Strategy, gate, objective, pbo_splits, memory) -> None:
+    """Refuse a bad gate, objective, PBO split count or memory before any work."""
+    if not isinstance(gate, Gate):
+        raise ConfigError(f"gate must be a coinswarm.Gate, not {gate!r:.60}")
+    if not isinstance(objective, str) or objective not in METRIC_NAMES:
+        raise ConfigError(f"objective {objective!r:.60} is not a metric; use one of {list(METRIC_NAMES)}")
+    if isinstance(pbo_splits, bool) or not isinstance(pbo_splits, int) or not 2 <= pbo_splits <= 64 \
+            or pbo_splits % 2:
+        raise ConfigError(f"pbo_splits must be an even whole number in [2, 64], not {pbo_splits!r}")
+    if memory is not None and not hasattr(strategy, "targets_with_memory"):
+        raise ConfigError(f"{strategy.name} does not use memory (it has no targets_with_memory)")
+    if memory is not None and not callable(getattr(memory, "view", None)):
+        raise ConfigError(f"memory must be a MemoryBook or Store (with .view(as_of=…)), not {memory!r:.60}")
 
 
 def _with_progress(windows: list, strategy: Strategy, progress: bool):
@@ -317,9 +396,12 @@ def _with_memory(strategy: Strategy, memory, as_of: pd.Timestamp) -> Strategy:
     return _MemoryBound(strategy, memory.view(as_of=as_of_ms))
 
 
-def _grid_repr(grid):
-    return {k: [v.item() if hasattr(v, "item") else v for v in vals] for k, vals in
-            (grid or {}).items()}
+def _grid_repr(grid, strategy: Strategy):
+    if grid is None:
+        grid = getattr(strategy, "default_grid", None) or {}
+    return {k: [v.item() if hasattr(v, "item") else v for v in
+                (vals if isinstance(vals, Iterable) and not isinstance(vals, str) else [vals])]
+            for k, vals in grid.items()}
 
 
 def selection_variance(fold_sharpes: list[np.ndarray]) -> float:

@@ -7,89 +7,65 @@ import json
 import sys
 from collections.abc import Sequence
 
-import numpy as np
-
+from coinswarm.cli import checks
+from coinswarm.cli.checks import Parser, one_line, parse_grid, parse_params, parse_values
 from coinswarm.errors import CoinswarmError, ConfigError
 
-DEFAULT_GRIDS = {"sma_cross": {"fast": "5:50:5", "slow": "20:210:10"}}
+__all__ = ["build_parser", "main", "parse_grid", "parse_params", "parse_values"]
+
 APPLIER_NICE = 10  # the applier is a projection of the commit stream: decisions get the CPU first
-
-
-def parse_values(spec: str) -> list:
-    """``"5:50:5"`` → 5, 10, …, 50 (inclusive); ``"5,10,20"`` → that list."""
-    spec = spec.strip()
-    try:
-        if ":" in spec:
-            parts = [float(p) for p in spec.split(":")]
-            if len(parts) != 3 or parts[2] <= 0:
-                raise ValueError
-            values = np.arange(parts[0], parts[1] + parts[2] / 2, parts[2])
-            return [int(v) if float(v).is_integer() else float(v) for v in values]
-        return [int(v) if v.strip().lstrip("-").isdigit() else float(v) for v in spec.split(",")]
-    except ValueError:
-        raise ConfigError(f"cannot read values '{spec}' (use start:stop:step or a,b,c)") from None
-
-
-def parse_grid(items: Sequence[str] | None, strategy: str) -> dict:
-    """``["fast=5:50:5", "slow=20:210:10"]`` (or one string joined by ';') → grid dict."""
-    if not items:
-        if strategy in DEFAULT_GRIDS:
-            items = [f"{k}={v}" for k, v in DEFAULT_GRIDS[strategy].items()]
-        else:
-            from coinswarm.strategies.base import get_strategy
-
-            default = getattr(get_strategy(strategy), "default_grid", {})
-            items = [f"{k}={','.join(str(x) for x in v)}" for k, v in default.items()]
-    grid = {}
-    for item in ";".join(items).split(";"):
-        if not item.strip():
-            continue
-        name, sep, spec = item.partition("=")
-        if not sep:
-            raise ConfigError(f"grid entry '{item}' is not name=values")
-        grid[name.strip()] = parse_values(spec)
-    return grid
-
-
-def parse_params(text: str | None) -> dict:
-    """``"fast=20,slow=100"`` → dict."""
-    out = {}
-    for item in (text or "").split(","):
-        if item.strip():
-            name, sep, value = item.partition("=")
-            if not sep:
-                raise ConfigError(f"parameter '{item}' is not name=value")
-            out[name.strip()] = parse_values(value)[0]
-    return out
+#: Exit codes: 0 done, 1 gate failed / stack down, 2 bad input or environment, 3 a bug (please report).
+EXIT_BAD_INPUT, EXIT_BUG = 2, 3
 
 
 def _load(args):
     import coinswarm as cs
 
-    names = [n for n in args.data.split(",") if n.strip()]
+    names = checks.data_names(args.data)
     frames = {n: cs.load_ohlcv(n, start=args.start, end=args.end) for n in names}
     if len(frames) == 1:
         return next(iter(frames.values()))
-    return {_symbol_key(n): df for n, df in frames.items()}
+    keys = {_symbol_key(n): df for n, df in frames.items()}
+    if len(keys) != len(frames):
+        raise ConfigError(f"--data {args.data!r} holds two data sets of the same symbol")
+    return keys
 
 
 def _symbol_key(name: str) -> str:
-    """``binance:BTC/USDT:1h`` → ``BTC/USDT``; perpetuals get ccxt's ``BTC/USDT:USDT``."""
-    parts = name.split(":")
-    if len(parts) < 2:
-        return name
-    symbol = parts[1]
-    return f"{symbol}:{symbol.split('/')[-1]}" if parts[0].endswith("-perp") else symbol
+    """``binance:BTC/USDT:1h`` → ``BTC/USDT``; perpetuals get ccxt's ``BTC/USDT:USDT``; a file keeps its name."""
+    from coinswarm.data.catalog import parse_catalog_name
+
+    parsed = parse_catalog_name(name, strict=False)
+    return name if parsed is None else parsed.symbol_key
 
 
 def _costs(args):
     from coinswarm.costs import Costs
+    from coinswarm.data.catalog import parse_catalog_name
 
     funding = args.funding
-    perps = [n for n in args.data.split(",") if n.strip().split(":")[0].endswith("-perp")]
-    if funding and len(args.data.split(",")) > 1 and len(perps) == 1:
-        funding = {_symbol_key(perps[0].strip()): funding}
+    names = checks.data_names(args.data)
+    parsed = [parse_catalog_name(n, strict=False) for n in names]
+    perps = [n for n, p in zip(names, parsed, strict=True) if p is not None and p.is_perpetual]
+    if funding and len(names) > 1 and len(perps) == 1:
+        funding = {_symbol_key(perps[0]): funding}
     return Costs(fee_bps=args.fee_bps, slippage_bps=args.slippage_bps, funding=funding)
+
+
+def _check_research(args, *outputs: str) -> None:
+    """Checks before any data is loaded: data names, output folders, dates in order."""
+    checks.data_names(args.data)
+    for flag in outputs:
+        checks.check_output(getattr(args, flag.lstrip("-").replace("-", "_")), flag)
+    _check_dates(args.start, args.end)
+
+
+def _check_dates(start: str | None, end: str | None) -> None:
+    from coinswarm.data.validate import as_time_bound
+
+    lo, hi = as_time_bound(start, "--start"), as_time_bound(end, "--end")
+    if lo is not None and hi is not None and hi < lo:
+        raise ConfigError(f"--end {end} is before --start {start}")
 
 
 def _write_json(path: str | None, payload: dict) -> None:
@@ -100,12 +76,13 @@ def _write_json(path: str | None, payload: dict) -> None:
 
 
 def cmd_backtest(args) -> int:
+    _check_research(args, "--json", "--plot")
     import coinswarm as cs
     from coinswarm.strategies.base import engine_limits
 
-    prices = _load(args)
     strategy = cs.get_strategy(args.strategy)
     params = cs.make_params(strategy, parse_params(args.params))
+    prices = _load(args)
     max_leverage, allow_short = engine_limits(strategy)
     result = cs.simulate(prices, strategy.targets(prices, params), costs=_costs(args),
                          init_cash=args.init_cash, execution=args.execution,
@@ -119,10 +96,19 @@ def cmd_backtest(args) -> int:
 
 
 def cmd_sweep(args) -> int:
+    _check_research(args, "--json", "--csv")
     import coinswarm as cs
+    from coinswarm.kernels.metrics import METRIC_NAMES
 
+    strategy = cs.get_strategy(args.strategy)
+    columns = (*strategy.Params._fields, *METRIC_NAMES)
+    if args.sort not in columns:
+        raise ConfigError(f"--sort {args.sort!r} is not a column; use a metric ({', '.join(METRIC_NAMES)}) "
+                          f"or a parameter ({', '.join(strategy.Params._fields)})")
+    grid = parse_grid(args.grid, args.strategy)
+    cs.strategies.expand_grid(strategy, grid)
     prices = _load(args)
-    table = cs.sweep(args.strategy, prices, parse_grid(args.grid, args.strategy),
+    table = cs.sweep(strategy, prices, grid,
                      costs=_costs(args), init_cash=args.init_cash, execution=args.execution,
                      progress=not args.no_progress)
     best = table.sort_values(args.sort, ascending=False, na_position="last")
@@ -140,12 +126,26 @@ def cmd_sweep(args) -> int:
 
 
 def cmd_walkforward(args) -> int:
-    import coinswarm as cs
+    _check_research(args, "--json", "--plot")
+    from coinswarm.params import as_duration
 
-    prices = _load(args)
+    as_duration(args.train, "--train")
+    as_duration(args.test, "--test")
+    for flag, value in (("--purge", args.purge), ("--embargo", args.embargo)):
+        if value is not None:
+            as_duration(value, flag, allow_zero=True)
+    import coinswarm as cs
+    from coinswarm.kernels.metrics import METRIC_NAMES
+
+    if args.objective not in METRIC_NAMES:
+        raise ConfigError(f"--objective {args.objective!r} is not a metric; use one of {', '.join(METRIC_NAMES)}")
+    strategy = cs.get_strategy(args.strategy)
+    grid = parse_grid(args.grid, args.strategy)
+    cs.strategies.expand_grid(strategy, grid)
     gate = cs.Gate(min_sharpe=args.min_sharpe, min_dsr=args.min_dsr, max_pbo=args.max_pbo)
+    prices = _load(args)
     report = cs.walk_forward(
-        args.strategy, prices, parse_grid(args.grid, args.strategy), train=args.train,
+        strategy, prices, grid, train=args.train,
         test=args.test, anchored=args.anchored, purge=args.purge, embargo=args.embargo,
         objective=args.objective, gate=gate, costs=_costs(args), init_cash=args.init_cash,
         execution=args.execution, progress=not args.no_progress,
@@ -179,6 +179,8 @@ def cmd_data(args) -> int:
               f"{g['n_gaps']} gaps (longest {g['longest_gap_bars']} after "
               f"{g['longest_gap_after']})")
         return 0
+    checks.check_output(args.out, "--out")
+    _check_dates(args.since, args.until)
     from coinswarm.adapters.exchanges import download_ohlcv, write_ohlcv_csv
 
     df = download_ohlcv(args.exchange, args.symbol, args.timeframe, args.since, args.until)
@@ -188,9 +190,17 @@ def cmd_data(args) -> int:
 
 
 def cmd_evidence(args) -> int:
+    from coinswarm.params import as_duration
+
+    checks.check_folder(args.out, "--out")
+    _check_dates(args.start, args.end)
+    as_duration(args.train, "--train")
+    as_duration(args.test, "--test")
+    pairs = tuple(p.strip().upper() for p in args.pairs.split(",") if p.strip())
+    if not pairs or len(set(pairs)) != len(pairs) or not all(p.isalnum() for p in pairs):
+        raise ConfigError(f"--pairs {args.pairs!r}: give distinct base assets such as BTC,ETH")
     from coinswarm.backtest.evidence import run_evidence
 
-    pairs = tuple(p.strip().upper() for p in args.pairs.split(",") if p.strip())
     evidence = run_evidence(pairs, start=args.start, end=args.end, fee_bps=args.fee_bps, train=args.train,
                             test=args.test, out=args.out, progress=not args.no_progress)
     for row in evidence["rows"]:
@@ -264,27 +274,27 @@ def cmd_stack(args) -> int:
 def _common(p: argparse.ArgumentParser, grid: bool) -> None:
     p.add_argument("--data", default="binance:BTC/USDT:1h",
                    help="catalog name(s) or CSV path(s), comma-separated (see `coinswarm data list`)")
-    p.add_argument("--start", default=None, help="first bar (inclusive), e.g. 2018-01-01")
-    p.add_argument("--end", default=None, help="last day (inclusive), e.g. 2024-12-31")
+    p.add_argument("--start", default=None, type=checks.date, help="first bar (inclusive), e.g. 2018-01-01")
+    p.add_argument("--end", default=None, type=checks.date, help="last day (inclusive), e.g. 2024-12-31")
     p.add_argument("--strategy", default="sma_cross")
     if grid:
         p.add_argument("--grid", action="append",
                        help="name=start:stop:step or name=a,b,c (repeat, or join with ';')")
     else:
         p.add_argument("--params", default=None, help="name=value,name=value")
-    p.add_argument("--fee-bps", type=float, default=10.0)
-    p.add_argument("--slippage-bps", type=float, default=0.0)
+    p.add_argument("--fee-bps", type=checks.bps, default=10.0, help="0 to 1000 (default 10)")
+    p.add_argument("--slippage-bps", type=checks.bps, default=0.0, help="0 to 1000 (default 0)")
     p.add_argument("--funding", default=None,
                    help="funding-rate catalog name, e.g. binance-perp:BTC/USDT")
     p.add_argument("--execution", choices=("next_open", "close"), default="next_open")
-    p.add_argument("--init-cash", type=float, default=10_000.0)
+    p.add_argument("--init-cash", type=checks.positive, default=10_000.0)
     p.add_argument("--json", default=None, metavar="PATH", help="write the report as JSON")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``coinswarm``."""
-    parser = argparse.ArgumentParser(prog="coinswarm", description=__doc__)
+    parser = Parser(prog="coinswarm", description=__doc__)
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     sub = parser.add_subparsers(dest="command", required=True)
     _add_research_commands(sub)
@@ -301,32 +311,32 @@ def _add_research_commands(sub) -> None:
     p.set_defaults(func=cmd_backtest)
     p = sub.add_parser("sweep", help="every combination of a parameter grid")
     _common(p, grid=True)
-    p.add_argument("--top", type=int, default=10)
+    p.add_argument("--top", type=checks.whole(1, 1_000_000), default=10)
     p.add_argument("--sort", default="sharpe")
     p.add_argument("--csv", default=None, metavar="PATH")
     p.set_defaults(func=cmd_sweep)
     p = sub.add_parser("walkforward", help="walk-forward optimisation with the OOS gate")
     _common(p, grid=True)
-    p.add_argument("--train", default="365D")
-    p.add_argument("--test", default="90D")
+    p.add_argument("--train", default="365D", type=checks.duration, help="e.g. 365D (> 0)")
+    p.add_argument("--test", default="90D", type=checks.duration, help="e.g. 90D (> 0)")
     p.add_argument("--anchored", action="store_true")
-    p.add_argument("--purge", default=None)
-    p.add_argument("--embargo", default=None)
+    p.add_argument("--purge", default=None, type=checks.duration, help="≥ 0 (default: the warm-up)")
+    p.add_argument("--embargo", default=None, type=checks.duration, help="≥ 0 (default 0)")
     p.add_argument("--objective", default="sharpe")
-    p.add_argument("--min-sharpe", type=float, default=1.5)
-    p.add_argument("--min-dsr", type=float, default=0.95)
-    p.add_argument("--max-pbo", type=float, default=None)
+    p.add_argument("--min-sharpe", type=checks.finite, default=1.5)
+    p.add_argument("--min-dsr", type=checks.probability, default=0.95)
+    p.add_argument("--max-pbo", type=checks.probability, default=None)
     p.add_argument("--require-pass", action="store_true", help="exit 1 when the gate fails")
     p.add_argument("--plot", default=None, metavar="PATH.png")
     p.set_defaults(func=cmd_walkforward)
     p = sub.add_parser("evidence", help="walk every agent and the committee forward on the six 1h pairs")
     p.add_argument("--pairs", default=",".join(("BTC", "ETH", "LTC", "SOL", "XRP", "ADA")),
                    help="base assets quoted in USDT, comma-separated")
-    p.add_argument("--start", default="2018-01-01")
-    p.add_argument("--end", default="2024-12-31")
-    p.add_argument("--fee-bps", type=float, default=10.0)
-    p.add_argument("--train", default="365D")
-    p.add_argument("--test", default="90D")
+    p.add_argument("--start", default="2018-01-01", type=checks.date)
+    p.add_argument("--end", default="2024-12-31", type=checks.date)
+    p.add_argument("--fee-bps", type=checks.bps, default=10.0, help="0 to 1000 (default 10)")
+    p.add_argument("--train", default="365D", type=checks.duration)
+    p.add_argument("--test", default="90D", type=checks.duration)
     p.add_argument("--out", default="research/reports", help="folder for the report and figures")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     p.set_defaults(func=cmd_evidence)
@@ -342,15 +352,15 @@ def _add_service_commands(sub) -> None:
     p.add_argument("role", choices=("node", "applier"))
     p.add_argument("--name", default=None, help="the manager this node runs (role node)")
     p.add_argument("--managers", default="m1,m2,m3,m4", help="every manager, comma-separated, same order everywhere")
-    p.add_argument("--f", type=int, default=1, help="Byzantine managers tolerated (n ≥ 3f + 1)")
+    p.add_argument("--f", type=checks.whole(0, 1_000), default=1, help="Byzantine managers tolerated (n ≥ 3f + 1)")
     p.add_argument("--nats", default=None, help="NATS URL (default $COINSWARM_NATS_URL)")
     p.add_argument("--store", default=None, help="store URL (default $COINSWARM_POSTGRES_URL)")
-    p.add_argument("--timeout-ms", type=int, default=5_000)
-    p.add_argument("--failover-ms", type=int, default=500)
-    p.add_argument("--poll-ms", type=float, default=20.0,
+    p.add_argument("--timeout-ms", type=checks.whole(1, 3_600_000), default=5_000)
+    p.add_argument("--failover-ms", type=checks.whole(1, 3_600_000), default=500)
+    p.add_argument("--poll-ms", type=checks.finite, default=20.0,
                    help="applier: read the commit stream in bursts, sleeping this long when it is drained "
                         "(0: have each commit pushed as it comes)")
-    p.add_argument("--nice", type=int, default=None,
+    p.add_argument("--nice", type=checks.whole(0, 19), default=None,
                    help="lower this process's CPU priority by this much (default: 10 for the applier, 0 for a "
                         "node: on a shared machine the decisions go first, the store catches up in bigger batches)")
     p.set_defaults(func=cmd_quorum)
@@ -363,28 +373,39 @@ def _add_data_commands(sub) -> None:
     dsub.add_parser("list", help="catalog names and where their files are")
     v = dsub.add_parser("validate", help="validate a CSV file or catalog name")
     v.add_argument("path")
-    v.add_argument("--timeframe", default=None)
+    v.add_argument("--timeframe", default=None, type=checks.timeframe)
     d = dsub.add_parser("download", help="fetch candles with ccxt (needs network)")
     d.add_argument("--exchange", default="binance")
     d.add_argument("--symbol", required=True)
-    d.add_argument("--timeframe", default="1h")
-    d.add_argument("--since", required=True)
-    d.add_argument("--until", default=None)
+    d.add_argument("--timeframe", default="1h", type=checks.timeframe)
+    d.add_argument("--since", required=True, type=checks.date)
+    d.add_argument("--until", default=None, type=checks.date)
     d.add_argument("--out", required=True)
     p.set_defaults(func=cmd_data)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point; errors print one line and exit 2 unless ``--debug``."""
+    """Entry point. Every error is one line on stderr: exit 2 for bad input or a missing
+    file/network (a :class:`~coinswarm.errors.CoinswarmError` or ``OSError``), exit 3 for a
+    bug (re-run with ``--debug`` for the traceback and please report it)."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # usage errors (one line, see Parser.error) and --help
+        return exc.code if isinstance(exc.code, int) else EXIT_BAD_INPUT
     try:
         return args.func(args)
     except (CoinswarmError, OSError) as exc:
         if args.debug:
             raise
-        print(f"coinswarm: error: {exc}", file=sys.stderr)
-        return 2
+        print(f"coinswarm: error: {one_line(exc)}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except Exception as exc:
+        if args.debug:
+            raise
+        print(f"coinswarm: internal error (a bug; re-run with --debug and report it): {type(exc).__name__}: "
+              f"{one_line(exc)}", file=sys.stderr)
+        return EXIT_BUG
 
 
 if __name__ == "__main__":

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime
+import re
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -9,6 +11,7 @@ import pandas as pd
 
 from coinswarm.errors import (
     ConfigError,
+    DataError,
     DuplicateTimestampError,
     GapError,
     InconsistentBarError,
@@ -16,24 +19,96 @@ from coinswarm.errors import (
     NegativeVolumeError,
     NonPositivePriceError,
     OffGridTimestampError,
+    SchemaError,
     UnsortedTimestampError,
 )
 
 OHLCV_COLUMNS = ("open", "high", "low", "close", "volume")
 PRICE_COLUMNS = ("open", "high", "low", "close")
 _UNIT_MS = {"s": 1_000, "m": 60_000, "h": 3_600_000, "d": 86_400_000, "w": 604_800_000}
+_TIMEFRAME = re.compile(r"([1-9][0-9]{0,5})([smhdwM])")
+MAX_TIMEFRAME_MS = 366 * 86_400_000
+#: Epoch milliseconds accepted in a ``timestamp`` column: 1970-01-01 to 2100-01-01.
+EPOCH_MS_RANGE = (0, 4_102_444_800_000)
 
 
 def timeframe_ms(timeframe: str) -> int | None:
-    """Bar length in milliseconds (``"5m"`` → 300000); ``None`` for calendar months ("1M")."""
-    tf = str(timeframe).strip()
-    if tf.endswith("M"):
+    """Bar length in milliseconds (``"5m"`` → 300000); ``None`` for calendar months ("1M").
+
+    Raises
+    ------
+    ConfigError
+        Not a positive count followed by one of s, m, h, d, w, M (``"0h"``, ``"-1h"``,
+        ``"1.5h"``, ``"1y"`` are refused), or longer than a year.
+    """
+    match = _TIMEFRAME.fullmatch(timeframe.strip()) if isinstance(timeframe, str) else None
+    valid = "a positive whole count and a unit s, m, h, d, w or M (e.g. 1m, 5m, 1h, 4h, 1d, 1w, 1M)"
+    if match is None:
+        raise ConfigError(f"unknown timeframe {timeframe!r}: use {valid}")
+    count, unit = int(match.group(1)), match.group(2)
+    if unit == "M":
+        if count != 1:
+            raise ConfigError(f"timeframe {timeframe!r}: only 1M (calendar months) is supported")
         return None
+    ms = count * _UNIT_MS[unit.lower()]
+    if ms > MAX_TIMEFRAME_MS:
+        raise ConfigError(f"timeframe {timeframe!r} is longer than a year; use {valid}")
+    return ms
+
+
+def as_time_bound(value: object, name: str) -> pd.Timestamp | None:
+    """Check a ``start``/``end`` bound and return it as a UTC Timestamp (``None`` passes through).
+
+    Accepts an ISO-8601 string (``"2024"``, ``"2024-03"``, ``"2024-03-01T12:00Z"``), a
+    ``datetime``/``date`` or a ``pandas.Timestamp``; naive times are read as UTC.
+
+    Raises
+    ------
+    ConfigError
+        Anything else: a number, a bool, ``"now"``, an impossible date (``"2024-13-01"``).
+    """
+    if value is None:
+        return None
+    valid = "an ISO-8601 date or time such as '2024', '2024-03-01' or '2024-03-01T12:00Z'"
+    if isinstance(value, str):
+        if not re.fullmatch(r"\d{4}([-T:.+ Z0-9]*)", value.strip()):
+            raise ConfigError(f"{name}={value!r} is not {valid}")
+    elif not isinstance(value, datetime.date | pd.Timestamp) or isinstance(value, bool):
+        raise ConfigError(f"{name}={value!r} ({type(value).__name__}) is not {valid}")
     try:
-        count, unit = int(tf[:-1]), tf[-1].lower()
-        return count * _UNIT_MS[unit]
-    except (ValueError, KeyError):
-        raise ConfigError(f"unknown timeframe '{timeframe}' (use e.g. 1m, 5m, 1h, 4h, 1d, 1M)") from None
+        stamp = pd.Timestamp(value)
+    except (ValueError, TypeError, OverflowError) as exc:
+        raise ConfigError(f"{name}={value!r} is not {valid} ({exc})") from None
+    if stamp is pd.NaT:
+        raise ConfigError(f"{name}={value!r} is not {valid}")
+    return stamp.tz_localize("UTC") if stamp.tz is None else stamp.tz_convert("UTC")
+
+
+def check_epoch_ms(ts: np.ndarray, source: str | None) -> None:
+    """Check timestamps are whole epoch milliseconds between 1970 and 2100.
+
+    Raises
+    ------
+    DataError
+        A value out of that range (seconds, microseconds or nanoseconds are named as such).
+    """
+    lo, hi = EPOCH_MS_RANGE
+    row = _first((ts < lo) | (ts > hi))
+    if row is None:
+        return
+    value = int(ts[row])
+    guess = ""
+    for unit, scale in (("microseconds", 1_000), ("nanoseconds", 1_000_000)):
+        if lo <= value // scale <= hi and value > hi:
+            guess = f"; it looks like {unit} (divide by {scale:,})"
+            break
+    if 0 < value * 1_000 <= hi and value < 10_000_000_000:
+        guess = "; it looks like seconds (multiply by 1,000)"
+    raise DataError(
+        f"timestamp {value} is not epoch milliseconds between 1970 and 2100{guess}; the timestamp "
+        "column holds epoch milliseconds or ISO-8601 times",
+        source=source, row=row, column="timestamp", value=value,
+    )
 
 
 def infer_timeframe(timestamps_ms: np.ndarray) -> str:
@@ -178,8 +253,14 @@ def validate_arrays(
     DataError
         A subclass naming the first offending row, column and value.
     """
-    if gaps not in ("raise", "keep", "ffill"):
+    if not isinstance(gaps, str) or gaps not in ("raise", "keep", "ffill"):
         raise ConfigError(f"gaps must be 'raise', 'keep' or 'ffill', not {gaps!r}")
+    if len(ts) == 0:
+        raise DataError("no bars (the data is empty)", source=source)
+    lengths = {c: len(values[c]) for c in OHLCV_COLUMNS}
+    if set(lengths.values()) != {len(ts)}:
+        raise SchemaError(f"columns differ in length from the {len(ts)} timestamps: {lengths}", source=source)
+    check_epoch_ms(ts, source)
     check_values(values, ts, source)
     tf = timeframe or infer_timeframe(ts)
     check_timestamps(ts, tf, source)
@@ -197,9 +278,51 @@ def validate_arrays(
 def validate_ohlcv(
     df: pd.DataFrame, *, timeframe: str | None = None, source: str | None = None, gaps: str = "keep"
 ) -> GapReport:
-    """Validate an OHLCV frame indexed by a UTC ``DatetimeIndex`` (see :func:`validate_arrays`)."""
-    ts = df.index.as_unit("ms").asi8 if isinstance(df.index, pd.DatetimeIndex) else None
-    if ts is None:
-        raise ConfigError("an OHLCV frame needs a DatetimeIndex")
-    values = {c: np.asarray(df[c], dtype=np.float64) for c in OHLCV_COLUMNS}
-    return validate_arrays(ts, values, timeframe=timeframe, source=source, gaps=gaps)
+    """Validate an OHLCV frame indexed by a UTC ``DatetimeIndex`` (see :func:`validate_arrays`).
+
+    Raises
+    ------
+    ConfigError
+        Not a DataFrame, or ``timeframe``/``gaps`` invalid.
+    DataError
+        Empty; an index that is not a UTC ``DatetimeIndex`` (tz-naive, another zone, NaT);
+        a missing or non-numeric column (:class:`~coinswarm.errors.SchemaError`); or any
+        problem :func:`validate_arrays` finds.
+    """
+    if not isinstance(df, pd.DataFrame):
+        raise ConfigError(f"validate_ohlcv needs a pandas DataFrame, not {type(df).__name__}")
+    source = source if source is not None else df.attrs.get("source")
+    check_utc_index(df.index, source)
+    missing = [c for c in OHLCV_COLUMNS if c not in df.columns]
+    if missing:
+        raise SchemaError(f"missing column(s) {missing}; an OHLCV frame has {list(OHLCV_COLUMNS)}, "
+                          f"this one has {[str(c) for c in df.columns][:12]}", source=source)
+    values = {}
+    for col in OHLCV_COLUMNS:
+        if isinstance(df[col], pd.DataFrame) or not pd.api.types.is_numeric_dtype(df[col]) \
+                or pd.api.types.is_bool_dtype(df[col]) or pd.api.types.is_complex_dtype(df[col]):
+            raise SchemaError(f"column {col!r} is not one real numeric column", source=source, column=col)
+        values[col] = np.asarray(df[col], dtype=np.float64)
+    if timeframe is not None:
+        timeframe_ms(timeframe)
+    return validate_arrays(df.index.as_unit("ms").asi8, values, timeframe=timeframe, source=source, gaps=gaps)
+
+
+_UTC_NAMES = {"UTC", "Etc/UTC", "UTC+00:00", "Etc/UCT", "UCT", "Zulu", "Etc/Zulu", "Universal", "Etc/Universal"}
+
+
+def check_utc_index(index: pd.Index, source: str | None) -> None:
+    """Raise :class:`~coinswarm.errors.DataError` unless ``index`` is a non-empty UTC DatetimeIndex."""
+    if not isinstance(index, pd.DatetimeIndex):
+        raise DataError(f"the index is a {type(index).__name__}; candles need a UTC DatetimeIndex "
+                        "(bar open times)", source=source)
+    if len(index) == 0:
+        raise DataError("no bars (the frame is empty)", source=source)
+    if index.tz is None:
+        raise DataError("the index is tz-naive; localise it with df.tz_localize('UTC') if its times are UTC",
+                        source=source)
+    if str(index.tz) not in _UTC_NAMES:
+        raise DataError(f"the index is in time zone {index.tz}, not UTC; convert it with df.tz_convert('UTC')",
+                        source=source)
+    if index.hasnans:
+        raise DataError("the index holds NaT (a missing bar time)", source=source, row=int(np.argmax(index.isna())))

@@ -4,7 +4,9 @@ A strategy is a small object with a ``Params`` NamedTuple (field defaults are th
 defaults), a ``targets(prices, params)`` method returning the fraction of equity
 to hold after each bar (decided at the bar's close, using data up to it), and a
 ``warmup(params)`` bar count. Strategies may also offer a fused sweep kernel
-(``sweep_metrics``) that computes signals, simulation and metrics in one pass.
+(``sweep_metrics``) that computes signals, simulation and metrics in one pass, a
+``default_grid`` (the grid ``sweep``/``walk_forward``/the CLI use when given none) and
+``invalid_reason(params)`` (why ``is_valid`` refuses a combination).
 """
 
 from __future__ import annotations
@@ -59,8 +61,19 @@ def register(strategy: Strategy) -> Strategy:
 
 
 def get_strategy(strategy: str | Strategy) -> Strategy:
-    """Look a strategy up by name (or pass an instance through)."""
+    """Look a strategy up by name (or pass an instance through).
+
+    Raises
+    ------
+    ConfigError
+        An unknown name, or an object that is neither a name nor a strategy (``None``, a number).
+    """
     if not isinstance(strategy, str):
+        if isinstance(strategy, type) or not isinstance(strategy, Strategy):
+            raise ConfigError(
+                f"strategy must be a registered name ({', '.join(sorted(_REGISTRY))}) or a strategy "
+                f"object with name, Params, targets, warmup and is_valid, not {strategy!r:.80}"
+            )
         return strategy
     try:
         return _REGISTRY[strategy]

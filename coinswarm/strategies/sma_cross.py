@@ -94,6 +94,7 @@ class SmaCross:
 
     name = "sma_cross"
     Params = SmaCrossParams
+    default_grid = {"fast": list(range(5, 51, 5)), "slow": list(range(20, 211, 10))}
 
     def warmup(self, params: SmaCrossParams) -> int:
         """The slow window."""
@@ -102,6 +103,14 @@ class SmaCross:
     def is_valid(self, params: SmaCrossParams) -> bool:
         """Windows positive and fast < slow."""
         return 1 <= params.fast < params.slow
+
+    def invalid_reason(self, params: SmaCrossParams) -> str | None:
+        """Why ``params`` is invalid (``None`` when valid)."""
+        if params.fast < 1:
+            return f"fast={params.fast} < 1 (windows are at least one bar)"
+        if params.fast >= params.slow:
+            return f"fast={params.fast} ≥ slow={params.slow} (need 1 ≤ fast < slow)"
+        return None
 
     def targets(self, prices: pd.DataFrame, params: SmaCrossParams) -> pd.Series:
         """1.0 while SMA(fast) > SMA(slow) at the bar's close, else 0.0."""

@@ -93,3 +93,97 @@ def test_quorum_command_refuses_bad_settings_before_connecting(capsys, monkeypat
     assert "'m9' is not one of" in capsys.readouterr().err
     assert main(["quorum", "node", "--name", "m1", *urls]) == 2
     assert "set COINSWARM_QUORUM_SECRET" in capsys.readouterr().err
+
+
+# --- issue 17: every malformed input is one line on stderr, exit 2, no traceback -----------------
+
+import pytest  # noqa: E402
+
+
+def _one_line_error(capsys, argv, match):
+    assert main(argv) == 2, argv
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err, err
+    assert err.startswith("coinswarm: error:") or err.startswith("coinswarm "), err
+    assert match in err, err
+
+
+@pytest.mark.parametrize(("argv", "match"), [
+    (["backtest", "--start", "2018-13-45"], "'2018-13-45' is not an ISO-8601"),
+    (["walkforward", "--train", "1y"], "'1y' is not a duration"),
+    (["walkforward", "--test", "0D"], "--test='0D' must be > 0"),
+    (["walkforward", "--purge=-10D"], "must be ≥ 0"),
+    (["backtest", "--fee-bps", "20000"], "outside the valid range 0 to 1000 bps"),
+    (["backtest", "--fee-bps", "nan"], "not a finite number"),
+    (["backtest", "--init-cash", "-5"], "must be > 0"),
+    (["sweep", "--sort", "nope", "--no-progress"], "--sort 'nope' is not a column; use a metric (total_return"),
+    (["sweep", "--grid", "fast=0:1e12:1"], "at most 10,000"),
+    (["sweep", "--grid", "fast=5:1:1"], "need start ≤ stop"),
+    (["backtest", "--params", "fast=5:50:5"], "takes one value"),
+    (["backtest", "--params", "fast=2.5"], "cannot use 2.5 as int"),
+    (["backtest", "--params", "fast=200,slow=100"], "fast=200 ≥ slow=100"),
+    (["backtest", "--start", "2030"], "the data covers"),
+    (["backtest", "--start", "2024", "--end", "2023"], "--end 2023 is before --start 2024"),
+    (["backtest", "--strategy", "moon"], "unknown strategy 'moon'"),
+    (["walkforward", "--min-dsr", "2"], "not a probability"),
+    (["data", "validate", "binance:BTC/USDT:1h", "--timeframe", "0h"], "unknown timeframe '0h'"),
+    (["nope"], "invalid choice"),
+    (["sweep", "--top", "0"], "outside the valid range 1"),
+])
+def test_malformed_arguments_are_one_line(capsys, argv, match):
+    _one_line_error(capsys, argv, match)
+
+
+def test_outputs_into_a_missing_folder_are_refused_before_the_run(capsys, tmp_path, monkeypatch):
+    import coinswarm.data.load as load
+
+    def no_load(*_a, **_k):
+        raise AssertionError("data was loaded before the output folder was checked")
+
+    monkeypatch.setattr(load, "load_ohlcv", no_load)
+    missing = str(tmp_path / "no" / "such" / "x.json")
+    _one_line_error(capsys, ["backtest", "--json", missing], "does not exist")
+    _one_line_error(capsys, ["walkforward", "--plot", str(tmp_path / "no" / "w.png")], "does not exist")
+    _one_line_error(capsys, ["sweep", "--csv", str(tmp_path / "no" / "s.csv")], "does not exist")
+
+
+def test_data_download_without_network_is_one_line(capsys, tmp_path, monkeypatch):
+    import ccxt
+
+    import coinswarm.adapters.exchanges as exchanges
+
+    class Offline:
+        id = "binance"
+
+        def fetch_ohlcv(self, *args):
+            raise ccxt.NetworkError("binance GET https://api.binance.com failed: Name or service not known")
+
+    monkeypatch.setattr(exchanges, "make_exchange", lambda name: Offline())
+    _one_line_error(capsys, ["data", "download", "--symbol", "BTC/USDT", "--since", "2024-01-01",
+                             "--out", str(tmp_path / "b.csv")], "fetch_ohlcv(BTC/USDT, 1h) failed: NetworkError")
+    _one_line_error(capsys, ["data", "download", "--symbol", "BTC/USDT", "--since", "2024-13-01",
+                             "--out", str(tmp_path / "b.csv")], "is not an ISO-8601")
+    _one_line_error(capsys, ["data", "download", "--symbol", "BTC/USDT", "--since", "2024",
+                             "--out", str(tmp_path / "no" / "b.csv")], "does not exist")
+
+
+def test_a_bug_is_one_line_exit_3_and_debug_shows_it(capsys, monkeypatch):
+    import sys
+
+    cli = sys.modules["coinswarm.cli.main"]
+
+    def broken(args):
+        raise KeyError("boom")
+
+    parser = cli.build_parser
+    monkeypatch.setattr(cli, "build_parser", lambda: _with_func(parser(), broken))
+    assert main(["backtest"]) == 3
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "internal error" in err and "--debug" in err
+    with pytest.raises(KeyError):
+        main(["--debug", "backtest"])
+
+
+def _with_func(parser, func):
+    parser._subparsers._group_actions[0].choices["backtest"].set_defaults(func=func)
+    return parser

@@ -61,3 +61,30 @@ def test_empty_venue_is_a_data_error():
 
     with pytest.raises(DataError, match="no candles"):
         download_ohlcv(Empty(), "BTC/USDT", "1h", "2020-01-01")
+
+
+def test_venue_failures_and_bad_arguments_are_typed():
+    import ccxt
+
+    from coinswarm.errors import ConfigError
+
+    class Offline:
+        id = "fake"
+
+        def fetch_ohlcv(self, *args):
+            raise ccxt.NetworkError("no route to host")
+
+    class Junk:
+        def fetch_ohlcv(self, *args):
+            return [["x", 1, 2]]
+
+    with pytest.raises(DataError, match="fake fetch_ohlcv.*NetworkError: no route to host"):
+        download_ohlcv(Offline(), "BTC/USDT", "1h", "2024-01-01")
+    with pytest.raises(DataError, match="malformed page"):
+        download_ohlcv(Junk(), "BTC/USDT", "1h", "2024-01-01")
+    for kwargs, match in (({"symbol": "BTCUSDT"}, "BASE/QUOTE"), ({"timeframe": "0h"}, "timeframe"),
+                          ({"since": "2024-13-01"}, "ISO-8601"), ({"until": "2023"}, "not after since"),
+                          ({"exchange": "__doc__"}, "no exchange named")):
+        args = {"exchange": Offline(), "symbol": "BTC/USDT", "timeframe": "1h", "since": "2024", **kwargs}
+        with pytest.raises(ConfigError, match=match):
+            download_ohlcv(**args)

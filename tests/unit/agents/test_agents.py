@@ -52,7 +52,7 @@ def test_carry_collects_funding_in_the_engine(btc_1h):
 def test_agents_walk_forward_through_the_engine(btc_1h):
     prices = btc_1h.loc["2022":"2023"]
     for name in ("trend", "mean_reversion", "risk", "execution"):
-        report = cs.walk_forward(name, prices, {}, train="180D", test="90D")
+        report = cs.walk_forward(name, prices, None, train="180D", test="90D")
         assert np.isfinite(report.oos_sharpe), name
 
 

@@ -80,3 +80,52 @@ def test_selection_variance_ignores_differences_between_folds():
     pooled = np.concatenate([f - f.mean() for f in folds]) / np.sqrt(365.0)
     assert selection_variance(folds) == pytest.approx((pooled ** 2).sum() / (60 - 5), rel=1e-12)
     assert selection_variance([np.array([1.0])]) == 0.0
+
+
+# --- issue 17: windows that would hang or leak the future are refused ----------------------------
+
+SMALL = {"fast": [5, 10], "slow": [20, 40]}
+
+
+@pytest.fixture(scope="module")
+def two_years(btc_1h):
+    return btc_1h.loc["2021":"2022"]
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize(("kwargs", "match"), [
+    ({"test": "0D"}, "test='0D' must be > 0"),
+    ({"train": 365, "test": 90}, "train=365 .int. is not a duration"),
+    ({"train": "365"}, "train='365' is not a duration"),
+    ({"test": "1y"}, "test='1y' is not a duration"),
+    ({"purge": "-10D"}, "purge='-10D' must be ≥ 0 .a negative purge would let the future leak"),
+    ({"embargo": "-1h"}, "embargo='-1h' must be ≥ 0"),
+    ({"train": "-30D"}, "train='-30D' must be > 0"),
+    ({"test": "10min"}, "shorter than one bar"),
+    ({"test": "1h"}, "more than 1000 folds"),
+    ({"train": "30h"}, r"leaves 0 bars, not more than the warm-up of 40 bars"),
+    ({"train": "700D", "test": "90D"}, r"the data has 17,507 bars .* one fold needs train 700 days"),
+    ({"objective": "nope"}, "objective 'nope' is not a metric"),
+    ({"pbo_splits": 3}, "pbo_splits"),
+])
+def test_bad_windows_are_typed_errors_never_hangs(two_years, kwargs, match):
+    with pytest.raises(cs.ConfigError, match=match):
+        cs.walk_forward("sma_cross", two_years, SMALL, **kwargs)
+
+
+def test_train_shorter_than_the_warm_up_names_both(two_years):
+    with pytest.raises(cs.ConfigError, match=r"train='10D' less purge .* warm-up of 200 bars"):
+        cs.walk_forward("sma_cross", two_years, {"fast": [5], "slow": [200]}, train="10D", test="30D")
+
+
+def test_zero_purge_is_allowed_and_windows_never_overlap(two_years):
+    report = cs.walk_forward("sma_cross", two_years, SMALL, train="180D", test="90D", purge="0D")
+    for fold in report.folds:
+        assert fold["train_end"] <= fold["test_start"]
+    assert report.settings["purge"] == "0 days 00:00:00"
+
+
+def test_bad_gate_is_refused():
+    for kwargs in ({"min_dsr": 2.0}, {"max_pbo": -1}, {"min_sharpe": float("nan")}, {"min_trades": 2.5}):
+        with pytest.raises(cs.ConfigError, match="Gate"):
+            cs.Gate(**kwargs)

@@ -63,4 +63,4 @@ def test_later_memory_cannot_change_earlier_folds(btc):
 
 def test_memory_needs_a_memory_aware_strategy(btc):
     with pytest.raises(cs.ConfigError, match="does not use memory"):
-        cs.walk_forward("trend", btc, {}, memory=LocalQuorum(QuorumConfig(MANAGERS), KEYS).memory)
+        cs.walk_forward("trend", btc, None, memory=LocalQuorum(QuorumConfig(MANAGERS), KEYS).memory)
