@@ -219,8 +219,9 @@ def _refuse_secrets(table: Mapping, prefix: str) -> None:
     for key, value in table.items():
         where = f"{prefix}{key}"
         if any(word in str(key).lower().replace("-", "_") for word in SECRET_WORDS):
-            raise ConfigError(f"{where}: secrets never go in the config file; set COINSWARM_<EXCHANGE>_API_KEY / "
-                              "COINSWARM_<EXCHANGE>_SECRET (or COINSWARM_<EXCHANGE>_KEY_FILE, mode 0600) instead")
+            raise ConfigError(f"{where}: secrets never go in the config file; pass them in the environment: "
+                              "COINSWARM_<EXCHANGE>_API_KEY / COINSWARM_<EXCHANGE>_SECRET (or COINSWARM_<EXCHANGE>"
+                              "_KEY_FILE, mode 0600), server passwords inside COINSWARM_DB_URL/_NATS_URL/_REDIS_URL")
         if isinstance(value, Mapping):
             _refuse_secrets(value, where + ".")
         elif isinstance(value, str) and mask_url(value) != value:
