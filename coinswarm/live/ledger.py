@@ -199,6 +199,14 @@ class Position:
         return self.qty * mark - self.cost
 
 
+def include_object(obj, name, type_, reflected, compare_to) -> bool:
+    """Alembic's filter: only the live tables (never the memory store's, owned by another environment)."""
+    if type_ == "table":
+        return name.startswith("live_")
+    table = getattr(obj, "table", None)
+    return table is None or table.name.startswith("live_")
+
+
 def split_symbol(symbol: str) -> tuple[str, str]:
     """``("BTC", "USDT")`` of ``"BTC/USDT"`` (or of the perpetual ``"BTC/USDT:USDT"``)."""
     base, sep, rest = symbol.partition("/")

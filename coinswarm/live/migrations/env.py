@@ -4,18 +4,10 @@
 from alembic import context
 from sqlalchemy import engine_from_config, pool
 
-from coinswarm.live.ledger import VERSION_TABLE, LiveBase
+from coinswarm.live.ledger import VERSION_TABLE, LiveBase, include_object
 
 config = context.config
 target_metadata = LiveBase.metadata
-
-
-def include_object(obj, name, type_, reflected, compare_to) -> bool:
-    """Only the live tables (never the memory store's, which another environment owns)."""
-    if type_ == "table":
-        return name.startswith("live_")
-    table = getattr(obj, "table", None)
-    return table is None or table.name.startswith("live_")
 
 
 def _configure(**kwargs) -> None:

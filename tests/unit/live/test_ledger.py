@@ -12,7 +12,7 @@ from sqlalchemy import inspect, select
 
 from coinswarm.errors import CoinswarmError
 from coinswarm.live.killswitch import KillState
-from coinswarm.live.ledger import VERSION_TABLE, Ledger, LedgerError, LiveBase, OutboxRow, split_symbol
+from coinswarm.live.ledger import VERSION_TABLE, Ledger, LedgerError, LiveBase, OutboxRow, include_object, split_symbol
 from coinswarm.live.orders import OrderStateError
 from coinswarm.live.outbox import OutboxMessage
 from coinswarm.live.protocols import Fill, OrderIntent, OrderStatus, Side, client_order_id
@@ -51,7 +51,8 @@ def outbox(ledger) -> list[str]:
 def test_the_migrated_schema_equals_the_models_and_has_its_own_version_table(ledger):
     ledger.migrate()  # idempotent
     with ledger.engine.connect() as conn:
-        context = MigrationContext.configure(conn, opts={"version_table": VERSION_TABLE})
+        context = MigrationContext.configure(conn, opts={"version_table": VERSION_TABLE,
+                                                              "include_object": include_object})
         assert compare_metadata(context, LiveBase.metadata) == []
         assert context.get_current_revision() == "0001"
     tables = set(inspect(ledger.engine).get_table_names())
