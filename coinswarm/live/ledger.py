@@ -35,6 +35,7 @@ from sqlalchemy import (
     String,
     create_engine,
     event,
+    insert,
     select,
     text,
     update,
@@ -484,18 +485,20 @@ class Ledger:
                    events: Sequence[OutboxMessage] = ()) -> bool:
         """Count a processed closed bar (one transaction with its latency sample and ``events``);
         False (nothing written) when ``bar_time`` is not after the last one of ``symbol``."""
-        with self.sessions.begin() as s:
-            row = s.get(BarRow, symbol)
-            if row is not None and int(bar_time) <= row.last_bar_time:
-                return False
-            if row is None:
-                row = BarRow(symbol=symbol, last_bar_time=int(bar_time), bars_processed=0)
-            row.last_bar_time, row.bars_processed = int(bar_time), row.bars_processed + 1
-            s.add(row)
-            if latency_us is not None:
-                s.add(LatencyRow(time_ms=int(now_ms), micros=_finite("latency_us", latency_us)))
-            _enqueue(s, events, now_ms)
-        return True
+        with self.engine.begin() as conn:
+            fresh = _record_bar(conn, symbol, bar_time, now_ms, latency_us)
+            if fresh and events:
+                conn.execute(insert(OutboxRow.__table__), [
+                    {"msg_id": m.msg_id, "subject": m.subject, "payload": m.payload, "created_ms": int(now_ms),
+                     "published_ms": None} for m in events])
+        return fresh
+
+    def record_bars(self, bars: Sequence[tuple[str, int, float | None]], now_ms: int) -> int:
+        """Count several ``(symbol, bar_time, latency_us)`` in one transaction (a replay's bars
+        that decided nothing: after a crash they are simply processed again). Returns how many
+        were new."""
+        with self.engine.begin() as conn:
+            return sum(_record_bar(conn, symbol, bar_time, now_ms, latency) for symbol, bar_time, latency in bars)
 
     def last_bars(self) -> dict[str, int]:
         """The last processed bar time per symbol."""
@@ -586,6 +589,22 @@ class Ledger:
             "halt_reason": kill.reason,
             "mode": self.mode(),
         }
+
+
+def _record_bar(conn, symbol: str, bar_time: int, now_ms: int, latency_us: float | None) -> bool:
+    """One bar in an open transaction (Core statements, not the ORM: this runs once per bar)."""
+    if latency_us is not None:
+        latency_us = _finite("latency_us", latency_us)
+    bars = BarRow.__table__
+    moved = conn.execute(update(bars).where(bars.c.symbol == symbol, bars.c.last_bar_time < int(bar_time))
+                         .values(last_bar_time=int(bar_time), bars_processed=bars.c.bars_processed + 1))
+    if moved.rowcount == 0:
+        if conn.execute(select(bars.c.symbol).where(bars.c.symbol == symbol)).first() is not None:
+            return False
+        conn.execute(insert(bars).values(symbol=symbol, last_bar_time=int(bar_time), bars_processed=1))
+    if latency_us is not None:
+        conn.execute(insert(LatencyRow.__table__).values(time_ms=int(now_ms), micros=latency_us))
+    return True
 
 
 def _enqueue(s: Session, events: Iterable[OutboxMessage], now_ms: int) -> None:

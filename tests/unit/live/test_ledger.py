@@ -258,3 +258,16 @@ def test_split_symbol():
     assert split_symbol("BTC/USDT") == ("BTC", "USDT") and split_symbol("BTC/USDT:USDT") == ("BTC", "USDT")
     with pytest.raises(LedgerError):
         split_symbol("/USDT")
+
+
+def test_bars_in_one_transaction_and_a_bar_with_its_heartbeat(ledger):
+    from coinswarm.live.outbox import heartbeat_message
+
+    assert ledger.record_bars([(SYMBOL, T0, 5.0), (SYMBOL, T0 + 1, None), (SYMBOL, T0, 7.0)], T0) == 2
+    assert ledger.record_bar(SYMBOL, T0 + 2, T0, 9.0, events=[heartbeat_message("r", T0)])
+    assert not ledger.record_bar(SYMBOL, T0 + 2, T0, 9.0, events=[heartbeat_message("r", T0 + 1)])
+    assert ledger.bars_processed() == 3 and outbox(ledger) == ["heartbeat:r:" + str(T0)]
+    assert ledger.decision_latency_us()["p50"] == 7.0
+    with pytest.raises(LedgerError, match="latency_us"):
+        ledger.record_bar(SYMBOL, T0 + 3, T0, latency_us=math.nan)
+    assert ledger.last_bars() == {SYMBOL: T0 + 2}
