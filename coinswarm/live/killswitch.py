@@ -12,6 +12,8 @@ and position reductions pass (:func:`filter_intents`). Why it trips and what lif
   :func:`coinswarm.live.orders.reconcile`); lifted by ``resume`` after a human looked.
 
 :func:`update` is pure (state in, state out); :class:`KillSwitch` persists through the ledger.
+:func:`limit_intents` applies the sizing limits (``max_order_notional``, ``max_position``),
+which never block a reduction.
 """
 
 from __future__ import annotations
@@ -110,6 +112,38 @@ def filter_intents(intents: Iterable[OrderIntent], positions: Mapping[str, float
             passed.append(intent)
         else:
             blocked.append(intent)
+    return passed, blocked
+
+
+def limit_intents(intents: Iterable[OrderIntent], positions: Mapping[str, float], prices: Mapping[str, float],
+                  limits: RiskLimits) -> tuple[list[OrderIntent], list[tuple[OrderIntent, str]]]:
+    """``(passed, blocked with the reason)`` under the sizing limits: an order's notional
+    (``qty × price``, the intent's limit price or else ``prices[symbol]``) at most
+    ``max_order_notional``, and the position after it (and the intents passed before it) at
+    most ``max_position`` in absolute size — unless it is a reduction, which always passes.
+    An intent without a price to judge it by is blocked."""
+    left = {s: float(q) for s, q in positions.items()}
+    passed: list[OrderIntent] = []
+    blocked: list[tuple[OrderIntent, str]] = []
+    for intent in intents:
+        position = left.get(intent.symbol, 0.0)
+        after = position + (intent.qty if intent.side is Side.BUY else -intent.qty)
+        price = intent.price if intent.price is not None else prices.get(intent.symbol)
+        if is_reduction(intent, position):
+            why = ""
+        elif price is None or not math.isfinite(price) or price <= 0:
+            why = f"no price to size {intent.symbol} by"
+        elif intent.qty * price > limits.max_order_notional:
+            why = f"notional {intent.qty * price:.8g} > max_order_notional {limits.max_order_notional:.8g}"
+        elif abs(after) > limits.max_position + 1e-12:
+            why = f"position would be {after:.8g} {intent.symbol}, beyond max_position {limits.max_position:.8g}"
+        else:
+            why = ""
+        if why:
+            blocked.append((intent, why))
+        else:
+            left[intent.symbol] = after
+            passed.append(intent)
     return passed, blocked
 
 

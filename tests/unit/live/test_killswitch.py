@@ -11,7 +11,16 @@ from hypothesis import strategies as st
 
 from coinswarm.errors import ConfigError
 from coinswarm.live.config import RiskLimits
-from coinswarm.live.killswitch import DAY_MS, KillState, KillSwitch, filter_intents, halt, is_reduction, update
+from coinswarm.live.killswitch import (
+    DAY_MS,
+    KillState,
+    KillSwitch,
+    filter_intents,
+    halt,
+    is_reduction,
+    limit_intents,
+    update,
+)
 from coinswarm.live.ledger import Ledger
 from coinswarm.live.protocols import OrderIntent, Side
 
@@ -101,3 +110,19 @@ def test_while_halted_the_passed_intents_never_grow_or_flip_the_position(positio
         assert is_reduction(order, left)
         left += order.qty if order.side is Side.BUY else -order.qty
         assert abs(left) <= abs(position) + 1e-9 and left * position >= -1e-9
+
+
+def test_sizing_limits_block_big_orders_and_positions_but_never_reductions():
+    limits = RiskLimits(max_drawdown=0.2, daily_loss=0.05, max_position=1.0, max_order_notional=30_000.0)
+    big = intent("BTC/USDT", Side.BUY, 0.7)  # 35,000 notional at 50,000
+    ok = intent("BTC/USDT", Side.BUY, 0.5)
+    over = intent("BTC/USDT", Side.BUY, 0.4)  # 0.3 + 0.5 + 0.4 > 1.0
+    unpriced = intent("DOGE/USDT", Side.BUY, 1.0)
+    cut = intent("ETH/USDT", Side.SELL, 5.0)  # reduces a 5 ETH long: passes despite its notional
+    passed, blocked = limit_intents([big, ok, over, unpriced, cut], {"BTC/USDT": 0.3, "ETH/USDT": 5.0},
+                                    {"BTC/USDT": 50_000.0, "ETH/USDT": 3_000.0}, limits)
+    assert passed == [ok, cut]
+    reasons = dict((i.client_order_id, why) for i, why in blocked)
+    assert "max_order_notional" in reasons[big.client_order_id]
+    assert "beyond max_position" in reasons[over.client_order_id]
+    assert "no price" in reasons[unpriced.client_order_id]
