@@ -25,8 +25,9 @@ or whose reply is unreadable is ``UNKNOWN`` — never resubmitted.
 3. Each in-flight order (NEW, SENT, UNKNOWN, OPEN):
 
    * ``NEW`` (never sent): **sent** if it is at most ``new_max_age_ms`` old (by ``now_ms``
-     — the replay clock in a replay) and ``may_send`` allows it (the kill switch), else
-     **dropped** (``CANCELED``, reason "never sent"). Sending keeps its client order id,
+     — the replay clock in a replay), the stored kill switch lets it pass (while halted only
+     a reduction does) and ``may_send`` allows it, else **dropped** (``CANCELED``, reason
+     "never sent"). Sending keeps its client order id,
      which is safe because it never left.
    * otherwise the venue's view (open orders, else a query by client order id) sets the
      status. "Does not exist" within ``grace_ms`` of sending keeps it in flight (``SENT``
@@ -48,6 +49,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from coinswarm.errors import CoinswarmError, OrderRejectedError, VenueError
+from coinswarm.live.killswitch import filter_intents
 from coinswarm.live.protocols import Balance, Broker, Fill, OrderIntent, OrderStatus, Side, VenueOrder
 
 if TYPE_CHECKING:
@@ -180,7 +182,8 @@ async def reconcile(ledger: Ledger, broker: Broker, symbols: Sequence[str], now_
     new_max_age_ms : int
         A never-sent NEW order at most this old is sent, older ones are dropped (0: drop all).
     may_send : callable, optional
-        Veto for sending a NEW order (the kill switch's filter); a vetoed order is dropped.
+        Extra veto for sending a NEW order (the stored kill switch is always applied); a
+        vetoed order is dropped.
     tolerance : float
         Largest base-asset difference (units) between venue and ledger taken as equal.
     attempts : int
@@ -294,7 +297,9 @@ async def _resolve_new(ledger: Ledger, broker: Broker, order: StoredOrder, now_m
     """A NEW order was never sent: send it while fresh and allowed, else drop it."""
     cid = order.client_order_id
     fresh = now_ms - order.created_ms <= new_max_age_ms
-    allowed = not report.halted and (may_send is None or may_send(order))
+    positions = {s: p.qty for s, p in ledger.positions().items()}
+    passes_switch = bool(filter_intents([order.intent()], positions, ledger.kill_state())[0])
+    allowed = not report.halted and passes_switch and (may_send is None or may_send(order))
     if fresh and allowed:
         try:
             stored = await send_new(ledger, broker, order, now_ms)
@@ -306,7 +311,7 @@ async def _resolve_new(ledger: Ledger, broker: Broker, order: StoredOrder, now_m
         if stored.status is OrderStatus.UNKNOWN:
             report.pending.append(cid)
         return
-    why = "too old" if not fresh else "halted" if report.halted else "vetoed by the kill switch"
+    why = "too old" if not fresh else "halted" if report.halted or not passes_switch else "vetoed"
     ledger.transition(cid, OrderStatus.CANCELED, now_ms, reason=f"never sent; dropped at recovery ({why})")
     report.dropped.append(cid)
     report.resolved[cid] = OrderStatus.CANCELED.value

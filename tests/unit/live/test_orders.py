@@ -289,6 +289,20 @@ def test_new_orders_are_sent_while_fresh_and_dropped_when_stale_or_vetoed(ledger
     assert "vetoed" in ledger.order(vetoed.client_order_id).reason
 
 
+def test_a_stored_halt_lets_only_a_never_sent_reduction_through(ledger):
+    broker = ScriptedBroker(btc=1.0)
+    run(reconcile(ledger, broker, [SYMBOL], T0, GRACE))
+    run(submit(ledger, broker, intent(0), T0))
+    broker.execute(intent(0).client_order_id, 0.5, 50_000.0)
+    ledger.halt("manual", "ops", T0)
+    grow, cut = intent(1, Side.BUY, 0.1), intent(2, Side.SELL, 0.2)
+    ledger.record_new(grow, T0)
+    ledger.record_new(cut, T0)
+    report = run(reconcile(ledger, broker, [SYMBOL], T0 + 1, GRACE, new_max_age_ms=10**9))
+    assert report.sent == [cut.client_order_id] and report.dropped == [grow.client_order_id]
+    assert "halted" in ledger.order(grow.client_order_id).reason and not report.halted
+
+
 def test_a_venue_error_leaves_the_order_unresolved_and_in_flight(ledger):
     broker = ScriptedBroker()
     cid = intent().client_order_id
