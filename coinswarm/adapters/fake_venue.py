@@ -349,7 +349,7 @@ class FakeVenue:
         return {"serverTime": now}
 
     def exchange_info(self, params: dict, now: int) -> dict:
-        return exchange_info(self.state.markets, now)
+        return exchange_info([(m.base, m.quote) for m in self.state.markets.values()], now)
 
     def klines(self, params: dict, now: int) -> list:
         if self.faults.klines_down > 0:
@@ -582,13 +582,13 @@ _ROUTES: dict[tuple[str, str], tuple[str, bool]] = {
 }
 
 
-def exchange_info(markets: dict[str, _Market], now: int) -> dict[str, Any]:
-    """A small Binance ``exchangeInfo`` for ``markets`` (spot, MARKET and LIMIT orders)."""
+def exchange_info(pairs: list[tuple[str, str]], now: int) -> dict[str, Any]:
+    """A small Binance ``exchangeInfo`` for ``pairs`` of (base, quote) assets (spot, MARKET and LIMIT)."""
     symbols = []
-    for m in markets.values():
+    for base, quote in pairs:
         symbols.append({
-            "symbol": m.symbol, "status": "TRADING", "baseAsset": m.base, "baseAssetPrecision": 8,
-            "quoteAsset": m.quote, "quotePrecision": 8, "quoteAssetPrecision": 8, "baseCommissionPrecision": 8,
+            "symbol": base + quote, "status": "TRADING", "baseAsset": base, "baseAssetPrecision": 8,
+            "quoteAsset": quote, "quotePrecision": 8, "quoteAssetPrecision": 8, "baseCommissionPrecision": 8,
             "quoteCommissionPrecision": 8, "orderTypes": ["LIMIT", "LIMIT_MAKER", "MARKET"],
             "icebergAllowed": False, "ocoAllowed": False, "quoteOrderQtyMarketAllowed": True,
             "allowTrailingStop": False, "cancelReplaceAllowed": False, "isSpotTradingAllowed": True,
