@@ -80,6 +80,9 @@ class ApiKeys:
     __str__ = __repr__
 
 
+PUBLIC = ApiKeys("", "", "public")  #: no keys: public endpoints only (feeds)
+
+
 def load_keys(exchange: str, *, env: dict[str, str] | None = None, path: str | os.PathLike | None = None) -> ApiKeys:
     """The API keys of ``exchange``: from ``COINSWARM_<EXCHANGE>_API_KEY`` and ``_SECRET``, or
     a JSON file ``{"api_key": …, "secret": …}`` (``path``, or ``COINSWARM_<EXCHANGE>_KEY_FILE``)
@@ -443,6 +446,14 @@ class CcxtBroker:
 
     def _now_ms(self) -> int:
         return int(self._ex.milliseconds() + self.clock_offset_ms)
+
+    async def candles(self, symbol: str, timeframe: str, since_ms: int | None, limit: int) -> list:
+        """Raw ccxt OHLCV rows (public endpoint; errors translated like every call): the
+        :class:`~coinswarm.live.feeds.CcxtFeed` source. Rows are validated by the feed."""
+        rows = await self._call("candles", self._ex.fetch_ohlcv, symbol, timeframe, since_ms, limit)
+        if not isinstance(rows, list):
+            raise MalformedReplyError(f"candles reply is {type(rows).__name__}, expected a list", venue=self.name)
+        return rows
 
     # ---- the Broker protocol ----
     async def submit(self, intent: OrderIntent) -> VenueOrder:
