@@ -310,7 +310,8 @@ class CcxtBroker:
         self._ex.options["recvWindow"] = int(recv_window_ms)
         if min_interval_ms is not None:
             self._ex.rateLimit = int(min_interval_ms)
-        self._secrets = [s for s in (getattr(self._ex, "apiKey", ""), getattr(self._ex, "secret", "")) if s]
+        # scrubbed from every message (values under 8 characters are dummies: replacing them would garble text)
+        self._secrets = [s for s in (getattr(self._ex, "apiKey", ""), getattr(self._ex, "secret", "")) if len(s) >= 8]
 
     def _make_client(self, keys: ApiKeys | None, sandbox: bool, api_url: str | None, timeout_ms: int) -> Any:
         from urllib.parse import urlparse
