@@ -208,7 +208,8 @@ def test_coinbase_requests_match_the_recorded_ones():
                                                      "product_id": sent["product_id"], "side": sent["side"],
                                                      "client_order_id": sent["client_order_id"]}}
 
-    broker, rec = coinbase([("/orders/historical/", historical), ("/orders/batch_cancel", {"results": [{"success": True, "order_id": venue_id}]}),
+    cancelled = {"results": [{"success": True, "order_id": venue_id}]}
+    broker, rec = coinbase([("/orders/historical/", historical), ("/orders/batch_cancel", cancelled),
                             ("/brokerage/orders", ack), ("/v2/time", TIME)])
 
     async def scenario():
