@@ -193,7 +193,7 @@ class _TwoLegAgent:
         docstring for each agent's). A malformed bar or a bar not newer than the last one raises
         a typed :class:`~coinswarm.errors.DataError`, legs at different times a
         :class:`~coinswarm.errors.ConfigError`; either changes nothing."""
-        check_layout(state, self.layout, self.name)
+        check_layout(state, self.layout, self.name, lambda: self.init(state.params))
         if not isinstance(bars, tuple | list) or len(bars) != 2:
             raise ConfigError(f"{self.name}.step takes a pair of bars (first leg, second leg), not {bars!r}")
         first, second = bars
@@ -261,7 +261,7 @@ class PairsArbitrage(_TwoLegAgent):
             if not 0.0 < value < math.inf:
                 raise NonPositivePriceError(f"close of leg {leg} is {close!r} (not a positive, finite number)",
                                             column="close", value=close)
-        check_layout(state, self.layout, self.name)
+        check_layout(state, self.layout, self.name, lambda: self.init(state.params))
         return pairs_step_nb(state.values, state.params, y, x)
 
     def run(self, prices: dict, params: ArbitrageParams | None = None) -> pd.DataFrame:
@@ -315,7 +315,7 @@ class FundingCarry(_TwoLegAgent):
         entry point: no bars, no bar clock; :meth:`step` takes the legs' bars); a rate that is
         not a finite number raises a typed :class:`~coinswarm.errors.DataError` and changes nothing."""
         rate = _funding_rate(funding_rate)
-        check_layout(state, self.layout, self.name)
+        check_layout(state, self.layout, self.name, lambda: self.init(state.params))
         return carry_step_nb(state.values, state.params, rate)
 
     def rates(self, perp: pd.DataFrame) -> pd.Series:

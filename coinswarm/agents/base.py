@@ -48,17 +48,11 @@ class Vote(NamedTuple):
     confidence: float
 
 
-class FundingBar(NamedTuple):
-    """A perpetual's closed candle and the last funding rate settled at or before its open
-    (what the carry trade steps on, beside the spot leg's :class:`Bar`)."""
-
-    time: int
-    open: float
-    high: float
-    low: float
-    close: float
-    volume: float
-    funding_rate: float
+# a perpetual's closed candle: the fields of :class:`Bar`, then the funding rate
+FundingBar = NamedTuple("FundingBar", [*Bar.__annotations__.items(), ("funding_rate", float)])
+FundingBar.__doc__ = """A perpetual's closed candle (the fields of :class:`Bar`) and ``funding_rate``, the
+last funding rate settled at or before its open: what the carry trade steps on beside the
+spot leg's :class:`Bar`."""
 
 
 def new_clock() -> np.ndarray:
@@ -220,7 +214,7 @@ class Agent(ABC):
         :func:`check_bar`) and changes nothing, as does a bar not newer than the last one
         (see :func:`check_bar_time`); a state of another agent or version raises
         :class:`~coinswarm.errors.StaleStateError`."""
-        check_layout(state, self.layout, self.name)
+        check_layout(state, self.layout, self.name, lambda: self.init(state.params))
         check_bar(bar)
         check_bar_time(state.clock, bar.time)
         vote, confidence = self._step(state.values, state.params, bar)

@@ -38,6 +38,7 @@ STATE_FORMAT = 1  # the blob's own layout; a component's array layout is version
 _MAGIC = b"CSSTATE\0"
 _HEAD = struct.Struct("<8sII")  # magic, format, header length
 _CRC = struct.Struct("<I")
+_DTYPES = ("<f8", "<i8")
 
 
 def layout_id(name: str, version: int, *config: Any) -> str:
@@ -134,10 +135,16 @@ class State(NamedTuple):
             header = json.loads(blob[_HEAD.size:_HEAD.size + size])
             arrays, offset = [], _HEAD.size + size
             for dtype, shape in header["arrays"]:
+                if dtype not in _DTYPES or not all(isinstance(d, int) and d >= 0 for d in shape):
+                    raise StateError(f"state blob malformed: array of {dtype} {shape} (arrays are float64 or "
+                                     "int64 with non-negative dimensions)")
                 count = int(np.prod(shape, dtype=np.int64))
                 arrays.append(np.frombuffer(blob, dtype=np.dtype(dtype), count=count, offset=offset)
                               .astype(np.dtype(dtype).newbyteorder("="), copy=True).reshape(shape))
                 offset += arrays[-1].nbytes
+            if offset != len(blob) - _CRC.size or (not header["tuple"] and len(arrays) != 1):
+                raise StateError(f"state blob malformed: its arrays take {offset - _HEAD.size - size} of the "
+                                 f"{len(blob) - _CRC.size - _HEAD.size - size} payload bytes")
             params = _params_value(header["params"])
             values = tuple(arrays) if header["tuple"] else arrays[0]
             return cls(params, values, np.array([header["clock"]], dtype=np.int64), tuple(header["symbols"]),
@@ -148,15 +155,36 @@ class State(NamedTuple):
             raise StateError(f"state blob malformed: {type(exc).__name__}: {exc}") from None
 
 
-def check_layout(state: Any, layout: str, name: str) -> None:
+_SHAPES: dict[tuple, tuple] = {}  # (layout, params, symbols) → the arrays' shapes a fresh state has
+
+
+def check_layout(state: Any, layout: str, name: str, fresh: Callable[[], State] | None = None) -> None:
     """Refuse a state that is not a :class:`State` of ``layout`` (component ``name``): a
     :class:`~coinswarm.errors.StaleStateError` for another version or configuration, a
-    :class:`~coinswarm.errors.StateError` for what is not a state at all."""
+    :class:`~coinswarm.errors.StateError` for what is not a state at all or whose arrays are
+    not ``float64`` of the shapes ``fresh()`` (a new state for the same params and symbols)
+    has — the kernels index them without bounds checks."""
     if not isinstance(state, State):
         raise StateError(f"{name}.step takes the State {name}.init returns, not {type(state).__name__}")
     if state.layout != layout:
         raise StaleStateError(f"{name}: state of layout {state.layout!r}, this component needs {layout!r} "
                               "(another component, version or configuration); re-initialise it")
+    if fresh is None:
+        return
+    key = (layout, state.params, state.symbols)
+    shapes = _SHAPES.get(key)
+    if shapes is None:
+        if len(_SHAPES) >= 256:
+            _SHAPES.clear()
+        model = fresh()
+        shapes = _SHAPES[key] = (isinstance(model.values, tuple), *((a.shape, a.dtype) for a in model.arrays))
+    arrays = state.arrays
+    if (isinstance(state.values, tuple) != shapes[0] or len(arrays) != len(shapes) - 1
+            or any((a.shape, a.dtype) != s for a, s in zip(arrays, shapes[1:], strict=False))):
+        raise StateError(f"{name}: state arrays {[(a.shape, str(a.dtype)) for a in arrays]} do not fit its params "
+                         f"and symbols (expected {[(s, str(d)) for s, d in shapes[1:]]})")
+    if state.clock.shape != (1,) or state.clock.dtype != np.int64:
+        raise StateError(f"{name}: the bar clock is {state.clock!r}, not one int64")
 
 
 def scan(step: Callable, state: State, bars: Iterable) -> tuple[State, list]:
@@ -197,6 +225,9 @@ def _params_value(record: dict) -> Any:
     if not (isinstance(kind, type) and issubclass(kind, tuple) and hasattr(kind, "_fields")):
         raise StateError(f"state params of type {record['type']!r} is not a parameter NamedTuple")
     fields = {k: _params_value(v) if isinstance(v, dict) else v for k, v in record["fields"].items()}
+    for k, v in fields.items():
+        if not isinstance(v, int | float | str | tuple):
+            raise StateError(f"state params field {k!r} is {v!r}, not a number")
     if set(fields) != set(kind._fields):
         raise StaleStateError(f"state params {sorted(fields)} do not match {qualname}'s fields "
                               f"{sorted(kind._fields)}: written by another version")

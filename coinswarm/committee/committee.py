@@ -159,7 +159,7 @@ class Committee:
         the last ones, raise a typed :class:`~coinswarm.errors.DataError`; a missing symbol or
         bars at different times a :class:`~coinswarm.errors.ConfigError`; a state of another
         committee configuration a :class:`~coinswarm.errors.StaleStateError`. Each changes nothing."""
-        check_layout(state, self.layout, self.name)
+        check_layout(state, self.layout, self.name, lambda: self.init(state.symbols, state.params))
         if isinstance(bars, dict) and not set(state.symbols) <= set(bars):
             raise ConfigError(f"expected one bar per symbol {state.symbols}, got bars of {sorted(bars)}")
         rows = [bars[s] for s in state.symbols] if isinstance(bars, dict) else list(bars)

@@ -207,7 +207,7 @@ class RegimeDetector:
         """Advance ``state`` in place by one closed bar (O(1)): ``(state, labels)``. A malformed
         bar, or a bar not newer than the last one, raises a typed
         :class:`~coinswarm.errors.DataError` and changes nothing."""
-        check_layout(state, self.layout, self.name)
+        check_layout(state, self.layout, self.name, lambda: self.init(state.params))
         check_bar(bar)
         check_bar_time(state.clock, bar.time)
         out = regime_step_nb(state.values, state.params, bar.time, bar.open, bar.high, bar.low, bar.close)

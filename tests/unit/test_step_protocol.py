@@ -9,7 +9,9 @@ live runner does after every bar). A stale or damaged blob is refused with a typ
 
 from __future__ import annotations
 
+import json
 import struct
+import zlib
 
 import numpy as np
 import pytest
@@ -112,8 +114,8 @@ def test_a_blob_carries_params_clock_and_symbols():
     back = State.from_bytes(state.to_bytes())
     assert back.params == cs.CommitteeParams(learning_rate=0.3) and type(back.params) is cs.CommitteeParams
     assert back.symbols == ("BTC/USDT",) and back.time == -1 and same_state(back, state)
-    back.values[3][0, 0, 0] = 0.5  # fresh, writable arrays: the blob's reader owns them
-    assert state.values[3][0, 0, 0] != 0.5
+    back.values[3][0, 0, 0] = 0.25  # fresh, writable arrays: the blob's reader owns them
+    assert state.values[3][0, 0, 0] == 0.5
 
 
 def test_a_stale_or_damaged_blob_is_refused_with_a_typed_error():
@@ -129,6 +131,54 @@ def test_a_stale_or_damaged_blob_is_refused_with_a_typed_error():
     for junk in (b"", b"not a state at all, just some bytes", "text", None):
         with pytest.raises(StateError):
             State.from_bytes(junk)
+
+
+def _reseal(blob: bytes, header: dict) -> bytes:
+    """``blob`` with another header and a valid CRC (what a bug or a hand could write)."""
+    size = struct.unpack_from("<I", blob, 12)[0]
+    text = json.dumps(header).encode()
+    body = blob[:12] + struct.pack("<I", len(text)) + text + blob[16 + size:-4]
+    return body + struct.pack("<I", zlib.crc32(body))
+
+
+HEADER_EDITS = [
+    lambda h: h["arrays"][0].__setitem__(0, "|O"),
+    lambda h: h["arrays"][0].__setitem__(1, [-1]),
+    lambda h: h["arrays"][0].__setitem__(1, [10**12]),
+    lambda h: h["arrays"][0].__setitem__(1, [3]),
+    lambda h: h["params"].__setitem__("type", "os:system"),
+    lambda h: h["params"].__setitem__("type", "coinswarm.agents.trend:Trend"),
+    lambda h: h["params"].__setitem__("type", "coinswarm.agents.trend:NoSuchParams"),
+    lambda h: h["params"]["fields"].pop("fast"),
+    lambda h: h["params"]["fields"].__setitem__("fast", [1, 2]),
+    lambda h: h.pop("clock"),
+    lambda h: h.__setitem__("tuple", True),
+]
+
+
+@pytest.mark.parametrize("edit", range(len(HEADER_EDITS)))
+def test_a_resealed_blob_with_a_bad_header_is_refused_or_refused_by_step(edit, data):
+    """A blob whose header lies (with a valid CRC) never reaches a kernel: ``from_bytes`` or
+    ``step`` raise a :class:`StateError`, never anything else."""
+    agent, state = cs.Trend(), cs.Trend().init()
+    blob = state.to_bytes()
+    size = struct.unpack_from("<I", blob, 12)[0]
+    header = json.loads(blob[16:16 + size])
+    HEADER_EDITS[edit](header)
+    bar = next(iter_bars(data["btc"]))
+    with pytest.raises(StateError):
+        agent.step(State.from_bytes(_reseal(blob, header)), bar)
+
+
+def test_a_state_whose_arrays_do_not_fit_its_params_is_refused(data):
+    bar = next(iter_bars(data["btc"]))
+    state = cs.Trend().init()
+    with pytest.raises(StateError, match="do not fit"):
+        cs.Trend().step(state._replace(params=cs.TrendParams(slow=2000)), bar)
+    committee = cs.Committee.default()
+    two = committee.init(["BTC/USDT", "ETH/USDT"])
+    with pytest.raises(StateError, match="do not fit"):
+        committee.step(two._replace(symbols=("BTC/USDT",)), [bar])
 
 
 def test_a_state_of_another_component_or_configuration_is_refused(data):
