@@ -86,8 +86,8 @@ def test_regime_compiled_throughput(benchmark, btc):
     time_ms, _, h, low, c, _ = ohlcv_arrays(btc)
 
     def run():
-        params, values = RegimeDetector().init()
-        return regime_history(values, params, time_ms, h, low, c)
+        state = RegimeDetector().init()
+        return regime_history(state.values, state.params, time_ms, h, low, c)
 
     run()
     benchmark(run)

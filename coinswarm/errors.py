@@ -97,6 +97,16 @@ class ChecksumError(DataError):
     """A file's sha256 differs from the catalog's."""
 
 
+class StateError(CoinswarmError, ValueError):
+    """A persisted component state is not a coinswarm state, is damaged, or does not belong to
+    the component it is given to."""
+
+
+class StaleStateError(StateError):
+    """A state written by another format or layout version (or for another configuration):
+    re-initialise the component and replay its warm-up."""
+
+
 class MessageError(CoinswarmError, ValueError):
     """A proposal, vote or bus message is malformed; says which field and why."""
 

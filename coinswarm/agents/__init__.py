@@ -1,35 +1,51 @@
 """Agents: pure, O(1)-per-bar voters that double as strategies.
 
-Each agent has typed ``Params``, ``init(params) -> state`` and ``update(state, bar) -> Vote``
-for the live path, and ``run(prices)`` (one compiled loop over the same step) and
-``targets(prices, params)`` for the backtester. All are registered as strategies (by :mod:`coinswarm.strategies`):
-``trend``, ``mean_reversion``, ``risk``, ``execution``, ``arbitrage`` (pairs), ``carry``.
+Each agent has typed ``Params`` and the one step protocol of the core
+(:mod:`coinswarm.agents.state`): ``init(params) -> State``, ``step(state, bar) -> (state,
+output)`` for the live path, ``run(prices)`` (one compiled loop over the same step) and
+``targets(prices, params)`` for the backtester. All are registered as strategies (by
+:mod:`coinswarm.strategies`): ``trend``, ``mean_reversion``, ``risk``, ``execution``,
+``arbitrage`` (pairs), ``carry``.
 """
 
-from coinswarm.agents.arbitrage import ArbitrageParams, CarryParams, FundingCarry, PairsArbitrage
-from coinswarm.agents.base import Agent, AgentState, Bar, GapWarning, Vote, iter_bars
+import warnings
+
+from coinswarm.agents.arbitrage import ArbitrageParams, CarryParams, FundingCarry, LegVotes, PairsArbitrage
+from coinswarm.agents.base import Agent, Bar, FundingBar, GapWarning, Vote, iter_bars, reset_gap_warnings
 from coinswarm.agents.execution import Execution, ExecutionParams
 from coinswarm.agents.mean_reversion import MeanReversion, MeanReversionParams
 from coinswarm.agents.risk import Risk, RiskParams
+from coinswarm.agents.state import State, scan
 from coinswarm.agents.trend import Trend, TrendParams
 
 __all__ = [
     "Agent",
-    "AgentState",
     "ArbitrageParams",
     "Bar",
     "CarryParams",
     "Execution",
     "ExecutionParams",
+    "FundingBar",
     "FundingCarry",
     "GapWarning",
+    "LegVotes",
     "MeanReversion",
     "MeanReversionParams",
     "PairsArbitrage",
     "Risk",
     "RiskParams",
+    "State",
     "Trend",
     "TrendParams",
     "Vote",
     "iter_bars",
+    "reset_gap_warnings",
+    "scan",
 ]
+
+
+def __getattr__(name: str):
+    if name == "AgentState":  # the core's state is State (the ORM's agent_state table is another thing)
+        warnings.warn("coinswarm.agents.AgentState is now coinswarm.agents.State", DeprecationWarning, stacklevel=2)
+        return State
+    raise AttributeError(f"module 'coinswarm.agents' has no attribute {name!r}")

@@ -15,19 +15,26 @@ rate is positive — pass ``Costs(funding={perp_symbol: rates})`` so the engine 
 
 Both take ``{symbol: frame}`` with two entries (y or spot first). Bars where a leg is
 missing get NaN targets (no order) and do not advance the state.
+
+Live, both follow the step protocol of :mod:`coinswarm.agents.state`: ``step(state, bars)``
+takes the two legs' closed bars at the same time, ``(y Bar, x Bar)`` for the pair trade and
+``(spot Bar, perpetual FundingBar)`` for the carry trade (the funding rate known at the
+bar's open is a field of the perpetual's bar), and returns ``(state, LegVotes)``.
 """
 
 from __future__ import annotations
 
 import math
+from functools import cached_property
 from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
 
 from coinswarm._jit import jit
-from coinswarm.agents.base import check_prices
+from coinswarm.agents.base import Bar, FundingBar, check_bar, check_bar_time, check_prices, iter_bars, new_clock
 from coinswarm.agents.mean_reversion import next_position_nb
+from coinswarm.agents.state import State, check_layout, layout_id
 from coinswarm.data.resample import align
 from coinswarm.errors import ConfigError, MissingValueError, NonPositivePriceError
 from coinswarm.kernels.steps import ewma_nb, halflife_alpha_py, pair_push_nb, pair_regression_nb, pair_size
@@ -52,6 +59,15 @@ class CarryParams(NamedTuple):
     enter: float = 0.0001
     exit: float = 0.00003
     gross: float = 1.0
+
+
+class LegVotes(NamedTuple):
+    """A two-leg agent's opinion after a bar: each leg's vote (a weight in [-1, 1]; y or spot
+    first) and the confidence in [0, 1]."""
+
+    first: float
+    second: float
+    confidence: float
 
 
 def pairs_step_py(s, p, cy, cx):
@@ -80,7 +96,7 @@ def pairs_core_py(s, p, ly, lx):
     return pos * scale, -pos * hedge * scale, min(1.0, abs(z) / (2.0 * p.entry))
 
 
-pairs_core_nb = jit(pairs_core_py, refcount=False)
+pairs_core_nb = jit(pairs_core_py, inline=True)  # also inlined into the committee's loop
 pairs_step_nb = jit(pairs_step_py, refcount=False)
 
 
@@ -152,10 +168,55 @@ class _TwoLegAgent:
             check_prices(frame.dropna(how="all"), "ignore")
         return list(frames), frames
 
-    def init(self, params=None) -> tuple:
-        """``(params, state array)``."""
+    state_version = 1  # bumped when the meaning of the state array changes
+    leg_types: tuple[type, type] = (Bar, Bar)  # what ``step`` takes for each leg
+
+    @cached_property
+    def layout(self) -> str:
+        """The layout of this agent's states (:func:`~coinswarm.agents.state.layout_id`)."""
+        return layout_id(self.name, self.state_version)
+
+    def init(self, params=None) -> State:
+        """A fresh :class:`~coinswarm.agents.state.State` for ``params`` (defaults when ``None``)."""
         params = params or self.Params()
-        return params, np.zeros(self.state_size(params))
+        values = np.zeros(self.state_size(params))
+        self._init_state(values, params)
+        return State(params, values, new_clock(), (), self.layout)
+
+    def _init_state(self, values: np.ndarray, params) -> None:
+        """Fill a zeroed state array for ``params``."""
+
+    def step(self, state: State, bars: tuple) -> tuple[State, LegVotes]:
+        """Advance ``state`` in place by one closed bar of each leg: ``(state, LegVotes)``.
+
+        ``bars`` is ``(first leg's bar, second leg's bar)`` at the same open time (see the module
+        docstring for each agent's). A malformed bar or a bar not newer than the last one raises
+        a typed :class:`~coinswarm.errors.DataError`, legs at different times a
+        :class:`~coinswarm.errors.ConfigError`; either changes nothing."""
+        check_layout(state, self.layout, self.name, lambda: self.init(state.params))
+        if not isinstance(bars, tuple | list) or len(bars) != 2:
+            raise ConfigError(f"{self.name}.step takes a pair of bars (first leg, second leg), not {bars!r}")
+        first, second = bars
+        for leg, bar, kind in (("leg 1", first, self.leg_types[0]), ("leg 2", second, self.leg_types[1])):
+            if not isinstance(bar, kind):
+                raise ConfigError(f"{self.name}.step takes ({self.leg_types[0].__name__}, "
+                                  f"{self.leg_types[1].__name__}); {leg} is a {type(bar).__name__}")
+            check_bar(bar, leg)
+        if first.time != second.time:
+            raise ConfigError(f"{self.name}.step: the legs' bars must share an open time, got {first.time} "
+                              f"and {second.time}")
+        rate = self._check_leg_data(second)
+        check_bar_time(state.clock, first.time, self.name)
+        out = self._kernel_step(state, first, second, rate)
+        state.clock[0] = first.time
+        return state, LegVotes(float(out[0]), float(out[1]), float(out[2]))
+
+    def _check_leg_data(self, second) -> float:
+        """What the step needs beyond the two bars (the carry trade's funding rate)."""
+        return 0.0
+
+    def _kernel_step(self, state: State, first: Bar, second: Bar, rate: float) -> tuple:
+        raise NotImplementedError
 
     def _frame(self, out: np.ndarray, symbols: list[str], index) -> pd.DataFrame:
         columns = pd.MultiIndex.from_tuples(
@@ -188,21 +249,25 @@ class PairsArbitrage(_TwoLegAgent):
         """Floats of state."""
         return _PAIR + pair_size(p.window)
 
-    def update(self, state: tuple, closes: tuple[float, float]) -> tuple[float, float, float]:
-        """One bar: closes ``(y, x)`` → ``(vote_y, vote_x, confidence)``; a close that is not a
-        positive, finite number raises a typed :class:`~coinswarm.errors.DataError` and changes nothing."""
+    def _kernel_step(self, state: State, first: Bar, second: Bar, rate: float) -> tuple:
+        return pairs_step_nb(state.values, state.params, first.close, second.close)
+
+    def update(self, state: State, closes: tuple[float, float]) -> tuple[float, float, float]:
+        """One bar from bare closes ``(y, x)`` → ``(vote_y, vote_x, confidence)`` (the older
+        entry point: no bar clock; :meth:`step` takes bars); a close that is not a positive,
+        finite number raises a typed :class:`~coinswarm.errors.DataError` and changes nothing."""
         y, x = (_number(close) for close in closes)
         for leg, close, value in (("y", closes[0], y), ("x", closes[1], x)):
             if not 0.0 < value < math.inf:
                 raise NonPositivePriceError(f"close of leg {leg} is {close!r} (not a positive, finite number)",
                                             column="close", value=close)
-        params, values = state
-        return pairs_step_nb(values, params, y, x)
+        check_layout(state, self.layout, self.name, lambda: self.init(state.params))
+        return pairs_step_nb(state.values, state.params, y, x)
 
     def run(self, prices: dict, params: ArbitrageParams | None = None) -> pd.DataFrame:
         """Votes and confidence per leg, columns ``(symbol, "vote" | "confidence")``."""
         symbols, frames = self._legs(prices)
-        params, values = self.init(params)
+        params, values = (state := self.init(params)).params, state.values
         cy = frames[symbols[0]]["close"].to_numpy(np.float64)
         cx = frames[symbols[1]]["close"].to_numpy(np.float64)
         return self._frame(pairs_run_nb(values, params, cy, cx), symbols, frames[symbols[0]].index)
@@ -221,6 +286,7 @@ class FundingCarry(_TwoLegAgent):
 
     name = "carry"
     Params = CarryParams
+    leg_types = (Bar, FundingBar)  # spot, then the perpetual with the funding rate known at its open
     default_grid = {"enter": [0.00005, 0.0001, 0.0002]}
 
     def __init__(self, funding: pd.Series | None = None) -> None:
@@ -233,21 +299,24 @@ class FundingCarry(_TwoLegAgent):
         """Floats of state."""
         return 4
 
-    def init(self, params=None) -> tuple:
-        """``(params, state array)`` with the EWMA factor precomputed."""
-        params, values = super().init(params)
+    def _init_state(self, values: np.ndarray, params: CarryParams) -> None:
+        """The EWMA factor precomputed."""
         values[_CARRY_ALPHA] = halflife_alpha_py(params.halflife)
-        return params, values
 
-    def update(self, state: tuple, funding_rate: float) -> tuple[float, float, float]:
-        """One bar: the last settled funding rate → ``(vote_spot, vote_perp, confidence)``; a rate
-        that is not a finite number raises a typed :class:`~coinswarm.errors.DataError` and changes nothing."""
-        rate = _number(funding_rate)
-        if not math.isfinite(rate):
-            raise MissingValueError(f"funding rate is {funding_rate!r} (not a finite number)", column="funding_rate",
-                                    value=funding_rate)
-        params, values = state
-        return carry_step_nb(values, params, rate)
+    def _check_leg_data(self, second: FundingBar) -> float:
+        """The funding rate of the perpetual's :class:`~coinswarm.agents.base.FundingBar`."""
+        return _funding_rate(second.funding_rate, second.time)
+
+    def _kernel_step(self, state: State, first: Bar, second: Bar, rate: float) -> tuple:
+        return carry_step_nb(state.values, state.params, rate)
+
+    def update(self, state: State, funding_rate: float) -> tuple[float, float, float]:
+        """One bar from the bare funding rate → ``(vote_spot, vote_perp, confidence)`` (the older
+        entry point: no bars, no bar clock; :meth:`step` takes the legs' bars); a rate that is
+        not a finite number raises a typed :class:`~coinswarm.errors.DataError` and changes nothing."""
+        rate = _funding_rate(funding_rate)
+        check_layout(state, self.layout, self.name, lambda: self.init(state.params))
+        return carry_step_nb(state.values, state.params, rate)
 
     def rates(self, perp: pd.DataFrame) -> pd.Series:
         """Funding rates: the constructor's, else those :func:`~coinswarm.data.load.load_ohlcv`
@@ -261,7 +330,7 @@ class FundingCarry(_TwoLegAgent):
     def run(self, prices: dict, params: CarryParams | None = None) -> pd.DataFrame:
         """Votes per leg (spot first, perpetual second)."""
         symbols, frames = self._legs(prices)
-        params, values = self.init(params)
+        params, values = (state := self.init(params)).params, state.values
         spot, perp = frames[symbols[0]], frames[symbols[1]]
         funding = known_funding(spot.index, self.rates(prices[symbols[1]]))
         out = carry_run_nb(values, params, funding, spot["close"].to_numpy(np.float64),
@@ -275,6 +344,22 @@ class FundingCarry(_TwoLegAgent):
     def is_valid(self, p: CarryParams) -> bool:
         """Positive half-life, ``0 ≤ exit < enter``, ``0 < gross ≤ 1``."""
         return p.halflife > 0 and super().is_valid(p)
+
+
+def _funding_rate(value, time_ms: int | None = None) -> float:
+    """``value`` as a finite float, else a :class:`~coinswarm.errors.MissingValueError`."""
+    rate = _number(value)
+    if not math.isfinite(rate):
+        raise MissingValueError(f"funding rate is {value!r} (not a finite number)", column="funding_rate",
+                                value=value, timestamp=time_ms)
+    return rate
+
+
+def funding_bars(perp: pd.DataFrame, rates: pd.Series):
+    """Yield the perpetual's :class:`~coinswarm.agents.base.FundingBar` records, each with the
+    funding rate known at its open (:func:`known_funding`), oldest first (a replay feed)."""
+    for bar, rate in zip(iter_bars(perp), known_funding(perp.index, rates), strict=True):
+        yield FundingBar(*bar, float(rate))
 
 
 def _number(value) -> float:

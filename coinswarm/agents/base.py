@@ -1,10 +1,10 @@
-"""What every agent shares: the bar record, the vote record, input checks and the
-pandas face (``run``, ``targets``) around an agent's compiled ``step``/``run`` kernels.
+"""What every agent shares: the bar records, the vote record, input checks, the step
+protocol and the pandas face (``run``, ``targets``) around an agent's compiled kernels.
 
-An agent is pure: ``init(params)`` returns its whole state as one ``float64`` array and
-``update(state, bar)`` advances it by one closed bar in O(1), returning a :class:`Vote`.
-``run(prices)`` drives the *same* compiled step over history in one loop, so the live
-path (``update`` per bar) and the backtest path (``run``) agree bit for bit.
+An agent is pure: ``init(params)`` returns its whole state (a :class:`~coinswarm.agents.state.State`,
+one ``float64`` array) and ``step(state, bar)`` advances it by one closed bar in O(1),
+returning ``(state, Vote)``. ``run(prices)`` drives the *same* compiled step over history in
+one loop, so the live path (``step`` per bar) and the backtest path (``run``) agree bit for bit.
 """
 
 from __future__ import annotations
@@ -12,11 +12,13 @@ from __future__ import annotations
 import math
 import warnings
 from abc import ABC, abstractmethod
+from functools import cached_property
 from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
 
+from coinswarm.agents.state import State, check_layout, layout_id
 from coinswarm.data.validate import OHLCV_COLUMNS, check_values, iso_utc, validate_ohlcv
 from coinswarm.errors import (
     ConfigError,
@@ -46,14 +48,11 @@ class Vote(NamedTuple):
     confidence: float
 
 
-class AgentState(NamedTuple):
-    """An agent's parameters and its whole mutable state (one ``float64`` array), plus the
-    open time of the last bar ``update`` took (``clock[0]``, -1 before the first; ``None``:
-    not tracked), so a bar delivered twice or late is refused rather than counted again."""
-
-    params: Any
-    values: np.ndarray
-    clock: np.ndarray | None = None
+# a perpetual's closed candle: the fields of :class:`Bar`, then the funding rate
+FundingBar = NamedTuple("FundingBar", [*Bar.__annotations__.items(), ("funding_rate", float)])
+FundingBar.__doc__ = """A perpetual's closed candle (the fields of :class:`Bar`) and ``funding_rate``, the
+last funding rate settled at or before its open: what the carry trade steps on beside the
+spot leg's :class:`Bar`."""
 
 
 def new_clock() -> np.ndarray:
@@ -74,7 +73,27 @@ def check_bar_time(clock: np.ndarray | None, time_ms: int, source: str | None = 
 
 
 class GapWarning(UserWarning):
-    """Candles have missing bars; agents count bars, so a gap is treated as one step."""
+    """Candles have missing bars; agents count bars, so a gap is treated as one step.
+
+    Issued once per dataset (its source, timeframe and first and last bar) per process, not on
+    every call over the same candles; :func:`reset_gap_warnings` shows them again, and
+    ``gaps="raise"`` turns them into a :class:`~coinswarm.errors.GapError` every time."""
+
+
+_GAPS_WARNED: set[tuple] = set()
+
+
+def reset_gap_warnings() -> None:
+    """Forget which datasets' gaps were reported, so the next call over each warns again."""
+    _GAPS_WARNED.clear()
+
+
+def _gap_key(frame: pd.DataFrame, report: Any) -> tuple:
+    """What identifies a dataset for :class:`GapWarning`: its source (``attrs``), timeframe,
+    first and last bar, length and gaps."""
+    index = frame.index
+    return (frame.attrs.get("source"), str(report.timeframe), index[0] if len(index) else None,
+            index[-1] if len(index) else None, len(index), report.missing_bars, report.n_gaps)
 
 
 GAP_POLICIES = ("warn", "raise", "ignore")
@@ -112,7 +131,8 @@ def check_prices(frame: pd.DataFrame, gaps: str = "warn") -> None:
     Raises a typed :class:`~coinswarm.errors.DataError` on NaN, non-positive prices,
     high < low, negative volume, duplicate/unsorted/off-grid timestamps; gaps raise
     :class:`~coinswarm.errors.GapError` (``gaps="raise"``), warn with :class:`GapWarning`
-    (default) or pass (``"ignore"``). Zero volume is valid: no agent weights by volume.
+    (default; once per dataset, see :class:`GapWarning`) or pass (``"ignore"``). Zero volume
+    is valid: no agent weights by volume.
     """
     if gaps not in GAP_POLICIES:
         raise ConfigError(f"gaps must be one of {GAP_POLICIES}, not {gaps!r}")
@@ -126,7 +146,11 @@ def check_prices(frame: pd.DataFrame, gaps: str = "warn") -> None:
                    f"{report.longest_gap_after}); agents treat each gap as one bar")
         if gaps == "raise":
             raise GapError(message, source=source)
-        warnings.warn(message, GapWarning, stacklevel=3)
+        key = _gap_key(frame, report)
+        if key not in _GAPS_WARNED:
+            _GAPS_WARNED.add(key)
+            warnings.warn(message + " (reported once per dataset; coinswarm.agents.reset_gap_warnings() "
+                          "shows it again)", GapWarning, stacklevel=3)
 
 
 def ohlcv_arrays(frame: pd.DataFrame) -> tuple[np.ndarray, ...]:
@@ -164,25 +188,42 @@ class Agent(ABC):
     name: str = "agent"
     Params: type = NamedTuple
     default_grid: dict[str, list] = {}
+    state_version: int = 1  # bumped when the meaning of the state array changes
 
-    # -- the pure protocol -------------------------------------------------------------
-    def init(self, params: Any = None) -> AgentState:
+    # -- the step protocol -------------------------------------------------------------
+    @cached_property
+    def layout(self) -> str:
+        """The layout of this agent's states (:func:`~coinswarm.agents.state.layout_id`)."""
+        return layout_id(self.name, self.state_version, *self._layout_config())
+
+    def _layout_config(self) -> tuple:
+        """Fixed configuration (besides the params) the state's meaning depends on."""
+        return ()
+
+    def init(self, params: Any = None) -> State:
         """A fresh state for ``params`` (defaults when ``None``; a dict is coerced)."""
         params = self._params(params)
         values = np.zeros(self.state_size(params))
         self._init_state(values, params)
-        return AgentState(params, values, new_clock())
+        return State(params, values, new_clock(), (), self.layout)
 
-    def update(self, state: AgentState, bar: Bar) -> Vote:
-        """Advance ``state`` in place by one closed bar (O(1)) and return the vote; a malformed
-        bar raises a typed :class:`~coinswarm.errors.DataError` (see :func:`check_bar`) and
-        changes nothing, as does a bar not newer than the last one (see :func:`check_bar_time`)."""
+    def step(self, state: State, bar: Bar) -> tuple[State, Vote]:
+        """Advance ``state`` in place by one closed bar (O(1)): ``(state, vote)``.
+
+        A malformed bar raises a typed :class:`~coinswarm.errors.DataError` (see
+        :func:`check_bar`) and changes nothing, as does a bar not newer than the last one
+        (see :func:`check_bar_time`); a state of another agent or version raises
+        :class:`~coinswarm.errors.StaleStateError`."""
+        check_layout(state, self.layout, self.name, lambda: self.init(state.params))
         check_bar(bar)
         check_bar_time(state.clock, bar.time)
         vote, confidence = self._step(state.values, state.params, bar)
-        if state.clock is not None:
-            state.clock[0] = bar.time
-        return Vote(float(vote), float(confidence))
+        state.clock[0] = bar.time
+        return state, Vote(float(vote), float(confidence))
+
+    def update(self, state: State, bar: Bar) -> Vote:
+        """``step(state, bar)[1]``: the vote only (the older name, kept for compatibility)."""
+        return self.step(state, bar)[1]
 
     # -- the pandas face -----------------------------------------------------------------
     def run(self, prices: pd.DataFrame, params: Any = None, *, gaps: str = "warn") -> pd.DataFrame:

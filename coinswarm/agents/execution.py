@@ -181,6 +181,10 @@ class Execution(Agent):
     def __init__(self, desired: TrendParams | None = None) -> None:
         self.desired = desired or TrendParams()
 
+    def _layout_config(self) -> tuple:
+        """The shaped trend agent's parameters (its state follows the execution block)."""
+        return (self.desired,)
+
     def state_size(self, p: ExecutionParams) -> int:
         """Execution block plus the shaped trend agent's state."""
         from coinswarm.agents.trend import Trend

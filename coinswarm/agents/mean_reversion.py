@@ -142,7 +142,7 @@ def mean_reversion_bars_py(s, p, lc, t0, n, tstat, trend_n, trend_window, work, 
 
 
 mean_reversion_bars_nb = jit(mean_reversion_bars_py, inline=True)
-mean_reversion_core_nb = jit(mean_reversion_core_py, refcount=False)
+mean_reversion_core_nb = jit(mean_reversion_core_py, inline=True)  # also inlined into the committee's loop
 mean_reversion_step_nb = jit(mean_reversion_step_py, refcount=False)
 
 

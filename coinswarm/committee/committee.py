@@ -9,6 +9,7 @@ the decision) and the execution agent turns it into fewer, smaller trades.
 
 from __future__ import annotations
 
+from functools import cached_property
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -19,6 +20,7 @@ from coinswarm.agents.base import Bar, check_bar, check_bar_time, check_prices, 
 from coinswarm.agents.execution import EXEC_SIZE, Execution, ExecutionParams, execution_init, orders_only
 from coinswarm.agents.mean_reversion import MeanReversion, MeanReversionParams
 from coinswarm.agents.risk import RiskParams, risk_init, risk_state_size
+from coinswarm.agents.state import State, check_layout, layout_id
 from coinswarm.agents.trend import Trend, TrendParams, trend_init
 from coinswarm.committee.kernel import (
     AGENT_NAMES,
@@ -64,16 +66,6 @@ class CommitteeConfig(NamedTuple):
     vol_halflife: float = 168.0
 
 
-class CommitteeState(NamedTuple):
-    """Everything the committee remembers, as arrays (persistable, restorable); ``clock``
-    holds the open time of the last bar ``update`` took (see :class:`~coinswarm.agents.base.AgentState`)."""
-
-    params: CommitteeParams
-    symbols: tuple[str, ...]
-    arrays: tuple
-    clock: np.ndarray | None = None
-
-
 class CommitteeOutput(NamedTuple):
     """One bar's decision: executed targets per symbol and what led to them."""
 
@@ -83,6 +75,9 @@ class CommitteeOutput(NamedTuple):
     weights: np.ndarray
     contributions: np.ndarray
     brake: float
+
+
+STATE_VERSION = 1  # bumped when the committee's state arrays change meaning
 
 
 class Committee:
@@ -116,9 +111,11 @@ class Committee:
         """Voting members, in weight-column order."""
         return AGENT_NAMES if self.pair else AGENT_NAMES[:2]
 
-    # -- the pure protocol ------------------------------------------------------------
-    def init(self, symbols: tuple[str, ...] | list[str], params: CommitteeParams | None = None) -> CommitteeState:
-        """Fresh state for ``symbols`` (their order is the order of bars given to ``update``)."""
+    # -- the step protocol (coinswarm.agents.state) ---------------------------------------
+    def init(self, symbols: tuple[str, ...] | list[str], params: CommitteeParams | None = None) -> State:
+        """A fresh :class:`~coinswarm.agents.state.State` for ``symbols`` (their order is the
+        order of bars given to :meth:`step`): its ``values`` are the kernel's arrays (see
+        :mod:`coinswarm.committee.kernel`)."""
         params = self._params(params)
         symbols = tuple(symbols)
         m, n_agents, cfg = len(symbols), len(self.agent_names), self.config
@@ -144,15 +141,32 @@ class Committee:
             risk,
             execution,
         )
-        return CommitteeState(params, symbols, arrays, new_clock())
+        return State(params, arrays, new_clock(), symbols, self.layout)
 
-    def update(self, state: CommitteeState, bars: dict[str, Bar] | list[Bar]) -> CommitteeOutput:
-        """Advance by one closed bar per symbol (O(1) per symbol); returns the decision."""
+    @cached_property
+    def layout(self) -> str:
+        """The layout of this committee's states: its version and a digest of the members'
+        configuration and the pair (:func:`~coinswarm.agents.state.layout_id`)."""
+        return layout_id(self.name, STATE_VERSION, self.config, self.pair)
+
+    def step(self, state: State, bars: dict[str, Bar] | list[Bar] | tuple[Bar, ...]
+             ) -> tuple[State, CommitteeOutput]:
+        """Advance ``state`` in place by one closed bar per symbol (O(1) per symbol):
+        ``(state, decision)``.
+
+        ``bars`` holds one :class:`~coinswarm.agents.base.Bar` per symbol at the same open time,
+        in ``state.symbols`` order, or ``{symbol: bar}``. A malformed bar, or bars not newer than
+        the last ones, raise a typed :class:`~coinswarm.errors.DataError`; a missing symbol or
+        bars at different times a :class:`~coinswarm.errors.ConfigError`; a state of another
+        committee configuration a :class:`~coinswarm.errors.StaleStateError`. Each changes nothing."""
+        check_layout(state, self.layout, self.name, lambda: self.init(state.symbols, state.params))
+        if isinstance(bars, dict) and not set(state.symbols) <= set(bars):
+            raise ConfigError(f"expected one bar per symbol {state.symbols}, got bars of {sorted(bars)}")
         rows = [bars[s] for s in state.symbols] if isinstance(bars, dict) else list(bars)
         if len(rows) != len(state.symbols):
             raise ConfigError(f"expected one bar per symbol {state.symbols}, got {len(rows)}")
         if len({b.time for b in rows}) != 1:
-            raise ConfigError(f"bars of one update must share a timestamp, got {[b.time for b in rows]}")
+            raise ConfigError(f"bars of one step must share a timestamp, got {[b.time for b in rows]}")
         for symbol, bar in zip(state.symbols, rows, strict=True):
             check_bar(bar, symbol)  # before any state moves: a bad bar changes nothing
         check_bar_time(state.clock, rows[0].time, ",".join(state.symbols))
@@ -161,10 +175,13 @@ class Committee:
         out = committee_outputs(1, len(rows), n_agents)
         committee_bars_nb(state.arrays, *self._kernel_params(state.params, state.symbols), n_agents,
                           np.array([rows[0].time], dtype=np.int64), np.log(h), np.log(low), np.log(c), c, *out)
-        if state.clock is not None:
-            state.clock[0] = rows[0].time
+        state.clock[0] = rows[0].time
         target, risked, raw, weights, contrib, _, brake = (x[0] for x in out[:7])
-        return CommitteeOutput(target, risked, raw, weights, contrib, float(brake))
+        return state, CommitteeOutput(target, risked, raw, weights, contrib, float(brake))
+
+    def update(self, state: State, bars: dict[str, Bar] | list[Bar]) -> CommitteeOutput:
+        """``step(state, bars)[1]``: the decision only (the older name, kept for compatibility)."""
+        return self.step(state, bars)[1]
 
     # -- the pandas face --------------------------------------------------------------
     def run(self, prices: pd.DataFrame | dict[str, pd.DataFrame], params: CommitteeParams | None = None, *,

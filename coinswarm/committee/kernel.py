@@ -4,7 +4,7 @@
 function runs over history (:func:`committee_run`) and, with one row per call, from the live
 runner (:meth:`coinswarm.committee.Committee.update`), so both paths are bit-identical.
 
-State (``CommitteeState.arrays``): regime, trend and mean-reversion states per symbol,
+State (the committee's ``State.values``): regime, trend and mean-reversion states per symbol,
 weights ``(m, N_REGIMES, A)``, last votes ``(m, 3)``, per-symbol scalars, the pair trade's,
 the risk agent's and the execution agent's states. Trend, risk and the weights' gains all
 measure volatility with the same EWMA variance of log returns (:func:`ewma_py`), and execution
@@ -33,9 +33,9 @@ import math
 import numpy as np
 
 from coinswarm._jit import jit
-from coinswarm.agents.arbitrage import pairs_core_py
+from coinswarm.agents.arbitrage import pairs_core_nb
 from coinswarm.agents.execution import EXEC_SIZE, execution_bars_nb, execution_spread_state_nb
-from coinswarm.agents.mean_reversion import mean_reversion_bars_nb, mean_reversion_core_py
+from coinswarm.agents.mean_reversion import mean_reversion_bars_nb, mean_reversion_core_nb
 from coinswarm.agents.risk import N_RISK_MOVES, risk_run_inline_nb, risk_variance_state_nb
 from coinswarm.agents.trend import (
     trend_load_nb,
@@ -43,7 +43,7 @@ from coinswarm.agents.trend import (
     trend_push_nb,
     trend_store_nb,
     trend_variance_state_nb,
-    trend_vote_py,
+    trend_vote_nb,
 )
 from coinswarm.kernels.steps import EXP_FAST_LIMIT, ewma_nb, exp_core_nb, exp_nb
 from coinswarm.regime.detector import N_REGIMES
@@ -67,10 +67,6 @@ from coinswarm.regime.kernel import (
 TREND, MEAN_REVERSION, ARBITRAGE = 0, 1, 2
 AGENT_NAMES = ("trend", "mean_reversion", "arbitrage")
 GAIN_CLIP = 5.0
-# the members' cores, inlined into the committee's step (one straight-line body per bar)
-trend_vote_nb = jit(trend_vote_py, inline=True)
-mean_reversion_core_nb = jit(mean_reversion_core_py, inline=True)
-pairs_core_nb = jit(pairs_core_py, inline=True)
 # per-symbol committee scalars: previous log close, EWMA variance, regime of the last vote, bars seen
 _PREV_LC, _VAR, _REGIME, _SEEN = 0, 1, 2, 3
 SCALARS = 4

@@ -11,7 +11,8 @@ recomputed exactly from the buffer once per lap so add/subtract drift cannot bui
 A look-back ring (the trend agent's) has the same layout and keeps no sums.
 Pair window (``pair_*``): ``[count, head, sx, sy, sxx, sxy, syy, bufx[w], bufy[w]]``.
 P² quantile (``p2_*``, Jain & Chlamtac 1985): 5 marker heights, 5 positions, 5
-desired positions and a count — an expanding-window quantile in O(1) memory.
+desired positions and a count — an expanding-window quantile in O(1) memory (all zeros is
+an empty estimator).
 Hysteresis (``hyst_*``): ``[label, candidate, streak]``.
 """
 
@@ -281,11 +282,6 @@ def p2_value_py(s, o):
 p2_value_nb = jit(p2_value_py, inline=True)
 
 
-def p2_init(state: np.ndarray, offset: int) -> None:
-    """Reset a P² estimator (all zeros is a valid empty estimator)."""
-    state[offset:offset + P2_SIZE] = 0.0
-
-
 def hyst_step_py(label, candidate, streak, raw, confirm):
     """Hysteresis without a branch: ``(label, candidate, streak)`` after proposal ``raw``. A new
     label is adopted once it has been proposed ``confirm`` bars in a row (``confirm ≥ 1``); the
@@ -296,15 +292,6 @@ def hyst_step_py(label, candidate, streak, raw, confirm):
 
 
 hyst_step_nb = jit(hyst_step_py, inline=True)
-
-
-def hyst_update_py(s, o, raw, confirm):
-    """:func:`hyst_step_py` on the triple stored at ``s[o:o + 3]``; returns the label."""
-    s[o], s[o + 1], s[o + 2] = hyst_step_nb(s[o], s[o + 1], s[o + 2], raw, confirm)
-    return s[o]
-
-
-hyst_update_nb = jit(hyst_update_py, inline=True)
 
 
 _CS_K = 3.0 - 2.0 * math.sqrt(2.0)
@@ -333,14 +320,6 @@ def corwin_schultz_log_py(lh1, ll1, lh2, ll2):
 corwin_schultz_log_nb = jit(corwin_schultz_log_py, inline=True)
 
 
-def corwin_schultz_py(h1, l1, h2, l2):
-    """Corwin–Schultz spread from two consecutive bars' highs and lows (≥ 0)."""
-    return corwin_schultz_log_nb(math.log(h1), math.log(l1), math.log(h2), math.log(l2))
-
-
-corwin_schultz_nb = jit(corwin_schultz_py, inline=True)
-
-
 def ewma_py(prev, x, alpha, started):
     """Exponentially weighted mean: the first value seeds it."""
     if not started:
@@ -355,8 +334,6 @@ def halflife_alpha_py(halflife):
     """Smoothing factor of an EWMA with the given half-life in bars."""
     return 1.0 - 0.5 ** (1.0 / halflife)
 
-
-halflife_alpha_nb = jit(halflife_alpha_py, inline=True)
 
 
 # exp without a libm call: k = round(32 y / ln 2) = 32 m + j, y = k ln2 / 32 + r with |r| ≤ ln2 / 64,

@@ -33,7 +33,8 @@ import numpy as np
 import pandas as pd
 
 from coinswarm._jit import jit
-from coinswarm.agents.base import Bar, check_bar, check_prices, ohlcv_arrays
+from coinswarm.agents.base import Bar, check_bar, check_bar_time, check_prices, new_clock, ohlcv_arrays
+from coinswarm.agents.state import State, check_layout, layout_id
 from coinswarm.errors import ConfigError
 from coinswarm.kernels.steps import halflife_alpha_py, roll_size
 from coinswarm.regime.kernel import (
@@ -188,25 +189,34 @@ def version_id(params: RegimeParams) -> str:
 
 
 class RegimeDetector:
-    """The pure detector: ``init`` → state, ``update(state, bar)`` → :class:`RegimeLabels`."""
+    """The pure detector, on the step protocol of :mod:`coinswarm.agents.state`:
+    ``init(params) -> State``, ``step(state, bar) -> (state, RegimeLabels)``."""
 
     name = "regime"
     Params = RegimeParams
+    layout = layout_id(name, DETECTOR_VERSION)
 
-    def init(self, params: RegimeParams | None = None) -> tuple[RegimeParams, np.ndarray]:
-        """``(params, state array)`` for a fresh detector."""
+    def init(self, params: RegimeParams | None = None) -> State:
+        """A fresh detector state for ``params`` (defaults when ``None``)."""
         params = validate_params(params or RegimeParams())
         values = np.zeros(state_size(params))
         init_state(values, params)
-        return params, values
+        return State(params, values, new_clock(), (), self.layout)
 
-    def update(self, state: tuple[RegimeParams, np.ndarray], bar: Bar) -> RegimeLabels:
-        """Advance by one closed bar (O(1)); a malformed bar raises a typed
+    def step(self, state: State, bar: Bar) -> tuple[State, RegimeLabels]:
+        """Advance ``state`` in place by one closed bar (O(1)): ``(state, labels)``. A malformed
+        bar, or a bar not newer than the last one, raises a typed
         :class:`~coinswarm.errors.DataError` and changes nothing."""
+        check_layout(state, self.layout, self.name, lambda: self.init(state.params))
         check_bar(bar)
-        params, values = state
-        out = regime_step_nb(values, params, bar.time, bar.open, bar.high, bar.low, bar.close)
-        return RegimeLabels(*out)
+        check_bar_time(state.clock, bar.time)
+        out = regime_step_nb(state.values, state.params, bar.time, bar.open, bar.high, bar.low, bar.close)
+        state.clock[0] = bar.time
+        return state, RegimeLabels(*out)
+
+    def update(self, state: State, bar: Bar) -> RegimeLabels:
+        """``step(state, bar)[1]``: the labels only (the older name, kept for compatibility)."""
+        return self.step(state, bar)[1]
 
 
 def validate_params(p: RegimeParams) -> RegimeParams:
@@ -239,12 +249,11 @@ def regimes(prices: pd.DataFrame, params: RegimeParams | None = None, *, gaps: s
         ``regime`` (volatility × trend cell 0..8), ``realized_vol`` (per-bar std of log
         returns), ``trend_t``, ``spread`` (Corwin–Schultz EWMA) and ``version``.
     """
-    detector = RegimeDetector()
-    params, values = detector.init(params)
+    state = RegimeDetector().init(params)
     check_prices(prices, gaps)
     time_ms, _, h, low, c, _ = ohlcv_arrays(prices)
-    codes, measures = regime_history(values, params, time_ms, h, low, c)
-    return labels_frame(codes, measures, prices.index, version_id(params))
+    codes, measures = regime_history(state.values, state.params, time_ms, h, low, c)
+    return labels_frame(codes, measures, prices.index, version_id(state.params))
 
 
 def labels_frame(codes: np.ndarray, measures: np.ndarray, index: pd.Index, version: str) -> pd.DataFrame:

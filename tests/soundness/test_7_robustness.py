@@ -9,7 +9,7 @@ import pytest
 from components import SINGLE_AGENTS
 
 import coinswarm as cs
-from coinswarm.agents import GapWarning
+from coinswarm.agents import GapWarning, reset_gap_warnings
 from coinswarm.errors import (
     DuplicateTimestampError,
     GapError,
@@ -63,8 +63,17 @@ def test_unsorted_and_duplicate_timestamps_raise(name, clean):
 @pytest.mark.parametrize("name", RUNNERS)
 def test_gaps_warn_by_default_raise_on_request_and_pass_when_ignored(name, clean):
     gappy = clean.drop(clean.index[100:110])
+    reset_gap_warnings()
     with pytest.warns(GapWarning, match="10 missing"):
         RUNNERS[name](gappy)
+    with warnings.catch_warnings():  # once per dataset, not on every call over the same candles
+        warnings.simplefilter("error", GapWarning)
+        RUNNERS[name](gappy)
+    reset_gap_warnings()
+    with pytest.warns(GapWarning, match="reported once per dataset"):
+        RUNNERS[name](gappy)
+    with pytest.warns(GapWarning, match="9 missing"):  # another dataset warns on its own
+        RUNNERS[name](clean.drop(clean.index[100:109]))
     with pytest.raises(GapError):
         RUNNERS[name](gappy, gaps="raise")
     with warnings.catch_warnings():
@@ -118,21 +127,12 @@ LIVE["committee"] = lambda: (cs.Committee.default(), cs.Committee.default().init
 
 
 def _update(name, component, state, bar):
-    return component.update(state, [bar] if name == "committee" else bar)
+    """The daemon's path: ``step`` (``update`` is ``step(...)[1]``)."""
+    return component.step(state, [bar] if name == "committee" else bar)[1]
 
 
 def _state_arrays(name, state) -> list[np.ndarray]:
-    if name == "committee":
-        return [np.array(a, copy=True) for a in _flat(state.arrays)]
-    return [np.array(state[1] if name == "regime" else state.values, copy=True)]
-
-
-def _flat(items):
-    for item in items:
-        if isinstance(item, tuple | list):
-            yield from _flat(item)
-        else:
-            yield item
+    return [np.array(a, copy=True) for a in state.arrays] + [state.clock.copy()]
 
 
 @pytest.mark.parametrize("name", LIVE)
@@ -171,7 +171,7 @@ def test_two_leg_updates_refuse_what_is_not_a_price_or_a_rate():
     assert carry.update(carry.init(), -0.0001) is not None, "a negative funding rate is a rate"
 
 
-@pytest.mark.parametrize("name", [n for n in LIVE if n != "regime"])
+@pytest.mark.parametrize("name", LIVE)
 def test_live_update_refuses_a_replayed_or_older_bar_and_changes_nothing(name, clean):
     """A feed that replays a closed bar (a reconnect) or delivers one late must not count it again."""
     bars = list(cs.agents.iter_bars(clean.iloc[:1200]))

@@ -100,7 +100,8 @@ def test_mean_reversion_on_the_detectors_t_statistic_votes_exactly_as_alone(btc)
     same trend window: the votes must be the agent's own, bit for bit."""
     frame = btc.iloc[:3000]
     alone = MeanReversion().run(frame, gaps="ignore")
-    params, regime_state = RegimeDetector().init()
+    detector = RegimeDetector().init()
+    params, regime_state = detector.params, detector.values
     agent = MeanReversion()
     state = agent.init()
     time_ms, o, h, low, c, _ = ohlcv_arrays(frame)

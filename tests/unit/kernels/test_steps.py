@@ -17,10 +17,10 @@ from coinswarm.kernels.steps import (
     P2_SIZE,
     _p2_place_nb,
     _p2_place_py,
-    corwin_schultz_py,
+    corwin_schultz_log_py,
     exp_nb,
     exp_py,
-    hyst_update_py,
+    hyst_step_py,
     p2_push_nb,
     p2_value_nb,
     pair_push_nb,
@@ -151,15 +151,21 @@ def test_p2_is_nan_until_five_observations():
 
 
 def test_hysteresis_needs_confirmation():
-    s = np.array([1.0, 1.0, 0.0])
-    seen = [hyst_update_py(s, 0, raw, 3) for raw in (2, 2, 1, 2, 2, 2, 2)]
+    label, candidate, streak, seen = 1.0, 1.0, 0.0, []
+    for raw in (2, 2, 1, 2, 2, 2, 2):
+        label, candidate, streak = hyst_step_py(label, candidate, streak, raw, 3)
+        seen.append(label)
     assert seen == [1, 1, 1, 1, 1, 2, 2]
 
 
+def _corwin_schultz(h1, l1, h2, l2):
+    return corwin_schultz_log_py(math.log(h1), math.log(l1), math.log(h2), math.log(l2))
+
+
 def test_corwin_schultz_is_zero_for_flat_bars_and_grows_with_range():
-    assert corwin_schultz_py(100.0, 100.0, 100.0, 100.0) == 0.0
-    narrow = corwin_schultz_py(100.2, 99.8, 100.2, 99.8)
-    wide = corwin_schultz_py(101.0, 99.0, 101.0, 99.0)
+    assert _corwin_schultz(100.0, 100.0, 100.0, 100.0) == 0.0
+    narrow = _corwin_schultz(100.2, 99.8, 100.2, 99.8)
+    wide = _corwin_schultz(101.0, 99.0, 101.0, 99.0)
     assert 0.0 < narrow < wide < 0.05
 
 
