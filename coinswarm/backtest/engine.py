@@ -12,10 +12,10 @@ import pandas as pd
 from coinswarm.costs import Costs
 from coinswarm.data.load import load_funding
 from coinswarm.data.resample import align
-from coinswarm.data.validate import OHLCV_COLUMNS, check_values, validate_ohlcv
+from coinswarm.data.validate import OHLCV_COLUMNS, check_values, timeframe_ms, validate_ohlcv
 from coinswarm.errors import ConfigError, DataError, SchemaError
 from coinswarm.kernels.metrics import METRIC_NAMES, finalize_nb
-from coinswarm.kernels.portfolio import P_BANKRUPT, simulate_nb
+from coinswarm.kernels.portfolio import P_BANKRUPT, screen_bars_nb, simulate_nb
 
 EXECUTIONS = ("next_open", "close")
 DAY = pd.Timedelta(days=1)
@@ -50,37 +50,75 @@ def check_index(frame: pd.DataFrame, where: str) -> None:
 
 
 def check_prices(frames: dict[str, pd.DataFrame], several: bool) -> None:
-    """Validate candles at the engine's edge with :func:`coinswarm.data.validate_ohlcv`.
+    """Validate candles at the engine's edge: the typed errors of :func:`coinswarm.data.validate_ohlcv`.
 
-    With ``several`` (a dict of frames, aligned on one grid) a row that is missing in every
-    column is a bar the asset does not have (alignment) and is skipped; any other NaN, ±inf,
-    price ≤ 0, high < low, open/close outside [low, high], negative volume, duplicate or
-    unsorted timestamp raises the typed :class:`~coinswarm.errors.DataError` subclass.
+    One compiled pass screens every rule (:func:`coinswarm.kernels.portfolio.screen_bars_py`);
+    only a frame it flags goes through ``validate_ohlcv`` for the exact diagnosis. With
+    ``several`` (a dict of frames, aligned on one grid) a row missing in every column is a bar
+    the asset does not have and is skipped; any other NaN, ±inf, price ≤ 0, high < low,
+    open/close outside [low, high], negative volume, duplicate or unsorted timestamp raises the
+    :class:`~coinswarm.errors.DataError` subclass naming symbol, row, column and value.
     """
     for symbol, frame in frames.items():
         source = frame.attrs.get("source") or symbol
-        check_index(frame, source)
-        if len(frame) == 0:
-            raise DataError("prices are empty (no bars to backtest)", source=source)
-        missing = [c for c in OHLCV_COLUMNS if c not in frame.columns]
-        if missing:
-            raise SchemaError(f"missing column(s) {missing}; an OHLCV frame needs {list(OHLCV_COLUMNS)}",
-                              source=source, column=missing[0])
-        wrong = [c for c in OHLCV_COLUMNS if frame[c].dtype.kind not in "fiu"]
-        if wrong:
-            raise SchemaError(f"column {wrong[0]!r} has dtype {frame[wrong[0]].dtype}; prices must be numbers",
-                              source=source, column=wrong[0])
-        if several:
-            absent = frame["close"].isna().to_numpy()
-            if absent.any():
-                absent &= frame[list(OHLCV_COLUMNS)].isna().all(axis=1).to_numpy()
-                frame = frame[~absent] if absent.any() else frame
-        timeframe = frame.attrs.get("timeframe")
-        if len(frame) < 2 and not timeframe:  # one bar: no step to check the timestamps against
-            ts = frame.index.as_unit("ms").asi8
-            check_values({c: frame[c].to_numpy(np.float64) for c in OHLCV_COLUMNS}, ts, source)
-        else:
-            validate_ohlcv(frame, timeframe=timeframe, source=source)
+        columns = frame_columns(frame, source)
+        ts = _stamps_ms(frame.index)
+        if screen_bars_nb(ts, *(columns[c] for c in OHLCV_COLUMNS), _grid_step_ms(frame, ts)) >= 0:
+            _diagnose(frame, several, source)
+
+
+def frame_columns(frame: pd.DataFrame, source: str) -> dict[str, np.ndarray]:
+    """Checked OHLCV columns of a frame as contiguous float64 arrays (views when the frame is
+    one float64 block, as :func:`coinswarm.load_ohlcv` builds it)."""
+    check_index(frame, source)
+    if len(frame) == 0:
+        raise DataError("prices are empty (no bars to backtest)", source=source)
+    names = list(frame.columns)
+    missing = [c for c in OHLCV_COLUMNS if c not in names]
+    if missing:
+        raise SchemaError(f"missing column(s) {missing}; an OHLCV frame needs {list(OHLCV_COLUMNS)}",
+                          source=source, column=missing[0])
+    if not frame.columns.is_unique:
+        raise SchemaError(f"duplicate column names {names}", source=source)
+    dtypes = frame.dtypes
+    wrong = [c for c in OHLCV_COLUMNS if dtypes[c].kind not in "fiu"]
+    if wrong:
+        raise SchemaError(f"column {wrong[0]!r} has dtype {dtypes[wrong[0]]}; prices must be numbers",
+                          source=source, column=wrong[0])
+    if all(dt == np.float64 for dt in dtypes):
+        values = frame.to_numpy()
+        return {c: np.ascontiguousarray(values[:, names.index(c)]) for c in OHLCV_COLUMNS}
+    return {c: np.ascontiguousarray(frame[c].to_numpy(np.float64)) for c in OHLCV_COLUMNS}
+
+
+def _stamps_ms(index: pd.DatetimeIndex) -> np.ndarray:
+    factor = {"s": -1000, "ms": 1, "us": 1_000, "ns": 1_000_000}[index.unit]
+    stamps = index.asi8
+    return stamps * 1000 if factor < 0 else stamps if factor == 1 else stamps // factor
+
+
+def _grid_step_ms(frame: pd.DataFrame, ts: np.ndarray) -> int:
+    """The bar grid in ms the screen checks (0: none, e.g. calendar months or a single bar)."""
+    timeframe = frame.attrs.get("timeframe")
+    if timeframe:
+        return timeframe_ms(timeframe) or 0
+    if len(ts) < 2:
+        return 0
+    steps = np.diff(ts)
+    return int(_mode(steps)) if len(steps) else 0
+
+
+def _diagnose(frame: pd.DataFrame, several: bool, source: str) -> None:
+    """The exact typed error for a frame the screen flagged (``validate_ohlcv``'s diagnosis)."""
+    if several:
+        absent = frame[list(OHLCV_COLUMNS)].isna().all(axis=1).to_numpy()
+        frame = frame[~absent] if absent.any() else frame
+    timeframe = frame.attrs.get("timeframe")
+    if len(frame) < 2 and not timeframe:  # one bar: no step to check the timestamps against
+        ts = _stamps_ms(frame.index)
+        check_values({c: frame[c].to_numpy(np.float64) for c in OHLCV_COLUMNS}, ts, source)
+    else:
+        validate_ohlcv(frame, timeframe=timeframe, source=source)
 
 
 def _symbol_from_source(source: str | None) -> str:
@@ -93,12 +131,16 @@ def bar_length(index: pd.DatetimeIndex) -> pd.Timedelta:
     """Bar length: the most common step between timestamps."""
     if len(index) < 2:
         return pd.Timedelta(hours=1)
-    steps = np.diff(index.as_unit("ns").asi8)
-    for guess in (steps[0], steps[len(steps) // 2]):  # a step held by most bars is the mode
+    return pd.Timedelta(int(_mode(np.diff(index.as_unit("ns").asi8))), unit="ns")
+
+
+def _mode(steps: np.ndarray) -> int:
+    """Most common value (the smallest on a tie), in O(n) when one value holds most entries."""
+    for guess in (steps[0], steps[len(steps) // 2]):
         if 2 * np.count_nonzero(steps == guess) > len(steps):
-            return pd.Timedelta(int(guess), unit="ns")
+            return int(guess)
     values, counts = np.unique(steps, return_counts=True)
-    return pd.Timedelta(int(values[np.argmax(counts)]), unit="ns")
+    return int(values[np.argmax(counts)])
 
 
 def day_end_mask(index: pd.DatetimeIndex) -> np.ndarray:
@@ -366,6 +408,9 @@ def price_matrices(frames: dict[str, pd.DataFrame], symbols: list[str]) -> tuple
     """``(open, close)`` as ``(n, m)`` float64 arrays (views of the frames' columns for one asset)."""
     if len(symbols) == 1:
         frame = frames[symbols[0]]
+        if all(dt == np.float64 for dt in frame.dtypes) and frame.columns.is_unique:
+            values, names = frame.to_numpy(), list(frame.columns)
+            return tuple(np.ascontiguousarray(values[:, names.index(c)]).reshape(-1, 1) for c in ("open", "close"))
         return tuple(np.ascontiguousarray(frame[c].to_numpy(np.float64)).reshape(-1, 1)
                      for c in ("open", "close"))
     return tuple(np.column_stack([frames[s][c].to_numpy(np.float64) for s in symbols]) for c in ("open", "close"))

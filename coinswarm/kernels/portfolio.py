@@ -437,6 +437,26 @@ def simulate_py(open_, close, target, funding, day_end, fee, slip, init_cash, ne
 simulate_nb = jit(simulate_py)
 
 
+def screen_bars_py(ts, open_, high, low, close, volume, step):
+    """First row (or -1) breaking a candle rule the kernel relies on: finite values, prices > 0,
+    low ≤ open, close ≤ high, volume ≥ 0, timestamps strictly increasing and (``step`` > 0) on
+    the ``step`` grid. One pass, no allocation: a screen before the exact, typed diagnosis of
+    :mod:`coinswarm.data.validate`, which callers run only on a hit."""
+    for t in range(ts.shape[0]):
+        lo = low[t]
+        hi = high[t]
+        if not (lo > 0.0 and hi >= lo and hi < np.inf and lo <= open_[t] <= hi and lo <= close[t] <= hi
+                and 0.0 <= volume[t] < np.inf):
+            return t
+        if t > 0 and ts[t] <= ts[t - 1]:
+            return t
+        if step > 0 and ts[t] % step != 0:
+            return t
+    return -1
+
+
+screen_bars_nb = jit(screen_bars_py, refcount=False)
+
 # -- the per-bar API (the paper broker's face of the same kernel) -------------------------------
 MAX_FILLS_PER_ASSET = 5  # one order, three deleveraging passes, a bankruptcy close-out
 
