@@ -3,11 +3,45 @@
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass, field
 
+import numpy as np
 import pandas as pd
 
 from coinswarm.errors import ConfigError
+
+MAX_BPS = 1000  # 10 % of notional per fill: anything above is a typo, not a market
+
+
+def check_funding(funding, where: str = "Costs.funding") -> None:
+    """Funding must be ``None``, a catalog name, a Series of finite rates (|rate| < 1) on a sorted UTC
+    ``DatetimeIndex``, or a dict of symbol → one of those; raises :class:`ConfigError`."""
+    if funding is None or isinstance(funding, str):
+        return
+    if isinstance(funding, dict):
+        for symbol, series in funding.items():
+            if not isinstance(symbol, str):
+                raise ConfigError(f"{where}: keys must be symbol names, got {symbol!r}")
+            if series is not None and not isinstance(series, str | pd.Series):
+                raise ConfigError(f"{where}[{symbol!r}] must be a Series or a catalog name, "
+                                  f"got {type(series).__name__}")
+            check_funding(series, f"{where}[{symbol!r}]")
+        return
+    if not isinstance(funding, pd.Series):
+        raise ConfigError(f"{where} must be a Series, a dict of them or a catalog name, got {type(funding).__name__}")
+    index = funding.index
+    if not isinstance(index, pd.DatetimeIndex) or index.tz is None or str(index.tz) != "UTC":
+        raise ConfigError(f"{where} needs a UTC DatetimeIndex of funding times")
+    if not index.is_monotonic_increasing:
+        raise ConfigError(f"{where}: funding times must be sorted ascending")
+    if funding.dtype.kind not in "fiu":
+        raise ConfigError(f"{where}: rates must be numbers, got dtype {funding.dtype}")
+    rates = funding.to_numpy(np.float64)
+    bad = np.flatnonzero(~(np.abs(rates) < 1.0))
+    if bad.size:
+        raise ConfigError(f"{where}: rate {rates[bad[0]]!r} at {index[bad[0]]} is not a finite fraction "
+                          "with |rate| < 1 (0.0001 = 0.01 % per interval)")
 
 
 @dataclass(frozen=True)
@@ -17,13 +51,20 @@ class Costs:
     Parameters
     ----------
     fee_bps : float, default 10
-        Proportional fee on traded notional, in basis points (10 = 0.1 %, Binance spot taker).
+        Proportional fee on traded notional, in basis points (10 = 0.1 %, Binance spot taker),
+        0 ≤ fee_bps ≤ 1000.
     slippage_bps : float, default 0
-        Fill price moved against the trade by this many basis points.
+        Fill price moved against the trade by this many basis points, 0 ≤ slippage_bps ≤ 1000.
     funding : Series, dict of Series, or str, optional
-        Perpetual funding rates per funding interval (fraction; longs pay when positive):
-        one Series for a single asset, ``{symbol: Series}`` for several, or a catalog
-        name such as ``"binance-perp:BTC/USDT"``.
+        Perpetual funding rates per funding interval (fraction; longs pay when positive,
+        |rate| < 1): one Series on a UTC ``DatetimeIndex`` for a single asset,
+        ``{symbol: Series}`` for several, or a catalog name such as ``"binance-perp:BTC/USDT"``.
+
+    Raises
+    ------
+    ConfigError
+        A fee or slippage that is not a real number in [0, 1000] bps, or funding rates that are
+        not finite numbers on a sorted UTC index.
     """
 
     fee_bps: float = 10.0
@@ -33,10 +74,11 @@ class Costs:
     def __post_init__(self) -> None:
         for name in ("fee_bps", "slippage_bps"):
             value = getattr(self, name)
-            if not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
-                raise ConfigError(f"Costs.{name} must be a finite number ≥ 0, got {value!r}")
-        if self.slippage_bps >= 10_000:
-            raise ConfigError("Costs.slippage_bps must be below 10000 (100 %)")
+            if (not isinstance(value, numbers.Real) or isinstance(value, bool | np.bool_)
+                    or not math.isfinite(value) or not 0 <= value <= MAX_BPS):
+                raise ConfigError(f"Costs.{name} must be a number of basis points in [0, {MAX_BPS}] "
+                                  f"(10 = 0.1 %), got {value!r}")
+        check_funding(self.funding)
 
     @property
     def fee(self) -> float:

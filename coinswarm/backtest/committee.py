@@ -8,6 +8,8 @@ subclass adds the research convenience one layer up.
 
 from __future__ import annotations
 
+import pandas as pd
+
 from coinswarm.backtest.attribution import attribute
 from coinswarm.backtest.engine import Result, simulate
 from coinswarm.committee import Committee as PureCommittee
@@ -38,8 +40,10 @@ class Committee(PureCommittee):
             :meth:`run` table).
         """
         table = self.run(prices, params, gaps="ignore")
+        # one frame was validated by run; several are simulated on the union of their bars (run uses
+        # the common bars), so simulate checks those itself
         result = simulate(prices, self._orders(prices, table), costs=costs, init_cash=init_cash, execution=execution,
-                          allow_short=self.allow_short)
+                          allow_short=self.allow_short, validate=not isinstance(prices, pd.DataFrame))
         result.attribution = attribute(result, table, self.agent_names)
         result.committee = table
         return result

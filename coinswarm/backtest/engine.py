@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import numbers
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -11,12 +12,14 @@ import pandas as pd
 from coinswarm.costs import Costs
 from coinswarm.data.load import load_funding
 from coinswarm.data.resample import align
-from coinswarm.errors import ConfigError
+from coinswarm.data.validate import OHLCV_COLUMNS, check_values, timeframe_ms, validate_ohlcv
+from coinswarm.errors import ConfigError, DataError, SchemaError
 from coinswarm.kernels.metrics import METRIC_NAMES, finalize_nb
-from coinswarm.kernels.portfolio import simulate_nb
+from coinswarm.kernels.portfolio import P_BANKRUPT, screen_bars_nb, simulate_nb
 
 EXECUTIONS = ("next_open", "close")
 DAY = pd.Timedelta(days=1)
+MAX_LEVERAGE = 100.0
 
 
 def as_price_dict(prices: pd.DataFrame | dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
@@ -25,8 +28,97 @@ def as_price_dict(prices: pd.DataFrame | dict[str, pd.DataFrame]) -> dict[str, p
         symbol = prices.attrs.get("symbol") or _symbol_from_source(prices.attrs.get("source"))
         return {symbol: prices}
     if isinstance(prices, dict) and prices:
+        for symbol, frame in prices.items():
+            if not isinstance(symbol, str) or not isinstance(frame, pd.DataFrame):
+                raise ConfigError(f"prices must map symbol names (str) to OHLCV DataFrames; "
+                                  f"got {type(symbol).__name__} → {type(frame).__name__}")
+            check_index(frame, symbol)
         return align(prices) if len(prices) > 1 else dict(prices)
-    raise ConfigError("prices must be an OHLCV DataFrame or a non-empty dict of them")
+    raise ConfigError("prices must be an OHLCV DataFrame or a non-empty dict of them, "
+                      f"got {type(prices).__name__}")
+
+
+def check_index(frame: pd.DataFrame, where: str) -> None:
+    """A frame's index must be a UTC ``DatetimeIndex`` (bar open times)."""
+    index = frame.index
+    if not isinstance(index, pd.DatetimeIndex):
+        raise SchemaError(f"the index must be a UTC DatetimeIndex of bar open times, got {type(index).__name__}",
+                          source=where)
+    if index.tz is None or str(index.tz) != "UTC":
+        raise SchemaError(f"the index must be in UTC, got tz={index.tz} "
+                          "(use frame.tz_localize('UTC') or frame.tz_convert('UTC'))", source=where)
+
+
+def check_prices(frames: dict[str, pd.DataFrame], several: bool) -> None:
+    """Validate candles at the engine's edge: the typed errors of :func:`coinswarm.data.validate_ohlcv`.
+
+    One compiled pass screens every rule (:func:`coinswarm.kernels.portfolio.screen_bars_py`);
+    only a frame it flags goes through ``validate_ohlcv`` for the exact diagnosis. With
+    ``several`` (a dict of frames, aligned on one grid) a row missing in every column is a bar
+    the asset does not have and is skipped; any other NaN, ±inf, price ≤ 0, high < low,
+    open/close outside [low, high], negative volume, duplicate or unsorted timestamp raises the
+    :class:`~coinswarm.errors.DataError` subclass naming symbol, row, column and value.
+    """
+    for symbol, frame in frames.items():
+        source = frame.attrs.get("source") or symbol
+        columns = frame_columns(frame, source)
+        ts = _stamps_ms(frame.index)
+        if screen_bars_nb(ts, *(columns[c] for c in OHLCV_COLUMNS), _grid_step_ms(frame, ts)) >= 0:
+            _diagnose(frame, several, source)
+
+
+def frame_columns(frame: pd.DataFrame, source: str) -> dict[str, np.ndarray]:
+    """Checked OHLCV columns of a frame as contiguous float64 arrays (views when the frame is
+    one float64 block, as :func:`coinswarm.load_ohlcv` builds it)."""
+    check_index(frame, source)
+    if len(frame) == 0:
+        raise DataError("prices are empty (no bars to backtest)", source=source)
+    names = list(frame.columns)
+    missing = [c for c in OHLCV_COLUMNS if c not in names]
+    if missing:
+        raise SchemaError(f"missing column(s) {missing}; an OHLCV frame needs {list(OHLCV_COLUMNS)}",
+                          source=source, column=missing[0])
+    if not frame.columns.is_unique:
+        raise SchemaError(f"duplicate column names {names}", source=source)
+    dtypes = frame.dtypes
+    wrong = [c for c in OHLCV_COLUMNS if dtypes[c].kind not in "fiu"]
+    if wrong:
+        raise SchemaError(f"column {wrong[0]!r} has dtype {dtypes[wrong[0]]}; prices must be numbers",
+                          source=source, column=wrong[0])
+    if all(dt == np.float64 for dt in dtypes):
+        values = frame.to_numpy()
+        return {c: np.ascontiguousarray(values[:, names.index(c)]) for c in OHLCV_COLUMNS}
+    return {c: np.ascontiguousarray(frame[c].to_numpy(np.float64)) for c in OHLCV_COLUMNS}
+
+
+def _stamps_ms(index: pd.DatetimeIndex) -> np.ndarray:
+    factor = {"s": -1000, "ms": 1, "us": 1_000, "ns": 1_000_000}[index.unit]
+    stamps = index.asi8
+    return stamps * 1000 if factor < 0 else stamps if factor == 1 else stamps // factor
+
+
+def _grid_step_ms(frame: pd.DataFrame, ts: np.ndarray) -> int:
+    """The bar grid in ms the screen checks (0: none, e.g. calendar months or a single bar)."""
+    timeframe = frame.attrs.get("timeframe")
+    if timeframe:
+        return timeframe_ms(timeframe) or 0
+    if len(ts) < 2:
+        return 0
+    steps = np.diff(ts)
+    return int(_mode(steps)) if len(steps) else 0
+
+
+def _diagnose(frame: pd.DataFrame, several: bool, source: str) -> None:
+    """The exact typed error for a frame the screen flagged (``validate_ohlcv``'s diagnosis)."""
+    if several:
+        absent = frame[list(OHLCV_COLUMNS)].isna().all(axis=1).to_numpy()
+        frame = frame[~absent] if absent.any() else frame
+    timeframe = frame.attrs.get("timeframe")
+    if len(frame) < 2 and not timeframe:  # one bar: no step to check the timestamps against
+        ts = _stamps_ms(frame.index)
+        check_values({c: frame[c].to_numpy(np.float64) for c in OHLCV_COLUMNS}, ts, source)
+    else:
+        validate_ohlcv(frame, timeframe=timeframe, source=source)
 
 
 def _symbol_from_source(source: str | None) -> str:
@@ -39,9 +131,16 @@ def bar_length(index: pd.DatetimeIndex) -> pd.Timedelta:
     """Bar length: the most common step between timestamps."""
     if len(index) < 2:
         return pd.Timedelta(hours=1)
-    steps = np.diff(index.as_unit("ns").asi8)
+    return pd.Timedelta(int(_mode(np.diff(index.as_unit("ns").asi8))), unit="ns")
+
+
+def _mode(steps: np.ndarray) -> int:
+    """Most common value (the smallest on a tie), in O(n) when one value holds most entries."""
+    for guess in (steps[0], steps[len(steps) // 2]):
+        if 2 * np.count_nonzero(steps == guess) > len(steps):
+            return int(guess)
     values, counts = np.unique(steps, return_counts=True)
-    return pd.Timedelta(int(values[np.argmax(counts)]), unit="ns")
+    return int(values[np.argmax(counts)])
 
 
 def day_end_mask(index: pd.DatetimeIndex) -> np.ndarray:
@@ -63,27 +162,55 @@ def span_days(index: pd.DatetimeIndex) -> tuple[float, float]:
 
 
 def target_matrix(target, index: pd.DatetimeIndex, symbols: list[str]) -> np.ndarray:
-    """Targets as an ``(n, m)`` float array aligned with the prices."""
+    """Targets as an ``(n, m)`` float array aligned with the prices.
+
+    Raises :class:`ConfigError` on a wrong type, dtype (bool, object, complex, …), shape,
+    columns or index, and on ±inf (NaN is valid: no order).
+    """
     if isinstance(target, pd.Series):
         if len(symbols) != 1:
             raise ConfigError("a Series target needs a single asset; pass a DataFrame per symbol")
-        target = target.to_frame(symbols[0])
-    if isinstance(target, np.ndarray):
-        arr = target.reshape(len(index), -1) if target.ndim == 1 else target
+        _check_target_index(target.index, index)
+        arr = _target_values(target.to_numpy(), "target Series").reshape(-1, 1)
+    elif isinstance(target, pd.DataFrame):
+        missing = [s for s in symbols if s not in target.columns]
+        if missing:
+            raise ConfigError(f"target has no column for {missing}; columns are {list(target.columns)}")
+        _check_target_index(target.index, index)
+        frame = target if list(target.columns) == symbols else target[symbols]
+        if not all(kind in "fiu" for kind in (dt.kind for dt in frame.dtypes)):
+            raise ConfigError(f"target columns must be numbers (weights), got dtypes {list(frame.dtypes)}")
+        arr = _target_values(frame.to_numpy(np.float64), "target DataFrame")
+    elif isinstance(target, np.ndarray):
+        arr = _target_values(target, "target array")
+        if arr.ndim == 1 and len(symbols) == 1:
+            arr = arr.reshape(-1, 1)
         if arr.shape != (len(index), len(symbols)):
-            raise ConfigError(f"target shape {arr.shape} != prices {(len(index), len(symbols))}")
-        return np.ascontiguousarray(arr, dtype=np.float64)
-    if not isinstance(target, pd.DataFrame):
-        raise ConfigError("target must be a Series, DataFrame or array")
-    missing = [s for s in symbols if s not in target.columns]
-    if missing:
-        raise ConfigError(f"target has no column for {missing}; columns are {list(target.columns)}")
-    if not target.index.equals(index):
+            raise ConfigError(f"target shape {target.shape} != prices {(len(index), len(symbols))} "
+                              "(one row per bar, one column per symbol)")
+    else:
+        raise ConfigError(f"target must be a Series, DataFrame or array, got {type(target).__name__}")
+    if np.isinf(arr).any():
+        row = int(np.flatnonzero(np.isinf(arr).any(axis=1))[0])
+        raise ConfigError(f"target is ±inf at row {row} ({index[row]}); weights must be finite (NaN: no order)")
+    return np.ascontiguousarray(arr, dtype=np.float64)
+
+
+def _target_values(values: np.ndarray, what: str) -> np.ndarray:
+    if values.dtype.kind not in "fiu":
+        raise ConfigError(f"{what} has dtype {values.dtype}; target weights must be real numbers "
+                          "(float or int, NaN for no order)")
+    if values.ndim not in (1, 2):
+        raise ConfigError(f"{what} must be 1-D or 2-D, got {values.ndim} dimensions")
+    return values
+
+
+def _check_target_index(target_index: pd.Index, index: pd.DatetimeIndex) -> None:
+    if not target_index.equals(index):
         raise ConfigError(
             "target index differs from the prices' index "
-            f"({len(target)} vs {len(index)} rows); build targets from the same prices"
+            f"({len(target_index)} vs {len(index)} rows); build targets from the same prices"
         )
-    return np.ascontiguousarray(target[symbols].to_numpy(dtype=np.float64))
 
 
 def funding_matrix(costs: Costs, index: pd.DatetimeIndex, symbols: list[str]) -> np.ndarray:
@@ -134,6 +261,9 @@ class Result:
     attribution : DataFrame or None
         PnL by agent (rows) and regime (columns) when a committee produced the targets
         (see :meth:`coinswarm.Committee.backtest`).
+    bankrupt : Timestamp or None
+        The bar at whose close equity reached 0 or below: every position was closed there,
+        the deficit written off and trading stopped (equity is 0 from then on).
     """
 
     equity: pd.Series
@@ -145,10 +275,14 @@ class Result:
     prices: dict = field(repr=False, default_factory=dict)
     attribution: pd.DataFrame | None = field(repr=False, default=None)
     committee: pd.DataFrame | None = field(repr=False, default=None)
+    bankrupt: pd.Timestamp | None = None
 
     def to_dict(self) -> dict:
-        """Metrics and assumptions as JSON-safe values."""
-        return {"metrics": _json_safe(self.metrics), "assumptions": _json_safe(self.assumptions)}
+        """Metrics and assumptions as JSON-safe values (and the bankruptcy bar, if any)."""
+        out = {"metrics": _json_safe(self.metrics), "assumptions": _json_safe(self.assumptions)}
+        if self.bankrupt is not None:
+            out["bankrupt"] = self.bankrupt.isoformat()
+        return out
 
     def to_json(self) -> str:
         """:meth:`to_dict` as a JSON string."""
@@ -167,6 +301,7 @@ class Result:
             f"fees {a['fee_bps']} bps, slippage {a['slippage_bps']} bps, fills at {a['execution']}: "
             f"total return {m['total_return']:.2%}, Sharpe {m['sharpe']:.2f}, "
             f"max drawdown {m['max_drawdown']:.2%}, {int(m['n_trades'])} trades"
+            + (f"; BANKRUPT at {self.bankrupt.isoformat()}: closed out, trading stopped" if self.bankrupt else "")
         )
 
 
@@ -200,76 +335,122 @@ def simulate(
     execution: str = "next_open",
     max_leverage: float = 1.0,
     allow_short: bool = False,
+    validate: bool = True,
 ) -> Result:
     """Backtest target weights.
 
     Parameters
     ----------
     prices : DataFrame or dict of DataFrame
-        OHLCV candles (see :func:`coinswarm.load_ohlcv`); a dict shares one cash account.
+        OHLCV candles (see :func:`coinswarm.load_ohlcv`) on a UTC ``DatetimeIndex``; a dict
+        shares one cash account (frames are aligned on the union of their bars).
     target : Series, DataFrame or ndarray
         Fraction of equity to hold per asset after each bar, decided at the bar's close
-        (NaN: no order). One column per symbol for several assets.
+        (NaN: no order). One column per symbol for several assets. Finite real numbers.
     costs : Costs, default ``Costs(fee_bps=10)``
         Fees, slippage and funding.
     init_cash : float
-        Starting cash.
+        Starting cash, finite and > 0.
     execution : {"next_open", "close"}
         ``"next_open"`` fills bar t's decision at bar t+1's open (no lookahead).
         ``"close"`` fills at bar t's close — optimistic, for cross-checks only.
     max_leverage : float
-        Gross exposure cap as a multiple of equity.
+        Gross exposure cap as a multiple of equity, in (0, 100].
     allow_short : bool
         Allow negative targets (otherwise they are clipped to 0).
+    validate : bool, default True
+        Check the candles (once, vectorised) before simulating. ``False`` only for inner loops
+        (sweeps, walk-forward folds) over prices that were validated already.
 
     Returns
     -------
     Result
+        When equity falls to 0 or below at a close the account is closed out there, trading
+        stops and ``Result.bankrupt`` holds that bar's time (equity is never negative).
+
+    Raises
+    ------
+    DataError
+        Malformed candles (a typed subclass naming symbol, row, column and value).
+    ConfigError
+        Malformed targets or settings.
     """
-    costs = costs or Costs()
-    _check_settings(execution, init_cash, max_leverage)
+    costs = check_costs(costs)
+    _check_settings(execution, init_cash, max_leverage, allow_short)
     frames = as_price_dict(prices)
     symbols = list(frames)
+    if validate:
+        check_prices(frames, several=not isinstance(prices, pd.DataFrame))
     index = next(iter(frames.values())).index
     if len(index) == 0:
-        raise ConfigError("prices are empty")
-    open_ = np.column_stack([frames[s]["open"].to_numpy(np.float64) for s in symbols])
-    close = np.column_stack([frames[s]["close"].to_numpy(np.float64) for s in symbols])
+        raise DataError("prices are empty (no bars to backtest)")
+    open_, close = price_matrices(frames, symbols)
     tgt = target_matrix(target, index, symbols)
     funding = funding_matrix(costs, index, symbols)
-    equity, cash, pos, fills_i, fills_f, nf, acc = simulate_nb(
+    equity, cash, pos, fills, nf, state, acc = simulate_nb(
         open_, close, tgt, funding, day_end_mask(index), costs.fee, costs.slippage,
         float(init_cash), execution == "next_open", float(max_leverage), bool(allow_short), True,
     )
+    bankrupt = index[int(state[P_BANKRUPT])] if state[P_BANKRUPT] >= 0 else None
     return Result(
         equity=pd.Series(equity, index=index, name="equity"),
         cash=pd.Series(cash, index=index, name="cash"),
         positions=pd.DataFrame(pos, index=index, columns=symbols),
-        fills=_fills_frame(fills_i[:nf], fills_f[:nf], index, symbols),
+        fills=_fills_frame(fills[:nf], index, symbols),
         metrics=metrics_dict(acc, index),
         assumptions=_assumptions(costs, execution, index, symbols, init_cash, max_leverage),
         prices=frames,
+        bankrupt=bankrupt,
     )
 
 
-def _check_settings(execution: str, init_cash: float, max_leverage: float) -> None:
-    """Raise :class:`ConfigError` on an unknown fill rule or a non-positive cash or leverage."""
-    if execution not in EXECUTIONS:
+def price_matrices(frames: dict[str, pd.DataFrame], symbols: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """``(open, close)`` as ``(n, m)`` float64 arrays (views of the frames' columns for one asset)."""
+    if len(symbols) == 1:
+        frame = frames[symbols[0]]
+        if all(dt == np.float64 for dt in frame.dtypes) and frame.columns.is_unique:
+            values, names = frame.to_numpy(), list(frame.columns)
+            return tuple(np.ascontiguousarray(values[:, names.index(c)]).reshape(-1, 1) for c in ("open", "close"))
+        return tuple(np.ascontiguousarray(frame[c].to_numpy(np.float64)).reshape(-1, 1)
+                     for c in ("open", "close"))
+    return tuple(np.column_stack([frames[s][c].to_numpy(np.float64) for s in symbols]) for c in ("open", "close"))
+
+
+def check_costs(costs) -> Costs:
+    """``None`` → the default :class:`Costs`; anything but a :class:`Costs` → :class:`ConfigError`."""
+    if costs is None:
+        return Costs()
+    if not isinstance(costs, Costs):
+        raise ConfigError(f"costs must be a coinswarm.Costs (e.g. Costs(fee_bps=10)), got {costs!r}")
+    return costs
+
+
+def _real(value) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool | np.bool_) and bool(np.isfinite(value))
+
+
+def _check_settings(execution, init_cash, max_leverage, allow_short) -> None:
+    """Raise :class:`ConfigError` on an unknown fill rule, a cash or leverage that is not a finite
+    positive real number, or a non-boolean ``allow_short``."""
+    if not isinstance(execution, str) or execution not in EXECUTIONS:
         raise ConfigError(f"execution must be one of {EXECUTIONS}, not {execution!r}")
-    if not (np.isfinite(init_cash) and init_cash > 0):
-        raise ConfigError(f"init_cash must be a positive number, got {init_cash!r}")
-    if not (np.isfinite(max_leverage) and max_leverage > 0):
-        raise ConfigError(f"max_leverage must be a positive number, got {max_leverage!r}")
+    if not (_real(init_cash) and init_cash > 0):
+        raise ConfigError(f"init_cash must be a finite positive number (e.g. 10000.0), got {init_cash!r}")
+    if not (_real(max_leverage) and 0 < max_leverage <= MAX_LEVERAGE):
+        raise ConfigError(f"max_leverage must be a number in (0, {MAX_LEVERAGE:g}], got {max_leverage!r}")
+    if not isinstance(allow_short, bool | np.bool_):
+        raise ConfigError(f"allow_short must be True or False, got {allow_short!r}")
 
 
-def _fills_frame(fi: np.ndarray, ff: np.ndarray, index, symbols) -> pd.DataFrame:
+def _fills_frame(fills: np.ndarray, index, symbols) -> pd.DataFrame:
+    qty = fills["qty"]
     return pd.DataFrame({
-        "time": index[fi[:, 0]] if len(fi) else pd.DatetimeIndex([], tz="UTC"),
-        "symbol": np.asarray(symbols, dtype=object)[fi[:, 1]] if len(fi) else [],
-        "side": np.where(ff[:, 0] > 0, "buy", "sell") if len(ff) else [],
-        "qty": np.abs(ff[:, 0]),
-        "price": ff[:, 1],
-        "fee": ff[:, 2],
+        "time": index[fills["bar"]],
+        "symbol": np.asarray(symbols, dtype=object)[fills["asset"]],
+        "side": np.where(qty > 0, "buy", "sell"),
+        "qty": np.abs(qty),
+        "price": fills["price"],
+        "fee": fills["fee"],
     })
 
 

@@ -16,7 +16,15 @@ import numpy as np
 import pandas as pd
 
 from coinswarm.agents.arbitrage import ArbitrageParams, PairsArbitrage
-from coinswarm.agents.base import Bar, check_bar, check_bar_time, check_prices, new_clock, ohlcv_matrices
+from coinswarm.agents.base import (
+    GAP_POLICIES,
+    Bar,
+    check_bar,
+    check_bar_time,
+    check_prices,
+    new_clock,
+    ohlcv_matrices,
+)
 from coinswarm.agents.execution import EXEC_SIZE, Execution, ExecutionParams, execution_init, orders_only
 from coinswarm.agents.mean_reversion import MeanReversion, MeanReversionParams
 from coinswarm.agents.risk import RiskParams, risk_init, risk_state_size
@@ -31,7 +39,9 @@ from coinswarm.committee.kernel import (
     initial_weights,
 )
 from coinswarm.data.resample import align
-from coinswarm.errors import ConfigError
+from coinswarm.data.validate import OHLCV_COLUMNS, timeframe_ms
+from coinswarm.errors import ConfigError, DataError, SchemaError
+from coinswarm.kernels.portfolio import screen_bars_nb
 from coinswarm.kernels.steps import halflife_alpha_py
 from coinswarm.regime.detector import (
     RegimeParams,
@@ -197,16 +207,25 @@ class Committee:
             ``(symbol, field)`` for several symbols, flat for one DataFrame.
         """
         frames, single = self._frames(prices, gaps)
-        params = self._params(params)
-        state = self.init(tuple(frames), params)
-        time_ms, _, h, low, c, _ = ohlcv_matrices(frames)
-        out = committee_run(state.arrays, *self._kernel_params(params, state.symbols), len(self.agent_names),
-                            time_ms, np.log(h), np.log(low), np.log(c), c)
+        out = self._history(frames, self._params(params))
         return self._frame(out, list(frames), next(iter(frames.values())).index, single)
+
+    def _history(self, frames: dict[str, pd.DataFrame], params: CommitteeParams) -> tuple[np.ndarray, ...]:
+        """The compiled run over validated frames: the outputs of :func:`committee_run`."""
+        state = self.init(tuple(frames), params)
+        time_ms, h, low, c = _hlc_matrices(frames)
+        return committee_run(state.arrays, *self._kernel_params(params, state.symbols), len(self.agent_names),
+                             time_ms, np.log(h), np.log(low), np.log(c), c)
 
     def targets(self, prices, params: CommitteeParams | None = None) -> pd.Series | pd.DataFrame:
         """Executed targets with NaN on bars that need no order (a strategy for the engine)."""
-        return self._orders(prices, self.run(prices, params, gaps="ignore"))
+        frames, single = self._frames(prices, "ignore")
+        target = self._history(frames, self._params(params))[0]
+        index = next(iter(frames.values())).index
+        if single:
+            return pd.Series(orders_only(target[:, 0]), index=index, name="target")
+        shaped = pd.DataFrame(orders_only(target), index=index, columns=list(frames), copy=False)
+        return shaped.reindex(next(iter(align(prices).values())).index)
 
     @staticmethod
     def _orders(prices, table: pd.DataFrame) -> pd.Series | pd.DataFrame:
@@ -265,29 +284,39 @@ class Committee:
     def _frames(self, prices, gaps: str) -> tuple[dict[str, pd.DataFrame], bool]:
         if isinstance(prices, pd.DataFrame):
             symbol = prices.attrs.get("symbol") or "asset"
-            check_prices(prices, gaps)
+            _check_frame(prices, gaps)
             return {symbol: prices}, True
         if not isinstance(prices, dict) or not prices:
             raise ConfigError("prices must be an OHLCV DataFrame or a non-empty dict of them")
+        for symbol, frame in prices.items():
+            if not isinstance(frame, pd.DataFrame) or not isinstance(frame.index, pd.DatetimeIndex):
+                raise ConfigError(f"prices[{symbol!r}] must be an OHLCV DataFrame on a DatetimeIndex")
         frames = align(prices, how="inner")
         for frame in frames.values():
-            check_prices(frame, gaps)
+            _check_frame(frame, gaps)
         return frames, False
 
     def _frame(self, out, symbols: list[str], index, single: bool) -> pd.DataFrame:
         target, risked, raw, weights, contrib, regime, brake = out
+        agents = self.agent_names
+        names = ["target", "risked", "raw", *(f"w_{a}" for a in agents), *(f"c_{a}" for a in agents)]
+        if single:  # one float block (columns contiguous) and the integer regime column: no copies by pandas
+            block = np.empty((len(index), len(names) + 1), order="F")
+            block[:, 0], block[:, 1], block[:, 2] = target[:, 0], risked[:, 0], raw[:, 0]
+            block[:, 3:3 + len(agents)] = weights[:, 0, :]
+            block[:, 3 + len(agents):-1] = contrib[:, 0, :]
+            block[:, -1] = brake
+            frame = pd.DataFrame(block, index=index, columns=[*names, "brake"], copy=False)
+            frame.insert(3, "regime", regime[:, 0])
+            return frame
         parts = {}
         for j, symbol in enumerate(symbols):
             cols = {"target": target[:, j], "risked": risked[:, j], "raw": raw[:, j], "regime": regime[:, j]}
-            for a, agent in enumerate(self.agent_names):
+            for a, agent in enumerate(agents):
                 cols[f"w_{agent}"] = weights[:, j, a]
-            for a, agent in enumerate(self.agent_names):
+            for a, agent in enumerate(agents):
                 cols[f"c_{agent}"] = contrib[:, j, a]
             parts[symbol] = pd.DataFrame(cols, index=index)
-        if single:
-            frame = next(iter(parts.values()))
-            frame["brake"] = brake
-            return frame
         frame = pd.concat(parts, axis=1)
         frame[("portfolio", "brake")] = brake
         return frame
@@ -295,3 +324,59 @@ class Committee:
     def __repr__(self) -> str:
         return f"<Committee agents={self.agent_names} pair={self.pair}>"
 
+
+
+def _hlc_matrices(frames: dict[str, pd.DataFrame]) -> tuple[np.ndarray, ...]:
+    """(time_ms, high, low, close), one column per symbol; views of one float64 block when possible."""
+    if len(frames) > 1:
+        time_ms, _, h, low, c, _ = ohlcv_matrices(frames)
+        return time_ms, h, low, c
+    frame = next(iter(frames.values()))
+    time_ms = frame.index.as_unit("ms").asi8.astype(np.int64)
+    if frame.columns.is_unique and all(dt == np.float64 for dt in frame.dtypes):
+        values, names = frame.to_numpy(), list(frame.columns)
+        return (time_ms, *(np.ascontiguousarray(values[:, names.index(k)]).reshape(-1, 1)
+                           for k in ("high", "low", "close")))
+    return (time_ms, *(np.ascontiguousarray(frame[k].to_numpy(np.float64)).reshape(-1, 1)
+                       for k in ("high", "low", "close")))
+
+
+def _check_frame(frame: pd.DataFrame, gaps: str) -> None:
+    """:func:`check_prices` (typed errors, gap policy), behind a one-pass compiled screen: a clean
+    UTC float64 frame without gaps costs one scan; anything else gets ``check_prices``' diagnosis."""
+    if gaps in GAP_POLICIES and _clean(frame, gaps):
+        return
+    if isinstance(frame, pd.DataFrame):
+        source = frame.attrs.get("source")
+        missing = [c for c in OHLCV_COLUMNS if c not in frame.columns]
+        if missing:
+            raise SchemaError(f"missing column(s) {missing}; an OHLCV frame needs {list(OHLCV_COLUMNS)}",
+                              source=source, column=missing[0])
+        wrong = [c for c in OHLCV_COLUMNS if np.asarray(frame[c]).dtype.kind not in "fiu"]
+        if wrong:
+            raise SchemaError(f"column {wrong[0]!r} is not numeric; prices must be numbers", source=source,
+                              column=wrong[0])
+        if len(frame) == 0:
+            raise DataError("prices are empty (no bars)", source=source)
+    check_prices(frame, gaps)
+
+
+def _clean(frame, gaps: str) -> bool:
+    index = frame.index if isinstance(frame, pd.DataFrame) else None
+    if not (isinstance(index, pd.DatetimeIndex) and str(index.tz) == "UTC" and len(index) >= 2
+            and frame.columns.is_unique and all(c in frame.columns for c in OHLCV_COLUMNS)
+            and all(dt == np.float64 for dt in frame.dtypes)):
+        return False
+    ts = index.as_unit("ms").asi8
+    timeframe = frame.attrs.get("timeframe")
+    try:
+        step = timeframe_ms(timeframe) if timeframe else None
+    except ConfigError:
+        return False
+    if not step:
+        return False
+    values, names = frame.to_numpy(), list(frame.columns)
+    cols = (np.ascontiguousarray(values[:, names.index(c)]) for c in OHLCV_COLUMNS)
+    if screen_bars_nb(ts, *cols, step) >= 0:
+        return False
+    return gaps == "ignore" or (ts[-1] - ts[0]) // step + 1 == len(ts)

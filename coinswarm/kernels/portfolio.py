@@ -1,19 +1,35 @@
-"""Simulation kernels (plain Python, compiled once by :func:`coinswarm._jit.jit`).
+"""The portfolio kernel: fills, cash, fees, slippage, funding, leverage cap and bankruptcy,
+one bar at a time (plain Python, compiled once by :func:`coinswarm._jit.jit`).
+
+One implementation serves :func:`coinswarm.simulate` (which scans :func:`portfolio_step_py`
+over history in :func:`simulate_bars_py`) and the live paper broker (which calls it once per
+closed bar through :func:`portfolio_step`), so a replay equals
+the backtest bit for bit by construction.
+
+State
+-----
+One float64 vector (``tobytes``/``frombuffer`` round-trips it exactly): the header slots
+``P_*`` (layout version, number of assets ``m``, cash, equity at the last close, bars stepped,
+bar of bankruptcy or −1), the metric accumulator (:mod:`coinswarm.kernels.metrics`) at
+``P_ACC``, then :data:`BOOK_ROWS` rows of ``m`` from ``P_BOOKS``: positions (units),
+per-trade cash, last finite close, valuation prices, two scratch rows, pending targets.
 
 Conventions
 -----------
-* ``target[t, j]`` is the fraction of equity to hold in asset ``j`` after bar ``t``,
-  decided at bar ``t``'s close. NaN means "no order" (keep the position).
-* ``next_open=True``: orders for bar ``t`` fill at ``open[t + 1]``; ``False``: at
-  ``close[t]`` (optimistic, for cross-checks).
+* ``target[j]`` is the fraction of equity to hold in asset ``j`` after the bar, decided at
+  the bar's close. NaN means "no order" (keep the position).
+* ``next_open=True``: a bar's targets fill at the next bar's open; ``False``: at its own
+  close (optimistic, for cross-checks).
 * Equity used for sizing is valued at the fill bar's base price (before slippage);
   orders of one bar are executed sells first (ascending order value), like
   vectorbt's ``call_seq="auto"``.
 * Gross exposure never exceeds ``max_lev`` × equity: a buy (or short sale) that
   would breach it is reduced. With ``max_lev=1`` and long only this is exactly
   "cost + fee ≤ cash".
-* Funding at bar ``t`` is charged on the position held into the bar, at
-  ``open[t]``: ``cash -= position × open × rate`` (longs pay a positive rate).
+* Funding at a bar is charged on the position held into the bar, at its open:
+  ``cash -= position × open × rate`` (longs pay a positive rate).
+* Bankruptcy: when equity at a close is ≤ 0 every position is closed at that close (no fee),
+  the deficit is written off, equity is 0 from then on and the account never trades again.
 """
 
 from __future__ import annotations
@@ -21,9 +37,9 @@ from __future__ import annotations
 import numpy as np
 
 from coinswarm._jit import jit
+from coinswarm.errors import ConfigError
 from coinswarm.kernels.metrics import (
     A_FUNDING,
-    A_INIT,
     ACC_SIZE,
     acc_bar_nb,
     acc_fill_nb,
@@ -32,6 +48,18 @@ from coinswarm.kernels.metrics import (
 )
 
 TINY_ORDER = 1e-10  # orders below this fraction of equity are not sent
+
+# state header slots, then the accumulator, then the books (see the module docstring)
+P_VERSION, P_M, P_CASH, P_EQUITY, P_BARS, P_BANKRUPT = 0, 1, 2, 3, 4, 5
+P_ACC = 8
+P_BOOKS = P_ACC + ACC_SIZE
+BOOK_ROWS = 7
+STATE_VERSION = 1.0
+
+fill_dt = np.dtype([("bar", np.int64), ("asset", np.int64), ("qty", np.float64), ("price", np.float64),
+                    ("fee", np.float64)])
+"""One fill: bar index (bars stepped before it), asset column, signed units (> 0 bought), fill price
+(slippage included), fee paid."""
 
 
 def equity_short_py(cash: float, pos: np.ndarray, vp: np.ndarray) -> tuple[float, float]:
@@ -132,15 +160,15 @@ def order_sequence_py(order_value: np.ndarray, idx: np.ndarray) -> int:
 order_sequence_nb = jit(order_sequence_py, inline=True)
 
 
-def clip_targets_py(tgt, tt, px, pt, max_lev, allow_short, out):
-    """Targets ``tgt[tt]`` into ``out`` with shorts removed (unless allowed) and gross scaled to
-    ≤ ``max_lev``; returns how many are finite (NaN: no order, or no price ``px[pt]`` this bar)."""
-    m = tgt.shape[1]
+def clip_targets_py(tgt, px, max_lev, allow_short, out):
+    """Targets ``tgt`` (one per asset) into ``out`` with shorts removed (unless allowed) and gross
+    scaled to ≤ ``max_lev``; returns how many are finite (NaN: no order, or no price ``px``)."""
+    m = tgt.shape[0]
     gross = 0.0
     finite = 0
     for j in range(m):
-        x = tgt[tt, j]
-        if np.isnan(x) or not np.isfinite(px[pt, j]):
+        x = tgt[j]
+        if np.isnan(x) or not np.isfinite(px[j]):
             out[j] = np.nan
             continue
         if x < 0.0 and not allow_short:
@@ -158,37 +186,35 @@ def clip_targets_py(tgt, tt, px, pt, max_lev, allow_short, out):
 clip_targets_nb = jit(clip_targets_py, inline=True)
 
 
-def record_fill_py(acc, fills_i, fills_f, nf, t, j, qty, fill_px, paid):
-    """Account a fill and write it to the fill arrays while they have room; returns nf + 1."""
+def record_fill_py(acc, fills, nf, t, j, qty, fill_px, paid):
+    """Account a fill and write it to ``fills`` (records of :data:`fill_dt`) while it has room;
+    returns nf + 1."""
     acc_fill_nb(acc, qty * fill_px, paid)
-    if nf < fills_i.shape[0]:
-        fills_i[nf, 0] = t
-        fills_i[nf, 1] = j
-        fills_f[nf, 0] = qty
-        fills_f[nf, 1] = fill_px
-        fills_f[nf, 2] = paid
+    if nf < fills.shape[0]:
+        fills[nf]["bar"] = t
+        fills[nf]["asset"] = j
+        fills[nf]["qty"] = qty
+        fills[nf]["price"] = fill_px
+        fills[nf]["fee"] = paid
     return nf + 1
 
 
 record_fill_nb = jit(record_fill_py)
 
 
-def rebalance_py(t, px, pt, tgt, tt, last_px, cash, pos, trade_cash, vp, acc, fee, slip,
-                 max_lev, allow_short, fills_i, fills_f, nf, work, idx):
-    """Trade every asset towards its target ``tgt[tt]`` at prices ``px[pt]``; returns ``(cash, nf)``.
+def rebalance_py(t, px, tgt, last_px, cash, pos, trade_cash, vp, acc, fee, slip, max_lev, allow_short,
+                 fills, nf, tg, order_value, idx):
+    """Trade every asset towards its target ``tgt`` at prices ``px``; returns ``(cash, nf)``.
 
-    Fills are written to ``fills_i`` (bar, asset) and ``fills_f`` (qty, price, fee)
-    when they have room (size-0 arrays switch recording off). ``work`` (2, m) and
-    ``idx`` (m,) are scratch space, so a bar allocates nothing.
+    ``tg``, ``order_value`` (m,) and ``idx`` (m,) are scratch space, so a bar allocates nothing.
     """
     m = pos.shape[0]
-    tg, order_value = work[0], work[1]
-    orders = clip_targets_nb(tgt, tt, px, pt, max_lev, allow_short, tg)
+    orders = clip_targets_nb(tgt, px, max_lev, allow_short, tg)
     may_deleverage = allow_short or max_lev > 1.0
     if orders == 0 and not may_deleverage:  # nothing to trade (most bars of a sparse signal)
         return cash, nf
     for j in range(m):
-        vp[j] = px[pt, j] if np.isfinite(px[pt, j]) else last_px[j]
+        vp[j] = px[j] if np.isfinite(px[j]) else last_px[j]
     equity, _ = equity_short_nb(cash, pos, vp)
     if not equity > 0.0:
         return cash, nf
@@ -201,21 +227,19 @@ def rebalance_py(t, px, pt, tgt, tt, last_px, cash, pos, trade_cash, vp, acc, fe
             if abs(delta * vp[j]) <= TINY_ORDER * equity:
                 continue
             cash, qty, fill_px, paid = execute_order_nb(
-                cash, pos, trade_cash, vp, acc, j, delta, px[pt, j], fee, slip, max_lev, allow_short
+                cash, pos, trade_cash, vp, acc, j, delta, px[j], fee, slip, max_lev, allow_short
             )
             if qty != 0.0:
-                nf = record_fill_nb(acc, fills_i, fills_f, nf, t, j, qty, fill_px, paid)
+                nf = record_fill_nb(acc, fills, nf, t, j, qty, fill_px, paid)
     if may_deleverage:
-        cash, nf = deleverage_nb(t, px, pt, cash, pos, trade_cash, vp, acc, fee, slip, max_lev,
-                                 fills_i, fills_f, nf)
+        cash, nf = deleverage_nb(t, px, cash, pos, trade_cash, vp, acc, fee, slip, max_lev, fills, nf)
     return cash, nf
 
 
 rebalance_nb = jit(rebalance_py, inline=True)
 
 
-def deleverage_py(t, px, pt, cash, pos, trade_cash, vp, acc, fee, slip, max_lev, fills_i,
-                  fills_f, nf):
+def deleverage_py(t, px, cash, pos, trade_cash, vp, acc, fee, slip, max_lev, fills, nf):
     """Trim every position pro rata when fees of this bar's trades left gross > ``max_lev``.
 
     Target sizing uses pre-trade equity, so the fees of a bar's orders can leave gross
@@ -232,25 +256,24 @@ def deleverage_py(t, px, pt, cash, pos, trade_cash, vp, acc, fee, slip, max_lev,
         cost = fee + slip
         k = (gross - max_lev * equity) / (gross * (1.0 - max_lev * cost)) * (1.0 + 1e-9)
         for j in range(pos.shape[0]):
-            if pos[j] != 0.0 and np.isfinite(px[pt, j]):
+            if pos[j] != 0.0 and np.isfinite(px[j]):
                 cash, qty, fill_px, paid = execute_order_nb(
-                    cash, pos, trade_cash, vp, acc, j, -k * pos[j], px[pt, j], fee, slip,
-                    max_lev, True
+                    cash, pos, trade_cash, vp, acc, j, -k * pos[j], px[j], fee, slip, max_lev, True
                 )
                 if qty != 0.0:
-                    nf = record_fill_nb(acc, fills_i, fills_f, nf, t, j, qty, fill_px, paid)
+                    nf = record_fill_nb(acc, fills, nf, t, j, qty, fill_px, paid)
     return cash, nf
 
 
 deleverage_nb = jit(deleverage_py)
 
 
-def charge_funding_py(t, open_, funding, last_px, cash, pos, trade_cash, acc):
-    """Charge funding for bar ``t`` on the positions held into it; returns cash."""
+def charge_funding_py(open_, funding, last_px, cash, pos, trade_cash, acc):
+    """Charge this bar's funding rates on the positions held into it; returns cash."""
     for j in range(pos.shape[0]):
-        rate = funding[t, j]
+        rate = funding[j]
         if rate != 0.0 and pos[j] != 0.0:
-            px = open_[t, j] if np.isfinite(open_[t, j]) else last_px[j]
+            px = open_[j] if np.isfinite(open_[j]) else last_px[j]
             pay = pos[j] * px * rate
             cash -= pay
             trade_cash[j] -= pay
@@ -261,39 +284,129 @@ def charge_funding_py(t, open_, funding, last_px, cash, pos, trade_cash, acc):
 charge_funding_nb = jit(charge_funding_py, inline=True)
 
 
-def simulate_bars_py(open_, close, target, funding, day_end, fee, slip, next_open, max_lev, allow_short,
-                     books, equity, cash_path, pos_path, fills_i, fills_f, acc, idx):
-    """The bar loop of :func:`simulate_py` over caller-owned arrays; returns the fill count.
+def close_out_py(t, cash, pos, trade_cash, last_px, acc, fills, nf):
+    """Bankruptcy: equity ≤ 0 at bar ``t``'s close. Every position is closed at its last price
+    (no fee: nothing is left to pay it with), the deficit is written off (cash 0) and the account
+    stops trading. Returns ``nf``."""
+    for j in range(pos.shape[0]):
+        if pos[j] != 0.0:
+            qty = -pos[j]
+            trade_cash[j] += pos[j] * last_px[j]
+            nf = record_fill_nb(acc, fills, nf, t, j, qty, last_px[j], 0.0)
+            acc_trade_nb(acc, trade_cash[j])
+            trade_cash[j] = 0.0
+            pos[j] = 0.0
+    return nf
 
-    ``books`` rows: positions, per-trade cash, last finite close, valuation prices, then two
-    scratch rows. Compiled without reference counting (it allocates nothing).
+
+close_out_nb = jit(close_out_py)
+
+
+def mark_py(t, close, day_end, cash, pos, trade_cash, last_px, acc, fills, nf, state):
+    """Value the book at bar ``t``'s close, close it out on bankruptcy, account the bar;
+    returns ``nf``."""
+    m = pos.shape[0]
+    eq = cash
+    exposed = False
+    for j in range(m):
+        if np.isfinite(close[j]):
+            last_px[j] = close[j]
+        if pos[j] != 0.0:
+            eq += pos[j] * last_px[j]
+            exposed = True
+    if not eq > 0.0:
+        nf = close_out_nb(t, cash, pos, trade_cash, last_px, acc, fills, nf)
+        state[P_BANKRUPT] = t
+        eq = 0.0
+        exposed = False
+        state[P_CASH] = 0.0
+    state[P_EQUITY] = eq
+    acc_bar_nb(acc, t, eq, day_end, exposed)
+    return nf
+
+
+mark_nb = jit(mark_py, inline=True)
+
+
+def portfolio_step_py(state, open_, close, target, funding, day_end, fee, slip, next_open, max_lev,
+                      allow_short, fills, nf, idx):
+    """Advance the portfolio ``state`` (see :func:`portfolio_init_py`) by one bar of ``m`` assets.
+
+    In order: funding on the positions held into the bar (at its open); the pending orders
+    (the previous bar's ``target`` with ``next_open``, filled at this ``open_``; else this
+    ``target`` at this ``close``); valuation at ``close``; bankruptcy close-out when equity
+    ≤ 0; the bar's metrics; ``target`` (decided at this close) becomes the pending order.
+    ``open_``, ``close``, ``target`` and ``funding`` are ``(m,)`` rows (NaN price: the asset has
+    no bar, is not traded and is valued at its last close). Fills are written to ``fills``
+    (:data:`fill_dt`) from ``nf`` on while it has room; returns the new fill count. ``idx``
+    is ``(m,)`` int64 scratch. Allocates nothing.
     """
-    n, m = close.shape
-    pos, trade_cash, last_px, vp, work = books[0], books[1], books[2], books[3], books[4:]
-    cash = acc[A_INIT]
-    nf = 0
-    for t in range(n):
-        cash = charge_funding_nb(t, open_, funding, last_px, cash, pos, trade_cash, acc)
+    m = idx.shape[0]
+    t = int(state[P_BARS])
+    acc = state[P_ACC:P_ACC + ACC_SIZE]
+    pos = state[P_BOOKS:P_BOOKS + m]
+    trade_cash = state[P_BOOKS + m:P_BOOKS + 2 * m]
+    last_px = state[P_BOOKS + 2 * m:P_BOOKS + 3 * m]
+    vp = state[P_BOOKS + 3 * m:P_BOOKS + 4 * m]
+    tg = state[P_BOOKS + 4 * m:P_BOOKS + 5 * m]
+    order_value = state[P_BOOKS + 5 * m:P_BOOKS + 6 * m]
+    pending = state[P_BOOKS + 6 * m:P_BOOKS + 7 * m]
+    cash = state[P_CASH]
+    if state[P_BANKRUPT] < 0.0:
+        cash = charge_funding_nb(open_, funding, last_px, cash, pos, trade_cash, acc)
         if next_open:
             if t > 0:
-                cash, nf = rebalance_nb(t, open_, t, target, t - 1, last_px, cash, pos,
-                                        trade_cash, vp, acc, fee, slip, max_lev, allow_short,
-                                        fills_i, fills_f, nf, work, idx)
+                cash, nf = rebalance_nb(t, open_, pending, last_px, cash, pos, trade_cash, vp, acc, fee, slip,
+                                        max_lev, allow_short, fills, nf, tg, order_value, idx)
         else:
-            cash, nf = rebalance_nb(t, close, t, target, t, last_px, cash, pos, trade_cash, vp,
-                                    acc, fee, slip, max_lev, allow_short, fills_i, fills_f, nf, work, idx)
-        eq = cash
-        exposed = False
+            cash, nf = rebalance_nb(t, close, target, last_px, cash, pos, trade_cash, vp, acc, fee, slip,
+                                    max_lev, allow_short, fills, nf, tg, order_value, idx)
+        state[P_CASH] = cash
+        nf = mark_nb(t, close, day_end, cash, pos, trade_cash, last_px, acc, fills, nf, state)
+    else:
+        state[P_EQUITY] = 0.0
+        acc_bar_nb(acc, t, 0.0, day_end, False)
+    for j in range(m):
+        pending[j] = target[j]
+    state[P_BARS] = t + 1
+    return nf
+
+
+portfolio_step_nb = jit(portfolio_step_py, inline=True)
+
+
+def portfolio_init_py(m, init_cash):
+    """A fresh portfolio of ``m`` assets holding ``init_cash``: one float64 vector (layout in the
+    module docstring) that :func:`portfolio_step_py` advances and ``tobytes`` serialises."""
+    state = np.zeros(P_BOOKS + BOOK_ROWS * m)
+    state[P_VERSION] = STATE_VERSION
+    state[P_M] = m
+    state[P_CASH] = init_cash
+    state[P_EQUITY] = init_cash
+    state[P_BANKRUPT] = -1.0
+    acc_init_nb(state[P_ACC:P_ACC + ACC_SIZE], init_cash)
+    state[P_BOOKS + 2 * m:P_BOOKS + 3 * m] = np.nan
+    state[P_BOOKS + 6 * m:P_BOOKS + 7 * m] = np.nan
+    return state
+
+
+portfolio_init_nb = jit(portfolio_init_py)
+
+
+def simulate_bars_py(open_, close, target, funding, day_end, fee, slip, next_open, max_lev, allow_short,
+                     state, equity, cash_path, pos_path, fills, idx):
+    """:func:`portfolio_step_py` scanned over the bars, into caller-owned arrays; returns the fill
+    count. Compiled without reference counting (it allocates nothing)."""
+    n, m = close.shape
+    pos = state[P_BOOKS:P_BOOKS + m]
+    nf = 0
+    for t in range(n):
+        nf = portfolio_step_nb(state, open_[t], close[t], target[t], funding[t], day_end[t], fee, slip,
+                               next_open, max_lev, allow_short, fills, nf, idx)
         for j in range(m):
-            if np.isfinite(close[t, j]):
-                last_px[j] = close[t, j]
-            if pos[j] != 0.0:
-                eq += pos[j] * last_px[j]
-                exposed = True
             pos_path[t, j] = pos[j]
-        equity[t] = eq
-        cash_path[t] = cash
-        acc_bar_nb(acc, t, eq, day_end[t], exposed)
+        equity[t] = state[P_EQUITY]
+        cash_path[t] = state[P_CASH]
     return nf
 
 
@@ -304,23 +417,154 @@ def simulate_py(open_, close, target, funding, day_end, fee, slip, init_cash, ne
                 max_lev, allow_short, record_fills):
     """Simulate target-weight trading on ``(n, m)`` price arrays.
 
-    Returns ``(equity, cash, positions, fills_i, fills_f, n_fills, acc)``.
+    Returns ``(equity, cash, positions, fills, n_fills, state, acc)``: ``fills`` are
+    :data:`fill_dt` records (``record_fills=False``: none are kept), ``state`` the final
+    portfolio state and ``acc`` its metric accumulator.
     """
     n, m = close.shape
-    books = np.zeros((6, m))
-    books[2, :] = np.nan
+    state = portfolio_init_nb(m, init_cash)
     equity = np.empty(n)
     cash_path = np.empty(n)
     pos_path = np.empty((n, m))
     cap = n * m if record_fills else 0
-    fills_i = np.empty((cap, 2), dtype=np.int64)
-    fills_f = np.empty((cap, 3))
-    acc = np.empty(ACC_SIZE)
-    acc_init_nb(acc, init_cash)
+    fills = np.empty(cap, dtype=fill_dt)
     idx = np.empty(m, dtype=np.int64)
     nf = simulate_bars_nb(open_, close, target, funding, day_end, fee, slip, next_open, max_lev, allow_short,
-                          books, equity, cash_path, pos_path, fills_i, fills_f, acc, idx)
-    return equity, cash_path, pos_path, fills_i, fills_f, min(nf, cap), acc
+                          state, equity, cash_path, pos_path, fills, idx)
+    return equity, cash_path, pos_path, fills, min(nf, cap), state, state[P_ACC:P_ACC + ACC_SIZE]
 
 
 simulate_nb = jit(simulate_py)
+
+
+def screen_bars_py(ts, open_, high, low, close, volume, step):
+    """First row (or -1) breaking a candle rule the kernel relies on: finite values, prices > 0,
+    low ≤ open, close ≤ high, volume ≥ 0, timestamps strictly increasing and (``step`` > 0) on
+    the ``step`` grid. One pass, no allocation: a screen before the exact, typed diagnosis of
+    :mod:`coinswarm.data.validate`, which callers run only on a hit."""
+    for t in range(ts.shape[0]):
+        lo = low[t]
+        hi = high[t]
+        if not (lo > 0.0 and hi >= lo and hi < np.inf and lo <= open_[t] <= hi and lo <= close[t] <= hi
+                and 0.0 <= volume[t] < np.inf):
+            return t
+        if t > 0 and ts[t] <= ts[t - 1]:
+            return t
+        if step > 0 and ts[t] % step != 0:
+            return t
+    return -1
+
+
+screen_bars_nb = jit(screen_bars_py, refcount=False)
+
+# -- the per-bar API (the paper broker's face of the same kernel) -------------------------------
+MAX_FILLS_PER_ASSET = 5  # one order, three deleveraging passes, a bankruptcy close-out
+
+
+def portfolio_init(m: int, init_cash: float) -> np.ndarray:
+    """A fresh portfolio state for ``m`` assets holding ``init_cash``.
+
+    Parameters
+    ----------
+    m : int
+        Number of assets (columns of every bar given to :func:`portfolio_step`).
+    init_cash : float
+        Starting cash, finite and > 0.
+
+    Returns
+    -------
+    ndarray
+        The state vector (float64); :func:`portfolio_to_bytes` / :func:`portfolio_from_bytes`
+        persist it exactly.
+    """
+    if isinstance(m, bool) or not isinstance(m, int | np.integer) or m < 1:
+        raise ConfigError(f"portfolio: m (number of assets) must be an integer ≥ 1, got {m!r}")
+    if isinstance(init_cash, bool) or not isinstance(init_cash, int | float | np.integer | np.floating) \
+            or not np.isfinite(init_cash) or init_cash <= 0:
+        raise ConfigError(f"portfolio: init_cash must be a finite number > 0, got {init_cash!r}")
+    return portfolio_init_nb(int(m), float(init_cash))
+
+
+def _row(name: str, values, m: int) -> np.ndarray:
+    row = np.ascontiguousarray(values, dtype=np.float64)
+    if row.shape != (m,):
+        raise ConfigError(f"portfolio_step: {name} must have shape ({m},) (one value per asset), got {row.shape}")
+    return row
+
+
+def portfolio_step(state: np.ndarray, open_, close, target, *, funding=None, day_end: bool = False,
+                   fee: float = 0.001, slippage: float = 0.0, next_open: bool = True,
+                   max_leverage: float = 1.0, allow_short: bool = False) -> np.ndarray:
+    """Advance ``state`` (in place) by one closed bar; return the bar's fills.
+
+    The same compiled step :func:`coinswarm.simulate` scans over history: looping it over the
+    bars with the engine's arguments (``day_end`` from
+    :func:`coinswarm.backtest.engine.day_end_mask`) reproduces ``simulate`` bit for bit.
+
+    Parameters
+    ----------
+    state : ndarray
+        From :func:`portfolio_init` or :func:`portfolio_from_bytes`.
+    open_, close : array of shape (m,)
+        The bar's prices per asset (NaN: the asset has no bar).
+    target : array of shape (m,)
+        Weights decided at this bar's close (NaN: no order); filled at the next bar's open with
+        ``next_open``, else at this close.
+    funding : array of shape (m,), optional
+        Funding rates due at this bar's open (fraction; longs pay when positive).
+    day_end : bool
+        The bar closes a UTC day (daily returns for the metrics are taken there).
+    fee, slippage : float
+        Fractions of notional / price (``Costs.fee``, ``Costs.slippage``).
+    next_open, max_leverage, allow_short
+        As ``execution == "next_open"``, ``max_leverage``, ``allow_short`` of ``simulate``.
+
+    Returns
+    -------
+    ndarray of :data:`fill_dt`
+        This bar's fills (``bar`` is the state's bar count before the step).
+    """
+    m = portfolio_assets(state)
+    fund = np.zeros(m) if funding is None else _row("funding", funding, m)
+    if not np.isfinite(fund).all():
+        raise ConfigError("portfolio_step: funding rates must be finite")
+    fills = np.empty(MAX_FILLS_PER_ASSET * m, dtype=fill_dt)
+    n = portfolio_step_nb(state, _row("open", open_, m), _row("close", close, m), _row("target", target, m),
+                          fund, bool(day_end), float(fee), float(slippage), bool(next_open),
+                          float(max_leverage), bool(allow_short), fills, 0, np.empty(m, dtype=np.int64))
+    return fills[:n].copy()
+
+
+def portfolio_assets(state: np.ndarray) -> int:
+    """Number of assets of a portfolio state (checks the state's layout)."""
+    if not (isinstance(state, np.ndarray) and state.dtype == np.float64 and state.ndim == 1
+            and state.size > P_BOOKS and state[P_VERSION] == STATE_VERSION):
+        raise ConfigError("not a portfolio state (use portfolio_init or portfolio_from_bytes)")
+    m = int(state[P_M])
+    if m < 1 or state.size != P_BOOKS + BOOK_ROWS * m:
+        raise ConfigError(f"portfolio state of {state.size} values does not fit {m} assets")
+    return m
+
+
+def portfolio_to_bytes(state: np.ndarray) -> bytes:
+    """The state's exact bytes (float64, little-endian)."""
+    portfolio_assets(state)
+    return state.astype("<f8", copy=False).tobytes()
+
+
+def portfolio_from_bytes(data: bytes) -> np.ndarray:
+    """A state from :func:`portfolio_to_bytes` (a writable copy); refuses anything else."""
+    if not isinstance(data, bytes | bytearray | memoryview) or len(data) % 8:
+        raise ConfigError("portfolio state bytes must be a multiple of 8 bytes (float64 values)")
+    state = np.frombuffer(data, dtype="<f8").astype(np.float64)
+    portfolio_assets(state)
+    return state
+
+
+def portfolio_view(state: np.ndarray) -> dict:
+    """Cash, equity at the last close, positions, bars stepped and bankruptcy bar (or None)."""
+    m = portfolio_assets(state)
+    bankrupt = int(state[P_BANKRUPT])
+    return {"cash": float(state[P_CASH]), "equity": float(state[P_EQUITY]),
+            "positions": state[P_BOOKS:P_BOOKS + m].copy(), "bars": int(state[P_BARS]),
+            "bankrupt_bar": bankrupt if bankrupt >= 0 else None}
