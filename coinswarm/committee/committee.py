@@ -291,6 +291,7 @@ class Committee:
         for symbol, frame in prices.items():
             if not isinstance(frame, pd.DataFrame) or not isinstance(frame.index, pd.DatetimeIndex):
                 raise ConfigError(f"prices[{symbol!r}] must be an OHLCV DataFrame on a DatetimeIndex")
+            _check_frame(frame, "ignore")  # duplicate or unsorted bars are refused before aligning
         frames = align(prices, how="inner")
         for frame in frames.values():
             _check_frame(frame, gaps)

@@ -217,7 +217,6 @@ def test_simulate_costs_type(costs, fee, slip):
 
 
 @pytest.fixture(scope="module")
-@pytest.mark.timeout(1200)
 def compiled():
     """Compile the committee kernels (alone and with the pair) before the per-case deadline applies."""
     frame = real().iloc[:50]
