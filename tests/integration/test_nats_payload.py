@@ -10,6 +10,7 @@ import pytest
 from quorum_harness import NOW, connect, fixed_context, run_with_deadline, stamped, start_cluster, wait_until
 
 from coinswarm.adapters.bus import PayloadTooLargeError
+from coinswarm.errors import MessageError
 from coinswarm.memory.models import DecisionRow
 from coinswarm.memory.nodes import submit
 from coinswarm.quorum import COMMITTED, Manager, Proposal
@@ -21,9 +22,11 @@ pytestmark = pytest.mark.integration
 
 
 def padded(i: int, size: int, prefix: str) -> Proposal:
-    """An ``add_episode`` proposal of about ``size`` bytes on the wire (a long note)."""
+    """An ``add_episode`` proposal of about ``size`` bytes on the wire (notes of ≤ 1,000
+    characters each: the quorum's per-string limit)."""
     base = make_proposal(5 * i, np.random.default_rng(i)).to_dict()  # kind add_episode
-    base["data"]["note"] = "x" * max(0, size - len(Proposal(**base).encode()))
+    missing = max(0, size - len(Proposal(**base).encode()))
+    base["data"]["notes"] = ["x" * 1000] * (missing // 1006)
     return Proposal(**{**base, "id": f"{prefix}{i:04d}"})
 
 
@@ -45,17 +48,18 @@ def test_a_proposal_larger_than_max_payload_is_refused_at_once_without_retries(n
         bus = await connect(nats_url, "big-proposer")
         bus.retry_for = 60.0
         sizes = counting_publish(bus)
-        huge = padded(0, 2_000_000, "huge-")
+        with pytest.raises(MessageError, match="at most"):
+            padded(0, 2_000_000, "huge-")  # the quorum refuses it before any bus sees it
+        huge = b"x" * 2_000_000
         try:
             with pytest.raises(PayloadTooLargeError, match="exceeds the NATS server's max_payload") as caught:
-                await submit(bus, huge)
+                await bus.stream_publish("mem.propose", huge, msg_id="huge-0000")
             fits = await submit(bus, padded(1, 20_000, "fits-"))  # the bus still works
             return caught.value, sizes, fits, bus.max_payload
         finally:
             await bus.close()
 
     error, sizes, fits, max_payload = run_with_deadline(scenario(), 15)
-    assert error.message_id == "huge-0000" and error.field == "data"
     assert f"{max_payload:,}" in str(error), "the message names the limit"
     assert len(sizes) == 1 and fits, "nothing of the huge proposal was sent; the next one was"
 
