@@ -17,11 +17,20 @@ import pandas as pd
 from coinswarm.regime.detector import CELL_NAMES
 
 
+def _column(frame: pd.DataFrame, name: str) -> np.ndarray:
+    """One column as float64."""
+    return frame[name].to_numpy(np.float64)
+
+
 def realised_pnl(result, symbol: str) -> pd.Series:
     """Exact per-bar PnL of one symbol in the engine's result (before funding)."""
+    return pd.Series(_realised_pnl(result, symbol), index=result.equity.index)
+
+
+def _realised_pnl(result, symbol: str) -> np.ndarray:
     frame = result.prices[symbol]
-    open_ = frame["open"].to_numpy(np.float64)
-    close = frame["close"].ffill().to_numpy(np.float64)
+    open_ = _column(frame, "open")
+    close = pd.Series(_column(frame, "close")).ffill().to_numpy()
     pos = result.positions[symbol].to_numpy(np.float64)
     pnl = np.zeros(len(pos))
     prev_close = np.concatenate([[np.nan], close[:-1]])
@@ -29,39 +38,46 @@ def realised_pnl(result, symbol: str) -> pd.Series:
     gap = np.where(np.isfinite(open_), prev_pos * (open_ - prev_close), 0.0)
     body = np.where(np.isfinite(open_), pos * (close - open_), prev_pos * (close - prev_close))
     pnl[1:] = np.nan_to_num(gap[1:]) + np.nan_to_num(body[1:])
-    fills = result.fills[result.fills["symbol"] == symbol]
+    fills = result.fills
+    if len(fills):
+        fills = fills[fills["symbol"].to_numpy() == symbol]
     if len(fills):
         rows = result.equity.index.get_indexer(fills["time"])
         side = np.where(fills["side"].to_numpy() == "buy", 1.0, -1.0)
         slip_cost = side * fills["qty"].to_numpy() * (fills["price"].to_numpy() - open_[rows])
         np.subtract.at(pnl, rows, fills["fee"].to_numpy() + np.nan_to_num(slip_cost))
-    return pd.Series(pnl, index=result.equity.index)
+    return pnl
 
 
 def attribute(result, table: pd.DataFrame, agents: tuple[str, ...]) -> pd.DataFrame:
     """PnL (currency) by agent and regime for a committee ``result`` and its ``run`` table."""
     symbols = list(result.prices)
     rows = list(agents) + ["execution_and_costs"]
-    out = pd.DataFrame(0.0, index=rows, columns=CELL_NAMES)
+    out = np.zeros((len(rows), len(CELL_NAMES)))
     equity = result.equity
+    eq = equity.to_numpy()
     for symbol in symbols:
         part = table if not isinstance(table.columns, pd.MultiIndex) else table[symbol]
-        part = part.reindex(equity.index)
-        close = result.prices[symbol]["close"].ffill()
-        next_return = (close.shift(-1) / close - 1.0).fillna(0.0).to_numpy()
-        regime = part["regime"].ffill().fillna(4).astype(int).to_numpy()
+        if not part.index.equals(equity.index):
+            part = part.reindex(equity.index)
+        close = pd.Series(_column(result.prices[symbol], "close")).ffill().to_numpy()
+        next_return = np.nan_to_num(np.concatenate([close[1:], [np.nan]]) / close - 1.0, nan=0.0, posinf=np.inf,
+                                    neginf=-np.inf)
+        regime = pd.Series(part["regime"].to_numpy(np.float64)).ffill().fillna(4).astype(int).to_numpy()
         decided = np.roll(regime, 1)
         decided[0] = regime[0]
-        actual = realised_pnl(result, symbol).to_numpy()
+        actual = _realised_pnl(result, symbol)
         paper_total = np.zeros(len(equity))
-        for agent in agents:
-            share = part[f"c_{agent}"].fillna(0.0).to_numpy()
-            paper = share * equity.to_numpy() * next_return
+        for a, agent in enumerate(agents):
+            share = np.nan_to_num(part[f"c_{agent}"].to_numpy(np.float64), nan=0.0, posinf=np.inf, neginf=-np.inf)
+            paper = share * eq * next_return
             paper_total += paper
-            out.loc[agent] += np.bincount(regime, weights=paper, minlength=9)
+            out[a] += np.bincount(regime, weights=paper, minlength=9)
         residual = actual - np.roll(paper_total, 1)
         residual[0] = actual[0]
-        out.loc["execution_and_costs"] += np.bincount(decided, weights=residual, minlength=9)
-    out["total"] = out.sum(axis=1)
-    out.loc["total"] = out.sum(axis=0)
-    return out
+        out[-1] += np.bincount(decided, weights=residual, minlength=9)
+    frame = pd.DataFrame(0.0, index=rows, columns=CELL_NAMES)  # same layout as before: bit-identical totals
+    frame.iloc[:, :] = out
+    frame["total"] = frame.sum(axis=1)
+    frame.loc["total"] = frame.sum(axis=0)
+    return frame

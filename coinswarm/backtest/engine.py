@@ -13,7 +13,7 @@ from coinswarm.costs import Costs
 from coinswarm.data.load import load_funding
 from coinswarm.data.resample import align
 from coinswarm.data.validate import OHLCV_COLUMNS, check_values, timeframe_ms, validate_ohlcv
-from coinswarm.errors import ConfigError, DataError, SchemaError
+from coinswarm.errors import ConfigError, DataError, DuplicateTimestampError, SchemaError
 from coinswarm.kernels.metrics import METRIC_NAMES, finalize_nb
 from coinswarm.kernels.portfolio import P_BANKRUPT, screen_bars_nb, simulate_nb
 
@@ -33,6 +33,10 @@ def as_price_dict(prices: pd.DataFrame | dict[str, pd.DataFrame]) -> dict[str, p
                 raise ConfigError(f"prices must map symbol names (str) to OHLCV DataFrames; "
                                   f"got {type(symbol).__name__} → {type(frame).__name__}")
             check_index(frame, symbol)
+            if not frame.index.is_unique:
+                row = int(np.flatnonzero(frame.index.duplicated())[0])
+                raise DuplicateTimestampError(f"timestamp {frame.index[row]} repeats an earlier row",
+                                              source=symbol, row=row, timestamp=frame.index[row].isoformat())
         return align(prices) if len(prices) > 1 else dict(prices)
     raise ConfigError("prices must be an OHLCV DataFrame or a non-empty dict of them, "
                       f"got {type(prices).__name__}")

@@ -40,7 +40,7 @@ from coinswarm.committee.kernel import (
 )
 from coinswarm.data.resample import align
 from coinswarm.data.validate import OHLCV_COLUMNS, timeframe_ms
-from coinswarm.errors import ConfigError, DataError, SchemaError
+from coinswarm.errors import ConfigError, DataError, DuplicateTimestampError, SchemaError
 from coinswarm.kernels.portfolio import screen_bars_nb
 from coinswarm.kernels.steps import halflife_alpha_py
 from coinswarm.regime.detector import (
@@ -291,6 +291,10 @@ class Committee:
         for symbol, frame in prices.items():
             if not isinstance(frame, pd.DataFrame) or not isinstance(frame.index, pd.DatetimeIndex):
                 raise ConfigError(f"prices[{symbol!r}] must be an OHLCV DataFrame on a DatetimeIndex")
+            if not frame.index.is_unique:
+                row = int(np.flatnonzero(frame.index.duplicated())[0])
+                raise DuplicateTimestampError(f"timestamp {frame.index[row]} repeats an earlier row",
+                                              source=str(symbol), row=row, timestamp=frame.index[row].isoformat())
             _check_frame(frame, "ignore")  # duplicate or unsorted bars are refused before aligning
         frames = align(prices, how="inner")
         for frame in frames.values():

@@ -29,6 +29,19 @@ def real(symbol: str = "BTC") -> pd.DataFrame:
     return _REAL[symbol]
 
 
+@pytest.fixture(scope="module", autouse=True)
+def warm():
+    """Compile the engine's kernels for every argument type the cases use before the per-case
+    deadline applies (after an edit of a kernel-bearing file numba recompiles them)."""
+    frame = real().iloc[:30]
+    for short, lev in ((False, 1.0), (True, 2.0)):
+        cs.simulate(frame, pd.Series(0.5, index=frame.index), allow_short=short, max_leverage=lev)
+        cs.simulate(frame, np.full(30, 0.5), allow_short=short, max_leverage=lev, execution="close")
+    ints = frame.assign(volume=frame["volume"].astype(np.int64))
+    cs.simulate(ints, np.full(30, 0.5))
+    cs.simulate({"a": frame, "b": real("ETH").iloc[:30]}, pd.DataFrame(0.5, index=frame.index, columns=["a", "b"]))
+
+
 def _check(call, *inputs):
     """Run ``call``: a valid Result or a CoinswarmError, and the inputs unchanged either way."""
     seen("engine")
