@@ -268,7 +268,9 @@ GOOD_WINDOW = st.sampled_from(["30D", "20D", "10D", "15D", pd.Timedelta("12D"), 
 GAP = st.sampled_from([None, None, None, "0D", "1D", "12h", pd.Timedelta(0)])
 
 
-@settings(max_examples=examples(300), **SETTINGS)
+# a fresh clone compiles the sweep kernels inside the first valid case (measured 7.9 s): a
+# minute per case still turns a hang into a failure
+@settings(max_examples=examples(300), **{**SETTINGS, "deadline": 60_000})
 @given(train=st.one_of(GOOD_WINDOW, WINDOW), test=st.one_of(GOOD_WINDOW, WINDOW), purge=st.one_of(GAP, WINDOW),
        embargo=st.one_of(GAP, WINDOW), anchored=st.sampled_from([False, True, False, True, 1]),
        objective=st.sampled_from(["sharpe", "total_return", "sharpe", "nope", None]),
