@@ -216,7 +216,8 @@ class _TwoLegAgent:
         return 0.0
 
     def _kernel_step(self, state: State, first: Bar, second: Bar, rate: float) -> tuple:
-        raise NotImplementedError
+        """The subclass's compiled step on checked bars: ``(vote_1, vote_2, confidence)``."""
+        raise NotImplementedError(f"{type(self).__name__} defines no compiled step")
 
     def _frame(self, out: np.ndarray, symbols: list[str], index) -> pd.DataFrame:
         columns = pd.MultiIndex.from_tuples(

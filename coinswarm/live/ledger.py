@@ -33,17 +33,16 @@ from sqlalchemy import (
     Integer,
     LargeBinary,
     String,
-    create_engine,
-    event,
     insert,
     select,
     text,
     update,
 )
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
-from coinswarm.errors import CoinswarmError, ConfigError
+from coinswarm.adapters.sql import open_database
+from coinswarm.errors import CoinswarmError
 from coinswarm.live.killswitch import KillState
 from coinswarm.live.killswitch import halt as halted_state
 from coinswarm.live.orders import StoredOrder, check_transition
@@ -216,12 +215,8 @@ def split_symbol(symbol: str) -> tuple[str, str]:
     return base, rest.split(":", 1)[0]
 
 
-def _sqlite_pragmas(dbapi_connection, _record) -> None:
-    cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA synchronous=NORMAL")  # durable across a process crash (SIGKILL), not a power cut
-    cursor.execute("PRAGMA busy_timeout=5000")
-    cursor.close()
+# synchronous=NORMAL under WAL: durable across a process crash (SIGKILL), not a power cut
+SQLITE_PRAGMAS = ("journal_mode=WAL", "synchronous=NORMAL", "busy_timeout=5000")
 
 
 def _finite(name: str, value: float, *, positive: bool = False) -> float:
@@ -252,13 +247,8 @@ class Ledger:
     """
 
     def __init__(self, url: str, **engine_kwargs) -> None:
-        if not isinstance(url, str) or "://" not in url:
-            raise ConfigError(f"ledger URL must look like sqlite:///file.db or postgresql+psycopg://..., got {url!r}")
+        self.engine, self.sessions = open_database(url, "ledger", SQLITE_PRAGMAS, **engine_kwargs)
         self.url = url
-        self.engine = create_engine(url, **engine_kwargs)
-        if self.engine.dialect.name == "sqlite":
-            event.listen(self.engine, "connect", _sqlite_pragmas)
-        self.sessions = sessionmaker(self.engine, expire_on_commit=False)
 
     def migrate(self, revision: str = "head") -> None:
         """Bring the live tables to ``revision`` with the live Alembic environment (on PostgreSQL

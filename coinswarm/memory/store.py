@@ -14,10 +14,10 @@ from pathlib import Path
 
 import numpy as np
 import orjson
-from sqlalchemy import create_engine, event, func, insert, select, text, update
+from sqlalchemy import func, insert, select, text, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import sessionmaker
 
+from coinswarm.adapters.sql import open_database
 from coinswarm.errors import ConfigError
 from coinswarm.memory.models import (
     AuditRow,
@@ -40,24 +40,15 @@ DEFAULT_URL = "sqlite:///coinswarm.db"
 _STAT_FIELDS = ("n", "mean", "std", "win_rate", "p05", "p95", "mean_slippage_bps")
 
 
-def _sqlite_pragmas(dbapi_connection, _record) -> None:
-    cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.close()
+SQLITE_PRAGMAS = ("foreign_keys=ON", "journal_mode=WAL")
 
 
 class Store:
     """SQLAlchemy access to memory; one instance per process (it owns a connection pool)."""
 
     def __init__(self, url: str = DEFAULT_URL, **engine_kwargs) -> None:
-        if not isinstance(url, str) or "://" not in url:
-            raise ConfigError(f"store URL must look like sqlite:///file.db or postgresql+psycopg://..., got {url!r}")
+        self.engine, self.sessions = open_database(url, "store", SQLITE_PRAGMAS, **engine_kwargs)
         self.url = url
-        self.engine = create_engine(url, **engine_kwargs)
-        if self.engine.dialect.name == "sqlite":
-            event.listen(self.engine, "connect", _sqlite_pragmas)
-        self.sessions = sessionmaker(self.engine, expire_on_commit=False)
 
     def migrate(self, revision: str = "head") -> None:
         """Run Alembic migrations up to ``revision`` (on PostgreSQL under an advisory lock, so

@@ -29,7 +29,7 @@ def fixture(name: str) -> dict:
         path = Path(root) / "ccxt_static" / name
         if path.exists():
             return json.loads(path.read_text())
-    pytest.skip(f"ccxt_static/{name} not found under {data_roots()}")
+    pytest.fail(f"ccxt_static/{name} not found under {data_roots()}: the recorded fixtures are required")
 
 
 def case(data: dict, method: str, description: str) -> dict:
