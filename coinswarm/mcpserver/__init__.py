@@ -1,0 +1,1 @@
+"""The MCP server: coinswarm's research and paper-trading tools for an assistant (``coinswarm mcp``)."""
