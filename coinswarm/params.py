@@ -26,7 +26,7 @@ from coinswarm.errors import ConfigError
 
 #: Most combinations one grid may expand to (a larger grid is refused, not run for hours).
 MAX_COMBINATIONS = 1_000_000
-_INT64 = 2**63 - 1
+MAX_INT_PARAM = 10_000_000  # bars: a window longer than 19 years of 1-minute bars is a typo, and its state would not fit in memory
 _NUMBER_TEXT = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?")
 
 
@@ -42,8 +42,8 @@ def _as_int(value: Any) -> int:
         if not math.isfinite(as_float) or not as_float.is_integer():
             raise ValueError("not a whole number")
         out = int(as_float)
-    if abs(out) > _INT64:
-        raise ValueError("outside the 64-bit integer range")
+    if abs(out) > MAX_INT_PARAM:
+        raise ValueError(f"outside ±{MAX_INT_PARAM:,} (a count of bars; larger would not fit in memory)")
     return out
 
 
@@ -129,6 +129,22 @@ def make_params(strategy: Any, values: Mapping[str, Any] | None = None) -> Named
     if reason:
         raise ConfigError(f"{strategy.name}: invalid parameters: {reason}")
     return params
+
+
+def resolve_params(strategy: Any, params: Any) -> NamedTuple:
+    """``strategy.Params`` from ``None`` (the defaults), a mapping or a ``Params`` tuple, every
+    value coerced exactly and the combination validated (:func:`make_params`): the one door
+    through which an agent's ``init`` and ``run`` take parameters."""
+    if params is None:
+        values: Mapping[str, Any] = {}
+    elif isinstance(params, Mapping):
+        values = params
+    elif isinstance(params, strategy.Params):
+        values = params._asdict()
+    else:
+        raise ConfigError(f"{strategy.name} takes {strategy.Params.__name__} or a mapping name → value, "
+                          f"not {type(params).__name__}")
+    return make_params(strategy, values)
 
 
 def default_grid(strategy: Any) -> dict[str, list]:

@@ -178,7 +178,9 @@ class _TwoLegAgent:
 
     def init(self, params=None) -> State:
         """A fresh :class:`~coinswarm.agents.state.State` for ``params`` (defaults when ``None``)."""
-        params = params or self.Params()
+        from coinswarm.params import resolve_params
+
+        params = resolve_params(self, params)
         values = np.zeros(self.state_size(params))
         self._init_state(values, params)
         return State(params, values, new_clock(), (), self.layout)
@@ -201,7 +203,8 @@ class _TwoLegAgent:
             if not isinstance(bar, kind):
                 raise ConfigError(f"{self.name}.step takes ({self.leg_types[0].__name__}, "
                                   f"{self.leg_types[1].__name__}); {leg} is a {type(bar).__name__}")
-            check_bar(bar, leg)
+            bar = check_bar(bar, leg)
+            first, second = (bar, second) if leg == "leg 1" else (first, bar)
         if first.time != second.time:
             raise ConfigError(f"{self.name}.step: the legs' bars must share an open time, got {first.time} "
                               f"and {second.time}")

@@ -99,23 +99,50 @@ def _gap_key(frame: pd.DataFrame, report: Any) -> tuple:
 GAP_POLICIES = ("warn", "raise", "ignore")
 
 
-def check_bar(bar: Bar, source: str | None = None) -> None:
+MAX_TIME_MS = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z, the last instant pandas can print
+
+
+def check_bar_stamp(time_ms: object, source: str | None = None) -> None:
+    """Refuse a bar time that is not an integer of epoch milliseconds in [0, 9999-12-31]
+    (a float, a string, a bool, NaN or a nanosecond stamp) with a typed
+    :class:`~coinswarm.errors.DataError` naming the value and what would be valid."""
+    if isinstance(time_ms, int | np.integer) and not isinstance(time_ms, bool) and 0 <= time_ms <= MAX_TIME_MS:
+        return
+    raise DataError(f"time is {time_ms!r}: a bar's open time must be an int of epoch milliseconds in "
+                    f"[0, {MAX_TIME_MS}] (1970-01-01 to 9999-12-31 UTC)", source=source, column="time",
+                    value=time_ms)
+
+
+def check_bar(bar: Bar, source: str | None = None) -> Bar:
     """Validate one live bar before any state is touched (the rules of
     :func:`~coinswarm.data.validate.validate_ohlcv`: finite numbers, prices > 0, open and close
     within [low, high], volume ≥ 0). Raises the same typed :class:`~coinswarm.errors.DataError`
     subclasses, naming ``source`` (the symbol), the field, the value and the bar's time; the
-    caller's state stays as it was."""
+    caller's state stays as it was. Returns the bar with float prices and volume (what the
+    compiled steps take: an int or numpy price does not compile a second specialisation)."""
+    if type(bar) is not Bar and not (isinstance(bar, tuple) and set(Bar._fields) <= set(getattr(bar, "_fields", ()))):
+        raise ConfigError(f"a bar must be a coinswarm Bar(time, open, high, low, close, volume), not "
+                          f"{type(bar).__name__}{' ' + repr(bar)[:80] if bar is not None else ''}")
+    check_bar_stamp(bar.time, source)
     o, h, low, c, v = bar.open, bar.high, bar.low, bar.close, bar.volume
     try:  # every comparison with NaN is False: the usual bar passes in one expression
-        if 0.0 < low <= o <= h < math.inf and low <= c <= h and 0.0 <= v < math.inf:
-            return
+        if (0.0 < low <= o <= h < math.inf and low <= c <= h and 0.0 <= v < math.inf
+                and True not in (type(o) is bool, type(h) is bool, type(low) is bool, type(c) is bool,
+                                 type(v) is bool)):
+            return bar if type(o) is type(h) is type(low) is type(c) is type(v) is float else bar._replace(
+                open=float(o), high=float(h), low=float(low), close=float(c), volume=float(v))
     except TypeError:
         pass
     values = {}
     for name in OHLCV_COLUMNS:
+        value = getattr(bar, name)
+        if isinstance(value, bool | np.bool_) or not isinstance(value, int | float | np.integer | np.floating):
+            raise MissingValueError(f"{name} is {value!r} ({type(value).__name__}): a bar's prices and volume "
+                                    "must be real numbers (int or float)", source=source, column=name, value=value,
+                                    timestamp=bar.time)
         try:
-            values[name] = np.array([getattr(bar, name)], dtype=np.float64)
-        except (TypeError, ValueError):
+            values[name] = np.array([value], dtype=np.float64)
+        except (TypeError, ValueError, OverflowError):
             raise MissingValueError(f"{name} is {getattr(bar, name)!r} (not a number)", source=source,
                                     column=name, value=getattr(bar, name), timestamp=bar.time) from None
     try:
@@ -123,6 +150,7 @@ def check_bar(bar: Bar, source: str | None = None) -> None:
     except DataError as exc:  # the same error for a live bar, without the file row
         raise type(exc)(exc.problem, source=source, column=exc.column, value=exc.value,
                         timestamp=exc.timestamp) from None
+    return bar._replace(**{name: float(values[name][0]) for name in OHLCV_COLUMNS})
 
 
 def check_prices(frame: pd.DataFrame, gaps: str = "warn") -> None:
@@ -215,7 +243,7 @@ class Agent(ABC):
         (see :func:`check_bar_time`); a state of another agent or version raises
         :class:`~coinswarm.errors.StaleStateError`."""
         check_layout(state, self.layout, self.name, lambda: self.init(state.params))
-        check_bar(bar)
+        bar = check_bar(bar)
         check_bar_time(state.clock, bar.time)
         vote, confidence = self._step(state.values, state.params, bar)
         state.clock[0] = bar.time
@@ -263,15 +291,9 @@ class Agent(ABC):
         return True
 
     def _params(self, params: Any):
-        if params is None:
-            return self.Params()
-        if isinstance(params, dict):
-            from coinswarm.params import make_params
+        from coinswarm.params import resolve_params
 
-            return make_params(self, params)
-        if not isinstance(params, self.Params):
-            raise ConfigError(f"{self.name} takes {self.Params.__name__}, not {type(params).__name__}")
-        return params
+        return resolve_params(self, params)
 
     def __repr__(self) -> str:
         return f"<agent {self.name}>"

@@ -126,9 +126,11 @@ def _diagnose(frame: pd.DataFrame, several: bool, source: str) -> None:
 
 
 def _symbol_from_source(source: str | None) -> str:
-    if source and source.count(":") >= 2:
-        return source.split(":")[1]
-    return "asset"
+    """The symbol of a catalog name (``binance:BTC/USDT:1h`` → ``BTC/USDT``), else ``asset``."""
+    from coinswarm.data.catalog import parse_catalog_name
+
+    name = parse_catalog_name(source, strict=False) if source else None
+    return name.symbol if name is not None else "asset"
 
 
 def bar_length(index: pd.DatetimeIndex) -> pd.Timedelta:

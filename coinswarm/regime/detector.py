@@ -198,7 +198,9 @@ class RegimeDetector:
 
     def init(self, params: RegimeParams | None = None) -> State:
         """A fresh detector state for ``params`` (defaults when ``None``)."""
-        params = validate_params(params or RegimeParams())
+        from coinswarm.params import resolve_params
+
+        params = resolve_params(self, params)
         values = np.zeros(state_size(params))
         init_state(values, params)
         return State(params, values, new_clock(), (), self.layout)
@@ -208,11 +210,23 @@ class RegimeDetector:
         bar, or a bar not newer than the last one, raises a typed
         :class:`~coinswarm.errors.DataError` and changes nothing."""
         check_layout(state, self.layout, self.name, lambda: self.init(state.params))
-        check_bar(bar)
+        bar = check_bar(bar)
         check_bar_time(state.clock, bar.time)
         out = regime_step_nb(state.values, state.params, bar.time, bar.open, bar.high, bar.low, bar.close)
         state.clock[0] = bar.time
         return state, RegimeLabels(*out)
+
+    def is_valid(self, params: RegimeParams) -> bool:
+        """Whether ``params`` make sense (:func:`validate_params` says why not)."""
+        return self.invalid_reason(params) is None
+
+    def invalid_reason(self, params: RegimeParams) -> str | None:
+        """Why ``params`` are refused, naming the valid ranges (``None`` when valid)."""
+        try:
+            validate_params(params)
+        except ConfigError as exc:
+            return str(exc)
+        return None
 
     def update(self, state: State, bar: Bar) -> RegimeLabels:
         """``step(state, bar)[1]``: the labels only (the older name, kept for compatibility)."""
@@ -225,8 +239,12 @@ def validate_params(p: RegimeParams) -> RegimeParams:
         raise ConfigError(f"regime windows must be ≥ 2 bars, got {p.vol_window}, {p.trend_window}")
     if not 0.0 < p.low_quantile < p.high_quantile < 1.0:
         raise ConfigError(f"need 0 < low_quantile < high_quantile < 1, got {p.low_quantile}, {p.high_quantile}")
-    if p.confirm < 1 or p.min_obs < 5 or p.spread_halflife <= 0 or p.trend_t <= 0 or p.quantile_every < 1:
-        raise ConfigError(f"invalid regime parameters {p._asdict()}")
+    rules = (("confirm", p.confirm >= 1, "≥ 1 bar"), ("min_obs", p.min_obs >= 5, "≥ 5 bars"),
+             ("spread_halflife", p.spread_halflife > 0, "> 0 bars"), ("trend_t", p.trend_t > 0, "> 0"),
+             ("quantile_every", p.quantile_every >= 1, "≥ 1 bar"))
+    bad = [f"{name}={getattr(p, name)!r} (valid: {valid})" for name, ok, valid in rules if not ok]
+    if bad:
+        raise ConfigError(f"invalid regime parameters: {', '.join(bad)}")
     return p
 
 

@@ -147,7 +147,7 @@ class _FlakyPollBus(InProcessBus):
 
 
 def test_nodes_publish_their_audit_trail_and_forget_old_state(tmp_path):
-    from coinswarm.memory.models import AuditEvent
+    from coinswarm.memory.models import AuditRow
 
     store = Store(f"sqlite:///{tmp_path / 'audit.db'}")
     store.migrate()
@@ -173,7 +173,7 @@ def test_nodes_publish_their_audit_trail_and_forget_old_state(tmp_path):
     assert all(not n.deferred and not n.escalate_at and not n.coordinator.open for n in nodes), \
         "a seen commit releases what the backups kept"
     assert all(not n.coordinator.decided and not n.seen_commits and not n.early for n in nodes)
-    assert applier.audited > 0 and store.count(AuditEvent) == applier.audited
+    assert applier.audited > 0 and store.count(AuditRow) == applier.audited
 
 
 def test_backups_keep_votes_until_a_silent_primary_times_out_then_commit(tmp_path):
