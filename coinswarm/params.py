@@ -26,7 +26,9 @@ from coinswarm.errors import ConfigError
 
 #: Most combinations one grid may expand to (a larger grid is refused, not run for hours).
 MAX_COMBINATIONS = 1_000_000
-MAX_INT_PARAM = 10_000_000  # bars: a window longer than 19 years of 1-minute bars is a typo, and its state would not fit in memory
+#: Largest integer parameter: a window of more bars than 19 years of minutes is a typo (and its state would
+#: not fit in memory).
+MAX_INT_PARAM = 10_000_000
 _NUMBER_TEXT = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?")
 
 
