@@ -298,6 +298,15 @@ class Result:
 
         return plot_result(self, path)
 
+    def report(self, path: str | None = None, *, title: str | None = None, trials: int | None = None) -> str:
+        """The tearsheet: one self-contained HTML page (metrics beside buy-and-hold with the
+        assumptions and ``trials``, equity, drawdown, monthly returns, rolling Sharpe, exposure,
+        and for a committee PnL by agent and regime), written to ``path`` when given.
+        See :func:`coinswarm.backtest.tearsheet.tearsheet`."""
+        from coinswarm.backtest.tearsheet import tearsheet
+
+        return tearsheet(self, path, title=title, trials=trials)
+
     def __str__(self) -> str:
         a, m = self.assumptions, self.metrics
         return (

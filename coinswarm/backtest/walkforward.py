@@ -155,6 +155,13 @@ class WalkForwardReport:
 
         return plot_walk_forward(self, path)
 
+    def report(self, path: str | None = None, *, title: str | None = None) -> str:
+        """The tearsheet of the out-of-sample run with the gate (PSR, DSR, PBO, trials) and the
+        folds: one self-contained HTML page, written to ``path`` when given."""
+        from coinswarm.backtest.tearsheet import tearsheet
+
+        return tearsheet(self, path, title=title)
+
     def __str__(self) -> str:
         verdict = "PASSED" if self.passed else "FAILED: " + "; ".join(self.reasons)
         return (f"walk-forward {self.strategy}: {len(self.folds)} folds, {self.n_trials} trials, "
