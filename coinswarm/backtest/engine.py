@@ -292,11 +292,12 @@ class Result:
         """:meth:`to_dict` as a JSON string."""
         return json.dumps(self.to_dict(), indent=2)
 
-    def plot(self, path: str | None = None):
-        """Equity, drawdown and positions (saved to ``path`` when given)."""
+    def plot(self, path: str | None = None, *, title: str | None = None):
+        """Equity against buy-and-hold, drawdown (%) and positions (% of equity), titled with
+        ``title`` and the headline metrics (saved to ``path`` when given)."""
         from coinswarm.backtest.plots import plot_result
 
-        return plot_result(self, path)
+        return plot_result(self, path, title=title)
 
     def report(self, path: str | None = None, *, title: str | None = None, trials: int | None = None) -> str:
         """The tearsheet: one self-contained HTML page (metrics beside buy-and-hold with the
