@@ -7,6 +7,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
+from coinswarm.backtest.plots import log_money_axis
 from coinswarm.errors import ConfigError
 
 VOL_COLOURS = {"low": "tab:green", "normal": None, "high": "tab:red"}
@@ -36,13 +37,16 @@ def plot_regimes(prices: pd.DataFrame, labels: pd.DataFrame, path: str | None = 
     """Close price (log scale) twice: shaded by volatility regime, then by trend regime."""
     fig, (ax_vol, ax_trend) = plt.subplots(2, 1, figsize=(11, 6.5), sharex=True)
     close = prices["close"]
+    source = str(prices.attrs.get("source", ""))
+    quote = source.split(":")[1].split("/")[1] if source.count(":") >= 2 and "/" in source else "price"
     for ax, column, colours in ((ax_vol, "volatility", VOL_COLOURS), (ax_trend, "trend", TREND_COLOURS)):
         ax.plot(close.index, close.to_numpy(), lw=0.7, color="black")
-        ax.set_yscale("log")
+        log_money_axis(ax, f"close ({quote}, log scale)")
         _shade(ax, close.index, labels[column], colours)
         named = ", ".join(f"{k} = {v.replace('tab:', '')}" for k, v in colours.items() if v)
         ax.set_title(f"{column} regime ({named}; unshaded = {'normal' if column == 'volatility' else 'range'})",
                      fontsize=9)
+    ax_trend.set_xlabel("date (UTC)")
     version = labels["version"].iloc[0] if len(labels) else ""
     fig.suptitle(f"{prices.attrs.get('source', '')} causal regimes ({version})", fontsize=10)
     return _save(fig, path)

@@ -8,6 +8,8 @@ buy-and-hold as the benchmark.
 
 from __future__ import annotations
 
+import math
+
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
@@ -225,14 +227,15 @@ def plot_sweep(table: pd.DataFrame, x: str | None = None, y: str | None = None, 
         pick = np.nanargmin if metric in _LOWER_IS_BETTER else np.nanargmax
         row, col = np.unravel_index(pick(values), values.shape)
         ax.add_patch(plt.Rectangle((col - 0.5, row - 0.5), 1, 1, fill=False, lw=2, ec="black"))
-        best = f"best {metric} {values[row, col]:.2f}{'%' if percent else ''} at {x}={grid.columns[col]}, " \
-               f"{y}={grid.index[row]} (boxed)"
+        word = "lowest" if metric in _LOWER_IS_BETTER else "best"
+        best = (f"{word} {metric} {values[row, col]:.2f}{'%' if percent else ''} at {x}={grid.columns[col]}, "
+                f"{y}={grid.index[row]} (boxed)")
     else:
         best = "no finite value"
     a = table.attrs.get("assumptions", {})
+    costs = f"fees {a.get('fee_bps', math.nan):g} bps, slippage {a.get('slippage_bps', math.nan):g} bps"
     ax.set_title(f"sweep {table.attrs.get('strategy', '')}: {metric} over {len(table)} combinations; {best}\n"
-                 f"fees {a.get('fee_bps', '?')} bps, slippage {a.get('slippage_bps', '?')} bps, "
-                 f"{str(a.get('start', ''))[:10]} → {str(a.get('end', ''))[:10]}; blank = invalid",
+                 f"{costs}, {str(a.get('start', ''))[:10]} → {str(a.get('end', ''))[:10]}; blank = invalid",
                  fontsize=9, loc="left")
     fig.tight_layout()
     return save(fig, path)
