@@ -308,6 +308,18 @@ class Result:
 
         return tearsheet(self, path, title=title, trials=trials)
 
+    def __repr__(self) -> str:
+        m = self.metrics
+        return (f"<Result {', '.join(self.assumptions['symbols'])} {self.assumptions['start'][:10]} → "
+                f"{self.assumptions['end'][:10]}: total return {m['total_return']:.2%}, Sharpe {m['sharpe']:.2f}, "
+                f"max drawdown {m['max_drawdown']:.2%}{', bankrupt' if self.bankrupt is not None else ''}>")
+
+    def _repr_html_(self) -> str:
+        """A notebook's view: the metrics beside the assumptions (the full page: :meth:`report`)."""
+        from coinswarm.backtest.tearsheet import summary_html
+
+        return summary_html(self)
+
     def __str__(self) -> str:
         a, m = self.assumptions, self.metrics
         return (

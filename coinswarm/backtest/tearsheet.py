@@ -125,7 +125,7 @@ def _page(result, report, title: str, trials: int | None, benchmark: bool) -> st
         parts.append(f"<p class='fail'>Bankrupt at {_e(result.bankrupt.isoformat())}: every position was closed "
                      "and trading stopped.</p>")
     if report is not None:
-        parts.append(_gate_section(report))
+        parts.append(gate_html(report))
     parts.append("<div class='grid'>" + _metrics_table(result, bench) + _assumptions_table(result, trials) + "</div>")
     parts.append("<h2>Equity and drawdown</h2>" + _img(_equity_figure(result, bench, report), "equity and drawdown"))
     parts.append("<h2>Monthly returns (%)</h2>" + monthly_returns_table(result.equity, result.assumptions["init_cash"]))
@@ -134,13 +134,19 @@ def _page(result, report, title: str, trials: int | None, benchmark: bool) -> st
     if result.attribution is not None:
         parts.append(_committee_section(result))
     if report is not None:
-        parts.append(_folds_section(report))
+        parts.append(folds_html(report))
     parts.append(f"<p class='note'>coinswarm {__version__}. Metrics: daily returns (each UTC day's last bar), "
                  "annualised with √365; fractions in the data, percent on this page; money in the quote currency. "
                  "Self-contained: every figure is inline.</p>")
     return ("<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"
             f"<title>{_e(title)}</title><style>{_STYLE}</style></head><body>\n"
             + "\n".join(parts) + "\n</body></html>\n")
+
+
+def summary_html(result) -> str:
+    """The metrics and assumptions tables of a Result side by side (a notebook's ``_repr_html_``)."""
+    return ("<div style='display:flex;gap:32px;flex-wrap:wrap;align-items:flex-start'>"
+            + _metrics_table(result, None) + _assumptions_table(result, None) + "</div>")
 
 
 def _e(text) -> str:
@@ -374,7 +380,8 @@ def _quote(result) -> str:
     return quote_currency(result)
 
 
-def _gate_section(report) -> str:
+def gate_html(report) -> str:
+    """The walk-forward gate as an HTML table: OOS Sharpe, PSR, DSR, PBO and trades against their bars."""
     verdict = ("<span class='pass'>PASSED</span>" if report.passed
                else "<span class='fail'>FAILED</span>: " + _e("; ".join(report.reasons)))
     g = report.gate
@@ -389,7 +396,8 @@ def _gate_section(report) -> str:
             f"{body}</table>")
 
 
-def _folds_section(report) -> str:
+def folds_html(report) -> str:
+    """One HTML row per walk-forward fold: windows, parameters chosen, in-sample and OOS results."""
     head = ("<tr><th>fold</th><th>train</th><th>test</th><th>parameters chosen</th><th>in-sample Sharpe</th>"
             "<th>OOS Sharpe</th><th>OOS return</th></tr>")
     rows = []

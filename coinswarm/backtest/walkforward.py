@@ -162,6 +162,17 @@ class WalkForwardReport:
 
         return tearsheet(self, path, title=title)
 
+    def __repr__(self) -> str:
+        return (f"<WalkForwardReport {self.strategy}: {len(self.folds)} folds, {self.n_trials} trials, "
+                f"OOS Sharpe {self.oos_sharpe:.2f}, DSR {self.dsr:.3f}, PBO {self.pbo:.3f}, "
+                f"{'passed' if self.passed else 'failed'}>")
+
+    def _repr_html_(self) -> str:
+        """A notebook's view: the gate and the folds (the full page: :meth:`report`)."""
+        from coinswarm.backtest.tearsheet import folds_html, gate_html
+
+        return gate_html(self) + folds_html(self)
+
     def __str__(self) -> str:
         verdict = "PASSED" if self.passed else "FAILED: " + "; ".join(self.reasons)
         return (f"walk-forward {self.strategy}: {len(self.folds)} folds, {self.n_trials} trials, "

@@ -184,3 +184,15 @@ def test_plots_are_titled_with_metrics_and_label_units(sma_result, btc_1h):
     with pytest.raises(ConfigError, match="not a column"):
         plot_sweep(table, x="nope")
     assert cs.plot_sweep is plot_sweep
+
+
+def test_notebook_reprs_are_short_and_html(sma_result, btc_1h):
+    text = repr(sma_result)
+    assert len(text) < 200 and f"Sharpe {sma_result.metrics['sharpe']:.2f}" in text and "2021-01-01" in text
+    parser = parse(sma_result._repr_html_())
+    assert format_metric(sma_result.metrics["sharpe"], "x") in parser.cells and "10 bps per fill" in parser.cells
+    report = cs.walk_forward("sma_cross", btc_1h.loc["2021":"2023"], {"fast": [10, 20], "slow": [50, 100]},
+                             train="365D", test="180D")
+    assert len(repr(report)) < 200 and f"{report.n_trials} trials" in repr(report)
+    parser = parse(report._repr_html_())
+    assert f"{report.dsr:.3f}" in parser.cells and len(report._repr_html_()) < 20_000
