@@ -310,7 +310,13 @@ def _equity_figure(result, bench, report):
                 for ax in (ax_eq, ax_dd):
                     ax.axvspan(fold["test_start"], fold["test_end"], color=FOLD_COLOUR, alpha=0.10, lw=0)
     log_money_axis(ax_eq, f"equity ({quote_currency(result)}, log scale)")
-    ax_eq.legend(loc="upper left", fontsize=8, frameon=False)
+    handles, labels = ax_eq.get_legend_handles_labels()
+    if report is not None:
+        from matplotlib.patches import Patch
+
+        handles.append(Patch(color=FOLD_COLOUR, alpha=0.25))
+        labels.append(f"test windows of {len(report.folds)} folds (every other one shaded)")
+    ax_eq.legend(handles, labels, loc="upper left", fontsize=8, frameon=False)
     _percent_axis(ax_dd, "drawdown (%)")
     ax_dd.legend(loc="lower left", fontsize=7, frameon=False)
     ax_dd.set_xlabel("date (UTC)")

@@ -36,8 +36,8 @@ def add_commands(sub) -> None:
     p.add_argument("--params", default=None, help="name=value,name=value (backtest; default: the strategy's)")
     p.add_argument("--walkforward", action="store_true", help="walk forward over --grid and report the OOS run")
     p.add_argument("--grid", action="append", help="walk-forward grid: name=start:stop:step or name=a,b,c")
-    p.add_argument("--train", default="365D", type=checks.duration, help="walk-forward train window (%(default)s)")
-    p.add_argument("--test", default="90D", type=checks.duration, help="walk-forward test window (%(default)s)")
+    p.add_argument("--train", default=None, type=checks.duration, help="walk-forward train window (default 365D)")
+    p.add_argument("--test", default=None, type=checks.duration, help="walk-forward test window (default 90D)")
     p.add_argument("--fee-bps", type=checks.bps, default=10.0, help="0 to 1000 (default %(default)s)")
     p.add_argument("--slippage-bps", type=checks.bps, default=0.0, help="0 to 1000 (default %(default)s)")
     p.add_argument("--execution", choices=("next_open", "close"), default="next_open",
@@ -70,8 +70,19 @@ def cmd_report(args) -> int:
     names = checks.data_names(args.data)
     if args.walkforward and args.params:
         raise ConfigError("--params is for one backtest; a walk-forward chooses them: give --grid instead")
-    if not args.walkforward and args.grid:
-        raise ConfigError("--grid is for --walkforward; one backtest takes --params")
+    if not args.walkforward and (args.grid or args.train or args.test):
+        raise ConfigError("--grid, --train and --test are for --walkforward; one backtest takes --params")
+    if args.walkforward:
+        from coinswarm.params import as_duration
+
+        args.train, args.test = args.train or "365D", args.test or "90D"
+        as_duration(args.train, "--train")
+        as_duration(args.test, "--test")
+    from coinswarm.data.validate import as_time_bound
+
+    lo, hi = as_time_bound(args.start, "--start"), as_time_bound(args.end, "--end")
+    if lo is not None and hi is not None and hi < lo:
+        raise ConfigError(f"--end {args.end} is before --start {args.start}")
     import coinswarm as cs
 
     strategy = cs.get_strategy(args.strategy)

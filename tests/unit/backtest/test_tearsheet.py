@@ -152,10 +152,13 @@ def test_cli_report_writes_the_tearsheet(tmp_path, capsys):
 
 @pytest.mark.parametrize("argv, message", [
     (["report", "--out", "/no/such/folder/r.html"], "does not exist"),
-    (["report", "--out", "{tmp}/r.html", "--grid", "fast=1,2"], "--grid is for --walkforward"),
+    (["report", "--out", "{tmp}/r.html", "--grid", "fast=1,2"], "--grid, --train and --test are for --walkforward"),
     (["report", "--out", "{tmp}/r.html", "--walkforward", "--params", "fast=1"], "--params is for one backtest"),
     (["report", "--out", "{tmp}/r.html", "--params", "fast=200,slow=100"], "fast=200"),
     (["report", "--out", "{tmp}/r.html", "--strategy", "nope"], "unknown strategy"),
+    (["report", "--out", "{tmp}/r.html", "--test", "30D"], "are for --walkforward"),
+    (["report", "--out", "{tmp}/r.html", "--walkforward", "--test", "0D"], "--test"),
+    (["report", "--out", "{tmp}/r.html", "--start", "2024-06-01", "--end", "2024-01-01"], "before --start"),
 ])
 def test_cli_report_bad_input_is_one_line_exit_2(argv, message, tmp_path, capsys):
     from coinswarm.cli.main import main
