@@ -22,6 +22,7 @@ _EXPORTS: dict[str, str] = {
                      "TrendParams", "Vote"), "coinswarm.agents"),
     **dict.fromkeys(("Result", "simulate"), "coinswarm.backtest.engine"),
     "sweep": "coinswarm.backtest.sweep",
+    "plot_sweep": "coinswarm.backtest.plots",
     **dict.fromkeys(("Gate", "WalkForwardReport", "walk_forward"), "coinswarm.backtest.walkforward"),
     "Committee": "coinswarm.backtest.committee",
     **dict.fromkeys(("plot_regimes", "plot_weights", "plot_attribution"), "coinswarm.backtest.committee_plots"),
@@ -76,6 +77,7 @@ __all__ = [
     "make_params",
     "plot_attribution",
     "plot_regimes",
+    "plot_sweep",
     "plot_weights",
     "probabilistic_sharpe_ratio",
     "probability_of_backtest_overfitting",
@@ -123,6 +125,7 @@ if TYPE_CHECKING:  # names for type checkers and IDEs
     from coinswarm.backtest.committee import Committee
     from coinswarm.backtest.committee_plots import plot_attribution, plot_regimes, plot_weights
     from coinswarm.backtest.engine import Result, simulate
+    from coinswarm.backtest.plots import plot_sweep
     from coinswarm.backtest.sweep import sweep
     from coinswarm.backtest.walkforward import Gate, WalkForwardReport, walk_forward
     from coinswarm.committee import CommitteeConfig, CommitteeParams

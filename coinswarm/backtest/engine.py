@@ -294,11 +294,33 @@ class Result:
         """:meth:`to_dict` as a JSON string."""
         return json.dumps(self.to_dict(), indent=2)
 
-    def plot(self, path: str | None = None):
-        """Equity, drawdown and positions (saved to ``path`` when given)."""
+    def plot(self, path: str | None = None, *, title: str | None = None):
+        """Equity against buy-and-hold, drawdown (%) and positions (% of equity), titled with
+        ``title`` and the headline metrics (saved to ``path`` when given)."""
         from coinswarm.backtest.plots import plot_result
 
-        return plot_result(self, path)
+        return plot_result(self, path, title=title)
+
+    def report(self, path: str | None = None, *, title: str | None = None, trials: int | None = None) -> str:
+        """The tearsheet: one self-contained HTML page (metrics beside buy-and-hold with the
+        assumptions and ``trials``, equity, drawdown, monthly returns, rolling Sharpe, exposure,
+        and for a committee PnL by agent and regime), written to ``path`` when given.
+        See :func:`coinswarm.backtest.tearsheet.tearsheet`."""
+        from coinswarm.backtest.tearsheet import tearsheet
+
+        return tearsheet(self, path, title=title, trials=trials)
+
+    def __repr__(self) -> str:
+        m = self.metrics
+        return (f"<Result {', '.join(self.assumptions['symbols'])} {self.assumptions['start'][:10]} → "
+                f"{self.assumptions['end'][:10]}: total return {m['total_return']:.2%}, Sharpe {m['sharpe']:.2f}, "
+                f"max drawdown {m['max_drawdown']:.2%}{', bankrupt' if self.bankrupt is not None else ''}>")
+
+    def _repr_html_(self) -> str:
+        """A notebook's view: the metrics beside the assumptions (the full page: :meth:`report`)."""
+        from coinswarm.backtest.tearsheet import summary_html
+
+        return summary_html(self)
 
     def __str__(self) -> str:
         a, m = self.assumptions, self.metrics

@@ -155,6 +155,24 @@ class WalkForwardReport:
 
         return plot_walk_forward(self, path)
 
+    def report(self, path: str | None = None, *, title: str | None = None) -> str:
+        """The tearsheet of the out-of-sample run with the gate (PSR, DSR, PBO, trials) and the
+        folds: one self-contained HTML page, written to ``path`` when given."""
+        from coinswarm.backtest.tearsheet import tearsheet
+
+        return tearsheet(self, path, title=title)
+
+    def __repr__(self) -> str:
+        return (f"<WalkForwardReport {self.strategy}: {len(self.folds)} folds, {self.n_trials} trials, "
+                f"OOS Sharpe {self.oos_sharpe:.2f}, DSR {self.dsr:.3f}, PBO {self.pbo:.3f}, "
+                f"{'passed' if self.passed else 'failed'}>")
+
+    def _repr_html_(self) -> str:
+        """A notebook's view: the gate and the folds (the full page: :meth:`report`)."""
+        from coinswarm.backtest.tearsheet import folds_html, gate_html
+
+        return gate_html(self) + folds_html(self)
+
     def __str__(self) -> str:
         verdict = "PASSED" if self.passed else "FAILED: " + "; ".join(self.reasons)
         return (f"walk-forward {self.strategy}: {len(self.folds)} folds, {self.n_trials} trials, "

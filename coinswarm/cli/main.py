@@ -300,6 +300,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_research_commands(sub)
     _add_service_commands(sub)
     _add_data_commands(sub)
+    from coinswarm.cli import report as report_cli  # coinswarm report (tearsheet)
+    report_cli.add_commands(sub)
     return parser
 
 
