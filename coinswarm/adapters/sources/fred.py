@@ -133,7 +133,7 @@ def observation_record(obs: Any, index: int, series_id: str, source: str, units:
     if raw == MISSING:
         return None
     try:
-        value = float(raw)
+        value = math.nan if isinstance(raw, bool) else float(raw)
     except (TypeError, ValueError):
         value = math.nan
     if not math.isfinite(value):

@@ -101,3 +101,20 @@ def test_missing_key_is_a_clear_not_configured_error(monkeypatch):
 def test_bad_series_id_is_refused(key, series):
     with pytest.raises(NotConfiguredError, match="series id"):
         FredSource(series)
+
+
+@pytest.mark.parametrize("raw", [True, "inf", "nan", "-inf", None, [], "4,5", ""])
+def test_observation_values_that_are_no_finite_number_are_rejected(raw):
+    from coinswarm.adapters.sources.fred import observation_record
+
+    with pytest.raises(RecordError) as info:
+        observation_record({"date": "2024-01-02", "value": raw}, 0, "DGS10", "fred:DGS10", "lin", 0)
+    assert info.value.field == "value"
+
+
+def test_missing_marker_is_skipped_not_rejected():
+    from coinswarm.adapters.sources.fred import observation_record
+
+    assert observation_record({"date": "2024-01-02", "value": "."}, 0, "DGS10", "fred:DGS10", "lin", 0) is None
+    record = observation_record({"date": "2024-01-02", "value": "-0.25"}, 0, "S", "fred:S", None, 0)
+    assert record.values["value"] == -0.25
