@@ -108,3 +108,11 @@ def test_minilm_refuses_bad_texts_and_handles_empty_lists(minilm):
     assert minilm.embed([]).shape == (0, DIM)
     with pytest.raises(EmbeddingError):
         minilm.embed(["fine", ""])
+
+
+@pytest.mark.parametrize("kw", [{"batch_size": 0}, {"batch_size": True}, {"threads": 0}, {"threads": 1.5}])
+def test_minilm_bad_parameters_are_refused_before_loading(kw):
+    from coinswarm.adapters.sources.embeddings import MiniLMEmbedder
+
+    with pytest.raises(EmbeddingError):
+        MiniLMEmbedder(**kw)
