@@ -198,3 +198,34 @@ class RedisVectorStore:
 
     def __len__(self) -> int:
         return int(self.client.execute_command("VCARD", self.key) or 0)
+
+
+@dataclass(frozen=True, slots=True)
+class IndexReport:
+    """What :func:`index_headlines` did: new vectors stored, sentiment records, rejected records."""
+
+    inserted: int
+    sentiment: list[Record]
+    rejected: list[RecordError]
+
+
+def index_headlines(records: Sequence[Record], embedder: Any, store: Any, received_ms: int = 0) -> IndexReport:
+    """Score and embed the ``news`` records of a batch and store their vectors (keyed by URL).
+
+    Non-news and unscorable records are listed in ``rejected`` (the others go on); headlines whose
+    URL is already stored are not re-inserted (``inserted`` counts only new ones).
+    """
+    from coinswarm.adapters.sources.sentiment import sentiment_record
+
+    news, scores, rejected = [], [], []
+    for record in records:
+        try:
+            scores.append(sentiment_record(record, received_ms))
+        except RecordError as err:
+            rejected.append(err)
+            continue
+        news.append(record)
+    if not news:
+        return IndexReport(0, [], rejected)
+    vectors = embedder.embed([r.values["title"] for r in news])
+    return IndexReport(store.add(news, vectors), scores, rejected)
