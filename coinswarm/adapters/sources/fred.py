@@ -14,6 +14,7 @@ The key comes only from the environment variable ``COINSWARM_FRED_API_KEY``.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import math
 import re
@@ -62,8 +63,7 @@ class FredSource:
         self.series_id, self.page_size, self.max_pages = series_id, page_size, max_pages
         self.base_url = check_url(base_url, self.name).rstrip("/")
         self._key = api_key(KEY_ENV, self.name)
-        self.client = client or HttpClient(self.name)
-        self.client.source = self.name
+        self.client = dataclasses.replace(client, source=self.name) if client else HttpClient(self.name)
         self._tracker = Tracker(Health(self.name))
 
     async def fetch(self, since_ms: int, until_ms: int, now_ms: int) -> Batch:

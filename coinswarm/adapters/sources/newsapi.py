@@ -16,6 +16,7 @@ The key comes only from the environment variable ``COINSWARM_NEWSAPI_KEY``.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import urllib.parse
 from typing import Any
@@ -64,8 +65,7 @@ class NewsApiSource:
         self.query, self.language, self.page_size, self.max_pages = query, language, page_size, max_pages
         self.base_url = check_url(base_url, self.name).rstrip("/")
         self._key = api_key(KEY_ENV, self.name)
-        self.client = client or HttpClient(self.name)
-        self.client.source = self.name
+        self.client = dataclasses.replace(client, source=self.name) if client else HttpClient(self.name)
         self._tracker = Tracker(Health(self.name))
 
     async def fetch(self, since_ms: int, until_ms: int, now_ms: int) -> Batch:

@@ -11,6 +11,7 @@ A body that is no feed at all (no entries and a parse error) is a
 from __future__ import annotations
 
 import calendar
+import dataclasses
 import urllib.parse
 from typing import Any
 
@@ -44,8 +45,7 @@ class RssSource:
     def __init__(self, url: str, name: str | None = None, client: HttpClient | None = None) -> None:
         self.name = name or f"rss:{urllib.parse.urlsplit(url).netloc or url}"
         self.url = check_url(url, self.name)
-        self.client = client or HttpClient(self.name)
-        self.client.source = self.name
+        self.client = dataclasses.replace(client, source=self.name) if client else HttpClient(self.name)
         self._tracker = Tracker(Health(self.name))
 
     async def fetch(self, since_ms: int, until_ms: int, now_ms: int) -> Batch:

@@ -29,6 +29,8 @@ from coinswarm.adapters.sources.base import Batch, Health, SourceError
 
 RETRY_STATUSES = frozenset({429, 503})
 """Statuses that mean "slow down, then try again"."""
+MAX_BODY = 16 * 1024 * 1024
+"""The largest reply body read (a feed or an API page is far smaller); a larger one is an error."""
 
 
 class NotConfiguredError(SourceError):
@@ -64,9 +66,16 @@ class UrllibTransport:
         request = urllib.request.Request(url, headers=headers, method="GET")
         try:
             with urllib.request.urlopen(request, timeout=timeout_s) as response:  # noqa: S310 (scheme checked)
-                return HttpReply(response.status, _lower(response.headers.items()), response.read())
+                return HttpReply(response.status, _lower(response.headers.items()), _read(response))
         except urllib.error.HTTPError as err:
-            return HttpReply(err.code, _lower(err.headers.items() if err.headers else []), err.read() or b"")
+            return HttpReply(err.code, _lower(err.headers.items() if err.headers else []), _read(err))
+
+
+def _read(response) -> bytes:
+    body = response.read(MAX_BODY + 1) or b""
+    if len(body) > MAX_BODY:
+        raise OSError(f"reply body larger than {MAX_BODY:,} bytes")
+    return body
 
 
 def _lower(items) -> dict[str, str]:
@@ -145,7 +154,6 @@ class HttpClient:
     backoff_s: float = 1.0
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
     clock: Callable[[], float] = time.time
-    waits: list[float] = field(default_factory=list)
 
     async def get(self, url: str, headers: Mapping[str, str] | None = None) -> HttpReply:
         """The first reply that is not a 429/503; :class:`SourceError` when unreachable or throttled."""
@@ -159,7 +167,6 @@ class HttpClient:
             if attempt == self.max_retries or wait > self.max_wait_s:
                 raise SourceError(f"HTTP {reply.status} (rate limited) from {_redact(url)} after {attempt + 1} "
                                   f"attempt(s); retry in {wait:.1f} s", source=self.source, retry_after_s=wait)
-            self.waits.append(wait)
             await self.sleep(wait)
         raise AssertionError("unreachable")  # pragma: no cover
 
@@ -167,7 +174,7 @@ class HttpClient:
         try:
             return await asyncio.wait_for(self.transport.get(url, headers, self.timeout_s), self.timeout_s + 1.0)
         except (OSError, TimeoutError) as err:
-            raise SourceError(f"cannot reach {_redact(url)}: {err}", source=self.source) from err
+            raise SourceError(f"GET {_redact(url)} failed: {err!r}", source=self.source) from err
 
     async def get_json(self, url: str, headers: Mapping[str, str] | None = None) -> tuple[int, Any]:
         """``(status, decoded JSON)``; :class:`SourceError` if the body is not JSON."""

@@ -95,7 +95,7 @@ def test_unreachable_host_is_a_source_error():
     from coinswarm.adapters.servers import free_port
 
     src = RssSource(f"http://127.0.0.1:{free_port()}/feed", client=HttpClient("rss", timeout_s=2.0))
-    with pytest.raises(SourceError, match="cannot reach"):
+    with pytest.raises(SourceError, match="failed"):
         asyncio.run(src.fetch(0, FAR, now_ms=0))
 
 
@@ -103,3 +103,18 @@ def test_unreachable_host_is_a_source_error():
 def test_bad_feed_url_is_refused_at_construction(url):
     with pytest.raises(NotConfiguredError, match="absolute http"):
         RssSource(url)
+
+
+def test_an_oversized_reply_is_refused(fixture_server, monkeypatch):
+    from coinswarm.adapters.sources import web
+
+    monkeypatch.setattr(web, "MAX_BODY", 1000)
+    fixture_server.route("/big", (200, b"<rss>" + b" " * 5000))
+    with pytest.raises(SourceError, match="larger than 1,000 bytes"):
+        asyncio.run(_source(fixture_server, "/big").fetch(0, FAR, now_ms=0))
+
+
+def test_a_given_client_is_copied_under_the_source_name(fixture_server):
+    shared = HttpClient("shared")
+    src = RssSource(fixture_server.url + "/x", name="rss:mine", client=shared)
+    assert src.client.source == "rss:mine" and shared.source == "shared"
