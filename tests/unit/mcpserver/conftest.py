@@ -49,6 +49,12 @@ def limits(**risk) -> OrderLimits:
 
 
 @pytest.fixture
+def make_limits():
+    """:func:`limits` (small order limits), for tests that want other numbers."""
+    return limits
+
+
+@pytest.fixture
 def make_app(db, clock, market):
     from coinswarm.mcpserver.server import build_server
 
