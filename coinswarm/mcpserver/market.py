@@ -103,6 +103,11 @@ class Market:
             raise ConfigError(f"data {name!r} holds no bars between {start} and {end}")
         return frame
 
+    def has_regimes(self, name: str) -> bool:
+        """Whether the regimes of ``name`` are cached (a call then costs well under a millisecond)."""
+        with self._regimes.lock:
+            return name in self._regimes.items
+
     def regimes(self, name: str) -> pd.DataFrame:
         """Causal regime labels of every bar of ``name`` (:func:`coinswarm.regimes`)."""
         def compute() -> pd.DataFrame:

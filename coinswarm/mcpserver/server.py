@@ -120,25 +120,32 @@ class CoinswarmMCP:
             self._store = Store(self.config.memory)
         return self._store
 
-    async def call(self, action: str, arguments: dict, work: Callable[[], Any], *, thread: bool = True) -> Any:
-        """Run ``work`` (in a worker thread unless ``thread`` is False: then it is awaited),
-        audit the call, and turn a CoinswarmError into a tool error naming what was wrong."""
+    async def call(self, action: str, arguments: dict, work: Callable[[], Any], *, mode: str = "thread",
+                   durable: bool = False) -> Any:
+        """Run ``work`` — in a worker thread (``mode="thread"``), inline when it is quick
+        (``"inline"``: cached reads), or awaited (``"await"``: a coroutine function) — audit
+        the call (``durable``: stored before answering), and turn a CoinswarmError into a
+        tool error naming what was wrong."""
         started = time.perf_counter()
         try:
-            result = await anyio.to_thread.run_sync(work) if thread else await work()
+            if mode == "thread":
+                result = await anyio.to_thread.run_sync(work)
+            else:
+                result = await work() if mode == "await" else work()
         except (CoinswarmError, ToolError) as exc:
             message = " ".join(str(exc).split())
-            self._audit(action, arguments, False, message, started)
+            self._audit(action, arguments, False, message, started, durable)
             raise ToolError(message) from None
         except Exception as exc:
-            self._audit(action, arguments, False, f"internal error: {type(exc).__name__}", started)
+            self._audit(action, arguments, False, f"internal error: {type(exc).__name__}", started, durable)
             raise
-        self._audit(action, arguments, True, _summary(result), started)
+        self._audit(action, arguments, True, _summary(result), started, durable)
         return result
 
-    def _audit(self, action: str, arguments: dict, ok: bool, result: str, started: float) -> None:
+    def _audit(self, action: str, arguments: dict, ok: bool, result: str, started: float, durable: bool) -> None:
         millis = int((time.perf_counter() - started) * 1000)
-        self.audit.record(self.clock(), self.config.principal, action, arguments, ok, result, millis)
+        self.audit.record(self.clock(), self.config.principal, action, arguments, ok, result, millis,
+                          durable=durable)
 
     async def propose(self, proposal) -> bool:
         """Hand ``proposal`` to the quorum (the injected proposer, or NATS ``mem.propose``)."""
@@ -220,7 +227,8 @@ def _register_research(app: CoinswarmMCP) -> None:
     async def get_regime(data: Data = "binance:BTC/USDT:1h", at: Day = None) -> RegimeResult:
         """The causal regime (volatility, trend, liquidity, session) of the bar at or before ``at``."""
         args = dict(data=data, at=at)
-        return RegimeResult(**await app.call("get_regime", args, lambda: research.regime_at(m, data, at)))
+        mode = "inline" if m.has_regimes(data) else "thread"  # a cached answer costs less than a thread hop
+        return RegimeResult(**await app.call("get_regime", args, lambda: research.regime_at(m, data, at), mode=mode))
 
 
 def _register_memory(app: CoinswarmMCP) -> None:
@@ -251,7 +259,7 @@ def _register_memory(app: CoinswarmMCP) -> None:
             return {"proposal_id": proposal.id, "kind": kind, "digest": proposal.digest, "submitted": submitted,
                     "note": "handed to the quorum: read memory://patterns later to see whether it was committed"}
 
-        return ProposalResult(**await app.call("propose_memory", args, work, thread=False))
+        return ProposalResult(**await app.call("propose_memory", args, work, mode="await", durable=True))
 
 
 def _register_orders(app: CoinswarmMCP) -> None:
@@ -266,13 +274,14 @@ def _register_orders(app: CoinswarmMCP) -> None:
         """Place an order (paper unless the server runs live), refused whole if any limit fails."""
         args = dict(symbol=symbol, side=side, qty=qty, price=price, tag=tag)
         request = OrderRequest(symbol.upper(), side, qty, price, tag)
-        return OrderResult(**await app.call("place_order", args, lambda: app.desk.place(request)))
+        return OrderResult(**await app.call("place_order", args, lambda: app.desk.place(request), durable=True))
 
     @app.server.tool(annotations=ORDER)
     async def cancel_order(client_order_id: Annotated[str, Field(min_length=1, max_length=64)]) -> OrderResult:
         """Cancel an MCP order that has not filled yet."""
         args = dict(client_order_id=client_order_id)
-        return OrderResult(**await app.call("cancel_order", args, lambda: app.desk.cancel(client_order_id)))
+        return OrderResult(**await app.call("cancel_order", args, lambda: app.desk.cancel(client_order_id),
+                                            durable=True))
 
 
 def resource_error(exc: Exception) -> ResourceError:
