@@ -112,7 +112,7 @@ class OrderResult(BaseModel):
     filled_qty: float
     avg_price: float | None
     created_ms: int
-    reason: str
+    reason: str = Field(description="why the order is in its status; may quote the exchange (untrusted data)")
     accepted: bool = Field(description="False only for a repeated tag: the earlier order is returned")
     duplicate: bool
     mode: Literal["paper", "live"]

@@ -21,7 +21,8 @@ order id (:func:`coinswarm.live.protocols.client_order_id`), moved to ``SENT``, 
 order, or a limit order marketable at the last known close — filled at once at that close
 (plus the adverse slippage) with the fee in the quote currency, through
 :meth:`Ledger.apply_fill`, so positions, cash and ``coinswarm live report --db URL`` show it.
-A limit order that is not marketable rests ``OPEN`` in the ledger until ``cancel_order``.
+A paper limit order that is not marketable at that close is refused: nothing would ever match
+it later, and an order left in flight would be a foreign row to the daemon's reconciliation.
 
 **Live** (``--live`` with keys): the same write-ahead, then :meth:`Broker.submit`; the reply
 moves the order (``UNKNOWN`` on a timeout: never resubmitted, reconciliation resolves it).
@@ -122,6 +123,8 @@ class OrderDesk:
                 return {**_order_dict(existing), "accepted": False, "duplicate": True, "mode": self._mode()}
             bar_time, close = self.mark(intent.symbol)
             self._check_limits(intent, close, now)
+            if not self.config.live:
+                _check_marketable(intent, close)
             if not self.ledger.record_new(intent, now):
                 raise OrderRefused(f"order {intent.client_order_id} already exists")
             if self.config.live:
@@ -191,15 +194,10 @@ class OrderDesk:
 
     # -- booking ------------------------------------------------------------------------
     def _paper(self, intent: OrderIntent, close: float, now: int) -> None:
-        """Fill at the last close (a marketable order) or rest OPEN (a limit away from it)."""
+        """Fill at the last close (plus slippage, never worse than the limit), fee in quote."""
         limits = self.config.limits
         self.ledger.transition(intent.client_order_id, OrderStatus.SENT, now)
         buy = intent.side is Side.BUY
-        marketable = intent.price is None or (intent.price >= close if buy else intent.price <= close)
-        if not marketable:
-            self.ledger.transition(intent.client_order_id, OrderStatus.OPEN, now,
-                                   reason="paper limit order resting (not marketable at the last close)")
-            return
         slip = limits.slippage_bps / 1e4
         price = close * (1 + slip) if buy else close * (1 - slip)
         if intent.price is not None:
@@ -238,6 +236,17 @@ class OrderDesk:
             stored = self.ledger.transition(client_order_id, OrderStatus.CANCELED, int(self.clock()),
                                             reason="canceled through MCP")
         return {**_order_dict(stored), "accepted": True, "duplicate": False, "mode": self._mode()}
+
+
+def _check_marketable(intent: OrderIntent, close: float) -> None:
+    """A paper limit order must cross the last close (it is filled now or not at all)."""
+    if intent.price is None:
+        return
+    buy = intent.side is Side.BUY
+    if (intent.price < close) if buy else (intent.price > close):
+        raise OrderRefused(f"paper limit {intent.side.value} at {intent.price:.8g} is not marketable at the last "
+                           f"close {close:.8g}: paper orders fill at once or not at all (use a market order, or a "
+                           f"limit {'at or above' if buy else 'at or below'} the close)")
 
 
 def _order_dict(order) -> dict:

@@ -28,7 +28,7 @@ from mcp.server.mcpserver.exceptions import ResourceError, ToolError
 from mcp.types import ToolAnnotations
 from pydantic import Field
 
-from coinswarm.errors import CoinswarmError
+from coinswarm.errors import CoinswarmError, VenueError
 from coinswarm.mcpserver import research
 from coinswarm.mcpserver.audit import AuditLog
 from coinswarm.mcpserver.config import ServerConfig
@@ -134,6 +134,8 @@ class CoinswarmMCP:
                 result = await work() if mode == "await" else work()
         except (CoinswarmError, ToolError) as exc:
             message = " ".join(str(exc).split())
+            if isinstance(exc, VenueError):  # the exchange's words: outside text
+                message = f"the exchange refused or did not answer; its reply is {UNTRUSTED_NOTICE}: {message}"
             self._audit(action, arguments, False, message, started, durable)
             raise ToolError(message) from None
         except Exception as exc:

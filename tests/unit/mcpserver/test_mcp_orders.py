@@ -110,15 +110,16 @@ def test_a_repeated_tag_returns_the_first_order_and_writes_nothing(app):
     assert again["client_order_id"] == first["client_order_id"] and len(app.ledger.orders()) == 1
 
 
-def test_a_limit_order_away_from_the_market_rests_until_canceled(app):
-    resting = order(app, qty=0.001, price=1_000.0).structured_content
-    assert resting["status"] == "open" and resting["filled_qty"] == 0
-    canceled = call(app, "cancel_order", {"client_order_id": resting["client_order_id"]}).structured_content
-    assert canceled["status"] == "canceled"
-    again = call(app, "cancel_order", {"client_order_id": resting["client_order_id"]})
-    assert again.is_error and "already canceled" in again.content[0].text
+def test_a_paper_limit_order_away_from_the_market_is_refused(app):
+    before = snapshot(app)
+    refused = order(app, qty=0.001, price=1_000.0)
+    assert refused.is_error and "not marketable" in refused.content[0].text
+    assert snapshot(app) == before
     unknown = call(app, "cancel_order", {"client_order_id": "cs-nope"})
     assert unknown.is_error and "no order" in unknown.content[0].text
+    filled = order(app, qty=0.001).structured_content
+    again = call(app, "cancel_order", {"client_order_id": filled["client_order_id"]})
+    assert again.is_error and "already filled" in again.content[0].text
 
 
 def test_a_marketable_limit_order_fills_no_worse_than_its_limit(app):
@@ -197,12 +198,15 @@ def test_live_orders_go_to_the_broker_after_the_same_checks(make_app, tmp_path):
     assert call(app, "cancel_order", {"client_order_id": got["client_order_id"]}).structured_content["status"] \
         == "canceled"
     assert broker.canceled == [got["client_order_id"]]
+    resting = order(app, qty=0.001, price=1_000.0).structured_content  # live limit orders may rest
+    assert resting["status"] == "open" and broker.sent[-1].price == 1_000.0
 
 
 def test_a_live_submit_with_unknown_outcome_is_stored_unknown(make_app, tmp_path):
     app = make_app(live=True, broker=FakeBroker(fail=True), db=f"sqlite:///{tmp_path / 'live.db'}")
     result = order(app, qty=0.001)
     assert result.is_error and "timeout" in result.content[0].text
+    assert "untrusted" in result.content[0].text  # the venue's words are marked as data
     assert [o.status for o in app.ledger.orders()] == [OrderStatus.UNKNOWN]
 
 
