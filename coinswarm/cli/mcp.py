@@ -23,6 +23,8 @@ def add_commands(sub) -> None:
     p.add_argument("--max-position", type=checks.positive, default=0.5, help="base units, per symbol")
     p.add_argument("--fee-bps", type=checks.bps, default=10.0, help="paper fee (default 10)")
     p.add_argument("--slippage-bps", type=checks.bps, default=0.0, help="paper slippage (default 0)")
+    p.add_argument("--init-cash", type=checks.positive, default=10_000.0,
+                   help="cash of each quote currency a fresh paper ledger starts with")
     p.add_argument("--http", type=checks.whole(1, 65_535), default=None, metavar="PORT",
                    help="serve streamable HTTP on PORT instead of stdio")
     p.add_argument("--host", default="127.0.0.1",
@@ -40,7 +42,7 @@ def _config(args, principal: str):
     limits = OrderLimits(symbols=parse_symbols(args.symbols),
                          risk=RiskLimits(max_position=args.max_position, max_order_notional=args.max_order_notional),
                          max_daily_notional=args.max_daily_notional, fee_bps=args.fee_bps,
-                         slippage_bps=args.slippage_bps)
+                         slippage_bps=args.slippage_bps, init_cash=args.init_cash)
     return ServerConfig(db=args.db or os.environ.get("COINSWARM_DB_URL") or DEFAULT_DB,
                         memory=args.memory or os.environ.get("COINSWARM_MEMORY_URL"),
                         nats=args.nats or os.environ.get("COINSWARM_NATS_URL"), exchange=args.exchange,

@@ -34,6 +34,9 @@ class OrderLimits:
         Quote notional all orders accepted through MCP may add up to per UTC day.
     fee_bps, slippage_bps : float
         The paper fill's fee (charged in the quote currency) and adverse slippage.
+    init_cash : float
+        Cash of every quote currency a fresh paper ledger starts with (paper buys must be
+        paid for).
     """
 
     symbols: tuple[str, ...] = ("BTC/USDT", "ETH/USDT")
@@ -41,6 +44,7 @@ class OrderLimits:
     max_daily_notional: float = 5_000.0
     fee_bps: float = 10.0
     slippage_bps: float = 0.0
+    init_cash: float = 10_000.0
 
     def __post_init__(self) -> None:
         if not self.symbols:
@@ -49,6 +53,7 @@ class OrderLimits:
             if not isinstance(symbol, str) or not _SYMBOL.match(symbol):
                 raise ConfigError(f"order limits: symbol {symbol!r} is not BASE/QUOTE in capitals (e.g. 'BTC/USDT')")
         _positive("max_daily_notional", self.max_daily_notional)
+        _positive("init_cash", self.init_cash)
         _positive("risk.max_order_notional", self.risk.max_order_notional)
         _positive("risk.max_position", self.risk.max_position)
         for name in ("fee_bps", "slippage_bps"):

@@ -33,7 +33,7 @@ from __future__ import annotations
 import math
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from coinswarm.errors import CoinswarmError, OrderUnknownError, VenueError
 from coinswarm.live.killswitch import DAY_MS, filter_intents, limit_intents
@@ -104,6 +104,9 @@ class OrderDesk:
         if have is None:
             venue = self.broker.name if self.config.live else PAPER_VENUE
             self.ledger.claim(want, venue)
+            if not self.config.live:  # a fresh paper account starts with init_cash of every quote currency
+                for quote in sorted({split_symbol(s)[1] for s in self.config.limits.symbols}):
+                    self.ledger.deposit(quote, self.config.limits.init_cash)
         elif have.get("mode") != want:
             raise OrderRefused(f"the ledger holds a {have.get('mode')} run on {have.get('venue')!r}; this server "
                                f"places {want} orders (paper and live never share a ledger)")
@@ -138,8 +141,10 @@ class OrderDesk:
     def _mode(self) -> str:
         return "live" if self.config.live else "paper"
 
-    def _check_fields(self, request: OrderRequest) -> tuple[Side, float, float | None]:
+    def _check_fields(self, request: OrderRequest) -> tuple[str, Side, float, float | None]:
         allowed = self.config.limits.symbols
+        if isinstance(request.symbol, str):  # BTC-USDT and btc_usdt name BTC/USDT
+            request = replace(request, symbol=request.symbol.upper().replace("-", "/").replace("_", "/"))
         if request.symbol not in allowed:
             raise OrderRefused(f"symbol {request.symbol!r} is not on the allowlist ({', '.join(allowed)})")
         try:
@@ -150,15 +155,15 @@ class OrderDesk:
         price = _number("price", request.price, optional=True)
         if request.tag is not None and not (0 < len(request.tag) <= 64 and request.tag.isprintable()):
             raise OrderRefused("tag must be 1-64 printable characters")
-        return side, qty, price
+        return request.symbol, side, qty, price
 
-    def _intent(self, request: OrderRequest, fields: tuple[Side, float, float | None], now: int) -> OrderIntent:
-        side, qty, price = fields
+    def _intent(self, request: OrderRequest, fields: tuple[str, Side, float, float | None], now: int) -> OrderIntent:
+        symbol, side, qty, price = fields
         if request.tag is not None:
-            cid = client_order_id(f"{STRATEGY}:{request.tag}", request.symbol, 0, 0)
+            cid = client_order_id(f"{STRATEGY}:{request.tag}", symbol, 0, 0)
         else:
-            cid = client_order_id(STRATEGY, request.symbol, now, len(self.ledger.orders()))
-        return OrderIntent(cid, request.symbol, side, qty, now, STRATEGY, price)
+            cid = client_order_id(STRATEGY, symbol, now, len(self.ledger.orders()))
+        return OrderIntent(cid, symbol, side, qty, now, STRATEGY, price)
 
     def _check_limits(self, intent: OrderIntent, close: float, now: int) -> None:
         positions = {s: p.qty for s, p in self.ledger.positions().items()}
@@ -171,11 +176,26 @@ class OrderDesk:
         if limited:
             raise OrderRefused(f"{intent.side.value} {intent.qty:.8g} {intent.symbol}: {limited[0][1]}")
         notional = intent.qty * (intent.price if intent.price is not None else close)
+        if not self.config.live and intent.side is Side.BUY:
+            self._check_cash(intent, close)
         spent = self.day_notional(now)
         budget = self.config.limits.max_daily_notional
         if spent + notional > budget:
             raise OrderRefused(f"notional {notional:.8g} would bring today's MCP orders to {spent + notional:.8g}, "
                                f"beyond max_daily_notional {budget:.8g} ({max(budget - spent, 0.0):.8g} left)")
+
+    def _check_cash(self, intent: OrderIntent, close: float) -> None:
+        """A paper buy must be paid for: its cost at the fill price, fee included, within the cash."""
+        limits = self.config.limits
+        price = close * (1 + limits.slippage_bps / 1e4)
+        if intent.price is not None:
+            price = min(price, intent.price)
+        cost = intent.qty * price * (1 + limits.fee_bps / 1e4)
+        quote = split_symbol(intent.symbol)[1]
+        cash = self.ledger.cash().get(quote, 0.0)
+        if cost > cash:
+            raise OrderRefused(f"buy {intent.qty:.8g} {intent.symbol} costs {cost:.8g} {quote} with its fee; the paper "
+                               f"account holds {cash:.8g} {quote}")
 
     def day_notional(self, now: int) -> float:
         """Quote notional of the MCP orders created in ``now``'s UTC day (filled part at its

@@ -129,7 +129,8 @@ def _ledger_resources(app: CoinswarmMCP) -> None:
             snapshot, kill = ledger.equity(), ledger.kill_state()
             return {"equity": None if snapshot is None else snapshot[1],
                     "time_ms": None if snapshot is None else snapshot[0], "cash": ledger.cash(),
-                    "halted": kill.halted, "halt_reason": kill.reason, "mode": ledger.mode()}
+                    "mark_to_market": _mark_to_market(app), "halted": kill.halted, "halt_reason": kill.reason,
+                    "mode": ledger.mode()}
 
         return await _read(app, work)
 
@@ -141,6 +142,24 @@ def _ledger_resources(app: CoinswarmMCP) -> None:
     @app.server.resource("audit://recent", mime_type=JSON, description="the newest 100 audited calls")
     async def audit() -> str:
         return await _read(app, lambda: [_entry(e) for e in app.audit.entries()])
+
+
+def _mark_to_market(app: CoinswarmMCP) -> dict[str, float | None]:
+    """Cash plus every position at the last known close, per quote currency (None when a
+    position of that quote has no catalog price)."""
+    from coinswarm.live.ledger import split_symbol
+
+    totals: dict[str, float | None] = dict(app.ledger.cash())
+    for symbol, position in app.ledger.positions().items():
+        quote = split_symbol(symbol)[1]
+        try:
+            value = position.qty * app._mark(symbol)[1]
+        except CoinswarmError:
+            totals[quote] = None
+            continue
+        if totals.get(quote, 0.0) is not None:
+            totals[quote] = totals.get(quote, 0.0) + value
+    return totals
 
 
 def _entry(entry) -> dict:

@@ -274,3 +274,7 @@ def test_paper_order_shows_up_in_the_ledger_report(app, db):
     assert report["positions"]["BTC/USDT"]["qty"] == pytest.approx(0.001)
     assert report["mode"] == {"mode": "paper", "venue": "paper"}
     assert read(app, "ledger://orders")[0]["status"] == "filled"
+    close = float(cs.load_ohlcv(DATA)["close"].iloc[-1])
+    equity = read(app, "ledger://equity")
+    assert equity["mark_to_market"]["USDT"] == pytest.approx(report["cash"]["USDT"] + 0.001 * close)
+    assert equity["mark_to_market"]["USDT"] < 10_000.0  # the fee and the slippage

@@ -48,7 +48,7 @@ def test_a_paper_market_order_fills_at_the_last_close_with_slippage_and_fee(app)
     assert got["mark"] == pytest.approx(close)
     fill = app.ledger.fills()[0]
     assert fill.fee == pytest.approx(0.002 * price * 10 / 1e4) and fill.fee_currency == "USDT"
-    assert app.ledger.cash()["USDT"] == pytest.approx(-(0.002 * price) - fill.fee)
+    assert app.ledger.cash()["USDT"] == pytest.approx(10_000.0 - 0.002 * price - fill.fee)
     assert app.ledger.order(got["client_order_id"]).strategy == "mcp"
 
 
@@ -77,6 +77,16 @@ def test_max_position_counts_the_position_already_held(make_app, make_limits):
     assert refused.is_error and "max_position" in refused.content[0].text
     assert snapshot(app) == before
     assert not order(app, side="sell", qty=0.004).is_error  # a reduction always passes
+
+
+def test_a_paper_buy_must_be_paid_for(make_app, make_limits):
+    app = make_app(limits=make_limits(max_position=10.0, max_order_notional=1e9, max_daily_notional=1e9))
+    assert app.ledger.cash() == {"USDT": 10_000.0}
+    before = snapshot(app)
+    refused = order(app, qty=0.2)  # ≈ 18,700 USDT
+    assert refused.is_error and "paper account holds 10000 USDT" in refused.content[0].text
+    assert snapshot(app) == before
+    assert not order(app, symbol="btc-usdt", qty=0.1).is_error  # BTC-USDT names BTC/USDT
 
 
 def test_the_daily_budget_refuses_the_order_that_would_exceed_it(make_app, clock, make_limits):
