@@ -94,6 +94,7 @@ class CoinswarmMCP:
         self.proposer = proposer
         self._bus = None
         self._store = None
+        self._closed = False
         self.server = MCPServer("coinswarm", instructions=INSTRUCTIONS, version=_version(),
                                 log_level="WARNING")
         _register_research(self)
@@ -163,7 +164,13 @@ class CoinswarmMCP:
         return await submit(self._bus, proposal)
 
     async def aclose(self) -> None:
-        """Close the bus, the store, the ledger and the audit pool."""
+        """Close the broker, the bus, the store, the ledger and the audit pool (once)."""
+        if self._closed:
+            return
+        self._closed = True
+        close = getattr(self.desk.broker, "close", None)
+        if close is not None:
+            await close()
         if self._bus is not None:
             await self._bus.close()
         if self._store is not None:

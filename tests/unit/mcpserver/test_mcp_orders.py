@@ -198,6 +198,9 @@ class FakeBroker:
     async def cancel(self, client_order_id, symbol):
         self.canceled.append(client_order_id)
 
+    async def close(self):
+        self.closed = True
+
 
 def test_live_orders_go_to_the_broker_after_the_same_checks(make_app, tmp_path):
     broker = FakeBroker()
@@ -210,6 +213,8 @@ def test_live_orders_go_to_the_broker_after_the_same_checks(make_app, tmp_path):
     assert broker.canceled == [got["client_order_id"]]
     resting = order(app, qty=0.001, price=1_000.0).structured_content  # live limit orders may rest
     assert resting["status"] == "open" and broker.sent[-1].price == 1_000.0
+    asyncio.run(app.aclose())
+    assert broker.closed
 
 
 def test_a_live_submit_with_unknown_outcome_is_stored_unknown(make_app, tmp_path):
