@@ -32,7 +32,7 @@ def server(db: str) -> StdioServerParameters:
                                  env=env(), cwd=ROOT)
 
 
-@pytest.mark.timeout(180)
+@pytest.mark.timeout(300)
 def test_stdio_server_lists_reads_calls_and_validates(tmp_path):
     db = f"sqlite:///{tmp_path / 'paper.db'}"
 
@@ -46,12 +46,17 @@ def test_stdio_server_lists_reads_calls_and_validates(tmp_path):
             too_big = await client.call_tool("place_order", {"symbol": "BTC/USDT", "side": "buy", "qty": 0.009})
             not_listed = await client.call_tool("place_order", {"symbol": "ETH/USDT", "side": "buy", "qty": 0.01})
             bad_args = await client.call_tool("run_backtest", {"fee_bps": "lots"})
+            verdict = await client.call_tool("walk_forward", {
+                "data": "binance:BTC/USDT:1h", "grid": {"fast": [10, 20], "slow": [50, 100]},
+                "start": "2022-01-01", "end": "2022-12-31", "train": "120D", "test": "60D"})
             many = await asyncio.gather(*[client.call_tool("get_regime", {"data": "binance:BTC/USDT:1h",
                                                                           "at": f"2023-01-{d:02d}"})
                                           for d in range(1, 21)])
-            return tools, uris, candles, regime, placed, too_big, not_listed, bad_args, many
+            return tools, uris, candles, regime, placed, too_big, not_listed, bad_args, many, verdict
 
-    tools, uris, candles, regime, placed, too_big, not_listed, bad_args, many = asyncio.run(main())
+    tools, uris, candles, regime, placed, too_big, not_listed, bad_args, many, verdict = asyncio.run(main())
+    assert not verdict.is_error and verdict.structured_content["n_trials"] == 4 * verdict.structured_content["n_folds"]
+    assert {"passed", "dsr", "pbo", "reasons"} <= set(verdict.structured_content)
     assert {"get_regime", "place_order", "walk_forward"} <= tools and "ledger://orders" in uris
     assert len(candles["bars"]) == 2
     assert not regime.is_error and regime.structured_content["cell"].count("/") == 1
