@@ -23,7 +23,7 @@ from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, Literal
 
 import anyio
-from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ResourceError, ToolError
 from mcp.types import ToolAnnotations
 from pydantic import Field
@@ -121,13 +121,13 @@ class CoinswarmMCP:
             self._store = Store(self.config.memory)
         return self._store
 
-    async def call(self, action: str, arguments: dict, work: Callable[[], Any], *, mode: str = "thread",
-                   durable: bool = False) -> Any:
+    async def call(self, ctx: Context | None, action: str, arguments: dict, work: Callable[[], Any], *,
+                   mode: str = "thread", durable: bool = False) -> Any:
         """Run ``work`` — in a worker thread (``mode="thread"``), inline when it is quick
         (``"inline"``: cached reads), or awaited (``"await"``: a coroutine function) — audit
         the call (``durable``: stored before answering), and turn a CoinswarmError into a
         tool error naming what was wrong."""
-        started = time.perf_counter()
+        started, who = time.perf_counter(), self.who(ctx)
         try:
             if mode == "thread":
                 result = await anyio.to_thread.run_sync(work)
@@ -137,18 +137,28 @@ class CoinswarmMCP:
             message = " ".join(str(exc).split())
             if isinstance(exc, VenueError):  # the exchange's words: outside text
                 message = f"the exchange refused or did not answer; its reply is {UNTRUSTED_NOTICE}: {message}"
-            self._audit(action, arguments, False, message, started, durable)
+            self._audit(who, action, arguments, False, message, started, durable)
             raise ToolError(message) from None
         except Exception as exc:
-            self._audit(action, arguments, False, f"internal error: {type(exc).__name__}", started, durable)
+            self._audit(who, action, arguments, False, f"internal error: {type(exc).__name__}", started,
+                        durable)
             raise
-        self._audit(action, arguments, True, _summary(result), started, durable)
+        self._audit(who, action, arguments, True, _summary(result), started, durable)
         return result
 
-    def _audit(self, action: str, arguments: dict, ok: bool, result: str, started: float, durable: bool) -> None:
+    def _audit(self, who: str, action: str, arguments: dict, ok: bool, result: str, started: float,
+               durable: bool) -> None:
         millis = int((time.perf_counter() - started) * 1000)
-        self.audit.record(self.clock(), self.config.principal, action, arguments, ok, result, millis,
-                          durable=durable)
+        self.audit.record(self.clock(), who, action, arguments, ok, result, millis, durable=durable)
+
+    def who(self, ctx: Context | None) -> str:
+        """The caller as audited: the transport's principal (``stdio``, ``http:<token hash>``)
+        and, when the client names itself, ``client=<name>/<version>`` (its own claim)."""
+        try:
+            info = ctx.request_context.session.client_params.client_info
+            return f"{self.config.principal} client={info.name}/{info.version}"[:200]
+        except (AttributeError, ValueError):
+            return self.config.principal
 
     async def propose(self, proposal) -> bool:
         """Hand ``proposal`` to the quorum (the injected proposer, or NATS ``mem.propose``)."""
@@ -200,11 +210,13 @@ def _register_research(app: CoinswarmMCP) -> None:
                            params: dict[str, float | int | str | bool] | None = None, start: Day = None,
                            end: Day = None, fee_bps: Bps = 10.0, slippage_bps: Bps = 0.0,
                            execution: Literal["next_open", "close"] = "next_open",
-                           init_cash: Annotated[float, Field(gt=0, le=1e12)] = 10_000.0) -> BacktestResult:
+                           init_cash: Annotated[float, Field(gt=0, le=1e12)] = 10_000.0,
+                           ctx: Context | None = None) -> BacktestResult:
         """Backtest one strategy with fixed parameters on catalog data (after fees and slippage)."""
         args = dict(data=data, strategy=strategy, params=params, start=start, end=end, fee_bps=fee_bps,
                     slippage_bps=slippage_bps, execution=execution, init_cash=init_cash)
-        return BacktestResult(**await app.call("run_backtest", args, lambda: research.run_backtest(m, reports, **args)))
+        out = await app.call(ctx, "run_backtest", args, lambda: research.run_backtest(m, reports, **args))
+        return BacktestResult(**out)
 
     @app.server.tool(annotations=READ_ONLY)
     async def walk_forward(data: Data = "binance:BTC/USDT:1h", strategy: str = "sma_cross", grid: Grid = None,
@@ -213,12 +225,13 @@ def _register_research(app: CoinswarmMCP) -> None:
                            min_sharpe: float = 1.5, min_dsr: Annotated[float, Field(ge=0, le=1)] = 0.95,
                            max_pbo: Annotated[float | None, Field(ge=0, le=1)] = None,
                            min_trades: Annotated[int, Field(ge=0)] = 10,
-                           fee_bps: Bps = 10.0, slippage_bps: Bps = 0.0) -> WalkForwardResult:
+                           fee_bps: Bps = 10.0, slippage_bps: Bps = 0.0,
+                           ctx: Context | None = None) -> WalkForwardResult:
         """Walk-forward optimisation; returns the OOS gate's verdict with DSR, PBO and the trial count."""
         gate = dict(min_sharpe=min_sharpe, min_dsr=min_dsr, max_pbo=max_pbo, min_trades=min_trades)
         args = dict(data=data, strategy=strategy, grid=grid, start=start, end=end, train=train, test=test,
                     anchored=anchored, objective=objective, fee_bps=fee_bps, slippage_bps=slippage_bps)
-        out = await app.call("walk_forward", {**args, **gate},
+        out = await app.call(ctx, "walk_forward", {**args, **gate},
                              lambda: research.walk_forward(m, reports, gate=gate, **args))
         return WalkForwardResult(**out)
 
@@ -226,18 +239,20 @@ def _register_research(app: CoinswarmMCP) -> None:
     async def sweep(data: Data = "binance:BTC/USDT:1h", strategy: str = "sma_cross", grid: Grid = None,
                     start: Day = None, end: Day = None, sort: str = "sharpe",
                     top: Annotated[int, Field(ge=1, le=200)] = 10, fee_bps: Bps = 10.0,
-                    slippage_bps: Bps = 0.0) -> SweepResult:
+                    slippage_bps: Bps = 0.0, ctx: Context | None = None) -> SweepResult:
         """Backtest every combination of a parameter grid; the best rows by ``sort``."""
         args = dict(data=data, strategy=strategy, grid=grid, start=start, end=end, sort=sort, top=top,
                     fee_bps=fee_bps, slippage_bps=slippage_bps)
-        return SweepResult(**await app.call("sweep", args, lambda: research.sweep(m, reports, **args)))
+        return SweepResult(**await app.call(ctx, "sweep", args, lambda: research.sweep(m, reports, **args)))
 
     @app.server.tool(annotations=READ_ONLY)
-    async def get_regime(data: Data = "binance:BTC/USDT:1h", at: Day = None) -> RegimeResult:
+    async def get_regime(data: Data = "binance:BTC/USDT:1h", at: Day = None,
+                         ctx: Context | None = None) -> RegimeResult:
         """The causal regime (volatility, trend, liquidity, session) of the bar at or before ``at``."""
         args = dict(data=data, at=at)
         mode = "inline" if m.has_regimes(data) else "thread"  # a cached answer costs less than a thread hop
-        return RegimeResult(**await app.call("get_regime", args, lambda: research.regime_at(m, data, at), mode=mode))
+        out = await app.call(ctx, "get_regime", args, lambda: research.regime_at(m, data, at), mode=mode)
+        return RegimeResult(**out)
 
 
 def _register_memory(app: CoinswarmMCP) -> None:
@@ -248,17 +263,17 @@ def _register_memory(app: CoinswarmMCP) -> None:
     async def query_memory(kind: Literal["patterns", "episodes"] = "patterns",
                            key_prefix: Annotated[str | None, Field(max_length=200)] = None,
                            as_of_ms: Annotated[int | None, Field(ge=0)] = None,
-                           limit: Annotated[int, Field(ge=1, le=500)] = 50) -> MemoryResult:
+                           limit: Annotated[int, Field(ge=1, le=500)] = 50, ctx: Context | None = None) -> MemoryResult:
         """Committed quorum memory: patterns (by key prefix) or episodes (newest first)."""
         args = dict(kind=kind, key_prefix=key_prefix, as_of_ms=as_of_ms, limit=limit)
-        count, items = await app.call("query_memory", args, lambda: query(app.store(), **args))
+        count, items = await app.call(ctx, "query_memory", args, lambda: query(app.store(), **args))
         return MemoryResult(kind=kind, count=count, items=[untrusted("quorum memory", i) for i in items])
 
     @app.server.tool(annotations=PROPOSE)
     async def propose_memory(kind: Literal["add_episode", "update_pattern", "promote_pattern", "deprecate_pattern",
                                            "planner_weights"],
                              data: dict[str, Any], data_time_ms: Annotated[int, Field(ge=0)],
-                             justification: dict[str, Any] | None = None) -> ProposalResult:
+                             justification: dict[str, Any] | None = None, ctx: Context | None = None) -> ProposalResult:
         """Propose a memory change to the quorum; it is committed only if the managers agree."""
         args = dict(kind=kind, data=data, data_time_ms=data_time_ms, justification=justification)
 
@@ -268,7 +283,7 @@ def _register_memory(app: CoinswarmMCP) -> None:
             return {"proposal_id": proposal.id, "kind": kind, "digest": proposal.digest, "submitted": submitted,
                     "note": "handed to the quorum: read memory://patterns later to see whether it was committed"}
 
-        return ProposalResult(**await app.call("propose_memory", args, work, mode="await", durable=True))
+        return ProposalResult(**await app.call(ctx, "propose_memory", args, work, mode="await", durable=True))
 
 
 def _register_orders(app: CoinswarmMCP) -> None:
@@ -279,17 +294,19 @@ def _register_orders(app: CoinswarmMCP) -> None:
                           side: Literal["buy", "sell"], qty: Annotated[float, Field(gt=0)],
                           price: Annotated[float | None, Field(gt=0, description="limit price; null: market")] = None,
                           tag: Annotated[str | None, Field(min_length=1, max_length=64,
-                                                           description="idempotency key")] = None) -> OrderResult:
+                                                           description="idempotency key")] = None,
+                          ctx: Context | None = None) -> OrderResult:
         """Place an order (paper unless the server runs live), refused whole if any limit fails."""
         args = dict(symbol=symbol, side=side, qty=qty, price=price, tag=tag)
         request = OrderRequest(symbol.upper(), side, qty, price, tag)
-        return OrderResult(**await app.call("place_order", args, lambda: app.desk.place(request), durable=True))
+        return OrderResult(**await app.call(ctx, "place_order", args, lambda: app.desk.place(request), durable=True))
 
     @app.server.tool(annotations=ORDER)
-    async def cancel_order(client_order_id: Annotated[str, Field(min_length=1, max_length=64)]) -> OrderResult:
+    async def cancel_order(client_order_id: Annotated[str, Field(min_length=1, max_length=64)],
+                           ctx: Context | None = None) -> OrderResult:
         """Cancel an MCP order that has not filled yet."""
         args = dict(client_order_id=client_order_id)
-        return OrderResult(**await app.call("cancel_order", args, lambda: app.desk.cancel(client_order_id),
+        return OrderResult(**await app.call(ctx, "cancel_order", args, lambda: app.desk.cancel(client_order_id),
                                             durable=True))
 
 

@@ -181,12 +181,19 @@ def test_errors_reach_the_client_as_tool_errors_naming_the_problem(app, name, ar
 
 
 def test_every_call_is_audited_with_who_what_and_result(make_app, db):
+    from mcp.types import Implementation
+
     app = make_app(principal="http:abc123")
-    call(app, "get_regime", {"data": DATA})
-    call(app, "run_backtest", {"strategy": "nope"})
+
+    async def main():
+        async with Client(app.server, client_info=Implementation(name="research-bot", version="1.2")) as client:
+            await client.call_tool("get_regime", {"data": DATA})
+            await client.call_tool("run_backtest", {"strategy": "nope"})
+
+    asyncio.run(main())
     entries = app.audit.entries()
-    assert [(e.action, e.ok, e.who) for e in entries] == [("run_backtest", False, "http:abc123"),
-                                                          ("get_regime", True, "http:abc123")]
+    who = "http:abc123 client=research-bot/1.2"
+    assert [(e.action, e.ok, e.who) for e in entries] == [("run_backtest", False, who), ("get_regime", True, who)]
     assert entries[0].arguments["strategy"] == "nope" and "nope" in entries[0].result
     assert read(app, "audit://recent")[0]["action"] == "run_backtest"
 
