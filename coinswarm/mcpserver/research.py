@@ -12,6 +12,19 @@ import pandas as pd
 from coinswarm.errors import ConfigError
 from coinswarm.mcpserver.market import Market
 
+#: Most parameter combinations one MCP sweep or walk-forward may try (the library allows 1,000,000;
+#: a client's call is bounded so one request cannot hold the server's CPU for hours).
+MAX_COMBINATIONS = 2_000
+
+
+def _check_grid(strategy, grid: dict | None) -> None:
+    from coinswarm.strategies.base import expand_grid
+
+    n = len(expand_grid(strategy, grid))
+    if n > MAX_COMBINATIONS:
+        raise ConfigError(f"the grid has {n:,} valid combinations; an MCP call may try at most {MAX_COMBINATIONS:,} "
+                          "(narrow the ranges, or run `coinswarm sweep` from the command line)")
+
 
 class Reports:
     """The session's backtest and walk-forward reports (newest ``limit`` kept), by id."""
@@ -81,6 +94,7 @@ def walk_forward(market: Market, reports: Reports, data: str, strategy: str, gri
     import coinswarm as cs
 
     chosen = cs.get_strategy(strategy)
+    _check_grid(chosen, grid)
     prices = market.window(data, start, end)
     report = cs.walk_forward(chosen, prices, grid, train=train, test=test, anchored=anchored, objective=objective,
                              gate=cs.Gate(**gate), costs=_costs(fee_bps, slippage_bps))
@@ -101,6 +115,7 @@ def sweep(market: Market, reports: Reports, data: str, strategy: str, grid: dict
     if sort not in columns:
         raise ConfigError(f"sort {sort!r} is not a column; use a metric ({', '.join(METRIC_NAMES)}) "
                           f"or a parameter ({', '.join(chosen.Params._fields)})")
+    _check_grid(chosen, grid)
     table = cs.sweep(chosen, market.window(data, start, end), grid, costs=_costs(fee_bps, slippage_bps))
     best = table.sort_values(sort, ascending=False, na_position="last").head(top)
     rows = _safe(best.to_dict(orient="records"))

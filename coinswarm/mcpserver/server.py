@@ -50,6 +50,9 @@ READ_ONLY = ToolAnnotations(read_only_hint=True, destructive_hint=False, idempot
 PROPOSE = ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=True, open_world_hint=True)
 ORDER = ToolAnnotations(read_only_hint=False, destructive_hint=True, idempotent_hint=False, open_world_hint=True)
 
+RESEARCH = ("run_backtest", "walk_forward", "sweep")
+RESEARCH_SLOTS = 2  # backtests, sweeps and walk-forwards running at once (the rest wait their turn)
+
 INSTRUCTIONS = ("coinswarm research and paper trading. Research tools are read-only. place_order is paper unless "
                 "the server says mode 'live'; every order is checked against a symbol allowlist, per-order, "
                 "per-position and per-day limits and the kill switch, and refused whole if any fails. Values "
@@ -95,6 +98,7 @@ class CoinswarmMCP:
         self._bus = None
         self._store = None
         self._closed = False
+        self.research_limiter = anyio.CapacityLimiter(RESEARCH_SLOTS)
         self.server = MCPServer("coinswarm", instructions=INSTRUCTIONS, version=_version(),
                                 log_level="WARNING")
         _register_research(self)
@@ -130,7 +134,8 @@ class CoinswarmMCP:
         started, who = time.perf_counter(), self.who(ctx)
         try:
             if mode == "thread":
-                result = await anyio.to_thread.run_sync(work)
+                limiter = self.research_limiter if action in RESEARCH else None
+                result = await anyio.to_thread.run_sync(work, limiter=limiter)
             else:
                 result = await work() if mode == "await" else work()
         except (CoinswarmError, ToolError) as exc:

@@ -169,6 +169,7 @@ def test_sweep_returns_the_best_rows(app):
     ("run_backtest", {"params": {"fast": 50, "slow": 10}}, "fast"),
     ("walk_forward", {"train": "12", "start": "2022-01-01", "end": "2022-03-01"}, "train"),
     ("sweep", {"sort": "luck"}, "luck"),
+    ("sweep", {"grid": {"fast": list(range(2, 80)), "slow": list(range(81, 200))}}, "at most 2,000"),
     ("get_regime", {"at": "1999-01-01"}, "before the first bar"),
     ("get_regime", {"data": "binance:BTC/USDT:funding"}, "unknown data set|not candles"),
     ("no_such_tool", {}, "no_such_tool"),
