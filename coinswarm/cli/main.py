@@ -8,6 +8,7 @@ import sys
 from collections.abc import Sequence
 
 from coinswarm.cli import checks
+from coinswarm.cli import mcp as mcp_cli
 from coinswarm.cli.checks import Parser, one_line, parse_grid, parse_params, parse_values
 from coinswarm.errors import CoinswarmError, ConfigError
 
@@ -302,6 +303,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data_commands(sub)
     from coinswarm.cli import report as report_cli  # coinswarm report (tearsheet)
     report_cli.add_commands(sub)
+    mcp_cli.add_commands(sub)
     return parser
 
 
