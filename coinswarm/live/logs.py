@@ -30,6 +30,11 @@ _SECRET_ENV = re.compile(r"^COINSWARM_.*(API_KEY|SECRET|PASSPHRASE|PASSWORD|TOKE
 _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime", "taskName"}
 
 
+def safe_url(url: str) -> str:
+    """``url`` for display: any ``user:password@`` or ``token@`` part replaced by ``***@``."""
+    return re.sub(r"(://)[^/@\s]*@", rf"\1{MASK}@", url)
+
+
 def url_secrets(url: str) -> set[str]:
     """The password of ``url`` (``scheme://user:password@``) and, for ``nats://TOKEN@host``, the token."""
     if not url or "://" not in url:
