@@ -82,3 +82,18 @@ def test_filter_survives_a_bad_format_string():
     record = logging.LogRecord("coinswarm", logging.INFO, "f", 1, "bad %d %s", ("x",), None)
     assert RedactingFilter([KEY]).filter(record)
     assert "bad" in record.msg and record.args is None
+
+
+def test_config_masks_a_nats_token_and_refuses_it_in_the_file(tmp_path):
+    from coinswarm.errors import ConfigError
+    from coinswarm.live.config import mask_url
+
+    assert mask_url(f"nats://{TOKEN}@127.0.0.1:4222") == "nats://***@127.0.0.1:4222"
+    assert mask_url("postgresql://postgres@127.0.0.1/db") == "postgresql://postgres@127.0.0.1/db"
+    config = load_config(env={"COINSWARM_NATS_URL": f"nats://{TOKEN}@127.0.0.1:4222"})
+    assert TOKEN not in repr(config) and TOKEN not in repr(config.servers)
+    path = tmp_path / "c.toml"
+    path.write_text(f'[servers]\nnats = "nats://{TOKEN}@127.0.0.1:4222"\n')
+    with pytest.raises(ConfigError) as caught:
+        load_config(path, env={})
+    assert TOKEN not in str(caught.value)
