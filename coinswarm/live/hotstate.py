@@ -67,12 +67,18 @@ class RedisHotState:
         Longest wait on one Redis round trip (connect included).
     clock : callable
         Wall clock, epoch seconds (injected).
+    min_interval_s : float
+        Write a bar's snapshot at most this often (0: every bar). The hot state is "the latest":
+        a replay at full speed (thousands of bars a second) sets e.g. 0.25 and pays one round
+        trip per interval instead of one per bar; a skipped snapshot is kept and written by the
+        next bar after the interval, or by :meth:`flush` / :meth:`close`.
     client : redis.Redis, optional
         A ready client (tests); ``url`` is then only used in messages.
     """
 
     def __init__(self, url: str, run: str = "default", *, heartbeat_ttl_s: float = 30.0, retry_s: float = 1.0,
-                 socket_timeout_s: float = 0.5, clock: Callable[[], float] = time.time, client=None) -> None:
+                 socket_timeout_s: float = 0.5, clock: Callable[[], float] = time.time, min_interval_s: float = 0.0,
+                 client=None) -> None:
         import redis
         from redis.backoff import NoBackoff
         from redis.retry import Retry
@@ -94,7 +100,10 @@ class RedisHotState:
         self.client, self.run, self.prefix = client, run, f"{KEY_PREFIX}:{run}"
         self.heartbeat_ttl_ms = int(heartbeat_ttl_s * 1000)
         self.retry_s, self.clock = float(retry_s), clock
-        self.failures = self.reconnects = 0
+        self.failures = self.reconnects = self.skipped = 0
+        self.min_interval_s = float(min_interval_s)
+        self._last_bar_write: float | None = None
+        self._pending: Snapshot | None = None
         self._down_until: float | None = None
         self._errors = (redis.RedisError, OSError)
 
@@ -145,7 +154,24 @@ class RedisHotState:
         self._write(f"fill {fill.fill_id}", lambda pipe: None)
 
     def on_bar(self, snapshot: Snapshot) -> None:
-        """Replace the snapshot (positions, regimes, weights, targets, the bar) in one transaction."""
+        """Replace the snapshot (positions, regimes, weights, targets, the bar) in one transaction
+        (or keep it for later, inside ``min_interval_s`` of the last write)."""
+        now = self.clock()
+        if self._last_bar_write is not None and now - self._last_bar_write < self.min_interval_s:
+            self._pending = snapshot
+            self.skipped += 1
+            return
+        self._pending = snapshot
+        self._write_bar(snapshot)
+        self._pending, self._last_bar_write = None, now
+
+    def flush(self) -> None:
+        """Write the snapshot kept back by ``min_interval_s``, if any."""
+        if self._pending is not None:
+            self._write_bar(self._pending)
+            self._pending, self._last_bar_write = None, self.clock()
+
+    def _write_bar(self, snapshot: Snapshot) -> None:
         tables: dict[str, Mapping[str, str]] = {
             "positions": {s: _text(float(q)) for s, q in snapshot.positions.items()},
             "regime": {s: str(r) for s, r in snapshot.regimes.items()},
@@ -176,7 +202,12 @@ class RedisHotState:
         self._write(f"event {name}", build)
 
     def close(self) -> None:
-        """Close the connection pool (idempotent; the keys stay, the heartbeat expires)."""
+        """Write a kept-back snapshot, then close the connection pool (idempotent; the keys stay,
+        the heartbeat expires)."""
+        try:
+            self.flush()
+        except HotStateError:
+            pass
         try:
             self.client.close()
         except self._errors:

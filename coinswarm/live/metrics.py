@@ -21,6 +21,7 @@ Metrics (prefix ``coinswarm_live_``):
 ``sink_failures_total{sink}``         counter    failed sink calls (read from :class:`Sinks` at scrape)
 ``outbox_published_total``, …         counter    the outbox relay's published/duplicates/failures
 ``last_bar_timestamp_seconds``        gauge      open time of the last bar processed
+``db_paused``, ``db_pauses_total``    gauge      the ledger's database is away (DbGuard), pauses so far
 ====================================  =========  ===============================================
 
 Labels are bounded: a reject reason is cut to its first 48 characters of ``[a-z0-9_ -]``
@@ -110,6 +111,8 @@ class PrometheusSink:
         self.feed_lag = gauge("feed_lag_seconds", "Wall clock at decision minus the bar's close")
         self.reconnects = counter("reconnects", "Reconnects by component", ("component",))
         self.last_bar = gauge("last_bar_timestamp_seconds", "Open time of the last bar processed")
+        self.db_paused = gauge("db_paused", "1 while the ledger's database is unavailable and trading waits")
+        self.db_pauses = counter("db_pauses", "Pauses for an unavailable ledger database")
         self._watched = _Watched()
         registry.register(self._watched)
         self._reasons: set[str] = set()
@@ -183,7 +186,8 @@ class PrometheusSink:
             self.position.labels(symbol).set(float(qty))
 
     def on_event(self, name: str, fields: Mapping[str, object]) -> None:
-        """``reject`` (``reason``), ``reconnect`` (``component``), ``halt`` (``reason``), ``resume``."""
+        """``reject`` (``reason``), ``reconnect`` (``component``), ``halt`` (``reason``), ``resume``,
+        ``db_pause`` / ``db_resume`` (from :class:`~coinswarm.live.dbretry.DbGuard`)."""
         if name == "reject":
             self._reject(fields.get("reason", "unknown"))
         elif name == "reconnect":
@@ -193,6 +197,11 @@ class PrometheusSink:
             self.halts.labels(reason_label(fields.get("reason", "manual"))).inc()
         elif name == "resume":
             self.halted.set(0.0)
+        elif name == "db_pause":
+            self.db_paused.set(1.0)
+            self.db_pauses.inc()
+        elif name == "db_resume":
+            self.db_paused.set(0.0)
 
     def close(self) -> None:
         """Stop the HTTP server (idempotent)."""

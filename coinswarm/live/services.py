@@ -42,14 +42,16 @@ class Services:
 
 
 def build_sinks(config: Any, run: str, *, metrics_port: int | None = None, metrics_host: str = "127.0.0.1",
-                start_equity: float | None = None) -> tuple[Sinks, PrometheusSink | None, RedisHotState | None]:
+                start_equity: float | None = None, hot_interval_s: float = 0.0
+                ) -> tuple[Sinks, PrometheusSink | None, RedisHotState | None]:
     """``(sinks, metrics, hot)``: a :class:`PrometheusSink` serving ``/metrics`` on
     ``metrics_port`` (None: ``config.metrics_port``; 0: no server) and a
     :class:`RedisHotState` when ``config.servers.redis`` is set, fanned out by one :class:`Sinks`
-    whose failures the metrics report."""
+    whose failures the metrics report. ``hot_interval_s``: the hot state's ``min_interval_s``
+    (a replay at ``--speed max`` passes e.g. 0.25)."""
     port = config.metrics_port if metrics_port is None else metrics_port
     metrics = PrometheusSink(port=port, host=metrics_host, start_equity=start_equity) if port else None
-    hot = RedisHotState(config.servers.redis, run) if config.servers.redis else None
+    hot = RedisHotState(config.servers.redis, run, min_interval_s=hot_interval_s) if config.servers.redis else None
     sinks = Sinks([s for s in (metrics, hot) if s is not None])
     if metrics is not None:
         metrics.watch(sinks)
@@ -57,7 +59,7 @@ def build_sinks(config: Any, run: str, *, metrics_port: int | None = None, metri
 
 
 async def open_services(config: Any, run: str, *, metrics_port: int | None = None, start_equity: float | None = None,
-                        log_level: int | str = "INFO", log_stream: IO[str] | None = None,
+                        hot_interval_s: float = 0.0, log_level: int | str = "INFO", log_stream: IO[str] | None = None,
                         env: Mapping[str, str] | None = None, connect_timeout: float = 10.0) -> Services:
     """Logs first (so nothing after can leak a secret), then the sinks, then the bus.
 
@@ -67,7 +69,8 @@ async def open_services(config: Any, run: str, *, metrics_port: int | None = Non
         A busy metrics port, a bad Redis URL, NATS unreachable or refusing the credentials.
     """
     handler = configure_logging(log_level, log_stream, secrets=secrets_of(config, env=env))
-    sinks, metrics, hot = build_sinks(config, run, metrics_port=metrics_port, start_equity=start_equity)
+    sinks, metrics, hot = build_sinks(config, run, metrics_port=metrics_port, start_equity=start_equity,
+                                      hot_interval_s=hot_interval_s)
     try:
         bus = await connect_publisher(config.servers.nats, connect_timeout=connect_timeout)
     except BaseException:

@@ -147,3 +147,23 @@ def test_redis_down_mid_run_trading_goes_on_and_state_returns(server_dir):
         hot.close()
     finally:
         server.stop()
+
+
+def test_min_interval_writes_the_latest_snapshot_once_per_interval(redis_server):
+    now = [1000.0]
+    hot = RedisHotState(redis_server[0], "t" + uuid.uuid4().hex[:8], clock=lambda: now[0], min_interval_s=0.25)
+    try:
+        for k in range(10):  # a replay at full speed: ten bars inside one interval
+            hot.on_bar(snapshot(k))
+        assert hot.skipped == 9 and hot.read()["bar"]["bar_time"] == str(T0)
+        now[0] += 0.3
+        hot.on_bar(snapshot(10))
+        assert hot.read()["bar"]["bar_time"] == str(T0 + 10 * HOUR) and hot.skipped == 9
+        hot.on_bar(snapshot(11))  # kept back ...
+        assert hot.read()["bar"]["bar_time"] == str(T0 + 10 * HOUR)
+        hot.close()  # ... and written on close
+        assert RedisHotState(redis_server[0], hot.run).read()["bar"]["bar_time"] == str(T0 + 11 * HOUR)
+    finally:
+        hot.client = redis.Redis.from_url(redis_server[0])
+        hot.client.delete(*hot.client.keys(hot.prefix + ":*"))
+        hot.client.close()

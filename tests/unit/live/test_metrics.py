@@ -56,6 +56,7 @@ def test_metrics_served_over_http_with_every_metric():
                                   latency_us=latency, bars_processed=10 + k, feed_lag_ms=1500))
         sinks.on_event("reconnect", {"component": "feed"})
         sinks.on_event("halt", {"reason": "max_drawdown"})
+        sinks.on_event("db_pause", {"what": "apply_fill"})
         m = scrape(sink.url)
     finally:
         sink.close()
@@ -75,6 +76,7 @@ def test_metrics_served_over_http_with_every_metric():
     assert m[(p + "reconnects_total", (("component", "feed"),))] == 1
     assert m[(p + "sink_failures_total", (("sink", "Broken"),))] == 3
     assert m[(p + "outbox_published_total", ())] == 7 and m[(p + "outbox_failures_total", ())] == 2
+    assert m[(p + "db_paused", ())] == 1 and m[(p + "db_pauses_total", ())] == 1
     assert m[(p + "last_bar_timestamp_seconds", ())] == (T0 + 2 * 3_600_000) / 1000
 
 
