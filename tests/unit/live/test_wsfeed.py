@@ -114,6 +114,7 @@ def test_history_by_rest_and_bad_arguments():
             await rest.start()
             pro = make_pro_exchange("binance", api_url=venue.url, ws_url="ws://127.0.0.1:9/ws")
             feed = WsFeed(pro, rest, ["BTC/USDT"], "1h", clock=venue.clock.now_ms)
+            assert pro.enableRateLimit is True
             try:
                 bars = await feed.history("BTC/USDT", T0 + 5 * H, 3)
                 with pytest.raises(ConfigError):
