@@ -264,6 +264,32 @@ def _bad_field(reply: Any, depth: int = 0) -> tuple[str, Any] | None:
     return None
 
 
+COINBASE_LIVE = "https://api.coinbase.com"
+COINBASE_SANDBOX = "https://api-sandbox.coinbase.com"
+
+
+def coinbase_sandbox(ex: Any) -> Any:
+    """Point a ccxt ``coinbase`` at the Advanced Trade sandbox (ccxt has no switch for it).
+
+    The sandbox (``api-sandbox.coinbase.com/api/v3/brokerage/…``) serves only the private
+    accounts and orders endpoints, with static, mocked replies in the production format; market
+    data (products, candles, the clock) stays on the public production API. So every signed
+    ``v3`` request goes to the sandbox host, balances are read from v3 accounts (the v2
+    accounts endpoint has no sandbox), and the rest is unchanged. A URL already pointed
+    elsewhere (the fake venue's ``api_url``) is left alone."""
+    sign = ex.sign
+
+    def sandboxed(path: str, api: Any = (), method: str = "GET", params: dict | None = None, *rest: Any) -> dict:
+        request = sign(path, list(api), method, {} if params is None else params, *rest)
+        if list(api)[:2] == ["v3", "private"] and str(request.get("url", "")).startswith(COINBASE_LIVE + "/"):
+            request["url"] = COINBASE_SANDBOX + request["url"][len(COINBASE_LIVE):]
+        return request
+
+    ex.sign = sandboxed
+    ex.options["fetchBalance"] = "v3PrivateGetBrokerageAccounts"
+    return ex
+
+
 # ---- the broker --------------------------------------------------------------------------------
 class CcxtBroker:
     """The :class:`~coinswarm.live.protocols.Broker` of one exchange account, over ccxt (async).
@@ -322,7 +348,9 @@ class CcxtBroker:
         ex = getattr(ccxt_async, self.exchange)({
             "apiKey": keys.api_key, "secret": keys.secret, "enableRateLimit": True, "timeout": int(timeout_ms),
             "options": dict(_OPTIONS[self.exchange])})
-        if sandbox:
+        if sandbox and self.exchange == "coinbase":
+            coinbase_sandbox(ex)
+        elif sandbox:
             try:
                 ex.set_sandbox_mode(True)
             except (ccxt_async.NotSupported, TypeError, KeyError):

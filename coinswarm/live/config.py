@@ -87,8 +87,10 @@ _TOP = ("symbols", "timeframe", "metrics_port", *_SECTIONS)
 
 
 def mask_url(url: str) -> str:
-    """``url`` with its password (``scheme://user:PASSWORD@host``) replaced by ``***``."""
-    return re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", url)
+    """``url`` with its password (``scheme://user:PASSWORD@host``), or a NATS token
+    (``nats://TOKEN@host``), replaced by ``***``."""
+    url = re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", url)
+    return re.sub(r"(\b(?:nats|tls)://)[^:/@\s]+@", r"\1***@", url)
 
 
 @dataclass(frozen=True)

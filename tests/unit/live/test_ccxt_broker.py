@@ -308,8 +308,9 @@ def test_sandbox_switch_and_unknown_exchange():
     assert test.name == "ccxt:binance:sandbox" and live._ex.enableRateLimit
     run(live.close())
     run(test.close())
-    with pytest.raises(ConfigError, match="sandbox"):
-        CcxtBroker("coinbase", keys=KEYS, sandbox=True)
+    coinbase = CcxtBroker("coinbase", keys=KEYS, sandbox=True)  # the Advanced Trade sandbox (test_coinbase.py)
+    assert coinbase.name == "ccxt:coinbase:sandbox" and coinbase._ex.options["fetchBalance"].startswith("v3")
+    run(coinbase.close())
     with pytest.raises(ConfigError, match="kraken"):
         CcxtBroker("kraken", keys=KEYS)
 
