@@ -25,17 +25,7 @@ NO_RUN = "no-run"
 
 # README blocks that fail as pasted today, by their first line: what is undefined and the fix.
 # strict xfail: once README.md is fixed the block passes, the xfail fails, and the entry goes.
-README_KNOWN_BROKEN = {
-    "trend = cs.Trend()": "`cs`, `btc` and `time_ms, o, h, l, c, v` are undefined (fix: open the block with "
-                          "`import coinswarm as cs`, `from coinswarm.agents.base import iter_bars`, "
-                          "`btc = cs.load_ohlcv(\"binance:BTC/USDT:1h\", start=\"2018\", end=\"2024\")` and step on "
-                          "`vote = trend.update(state, next(iter_bars(btc)))`)",
-    "from coinswarm.quorum import LocalQuorum, Proposal, QuorumConfig, derive_keys":
-        "`now_ms`, `more_proposals` and `fold_start_ms` are undefined (fix: `now_ms = 1_700_000_000_000` before "
-        "the proposal, `more_proposals = [Proposal(f\"w{k}\", \"planner_weights\", \"planner\", timestamp=now_ms, "
-        "data_time=now_ms, data={\"weights\": {\"trend\": 0.5, \"mean_reversion\": 0.5}}) for k in (2, 3)]`, "
-        "`fold_start_ms = now_ms + 1`)",
-}
+README_KNOWN_BROKEN: dict[str, str] = {}  # first line of a block → why it cannot run as pasted
 
 
 def python_blocks(path: Path) -> list[tuple[int, str, str]]:
