@@ -300,6 +300,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_research_commands(sub)
     _add_service_commands(sub)
     _add_data_commands(sub)
+    __import__("coinswarm.cli.ingest", fromlist=["add_commands"]).add_commands(sub)
     return parser
 
 
