@@ -128,6 +128,7 @@ class FakeMarketVenue(FakeVenue):
         self.bbo = {s.replace("/", ""): _load_bbo(p, start) for s, p in (bbo or {}).items()}
         self.ws_port, self.tick_s, self.stream_faults = ws_port, tick_s, StreamFaults()
         self.ws_url, self._ws_server, self.ws_sent = "", None, 0
+        self._kline_beat: dict[str, float] = {}
         self.sent_at: list[tuple[float, str]] | None = None  # set to [] to time each message sent (benchmarks)
 
     async def __aenter__(self) -> FakeMarketVenue:
@@ -234,9 +235,11 @@ class FakeMarketVenue(FakeVenue):
     def _klines(self, symbol: str, name: str, subs: dict[str, int], now: int) -> list[str]:
         market = self.state.markets[symbol]
         i = int(np.searchsorted(market.ts, now, "right")) - 1
-        if i < 0 or i == subs[name]:
-            return []
-        first = i if subs[name] < 0 else subs[name]
+        beat = time.monotonic()
+        if i < 0 or (i == subs[name] and beat - self._kline_beat.get(name, 0.0) < 1.0):
+            return []  # like Binance: an update at least every second, and at each new bar
+        self._kline_beat[name] = beat
+        first = i if subs[name] < 0 or i == subs[name] else subs[name]
         subs[name] = i
         out = []
         for j in range(first, i + 1):  # the bar that just closed (final values) and the forming one

@@ -66,11 +66,15 @@ class CcxtMarket:
         Wall clock in epoch ms (injected).
     exchange_obj : object, optional
         A ready ccxt exchange (tests); ``exchange`` is then only its name.
+    label : str, optional
+        The exchange's name in records and the store (default: ``exchange``), e.g. to keep
+        two accounts or venues of one ccxt id apart.
     """
 
     def __init__(self, exchange: str, *, api_url: str | None = None, ws_url: str | None = None,
-                 options: dict | None = None, wall: Callable[[], int] = _wall_ms, exchange_obj: Any = None) -> None:
-        self.name, self.wall = exchange, wall
+                 options: dict | None = None, wall: Callable[[], int] = _wall_ms, exchange_obj: Any = None,
+                 label: str | None = None) -> None:
+        self.name, self.ccxt_id, self.wall = label or exchange, exchange, wall
         self.ex = exchange_obj if exchange_obj is not None else self._make(exchange, options or {})
         if api_url:
             from coinswarm.adapters.fake_venue import binance_api_urls
@@ -179,6 +183,10 @@ class _Source:
         """This source's health (the scheduler updates success, errors and lag)."""
         return self._health
 
+    async def venue_now(self) -> int:
+        """The venue's clock (epoch ms), for the scheduler's fetch windows."""
+        return await self.market.venue_now(self.name)
+
     def _parse(self, items: list, make: Callable[[Any], Record], batch: Batch) -> None:
         for item in items:
             try:
@@ -231,7 +239,7 @@ class TradeSource(_Source):
     def __init__(self, market: CcxtMarket, symbol: str, *, limit: int = 1000, max_pages: int = 200) -> None:
         super().__init__(market, symbol)
         self.limit, self.max_pages = limit, max_pages
-        self.window_ms = TRADE_WINDOW_MS.get(market.name)
+        self.window_ms = TRADE_WINDOW_MS.get(market.ccxt_id)
 
     async def fetch(self, since_ms: int, until_ms: int, now_ms: int) -> Batch:
         """Trades with ``since_ms <= time < until_ms``, each id once."""
@@ -421,6 +429,7 @@ class CandleStream(CandleSource):
                 self._health.reconnects += 1
                 self._health.errors += 1
                 self._health.last_error = str(exc)
+                self._health.healthy = False
                 await asyncio.sleep(max(0.2, exc.retry_after_s or 0.0))
                 continue
             for r in rows or []:
@@ -432,7 +441,7 @@ class CandleStream(CandleSource):
             closed = sorted(t for t in self.pending if t < newest or t + self.step <= venue_now)
             batch = Batch(self.name)
             rows_closed = [row for row in (self.pending.pop(t) for t in closed) if self.done.add(str(int(row[0])))]
-            self._parse(rows_closed, lambda r, now=now: candle_record(r, self.name, self.key, self.timeframe, now), batch)
+            self._parse(rows_closed, lambda r, t=now: candle_record(r, self.name, self.key, self.timeframe, t), batch)
             self._health.healthy, self._health.last_success_ms = True, now
             if batch.records or batch.rejected:
                 yield batch
