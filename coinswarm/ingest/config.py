@@ -21,6 +21,7 @@ Top-level keys::
     every_s = 10.0;  lookback_s = 3600.0 # poll period; history fetched on the first run
     api_url = "";  ws_url = ""           # another base URL (a local fake venue)
     label = ""                           # the exchange's name in the store (default: name)
+    clock_every_s = 30.0                 # re-sample the venue's clock this often
     options = {}                         # ccxt options
 
 Environment overrides: ``COINSWARM_INGEST_STORE``, ``COINSWARM_NATS_URL``, ``COINSWARM_METRICS_PORT``.
@@ -42,7 +43,7 @@ from coinswarm.errors import ConfigError
 
 SECRET_WORDS = ("api_key", "apikey", "secret", "password", "token", "passphrase", "private_key")
 _EXCHANGE_KEYS = {"name", "symbols", "candles", "candles_ws", "trades", "trades_ws", "book_depth", "funding",
-                  "every_s", "lookback_s", "api_url", "ws_url", "options", "label"}
+                  "every_s", "lookback_s", "api_url", "ws_url", "options", "label", "clock_every_s"}
 _TOP_KEYS = {"store", "status_file", "metrics_port", "nats_url", "backoff", "exchange"}
 
 
@@ -64,6 +65,7 @@ class ExchangeConfig:
     ws_url: str = ""
     options: Mapping[str, Any] = field(default_factory=dict)
     label: str = ""
+    clock_every_s: float = 30.0
 
 
 @dataclass(frozen=True)
@@ -130,7 +132,7 @@ def _exchange(t: Mapping[str, Any], i: int) -> ExchangeConfig:
                           t.get("trades", True), t.get("trades_ws", False), depth, t.get("funding", False),
                           _number(t, "every_s", 10.0, where, lo=0.01), _number(t, "lookback_s", 3600.0, where),
                           str(t.get("api_url", "")), str(t.get("ws_url", "")), dict(t.get("options", {})),
-                          str(t.get("label", "")))
+                          str(t.get("label", "")), _number(t, "clock_every_s", 30.0, where, lo=0.01))
 
 
 def load_config(path: str | os.PathLike, *, env: Mapping[str, str] | None = None) -> IngestConfig:

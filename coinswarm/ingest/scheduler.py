@@ -67,7 +67,8 @@ def build_ingestors(config: IngestConfig) -> tuple[list[Any], list[Ingestor]]:
     markets, out = [], []
     for ex in config.exchanges:
         market = cm.CcxtMarket(ex.name, api_url=ex.api_url or None, ws_url=ex.ws_url or None,
-                               options=dict(ex.options), label=ex.label or None)
+                               options=dict(ex.options), label=ex.label or None,
+                               clock_every_ms=int(ex.clock_every_s * 1000))
         markets.append(market)
         lookback = int(ex.lookback_s * 1000)
 
@@ -167,12 +168,12 @@ class Scheduler:
                     await asyncio.wait_for(self._stop.wait(), delay)
 
     def _start_cursor(self, ing: Ingestor, now: int) -> int:
+        """``lookback`` before now, or earlier: from the newest stored row when that is older
+        (a long outage is backfilled whole; the store drops what it already holds). Not simply
+        the newest stored row: a stream may have stored newer rows with a hole before them."""
         last = self.store.last_time(ing.kind, ing.exchange, ing.key, ing.timeframe) \
             if ing.kind in ("candle", "trade", "funding") else None
-        if last is None:
-            return now - ing.lookback_ms
-        step = getattr(ing.source, "step", 1)
-        return last + step if ing.kind == "candle" else last
+        return now - ing.lookback_ms if last is None else min(last, now - ing.lookback_ms)
 
     def _advance(self, ing: Ingestor, batch: Batch) -> None:
         if not batch.records:

@@ -69,12 +69,15 @@ class CcxtMarket:
     label : str, optional
         The exchange's name in records and the store (default: ``exchange``), e.g. to keep
         two accounts or venues of one ccxt id apart.
+    clock_every_ms : int
+        How often the venue's clock offset is re-sampled (``fetch_time``).
     """
 
     def __init__(self, exchange: str, *, api_url: str | None = None, ws_url: str | None = None,
                  options: dict | None = None, wall: Callable[[], int] = _wall_ms, exchange_obj: Any = None,
-                 label: str | None = None) -> None:
+                 label: str | None = None, clock_every_ms: int = 30_000) -> None:
         self.name, self.ccxt_id, self.wall = label or exchange, exchange, wall
+        self.clock_every_ms = clock_every_ms
         self.ex = exchange_obj if exchange_obj is not None else self._make(exchange, options or {})
         if api_url:
             from coinswarm.adapters.fake_venue import binance_api_urls
@@ -109,10 +112,10 @@ class CcxtMarket:
         except (TimeoutError, ccxt.BaseError, OSError) as exc:
             raise SourceError(f"{method} failed: {type(exc).__name__}: {_short(exc)}", source=source) from None
 
-    async def venue_now(self, source: str, *, every_ms: int = 30_000) -> int:
+    async def venue_now(self, source: str) -> int:
         """The venue's clock (epoch ms): wall clock + the offset sampled from ``fetch_time``."""
         wall = self.wall()
-        if self._offset_ms is None or wall - self._offset_at >= every_ms:
+        if self._offset_ms is None or wall - self._offset_at >= self.clock_every_ms:
             try:
                 server = await self.call("fetch_time", source=source)
             except SourceError:

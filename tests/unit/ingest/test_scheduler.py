@@ -53,7 +53,7 @@ def exchange(label: str, v: FakeMarketVenue, extra: dict) -> ExchangeConfig:
     symbol = next(iter(v.tapes))
     return ExchangeConfig("binance", (symbol[:3] + "/" + symbol[3:],), trades=True, trades_ws=True, every_s=0.5,
                           lookback_s=1800.0, api_url=v.url, ws_url=v.ws_url, options=dict(CCXT_OPTIONS), label=label,
-                          **extra)
+                          clock_every_s=0.5, **extra)
 
 
 def test_sixteen_ingestors_fill_the_store_and_isolate_a_dead_venue(tmp_path):
