@@ -80,26 +80,36 @@ def infer_market(path: str | os.PathLike, exchange: str | None = None, symbol: s
     return exchange, canonical_symbol(symbol, perpetual=perp)
 
 
+def _header(path: Path) -> list[str]:
+    import gzip
+
+    try:
+        with (gzip.open(path, "rt") if path.suffix == ".gz" else open(path)) as fh:  # noqa: SIM115
+            return [c.strip() for c in fh.readline().strip().split(",")]
+    except (OSError, UnicodeDecodeError, EOFError) as exc:
+        raise SchemaError(f"{path}: not a readable CSV ({' '.join(str(exc).split())[:200]})") from None
+
+
 def _read_csv(path: Path) -> pa.Table:
     """The file's columns (typed when the file is clean; as text when a value does not parse)."""
-    try:
-        with pacsv.open_csv(path) as reader:
-            names = reader.schema.names
-    except (pa.ArrowInvalid, OSError) as exc:
-        raise SchemaError(f"{path}: not a readable CSV ({' '.join(str(exc).split())[:200]})") from None
+    names = _header(path)
     missing = [c for c in REQUIRED if c not in names]
     if missing:
         raise SchemaError(f"{path}: columns {names} lack {missing}; a trades CSV has timestamp, trade_id, side, "
                           "price, amount[, cost]")
     cols = [c for c in _TYPES if c in names]
+    read = pacsv.ReadOptions(use_threads=False, block_size=1 << 22)
     convert = pacsv.ConvertOptions(include_columns=cols, column_types={c: _TYPES[c] for c in cols},
                                    strings_can_be_null=True)
     try:
-        return pacsv.read_csv(path, convert_options=convert)
+        return pacsv.read_csv(path, read_options=read, convert_options=convert)
     except pa.ArrowInvalid:
         text = pacsv.ConvertOptions(include_columns=cols, column_types=dict.fromkeys(cols, pa.string()),
                                     strings_can_be_null=True)
-        return pacsv.read_csv(path, convert_options=text)
+        try:
+            return pacsv.read_csv(path, read_options=read, convert_options=text)
+        except pa.ArrowInvalid as exc:
+            raise SchemaError(f"{path}: not a readable CSV ({' '.join(str(exc).split())[:200]})") from None
 
 
 def _typed(raw: pa.Table, source: str) -> tuple[pa.Table, list[RecordError]]:

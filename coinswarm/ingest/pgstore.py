@@ -1,5 +1,9 @@
-"""The PostgreSQL store: rows COPY'd into a temporary table, then inserted with
-``ON CONFLICT DO NOTHING`` on the table's key, so a re-ingest writes 0 rows.
+"""The PostgreSQL store: a batch is COPY'd straight into its table when all its keys are new
+(the fast path: a unique violation rolls it back whole), else COPY'd into a temporary table and
+inserted with ``ON CONFLICT DO NOTHING`` on the table's key, so a re-ingest writes 0 rows.
+Text columns use the "C" collation (byte order: the keys compare fast) and the session commits
+asynchronously (``synchronous_commit = off``: a crash may lose the last commits, which the next
+fetch brings again; it never corrupts).
 
 Tables ``ingest_trades``, ``ingest_candles``, ``ingest_funding``, ``ingest_books`` (created on
 first use), primary key (exchange, symbol[, timeframe], key).
@@ -30,7 +34,8 @@ def _conninfo(url: str) -> str:
 
 
 def _ddl(spec: TableSpec) -> str:
-    cols = ", ".join(f"{n} {_PG[t]}" + (" NOT NULL" if n != "side" else "")
+    cols = ", ".join(f"{n} {_PG[t]}" + (' COLLATE "C"' if t == pa.string() else "")
+                     + (" NOT NULL" if n != "side" else "")
                      for n, t in zip(spec.schema.names, spec.schema.types, strict=True))
     key = ", ".join((*spec.group, spec.key))
     return f"CREATE TABLE IF NOT EXISTS ingest_{spec.name} ({cols}, PRIMARY KEY ({key}))"
@@ -61,6 +66,8 @@ class PostgresStore:
             safe = url.split("@")[-1]
             raise ConfigError(f"PostgreSQL store at …@{safe} unreachable: {' '.join(str(exc).split())[:200]}") from None
         with self._conn.cursor() as cur:
+            # market data can be fetched again: a crash may lose the last commits, never corrupt them
+            cur.execute("SET synchronous_commit = off")
             for spec in TABLES.values():
                 cur.execute(_ddl(spec))
 
@@ -76,15 +83,37 @@ class PostgresStore:
         pacsv.write_csv(good, buf, pacsv.WriteOptions(include_header=False))
         names = ", ".join(spec.schema.names)
         key = ", ".join((*spec.group, spec.key))
-        with self._lock, self._conn.transaction(), self._conn.cursor() as cur:
+        data = buf.getvalue()
+        with self._lock:
+            result.rows_written = self._copy_direct(spec, names, data, good.num_rows)
+            if result.rows_written < 0:
+                result.rows_written = self._copy_merge(spec, names, key, data)
+        return result
+
+    def _copy_direct(self, spec: TableSpec, names: str, data: bytes, n: int) -> int:
+        """COPY straight into the table: the fast path for rows that are all new; -1 (nothing
+        written) when any key is already stored or repeated."""
+        import psycopg
+
+        try:
+            with self._conn.transaction(), self._conn.cursor() as cur:
+                with cur.copy(f"COPY ingest_{spec.name} ({names}) FROM STDIN WITH (FORMAT csv)") as copy:
+                    copy.write(data)
+            return n
+        except psycopg.errors.UniqueViolation:
+            return -1
+
+    def _copy_merge(self, spec: TableSpec, names: str, key: str, data: bytes) -> int:
+        """COPY into a temporary table, then insert the rows whose keys are new."""
+        with self._conn.transaction(), self._conn.cursor() as cur:
             cur.execute(f"CREATE TEMP TABLE IF NOT EXISTS load_{spec.name} "
                         f"(LIKE ingest_{spec.name} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS")
             with cur.copy(f"COPY load_{spec.name} ({names}) FROM STDIN WITH (FORMAT csv)") as copy:
-                copy.write(buf.getvalue())
-            cur.execute(f"INSERT INTO ingest_{spec.name} ({names}) SELECT DISTINCT ON ({key}) {names} "
+                copy.write(data)
+            # DO NOTHING also skips a key repeated within the batch (the first row wins)
+            cur.execute(f"INSERT INTO ingest_{spec.name} ({names}) SELECT {names} "
                         f"FROM load_{spec.name} ON CONFLICT ({key}) DO NOTHING")
-            result.rows_written = max(cur.rowcount, 0)
-        return result
+            return max(cur.rowcount, 0)
 
     def count(self, kind: str, exchange: str | None = None, symbol: str | None = None) -> int:
         """Rows stored of ``kind`` (for one exchange and/or symbol when given)."""

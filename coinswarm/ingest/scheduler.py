@@ -187,8 +187,12 @@ class Scheduler:
             ing.cursor = newest  # trades sharing the newest millisecond come again; the store drops them
 
     async def _store(self, ing: Ingestor, batch: Batch) -> None:
-        result = await asyncio.to_thread(write_records, self.store, batch.records) if batch.records else \
-            WriteResult(ing.kind)
+        if not batch.records:
+            result = WriteResult(ing.kind)
+        elif len(batch.records) <= 64:  # a stream's few records: a thread hop would cost more than the write
+            result = write_records(self.store, batch.records)
+        else:
+            result = await asyncio.to_thread(write_records, self.store, batch.records)
         ing.rows_written += result.rows_written
         ing.health.rejected += len(batch.rejected) + len(result.rejected)
         if self.bus is not None and batch.records:

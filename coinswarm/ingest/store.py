@@ -180,6 +180,7 @@ class ParquetStore:
         self.root.mkdir(parents=True, exist_ok=True)
         self.url = f"parquet:{self.root}"
         self._keys: dict[Path, pa.Array] = {}
+        self._made: set[Path] = set()
         self._lock = threading.Lock()
 
     # ---- writing ------------------------------------------------------------------------------
@@ -232,8 +233,9 @@ class ParquetStore:
 
     def _write_partition(self, spec: TableSpec, folder: Path, rows: pa.Table) -> int:
         keys = rows.column(spec.key).combine_chunks()
-        _, first = np.unique(keys.to_numpy(zero_copy_only=False), return_index=True)
-        if first.size != rows.num_rows:  # repeated within the batch: keep the first, in order
+        if pc.count_distinct(keys).as_py() != rows.num_rows:  # repeated within the batch: keep the first
+            groups = pc.index_in(keys, value_set=pc.unique(keys)).to_numpy()
+            _, first = np.unique(groups, return_index=True)
             first.sort()
             rows, keys = rows.take(pa.array(first)), keys.take(pa.array(first))
         stored = self._stored_keys(spec, folder)
@@ -242,7 +244,9 @@ class ParquetStore:
             rows, keys = rows.filter(fresh), keys.filter(fresh)
         if rows.num_rows == 0:
             return 0
-        folder.mkdir(parents=True, exist_ok=True)
+        if folder not in self._made:
+            folder.mkdir(parents=True, exist_ok=True)
+            self._made.add(folder)
         name = f"part-{uuid.uuid4().hex}.parquet"
         tmp = folder / ("." + name)
         pq.write_table(rows, tmp, compression="snappy")
@@ -280,7 +284,16 @@ class ParquetStore:
 
     def count(self, kind: str, exchange: str | None = None, symbol: str | None = None) -> int:
         """Rows stored of ``kind`` (for one exchange and/or symbol when given)."""
-        return sum(pq.read_metadata(f).num_rows for f in self._files(kind, exchange, symbol))
+        files = self._files(kind, exchange, symbol)
+        total, seen = 0, set()
+        for f in files:  # a partition whose keys are cached is counted from the cache
+            if f.parent in self._keys:
+                if f.parent not in seen:
+                    seen.add(f.parent)
+                    total += len(self._keys[f.parent])
+            else:
+                total += pq.read_metadata(f).num_rows
+        return total
 
     def read(self, kind: str, exchange: str | None = None, symbol: str | None = None,
              timeframe: str | None = None) -> pa.Table:
@@ -330,6 +343,7 @@ class ParquetStore:
     def close(self) -> None:
         """Forget the key cache (files stay)."""
         self._keys.clear()
+        self._made.clear()
 
 
 def _duck(t: pa.DataType) -> str:

@@ -371,7 +371,8 @@ class TradeStream(TradeSource):
         wait, gap_from = self.reconnect_s, None
         while True:
             try:
-                await self.market.venue_now(self.name)  # the clock offset, for the lag (cached)
+                if self.market._offset_ms is None:  # the clock offset, for the lag (once: not in the hot path)
+                    await self.market.venue_now(self.name)
                 trades = await self.market.call("watch_trades", self.key, source=self.name)
             except SourceError as exc:
                 self._health.reconnects += 1
