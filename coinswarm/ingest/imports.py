@@ -90,8 +90,9 @@ def _header(path: Path) -> list[str]:
         raise SchemaError(f"{path}: not a readable CSV ({' '.join(str(exc).split())[:200]})") from None
 
 
-def _read_csv(path: Path) -> pa.Table:
-    """The file's columns (typed when the file is clean; as text when a value does not parse)."""
+def _read_csv(path: Path, ragged: list[RecordError]) -> pa.Table:
+    """The file's columns (typed when the file is clean; as text when a value does not parse).
+    A row with the wrong number of fields is skipped and reported in ``ragged``."""
     names = _header(path)
     missing = [c for c in REQUIRED if c not in names]
     if missing:
@@ -99,15 +100,24 @@ def _read_csv(path: Path) -> pa.Table:
                           "price, amount[, cost]")
     cols = [c for c in _TYPES if c in names]
     read = pacsv.ReadOptions(use_threads=False, block_size=1 << 22)
+
+    def skip(row) -> str:
+        ragged.append(RecordError(f"row {row.number}: {row.expected_columns} fields expected, "
+                                  f"{row.actual_columns} found: {str(row.text)[:60]!r}", source=str(path),
+                                  field="row", value=row.text))
+        return "skip"
+
+    parse = pacsv.ParseOptions(invalid_row_handler=skip)
     convert = pacsv.ConvertOptions(include_columns=cols, column_types={c: _TYPES[c] for c in cols},
                                    strings_can_be_null=True)
     try:
-        return pacsv.read_csv(path, read_options=read, convert_options=convert)
+        return pacsv.read_csv(path, read_options=read, parse_options=parse, convert_options=convert)
     except pa.ArrowInvalid:
+        ragged.clear()
         text = pacsv.ConvertOptions(include_columns=cols, column_types=dict.fromkeys(cols, pa.string()),
                                     strings_can_be_null=True)
         try:
-            return pacsv.read_csv(path, read_options=read, convert_options=text)
+            return pacsv.read_csv(path, read_options=read, parse_options=parse, convert_options=text)
         except pa.ArrowInvalid as exc:
             raise SchemaError(f"{path}: not a readable CSV ({' '.join(str(exc).split())[:200]})") from None
 
@@ -144,10 +154,12 @@ def _synth_ids(table: pa.Table) -> pa.Array:
 def trades_table(path: str | os.PathLike, exchange: str, symbol: str) -> tuple[pa.Table, list[RecordError]]:
     """The trades of a CSV file as rows of the ``trades`` table, and the rows that do not parse."""
     path = Path(path)
-    raw = _read_csv(path)
+    ragged: list[RecordError] = []
+    raw = _read_csv(path, ragged)
     errors: list[RecordError] = []
     if any(raw.schema.field(c).type == pa.string() for c in REQUIRED):
         raw, errors = _typed(raw, str(path))
+    errors = ragged + errors
     n = raw.num_rows
     trade_id = raw.column("trade_id") if "trade_id" in raw.schema.names else _synth_ids(raw)
     side = raw.column("side") if "side" in raw.schema.names else pa.nulls(n, pa.string())

@@ -86,14 +86,16 @@ def test_malformed_rows_are_named_and_good_rows_kept(tmp_path):
     lines = gzip.open(tick_file(XRP), "rt").read().splitlines()
     lines[5] = lines[5].replace(lines[5].split(",")[3], "abc", 1)  # price of data row 5
     lines[9] = ",".join(lines[9].split(",")[:4] + ["-3.0"] + lines[9].split(",")[5:])  # amount
+    lines[20] = ",".join(lines[20].split(",")[:3])  # a ragged row: 3 fields of 6
     bad = tmp_path / "binance_XRPETH_trades_bad.csv"
     bad.write_text("\n".join(lines[:101]) + "\n")
     store = ParquetStore(tmp_path / "store")
     report = import_trades(bad, store)
-    assert (report.rows_read, report.rows_written, report.rows_rejected) == (100, 98, 2)
-    assert "field 'price'" in report.errors[0] and str(bad) in report.errors[0]
-    assert "field 'amount'" in report.errors[1]
-    assert store.count("trade") == 98
+    assert (report.rows_read, report.rows_written, report.rows_rejected) == (100, 97, 3)
+    assert "field 'row'" in report.errors[0] and "3 found" in report.errors[0]
+    assert "field 'price'" in report.errors[1] and str(bad) in report.errors[1]
+    assert "field 'amount'" in report.errors[2]
+    assert store.count("trade") == 97
 
 
 def test_missing_columns_and_bad_urls_are_typed(tmp_path):
