@@ -38,7 +38,8 @@ def records(draw) -> Record:
     elif kind == "candle":
         o = draw(st.floats(1, 100))
         values = {"open": o, "high": draw(st.one_of(st.just(o * 1.1), num)),
-                  "low": draw(st.one_of(st.just(o * 0.9), num)), "close": o, "volume": draw(num), "timeframe": draw(st.sampled_from(["1m", "1M", "x", 5])),
+                  "low": draw(st.one_of(st.just(o * 0.9), num)), "close": o, "volume": draw(num),
+                  "timeframe": draw(st.sampled_from(["1m", "1M", "x", 5])),
                   "closed": draw(st.sampled_from([True, False, None]))}
     elif kind == "funding":
         values = {"rate": draw(num)}
