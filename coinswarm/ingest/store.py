@@ -249,7 +249,7 @@ class ParquetStore:
             self._made.add(folder)
         name = f"part-{uuid.uuid4().hex}.parquet"
         tmp = folder / ("." + name)
-        pq.write_table(rows, tmp, compression="snappy")
+        pq.write_table(rows, tmp, compression="snappy", use_dictionary=_dict_columns(spec))
         os.replace(tmp, folder / name)
         self._keys[folder] = pa.concat_arrays([stored, keys.cast(stored.type)])
         return rows.num_rows
@@ -266,7 +266,7 @@ class ParquetStore:
                 merged = pa.concat_tables([pq.read_table(f, schema=spec.schema) for f in files])
                 merged = merged.sort_by([("time_ms", "ascending")])
                 name = f"part-{uuid.uuid4().hex}.parquet"
-                pq.write_table(merged, folder / ("." + name), compression="snappy")
+                pq.write_table(merged, folder / ("." + name), compression="snappy", use_dictionary=_dict_columns(spec))
                 os.replace(folder / ("." + name), folder / name)
                 for f in files:
                     f.unlink()
@@ -344,6 +344,11 @@ class ParquetStore:
         """Forget the key cache (files stay)."""
         self._keys.clear()
         self._made.clear()
+
+
+def _dict_columns(spec: TableSpec) -> list[str]:
+    """Columns worth dictionary encoding (few distinct values); ids and prices are not (it halves the write speed)."""
+    return [c for c in ("exchange", "symbol", "side", "timeframe") if c in spec.schema.names]
 
 
 def _duck(t: pa.DataType) -> str:
