@@ -33,6 +33,8 @@ from coinswarm.errors import ConfigError
 
 #: Binance answers ``aggTrades`` for at most one hour after ``startTime``.
 TRADE_WINDOW_MS = {"binance": 3_600_000, "binanceusdm": 3_600_000}
+#: Exchanges whose ``fetch_trades`` with ``since`` also needs ``until`` (Coinbase Advanced Trade).
+TRADE_NEEDS_UNTIL = frozenset({"coinbase"})
 
 
 def _wall_ms() -> int:
@@ -250,7 +252,8 @@ class TradeSource(_Source):
         for _ in range(self.max_pages):
             if cursor >= until_ms:
                 break
-            page = await self.market.call("fetch_trades", self.key, cursor, self.limit, source=self.name)
+            params = {"until": until_ms} if self.market.ccxt_id in TRADE_NEEDS_UNTIL else {}
+            page = await self.market.call("fetch_trades", self.key, cursor, self.limit, params, source=self.name)
             fresh = [t for t in page or [] if isinstance(t, dict) and isinstance(t.get("timestamp"), int | float)
                      and cursor <= t["timestamp"] < until_ms and t.get("id") not in seen]
             seen.update(t.get("id") for t in fresh)

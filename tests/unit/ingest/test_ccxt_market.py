@@ -250,3 +250,33 @@ def test_ws_candles_only_closed_ones_with_final_values():
     assert all(r.values["volume"] == ref[r.time_ms] for r in records)  # never the forming zero-volume bar
     assert len({r.time_ms for r in records}) == len(records)
     assert np.all(np.diff([r.time_ms for r in records]) == 60_000)
+
+
+def test_coinbase_advanced_requests_match_the_recorded_ones():
+    """Coinbase Advanced Trade: the trades and candles requests our sources make (symbol given as
+    BTC-USDT) carry the recorded query (start in seconds, limit / end)."""
+    import ccxt.pro as ccxtpro
+
+    want_trades = case("ccxt_request_coinbase.json", "fetchTrades", "with since, limit and until")["url"]
+    want_ohlcv = case("ccxt_request_coinbase.json", "fetchOHLCV", "with since and limit")["url"]
+    ex = ccxtpro.coinbase()
+    ex.set_markets([{"id": "BTC-USDT", "symbol": "BTC/USDT", "base": "BTC", "quote": "USDT", "baseId": "BTC",
+                     "quoteId": "USDT", "type": "spot", "spot": True, "active": True, "contract": False,
+                     "precision": {"amount": 1e-8, "price": 1e-8}, "limits": {}, "info": {}}])
+    rec = Replies([("/ticker", {"trades": []}), ("/candles", {"candles": []}),
+                   ("/time", {"data": {"iso": "2023-03-05T11:00:00Z", "epoch": 1678014000}})])
+    ex.fetch = rec
+    market = CcxtMarket("coinbase", exchange_obj=ex)
+
+    async def scenario():
+        await TradeSource(market, "BTC-USDT", limit=15).fetch(1678012344389, 1678012744389, 0)
+        await CandleSource(market, "BTC-USDT", "1m", limit=20).fetch(1678012344389, 1678013544389, 0)
+        await market.close()
+
+    run(scenario())
+    trades = next(u for u in rec.urls if "/ticker" in u)
+    candles = next(u for u in rec.urls if "/candles" in u)
+    assert trades.split("?")[0].replace("/market/", "/") == want_trades.split("?")[0]
+    assert "start=1678012344" in trades and "limit=15" in trades and "end=1678012744" in trades
+    assert candles.split("?")[0].replace("/market/", "/") == want_ohlcv.split("?")[0]
+    assert "granularity=ONE_MINUTE" in candles and "start=1678012320" in candles
