@@ -437,6 +437,7 @@ class CandleStream(CandleSource):
                 self._health.errors += 1
                 self._health.last_error = str(exc)
                 self._health.healthy = False
+                self.pending.clear()  # a candle seen before the drop may lack its final update: the poller brings it
                 await asyncio.sleep(max(0.2, exc.retry_after_s or 0.0))
                 continue
             for r in rows or []:

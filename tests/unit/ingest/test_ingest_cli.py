@@ -10,7 +10,7 @@ import sys
 import pytest
 
 from coinswarm.cli.main import main
-from tests.unit.ingest.test_store import BTC, tick_file
+from tests.unit.ingest.test_ingest_store import BTC, tick_file
 
 pytestmark = pytest.mark.timeout(120)
 

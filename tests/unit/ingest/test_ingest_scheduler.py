@@ -18,7 +18,7 @@ from coinswarm.ingest.config import ExchangeConfig, IngestConfig, load_config
 from coinswarm.ingest.health import Metrics, read_status
 from coinswarm.ingest.scheduler import Scheduler, build_ingestors
 from coinswarm.ingest.store import ParquetStore, gap_report
-from tests.unit.ingest.test_ccxt_market import data_file
+from tests.unit.ingest.test_ingest_ccxt_market import data_file
 
 pytestmark = pytest.mark.timeout(180)
 BTC_T = "binance_BTCUSDT_trades_2021-01-08T0000.csv.gz"
