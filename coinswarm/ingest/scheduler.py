@@ -139,7 +139,8 @@ class Scheduler:
         while not self._stop.is_set():
             delay = ing.every_s
             try:
-                now = await ing.source.venue_now()
+                clock = getattr(ing.source, "venue_now", None)  # exchanges have their own clock; others use ours
+                now = await clock() if clock is not None else self.wall()
                 if ing.cursor is None:
                     ing.cursor = await asyncio.to_thread(self._start_cursor, ing, now)
                 timeout = max(30.0, 3 * ing.every_s)
