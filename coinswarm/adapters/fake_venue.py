@@ -221,6 +221,8 @@ class FakeVenue:
         Commission, fraction of the quote value.
     """
 
+    routes: dict[tuple[str, str], tuple[str, bool]]  # (method, path) → (handler name, signed); set below
+
     def __init__(self, symbols: dict[str, str], *, start: str = "2024-03-01", balances: dict[str, float] | None = None,
                  speed: float = 1.0, data_start: str | None = None, data_end: str | None = None,
                  api_key: str = DUMMY_KEY, secret: str = DUMMY_SECRET, fee_rate: float = 0.001,
@@ -293,7 +295,7 @@ class FakeVenue:
                 raise BinanceError(self.faults.rate_limit_status, -1003, "Too many requests; current limit exceeded.")
             params = dict(parse_qsl(request.query_string, keep_blank_values=True))
             params.update(dict(parse_qsl(body, keep_blank_values=True)))
-            route = _ROUTES.get((request.method, path))
+            route = self.routes.get((request.method, path))
             if route is None:
                 raise BinanceError(404, -1000, f"fake venue does not serve {request.method} {path}")
             name, signed = route
@@ -580,6 +582,9 @@ _ROUTES: dict[tuple[str, str], tuple[str, bool]] = {
     ("GET", "/api/v3/myTrades"): ("my_trades", True),
     ("GET", "/api/v3/account"): ("account", True),
 }
+
+
+FakeVenue.routes = _ROUTES
 
 
 def exchange_info(pairs: list[tuple[str, str]], now: int) -> dict[str, Any]:

@@ -304,6 +304,7 @@ def build_parser() -> argparse.ArgumentParser:
     from coinswarm.cli import report as report_cli  # coinswarm report (tearsheet)
     report_cli.add_commands(sub)
     mcp_cli.add_commands(sub)
+    __import__("coinswarm.cli.ingest", fromlist=["add_commands"]).add_commands(sub)
     return parser
 
 
