@@ -203,7 +203,11 @@ def _windows(strategy, index, combos, train, test, purge, embargo, anchored) -> 
     bar = bar_length(index)
     train_td, test_td = as_duration(train, "train"), as_duration(test, "test")
     warmup = max(strategy.warmup(p) for p in combos)
-    purge_td = bar * warmup if purge is None else as_duration(purge, "purge", allow_zero=True)
+    # a continuous strategy with one combination selects nothing on its train windows and runs its
+    # OOS from the first bar: nothing can leak, so no purge
+    selects = len(combos) > 1 or not getattr(strategy, "continuous", False)
+    default_purge = bar * warmup if selects else pd.Timedelta(0)
+    purge_td = default_purge if purge is None else as_duration(purge, "purge", allow_zero=True)
     embargo_td = pd.Timedelta(0) if embargo is None else as_duration(embargo, "embargo", allow_zero=True)
     if test_td < bar:
         raise ConfigError(f"test={test!r} is shorter than one bar ({bar})")
@@ -282,7 +286,8 @@ def walk_forward(
         Train windows all start at the first bar (expanding) instead of rolling.
     purge : str, optional
         Time cut from the end of each train window (≥ 0); defaults to the largest warm-up
-        of the grid (so train-window indicators never overlap the test window).
+        of the grid (so train-window indicators never overlap the test window), and to 0 for
+        a ``continuous`` strategy with a single combination (nothing is selected, nothing leaks).
     embargo : str, optional
         Time skipped between the train window's end and the test window's start (≥ 0).
     objective : str

@@ -327,9 +327,8 @@ def _check_funding(funding) -> dict:
     out = {}
     for symbol, series in funding.items():
         if isinstance(series, str):
-            from coinswarm.data.load import load_funding
-
-            series = load_funding(series)
+            raise ConfigError(f"funding[{symbol!r}] is the name {series!r}; the committee reads no files: pass "
+                              f"cs.load_funding({series!r}) (a Series) instead")
         if not isinstance(series, pd.Series) or not isinstance(series.index, pd.DatetimeIndex):
             raise ConfigError(f"funding[{symbol!r}] must be a Series of rates on a DatetimeIndex")
         out[symbol] = series
