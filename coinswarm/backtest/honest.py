@@ -142,7 +142,9 @@ def sleeve_statistics(strategy, prices, folds: list, first_bar, oos, costs, init
     lo, hi = folds[0]["test_start"], folds[-1]["test_end"]
     returns, out = {}, {}
     for name, sleeve in members.items():
-        targets = sleeve.targets(_slice(prices, first_bar, hi))
+        from coinswarm.backtest.walkforward import carry_in
+
+        targets = carry_in(sleeve.targets(_slice(prices, first_bar, hi)), lo)
         targets = targets.loc[(targets.index >= lo) & (targets.index < hi)]
         max_leverage, allow_short = engine_limits(sleeve)
         result = simulate(_slice(prices, lo, hi), targets, costs=costs, init_cash=init_cash, execution=execution,

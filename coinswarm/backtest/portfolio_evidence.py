@@ -2,8 +2,9 @@
 
 ``coinswarm evidence --suite portfolio`` (or :func:`run_portfolio_evidence`) runs, for universes of
 2, 4 and 6 Binance spot pairs (plus the BTC and ETH perpetuals with their funding, for the carry
-sleeve), the default committee (:meth:`coinswarm.Committee.default` → the portfolio committee)
-and the three baselines (equal-weight buy-and-hold, the long-only and the long/short
+sleeve), the default committee (:meth:`coinswarm.Committee.default` → the portfolio committee,
+long-only trend + carry), its earlier long/short default (``committee_ls``) and the three
+baselines (equal-weight buy-and-hold, the long-only and the long/short
 volatility-targeted trend portfolio):
 
 * **development**: a rolling walk-forward over 2018-01-01 … 2023-12-31 (train 365 days / test
@@ -27,8 +28,9 @@ import pandas as pd
 from coinswarm.backtest.engine import simulate
 from coinswarm.backtest.honest import _trading_costs, daily_equity_returns, deflate, returns_statistics
 from coinswarm.backtest.ledger import TrialLedger
-from coinswarm.backtest.walkforward import walk_forward
+from coinswarm.backtest.walkforward import carry_in, walk_forward
 from coinswarm.committee import Committee
+from coinswarm.committee.portfolio import PortfolioCommittee, PortfolioParams
 from coinswarm.costs import Costs
 from coinswarm.data.catalog import catalog_name
 from coinswarm.data.load import load_funding, load_ohlcv
@@ -37,7 +39,7 @@ from coinswarm.strategies.base import engine_limits, get_strategy
 
 UNIVERSES = {2: ("BTC", "ETH"), 4: ("BTC", "ETH", "LTC", "XRP"), 6: ("BTC", "ETH", "LTC", "XRP", "ADA", "SOL")}
 PERPS = ("BTC", "ETH")
-STRATEGIES = ("committee", "trend_portfolio_ls", "trend_portfolio", "buy_and_hold")
+STRATEGIES = ("committee", "committee_ls", "trend_portfolio_ls", "trend_portfolio", "buy_and_hold")
 LAST_DAY = "2024-12-31"
 
 
@@ -56,14 +58,19 @@ def universe_prices(bases, start: str, end: str) -> tuple[dict, dict]:
     return prices, funding
 
 
-def _strategy(name: str):
-    return Committee.default() if name == "committee" else get_strategy(name)
+def _strategy(name: str, costs: Costs):
+    """The default committee, the earlier long/short default (``committee_ls``) or a registered baseline."""
+    if name == "committee":
+        return Committee.default()
+    if name == "committee_ls":
+        return PortfolioCommittee(costs.funding, "portfolio_ls", PortfolioParams(long_short=True))
+    return get_strategy(name)
 
 
 def development_row(name, prices, costs, cash_rate, ledger, train, test) -> tuple[dict, pd.Series]:
     """One walk-forward over the development data."""
-    report = walk_forward(_strategy(name), prices, None, train=train, test=test, costs=costs, cash_rate=cash_rate,
-                          ledger=ledger)
+    report = walk_forward(_strategy(name, costs), prices, None, train=train, test=test, costs=costs,
+                          cash_rate=cash_rate, ledger=ledger)
     row = {"strategy": name, "resolved": report.strategy, "phase": "development",
            "start": report.oos.assumptions["start"][:10], "end": report.oos.assumptions["end"][:10],
            "n_trades": int(report.oos.metrics["n_trades"]), "total_return": report.oos.metrics["total_return"],
@@ -73,13 +80,14 @@ def development_row(name, prices, costs, cash_rate, ledger, train, test) -> tupl
 
 def holdout_row(name, prices, costs, cash_rate, ledger, holdout_start) -> tuple[dict, pd.Series]:
     """One continuous run over all the data, scored on ``holdout_start`` … end only."""
-    strategy = _strategy(name)
+    strategy = _strategy(name, costs)
     resolve = getattr(strategy, "for_universe", None)
     strategy = resolve(prices, costs) if callable(resolve) else strategy
     targets = strategy.targets(prices, strategy.Params())
     lo = pd.Timestamp(holdout_start, tz="UTC")
     window = {s: f.loc[f.index >= lo] for s, f in prices.items()}
     max_leverage, allow_short = engine_limits(strategy)
+    targets = carry_in(targets, lo)
     result = simulate(window, targets.loc[targets.index >= lo], costs=costs, max_leverage=max_leverage,
                       allow_short=allow_short)
     daily = daily_equity_returns(result.equity, 10_000.0)

@@ -421,11 +421,32 @@ class _FoldRunner:
             if getattr(self.strategy, "continuous", False):
                 lo = first_bar
             targets = strategy.targets(_slice(self.prices, lo, folds[j]["test_end"]), chosen)
+            if getattr(self.strategy, "continuous", False):
+                targets = carry_in(targets, folds[i]["test_start"])
             for fold in folds[i:j + 1]:
                 inside = (targets.index >= fold["test_start"]) & (targets.index < fold["test_end"])
                 pieces.append(targets.loc[inside])
             i = j + 1
         return pieces
+
+
+def carry_in(targets, start: pd.Timestamp):
+    """Orders of a continuous run with the weights it holds at ``start`` re-ordered there.
+
+    A run that started before ``start`` already holds what it last ordered; the simulation of
+    the window from ``start`` begins in cash, so the first bar at or after ``start`` gets, for
+    every symbol without an order there, the last order before it (as the live runner would hold).
+    """
+    before = targets.loc[targets.index < start]
+    inside = np.flatnonzero(targets.index >= start)
+    if before.empty or not inside.size:
+        return targets
+    held = before.ffill().iloc[-1]
+    out = targets.copy()
+    row = out.iloc[inside[0]]
+    out.iloc[inside[0]] = row.where(row.notna(), held) if isinstance(out, pd.DataFrame) else \
+        (held if pd.isna(row) else row)
+    return out
 
 
 class _MemoryBound:
