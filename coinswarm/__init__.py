@@ -35,6 +35,8 @@ _EXPORTS: dict[str, str] = {
                     "coinswarm.stats"),
     **dict.fromkeys(("available_strategies", "get_strategy", "make_params", "GatedTrend"), "coinswarm.strategies"),
     "SmaCrossParams": "coinswarm.strategies.sma_cross",
+    **dict.fromkeys(("PortfolioCommittee", "PortfolioParams"), "coinswarm.committee.portfolio"),
+    "TrialLedger": "coinswarm.backtest.ledger",
 }
 
 __all__ = [
@@ -56,6 +58,8 @@ __all__ = [
     "MeanReversion",
     "MeanReversionParams",
     "PairsArbitrage",
+    "PortfolioCommittee",
+    "PortfolioParams",
     "RegimeParams",
     "Result",
     "Risk",
@@ -63,6 +67,7 @@ __all__ = [
     "SmaCrossParams",
     "Trend",
     "TrendParams",
+    "TrialLedger",
     "Vote",
     "WalkForwardReport",
     "align",
@@ -123,9 +128,11 @@ if TYPE_CHECKING:  # names for type checkers and IDEs
     from coinswarm.backtest.committee import Committee
     from coinswarm.backtest.committee_plots import plot_attribution, plot_regimes, plot_weights
     from coinswarm.backtest.engine import Result, simulate
+    from coinswarm.backtest.ledger import TrialLedger
     from coinswarm.backtest.sweep import sweep
     from coinswarm.backtest.walkforward import Gate, WalkForwardReport, walk_forward
     from coinswarm.committee import CommitteeConfig, CommitteeParams
+    from coinswarm.committee.portfolio import PortfolioCommittee, PortfolioParams
     from coinswarm.costs import Costs
     from coinswarm.data import (
         align,

@@ -7,8 +7,9 @@ from coinswarm.errors import ConfigError
 
 def cmd_portfolio_evidence(args) -> int:
     """Development walk-forward (≤ 2023) and the once-only 2024 holdout, universes of 2, 4, 6 pairs."""
-    sizes = tuple(int(s) for s in args.sizes.split(",") if s.strip()) if args.sizes else (2, 4, 6)
-    if not sizes or any(s not in (2, 4, 6) for s in sizes):
+    parts = [s.strip() for s in (args.sizes or "2,4,6").split(",") if s.strip()]
+    sizes = tuple(int(s) for s in parts if s.isdigit())
+    if not sizes or len(sizes) != len(parts) or any(s not in (2, 4, 6) for s in sizes):
         raise ConfigError(f"--sizes {args.sizes!r}: give universe sizes among 2,4,6")
     if args.end > "2024-12-31":
         raise ConfigError(f"--end {args.end}: data after 2024-12-31 is reserved for the held-out evaluation")
