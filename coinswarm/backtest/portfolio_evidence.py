@@ -169,7 +169,8 @@ def render(evidence: dict) -> str:
         sleeves = r.get("sleeves") or {}
         if "trend" in sleeves and "carry" in sleeves:
             corr = sleeves["correlation"]["trend"]["carry"]
-            lines.append(f"- N={r['universe']} {r['strategy']}: trend Sharpe {sleeves['trend']['sharpe']:.2f}, carry Sharpe "
+            lines.append(f"- N={r['universe']} {r['strategy']}: trend Sharpe {sleeves['trend']['sharpe']:.2f}, "
+                         f"carry Sharpe "
                          f"{sleeves['carry']['sharpe']:.2f} (both on plain daily returns, not in excess of cash), "
                          f"correlation {corr:.2f}")
     return "\n".join(lines) + "\n"
