@@ -36,6 +36,8 @@ _EXPORTS: dict[str, str] = {
                     "coinswarm.stats"),
     **dict.fromkeys(("available_strategies", "get_strategy", "make_params", "GatedTrend"), "coinswarm.strategies"),
     "SmaCrossParams": "coinswarm.strategies.sma_cross",
+    **dict.fromkeys(("PortfolioCommittee", "PortfolioParams"), "coinswarm.committee.portfolio"),
+    "TrialLedger": "coinswarm.backtest.ledger",
 }
 
 __all__ = [
@@ -57,6 +59,8 @@ __all__ = [
     "MeanReversion",
     "MeanReversionParams",
     "PairsArbitrage",
+    "PortfolioCommittee",
+    "PortfolioParams",
     "RegimeParams",
     "Result",
     "Risk",
@@ -64,6 +68,7 @@ __all__ = [
     "SmaCrossParams",
     "Trend",
     "TrendParams",
+    "TrialLedger",
     "Vote",
     "WalkForwardReport",
     "align",
@@ -125,10 +130,12 @@ if TYPE_CHECKING:  # names for type checkers and IDEs
     from coinswarm.backtest.committee import Committee
     from coinswarm.backtest.committee_plots import plot_attribution, plot_regimes, plot_weights
     from coinswarm.backtest.engine import Result, simulate
+    from coinswarm.backtest.ledger import TrialLedger
     from coinswarm.backtest.plots import plot_sweep
     from coinswarm.backtest.sweep import sweep
     from coinswarm.backtest.walkforward import Gate, WalkForwardReport, walk_forward
     from coinswarm.committee import CommitteeConfig, CommitteeParams
+    from coinswarm.committee.portfolio import PortfolioCommittee, PortfolioParams
     from coinswarm.costs import Costs
     from coinswarm.data import (
         align,

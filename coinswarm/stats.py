@@ -135,3 +135,97 @@ def probability_of_backtest_overfitting(
     omega = rank / (m.shape[1] + 1.0)
     logit = np.log(omega / (1.0 - omega))
     return float(np.mean(logit <= 0.0))
+
+
+# -- honest accounting: excess returns, autocorrelation, effective trial count ---------------
+
+DAYS_PER_YEAR = 365.0
+
+
+def excess_returns(returns: np.ndarray, cash_rate: float = 0.0, periods: float = DAYS_PER_YEAR) -> np.ndarray:
+    """Returns in excess of a cash rate: ``r − ((1 + cash_rate)^(1/periods) − 1)``.
+
+    Parameters
+    ----------
+    returns : array
+        Per-period simple returns (daily by default).
+    cash_rate : float
+        Annual cash (risk-free) rate as a fraction, −0.5 < cash_rate < 1 (0.04 = 4 % a year).
+    periods : float
+        Periods per year (365 for daily crypto returns).
+    """
+    if isinstance(cash_rate, bool) or not isinstance(cash_rate, int | float | np.floating) \
+            or not math.isfinite(cash_rate) or not -0.5 < cash_rate < 1.0:
+        raise ConfigError(f"cash_rate must be an annual fraction in (-0.5, 1), not {cash_rate!r}")
+    per_period = (1.0 + float(cash_rate)) ** (1.0 / periods) - 1.0
+    return np.asarray(returns, dtype=np.float64) - per_period
+
+
+def annualized_sharpe(returns: np.ndarray, periods: float = DAYS_PER_YEAR) -> float:
+    """Mean / standard deviation (ddof 1) × √periods of the finite returns (NaN if undefined)."""
+    r = np.asarray(returns, dtype=np.float64)
+    r = r[np.isfinite(r)]
+    if r.size < 3 or not r.std(ddof=1) > 0:
+        return math.nan
+    return float(r.mean() / r.std(ddof=1) * math.sqrt(periods))
+
+
+def autocorrelations(returns: np.ndarray, max_lag: int) -> np.ndarray:
+    """Sample autocorrelations ρ₁ … ρ_max_lag of the finite returns (zeros when undefined)."""
+    r = np.asarray(returns, dtype=np.float64)
+    r = r[np.isfinite(r)] - np.nanmean(r) if np.isfinite(r).any() else np.zeros(0)
+    denom = float((r * r).sum())
+    out = np.zeros(max_lag)
+    if r.size <= max_lag + 1 or denom <= 0:
+        return out
+    for k in range(1, max_lag + 1):
+        out[k - 1] = float((r[k:] * r[:-k]).sum()) / denom
+    return out
+
+
+def lo_adjusted_sharpe(returns: np.ndarray, periods: float = DAYS_PER_YEAR, max_lag: int = 10) -> float:
+    """Annualized Sharpe corrected for serial correlation (Lo 2002, eq. 17).
+
+    ``SR_q = SR · q / √(q + 2 Σ_{k=1}^{q−1} (q − k) ρ_k)`` with q = ``periods``; autocorrelations
+    beyond ``max_lag`` are taken as 0 (their estimates are mostly noise). Positive
+    autocorrelation (smoothed returns, as in a carry trade) lowers the Sharpe below the
+    naive √q scaling; negative raises it.
+    """
+    sharpe = annualized_sharpe(returns, 1.0)
+    if not math.isfinite(sharpe):
+        return math.nan
+    q = float(periods)
+    rho = autocorrelations(returns, int(min(max_lag, q - 1)))
+    k = np.arange(1, rho.size + 1, dtype=np.float64)
+    denom = q + 2.0 * float(((q - k) * rho).sum())
+    if denom <= 0:
+        return math.nan
+    return float(sharpe * q / math.sqrt(denom))
+
+
+def effective_trials(returns: np.ndarray, threshold: float = 0.5) -> int:
+    """Number of clusters of correlated trials (the DSR's effective N).
+
+    Trials (columns of ``returns``, aligned periods, NaN where a trial has no value) are
+    clustered by average linkage on the distance √((1 − ρ)/2); trials more correlated than
+    ``threshold`` end up in one cluster (López de Prado's advice: deflate by independent
+    trials, not by near-copies). Columns with fewer than 30 shared finite periods with the
+    others are counted as their own cluster.
+    """
+    m = np.asarray(returns, dtype=np.float64)
+    if m.ndim != 2 or m.shape[1] == 0:
+        return 0
+    if m.shape[1] == 1:
+        return 1
+    import pandas as pd
+    from scipy.cluster.hierarchy import fcluster, linkage
+    from scipy.spatial.distance import squareform
+
+    corr = pd.DataFrame(m).corr(min_periods=30).to_numpy()
+    corr = np.where(np.isfinite(corr), corr, 0.0)
+    np.fill_diagonal(corr, 1.0)
+    dist = np.sqrt(np.clip((1.0 - corr) / 2.0, 0.0, 1.0))
+    np.fill_diagonal(dist, 0.0)
+    tree = linkage(squareform(dist, checks=False), method="average")
+    cut = math.sqrt((1.0 - threshold) / 2.0)
+    return int(len(set(fcluster(tree, t=cut, criterion="distance"))))

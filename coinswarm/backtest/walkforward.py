@@ -28,6 +28,8 @@ from coinswarm.backtest.engine import (
     day_end_mask,
     simulate,
 )
+from coinswarm.backtest.honest import _apply_statistics, honest_statistics, sleeve_statistics
+from coinswarm.backtest.ledger import default_ledger
 from coinswarm.backtest.sweep import check_inputs, check_prices, check_warmup, sweep
 from coinswarm.backtest.trials import daily_returns_matrix, window_metrics
 from coinswarm.costs import Costs
@@ -36,6 +38,7 @@ from coinswarm.kernels.metrics import METRIC_NAMES
 from coinswarm.params import as_duration
 from coinswarm.stats import (
     deflated_sharpe_ratio,
+    excess_returns,
     probabilistic_sharpe_ratio,
     probability_of_backtest_overfitting,
     sample_moments,
@@ -107,6 +110,7 @@ class WalkForwardReport:
     reasons: list[str]
     gate: Gate
     settings: dict = field(default_factory=dict)
+    stats: dict = field(default_factory=dict)
 
     @property
     def oos_equity(self) -> pd.Series:
@@ -138,6 +142,7 @@ class WalkForwardReport:
             "oos_metrics": self.oos_metrics,
             "assumptions": self.oos.assumptions,
             "settings": self.settings,
+            "stats": self.stats,
             "folds": self.folds,
         })
 
@@ -177,7 +182,17 @@ class WalkForwardReport:
         verdict = "PASSED" if self.passed else "FAILED: " + "; ".join(self.reasons)
         return (f"walk-forward {self.strategy}: {len(self.folds)} folds, {self.n_trials} trials, "
                 f"OOS Sharpe {self.oos_sharpe:.2f}, PSR {self.psr:.3f}, DSR {self.dsr:.3f}, "
-                f"PBO {self.pbo:.3f} — {verdict}\n{self.oos}")
+                f"PBO {self.pbo:.3f} — {verdict}\n{self.oos}" + _stats_line(self.stats))
+
+
+def _stats_line(stats: dict) -> str:
+    if not stats:
+        return ""
+    return (f"\nexcess of {stats['cash_rate']:.1%} cash: Sharpe {stats['sharpe_excess']:.2f} "
+            f"(Lo-adjusted {stats['sharpe_lo']:.2f}), PSR {stats['psr_excess']:.3f}, DSR {stats['dsr_excess']:.3f} "
+            f"over {stats['n_trials']} trials ({stats['n_trials_effective']} effective, {stats['trials_source']}); "
+            f"daily win rate {stats['daily_win_rate']:.0%}, turnover {stats['turnover']:.1f}×/yr, "
+            f"costs {stats['cost_share']:.0%} of gross")
 
 
 #: Most folds one walk-forward may have (a test window of one bar over years is refused).
@@ -206,7 +221,11 @@ def _windows(strategy, index, combos, train, test, purge, embargo, anchored) -> 
     bar = bar_length(index)
     train_td, test_td = as_duration(train, "train"), as_duration(test, "test")
     warmup = max(strategy.warmup(p) for p in combos)
-    purge_td = bar * warmup if purge is None else as_duration(purge, "purge", allow_zero=True)
+    # a continuous strategy with one combination selects nothing on its train windows and runs its
+    # OOS from the first bar: nothing can leak, so no purge
+    selects = len(combos) > 1 or not getattr(strategy, "continuous", False)
+    default_purge = bar * warmup if selects else pd.Timedelta(0)
+    purge_td = default_purge if purge is None else as_duration(purge, "purge", allow_zero=True)
     embargo_td = pd.Timedelta(0) if embargo is None else as_duration(embargo, "embargo", allow_zero=True)
     if test_td < bar:
         raise ConfigError(f"test={test!r} is shorter than one bar ({bar})")
@@ -269,6 +288,8 @@ def walk_forward(
     progress: bool = False,
     pbo_splits: int = 16,
     memory: Any = None,
+    cash_rate: float = 0.0,
+    ledger: Any = None,
 ) -> WalkForwardReport:
     """Rolling (or anchored) walk-forward with the out-of-sample gate.
 
@@ -283,7 +304,8 @@ def walk_forward(
         Train windows all start at the first bar (expanding) instead of rolling.
     purge : str, optional
         Time cut from the end of each train window (≥ 0); defaults to the largest warm-up
-        of the grid (so train-window indicators never overlap the test window).
+        of the grid (so train-window indicators never overlap the test window), and to 0 for
+        a ``continuous`` strategy with a single combination (nothing is selected, nothing leaks).
     embargo : str, optional
         Time skipped between the train window's end and the test window's start (≥ 0).
     objective : str
@@ -298,6 +320,19 @@ def walk_forward(
         Quorum-governed memory for strategies with ``targets_with_memory``. Each fold (its
         train sweep and its test targets) sees ``memory.view(as_of=test start)`` — only what
         was learned from data before its test window; PBO uses the first fold's view.
+    cash_rate : float
+        Annual cash rate; the report's Sharpe, Lo-adjusted Sharpe, PSR and DSR are computed on
+        daily returns in excess of it (and the gate judges that Sharpe when it is not 0).
+    ledger : str, Path or TrialLedger, optional
+        The persistent trial ledger (default: ``$COINSWARM_TRIAL_LEDGER`` when set). This
+        walk-forward is appended to it, and the DSR deflates by the ledger's effective number
+        of trials (clusters of correlated trials) instead of this run's fold count.
+
+    The out-of-sample targets come from one continuous run per stretch of folds that chose the
+    same parameters (from the first bar of the data for strategies with ``continuous = True``,
+    such as the portfolio committee), so state carries across folds as in the live runner.
+    A strategy with ``for_universe(prices, costs)`` is replaced by what it returns first (the
+    default committee on a dict of pairs becomes the portfolio committee).
 
     Returns
     -------
@@ -313,7 +348,12 @@ def walk_forward(
         Candles :func:`coinswarm.validate_ohlcv` refuses.
     """
     strategy = get_strategy(strategy)
+    resolve = getattr(strategy, "for_universe", None)
+    if callable(resolve):
+        strategy = resolve(prices, costs)
     costs, gate = check_inputs(costs, init_cash, execution), Gate() if gate is None else gate
+    excess_returns(np.zeros(1), cash_rate)  # refuses a bad cash rate before any work
+    book = default_ledger(ledger)
     _check_settings(strategy, gate, objective, pbo_splits, memory)
     combos = expand_grid(strategy, grid)
     check_prices(prices)
@@ -326,18 +366,22 @@ def walk_forward(
     run = _FoldRunner(strategy, single, grid, objective, memory, bar,
                       dict(costs=costs, init_cash=init_cash, execution=execution, client=client,
                            validate=False))
-    folds, pieces = zip(*(run.fold(*window) for window in _with_progress(windows, strategy, progress)), strict=True)
-    folds, n_trials, trial_sharpes = list(folds), run.n_trials, run.trial_sharpes
+    folds = [run.fold(*window) for window in _with_progress(windows, strategy, progress)]
+    n_trials, trial_sharpes = run.n_trials, run.trial_sharpes
+    pieces = run.oos_pieces(folds, index[0])
     strategy = _with_memory(strategy, memory, windows[0][2])
     max_leverage, allow_short = engine_limits(strategy)
     oos = simulate(_slice(single, windows[0][2], windows[-1][3]), pd.concat(pieces), costs=costs,
                    init_cash=init_cash, execution=execution, max_leverage=max_leverage, allow_short=allow_short)
     for fold in folds:
         fold["oos"] = window_metrics(oos, fold["test_start"], fold["test_end"])
-    return _finish(strategy, folds, oos, n_trials, trial_sharpes, gate, single, combos, costs,
-                   init_cash, execution, pbo_splits,
-                   dict(train=train, test=test, anchored=anchored, purge=str(purge_td),
-                        embargo=str(embargo_td), objective=objective, grid=_grid_repr(grid, strategy)))
+    settings = dict(train=train, test=test, anchored=anchored, purge=str(purge_td), embargo=str(embargo_td),
+                    objective=objective, grid=_grid_repr(grid, strategy), cash_rate=cash_rate)
+    report = _finish(strategy, folds, oos, n_trials, trial_sharpes, gate, single, combos, costs,
+                     init_cash, execution, pbo_splits, settings)
+    extra = honest_statistics(report, cash_rate, book, trial_sharpes, n_trials, len(combos))
+    extra["sleeves"] = sleeve_statistics(strategy, single, folds, index[0], oos, costs, init_cash, execution)
+    return _apply_statistics(report, extra, gate, cash_rate)
 
 
 def _check_settings(strategy: Strategy, gate, objective, pbo_splits, memory) -> None:
@@ -378,12 +422,49 @@ class _FoldRunner:
         self.n_trials += len(table)
         self.trial_sharpes.append(table["sharpe"].to_numpy(dtype=np.float64))
         params, in_sample = _choose(table, self.objective, strategy.Params._fields)
-        chosen = strategy.Params(**params)
-        history_lo = test_lo - self.bar * (strategy.warmup(chosen) + 1)
-        targets = strategy.targets(_slice(self.prices, history_lo, test_hi), chosen)
-        piece = targets.loc[(targets.index >= test_lo) & (targets.index < test_hi)]
         return {"train_start": train_lo, "train_end": train_hi, "test_start": test_lo, "test_end": test_hi,
-                "params": params, "in_sample": in_sample}, piece
+                "params": params, "in_sample": in_sample}
+
+    def oos_pieces(self, folds: list[dict], first_bar: pd.Timestamp) -> list:
+        """Each fold's test-window targets, from one continuous run per stretch of folds with the
+        same parameters (per fold with memory, whose view changes at every fold)."""
+        pieces, i = [], 0
+        while i < len(folds):
+            j = i
+            while self.memory is None and j + 1 < len(folds) and folds[j + 1]["params"] == folds[i]["params"]:
+                j += 1
+            strategy = _with_memory(self.strategy, self.memory, folds[i]["test_start"])
+            chosen = strategy.Params(**folds[i]["params"])
+            lo = folds[i]["test_start"] - self.bar * (strategy.warmup(chosen) + 1)
+            if getattr(self.strategy, "continuous", False):
+                lo = first_bar
+            targets = strategy.targets(_slice(self.prices, lo, folds[j]["test_end"]), chosen)
+            if getattr(self.strategy, "continuous", False):
+                targets = carry_in(targets, folds[i]["test_start"])
+            for fold in folds[i:j + 1]:
+                inside = (targets.index >= fold["test_start"]) & (targets.index < fold["test_end"])
+                pieces.append(targets.loc[inside])
+            i = j + 1
+        return pieces
+
+
+def carry_in(targets, start: pd.Timestamp):
+    """Orders of a continuous run with the weights it holds at ``start`` re-ordered there.
+
+    A run that started before ``start`` already holds what it last ordered; the simulation of
+    the window from ``start`` begins in cash, so the first bar at or after ``start`` gets, for
+    every symbol without an order there, the last order before it (as the live runner would hold).
+    """
+    before = targets.loc[targets.index < start]
+    inside = np.flatnonzero(targets.index >= start)
+    if before.empty or not inside.size:
+        return targets
+    held = before.ffill().iloc[-1]
+    out = targets.copy()
+    row = out.iloc[inside[0]]
+    out.iloc[inside[0]] = row.where(row.notna(), held) if isinstance(out, pd.DataFrame) else \
+        (held if pd.isna(row) else row)
+    return out
 
 
 class _MemoryBound:

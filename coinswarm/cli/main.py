@@ -193,6 +193,12 @@ def cmd_data(args) -> int:
 def cmd_evidence(args) -> int:
     from coinswarm.params import as_duration
 
+    if args.suite == "portfolio":
+        from coinswarm.cli.edge import cmd_portfolio_evidence
+
+        checks.check_folder(args.out, "--out")
+        return cmd_portfolio_evidence(args)
+
     checks.check_folder(args.out, "--out")
     _check_dates(args.start, args.end)
     as_duration(args.train, "--train")
@@ -344,6 +350,12 @@ def _add_research_commands(sub) -> None:
     p.add_argument("--test", default="90D", type=checks.duration)
     p.add_argument("--out", default="research/reports", help="folder for the report and figures")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    p.add_argument("--suite", choices=("agents", "portfolio"), default="agents",
+                   help="agents: every agent per pair; portfolio: the portfolio committee vs baselines, "
+                        "universes of 2/4/6 pairs, development ≤ 2023 and the 2024 holdout")
+    p.add_argument("--sizes", default="2,4,6", help="portfolio suite: universe sizes")
+    p.add_argument("--cash-rate", type=float, default=0.04, help="portfolio suite: annual cash rate")
+    p.add_argument("--ledger", default="research/trials/ledger.jsonl", help="portfolio suite: trial ledger")
     p.set_defaults(func=cmd_evidence)
 
 

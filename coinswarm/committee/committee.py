@@ -111,6 +111,23 @@ class Committee:
         """The committee with every member at its defaults."""
         return cls(pair=pair)
 
+    def for_universe(self, prices, costs=None):
+        """The strategy to run on ``prices``: this hourly committee, or — for the default
+        committee given a dict of two or more assets — the daily portfolio committee
+        (:class:`~coinswarm.committee.portfolio.PortfolioCommittee`, trend + carry, fed the
+        funding series of ``costs``). :func:`coinswarm.walk_forward` asks this first; the hourly
+        committee stays reachable as ``get_strategy("committee_hourly")`` or on one frame."""
+        several = isinstance(prices, dict) and len(prices) >= 2
+        if not several or self.pair is not None or self.config != CommitteeConfig():
+            return self
+        from coinswarm.committee.portfolio import PortfolioCommittee
+
+        funding = getattr(costs, "funding", None)
+        if funding is not None and not isinstance(funding, dict):
+            raise ConfigError("the portfolio committee needs Costs(funding={perp symbol: Series}), "
+                              f"not {type(funding).__name__}")
+        return PortfolioCommittee.default(funding)
+
     @property
     def allow_short(self) -> bool:
         """Shorts are needed only for the pair trade's hedge leg."""

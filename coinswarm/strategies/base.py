@@ -54,9 +54,9 @@ def engine_limits(strategy: Strategy) -> tuple[float, bool]:
     return float(getattr(strategy, "max_leverage", 1.0)), bool(getattr(strategy, "allow_short", False))
 
 
-def register(strategy: Strategy) -> Strategy:
-    """Add a strategy to the registry under ``strategy.name``."""
-    _REGISTRY[strategy.name] = strategy
+def register(strategy: Strategy, name: str | None = None) -> Strategy:
+    """Add a strategy to the registry under ``name`` (default ``strategy.name``)."""
+    _REGISTRY[name or strategy.name] = strategy
     return strategy
 
 

@@ -1,0 +1,171 @@
+"""Honest statistics of a walk-forward: excess-of-cash Sharpe, Lo's correction, PSR and DSR over the
+trial ledger, PBO over the ledger's trials, win rate, turnover, cost share and sleeve correlation.
+
+:func:`coinswarm.walk_forward` adds these to its report (``report.stats``); they are computed on
+the out-of-sample **daily** returns (equity at each UTC day's last bar) of the one continuous
+out-of-sample run.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+from coinswarm.backtest.engine import day_end_mask, simulate
+from coinswarm.backtest.ledger import TrialLedger
+from coinswarm.stats import (
+    annualized_sharpe,
+    autocorrelations,
+    deflated_sharpe_ratio,
+    excess_returns,
+    lo_adjusted_sharpe,
+    probabilistic_sharpe_ratio,
+    probability_of_backtest_overfitting,
+    sample_moments,
+)
+from coinswarm.strategies.base import engine_limits
+
+
+def daily_equity_returns(equity: pd.Series, init_cash: float) -> pd.Series:
+    """Daily simple returns from the equity at each UTC day's last bar (first day vs ``init_cash``)."""
+    daily = equity[day_end_mask(equity.index)]
+    values = daily.to_numpy(dtype=np.float64)
+    before = np.concatenate([[init_cash], values[:-1]])
+    out = pd.Series(values / before - 1.0, index=daily.index.normalize())
+    return out
+
+
+def ledger_config(report) -> dict:
+    """What identifies a walk-forward as a trial: strategy, parameters, universe, window, costs."""
+    a = report.oos.assumptions
+    params = []
+    for fold in report.folds:
+        if fold["params"] not in params:
+            params.append(fold["params"])
+    return {"strategy": report.strategy, "params": params,
+            "universe": list(a.get("symbols", [])), "oos_start": str(a.get("start")), "oos_end": str(a.get("end")),
+            "fee_bps": a.get("fee_bps"), "slippage_bps": a.get("slippage_bps"), "execution": a.get("execution"),
+            "settings": report.settings}
+
+
+def honest_statistics(report, cash_rate: float, book: TrialLedger | None, trial_sharpes: list,
+                      n_fold_trials: int, n_configs: int) -> dict:
+    """Every figure of the honest gate report (see the module docstring).
+
+    Without a ledger the trial count is this run's fold evaluations and the effective count
+    its distinct configurations (folds re-evaluate the same grid: they are not new trials)."""
+    daily = daily_equity_returns(report.oos.equity, report.oos.assumptions["init_cash"])
+    out = returns_statistics(daily, cash_rate)
+    n_trials, n_eff, variance, source, pbo = n_fold_trials, n_configs, _within_fold_variance(trial_sharpes), \
+        "this walk-forward's grid", math.nan
+    if book is not None:
+        book.record(ledger_config(report), daily, source="walk_forward")
+        summary = book.summary()
+        n_trials, n_eff, source = summary["n_trials"], max(summary["n_effective"], 1), str(book.path)
+        variance = max(variance, summary["sharpe_variance"])
+        pbo = _ledger_pbo(book, daily.index)
+    out.update({"n_trials": int(n_trials), "trials_source": source, "pbo_ledger": pbo})
+    out.update(deflate(daily, cash_rate, n_eff, variance))
+    out.update(_trading_costs(report.oos))
+    return out
+
+
+def returns_statistics(daily: pd.Series, cash_rate: float) -> dict:
+    """Excess-of-cash Sharpe, Lo-adjusted Sharpe, lag-1 autocorrelation, PSR and daily win rate."""
+    excess = excess_returns(daily.to_numpy(), cash_rate)
+    sharpe_d, skew, kurt, n = sample_moments(excess)
+    return {"cash_rate": cash_rate, "days": int(n), "sharpe_excess": annualized_sharpe(excess),
+            "sharpe_lo": lo_adjusted_sharpe(excess), "autocorrelation_1": float(autocorrelations(excess, 1)[0]),
+            "psr_excess": probabilistic_sharpe_ratio(sharpe_d, n, skew, kurt),
+            "daily_win_rate": float(np.mean(daily.to_numpy() > 0)) if len(daily) else math.nan}
+
+
+def deflate(daily: pd.Series, cash_rate: float, n_effective: int, sharpe_variance: float) -> dict:
+    """The DSR of ``daily``'s excess returns against ``n_effective`` trials with that Sharpe variance."""
+    sharpe_d, skew, kurt, n = sample_moments(excess_returns(daily.to_numpy(), cash_rate))
+    n_eff = max(int(n_effective), 1)
+    return {"n_trials_effective": n_eff, "sharpe_variance": float(sharpe_variance),
+            "dsr_excess": deflated_sharpe_ratio(sharpe_d, n, n_eff, sharpe_variance, skew, kurt)}
+
+
+def _within_fold_variance(fold_sharpes: list) -> float:
+    squares, dof = 0.0, 0
+    for sharpes in fold_sharpes:
+        per_day = sharpes[np.isfinite(sharpes)] / math.sqrt(365.0)
+        if len(per_day) > 1:
+            squares += float(((per_day - per_day.mean()) ** 2).sum())
+            dof += len(per_day) - 1
+    return squares / dof if dof else 0.0
+
+
+def _ledger_pbo(book: TrialLedger, dates: pd.DatetimeIndex) -> float:
+    """CSCV PBO over the ledger's trials that cover every day of this run (NaN with < 2 of them)."""
+    matrix = book.returns_matrix()
+    if matrix.empty:
+        return math.nan
+    common = matrix.reindex(dates.tz_localize(None).tz_localize("UTC") if dates.tz is None else dates)
+    common = common.dropna(axis=1, how="any")
+    if common.shape[1] < 2 or common.shape[0] < 64:
+        return math.nan
+    return probability_of_backtest_overfitting(common.to_numpy(), n_splits=16)
+
+
+def _trading_costs(oos) -> dict:
+    """Turnover (a year), fees, and the fees' share of the gross (pre-fee) PnL."""
+    m, a = oos.metrics, oos.assumptions
+    net = float(oos.equity.iloc[-1] - a["init_cash"])
+    fees = float(m.get("fees_paid", 0.0))
+    gross = net + fees
+    return {"turnover": float(m.get("turnover", math.nan)), "fees_paid": fees,
+            "funding_paid": float(m.get("funding_paid", 0.0)), "gross_pnl": gross,
+            "cost_share": fees / gross if gross > 0 else math.nan, "win_rate": float(m.get("win_rate", math.nan))}
+
+
+def _slice(prices, lo, hi):
+    if isinstance(prices, dict):
+        return {s: _slice(df, lo, hi) for s, df in prices.items()}
+    out = prices.loc[(prices.index >= lo) & (prices.index < hi)]
+    out.attrs = dict(prices.attrs)
+    return out
+
+
+def sleeve_statistics(strategy, prices, folds: list, first_bar, oos, costs, init_cash, execution) -> dict:
+    """Each sleeve run alone over the same out-of-sample window (one continuous run): its Sharpe,
+    return, fees, and the correlation matrix of the sleeves' daily returns. Empty when the
+    strategy has no ``sleeves()``."""
+    sleeves = getattr(strategy, "sleeves", None)
+    members = sleeves() if callable(sleeves) else {}
+    if not members:
+        return {}
+    lo, hi = folds[0]["test_start"], folds[-1]["test_end"]
+    returns, out = {}, {}
+    for name, sleeve in members.items():
+        from coinswarm.backtest.walkforward import carry_in
+
+        targets = carry_in(sleeve.targets(_slice(prices, first_bar, hi)), lo)
+        targets = targets.loc[(targets.index >= lo) & (targets.index < hi)]
+        max_leverage, allow_short = engine_limits(sleeve)
+        result = simulate(_slice(prices, lo, hi), targets, costs=costs, init_cash=init_cash, execution=execution,
+                          max_leverage=max_leverage, allow_short=allow_short, validate=False)
+        daily = daily_equity_returns(result.equity, init_cash)
+        returns[name] = daily
+        out[name] = {"sharpe": annualized_sharpe(daily.to_numpy()), "total_return": result.metrics["total_return"],
+                     "fees_paid": result.metrics["fees_paid"], "n_trades": int(result.metrics["n_trades"])}
+    frame = pd.DataFrame(returns)
+    out["correlation"] = {str(k): v for k, v in frame.corr().round(3).to_dict().items()}
+    return out
+
+
+def _apply_statistics(report, extra: dict, gate, cash_rate: float):
+    """Attach ``extra`` to the report; the gate judges the excess Sharpe and the ledger's DSR."""
+    report.stats = extra
+    sharpe = extra["sharpe_excess"] if cash_rate else report.oos.metrics["sharpe"]
+    dsr = extra["dsr_excess"] if extra["trials_source"] != "this walk-forward's grid" or cash_rate else report.dsr
+    if extra["trials_source"] != "this walk-forward's grid" or cash_rate:
+        report.dsr = dsr
+    report.n_trials = extra["n_trials"]
+    report.reasons = gate.evaluate(sharpe, dsr, report.pbo, report.oos.metrics["n_trades"])
+    report.passed = not report.reasons
+    return report

@@ -1,0 +1,439 @@
+"""The portfolio committee: daily, volatility-targeted trend and a funding-carry sleeve over N assets.
+
+One pure step (:meth:`PortfolioCommittee.step`) consumes one closed bar per symbol (1h bars
+as the live runner sees them); bars are aggregated causally into UTC days, and at the close
+of a day's last bar the committee decides new target weights (filled at the next bar's open
+by the engine). :meth:`PortfolioCommittee.targets` drives the same step over history, so the
+backtest and the live runner share every line of the decision.
+
+Sleeves (all parameters fixed a priori, none tuned on this data):
+
+* **trend** — for each spot asset, Donchian breakouts on daily closes at nine horizons
+  (5, 10, 20, 30, 60, 90, 150, 250, 360 days, the ensemble of Zarattini, Pagani & Barbon 2025):
+  a horizon goes long on a close above its previous ``L``-day high and exits below the
+  channel's midpoint (long/short: the mirror image for shorts). The asset's signal is the
+  mean over horizons, in [−1, 1]; inverse-volatility sizing gives every asset the same risk
+  budget; the whole book is scaled so that at full conviction its volatility (EWMA
+  covariance) equals ``target_vol``; gross ≤ ``gross_cap``.
+* **carry** — for each perpetual with its spot in the universe: long spot, short perp when the
+  trailing 7-day funding, annualized, beats the cash the position ties up
+  (``cash_rate × (1 + margin)``) by ``carry_entry``; out when it no longer beats it. The
+  position's capital is its spot leg plus ``margin`` per unit of perp notional (initial margin
+  and liquidation buffer: at 0.5 the short survives a ~50 % rise between daily rebalances);
+  the sleeve gets the capital the trend book leaves (equal risk budgets, but carry's risk is
+  bound by capital long before it reaches its budget).
+
+Execution: a symbol trades only when its target moved by more than ``band`` × its position
+(a no-trade band relative to the position, so it does not starve with many assets), both carry
+legs trade together, and positions drift with prices between decisions.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import namedtuple
+from dataclasses import dataclass, field
+from typing import NamedTuple
+
+import numpy as np
+import pandas as pd
+
+from coinswarm.errors import ConfigError, DataError
+
+HORIZONS = (5, 10, 20, 30, 60, 90, 150, 250, 360)
+DAY_MS = 86_400_000
+FUNDING_PER_YEAR = 3 * 365  # Binance USDT-M: every 8 h
+MIN_TRADE = 5e-4  # dust: changes under 5 bps of equity never trade
+WARMUP_DAYS = 60
+
+
+class MissingFundingError(ConfigError):
+    """A perpetual is in the universe without the funding series its carry sleeve needs."""
+
+
+class AlignmentError(DataError):
+    """Assets that cannot share one time grid (different bar lengths, no common bars)."""
+
+
+class InsufficientHistoryError(DataError):
+    """Too few bars for the committee's warm-up."""
+
+
+class PortfolioParams(NamedTuple):
+    """The portfolio committee's knobs (fixed a priori; see the module docstring)."""
+
+    target_vol: float = 0.20
+    gross_cap: float = 1.0
+    band: float = 0.25
+    long_short: bool = False
+    trend: bool = True
+    carry: bool = True
+    cash_rate: float = 0.04
+    margin: float = 0.5
+    carry_entry: float = 0.05
+    vol_halflife: float = 30.0
+    cov_halflife: float = 90.0
+    funding_days: float = 7.0
+
+
+@dataclass
+class PortfolioState:
+    """Everything the step carries from one bar to the next (numpy arrays, no I/O)."""
+
+    params: PortfolioParams
+    symbols: tuple[str, ...]
+    history: np.ndarray  # (m, max horizon + 1) daily closes, newest last, NaN before listing
+    signal: np.ndarray  # (m, len(HORIZONS)) Donchian states −1/0/1
+    cov: np.ndarray  # (m, m) EWMA covariance of daily returns
+    var: np.ndarray  # (m,) EWMA variance of daily returns (vol_halflife)
+    held: np.ndarray  # (m,) weights held (drifted with prices)
+    carry_on: np.ndarray  # (pairs,) carry position open
+    pending: np.ndarray  # (m,) last hourly close of the day being built
+    day: int = -1  # UTC day number of ``pending`` (−1: none)
+    days: int = 0  # days finalized
+    clock: int = -1  # last bar time (ms)
+    extra: dict = field(default_factory=dict)
+
+
+class PortfolioCommittee:
+    """Trend + carry sleeves over N assets with shared cash (see the module docstring).
+
+    Parameters
+    ----------
+    funding : dict of symbol → Series, optional
+        Funding rates per 8 h interval of every perpetual in the universe (the same series the
+        engine charges through ``Costs(funding=…)``). A perpetual is a symbol with ``:``
+        (``"BTC/USDT:USDT"``); its spot is the part before the colon.
+    name : str
+        Registry name (``"portfolio"``; the baselines register variants).
+    params : PortfolioParams, optional
+        The defaults of this instance (what ``Params()`` gives when walk-forward has no grid).
+    """
+
+    Params = PortfolioParams
+    default_grid: dict = {}
+    continuous = True  # walk-forward runs it once from the first bar (as the live runner would)
+    max_leverage = 2.0  # the engine's gross cap; capital use is bounded by ``gross_cap`` itself
+
+    def __init__(self, funding: dict | None = None, name: str = "portfolio",
+                 params: PortfolioParams | None = None) -> None:
+        self.funding = _check_funding(funding)
+        self.name = name
+        self.defaults = params or PortfolioParams()
+        if not self.is_valid(self.defaults):
+            raise ConfigError(f"{name}: invalid parameters {self.defaults._asdict()}")
+        if params is not None:  # this instance's defaults are what ``Params()`` gives (walk-forward, sweep)
+            self.Params = namedtuple("PortfolioParams", PortfolioParams._fields, defaults=tuple(params))
+
+    @classmethod
+    def default(cls, funding: dict | None = None) -> PortfolioCommittee:
+        """Trend (long-only) + carry, every other parameter at its a-priori default.
+
+        Long-only because the trend sleeve trades spot, where a short needs a margin loan whose
+        cost is not modelled, and because on the development data (≤ 2023) the long/short trend
+        portfolio trailed the long-only one on every universe (see ``research/reports``)."""
+        return cls(funding)
+
+    @property
+    def allow_short(self) -> bool:
+        """Shorts for the long/short trend and the carry's perp leg."""
+        return bool(self.defaults.long_short or self.defaults.carry)
+
+    def sleeves(self) -> dict[str, PortfolioCommittee]:
+        """Each active sleeve as a committee of its own (for the report's per-sleeve statistics)."""
+        p = self.defaults
+        if not (p.trend and p.carry):
+            return {}
+        return {"trend": PortfolioCommittee(self.funding, f"{self.name}.trend", p._replace(carry=False)),
+                "carry": PortfolioCommittee(self.funding, f"{self.name}.carry", p._replace(trend=False))}
+
+    def warmup(self, params: PortfolioParams | None = None) -> int:
+        """Hourly bars before the first decision: 60 days (the volatility estimate and the
+        horizons up to 30 days are ready; longer horizons join as their history fills)."""
+        return WARMUP_DAYS * 24
+
+    def is_valid(self, p: PortfolioParams) -> bool:
+        """Positive vol target and gross cap, band in [0, 1), margin ≥ 0, sane cash rate."""
+        nums = (p.target_vol, p.gross_cap, p.band, p.cash_rate, p.margin, p.carry_entry, p.vol_halflife,
+                p.cov_halflife, p.funding_days)
+        return (all(isinstance(x, int | float) and math.isfinite(x) for x in nums) and p.target_vol > 0
+                and 0 < p.gross_cap <= 10 and 0 <= p.band < 1 and -0.5 < p.cash_rate < 1 and p.margin >= 0
+                and p.vol_halflife > 0 and p.cov_halflife > 0 and p.funding_days > 0 and (p.trend or p.carry))
+
+    # -- the step protocol --------------------------------------------------------------
+    def init(self, symbols, params: PortfolioParams | None = None) -> PortfolioState:
+        """A fresh state for ``symbols`` (their order is the order of closes given to :meth:`step`)."""
+        params = self._params(params)
+        symbols = tuple(symbols)
+        m = len(symbols)
+        pairs = carry_pairs(symbols)
+        if params.carry:
+            missing = [symbols[p] for _, p in pairs if symbols[p] not in self.funding]
+            if missing:
+                raise MissingFundingError(
+                    f"perpetual(s) {missing} have no funding series; pass Costs(funding={{symbol: Series}}) "
+                    "(or build PortfolioCommittee(funding=…)), or set carry=False")
+        return PortfolioState(
+            params=params, symbols=symbols, history=np.full((m, max(HORIZONS) + 1), np.nan),
+            signal=np.zeros((m, len(HORIZONS))), cov=np.zeros((m, m)), var=np.zeros(m), held=np.zeros(m),
+            carry_on=np.zeros(len(pairs), dtype=bool), pending=np.full(m, np.nan),
+            extra={"pairs": pairs, "funding": self._funding_arrays(symbols, pairs)},
+        )
+
+    def step(self, state: PortfolioState, time_ms: int, closes: np.ndarray,
+             bar_ms: int = 3_600_000) -> tuple[PortfolioState, np.ndarray | None]:
+        """Advance by one closed bar (one close per symbol, NaN: no bar for that symbol).
+
+        Returns ``(state, orders)``: ``orders`` holds the target weight of every symbol that
+        trades now (NaN: no order) on the bar that closes a UTC day, else None.
+
+        Raises
+        ------
+        DataError
+            A bar not newer than the last one, or a close that is ≤ 0 or ±inf (state unchanged).
+        """
+        closes = np.asarray(closes, dtype=np.float64)
+        if closes.shape != (len(state.symbols),):
+            raise ConfigError(f"expected {len(state.symbols)} closes ({state.symbols}), got shape {closes.shape}")
+        if time_ms <= state.clock:
+            raise DataError(f"bar at {time_ms} ms is not newer than the last one ({state.clock} ms)")
+        if np.any(np.isinf(closes)) or np.any(closes <= 0):
+            raise DataError(f"closes must be positive and finite (NaN: no bar), got {closes.tolist()}")
+        orders = None
+        day = time_ms // DAY_MS
+        if state.day >= 0 and day != state.day:  # a gap swallowed the last bar of the previous day
+            orders = self._decide(state, time_ms)
+        have = np.isfinite(closes)
+        state.pending[have] = closes[have]
+        state.day, state.clock = day, time_ms
+        if (time_ms + bar_ms) % DAY_MS == 0:
+            orders = self._decide(state, time_ms + bar_ms)
+        return state, orders
+
+    def _decide(self, state: PortfolioState, close_ms: int) -> np.ndarray:
+        """Finalize the pending day and return the orders (NaN: no trade)."""
+        p = state.params
+        closes = state.pending.copy()
+        state.pending[:] = np.nan
+        state.day = -1
+        prev = state.history[:, -1]
+        ret = np.where(np.isfinite(closes) & np.isfinite(prev), closes / prev - 1.0, 0.0)
+        state.history = np.roll(state.history, -1, axis=1)
+        state.history[:, -1] = np.where(np.isfinite(closes), closes, prev)
+        state.days += 1
+        _update_risk(state, ret, p)
+        if state.days <= WARMUP_DAYS:
+            _donchian(state, p.long_short)  # the breakout states follow the history from day one
+            return np.full(len(state.symbols), np.nan)
+        gross_r = float(state.held @ ret)
+        state.held = state.held * (1.0 + ret) / (1.0 + gross_r) if 1.0 + gross_r > 0 else state.held * 0.0
+        target = np.zeros(len(state.symbols))
+        trend = _trend_weights(state, p) if p.trend else target.copy()
+        target += trend
+        if p.carry and state.extra["pairs"]:
+            target += _carry_weights(state, p, float(np.abs(trend).sum()), close_ms)
+        return _banded_orders(state, target, p)
+
+    # -- the pandas face -----------------------------------------------------------------
+    def targets(self, prices, params: PortfolioParams | None = None) -> pd.DataFrame:
+        """Orders over history (the step driven bar by bar): a DataFrame of target weights per
+        symbol with NaN where no order is sent, on the prices' (outer-aligned) index."""
+        frames = self._frames(prices)
+        index = next(iter(frames.values())).index
+        closes = np.column_stack([f["close"].to_numpy(np.float64) for f in frames.values()])
+        params = self._params(params)
+        if len(index) <= self.warmup(params):
+            raise InsufficientHistoryError(
+                f"{len(index):,} bars ({index[0]} → {index[-1]}) are not more than the warm-up of "
+                f"{self.warmup(params):,} hourly bars (60 days); give more history")
+        state = self.init(tuple(frames), params)
+        stamps = index.as_unit("ms").asi8
+        bar_ms = int(np.median(np.diff(stamps))) if len(stamps) > 1 else 3_600_000
+        out = np.full(closes.shape, np.nan)
+        for t in range(len(stamps)):
+            _, orders = self.step(state, int(stamps[t]), closes[t], bar_ms)
+            if orders is not None:
+                out[t] = orders
+        return pd.DataFrame(out, index=index, columns=list(frames))
+
+    def _frames(self, prices) -> dict[str, pd.DataFrame]:
+        if isinstance(prices, pd.DataFrame):
+            prices = {prices.attrs.get("symbol") or "asset": prices}
+        if not isinstance(prices, dict) or not prices:
+            raise ConfigError("prices must be an OHLCV DataFrame or a non-empty dict of them")
+        steps = {}
+        for symbol, frame in prices.items():
+            if not isinstance(frame, pd.DataFrame) or "close" not in frame.columns \
+                    or not isinstance(frame.index, pd.DatetimeIndex):
+                raise ConfigError(f"prices[{symbol!r}] must be an OHLCV DataFrame on a DatetimeIndex")
+            if len(frame) > 1:
+                steps[symbol] = pd.Series(frame.index).diff().dropna().mode().iloc[0]
+        if len(set(steps.values())) > 1:
+            raise AlignmentError(f"assets have different bar lengths {dict((k, str(v)) for k, v in steps.items())}; "
+                                 "resample them to one timeframe (cs.resample_ohlcv) first")
+        if len(prices) > 1:
+            common = None
+            for frame in prices.values():
+                common = frame.index if common is None else common.intersection(frame.index)
+            if len(common) == 0:
+                raise AlignmentError(f"assets {list(prices)} share no bar time; they cannot trade on one grid")
+        index = None
+        for frame in prices.values():
+            index = frame.index if index is None else index.union(frame.index)
+        return {s: f.reindex(index) for s, f in prices.items()}
+
+    def _params(self, params) -> PortfolioParams:
+        if params is None:
+            return self.defaults
+        if isinstance(params, dict):
+            params = self.defaults._replace(**params)
+        if not isinstance(params, tuple) or not hasattr(params, "target_vol") or not self.is_valid(params):
+            raise ConfigError(f"{self.name}: invalid parameters {params!r:.200}")
+        return PortfolioParams(*params)
+
+    def _funding_arrays(self, symbols, pairs) -> list[tuple[np.ndarray, np.ndarray]]:
+        out = []
+        for _, perp in pairs:
+            series = self.funding.get(symbols[perp])
+            if series is None:
+                out.append((np.zeros(0, dtype=np.int64), np.zeros(0)))
+            else:
+                out.append((series.index.as_unit("ms").asi8.astype(np.int64), series.to_numpy(np.float64)))
+        return out
+
+    def __repr__(self) -> str:
+        return f"<PortfolioCommittee {self.name} {self.defaults}>"
+
+
+def carry_pairs(symbols: tuple[str, ...]) -> list[tuple[int, int]]:
+    """(spot index, perp index) of every perpetual whose spot is in ``symbols``.
+
+    Raises
+    ------
+    ConfigError
+        A perpetual whose spot is not in the universe (its hedge leg is missing).
+    """
+    out = []
+    for j, symbol in enumerate(symbols):
+        if ":" in symbol:
+            spot = symbol.split(":")[0]
+            if spot not in symbols:
+                raise ConfigError(f"perpetual {symbol} needs its spot {spot} in the universe for the carry sleeve")
+            out.append((symbols.index(spot), j))
+    return out
+
+
+def _check_funding(funding) -> dict:
+    if funding is None:
+        return {}
+    if not isinstance(funding, dict):
+        raise ConfigError(f"funding must be a dict of symbol → Series, not {type(funding).__name__}")
+    out = {}
+    for symbol, series in funding.items():
+        if isinstance(series, str):
+            raise ConfigError(f"funding[{symbol!r}] is the name {series!r}; the committee reads no files: pass "
+                              f"cs.load_funding({series!r}) (a Series) instead")
+        if not isinstance(series, pd.Series) or not isinstance(series.index, pd.DatetimeIndex):
+            raise ConfigError(f"funding[{symbol!r}] must be a Series of rates on a DatetimeIndex")
+        out[symbol] = series
+    return out
+
+
+def _alpha(halflife: float) -> float:
+    return 1.0 - 0.5 ** (1.0 / halflife)
+
+
+def _update_risk(state: PortfolioState, ret: np.ndarray, p: PortfolioParams) -> None:
+    """EWMA variance (per asset) and covariance (all assets) of daily returns."""
+    a, b = _alpha(p.vol_halflife), _alpha(p.cov_halflife)
+    if state.days <= 1:
+        return  # the first day has no return
+    sq = ret * ret
+    state.var = np.where(state.var > 0, (1 - a) * state.var + a * sq, sq)
+    outer = np.outer(ret, ret)
+    state.cov = np.where(state.cov != 0, (1 - b) * state.cov + b * outer, outer)
+    state.extra["n_returns"] = state.extra.get("n_returns", 0) + 1
+
+
+def _donchian(state: PortfolioState, long_short: bool) -> np.ndarray:
+    """Update the breakout states of every horizon; the mean state per asset."""
+    hist = state.history
+    c = hist[:, -1]
+    for h, length in enumerate(HORIZONS):
+        window = hist[:, -length - 1:-1]
+        ready = np.isfinite(window).all(axis=1) & np.isfinite(c)
+        hi = np.where(ready, np.nanmax(np.where(ready[:, None], window, 0.0), axis=1), np.nan)
+        lo = np.where(ready, np.nanmin(np.where(ready[:, None], window, np.inf), axis=1), np.nan)
+        mid = (hi + lo) / 2.0
+        s = state.signal[:, h]
+        new = s.copy()
+        new[(s == 0) & (c > hi)] = 1.0
+        new[(s > 0) & (c < mid)] = 0.0
+        new[(s < 0) & (c > mid)] = 0.0
+        if long_short:
+            new[(new <= 0) & (c < lo)] = -1.0
+            new[(s < 0) & (c > hi)] = 1.0
+        new[~ready] = 0.0
+        state.signal[:, h] = new
+    return state.signal.mean(axis=1)
+
+
+def _trend_weights(state: PortfolioState, p: PortfolioParams) -> np.ndarray:
+    """Inverse-volatility trend weights, book scaled to ``target_vol`` at full conviction."""
+    spot = np.array([":" not in s for s in state.symbols])
+    signal = _donchian(state, p.long_short) * spot
+    ready = spot & (state.var > 0) & np.isfinite(state.history[:, -1]) & (state.extra.get("n_returns", 0) >= 20)
+    weights = np.zeros(len(state.symbols))
+    if not ready.any():
+        return weights
+    vol = np.sqrt(state.var[ready] * 365.0)
+    unit = 1.0 / (ready.sum() * vol)
+    cov = state.cov[np.ix_(ready, ready)] * 365.0
+    book_vol = math.sqrt(max(float(unit @ cov @ unit), 1e-12))
+    weights[ready] = signal[ready] * unit * (p.target_vol / book_vol)
+    gross = float(np.abs(weights).sum())
+    if gross > p.gross_cap:
+        weights *= p.gross_cap / gross
+    return weights
+
+
+def _carry_weights(state: PortfolioState, p: PortfolioParams, trend_gross: float, close_ms: int) -> np.ndarray:
+    """Long spot / short perp where trailing funding beats the cash the position ties up."""
+    weights = np.zeros(len(state.symbols))
+    pairs = state.extra["pairs"]
+    hurdle = p.cash_rate * (1.0 + p.margin)
+    for k, (stamps, rates) in enumerate(state.extra["funding"]):
+        hi = int(np.searchsorted(stamps, close_ms, side="left"))  # settled strictly before the close
+        lo = int(np.searchsorted(stamps, close_ms - int(p.funding_days * DAY_MS), side="left"))
+        if hi - lo < 3:
+            state.carry_on[k] = False
+            continue
+        annual = float(rates[lo:hi].mean()) * FUNDING_PER_YEAR
+        if annual > hurdle + p.carry_entry:
+            state.carry_on[k] = True
+        elif annual < hurdle:
+            state.carry_on[k] = False
+    live = [pairs[k] for k in range(len(pairs)) if state.carry_on[k]
+            and np.isfinite(state.history[pairs[k][0], -1]) and np.isfinite(state.history[pairs[k][1], -1])]
+    capital = max(0.0, p.gross_cap - trend_gross)
+    if not live or capital <= 0:
+        return weights
+    notional = capital / len(live) / (1.0 + p.margin)
+    for spot, perp in live:
+        weights[spot] += notional
+        weights[perp] -= notional
+    return weights
+
+
+def _banded_orders(state: PortfolioState, target: np.ndarray, p: PortfolioParams) -> np.ndarray:
+    """Orders for symbols whose target left the no-trade band around the held weight."""
+    held = state.held
+    change = np.abs(target - held)
+    trade = (change > p.band * np.maximum(np.abs(target), np.abs(held))) & (change > MIN_TRADE)
+    trade |= (target == 0) & (held != 0)
+    for spot, perp in state.extra["pairs"]:
+        if trade[spot] or trade[perp]:
+            trade[spot] = trade[perp] = True
+    orders = np.where(trade, target, np.nan)
+    state.held = np.where(trade, target, held)
+    return orders
