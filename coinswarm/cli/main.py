@@ -8,6 +8,7 @@ import sys
 from collections.abc import Sequence
 
 from coinswarm.cli import checks
+from coinswarm.cli import live as live_commands
 from coinswarm.cli.checks import Parser, one_line, parse_grid, parse_params, parse_values
 from coinswarm.errors import CoinswarmError, ConfigError
 
@@ -300,6 +301,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_research_commands(sub)
     _add_service_commands(sub)
     _add_data_commands(sub)
+    live_commands.add_commands(sub)
     return parser
 
 
