@@ -131,7 +131,10 @@ class Runner:
                 await self.on_bar(bar)
                 if stop.is_set():
                     break
-            await self.close_group()
+            if stop.is_set():  # a time whose bars did not all arrive is taken again on resume
+                self._group, self._group_time = {}, None
+            else:
+                await self.close_group()
             self.flush()
         finally:
             relay_stop.set()
