@@ -406,47 +406,12 @@ class Ledger:
         _enqueue(s, [trade_message(fill), *events], now_ms)
         return True
 
-    def commit_bars(self, *, fills: Sequence[Fill] = (), bars: Sequence[tuple[str, int, float | None]] = (),
-                    meta: dict[str, dict] | None = None, kill: KillState | None = None,
-                    deposit: tuple[str, float] | None = None, now_ms: int = 0) -> int:
-        """The runner's crash-only checkpoint, **one transaction**: ``fills`` booked (as
-        :meth:`apply_fill`, with their ``agent.trade`` messages), processed ``bars`` counted (as
-        :meth:`record_bars`), ``meta`` facts stored (the strategy's and the paper venue's state),
-        the kill-switch state and a cash ``deposit`` (a fresh paper account). Returns how many
-        fills were new; on any error nothing is written."""
-        for fill in fills:
-            _check_fill(fill)
-        with self.sessions.begin() as s:
-            fresh = sum(self._apply_fill_in(s, fill, now_ms) for fill in fills)
-            if deposit is not None:
-                currency, amount = deposit
-                row = s.get(CashRow, currency) or CashRow(currency=currency, amount=0.0)
-                row.amount += _finite("deposit", amount)
-                s.add(row)
-            _record_bar_batch(s.connection(), bars, now_ms)
-            for key, value in (meta or {}).items():
-                s.merge(MetaRow(key=key, value=dict(value)))
-            if kill is not None:
-                s.merge(KillRow(id=1, halted=kill.halted, reason=kill.reason, detail=kill.detail[:1000],
-                                since_ms=kill.since_ms, peak_equity=kill.peak_equity, day=kill.day,
-                                day_start_equity=kill.day_start_equity, updated_ms=int(now_ms)))
-        return fresh
-
     def _book(self, s: Session, fill: Fill, now_ms: int) -> None:
-        base, quote = split_symbol(fill.symbol)
-        sign = 1.0 if fill.side is Side.BUY else -1.0
+        quote = split_symbol(fill.symbol)[1]
         position = s.get(PositionRow, fill.symbol) or PositionRow(symbol=fill.symbol, qty=0.0, cost=0.0,
                                                                    baseline=None, updated_ms=int(now_ms))
         cash = s.get(CashRow, quote) or CashRow(currency=quote, amount=0.0)
-        position.qty += sign * fill.qty
-        position.cost += sign * fill.qty * fill.price
-        cash.amount -= sign * fill.qty * fill.price
-        if fill.fee_currency == quote:
-            position.cost += fill.fee
-            cash.amount -= fill.fee
-        elif fill.fee_currency == base:
-            position.qty -= fill.fee
-        position.updated_ms = int(now_ms)
+        book_into(position, cash, fill, now_ms)
         s.add_all([position, cash])
 
     def fills(self, client_order_id: str | None = None) -> list[Fill]:
@@ -626,28 +591,20 @@ def _record_bar(conn, symbol: str, bar_time: int, now_ms: int, latency_us: float
     return True
 
 
-def _record_bar_batch(conn, bars: Sequence[tuple[str, int, float | None]], now_ms: int) -> None:
-    """Many bars in an open transaction: one statement per symbol and one insert of every latency
-    sample. Bars not after a symbol's stored last bar are not counted (as :func:`_record_bar`)."""
-    table = BarRow.__table__
-    stored = {r.symbol: r.last_bar_time for r in conn.execute(select(table.c.symbol, table.c.last_bar_time))}
-    counts: dict[str, tuple[int, int]] = {}
-    samples = []
-    for symbol, bar_time, latency in bars:
-        if bar_time <= stored.get(symbol, -(2**62)) or bar_time <= counts.get(symbol, (-(2**62), 0))[0]:
-            continue
-        last, n = counts.get(symbol, (bar_time, 0))
-        counts[symbol] = (max(last, int(bar_time)), n + 1)
-        if latency is not None:
-            samples.append({"time_ms": int(now_ms), "micros": _finite("latency_us", latency)})
-    for symbol, (last, n) in counts.items():
-        if symbol in stored:
-            conn.execute(update(table).where(table.c.symbol == symbol)
-                         .values(last_bar_time=last, bars_processed=table.c.bars_processed + n))
-        else:
-            conn.execute(insert(table).values(symbol=symbol, last_bar_time=last, bars_processed=n))
-    if samples:
-        conn.execute(insert(LatencyRow.__table__), samples)
+def book_into(position, cash, fill: Fill, now_ms: int) -> None:
+    """A fill's effect on its position (``qty``, ``cost``) and its quote's cash (any objects with
+    those attributes: ORM rows or plain records)."""
+    base, quote = split_symbol(fill.symbol)
+    sign = 1.0 if fill.side is Side.BUY else -1.0
+    position.qty += sign * fill.qty
+    position.cost += sign * fill.qty * fill.price
+    cash.amount -= sign * fill.qty * fill.price
+    if fill.fee_currency == quote:
+        position.cost += fill.fee
+        cash.amount -= fill.fee
+    elif fill.fee_currency == base:
+        position.qty -= fill.fee
+    position.updated_ms = int(now_ms)
 
 
 def _enqueue(s: Session, events: Iterable[OutboxMessage], now_ms: int) -> None:

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from coinswarm.errors import ConfigError
+from coinswarm.live import ledger_bulk as bulk
 from coinswarm.live.runner import Runner
 
 RUN_KEY = "run"
@@ -59,7 +60,7 @@ def recover(runner: Runner, *, mode: str, venue: str, init_cash: float, now_ms: 
     spec = run_spec(runner, init_cash)
     stored = ledger.get_meta(RUN_KEY)
     if stored is None:
-        ledger.commit_bars(deposit=(runner.broker.quote, float(init_cash)),
+        bulk.commit_bars(ledger, deposit=(runner.broker.quote, float(init_cash)),
                            meta={RUN_KEY: spec, CHECKPOINT_KEY: runner.checkpoint()}, now_ms=now_ms)
         runner.kill = runner.kill_written = ledger.kill_state()
         return Recovery(True, runner.last_time, 0)

@@ -25,7 +25,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -34,13 +34,14 @@ from coinswarm.agents.base import Bar
 from coinswarm.data.validate import iso_utc
 from coinswarm.errors import DuplicateTimestampError, UnsortedTimestampError
 from coinswarm.live import faults
+from coinswarm.live import ledger_bulk as bulk
 from coinswarm.live.config import RiskLimits
 from coinswarm.live.feeds import check_closed_bar
 from coinswarm.live.killswitch import KillState, filter_intents, update
 from coinswarm.live.ledger import Ledger
 from coinswarm.live.outbox import Relay
 from coinswarm.live.paper import PaperBroker, intents_of
-from coinswarm.live.protocols import ClosedBar, Fill, OrderIntent, OrderStatus
+from coinswarm.live.protocols import ClosedBar, Fill, OrderIntent
 from coinswarm.live.sinks import Sinks, Snapshot
 from coinswarm.live.stepper import Stepper
 
@@ -107,8 +108,10 @@ class Runner:
         self.kill = KillState()
         self.kill_written = KillState()
         self.bars_processed = 0
-        self.latencies: list[float] = []
+        self.latencies: list[float] = []  # closed bar → decision, wall µs (stored in the ledger)
+        self.cpu_latencies: list[float] = []  # the same in this thread's CPU time (no preemption)
         self._bars: list[tuple[str, int, float | None]] = []
+        self._unbooked: list[Fill] = []
         self._flushed_at = time.monotonic()
         self._group: dict[str, ClosedBar] = {}
         self._group_time: int | None = None
@@ -176,7 +179,7 @@ class Runner:
     # -- one closed time --------------------------------------------------------------------
     async def process(self, t: int, group: dict[str, ClosedBar]) -> None:
         """Decide, trade and book one closed time of ``group`` (bars by symbol)."""
-        started = time.perf_counter_ns()
+        started, cpu = time.perf_counter_ns(), time.thread_time_ns()
         bars = self._rows(group)
         target = self.stepper.decide(bars)
         if self.kill.halted:
@@ -185,20 +188,20 @@ class Runner:
         fills, intents = self._preview(t, target, day_end)
         latency = (time.perf_counter_ns() - started) / 1000.0
         self.latencies.append(latency)
+        self.cpu_latencies.append((time.thread_time_ns() - cpu) / 1000.0)
         first = next(iter(group))
         self._bars.extend((s, t, latency if s == first else None) for s in group)
         self.bars_processed += len(group)
         self.last_time = t
-        booked: list[Fill] = []
         if intents:
-            booked = await self._trade(intents, fills)
+            self._unbooked.extend(await self._trade(intents, fills))
         else:
             self.broker.adopt()
         tripped = self._observe(t)
-        if booked or tripped or len(self._bars) >= self.settings.flush_bars \
+        if tripped or len(self._bars) >= self.settings.flush_bars \
                 or time.monotonic() - self._flushed_at >= self.settings.flush_s:
-            self.flush(booked)
-        self._report(t, target, latency, booked)
+            self.flush()
+        self._report(t, target, latency)
 
     def _rows(self, group: dict[str, ClosedBar]) -> list[Bar | None]:
         bars: list[Bar | None] = []
@@ -248,16 +251,13 @@ class Runner:
         now = self.clock()
         self.broker.expect(intents)
         faults.point("before_new")
-        for intent in intents:
-            self.ledger.record_new(intent, now)
+        bulk.record_new_many(self.ledger, intents, now)
         faults.point("after_new")
-        for intent in intents:
-            order = self.ledger.order(intent.client_order_id)
-            if order.status is OrderStatus.NEW:
-                order = self.ledger.transition(intent.client_order_id, OrderStatus.SENT, now)
-            if order.status.final:
-                raise RuntimeError(f"order {order.client_order_id} is {order.status.value} but its bar was not "
-                                   "booked: the ledger and the checkpoint disagree")
+        statuses = bulk.mark_sent(self.ledger, [i.client_order_id for i in intents], now)
+        final = [cid for cid, status in statuses.items() if status.final]
+        if final:
+            raise RuntimeError(f"orders {final} are final but their bar was not booked: the ledger and the "
+                               "checkpoint disagree")
         faults.point("after_sent")
         for intent in intents:
             await self.broker.submit(intent)
@@ -283,15 +283,23 @@ class Runner:
         return {"time": int(self.last_time), "strategy": self.stepper.to_record(),
                 "paper": base64.b64encode(self.broker.to_bytes()).decode()}
 
-    def flush(self, fills: Sequence[Fill] = ()) -> None:
-        """One transaction: fills, bars, checkpoint and the kill switch (merged with a halt or
-        resume that ``coinswarm live halt|resume`` stored meanwhile)."""
+    def flush(self) -> None:
+        """One transaction: the fills executed since the last flush, the bars, the checkpoint and
+        the kill switch (merged with a halt or resume that ``coinswarm live halt|resume`` stored
+        meanwhile); then the sinks hear of the booked orders and fills."""
         self._merge_external_kill()
-        self.ledger.commit_bars(fills=fills, bars=self._bars, meta={"checkpoint": self.checkpoint()},
+        fills, self._unbooked = self._unbooked, []
+        bulk.commit_bars(self.ledger, fills=fills, bars=self._bars, meta={"checkpoint": self.checkpoint()},
                                 kill=self.kill, now_ms=self.clock())
         self.kill_written = self.kill
         self._bars = []
         self._flushed_at = time.monotonic()
+        if self.sinks.sinks:
+            for fill in fills:
+                order = self.ledger.order(fill.client_order_id)
+                if order is not None:
+                    self.sinks.on_order(order)
+                self.sinks.on_fill(fill)
 
     def _merge_external_kill(self) -> None:
         stored = self.ledger.kill_state()
@@ -306,14 +314,9 @@ class Runner:
             self.kill = resume(self.kill, self.broker.equity)
             self.sinks.on_event("resume", {})
 
-    def _report(self, t: int, target: np.ndarray, latency: float, booked: list[Fill]) -> None:
+    def _report(self, t: int, target: np.ndarray, latency: float) -> None:
         if not self.sinks.sinks:
             return
-        for fill in booked:
-            order = self.ledger.order(fill.client_order_id)
-            if order is not None:
-                self.sinks.on_order(order)
-            self.sinks.on_fill(fill)
         equity = self.broker.equity
         peak = self.kill.peak_equity or equity
         self.sinks.on_bar(Snapshot(

@@ -16,7 +16,7 @@ from coinswarm.live.faults import POINTS
 from coinswarm.live.ledger import Ledger
 from coinswarm.live.paper import PaperBroker
 from coinswarm.live.parity import compare
-from coinswarm.live.protocols import ClosedBar, OrderStatus
+from coinswarm.live.protocols import ClosedBar
 from coinswarm.live.replay import ReplaySpec, build, feed_for, replay
 from coinswarm.live.stepper import STEP_STRATEGIES, Stepper
 
@@ -194,6 +194,14 @@ def test_a_damaged_checkpoint_is_a_state_error(db):
         build(spec)
 
 
+def _checkpoint_time(db: str) -> int:
+    ledger = Ledger(db)
+    try:
+        return int(ledger.get_meta("checkpoint")["time"])
+    finally:
+        ledger.close()
+
+
 class Crash(BaseException):
     """Stands for SIGKILL inside the process: nothing after it runs (not even a flush)."""
 
@@ -217,8 +225,12 @@ def test_a_crash_at_each_write_ahead_point_resumes_exactly(tmp_path, monkeypatch
         with pytest.raises(Crash):
             asyncio.run(replay(crashed))
         monkeypatch.undo()
-        in_flight = [o for o in book(crashed.db)[0] if o[4] != "filled"]
-        assert (point == "before_new") == (not in_flight)
+        orders = book(crashed.db)[0]
+        checkpoint = _checkpoint_time(crashed.db)
+        in_flight = [o for o in orders if o[4] != "filled"]
+        assert all(o[4] in ("new", "sent") and o[5] >= checkpoint for o in in_flight)
+        if point != "before_new":  # the crashed bar's orders are stored, not booked
+            assert in_flight and any(o[4] == ("new" if point == "after_new" else "sent") for o in in_flight)
     asyncio.run(replay(crashed))
     a, b = book(spec.db), book(crashed.db)
     assert a[0] == b[0] and a[1] == b[1] and len(a[1]) > 10
