@@ -59,33 +59,52 @@ async def warm_up(runner: Runner, feed, until_ms: int) -> int:
     return len(grouped)
 
 
-async def _run(config: LiveConfig) -> None:
-    from coinswarm.live.ccxt_broker import PUBLIC, CcxtBroker
+async def run_paper(config: LiveConfig, source=None, *, max_bars: int | None = None, sleep=None,
+                    stop: asyncio.Event | None = None) -> Runner:
+    """Run the paper daemon of ``config`` on ``source``'s closed candles (a
+    :class:`~coinswarm.live.feeds.CandleSource`; default: Binance's public REST candles through
+    ccxt) until ``stop``, SIGTERM/SIGINT or ``max_bars``. Returns the (closed) runner."""
     from coinswarm.live.feeds import CcxtFeed
 
     runner = build_runner(config)
-    recovery = recover(runner, mode="paper", venue="paper", init_cash=10_000.0, now_ms=time.time_ns() // 1_000_000)
-    source = CcxtBroker("binance", keys=PUBLIC)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    import signal
-
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
+    own = source is None
     try:
-        await source.start()
-        feed = CcxtFeed(source, config.symbols, config.timeframe,
-                        after_ms=runner.last_time if runner.last_time >= 0 else None)
+        recovery = recover(runner, mode="paper", venue="paper", init_cash=10_000.0,
+                           now_ms=time.time_ns() // 1_000_000)
+        if own:
+            from coinswarm.live.ccxt_broker import PUBLIC, CcxtBroker
+
+            source = CcxtBroker("binance", keys=PUBLIC)
+            await source.start()
+        stop = stop or _signal_stop()
+        feed = CcxtFeed(source, config.symbols, config.timeframe, max_bars=max_bars,
+                        after_ms=runner.last_time if runner.last_time >= 0 else None,
+                        **({"sleep": sleep} if sleep else {}))
         if recovery.fresh:
             await warm_up(runner, feed, await source.server_time_ms())
-            feed.last_ms = {s: runner.last_time for s in config.symbols}
+            feed.last_ms = {s: runner.last_time if runner.last_time >= 0 else None for s in config.symbols}
         await runner.run(feed, stop)
     finally:
-        await source.close()
+        if own and source is not None:
+            await source.close()
         runner.ledger.close()
+    return runner
+
+
+def _signal_stop() -> asyncio.Event:
+    import signal
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        try:
+            loop.add_signal_handler(sig, stop.set)
+        except (NotImplementedError, RuntimeError):
+            pass
+    return stop
 
 
 def run_config(config: LiveConfig) -> int:
     """Run the daemon until SIGTERM/SIGINT; 0 on a graceful stop."""
-    asyncio.run(_run(config))
+    asyncio.run(run_paper(config))
     return 0
