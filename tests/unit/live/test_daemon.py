@@ -46,8 +46,9 @@ class Venue:
 @pytest.mark.timeout(300)
 def test_paper_run_warms_up_trades_closed_bars_and_resumes(tmp_path):
     db = f"sqlite:///{tmp_path / 'run.db'}"
-    config = load_config(None, env={"COINSWARM_DB_URL": db, "COINSWARM_SYMBOLS": "BTC/USDT,ETH/USDT", "COINSWARM_STRATEGY": "trend",
-                                    "COINSWARM_MAX_DRAWDOWN": "0.9", "COINSWARM_DAILY_LOSS": "0.9"})
+    config = load_config(None, env={"COINSWARM_DB_URL": db, "COINSWARM_SYMBOLS": "BTC/USDT,ETH/USDT",
+                                    "COINSWARM_STRATEGY": "trend", "COINSWARM_MAX_DRAWDOWN": "0.9",
+                                    "COINSWARM_DAILY_LOSS": "0.9"})
     venue = Venue(int(cs.load_ohlcv("binance:BTC/USDT:1h", start="2021-01-10", end="2021-01-10").index[0].value
                       // 1_000_000) + HOUR // 2)
     first = asyncio.run(run_paper(config, venue, max_bars=400, sleep=venue.sleep))
