@@ -88,9 +88,10 @@ def mark_sent(ledger: Ledger, client_order_ids: Sequence[str], now_ms: int) -> d
 
 def commit_bars(ledger: Ledger, *, fills: Sequence[Fill] = (), bars: Sequence[tuple[str, int, float | None]] = (),
                 meta: dict[str, dict] | None = None, kill: KillState | None = None,
-                deposit: tuple[str, float] | None = None, now_ms: int = 0) -> int:
-    """The crash-only checkpoint in **one** transaction (see the module docstring). Returns how
-    many fills were new (a repeated ``fill_id`` changes nothing); on any error nothing is written."""
+                deposit: tuple[str, float] | None = None, events: Sequence = (), now_ms: int = 0) -> int:
+    """The crash-only checkpoint in **one** transaction (see the module docstring), with outbox
+    ``events`` (a heartbeat). Returns how many fills were new (a repeated ``fill_id`` changes
+    nothing); on any error nothing is written."""
     for fill in fills:
         _check_fill(fill)
     with ledger.engine.begin() as conn:
@@ -98,6 +99,7 @@ def commit_bars(ledger: Ledger, *, fills: Sequence[Fill] = (), bars: Sequence[tu
         if deposit is not None:
             _deposit(conn, deposit[0], _finite("deposit", deposit[1]))
         _record_bar_batch(conn, bars, now_ms)
+        _outbox(conn, events, now_ms)
         for key, value in (meta or {}).items():
             _upsert(conn, MetaRow.__table__, "key", key, {"value": dict(value)})
         if kill is not None:

@@ -39,7 +39,7 @@ from coinswarm.live.config import RiskLimits
 from coinswarm.live.feeds import check_closed_bar
 from coinswarm.live.killswitch import KillState, filter_intents, update
 from coinswarm.live.ledger import Ledger
-from coinswarm.live.outbox import Relay
+from coinswarm.live.outbox import Relay, heartbeat_message
 from coinswarm.live.paper import PaperBroker, intents_of
 from coinswarm.live.protocols import ClosedBar, Fill, OrderIntent
 from coinswarm.live.sinks import Sinks, Snapshot
@@ -64,6 +64,8 @@ class RunnerSettings:
         The kill switch's drawdown and daily-loss limits (:data:`NO_LIMITS`: never trips).
     flush_bars, flush_s : int, float
         Checkpoint at least every this many bars / seconds of wall time.
+    heartbeat_s : float
+        A ``live.heartbeat`` goes out with the first checkpoint after this many seconds.
     """
 
     strategy_id: str
@@ -71,6 +73,7 @@ class RunnerSettings:
     limits: RiskLimits = field(default_factory=lambda: NO_LIMITS)
     flush_bars: int = 4096
     flush_s: float = 1.0
+    heartbeat_s: float = 30.0
 
 
 class Runner:
@@ -113,6 +116,7 @@ class Runner:
         self._bars: list[tuple[str, int, float | None]] = []
         self._unbooked: list[Fill] = []
         self._flushed_at = time.monotonic()
+        self._beat_at = -float("inf")
         self._group: dict[str, ClosedBar] = {}
         self._group_time: int | None = None
 
@@ -289,8 +293,14 @@ class Runner:
         meanwhile); then the sinks hear of the booked orders and fills."""
         self._merge_external_kill()
         fills, self._unbooked = self._unbooked, []
+        now = self.clock()
+        beat = []
+        if time.monotonic() - self._beat_at >= self.settings.heartbeat_s:
+            beat = [heartbeat_message(self.settings.strategy_id, now, bar_time=self.last_time,
+                                      bars_processed=self.bars_processed, halted=self.kill.halted)]
+            self._beat_at = time.monotonic()
         bulk.commit_bars(self.ledger, fills=fills, bars=self._bars, meta={"checkpoint": self.checkpoint()},
-                                kill=self.kill, now_ms=self.clock())
+                         kill=self.kill, events=beat, now_ms=now)
         self.kill_written = self.kill
         self._bars = []
         self._flushed_at = time.monotonic()

@@ -248,3 +248,23 @@ def test_cli_bad_input_exits_2(tmp_path, capsys):
     assert main(["live", "run", "--config", str(bad)]) == 2
     assert "--live" in capsys.readouterr().err
     assert issubclass(ConfigError, CoinswarmError)
+
+
+def test_every_decision_and_trade_goes_through_the_outbox_and_is_published(db):
+    from sqlalchemy import select
+
+    from coinswarm.live.ledger import OutboxRow
+
+    asyncio.run(replay(ReplaySpec([BTC], "trend", db, start=START, end="2021-02-10")))
+    ledger = Ledger(db)
+    try:
+        with ledger.sessions() as s:
+            rows = s.execute(select(OutboxRow.subject, OutboxRow.msg_id, OutboxRow.published_ms)).all()
+        orders, fills = ledger.orders(), ledger.fills()
+    finally:
+        ledger.close()
+    subjects = [r.subject for r in rows]
+    assert subjects.count("agent.action") == len(orders) > 0
+    assert subjects.count("agent.trade") == len(fills) == len(orders)
+    assert subjects.count("live.heartbeat") >= 1
+    assert all(r.published_ms is not None for r in rows), "the relay published everything to the bus"
