@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import os
 
 import numpy as np
 import pytest
@@ -35,7 +36,6 @@ def test_decision_latency_in_the_daemon(benchmark, tmp_path):
     from coinswarm.live.replay import build, feed_for
 
     latencies: list[float] = []
-    cpu: list[float] = []
 
     def once() -> None:
         spec = _spec(tmp_path)
@@ -43,18 +43,16 @@ def test_decision_latency_in_the_daemon(benchmark, tmp_path):
         try:
             asyncio.run(runner.run(feed_for(spec, runner)))
             latencies[:] = runner.latencies
-            cpu[:] = runner.cpu_latencies
         finally:
             runner.ledger.close()
 
     benchmark.pedantic(once, rounds=1, iterations=1)
     p50, p99 = np.percentile(latencies, [50, 99])
-    c50, c99 = np.percentile(cpu, [50, 99])
-    benchmark.extra_info.update(p50_us=float(p50), p99_us=float(p99), cpu_p50_us=float(c50), cpu_p99_us=float(c99),
-                                decisions=len(latencies))
+    load = os.getloadavg()[0]
+    benchmark.extra_info.update(p50_us=float(p50), p99_us=float(p99), decisions=len(latencies), load_avg=load)
     print(f"\nclosed bar → decision inside the daemon, committee on BTC+ETH 1h 2021 ({len(latencies)} decisions): "
-          f"wall P50 {p50:.0f} µs, P99 {p99:.0f} µs; thread CPU P50 {c50:.0f} µs, P99 {c99:.0f} µs "
-          "(targets 1,000 / 5,000 µs; wall includes preemption by other processes)")
+          f"P50 {p50:.0f} µs, P99 {p99:.0f} µs (targets 1,000 / 5,000 µs; wall clock, load average {load:.1f} "
+          f"on {os.cpu_count()} cores: preemption by other processes shows in the tail)")
     assert len(latencies) > 8000
 
 

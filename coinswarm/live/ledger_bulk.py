@@ -40,10 +40,23 @@ from coinswarm.live.ledger import (
 from coinswarm.live.outbox import action_message, trade_message
 from coinswarm.live.protocols import Fill, OrderIntent, OrderStatus
 
+_O, _B = OrderRow.__table__, BarRow.__table__
+# built once: a statement's construction and cache key cost more than its execution on SQLite
+_STATUS_OF = select(_O.c.client_order_id, _O.c.status).where(_O.c.client_order_id.in_(bindparam("ids", expanding=True)))
+_INSERT_ORDERS = insert(_O)
+_INSERT_OUTBOX = insert(OutboxRow.__table__)
+_MARK_SENT = update(_O).where(_O.c.client_order_id.in_(bindparam("ids", expanding=True)),
+                              _O.c.status == OrderStatus.NEW.value).values(
+    status=OrderStatus.SENT.value, sent_ms=bindparam("now"), updated_ms=bindparam("now"))
+_LAST_BARS = select(_B.c.symbol, _B.c.last_bar_time)
+_MOVE_BARS = update(_B).where(_B.c.symbol == bindparam("sym")).values(
+    last_bar_time=bindparam("last"), bars_processed=_B.c.bars_processed + bindparam("n"))
+_INSERT_LATENCY = insert(LatencyRow.__table__)
+
 
 def _outbox(conn, messages: Sequence, now_ms: int) -> None:
     if messages:
-        conn.execute(insert(OutboxRow.__table__), [
+        conn.execute(_INSERT_OUTBOX, [
             {"msg_id": m.msg_id, "subject": m.subject, "payload": m.payload, "created_ms": int(now_ms),
              "published_ms": None} for m in messages])
 
@@ -54,13 +67,11 @@ def record_new_many(ledger: Ledger, intents: Sequence[OrderIntent], now_ms: int)
     for intent in intents:
         _check_intent(intent)
     ids = [i.client_order_id for i in intents]
-    table = OrderRow.__table__
     with ledger.engine.begin() as conn:
-        have = {cid: OrderStatus(st) for cid, st in
-                conn.execute(select(table.c.client_order_id, table.c.status).where(table.c.client_order_id.in_(ids)))}
+        have = {cid: OrderStatus(st) for cid, st in conn.execute(_STATUS_OF, {"ids": ids})}
         fresh = [i for i in intents if i.client_order_id not in have]
         if fresh:
-            conn.execute(insert(table), [
+            conn.execute(_INSERT_ORDERS, [
                 {"client_order_id": i.client_order_id, "symbol": i.symbol, "side": i.side.value, "qty": float(i.qty),
                  "price": i.price, "status": OrderStatus.NEW.value, "bar_time": int(i.bar_time),
                  "strategy": i.strategy, "reduce_only": bool(i.reduce_only), "venue_order_id": None,
@@ -73,13 +84,10 @@ def record_new_many(ledger: Ledger, intents: Sequence[OrderIntent], now_ms: int)
 def mark_sent(ledger: Ledger, client_order_ids: Sequence[str], now_ms: int) -> dict[str, OrderStatus]:
     """Move the ``NEW`` ones of these orders to ``SENT`` in one transaction (committed before the
     venue is called); the others keep their status. Returns every status."""
-    table = OrderRow.__table__
     ids = list(client_order_ids)
     with ledger.engine.begin() as conn:
-        conn.execute(update(table).where(table.c.client_order_id.in_(ids), table.c.status == OrderStatus.NEW.value)
-                     .values(status=OrderStatus.SENT.value, sent_ms=int(now_ms), updated_ms=int(now_ms)))
-        out = {cid: OrderStatus(st) for cid, st in
-               conn.execute(select(table.c.client_order_id, table.c.status).where(table.c.client_order_id.in_(ids)))}
+        conn.execute(_MARK_SENT, {"ids": ids, "now": int(now_ms)})
+        out = {cid: OrderStatus(st) for cid, st in conn.execute(_STATUS_OF, {"ids": ids})}
     missing = [cid for cid in ids if cid not in out]
     if missing:
         raise LedgerError(f"orders {missing} are not in the ledger")
@@ -195,8 +203,7 @@ def _write_books(conn, orders: dict, positions: dict, cash: dict) -> None:
 def _record_bar_batch(conn, bars: Sequence[tuple[str, int, float | None]], now_ms: int) -> None:
     """Many bars: one statement per symbol and one insert of every latency sample. Bars not after
     a symbol's stored last bar are not counted (as ``Ledger.record_bar``)."""
-    table = BarRow.__table__
-    stored = {r.symbol: r.last_bar_time for r in conn.execute(select(table.c.symbol, table.c.last_bar_time))}
+    stored = {r.symbol: r.last_bar_time for r in conn.execute(_LAST_BARS)}
     counts: dict[str, tuple[int, int]] = {}
     samples = []
     floor = -(2**62)
@@ -208,9 +215,8 @@ def _record_bar_batch(conn, bars: Sequence[tuple[str, int, float | None]], now_m
             samples.append({"time_ms": int(now_ms), "micros": _finite("latency_us", latency)})
     for symbol, (last, n) in counts.items():
         if symbol in stored:
-            conn.execute(update(table).where(table.c.symbol == symbol)
-                         .values(last_bar_time=last, bars_processed=table.c.bars_processed + n))
+            conn.execute(_MOVE_BARS, {"sym": symbol, "last": last, "n": n})
         else:
-            conn.execute(insert(table).values(symbol=symbol, last_bar_time=last, bars_processed=n))
+            conn.execute(insert(_B).values(symbol=symbol, last_bar_time=last, bars_processed=n))
     if samples:
-        conn.execute(insert(LatencyRow.__table__), samples)
+        conn.execute(_INSERT_LATENCY, samples)

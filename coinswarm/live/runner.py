@@ -112,7 +112,6 @@ class Runner:
         self.kill_written = KillState()
         self.bars_processed = 0
         self.latencies: list[float] = []  # closed bar → decision, wall µs (stored in the ledger)
-        self.cpu_latencies: list[float] = []  # the same in this thread's CPU time (no preemption)
         self._bars: list[tuple[str, int, float | None]] = []
         self._unbooked: list[Fill] = []
         self._flushed_at = time.monotonic()
@@ -183,7 +182,7 @@ class Runner:
     # -- one closed time --------------------------------------------------------------------
     async def process(self, t: int, group: dict[str, ClosedBar]) -> None:
         """Decide, trade and book one closed time of ``group`` (bars by symbol)."""
-        started, cpu = time.perf_counter_ns(), time.thread_time_ns()
+        started = time.perf_counter_ns()
         bars = self._rows(group)
         target = self.stepper.decide(bars)
         if self.kill.halted:
@@ -192,7 +191,6 @@ class Runner:
         fills, intents = self._preview(t, target, day_end)
         latency = (time.perf_counter_ns() - started) / 1000.0
         self.latencies.append(latency)
-        self.cpu_latencies.append((time.thread_time_ns() - cpu) / 1000.0)
         first = next(iter(group))
         self._bars.extend((s, t, latency if s == first else None) for s in group)
         self.bars_processed += len(group)
