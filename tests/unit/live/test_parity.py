@@ -32,3 +32,29 @@ def test_parity_command_last_line_and_exit_code(capsys):
     assert last.startswith("parity: ") and last.endswith(" fills compared, 0 differences")
     n_orders, n_fills = (int(last.split()[1]), int(last.split()[3]))
     assert n_orders == n_fills > 100
+
+
+@pytest.mark.parametrize("column,cause", [("fee", "cost"), ("price", "price"), ("time", "timing")])
+def test_a_divergence_is_found_and_named(monkeypatch, capsys, column, cause):
+    import pandas as pd
+
+    from coinswarm.live import parity
+
+    real = parity.backtest_fills
+
+    def altered(*args, **kwargs):
+        fills = real(*args, **kwargs).copy()
+        k = len(fills) // 2
+        if column == "time":
+            fills.loc[k, "time"] = fills.loc[k, "time"] + pd.Timedelta(hours=1)
+        else:
+            fills.loc[k, column] = fills.loc[k, column] * (1 + 1e-12)
+        return fills
+
+    monkeypatch.setattr(parity, "backtest_fills", altered)
+    report = parity.compare(DATA[:1], "trend", "2021-01-01", "2021-02-28")
+    assert report.differences >= 1 and report.cause == cause, report.first
+    args = ["parity", "--data", DATA[0], "--strategy", "trend", "--start", "2021-01-01", "--end", "2021-02-28"]
+    assert main(args) == 1
+    out = capsys.readouterr().out
+    assert f"first divergence ({cause})" in out and not out.strip().endswith(" 0 differences")
