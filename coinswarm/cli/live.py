@@ -47,7 +47,7 @@ def add_commands(sub) -> None:
 
 def _replay_args(p) -> None:
     p.add_argument("--data", required=True, action="append", metavar="SOURCE",
-                   help="catalog name (binance:BTC/USDT:1h) or CSV path; repeat for several symbols")
+                   help="catalog name (binance:BTC/USDT:1h) or SYMBOL=CSV_PATH; repeat for several symbols")
     p.add_argument("--strategy", required=True)
     p.add_argument("--start", default=None, type=checks.date)
     p.add_argument("--end", default=None, type=checks.date)

@@ -12,7 +12,6 @@ import asyncio
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from coinswarm.costs import Costs
@@ -42,23 +41,32 @@ class ReplaySpec:
     limits: RiskLimits = field(default_factory=lambda: NO_LIMITS)
 
 
-def symbol_of(source: str) -> str:
-    """The symbol a source replays: ``binance:BTC/USDT:1h`` → ``BTC/USDT``; ``eth.csv`` → ``eth``."""
+def symbol_of(source: str) -> tuple[str, str]:
+    """``(symbol, source)`` of a ``--data`` value: ``binance:BTC/USDT:1h`` → ``BTC/USDT``;
+    ``BTC/USDT=path/to/file.csv`` names the symbol of a CSV file."""
+    symbol, eq, path = source.partition("=")
+    if eq:
+        return symbol.strip(), path.strip()
     parts = source.split(":")
     if len(parts) == 3 and "/" in parts[1]:
-        return parts[1]
-    return Path(source).name.split(".")[0]
+        return parts[1], source
+    raise ConfigError(f"--data {source!r}: name the symbol of a CSV file as SYMBOL=PATH (e.g. BTC/USDT=btc.csv), "
+                      "or give a catalog name like binance:BTC/USDT:1h")
 
 
 def sources_by_symbol(sources: Sequence[str]) -> dict[str, str]:
-    """``{symbol: source}``; a symbol given twice is a :class:`ConfigError`."""
+    """``{symbol: source}``; a symbol given twice, or one that is not BASE/QUOTE, is a :class:`ConfigError`."""
+    import re
+
     if not sources:
         raise ConfigError("--data: give at least one source (a catalog name like binance:BTC/USDT:1h or a CSV path)")
     out: dict[str, str] = {}
-    for source in sources:
-        symbol = symbol_of(source)
+    for given in sources:
+        symbol, source = symbol_of(given)
+        if not re.match(r"^[A-Z0-9]{1,20}/[A-Z0-9]{1,20}(:[A-Z0-9]{1,20})?$", symbol):
+            raise ConfigError(f"--data {given!r}: symbol {symbol!r} is not BASE/QUOTE like BTC/USDT")
         if symbol in out:
-            raise ConfigError(f"--data: {source!r} replays {symbol} again (already {out[symbol]!r})")
+            raise ConfigError(f"--data: {given!r} replays {symbol} again (already {out[symbol]!r})")
         out[symbol] = source
     return out
 

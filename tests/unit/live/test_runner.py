@@ -268,3 +268,20 @@ def test_every_decision_and_trade_goes_through_the_outbox_and_is_published(db):
     assert subjects.count("agent.trade") == len(fills) == len(orders)
     assert subjects.count("live.heartbeat") >= 1
     assert all(r.published_ms is not None for r in rows), "the relay published everything to the bus"
+
+
+def test_a_csv_source_names_its_symbol(tmp_path, capsys):
+    import gzip
+    import shutil
+
+    csv = tmp_path / "btc.csv"
+    with gzip.open("/work/shared/datasets/ohlcv/binance_BTCUSDT_1h.csv.gz", "rb") as src, csv.open("wb") as out:
+        shutil.copyfileobj(src, out)
+    db = f"sqlite:///{tmp_path / 'csv.db'}"
+    args = ["live", "replay", "--strategy", "trend", "--db", db, "--start", START, "--end", "2021-02-10"]
+    assert main([*args, "--data", str(csv)]) == 2
+    assert "SYMBOL=PATH" in capsys.readouterr().err
+    assert main([*args, "--data", f"BTC/USDT={csv}"]) == 0
+    catalog = f"sqlite:///{tmp_path / 'catalog.db'}"
+    asyncio.run(replay(ReplaySpec([BTC], "trend", catalog, start=START, end="2021-02-10")))
+    assert book(db)[1] == book(catalog)[1] and book(db)[1]
