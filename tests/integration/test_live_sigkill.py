@@ -116,3 +116,28 @@ def test_sigkilled_replay_100_kills(tmp_path):
     if os.environ.get("COINSWARM_SLOW") != "1":
         pytest.skip("the 100-kill run: set COINSWARM_SLOW=1")
     check(tmp_path, 100)
+
+
+@pytest.mark.timeout(900)
+def test_sigterm_stops_gracefully_and_the_rerun_completes(tmp_path):
+    whole = f"sqlite:///{tmp_path / 'whole.db'}"
+    asyncio.run(replay(ReplaySpec(DATA, "trend", whole, start=START, end=END)))
+    db = f"sqlite:///{tmp_path / 'term.db'}"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env.pop("COINSWARM_LIVE_FAULT", None)
+    paced = [*command(db), "--speed", "360000"]  # 100 hourly bars per second: the run lasts ~20 s
+    proc = subprocess.Popen(paced, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not Path(db[len("sqlite:///"):]).exists():
+        time.sleep(0.1)
+    time.sleep(4.0)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=240)
+    assert proc.returncode == 0, err.decode()
+    stopped = book(db)
+    assert not stopped[2]["halted"]
+    assert all(o[4] == "filled" for o in stopped[0]), "a graceful stop books every executed order"
+    assert run_once(db, None, None) == 0
+    a, b = book(whole), book(db)
+    assert a[0] == b[0] and a[1] == b[1]
+    assert stopped[2]["bars_processed"] < a[2]["bars_processed"], "SIGTERM came before the end of the data"
