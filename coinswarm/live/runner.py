@@ -4,20 +4,23 @@ Per closed bar (all symbols of one open time, or fewer when a later bar shows th
 are missing): the strategy's step → target weights → the kill switch (while halted only
 reductions) → the paper broker's kernel step (:class:`~coinswarm.live.paper.PaperBroker`,
 the very step ``cs.simulate`` scans) → one market order per fill, with a deterministic client
-id → the ledger, write-ahead: ``NEW`` (with its ``agent.action`` outbox message), ``SENT``,
-the venue's acknowledgement, then **one transaction** booking the fills (``agent.trade``),
-the processed bars, the decision latencies, the strategy's and the kernel's state and the
-kill-switch state → the sinks.
+id → the ledger, write-ahead: ``NEW`` (with its ``agent.action`` outbox message, one
+transaction), ``SENT`` (one transaction), the venue's acknowledgement and execution → the
+sinks.
 
-Bars that trade nothing are counted in memory and written in batches with the same
-checkpoint (every :attr:`RunnerSettings.flush_bars` bars or :attr:`RunnerSettings.flush_s`
-seconds): after a crash they are simply processed again from the last checkpoint, which is
-exact because nothing left the process for them.
+The checkpoint is **one transaction**: the fills executed since the last one (with their
+``agent.trade`` messages), the processed bars and decision latencies, the strategy's and the
+kernel's state and the kill switch — every :attr:`RunnerSettings.flush_bars` bars or
+:attr:`RunnerSettings.flush_s` seconds, when the kill switch trips and at the end. After a
+crash everything since the last checkpoint is processed again from it: exact, because the
+strategy and the kernel are deterministic, and an order stored before the crash is found under
+its deterministic id and executed, never sent twice (its fill was never booked: the paper
+venue's executions are booked only with the checkpoint that holds the kernel's state).
 
 Start-up is recovery (:mod:`coinswarm.live.recovery`): the checkpoint is loaded, in-flight
-orders are matched to the bar that will re-decide them (same ids: nothing is sent twice),
-positions and cash are compared with the kernel's, and any unexplained difference halts
-trading (fails closed) before the first decision.
+orders are matched to the bar that will re-decide them, positions and cash are compared with
+the kernel's, and any unexplained difference halts trading (fails closed) before the first
+decision.
 """
 
 from __future__ import annotations
