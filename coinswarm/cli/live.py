@@ -27,8 +27,8 @@ def add_commands(sub) -> None:
     p.add_argument("--db", required=True, metavar="URL", help="sqlite:///paper.db or postgresql+psycopg://…")
     p.add_argument("--speed", default="max", type=_speed, help="max, or a multiple of real time (3600)")
     p.add_argument("--metrics-port", type=checks.whole(1, 65535), default=None)
-    p.add_argument("--max-drawdown", type=checks.probability, default=1.0, help="kill switch (1 = off)")
-    p.add_argument("--daily-loss", type=checks.probability, default=1.0, help="kill switch (1 = off)")
+    p.add_argument("--max-drawdown", type=_fraction, default=1.0, help="kill switch, in (0, 1] (1 = off)")
+    p.add_argument("--daily-loss", type=_fraction, default=1.0, help="kill switch, in (0, 1] (1 = off)")
     p.set_defaults(func=cmd_replay)
     for name, helptext, func in (("report", "the ledger as JSON", cmd_report),
                                  ("status", "what the daemon is doing", cmd_status),
@@ -51,6 +51,16 @@ def _replay_args(p) -> None:
     p.add_argument("--strategy", required=True)
     p.add_argument("--start", default=None, type=checks.date)
     p.add_argument("--end", default=None, type=checks.date)
+
+
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0.0 < value <= 1.0:
+        raise ConfigError(f"{text!r} is not a fraction in (0, 1] (0.2 = 20 %; 1 = the limit is off)")
+    return value
 
 
 def _speed(text: str) -> float | str:
@@ -95,7 +105,7 @@ def cmd_replay(args) -> int:
     from coinswarm.live.config import RiskLimits
     from coinswarm.live.replay import ReplaySpec, replay
 
-    limits = RiskLimits(max_drawdown=args.max_drawdown or 1.0, daily_loss=args.daily_loss or 1.0,
+    limits = RiskLimits(max_drawdown=args.max_drawdown, daily_loss=args.daily_loss,
                         max_position=1e12, max_order_notional=1e15)
     spec = ReplaySpec(args.data, args.strategy, args.db, start=args.start, end=args.end, speed=args.speed,
                       limits=limits)

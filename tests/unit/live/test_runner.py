@@ -285,3 +285,21 @@ def test_a_csv_source_names_its_symbol(tmp_path, capsys):
     catalog = f"sqlite:///{tmp_path / 'catalog.db'}"
     asyncio.run(replay(ReplaySpec([BTC], "trend", catalog, start=START, end="2021-02-10")))
     assert book(db)[1] == book(catalog)[1] and book(db)[1]
+
+
+def test_a_drawdown_limit_trips_the_kill_switch_and_only_reductions_follow(db, capsys):
+    args = ["live", "replay", "--data", BTC, "--strategy", "trend", "--db", db, "--start", START,
+            "--end", "2021-03-31"]
+    assert main([*args, "--max-drawdown", "0"]) == 2
+    assert main([*args, "--max-drawdown", "0.02"]) == 0
+    assert "HALTED" in capsys.readouterr().out
+    ledger = Ledger(db)
+    try:
+        kill = ledger.kill_state()
+        orders = ledger.orders()
+        fills = {f.client_order_id: f for f in ledger.fills()}
+    finally:
+        ledger.close()
+    assert kill.halted and kill.reason == "drawdown" and "below its peak" in kill.detail
+    after = [o for o in orders if fills[o.client_order_id].time_ms > kill.since_ms]
+    assert all(o.side.value == "sell" for o in after)
