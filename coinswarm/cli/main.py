@@ -8,6 +8,7 @@ import sys
 from collections.abc import Sequence
 
 from coinswarm.cli import checks
+from coinswarm.cli import live as live_commands
 from coinswarm.cli import mcp as mcp_cli
 from coinswarm.cli.checks import Parser, one_line, parse_grid, parse_params, parse_values
 from coinswarm.errors import CoinswarmError, ConfigError
@@ -311,6 +312,7 @@ def build_parser() -> argparse.ArgumentParser:
     report_cli.add_commands(sub)
     mcp_cli.add_commands(sub)
     __import__("coinswarm.cli.ingest", fromlist=["add_commands"]).add_commands(sub)
+    live_commands.add_commands(sub)
     return parser
 
 

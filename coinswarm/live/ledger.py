@@ -386,38 +386,32 @@ class Ledger:
         _check_fill(fill)
         try:
             with self.sessions.begin() as s:
-                if s.get(FillRow, fill.fill_id) is not None:
-                    return False
-                order = self._order_row(s, fill.client_order_id)
-                if (order.symbol, order.side) != (fill.symbol, fill.side.value):
-                    raise LedgerError(f"fill {fill.fill_id}: {fill.side.value} {fill.symbol} does not match order "
-                                      f"{order.client_order_id} ({order.side} {order.symbol})")
-                s.add(FillRow(fill_id=fill.fill_id, client_order_id=fill.client_order_id, symbol=fill.symbol,
-                              side=fill.side.value, qty=fill.qty, price=fill.price, fee=fill.fee,
-                              fee_currency=fill.fee_currency, time_ms=int(fill.time_ms), recorded_ms=int(now_ms)))
-                s.flush()
-                _fill_order(order, fill, now_ms)
-                self._book(s, fill, now_ms)
-                _enqueue(s, [trade_message(fill), *events], now_ms)
+                return self._apply_fill_in(s, fill, now_ms, events)
         except IntegrityError:
             return False
+
+    def _apply_fill_in(self, s: Session, fill: Fill, now_ms: int, events: Sequence[OutboxMessage] = ()) -> bool:
+        if s.get(FillRow, fill.fill_id) is not None:
+            return False
+        order = self._order_row(s, fill.client_order_id)
+        if (order.symbol, order.side) != (fill.symbol, fill.side.value):
+            raise LedgerError(f"fill {fill.fill_id}: {fill.side.value} {fill.symbol} does not match order "
+                              f"{order.client_order_id} ({order.side} {order.symbol})")
+        s.add(FillRow(fill_id=fill.fill_id, client_order_id=fill.client_order_id, symbol=fill.symbol,
+                      side=fill.side.value, qty=fill.qty, price=fill.price, fee=fill.fee,
+                      fee_currency=fill.fee_currency, time_ms=int(fill.time_ms), recorded_ms=int(now_ms)))
+        s.flush()
+        _fill_order(order, fill, now_ms)
+        self._book(s, fill, now_ms)
+        _enqueue(s, [trade_message(fill), *events], now_ms)
         return True
 
     def _book(self, s: Session, fill: Fill, now_ms: int) -> None:
-        base, quote = split_symbol(fill.symbol)
-        sign = 1.0 if fill.side is Side.BUY else -1.0
+        quote = split_symbol(fill.symbol)[1]
         position = s.get(PositionRow, fill.symbol) or PositionRow(symbol=fill.symbol, qty=0.0, cost=0.0,
                                                                    baseline=None, updated_ms=int(now_ms))
         cash = s.get(CashRow, quote) or CashRow(currency=quote, amount=0.0)
-        position.qty += sign * fill.qty
-        position.cost += sign * fill.qty * fill.price
-        cash.amount -= sign * fill.qty * fill.price
-        if fill.fee_currency == quote:
-            position.cost += fill.fee
-            cash.amount -= fill.fee
-        elif fill.fee_currency == base:
-            position.qty -= fill.fee
-        position.updated_ms = int(now_ms)
+        book_into(position, cash, fill, now_ms)
         s.add_all([position, cash])
 
     def fills(self, client_order_id: str | None = None) -> list[Fill]:
@@ -595,6 +589,22 @@ def _record_bar(conn, symbol: str, bar_time: int, now_ms: int, latency_us: float
     if latency_us is not None:
         conn.execute(insert(LatencyRow.__table__).values(time_ms=int(now_ms), micros=latency_us))
     return True
+
+
+def book_into(position, cash, fill: Fill, now_ms: int) -> None:
+    """A fill's effect on its position (``qty``, ``cost``) and its quote's cash (any objects with
+    those attributes: ORM rows or plain records)."""
+    base, quote = split_symbol(fill.symbol)
+    sign = 1.0 if fill.side is Side.BUY else -1.0
+    position.qty += sign * fill.qty
+    position.cost += sign * fill.qty * fill.price
+    cash.amount -= sign * fill.qty * fill.price
+    if fill.fee_currency == quote:
+        position.cost += fill.fee
+        cash.amount -= fill.fee
+    elif fill.fee_currency == base:
+        position.qty -= fill.fee
+    position.updated_ms = int(now_ms)
 
 
 def _enqueue(s: Session, events: Iterable[OutboxMessage], now_ms: int) -> None:

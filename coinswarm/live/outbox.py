@@ -120,17 +120,22 @@ class Relay:
             rows = self.ledger.pending_outbox(self.batch)
             if not rows:
                 return sent
-            for row_id, message in rows:
-                try:
-                    fresh = await self.bus.stream_publish(message.subject, message.payload, message.msg_id)
-                except Exception as exc:  # the bus is down or refused: keep the row, try later
-                    self.failures += 1
-                    self.last_error = f"{type(exc).__name__}: {exc}"
-                    return sent
-                self.ledger.mark_published([row_id], self.clock())
-                sent += 1
-                self.published += 1
-                self.duplicates += 0 if fresh else 1
+            done: list[int] = []
+            try:
+                for row_id, message in rows:
+                    try:
+                        fresh = await self.bus.stream_publish(message.subject, message.payload, message.msg_id)
+                    except Exception as exc:  # the bus is down or refused: keep the row, try later
+                        self.failures += 1
+                        self.last_error = f"{type(exc).__name__}: {exc}"
+                        return sent
+                    done.append(row_id)
+                    sent += 1
+                    self.published += 1
+                    self.duplicates += 0 if fresh else 1
+            finally:  # one write per batch: a crash before it re-publishes the batch under the same ids
+                if done:
+                    self.ledger.mark_published(done, self.clock())
 
     async def run(self, stop: asyncio.Event, interval_s: float = 0.5) -> None:
         """Drain every ``interval_s`` seconds until ``stop`` is set, then drain once more."""

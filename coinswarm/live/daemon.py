@@ -1,0 +1,110 @@
+"""``coinswarm live run``: the daemon from a :class:`~coinswarm.live.config.LiveConfig` on an
+exchange's closed candles (ccxt REST polling, :class:`~coinswarm.live.feeds.CcxtFeed`).
+
+Paper trading (``broker.kind = "paper"``, the default) is what this runner drives: the paper
+broker fills with the portfolio kernel, every order and fill goes to the ledger, start-up is
+recovery (the same path as ``coinswarm live replay``). On a fresh database it first warms the
+strategy up on the feed's REST history (``strategy.warmup()`` bars, no trading), so its first
+decision is made on a primed state. Exchange brokers are refused here with a clear error until
+the venue execution path is wired (orders.submit/reconcile with a CcxtBroker).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import defaultdict
+
+from coinswarm.errors import ConfigError
+from coinswarm.live.config import LiveConfig
+from coinswarm.live.ledger import Ledger
+from coinswarm.live.paper import PaperBroker
+from coinswarm.live.recovery import recover
+from coinswarm.live.runner import Runner, RunnerSettings
+from coinswarm.live.sinks import Sinks
+from coinswarm.live.stepper import Stepper
+
+
+def build_runner(config: LiveConfig, *, init_cash: float = 10_000.0, sinks: Sinks | None = None,
+                 bus=None) -> Runner:
+    """The paper runner of ``config`` (not yet recovered)."""
+    from coinswarm.data.validate import timeframe_ms
+
+    if config.broker.kind != "paper":
+        raise ConfigError(f"broker.kind = {config.broker.kind!r}: this runner trades on the paper broker only so "
+                          "far; set broker.kind = 'paper' (exchange brokers: see the live-venue work)")
+    stepper = Stepper(config.strategy.name, config.symbols, config.strategy.params)
+    ledger = Ledger(config.servers.db)
+    broker = PaperBroker(stepper.symbols, init_cash=init_cash, max_leverage=stepper.max_leverage,
+                         allow_short=stepper.allow_short,
+                         fills_of=lambda symbols, since: [f for f in ledger.fills()
+                                                          if f.symbol in symbols and f.time_ms >= since])
+    settings = RunnerSettings(strategy_id=stepper.name, step_ms=int(timeframe_ms(config.timeframe)),
+                              limits=config.risk)
+    return Runner(ledger, stepper, broker, settings, sinks=sinks, bus=bus)
+
+
+async def warm_up(runner: Runner, feed, until_ms: int) -> int:
+    """Step the strategy over ``warmup()`` bars of history before ``until_ms`` (no trading);
+    returns how many times were stepped. The checkpoint then starts after them."""
+    grouped: dict[int, dict] = defaultdict(dict)
+    for symbol in runner.symbols:
+        for bar in await feed.history(symbol, until_ms, runner.stepper.warmup()):
+            grouped[bar.time][symbol] = bar
+    for t in sorted(grouped):
+        runner.stepper.decide(runner._rows(grouped[t]))
+        runner.last_time = t
+    if grouped:
+        runner.flush()
+    return len(grouped)
+
+
+async def run_paper(config: LiveConfig, source=None, *, max_bars: int | None = None, sleep=None,
+                    stop: asyncio.Event | None = None) -> Runner:
+    """Run the paper daemon of ``config`` on ``source``'s closed candles (a
+    :class:`~coinswarm.live.feeds.CandleSource`; default: Binance's public REST candles through
+    ccxt) until ``stop``, SIGTERM/SIGINT or ``max_bars``. Returns the (closed) runner."""
+    from coinswarm.live.feeds import CcxtFeed
+
+    runner = build_runner(config)
+    own = source is None
+    try:
+        recovery = recover(runner, mode="paper", venue="paper", init_cash=10_000.0,
+                           now_ms=time.time_ns() // 1_000_000)
+        if own:
+            from coinswarm.live.ccxt_broker import PUBLIC, CcxtBroker
+
+            source = CcxtBroker("binance", keys=PUBLIC)
+            await source.start()
+        stop = stop or _signal_stop()
+        feed = CcxtFeed(source, config.symbols, config.timeframe, max_bars=max_bars,
+                        after_ms=runner.last_time if runner.last_time >= 0 else None,
+                        **({"sleep": sleep} if sleep else {}))
+        if recovery.fresh:
+            await warm_up(runner, feed, await source.server_time_ms())
+            feed.last_ms = {s: runner.last_time if runner.last_time >= 0 else None for s in config.symbols}
+        await runner.run(feed, stop)
+    finally:
+        if own and source is not None:
+            await source.close()
+        runner.ledger.close()
+    return runner
+
+
+def _signal_stop() -> asyncio.Event:
+    import signal
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        try:
+            loop.add_signal_handler(sig, stop.set)
+        except (NotImplementedError, RuntimeError):
+            pass
+    return stop
+
+
+def run_config(config: LiveConfig) -> int:
+    """Run the daemon until SIGTERM/SIGINT; 0 on a graceful stop."""
+    asyncio.run(run_paper(config))
+    return 0

@@ -1,0 +1,222 @@
+"""The runner's batched writes to the :class:`~coinswarm.live.ledger.Ledger`: the same rows and
+the same arithmetic as its one-at-a-time methods (``record_new``, ``transition`` to SENT,
+``apply_fill``, ``record_bars``), in one transaction each and in SQLAlchemy Core statements
+(executemany), so a replay books thousands of bars per second.
+
+* :func:`record_new_many` — the bar's orders as ``NEW`` with their ``agent.action`` messages;
+* :func:`mark_sent` — ``NEW`` → ``SENT`` before the venue is called;
+* :func:`commit_bars` — the crash-only checkpoint: fills (positions, cash, orders, their
+  ``agent.trade`` messages), processed bars and latency samples, facts (the strategy's and the
+  paper kernel's state), the kill switch and a deposit, all or nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from types import SimpleNamespace
+
+from sqlalchemy import bindparam, insert, select, update
+
+from coinswarm.live.killswitch import KillState
+from coinswarm.live.ledger import (
+    BarRow,
+    CashRow,
+    FillRow,
+    KillRow,
+    LatencyRow,
+    Ledger,
+    LedgerError,
+    MetaRow,
+    OrderRow,
+    OutboxRow,
+    PositionRow,
+    _check_fill,
+    _check_intent,
+    _fill_order,
+    _finite,
+    book_into,
+    split_symbol,
+)
+from coinswarm.live.outbox import action_message, trade_message
+from coinswarm.live.protocols import Fill, OrderIntent, OrderStatus
+
+_O, _B = OrderRow.__table__, BarRow.__table__
+# built once: a statement's construction and cache key cost more than its execution on SQLite
+_STATUS_OF = select(_O.c.client_order_id, _O.c.status).where(_O.c.client_order_id.in_(bindparam("ids", expanding=True)))
+_INSERT_ORDERS = insert(_O)
+_INSERT_OUTBOX = insert(OutboxRow.__table__)
+_MARK_SENT = update(_O).where(_O.c.client_order_id.in_(bindparam("ids", expanding=True)),
+                              _O.c.status == OrderStatus.NEW.value).values(
+    status=OrderStatus.SENT.value, sent_ms=bindparam("now"), updated_ms=bindparam("now"))
+_LAST_BARS = select(_B.c.symbol, _B.c.last_bar_time)
+_MOVE_BARS = update(_B).where(_B.c.symbol == bindparam("sym")).values(
+    last_bar_time=bindparam("last"), bars_processed=_B.c.bars_processed + bindparam("n"))
+_INSERT_LATENCY = insert(LatencyRow.__table__)
+
+
+def _outbox(conn, messages: Sequence, now_ms: int) -> None:
+    if messages:
+        conn.execute(_INSERT_OUTBOX, [
+            {"msg_id": m.msg_id, "subject": m.subject, "payload": m.payload, "created_ms": int(now_ms),
+             "published_ms": None} for m in messages])
+
+
+def record_new_many(ledger: Ledger, intents: Sequence[OrderIntent], now_ms: int) -> dict[str, OrderStatus]:
+    """Store the intents not yet stored as ``NEW`` (with their ``agent.action`` messages) in one
+    transaction; returns every intent's stored status."""
+    for intent in intents:
+        _check_intent(intent)
+    ids = [i.client_order_id for i in intents]
+    with ledger.engine.begin() as conn:
+        have = {cid: OrderStatus(st) for cid, st in conn.execute(_STATUS_OF, {"ids": ids})}
+        fresh = [i for i in intents if i.client_order_id not in have]
+        if fresh:
+            conn.execute(_INSERT_ORDERS, [
+                {"client_order_id": i.client_order_id, "symbol": i.symbol, "side": i.side.value, "qty": float(i.qty),
+                 "price": i.price, "status": OrderStatus.NEW.value, "bar_time": int(i.bar_time),
+                 "strategy": i.strategy, "reduce_only": bool(i.reduce_only), "venue_order_id": None,
+                 "filled_qty": 0.0, "avg_price": None, "reason": "", "created_ms": int(now_ms),
+                 "updated_ms": int(now_ms), "sent_ms": None} for i in fresh])
+            _outbox(conn, [action_message(i) for i in fresh], now_ms)
+    return {cid: have.get(cid, OrderStatus.NEW) for cid in ids}
+
+
+def mark_sent(ledger: Ledger, client_order_ids: Sequence[str], now_ms: int) -> dict[str, OrderStatus]:
+    """Move the ``NEW`` ones of these orders to ``SENT`` in one transaction (committed before the
+    venue is called); the others keep their status. Returns every status."""
+    ids = list(client_order_ids)
+    with ledger.engine.begin() as conn:
+        conn.execute(_MARK_SENT, {"ids": ids, "now": int(now_ms)})
+        out = {cid: OrderStatus(st) for cid, st in conn.execute(_STATUS_OF, {"ids": ids})}
+    missing = [cid for cid in ids if cid not in out]
+    if missing:
+        raise LedgerError(f"orders {missing} are not in the ledger")
+    return out
+
+
+def commit_bars(ledger: Ledger, *, fills: Sequence[Fill] = (), bars: Sequence[tuple[str, int, float | None]] = (),
+                meta: dict[str, dict] | None = None, kill: KillState | None = None,
+                deposit: tuple[str, float] | None = None, events: Sequence = (), now_ms: int = 0) -> int:
+    """The crash-only checkpoint in **one** transaction (see the module docstring), with outbox
+    ``events`` (a heartbeat). Returns how many fills were new (a repeated ``fill_id`` changes
+    nothing); on any error nothing is written."""
+    for fill in fills:
+        _check_fill(fill)
+    with ledger.engine.begin() as conn:
+        fresh = _book_fills(conn, fills, now_ms)
+        if deposit is not None:
+            _deposit(conn, deposit[0], _finite("deposit", deposit[1]))
+        _record_bar_batch(conn, bars, now_ms)
+        _outbox(conn, events, now_ms)
+        for key, value in (meta or {}).items():
+            _upsert(conn, MetaRow.__table__, "key", key, {"value": dict(value)})
+        if kill is not None:
+            _upsert(conn, KillRow.__table__, "id", 1, {
+                "halted": kill.halted, "reason": kill.reason, "detail": kill.detail[:1000], "since_ms": kill.since_ms,
+                "peak_equity": kill.peak_equity, "day": kill.day, "day_start_equity": kill.day_start_equity,
+                "updated_ms": int(now_ms)})
+    return fresh
+
+
+def _upsert(conn, table, key: str, value, columns: dict) -> None:
+    moved = conn.execute(update(table).where(table.c[key] == value).values(**columns))
+    if moved.rowcount == 0:
+        conn.execute(insert(table).values(**{key: value}, **columns))
+
+
+def _deposit(conn, currency: str, amount: float) -> None:
+    table = CashRow.__table__
+    row = conn.execute(select(table.c.amount).where(table.c.currency == currency)).first()
+    _upsert(conn, table, "currency", currency, {"amount": (row[0] if row else 0.0) + amount})
+
+
+def _book_fills(conn, fills: Sequence[Fill], now_ms: int) -> int:
+    """Fills, their orders, positions and cash, with the arithmetic of ``Ledger.apply_fill``."""
+    if not fills:
+        return 0
+    known = {r[0] for r in conn.execute(select(FillRow.fill_id).where(FillRow.fill_id.in_([f.fill_id for f in fills])))}
+    fresh, seen = [], set(known)
+    for fill in fills:
+        if fill.fill_id not in seen:
+            seen.add(fill.fill_id)
+            fresh.append(fill)
+    if not fresh:
+        return 0
+    orders, positions, cash = _load_books(conn, fresh, now_ms)
+    for fill in fresh:
+        order = orders.get(fill.client_order_id)
+        if order is None:
+            raise LedgerError(f"order {fill.client_order_id!r} is not in the ledger")
+        if (order.symbol, order.side) != (fill.symbol, fill.side.value):
+            raise LedgerError(f"fill {fill.fill_id}: {fill.side.value} {fill.symbol} does not match order "
+                              f"{order.client_order_id} ({order.side} {order.symbol})")
+        _fill_order(order, fill, now_ms)
+        book_into(positions[fill.symbol], cash[split_symbol(fill.symbol)[1]], fill, now_ms)
+    conn.execute(insert(FillRow.__table__), [
+        {"fill_id": f.fill_id, "client_order_id": f.client_order_id, "symbol": f.symbol, "side": f.side.value,
+         "qty": f.qty, "price": f.price, "fee": f.fee, "fee_currency": f.fee_currency, "time_ms": int(f.time_ms),
+         "recorded_ms": int(now_ms)} for f in fresh])
+    _write_books(conn, orders, positions, cash)
+    _outbox(conn, [trade_message(f) for f in fresh], now_ms)
+    return len(fresh)
+
+
+def _load_books(conn, fills: Sequence[Fill], now_ms: int) -> tuple[dict, dict, dict]:
+    ot, pt, ct = OrderRow.__table__, PositionRow.__table__, CashRow.__table__
+    cids = sorted({f.client_order_id for f in fills})
+    symbols = sorted({f.symbol for f in fills})
+    quotes = sorted({split_symbol(s)[1] for s in symbols})
+    orders = {r.client_order_id: SimpleNamespace(**r._mapping)
+              for r in conn.execute(select(ot).where(ot.c.client_order_id.in_(cids)))}
+    positions = {r.symbol: SimpleNamespace(**r._mapping, stored=True)
+                 for r in conn.execute(select(pt).where(pt.c.symbol.in_(symbols)))}
+    for s in symbols:
+        positions.setdefault(s, SimpleNamespace(symbol=s, qty=0.0, cost=0.0, baseline=None, updated_ms=int(now_ms),
+                                                stored=False))
+    cash = {r.currency: SimpleNamespace(**r._mapping, stored=True)
+            for r in conn.execute(select(ct).where(ct.c.currency.in_(quotes)))}
+    for q in quotes:
+        cash.setdefault(q, SimpleNamespace(currency=q, amount=0.0, stored=False))
+    return orders, positions, cash
+
+
+def _write_books(conn, orders: dict, positions: dict, cash: dict) -> None:
+    ot, pt, ct = OrderRow.__table__, PositionRow.__table__, CashRow.__table__
+    conn.execute(update(ot).where(ot.c.client_order_id == bindparam("cid")).values(
+        status=bindparam("st"), filled_qty=bindparam("fq"), avg_price=bindparam("ap"), reason=bindparam("rs"),
+        updated_ms=bindparam("um")), [
+        {"cid": o.client_order_id, "st": o.status, "fq": o.filled_qty, "ap": o.avg_price, "rs": o.reason,
+         "um": o.updated_ms} for o in orders.values()])
+    for p in positions.values():
+        values = {"qty": p.qty, "cost": p.cost, "updated_ms": p.updated_ms}
+        if p.stored:
+            conn.execute(update(pt).where(pt.c.symbol == p.symbol).values(**values))
+        else:
+            conn.execute(insert(pt).values(symbol=p.symbol, baseline=p.baseline, **values))
+    for c in cash.values():
+        if c.stored:
+            conn.execute(update(ct).where(ct.c.currency == c.currency).values(amount=c.amount))
+        else:
+            conn.execute(insert(ct).values(currency=c.currency, amount=c.amount))
+
+
+def _record_bar_batch(conn, bars: Sequence[tuple[str, int, float | None]], now_ms: int) -> None:
+    """Many bars: one statement per symbol and one insert of every latency sample. Bars not after
+    a symbol's stored last bar are not counted (as ``Ledger.record_bar``)."""
+    stored = {r.symbol: r.last_bar_time for r in conn.execute(_LAST_BARS)}
+    counts: dict[str, tuple[int, int]] = {}
+    samples = []
+    floor = -(2**62)
+    for symbol, bar_time, latency in bars:
+        if bar_time <= stored.get(symbol, floor) or bar_time <= counts.get(symbol, (floor, 0))[0]:
+            continue
+        counts[symbol] = (int(bar_time), counts.get(symbol, (0, 0))[1] + 1)
+        if latency is not None:
+            samples.append({"time_ms": int(now_ms), "micros": _finite("latency_us", latency)})
+    for symbol, (last, n) in counts.items():
+        if symbol in stored:
+            conn.execute(_MOVE_BARS, {"sym": symbol, "last": last, "n": n})
+        else:
+            conn.execute(insert(_B).values(symbol=symbol, last_bar_time=last, bars_processed=n))
+    if samples:
+        conn.execute(_INSERT_LATENCY, samples)

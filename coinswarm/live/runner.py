@@ -1,0 +1,338 @@
+"""The live runner daemon: the pure core one closed bar at a time, crash-only.
+
+Per closed bar (all symbols of one open time, or fewer when a later bar shows the others
+are missing): the strategy's step → target weights → the kill switch (while halted only
+reductions) → the paper broker's kernel step (:class:`~coinswarm.live.paper.PaperBroker`,
+the very step ``cs.simulate`` scans) → one market order per fill, with a deterministic client
+id → the ledger, write-ahead: ``NEW`` (with its ``agent.action`` outbox message, one
+transaction), ``SENT`` (one transaction), the venue's acknowledgement and execution → the
+sinks.
+
+The checkpoint is **one transaction**: the fills executed since the last one (with their
+``agent.trade`` messages), the processed bars and decision latencies, the strategy's and the
+kernel's state and the kill switch — every :attr:`RunnerSettings.flush_bars` bars or
+:attr:`RunnerSettings.flush_s` seconds, when the kill switch trips and at the end. After a
+crash everything since the last checkpoint is processed again from it: exact, because the
+strategy and the kernel are deterministic, and an order stored before the crash is found under
+its deterministic id and executed, never sent twice (its fill was never booked: the paper
+venue's executions are booked only with the checkpoint that holds the kernel's state).
+
+Start-up is recovery (:mod:`coinswarm.live.recovery`): the checkpoint is loaded, in-flight
+orders are matched to the bar that will re-decide them, positions and cash are compared with
+the kernel's, and any unexplained difference halts trading (fails closed) before the first
+decision.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from coinswarm.agents.base import Bar
+from coinswarm.data.validate import iso_utc
+from coinswarm.errors import DuplicateTimestampError, UnsortedTimestampError
+from coinswarm.live import faults
+from coinswarm.live import ledger_bulk as bulk
+from coinswarm.live.config import RiskLimits
+from coinswarm.live.feeds import check_closed_bar
+from coinswarm.live.killswitch import KillState, filter_intents, update
+from coinswarm.live.ledger import Ledger
+from coinswarm.live.outbox import Relay, heartbeat_message
+from coinswarm.live.paper import PaperBroker, intents_of
+from coinswarm.live.protocols import ClosedBar, Fill, OrderIntent
+from coinswarm.live.sinks import Sinks, Snapshot
+from coinswarm.live.stepper import Stepper
+
+log = logging.getLogger("coinswarm.live")
+DAY_MS = 86_400_000
+NO_LIMITS = RiskLimits(max_drawdown=1.0, daily_loss=1.0, max_position=1e12, max_order_notional=1e15)
+
+
+@dataclass
+class RunnerSettings:
+    """How the runner books and reports.
+
+    Attributes
+    ----------
+    strategy_id : str
+        Part of every client order id (strategy name, by default).
+    step_ms : int
+        The bar length (for the UTC day end of the kernel's metrics).
+    limits : RiskLimits
+        The kill switch's drawdown and daily-loss limits (:data:`NO_LIMITS`: never trips).
+    flush_bars, flush_s : int, float
+        Checkpoint at least every this many bars / seconds of wall time.
+    heartbeat_s : float
+        A ``live.heartbeat`` goes out with the first checkpoint after this many seconds.
+    """
+
+    strategy_id: str
+    step_ms: int
+    limits: RiskLimits = field(default_factory=lambda: NO_LIMITS)
+    flush_bars: int = 4096
+    flush_s: float = 1.0
+    heartbeat_s: float = 30.0
+
+
+class Runner:
+    """One daemon: a feed of closed bars in, orders to the paper broker out, all in the ledger.
+
+    Parameters
+    ----------
+    ledger : Ledger
+        The crash-only book (migrated, claimed, recovered: see :func:`coinswarm.live.recovery.recover`).
+    stepper : Stepper
+        The strategy.
+    broker : PaperBroker
+        The venue (its state restored by recovery).
+    settings : RunnerSettings
+    sinks : Sinks, optional
+        Hot state and metrics (never block trading).
+    bus : object, optional
+        ``async stream_publish(subject, data, msg_id)``; the outbox relay publishes to it
+        (:class:`~coinswarm.adapters.bus.InProcessBus` when None).
+    clock : callable
+        Wall clock, epoch ms (injected).
+    """
+
+    def __init__(self, ledger: Ledger, stepper: Stepper, broker: PaperBroker, settings: RunnerSettings, *,
+                 sinks: Sinks | None = None, bus=None, clock: Callable[[], int] | None = None) -> None:
+        self.ledger, self.stepper, self.broker, self.settings = ledger, stepper, broker, settings
+        self.sinks = sinks or Sinks()
+        self.bus = bus
+        self.clock = clock or (lambda: time.time_ns() // 1_000_000)
+        self.symbols = stepper.symbols
+        self.index = {s: j for j, s in enumerate(self.symbols)}
+        m = len(self.symbols)
+        self.open_row, self.close_row = np.full(m, np.nan), np.full(m, np.nan)
+        self.last_time = -1  # open time of the last bar processed (the checkpoint's, after recovery)
+        self.kill = KillState()
+        self.kill_written = KillState()
+        self.bars_processed = 0
+        self.latencies: list[float] = []  # closed bar → decision, wall µs (stored in the ledger)
+        self._bars: list[tuple[str, int, float | None]] = []
+        self._unbooked: list[Fill] = []
+        self._flushed_at = time.monotonic()
+        self._beat_at = -float("inf")
+        self._group: dict[str, ClosedBar] = {}
+        self._group_time: int | None = None
+
+    # -- the loop -----------------------------------------------------------------------
+    async def run(self, feed, stop: asyncio.Event | None = None) -> int:
+        """Process ``feed``'s closed bars until it ends or ``stop`` is set; the outbox relay
+        runs beside it. Returns the number of bars processed in this run."""
+        stop = stop or asyncio.Event()
+        relay_stop = asyncio.Event()
+        relay = None
+        if self.bus is None:
+            from coinswarm.adapters.bus import InProcessBus
+
+            self.bus = InProcessBus()
+        relay = asyncio.create_task(Relay(self.ledger, self.bus, self.clock).run(relay_stop))
+        before = self.bars_processed
+        try:
+            async for bar in feed.closed_bars():
+                await self.on_bar(bar)
+                if stop.is_set():
+                    break
+            if stop.is_set():  # a time whose bars did not all arrive is taken again on resume
+                self._group, self._group_time = {}, None
+            else:
+                await self.close_group()
+            self.flush()
+        finally:
+            relay_stop.set()
+            await relay
+        return self.bars_processed - before
+
+    async def on_bar(self, bar: ClosedBar) -> None:
+        """Take one closed bar; a time's bars are processed once complete (or once a later bar
+        shows the rest are missing). A malformed bar, or one not after the last processed,
+        raises a typed :class:`~coinswarm.errors.DataError` and changes nothing."""
+        check_closed_bar(bar, bar.symbol)
+        if bar.symbol not in self.index:
+            return
+        if bar.time <= self.last_time:
+            error = DuplicateTimestampError if bar.time == self.last_time else UnsortedTimestampError
+            raise error(f"bar at {iso_utc(bar.time)} is not after the last processed ({iso_utc(self.last_time)})",
+                        source=bar.symbol, column="time", value=bar.time)
+        if self._group_time is not None and bar.time != self._group_time:
+            if bar.time < self._group_time or bar.symbol in self._group and bar.time == self._group_time:
+                raise UnsortedTimestampError(f"bar at {iso_utc(bar.time)} arrived after {iso_utc(self._group_time)}",
+                                             source=bar.symbol, column="time", value=bar.time)
+            await self.close_group()
+        if bar.symbol in self._group:
+            raise DuplicateTimestampError(f"a second bar at {iso_utc(bar.time)}", source=bar.symbol,
+                                          column="time", value=bar.time)
+        self._group_time = bar.time
+        self._group[bar.symbol] = bar
+        if len(self._group) == len(self.symbols):
+            await self.close_group()
+
+    async def close_group(self) -> None:
+        """Process the bars gathered for the current time (if any)."""
+        if self._group_time is None:
+            return
+        group, t = self._group, self._group_time
+        self._group, self._group_time = {}, None
+        await self.process(t, group)
+
+    # -- one closed time --------------------------------------------------------------------
+    async def process(self, t: int, group: dict[str, ClosedBar]) -> None:
+        """Decide, trade and book one closed time of ``group`` (bars by symbol)."""
+        started = time.perf_counter_ns()
+        bars = self._rows(group)
+        target = self.stepper.decide(bars)
+        if self.kill.halted:
+            target = self._reductions_only(target)
+        day_end = (t + self.settings.step_ms) // DAY_MS != t // DAY_MS
+        fills, intents = self._preview(t, target, day_end)
+        latency = (time.perf_counter_ns() - started) / 1000.0
+        self.latencies.append(latency)
+        first = next(iter(group))
+        self._bars.extend((s, t, latency if s == first else None) for s in group)
+        self.bars_processed += len(group)
+        self.last_time = t
+        if intents:
+            self._unbooked.extend(await self._trade(intents, fills))
+        else:
+            self.broker.adopt()
+        tripped = self._observe(t)
+        if tripped or len(self._bars) >= self.settings.flush_bars \
+                or time.monotonic() - self._flushed_at >= self.settings.flush_s:
+            self.flush()
+        self._report(t, target, latency)
+
+    def _rows(self, group: dict[str, ClosedBar]) -> list[Bar | None]:
+        bars: list[Bar | None] = []
+        for j, symbol in enumerate(self.symbols):
+            bar = group.get(symbol)
+            if bar is None:
+                self.open_row[j] = self.close_row[j] = np.nan
+                bars.append(None)
+            else:
+                self.open_row[j], self.close_row[j] = bar.open, bar.close
+                bars.append(Bar(bar.time, bar.open, bar.high, bar.low, bar.close, bar.volume))
+        return bars
+
+    def _reductions_only(self, target: np.ndarray) -> np.ndarray:
+        """While halted: a target passes only if it reduces the position's weight (same sign)."""
+        out = target.copy()
+        equity = self.broker.equity
+        positions = self.broker.positions()
+        for j, x in enumerate(target):
+            if np.isnan(x):
+                continue
+            price = self.close_row[j]
+            weight = positions[j] * price / equity if equity > 0 and np.isfinite(price) else 0.0
+            if not (abs(x) < abs(weight) and x * weight >= 0):
+                out[j] = np.nan
+        return out
+
+    def _preview(self, t: int, target: np.ndarray, day_end: bool) -> tuple[np.ndarray, list[OrderIntent]]:
+        """The kernel's fills of this bar and their orders; while halted, a pending order that
+        would grow a position is withdrawn from the kernel and the bar previewed again."""
+        for _ in range(len(self.symbols) + 1):
+            fills = self.broker.preview(t, self.open_row, self.close_row, target, day_end=day_end)
+            if not len(fills):
+                return fills, []
+            intents = intents_of(fills, self.symbols, self.settings.strategy_id, self.last_time)
+            if not self.kill.halted:
+                return fills, intents
+            positions = {s: float(q) for s, q in zip(self.symbols, self.broker.positions(), strict=True)}
+            blocked = filter_intents(intents, positions, self.kill)[1]
+            if not blocked:
+                return fills, intents
+            self.broker.withdraw_pending([self.index[i.symbol] for i in blocked])
+        raise RuntimeError("kill switch: the kernel kept growing a position while halted")
+
+    async def _trade(self, intents: list[OrderIntent], fills: np.ndarray) -> list[Fill]:
+        """Write-ahead: NEW (with agent.action), SENT, the venue's ack, then the venue executes."""
+        now = self.clock()
+        self.broker.expect(intents)
+        faults.point("before_new")
+        bulk.record_new_many(self.ledger, intents, now)
+        faults.point("after_new")
+        statuses = bulk.mark_sent(self.ledger, [i.client_order_id for i in intents], now)
+        final = [cid for cid, status in statuses.items() if status.final]
+        if final:
+            raise RuntimeError(f"orders {final} are final but their bar was not booked: the ledger and the "
+                               "checkpoint disagree")
+        faults.point("after_sent")
+        for intent in intents:
+            await self.broker.submit(intent)
+        booked = self.broker.execute(intents, fills)
+        faults.point("after_ack")
+        return booked
+
+    def _observe(self, t: int) -> bool:
+        """The kill switch sees the equity at this close; True when it just tripped."""
+        before = self.kill
+        self.kill = update(before, self.broker.equity, t, self.settings.limits)
+        if self.kill.halted and not before.halted:
+            log.warning("kill switch: halted (%s): %s", self.kill.reason, self.kill.detail)
+            self.sinks.on_event("halt", {"reason": self.kill.reason, "detail": self.kill.detail})
+            return True
+        return False
+
+    # -- persistence ----------------------------------------------------------------------
+    def checkpoint(self) -> dict:
+        """What a restart resumes from: the strategy's and the kernel's state after ``last_time``."""
+        import base64
+
+        return {"time": int(self.last_time), "strategy": self.stepper.to_record(),
+                "paper": base64.b64encode(self.broker.to_bytes()).decode()}
+
+    def flush(self) -> None:
+        """One transaction: the fills executed since the last flush, the bars, the checkpoint and
+        the kill switch (merged with a halt or resume that ``coinswarm live halt|resume`` stored
+        meanwhile); then the sinks hear of the booked orders and fills."""
+        self._merge_external_kill()
+        fills, self._unbooked = self._unbooked, []
+        now = self.clock()
+        beat = []
+        if time.monotonic() - self._beat_at >= self.settings.heartbeat_s:
+            beat = [heartbeat_message(self.settings.strategy_id, now, bar_time=self.last_time,
+                                      bars_processed=self.bars_processed, halted=self.kill.halted)]
+            self._beat_at = time.monotonic()
+        bulk.commit_bars(self.ledger, fills=fills, bars=self._bars, meta={"checkpoint": self.checkpoint()},
+                         kill=self.kill, events=beat, now_ms=now)
+        self.kill_written = self.kill
+        self._bars = []
+        self._flushed_at = time.monotonic()
+        if self.sinks.sinks:
+            for fill in fills:
+                order = self.ledger.order(fill.client_order_id)
+                if order is not None:
+                    self.sinks.on_order(order)
+                self.sinks.on_fill(fill)
+
+    def _merge_external_kill(self) -> None:
+        stored = self.ledger.kill_state()
+        if stored == self.kill_written:
+            return
+        if stored.halted and not self.kill.halted:
+            self.kill = stored
+            self.sinks.on_event("halt", {"reason": stored.reason, "detail": stored.detail})
+        elif not stored.halted and self.kill.halted and self.kill_written.halted:
+            from coinswarm.live.killswitch import resume
+
+            self.kill = resume(self.kill, self.broker.equity)
+            self.sinks.on_event("resume", {})
+
+    def _report(self, t: int, target: np.ndarray, latency: float) -> None:
+        if not self.sinks.sinks:
+            return
+        equity = self.broker.equity
+        peak = self.kill.peak_equity or equity
+        self.sinks.on_bar(Snapshot(
+            bar_time=t, positions=dict(zip(self.symbols, map(float, self.broker.positions()), strict=True)),
+            cash=self.broker.cash, equity=equity, drawdown=0.0 if peak <= 0 else max(0.0, 1 - equity / peak),
+            targets={s: float(x) for s, x in zip(self.symbols, target, strict=True) if np.isfinite(x)},
+            latency_us=latency, bars_processed=self.bars_processed, halted=self.kill.halted,
+            feed_lag_ms=max(0, self.clock() - (t + self.settings.step_ms))))

@@ -1,0 +1,137 @@
+"""The strategies the live runner can drive: those with the one step protocol
+(``init``/``step`` of :mod:`coinswarm.agents.state`), wrapped so that the runner sees one face —
+:class:`Stepper` — whatever the strategy: ``decide(bars) -> targets`` for one closed bar of
+every symbol, and the state's bytes for the checkpoint.
+
+Targets follow the engine's convention (:func:`coinswarm.simulate`): the fraction of equity to
+hold per symbol after the bar, NaN for "no order". They equal, bar for bar, what the strategy's
+``targets(prices)`` gives the backtester over the same history:
+
+* ``committee`` (:class:`~coinswarm.committee.Committee`) and ``execution``: the executed
+  target, NaN where it equals the previous bar's (``orders_only``); the committee steps only
+  at times where every symbol has a bar (the backtest runs it on the common bars);
+* ``trend``, ``mean_reversion``, ``risk``: the vote, one state per symbol, each stepped on its
+  own symbol's bars.
+"""
+
+from __future__ import annotations
+
+import base64
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from coinswarm.agents.base import Bar
+from coinswarm.agents.state import State
+from coinswarm.errors import ConfigError, StateError
+
+STEP_STRATEGIES = ("committee", "trend", "mean_reversion", "risk", "execution")
+_ORDERS_ONLY = ("committee", "execution")
+
+
+def _strategy(name: str) -> Any:
+    if name not in STEP_STRATEGIES:
+        raise ConfigError(f"strategy {name!r} cannot run live (it has no init/step protocol here); valid "
+                          f"strategies for the live runner: {', '.join(STEP_STRATEGIES)}")
+    if name == "committee":
+        from coinswarm.committee import Committee
+
+        return Committee.default()
+    from coinswarm.strategies import get_strategy
+
+    return get_strategy(name)
+
+
+class Stepper:
+    """One strategy over ``symbols``, one closed bar at a time.
+
+    Parameters
+    ----------
+    name : str
+        One of :data:`STEP_STRATEGIES` (anything else: :class:`ConfigError` listing them).
+    symbols : sequence of str
+        The symbols, in the order of every target row.
+    params : mapping, optional
+        The strategy's parameters (``[strategy.params]`` of the config).
+    """
+
+    def __init__(self, name: str, symbols: Sequence[str], params: Mapping[str, Any] | None = None) -> None:
+        self.name, self.symbols = name, tuple(symbols)
+        self.strategy = _strategy(name)
+        self.params = self.strategy._params(dict(params) if params else None)
+        self.m = len(self.symbols)
+        self.joint = name == "committee"
+        self.orders_only = name in _ORDERS_ONLY
+        self.allow_short = bool(getattr(self.strategy, "allow_short", False))
+        self.max_leverage = float(getattr(self.strategy, "max_leverage", 1.0))
+        self.states: list[State] = self._fresh()
+        self.last = np.full(self.m, np.nan)  # last executed target per symbol (orders_only)
+        self._target = np.full(self.m, np.nan)
+
+    def _fresh(self) -> list[State]:
+        if self.joint:
+            return [self.strategy.init(self.symbols, self.params)]
+        return [self.strategy.init(self.params) for _ in self.symbols]
+
+    def warmup(self) -> int:
+        """Bars the strategy needs before its first meaningful decision."""
+        return int(self.strategy.warmup(self.params))
+
+    def decide(self, bars: Sequence[Bar | None]) -> np.ndarray:
+        """Step the strategy on one closed bar per symbol (None: the symbol has no bar at this
+        time) and return the target row (a reused array: copy it to keep it)."""
+        target = self._target
+        target[:] = np.nan
+        if self.joint:
+            if any(b is None for b in bars):
+                return target  # the committee decides on the symbols' common bars only
+            _, out = self.strategy.step(self.states[0], bars)
+            self._executed(out.target, target)
+            return target
+        for j, bar in enumerate(bars):
+            if bar is None:
+                continue
+            _, vote = self.strategy.step(self.states[j], bar)
+            if self.orders_only:
+                self._executed(np.array([vote.vote]), target, j)
+            else:
+                target[j] = vote.vote
+        return target
+
+    def _executed(self, executed: np.ndarray, target: np.ndarray, j0: int = 0) -> None:
+        for k, x in enumerate(executed):
+            j = j0 + k
+            if not x == self.last[j]:
+                target[j] = x
+            self.last[j] = x
+
+    # -- persistence --------------------------------------------------------------------
+    def to_record(self) -> dict:
+        """The strategy's whole state as a JSON-able record (states' bytes in base64)."""
+        return {"name": self.name, "symbols": list(self.symbols),
+                "states": [base64.b64encode(s.to_bytes()).decode() for s in self.states],
+                "last": [None if math.isnan(x) else float(x) for x in self.last]}
+
+    def load_record(self, record: Mapping[str, Any]) -> None:
+        """Restore :meth:`to_record` (refuses a record of another strategy or symbols)."""
+        if record.get("name") != self.name or tuple(record.get("symbols", ())) != self.symbols:
+            raise StateError(f"stored strategy state is {record.get('name')!r} on {record.get('symbols')}; this "
+                             f"run is {self.name!r} on {list(self.symbols)} (use another --db)")
+        states = [State.from_bytes(base64.b64decode(blob)) for blob in record["states"]]
+        if len(states) != len(self.states):
+            raise StateError(f"stored strategy state holds {len(states)} states, expected {len(self.states)}")
+        self.states = states
+        self.last = np.array([np.nan if x is None else float(x) for x in record["last"]], dtype=np.float64)
+
+    def targets_for_backtest(self, frames: Mapping[str, Any]) -> Any:
+        """What the backtester simulates for this strategy on ``frames`` (parity's reference)."""
+        import pandas as pd
+
+        if self.joint:
+            return None
+        parts = {s: self.strategy.targets(frames[s], self.params) for s in self.symbols}
+        if self.m == 1:
+            return parts[self.symbols[0]]
+        return pd.DataFrame(parts)

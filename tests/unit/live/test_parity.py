@@ -1,0 +1,60 @@
+"""Parity, the issue's bar: one year of real hourly candles of two symbols (Binance BTC/USDT and
+ETH/USDT, 2021), replayed through the daemon (paper broker, SQLite ledger) and backtested with
+``Committee.backtest``: every order and every fill identical (``==`` on every float), and the
+``coinswarm parity`` command says so on its last line with exit code 0."""
+
+from __future__ import annotations
+
+import pytest
+
+from coinswarm.cli.main import main
+from coinswarm.live.parity import compare
+
+DATA = ["binance:BTC/USDT:1h", "binance:ETH/USDT:1h"]
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_one_year_two_symbols_committee_bit_for_bit():
+    report = compare(DATA, "committee", "2021-01-01", "2021-12-31")
+    assert report.identical, report.first
+    assert report.orders == report.fills == report.backtest_fills > 300
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_parity_command_last_line_and_exit_code(capsys):
+    args = ["parity", "--strategy", "mean_reversion", "--start", "2021-01-01", "--end", "2021-12-31"]
+    for source in DATA:
+        args += ["--data", source]
+    assert main(args) == 0
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    assert last.startswith("parity: ") and last.endswith(" fills compared, 0 differences")
+    n_orders, n_fills = (int(last.split()[1]), int(last.split()[3]))
+    assert n_orders == n_fills > 100
+
+
+@pytest.mark.parametrize("column,cause", [("fee", "cost"), ("price", "price"), ("time", "timing")])
+def test_a_divergence_is_found_and_named(monkeypatch, capsys, column, cause):
+    import pandas as pd
+
+    from coinswarm.live import parity
+
+    real = parity.backtest_fills
+
+    def altered(*args, **kwargs):
+        fills = real(*args, **kwargs).copy()
+        k = len(fills) // 2
+        if column == "time":
+            fills.loc[k, "time"] = fills.loc[k, "time"] + pd.Timedelta(hours=1)
+        else:
+            fills.loc[k, column] = fills.loc[k, column] * (1 + 1e-12)
+        return fills
+
+    monkeypatch.setattr(parity, "backtest_fills", altered)
+    report = parity.compare(DATA[:1], "trend", "2021-01-01", "2021-02-28")
+    assert report.differences >= 1 and report.cause == cause, report.first
+    args = ["parity", "--data", DATA[0], "--strategy", "trend", "--start", "2021-01-01", "--end", "2021-02-28"]
+    assert main(args) == 1
+    out = capsys.readouterr().out
+    assert f"first divergence ({cause})" in out and not out.strip().endswith(" 0 differences")
