@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from coinswarm.backtest.engine import day_end_mask
-from coinswarm.backtest.walkforward import WalkForwardReport, walk_forward
+from coinswarm.backtest.walkforward import Gate, WalkForwardReport, walk_forward
 from coinswarm.costs import Costs
 from coinswarm.data.catalog import catalog_name
 from coinswarm.data.load import load_funding, load_ohlcv
@@ -108,7 +108,7 @@ def _settings(pairs, start, end, fee_bps, train, test) -> dict:
     return {"pairs": list(pairs), "start": start, "end": end, "fee_bps": fee_bps, "slippage_bps": 0.0,
             "execution": "next_open", "train": train, "test": test, "grids": grids,
             "combos": {s: len(expand_grid(get_strategy(s), g)) for s, g in grids.items()},
-            "gate": "OOS Sharpe >= 1.5 and DSR >= 0.95 (min 10 trades)"}
+            "gate": str(Gate())}
 
 
 def write_report(evidence: dict, out: Path, btc: pd.DataFrame, costs: Costs) -> None:

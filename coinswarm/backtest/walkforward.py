@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from coinswarm.backtest.defaults import GATE_DEFAULTS, describe_gate
 from coinswarm.backtest.engine import (
     Result,
     _json_safe,
@@ -54,15 +55,18 @@ class Gate:
     min_dsr : float
         Deflated Sharpe Ratio over every trial of every fold.
     max_pbo : float, optional
-        Probability of backtest overfitting (CSCV); not checked when None.
+        Probability of backtest overfitting (CSCV); not checked when None (or 1).
     min_trades : int
         Minimum OOS round trips (a gate on 2 trades says nothing).
+
+    The defaults (:data:`coinswarm.backtest.defaults.GATE_DEFAULTS`: Sharpe ≥ 1.5, DSR ≥ 0.95,
+    PBO ≤ 0.5, 10 trades) are those of ``coinswarm walkforward`` and ``coinswarm evidence``.
     """
 
-    min_sharpe: float = 1.5
-    min_dsr: float = 0.95
-    max_pbo: float | None = None
-    min_trades: int = 10
+    min_sharpe: float = GATE_DEFAULTS["min_sharpe"]
+    min_dsr: float = GATE_DEFAULTS["min_dsr"]
+    max_pbo: float | None = GATE_DEFAULTS["max_pbo"]
+    min_trades: int = GATE_DEFAULTS["min_trades"]
 
     def __post_init__(self) -> None:
         def real(value) -> bool:
@@ -90,6 +94,9 @@ class Gate:
         if not (n_trades >= self.min_trades):
             reasons.append(f"{int(n_trades)} OOS trades < {self.min_trades}")
         return reasons
+
+    def __str__(self) -> str:
+        return describe_gate(self.min_sharpe, self.min_dsr, self.max_pbo, self.min_trades)
 
 
 @dataclass

@@ -1,0 +1,132 @@
+"""Issue 21: the command line a newcomer meets — help with defaults and choices, --version,
+--config files, the default data said aloud, fee warnings, broken pipes, one unit convention."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from coinswarm.cli import build_parser, main
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _help(capsys, *argv) -> str:
+    assert main([*argv, "--help"]) == 0
+    return " ".join(capsys.readouterr().out.split())
+
+
+def test_help_shows_defaults_choices_and_examples(capsys):
+    text = _help(capsys, "walkforward")
+    for needle in ("(default: 365D)", "(default: sharpe)", "(default: 0.5)", "(default: 10.0)",
+                   "a registered strategy: arbitrage, carry, committee", "examples: coinswarm walkforward"):
+        assert needle in text, needle
+    objective = text.split("--objective METRIC")[1].split("(default")[0]
+    assert "sharpe" in objective and "fast" not in objective and "slow" not in objective
+    top = _help(capsys)
+    assert "examples:" in top and "fractions in data" in top and "exit codes" in top
+
+
+def test_version(capsys):
+    assert main(["--version"]) == 0
+    assert capsys.readouterr().out.startswith("coinswarm ")
+
+
+def test_parsing_and_top_level_help_load_no_numba():
+    code = ("import sys; from coinswarm.cli import build_parser; build_parser().parse_args(['backtest', "
+            "'--fee-bps', '5']); assert 'numba' not in sys.modules and 'pandas' not in sys.modules")
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
+                   timeout=60)
+
+
+def test_left_out_data_is_said_on_stderr_and_fees_above_the_bound_warn(capsys):
+    assert main(["backtest", "--start", "2024-06", "--end", "2024-06-30", "--fee-bps", "150"]) == 0
+    out, err = capsys.readouterr()
+    assert "no --data given: using binance:BTC/USDT:1h" in err
+    assert "warning: --fee-bps 150 is 1.5% per fill" in err
+    assert "fees 150 bps" in out and "BTC/USDT" in out
+
+
+def test_config_file_gives_defaults_and_flags_win(capsys, tmp_path):
+    out = tmp_path / "r.json"
+    assert main(["backtest", "--config", str(ROOT / "runners" / "research.example.toml"),
+                 "--start", "2023", "--json", str(out)]) == 0
+    report = json.loads(out.read_text())
+    assert report["params"] == {"fast": 20, "slow": 100}
+    assert report["assumptions"]["slippage_bps"] == 2 and report["assumptions"]["start"].startswith("2023-01-01")
+    assert "fees 10 bps, slippage 2 bps" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(("text", "match"), [
+    ("fee_bps = 20000", "outside the valid range"),
+    ("fees = 10", "'fees' is no flag of"),
+    ("[backtest]\ngrid = '1'", "[backtest] 'grid' is not a flag of backtest"),
+    ("[bactest]\nstart = '2020'", "table [bactest] is not one of"),
+    ("execution = 'later'", "'later' is not one of next_open, close"),
+    ("no_progress = 'yes'", "must be true or false"),
+    ("start = [1, [2]]", "must be a string or a number"),
+    ("start = ", "is not valid TOML"),
+])
+def test_a_bad_config_file_is_one_line(capsys, tmp_path, text, match):
+    path = tmp_path / "bad.toml"
+    path.write_text(text + "\n")
+    assert main(["backtest", "--config", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and match in err, err
+
+
+def test_data_list_into_a_closed_pipe_is_quiet():
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run(f"{sys.executable} -m coinswarm.cli data list | head -1", shell=True, env=env,
+                          capture_output=True, text=True, timeout=60, cwd=ROOT)
+    assert proc.stdout.count("\n") == 1 and proc.stderr == "", proc.stderr
+
+
+def test_a_missing_data_dir_is_one_line_before_listing(capsys, monkeypatch, tmp_path):
+    monkeypatch.setenv("COINSWARM_DATA_DIR", str(tmp_path / "nowhere"))
+    assert main(["data", "list"]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and "COINSWARM_DATA_DIR" in err and "is not an existing folder" in err
+
+
+def test_sweep_table_in_percent_and_drawdown_sorted_best_first(capsys, tmp_path):
+    csv = tmp_path / "s.csv"
+    assert main(["sweep", "--start", "2023", "--grid", "fast=5,10,20;slow=50,100", "--sort", "max_drawdown",
+                 "--no-progress", "--csv", str(csv)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert "fees 10 bps" in lines[0] and "sorted by max_drawdown, best first" in lines[0]
+    header = lines[1].split()
+    assert "total_return%" in header and "max_drawdown%" in header
+    column = header.index("max_drawdown%")
+    drawdowns = [float(line.split()[column]) for line in lines[2:]]
+    assert drawdowns == sorted(drawdowns) and all(0 < d < 100 for d in drawdowns)
+    import pandas as pd
+
+    table = pd.read_csv(csv)  # data stays in fractions
+    assert table["max_drawdown"].max() < 1 and round(100 * table["max_drawdown"].min(), 2) == drawdowns[0]
+
+
+def test_fees_print_the_same_from_python_and_the_cli(capsys):
+    import coinswarm as cs
+
+    btc = cs.load_ohlcv("binance:BTC/USDT:1h", start="2024-06", end="2024-06-30")
+    sma = cs.get_strategy("sma_cross")
+    targets = sma.targets(btc, cs.SmaCrossParams(fast=10, slow=50))
+    for fee in (10, 10.0):
+        text = str(cs.simulate(btc, targets, costs=cs.Costs(fee_bps=fee)))
+        assert "fees 10 bps, slippage 0 bps" in text and " days, " in text
+
+
+def test_walkforward_and_evidence_share_one_gate():
+    import coinswarm as cs
+    from coinswarm.backtest.defaults import GATE_DEFAULTS
+
+    assert cs.Gate().max_pbo == GATE_DEFAULTS["max_pbo"] == 0.5
+    defaults = {a.dest: a.default for a in build_parser()._subparsers._group_actions[0].choices["walkforward"]._actions}
+    assert {k: defaults[k] for k in ("min_sharpe", "min_dsr", "max_pbo")} == {
+        k: GATE_DEFAULTS[k] for k in ("min_sharpe", "min_dsr", "max_pbo")}
+    assert str(cs.Gate()) == "OOS Sharpe >= 1.5, DSR >= 0.95, PBO <= 0.5 (min 10 trades)"
+    assert cs.Gate().evaluate(2.0, 0.99, 0.7, 50) == ["PBO 0.700 > 0.5"]
