@@ -14,7 +14,6 @@ from coinswarm.errors import CoinswarmError, ConfigError
 
 __all__ = ["build_parser", "main", "parse_grid", "parse_params", "parse_values"]
 
-APPLIER_NICE = 10  # the applier is a projection of the commit stream: decisions get the CPU first
 #: Exit codes: 0 done, 1 gate failed / stack down, 2 bad input or environment, 3 a bug (please report).
 EXIT_BAD_INPUT, EXIT_BUG = 2, 3
 
@@ -230,45 +229,6 @@ def cmd_evidence(args) -> int:
     return 0
 
 
-def cmd_quorum(args) -> int:
-    import os
-
-    from coinswarm.memory.service import QuorumSettings, run_until_signalled, serve_applier, serve_node
-
-    nats, store = args.nats or os.environ.get("COINSWARM_NATS_URL"), args.store or os.environ.get(
-        "COINSWARM_POSTGRES_URL")
-    if not nats or not store:
-        raise ConfigError("quorum needs --nats and --store (or COINSWARM_NATS_URL and COINSWARM_POSTGRES_URL)")
-    settings = QuorumSettings(nats, store, tuple(m.strip() for m in args.managers.split(",") if m.strip()),
-                              f=args.f, timeout_ms=args.timeout_ms, failover_ms=args.failover_ms,
-                              poll_ms=args.poll_ms or None)
-    nice = args.nice if args.nice is not None else APPLIER_NICE if args.role == "applier" else 0
-    try:
-        os.nice(nice)
-    except OSError as exc:
-        raise ConfigError(f"--nice {nice}: cannot change this process's CPU priority ({exc})") from exc
-    if args.role == "node":
-        if not args.name:
-            raise ConfigError("quorum node needs --name (one of --managers)")
-        node = run_until_signalled(serve_node, settings, args.name,
-                                   lambda: print(f"{args.name}: ready on {nats}", flush=True))
-        print(f"{args.name}: stopped after {node.published} commits published, {node.taken_over} taken over "
-              f"from a silent coordinator, {node.resent} vote messages re-sent, {node.bad_messages} bad messages"
-              + _read_errors(node))
-    else:
-        applier = run_until_signalled(serve_applier, settings, lambda: print(f"applier: ready on {nats}", flush=True))
-        print(f"applier: stopped after {applier.applied} applied, {applier.duplicates} duplicates, "
-              f"{applier.refused} refused, {len(applier.failed)} failed" + _read_errors(applier))
-    return 0
-
-
-def _read_errors(member) -> str:
-    """``, N failed stream reads (last: …)`` when a quorum member's polls of the commit stream raised."""
-    if not member.failed_reads:
-        return ""
-    return f", {member.failed_reads} failed stream reads (last: {member.last_read_error})"
-
-
 def cmd_stack(args) -> int:
     from coinswarm import stack
 
@@ -430,22 +390,9 @@ def _add_service_commands(sub) -> None:
     p.add_argument("stack_cmd", choices=("up", "down", "status"))
     p.add_argument("--dir", default=None, help="data and state directory (default <tmp>/coinswarm-stack)")
     p.set_defaults(func=cmd_stack)
-    p = sub.add_parser("quorum", help="run one quorum member (manager node or applier) until SIGINT/SIGTERM")
-    p.add_argument("role", choices=("node", "applier"))
-    p.add_argument("--name", default=None, help="the manager this node runs (role node)")
-    p.add_argument("--managers", default="m1,m2,m3,m4", help="every manager, comma-separated, same order everywhere")
-    p.add_argument("--f", type=checks.whole(0, 1_000), default=1, help="Byzantine managers tolerated (n ≥ 3f + 1)")
-    p.add_argument("--nats", default=None, help="NATS URL (default $COINSWARM_NATS_URL)")
-    p.add_argument("--store", default=None, help="store URL (default $COINSWARM_POSTGRES_URL)")
-    p.add_argument("--timeout-ms", type=checks.whole(1, 3_600_000), default=5_000)
-    p.add_argument("--failover-ms", type=checks.whole(1, 3_600_000), default=500)
-    p.add_argument("--poll-ms", type=checks.finite, default=20.0,
-                   help="applier: read the commit stream in bursts, sleeping this long when it is drained "
-                        "(0: have each commit pushed as it comes)")
-    p.add_argument("--nice", type=checks.whole(0, 19), default=None,
-                   help="lower this process's CPU priority by this much (default: 10 for the applier, 0 for a "
-                        "node: on a shared machine the decisions go first, the store catches up in bigger batches)")
-    p.set_defaults(func=cmd_quorum)
+    from coinswarm.cli import quorum
+
+    quorum.add_commands(sub)
 
 
 def _add_data_commands(sub) -> None:

@@ -130,3 +130,39 @@ def test_walkforward_and_evidence_share_one_gate():
         k: GATE_DEFAULTS[k] for k in ("min_sharpe", "min_dsr", "max_pbo")}
     assert str(cs.Gate()) == "OOS Sharpe >= 1.5, DSR >= 0.95, PBO <= 0.5 (min 10 trades)"
     assert cs.Gate().evaluate(2.0, 0.99, 0.7, 50) == ["PBO 0.700 > 0.5"]
+
+
+def test_quorum_submit_and_decisions_refuse_bad_input_before_connecting(capsys, monkeypatch, tmp_path):
+    monkeypatch.delenv("COINSWARM_NATS_URL", raising=False)
+    cases = [(["quorum", "submit", str(tmp_path / "none.json")], "no such file"),
+             (["quorum", "submit", str(ROOT / "runners" / "proposal.example.json")], "needs --nats"),
+             (["quorum", "decisions"], "needs --nats"),
+             (["quorum", "decisions", "--count", "0"], "outside the valid range 1"),
+             (["quorum", "nope"], "invalid choice")]
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"kind": "planner_weights", "submitter": "me"}\n')
+    cases.append((["quorum", "submit", str(bad)], "missing ['data_time']"))
+    bad2 = tmp_path / "bad2.json"
+    bad2.write_text("not json\n")
+    cases.append((["quorum", "submit", str(bad2)], "neither JSON nor JSON lines"))
+    for argv, match in cases:
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and match in err, (argv, err)
+
+
+def test_quorum_submit_reads_a_list_json_lines_and_fills_id_and_time():
+    from coinswarm.cli.quorum import read_proposals
+
+    one = json.loads((ROOT / "runners" / "proposal.example.json").read_text())
+    loose = {k: v for k, v in one.items() if k != "id"}
+    got = read_proposals(str(ROOT / "runners" / "proposal.example.json"), now_ms=1_735_690_000_000)
+    assert [p.id for p in got] == ["example-planner-weights-1"] and got[0].timestamp == 1_735_690_000_000
+    import io
+
+    sys.stdin, saved = io.StringIO(json.dumps(loose) + "\n" + json.dumps(one) + "\n"), sys.stdin
+    try:
+        both = read_proposals("-", now_ms=1_735_690_000_000)
+    finally:
+        sys.stdin = saved
+    assert both[0].id.startswith("cli-") and both[1].id == one["id"]
