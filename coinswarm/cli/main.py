@@ -105,8 +105,11 @@ def cmd_backtest(args) -> int:
                          init_cash=args.init_cash, execution=args.execution,
                          max_leverage=max_leverage, allow_short=allow_short)
     print(result)
-    _write_json(args.json, {"strategy": strategy.name, "params": params._asdict(),
-                            **result.to_dict()})
+    if args.json:
+        from coinswarm.backtest.export import series_dict
+
+        _write_json(args.json, {"strategy": strategy.name, "params": params._asdict(), **result.to_dict(),
+                                **series_dict(result)})
     if args.plot:
         result.plot(args.plot)
     return 0
@@ -169,7 +172,9 @@ def cmd_walkforward(args) -> int:
     )
     print(report)
     if args.json:
-        report.to_json(args.json)
+        from coinswarm.backtest.export import series_dict
+
+        _write_json(args.json, {**report.to_dict(), **series_dict(report.oos)})
     if args.plot:
         report.plot(args.plot)
     return 1 if (args.require_pass and not report.passed) else 0

@@ -166,3 +166,30 @@ def test_quorum_submit_reads_a_list_json_lines_and_fills_id_and_time():
     finally:
         sys.stdin = saved
     assert both[0].id.startswith("cli-") and both[1].id == one["id"]
+
+
+def test_json_holds_equity_fills_and_folds(tmp_path):
+    bt, wf = tmp_path / "b.json", tmp_path / "w.json"
+    assert main(["backtest", "--start", "2023", "--params", "fast=10,slow=50", "--json", str(bt)]) == 0
+    report = json.loads(bt.read_text())
+    assert len(report["equity"]["time"]) == len(report["equity"]["equity"]) == report["assumptions"]["n_bars"]
+    assert len(report["fills"]) == report["metrics"]["n_fills"] > 0
+    assert set(report["fills"][0]) == {"time", "symbol", "side", "qty", "price", "fee"}
+    assert report["equity"]["equity"][-1] == pytest.approx(report["metrics"]["final_equity"])
+    assert main(["walkforward", "--start", "2022", "--end", "2023", "--grid", "fast=10,20;slow=50,100",
+                 "--train", "180D", "--test", "90D", "--no-progress", "--json", str(wf)]) == 0
+    walk = json.loads(wf.read_text())
+    assert len(walk["folds"]) == 7 and walk["equity"]["time"][0].startswith("2022-06-30")
+    assert len(walk["fills"]) == walk["oos_metrics"]["n_fills"]
+
+
+def test_a_walk_forward_report_has_a_short_repr_and_an_html_one():
+    import coinswarm as cs
+
+    btc = cs.load_ohlcv("binance:BTC/USDT:1h", start="2022", end="2023")
+    report = cs.walk_forward("sma_cross", btc, {"fast": [10, 20], "slow": [50, 100]}, train="180D", test="90D")
+    text = repr(report)
+    assert text.startswith("<WalkForwardReport sma_cross: 7 folds, 28 trials") and len(text) < 200
+    assert repr(report.oos).startswith("<Result 2022-06-30") and len(repr(report.oos)) < 400
+    html = report._repr_html_()
+    assert html.count("<tr>") == 10 + 1 + 7 and "PBO &lt;= 0.5" in html and len(html) < 5_000
