@@ -239,10 +239,15 @@ def _slice(prices, lo, hi):
 
 
 def _choose(table: pd.DataFrame, objective: str, fields: tuple) -> tuple[dict, dict]:
-    if objective not in table.columns:
-        raise ConfigError(f"objective '{objective}' is not a metric; use one of {list(table.columns)}")
+    """The best row of a training sweep by ``objective`` (the smallest for a metric where
+    smaller is better, such as ``max_drawdown``; see :data:`~coinswarm.backtest.units.LOWER_IS_BETTER`)."""
+    from coinswarm.backtest.units import LOWER_IS_BETTER
+
+    if objective not in METRIC_NAMES:
+        raise ConfigError(f"objective '{objective}' is not a metric; use one of {', '.join(METRIC_NAMES)}")
     scores = table[objective].to_numpy(dtype=np.float64)
-    row = int(np.nanargmax(scores)) if np.isfinite(scores).any() else 0
+    best = np.nanargmin if objective in LOWER_IS_BETTER else np.nanargmax
+    row = int(best(scores)) if np.isfinite(scores).any() else 0
     params = {f: table[f].iloc[row] for f in fields}
     params = {k: v.item() if hasattr(v, "item") else v for k, v in params.items()}
     keep = ("sharpe", "total_return", "max_drawdown", "n_trades")
@@ -286,9 +291,12 @@ def walk_forward(
     embargo : str, optional
         Time skipped between the train window's end and the test window's start (≥ 0).
     objective : str
-        Metric maximised on each train window (any sweep column; default Sharpe).
+        The metric (:data:`~coinswarm.kernels.metrics.METRIC_NAMES`) each train window
+        optimises: maximised, or minimised for the metrics where smaller is better
+        (``max_drawdown``, ``max_drawdown_days``, ``ann_volatility``, ``fees_paid``, ``turnover``).
     gate : Gate
-        Acceptance criteria (default: OOS Sharpe ≥ 1.5 and DSR ≥ 0.95).
+        Acceptance criteria (default ``Gate()``: OOS Sharpe ≥ 1.5, DSR ≥ 0.95, PBO ≤ 0.5,
+        10 trades; the same as ``coinswarm walkforward`` and ``coinswarm evidence``).
     costs, init_cash, execution, client, progress
         As in :func:`coinswarm.sweep`.
     pbo_splits : int

@@ -363,7 +363,8 @@ def _add_research_commands(sub) -> None:
     p.add_argument("--purge", default=None, type=checks.duration, help="≥ 0 (default: the warm-up)")
     p.add_argument("--embargo", default=None, type=checks.duration, help="≥ 0 (default 0)")
     p.add_argument("--objective", default="sharpe", choices=checks.LazyChoices(checks.metric_names),
-                   metavar="METRIC", help="the metric each training window maximises: %(choices)s")
+                   metavar="METRIC", help="the metric each training window optimises (drawdowns, volatility, fees and "
+                        "turnover: smallest; the rest: largest): %(choices)s")
     p.add_argument("--min-sharpe", type=checks.finite, default=GATE_DEFAULTS["min_sharpe"],
                    help="gate: least OOS Sharpe (daily, √365)")
     p.add_argument("--min-dsr", type=checks.probability, default=GATE_DEFAULTS["min_dsr"],
@@ -395,9 +396,10 @@ def _add_service_commands(sub) -> None:
     p.add_argument("stack_cmd", choices=("up", "down", "status"))
     p.add_argument("--dir", default=None, help="data and state directory (default <tmp>/coinswarm-stack)")
     p.set_defaults(func=cmd_stack)
-    from coinswarm.cli import quorum
+    from coinswarm.cli import quorum, warm
 
     quorum.add_commands(sub)
+    warm.add_commands(sub)
 
 
 def _add_data_commands(sub) -> None:

@@ -193,3 +193,15 @@ def test_a_walk_forward_report_has_a_short_repr_and_an_html_one():
     assert repr(report.oos).startswith("<Result 2022-06-30") and len(repr(report.oos)) < 400
     html = report._repr_html_()
     assert html.count("<tr>") == 10 + 1 + 7 and "PBO &lt;= 0.5" in html and len(html) < 5_000
+
+
+def test_a_lower_is_better_objective_chooses_the_smallest():
+    import pandas as pd
+
+    from coinswarm.backtest.walkforward import _choose
+
+    table = pd.DataFrame({"fast": [5, 10, 20], "sharpe": [1.0, 2.0, 0.5], "total_return": [0.1, 0.2, 0.3],
+                          "max_drawdown": [0.4, 0.1, 0.6], "n_trades": [10, 12, 14]})
+    assert _choose(table, "max_drawdown", ("fast",))[0] == {"fast": 10}
+    assert _choose(table, "sharpe", ("fast",))[0] == {"fast": 10}
+    assert _choose(table, "total_return", ("fast",))[0] == {"fast": 20}
