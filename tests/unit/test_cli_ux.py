@@ -205,3 +205,12 @@ def test_a_lower_is_better_objective_chooses_the_smallest():
     assert _choose(table, "max_drawdown", ("fast",))[0] == {"fast": 10}
     assert _choose(table, "sharpe", ("fast",))[0] == {"fast": 10}
     assert _choose(table, "total_return", ("fast",))[0] == {"fast": 20}
+
+
+@pytest.mark.timeout(600)
+def test_warm_runs_every_public_path_once(capsys):
+    assert main(["warm"]) == 0
+    out = capsys.readouterr().out
+    for step in ("simulate and sweep", "walk-forward", "agents and regimes", "committee",
+                 "kernels compiled and cached"):
+        assert step in out, out
