@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from coinswarm.backtest.engine import day_end_mask
+from coinswarm.backtest.units import bps
 from coinswarm.backtest.walkforward import Gate, WalkForwardReport, walk_forward
 from coinswarm.costs import Costs
 from coinswarm.data.catalog import catalog_name
@@ -134,7 +135,7 @@ def render_markdown(evidence: dict, committee_result) -> str:
     lines = [
         "# Agents and committee: walk-forward evidence on real data",
         "",
-        f"Binance 1h, {s['start']} → {s['end']}; fees {s['fee_bps']} bps, slippage 0, decisions at the close "
+        f"Binance 1h, {s['start']} → {s['end']}; fees {bps(s['fee_bps'])}, slippage 0, decisions at the close "
         f"filled at the next open; rolling walk-forward train {s['train']} / test {s['test']}, purge = warm-up; "
         f"each fold picks its parameters on its train window from the strategy's default grid "
         f"({', '.join(f'{k}: {v}' for k, v in s['combos'].items())} combos). Gate: {s['gate']}. "

@@ -70,7 +70,7 @@ def test_evidence_cli_writes_report_and_figures(tmp_path, capsys):
                  "--train", "180D", "--test", "90D", "--out", str(out), "--no-progress"]) == 0
     text = (out / "agents_walkforward.md").read_text()
     for needle in ("| BTC/USDT | committee |", "| ETH/USDT vs BTC/USDT | arbitrage |", "| ETH spot/perp | carry |",
-                   "Correlation", "fees 10.0 bps"):
+                   "Correlation", "fees 10 bps"):
         assert needle in text
     data = json.loads((out / "agents_walkforward.json").read_text())
     assert len(data["rows"]) == 2 * 5 + 1 + 2
