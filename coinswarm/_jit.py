@@ -94,6 +94,49 @@ else:
         CacheImpl._locator_classes[:0] = package_locators()
 
 
+def compile_notice_wanted() -> bool:
+    """Whether to say "compiling kernels" on stderr: a terminal or a notebook reads it; a
+    redirected stderr (a log, a test, a pipe) is kept to errors. ``COINSWARM_COMPILE_NOTICE=0``
+    silences it, ``=1`` forces it."""
+    import sys
+
+    forced = os.environ.get("COINSWARM_COMPILE_NOTICE", "").strip()
+    if forced in ("0", "1"):
+        return forced == "1"
+    stream = sys.stderr
+    return bool(stream is not None and (getattr(stream, "isatty", lambda: False)() or "ipykernel" in sys.modules))
+
+
+def install_compile_notice() -> None:
+    """One line on stderr the first time a coinswarm kernel compiles in this process (a fresh
+    install, or after an upgrade or an edit of the package): the minute of waiting is explained
+    once; a cached kernel loads without it."""
+    from numba.core import event
+
+    class Notice(event.Listener):
+        said = False
+
+        def on_start(self, ev) -> None:
+            dispatcher = (ev.data or {}).get("dispatcher")
+            module = getattr(getattr(dispatcher, "py_func", None), "__module__", "") or ""
+            if Notice.said or not module.startswith("coinswarm.") or not compile_notice_wanted():
+                return
+            Notice.said = True
+            import sys
+
+            print("coinswarm: compiling kernels (first run only: cached for every later run)…", file=sys.stderr,
+                  flush=True)
+
+        def on_end(self, ev) -> None:
+            pass
+
+    event.register("numba:compile", Notice())
+
+
+if not NUMBA_DISABLED:
+    install_compile_notice()
+
+
 # Division by zero gives inf/NaN as in numpy instead of raising: Python's check is a branch on
 # every division, and a loop with a possible raise does not compile to vector code (measured:
 # the committee's loop 154 → 138 ns/bar). The kernels guard their divisions themselves (the

@@ -93,6 +93,15 @@ class GapError(DataError):
     """Missing bars where the gap policy is ``"raise"``."""
 
 
+class GapWarning(UserWarning):
+    """Candles have missing bars (the ``gaps="warn"`` policy); agents count bars, so a gap is
+    treated as one step.
+
+    Issued once per dataset (its source, timeframe and first and last bar) per process, not on
+    every call over the same candles; :func:`coinswarm.agents.reset_gap_warnings` shows them
+    again, and ``gaps="raise"`` turns them into a :class:`GapError` every time."""
+
+
 class ChecksumError(DataError):
     """A file's sha256 differs from the catalog's."""
 

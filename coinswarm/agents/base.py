@@ -19,12 +19,13 @@ import numpy as np
 import pandas as pd
 
 from coinswarm.agents.state import State, check_layout, layout_id
-from coinswarm.data.validate import OHLCV_COLUMNS, check_values, iso_utc, validate_ohlcv
+from coinswarm.data.validate import OHLCV_COLUMNS, check_values, gap_policy, iso_utc, validate_ohlcv
 from coinswarm.errors import (
     ConfigError,
     DataError,
     DuplicateTimestampError,
     GapError,
+    GapWarning,
     MissingValueError,
     UnsortedTimestampError,
 )
@@ -72,14 +73,6 @@ def check_bar_time(clock: np.ndarray | None, time_ms: int, source: str | None = 
                 column="time", value=time_ms)
 
 
-class GapWarning(UserWarning):
-    """Candles have missing bars; agents count bars, so a gap is treated as one step.
-
-    Issued once per dataset (its source, timeframe and first and last bar) per process, not on
-    every call over the same candles; :func:`reset_gap_warnings` shows them again, and
-    ``gaps="raise"`` turns them into a :class:`~coinswarm.errors.GapError` every time."""
-
-
 _GAPS_WARNED: set[tuple] = set()
 
 
@@ -96,6 +89,7 @@ def _gap_key(frame: pd.DataFrame, report: Any) -> tuple:
             index[-1] if len(index) else None, len(index), report.missing_bars, report.n_gaps)
 
 
+#: The gap policies an agent, the regimes and the committee take (``"ffill"`` is for loading only).
 GAP_POLICIES = ("warn", "raise", "ignore")
 
 
@@ -162,8 +156,7 @@ def check_prices(frame: pd.DataFrame, gaps: str = "warn") -> None:
     (default; once per dataset, see :class:`GapWarning`) or pass (``"ignore"``). Zero volume
     is valid: no agent weights by volume.
     """
-    if gaps not in GAP_POLICIES:
-        raise ConfigError(f"gaps must be one of {GAP_POLICIES}, not {gaps!r}")
+    gaps = gap_policy(gaps, GAP_POLICIES, "cs.load_ohlcv(..., gaps='ffill') fills bars before an agent sees them")
     if not isinstance(frame, pd.DataFrame):
         raise ConfigError(f"expected an OHLCV DataFrame, got {type(frame).__name__}")
     source = frame.attrs.get("source")

@@ -323,14 +323,20 @@ class Result:
         return summary_html(self)
 
     def __str__(self) -> str:
+        from coinswarm.backtest.units import bps, days, percent
+
         a, m = self.assumptions, self.metrics
         return (
             f"Result {a['start']} → {a['end']} ({a['n_bars']} bars, {', '.join(a['symbols'])}), "
-            f"fees {a['fee_bps']} bps, slippage {a['slippage_bps']} bps, fills at {a['execution']}: "
-            f"total return {m['total_return']:.2%}, Sharpe {m['sharpe']:.2f}, "
-            f"max drawdown {m['max_drawdown']:.2%}, {int(m['n_trades'])} trades"
+            f"fees {bps(a['fee_bps'])}, slippage {bps(a['slippage_bps'])}, fills at {a['execution']}: "
+            f"total return {percent(m['total_return'])}, Sharpe {m['sharpe']:.2f}, "
+            f"max drawdown {percent(m['max_drawdown'])} over {days(m['max_drawdown_days'])} days, "
+            f"{int(m['n_trades'])} trades"
             + (f"; BANKRUPT at {self.bankrupt.isoformat()}: closed out, trading stopped" if self.bankrupt else "")
         )
+
+    def __repr__(self) -> str:
+        return f"<{self}>"
 
 
 def _json_safe(obj):

@@ -16,7 +16,8 @@ import numpy as np
 import pandas as pd
 
 from coinswarm.backtest.engine import day_end_mask
-from coinswarm.backtest.walkforward import WalkForwardReport, walk_forward
+from coinswarm.backtest.units import bps
+from coinswarm.backtest.walkforward import Gate, WalkForwardReport, walk_forward
 from coinswarm.costs import Costs
 from coinswarm.data.catalog import catalog_name
 from coinswarm.data.load import load_funding, load_ohlcv
@@ -108,7 +109,7 @@ def _settings(pairs, start, end, fee_bps, train, test) -> dict:
     return {"pairs": list(pairs), "start": start, "end": end, "fee_bps": fee_bps, "slippage_bps": 0.0,
             "execution": "next_open", "train": train, "test": test, "grids": grids,
             "combos": {s: len(expand_grid(get_strategy(s), g)) for s, g in grids.items()},
-            "gate": "OOS Sharpe >= 1.5 and DSR >= 0.95 (min 10 trades)"}
+            "gate": str(Gate())}
 
 
 def write_report(evidence: dict, out: Path, btc: pd.DataFrame, costs: Costs) -> None:
@@ -134,7 +135,7 @@ def render_markdown(evidence: dict, committee_result) -> str:
     lines = [
         "# Agents and committee: walk-forward evidence on real data",
         "",
-        f"Binance 1h, {s['start']} → {s['end']}; fees {s['fee_bps']} bps, slippage 0, decisions at the close "
+        f"Binance 1h, {s['start']} → {s['end']}; fees {bps(s['fee_bps'])}, slippage 0, decisions at the close "
         f"filled at the next open; rolling walk-forward train {s['train']} / test {s['test']}, purge = warm-up; "
         f"each fold picks its parameters on its train window from the strategy's default grid "
         f"({', '.join(f'{k}: {v}' for k, v in s['combos'].items())} combos). Gate: {s['gate']}. "

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from coinswarm.backtest.defaults import GATE_DEFAULTS, describe_gate
 from coinswarm.backtest.engine import (
     Result,
     _json_safe,
@@ -57,15 +58,18 @@ class Gate:
     min_dsr : float
         Deflated Sharpe Ratio over every trial of every fold.
     max_pbo : float, optional
-        Probability of backtest overfitting (CSCV); not checked when None.
+        Probability of backtest overfitting (CSCV); not checked when None (or 1).
     min_trades : int
         Minimum OOS round trips (a gate on 2 trades says nothing).
+
+    The defaults (:data:`coinswarm.backtest.defaults.GATE_DEFAULTS`: Sharpe ≥ 1.5, DSR ≥ 0.95,
+    PBO ≤ 0.5, 10 trades) are those of ``coinswarm walkforward`` and ``coinswarm evidence``.
     """
 
-    min_sharpe: float = 1.5
-    min_dsr: float = 0.95
-    max_pbo: float | None = None
-    min_trades: int = 10
+    min_sharpe: float = GATE_DEFAULTS["min_sharpe"]
+    min_dsr: float = GATE_DEFAULTS["min_dsr"]
+    max_pbo: float | None = GATE_DEFAULTS["max_pbo"]
+    min_trades: int = GATE_DEFAULTS["min_trades"]
 
     def __post_init__(self) -> None:
         def real(value) -> bool:
@@ -93,6 +97,9 @@ class Gate:
         if not (n_trades >= self.min_trades):
             reasons.append(f"{int(n_trades)} OOS trades < {self.min_trades}")
         return reasons
+
+    def __str__(self) -> str:
+        return describe_gate(self.min_sharpe, self.min_dsr, self.max_pbo, self.min_trades)
 
 
 @dataclass
@@ -194,6 +201,16 @@ def _stats_line(stats: dict) -> str:
             f"daily win rate {stats['daily_win_rate']:.0%}, turnover {stats['turnover']:.1f}×/yr, "
             f"costs {stats['cost_share']:.0%} of gross")
 
+    def __repr__(self) -> str:
+        verdict = "passed" if self.passed else f"failed ({len(self.reasons)} reasons)"
+        return (f"<WalkForwardReport {self.strategy}: {len(self.folds)} folds, {self.n_trials} trials, "
+                f"OOS Sharpe {self.oos_sharpe:.2f}, DSR {self.dsr:.3f}, PBO {self.pbo:.3f}, {verdict}>")
+
+    def _repr_html_(self) -> str:
+        from coinswarm.backtest.units import report_html
+
+        return report_html(self)
+
 
 #: Most folds one walk-forward may have (a test window of one bar over years is refused).
 MAX_FOLDS = 1_000
@@ -259,10 +276,15 @@ def _slice(prices, lo, hi):
 
 
 def _choose(table: pd.DataFrame, objective: str, fields: tuple) -> tuple[dict, dict]:
-    if objective not in table.columns:
-        raise ConfigError(f"objective '{objective}' is not a metric; use one of {list(table.columns)}")
+    """The best row of a training sweep by ``objective`` (the smallest for a metric where
+    smaller is better, such as ``max_drawdown``; see :data:`~coinswarm.backtest.units.LOWER_IS_BETTER`)."""
+    from coinswarm.backtest.units import LOWER_IS_BETTER
+
+    if objective not in METRIC_NAMES:
+        raise ConfigError(f"objective '{objective}' is not a metric; use one of {', '.join(METRIC_NAMES)}")
     scores = table[objective].to_numpy(dtype=np.float64)
-    row = int(np.nanargmax(scores)) if np.isfinite(scores).any() else 0
+    best = np.nanargmin if objective in LOWER_IS_BETTER else np.nanargmax
+    row = int(best(scores)) if np.isfinite(scores).any() else 0
     params = {f: table[f].iloc[row] for f in fields}
     params = {k: v.item() if hasattr(v, "item") else v for k, v in params.items()}
     keep = ("sharpe", "total_return", "max_drawdown", "n_trades")
@@ -309,9 +331,12 @@ def walk_forward(
     embargo : str, optional
         Time skipped between the train window's end and the test window's start (≥ 0).
     objective : str
-        Metric maximised on each train window (any sweep column; default Sharpe).
+        The metric (:data:`~coinswarm.kernels.metrics.METRIC_NAMES`) each train window
+        optimises: maximised, or minimised for the metrics where smaller is better
+        (``max_drawdown``, ``max_drawdown_days``, ``ann_volatility``, ``fees_paid``, ``turnover``).
     gate : Gate
-        Acceptance criteria (default: OOS Sharpe ≥ 1.5 and DSR ≥ 0.95).
+        Acceptance criteria (default ``Gate()``: OOS Sharpe ≥ 1.5, DSR ≥ 0.95, PBO ≤ 0.5,
+        10 trades; the same as ``coinswarm walkforward`` and ``coinswarm evidence``).
     costs, init_cash, execution, client, progress
         As in :func:`coinswarm.sweep`.
     pbo_splits : int

@@ -14,17 +14,66 @@ from pathlib import Path
 
 from coinswarm.errors import CoinswarmError, ConfigError
 
-#: Fees and slippage above this many basis points (10 %) are refused as absurd.
+#: Fees and slippage above this many basis points (10 % per fill) are refused as absurd.
 MAX_BPS = 1_000.0
+#: Above this many basis points (1 % per fill) a run goes ahead with a warning on stderr:
+#: exchange taker fees are 1 to 10 bps, so such costs are more likely a typo (50 for 5).
+WARN_BPS = 100.0
 #: Most values one ``--grid`` range may expand to.
 MAX_VALUES = 10_000
 
 
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """``--help`` shows every option's default and keeps the epilog's examples as written."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if action.default is None or action.default is False or "%(default)" in text:
+            return text
+        return super()._get_help_string(action)
+
+
 class Parser(argparse.ArgumentParser):
-    """``argparse`` whose usage errors are one line on stderr (exit 2), like every other error."""
+    """``argparse`` whose usage errors are one line on stderr (exit 2), like every other error,
+    and whose ``--help`` shows defaults (sub-command parsers inherit both)."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs.setdefault("formatter_class", HelpFormatter)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str):  # noqa: D102 - argparse's hook
         self.exit(2, f"{self.prog}: error: {one_line(message)}\n")
+
+
+class LazyChoices:
+    """Choices read from the library only when argparse needs them (a bad value or ``--help``
+    of that sub-command), so parsing and ``coinswarm --help`` load no numba."""
+
+    def __init__(self, load: Callable[[], Sequence[str]]) -> None:
+        self._load = load
+
+    def __contains__(self, item: object) -> bool:
+        return item in self._load()
+
+    def __iter__(self):
+        return iter(self._load())
+
+    def __len__(self) -> int:
+        return len(self._load())
+
+
+def strategy_names() -> list[str]:
+    """Every registered strategy (``cs.available_strategies()``)."""
+    import coinswarm as cs
+
+    return list(cs.available_strategies())
+
+
+def metric_names() -> tuple[str, ...]:
+    """Every metric a sweep or walk-forward can rank by."""
+    from coinswarm.kernels.metrics import METRIC_NAMES
+
+    return METRIC_NAMES
 
 
 def one_line(text: object) -> str:

@@ -7,6 +7,7 @@ import json
 import sys
 from collections.abc import Sequence
 
+from coinswarm.backtest.defaults import GATE_DEFAULTS
 from coinswarm.cli import checks
 from coinswarm.cli import live as live_commands
 from coinswarm.cli import mcp as mcp_cli
@@ -15,7 +16,6 @@ from coinswarm.errors import CoinswarmError, ConfigError
 
 __all__ = ["build_parser", "main", "parse_grid", "parse_params", "parse_values"]
 
-APPLIER_NICE = 10  # the applier is a projection of the commit stream: decisions get the CPU first
 #: Exit codes: 0 done, 1 gate failed / stack down, 2 bad input or environment, 3 a bug (please report).
 EXIT_BAD_INPUT, EXIT_BUG = 2, 3
 
@@ -25,6 +25,8 @@ def _load(args):
 
     names = checks.data_names(args.data)
     frames = {n: cs.load_ohlcv(n, start=args.start, end=args.end) for n in names}
+    for note in getattr(args, "notes", ()):  # after loading, so an error stays the only line
+        _note(note)
     if len(frames) == 1:
         return next(iter(frames.values()))
     keys = {_symbol_key(n): df for n, df in frames.items()}
@@ -55,8 +57,18 @@ def _costs(args):
 
 
 def _check_research(args, *outputs: str) -> None:
-    """Checks before any data is loaded: data names, output folders, dates in order."""
+    """Checks before any data is loaded: data names, output folders, dates in order; says on
+    stderr which data a run without ``--data`` uses and warns of fees above ``WARN_BPS``."""
+    args.notes = []  # said on stderr once every check has passed, just before the data is loaded
+    if args.data is None:
+        args.data = DEFAULT_DATA
+        args.notes.append(f"no --data given: using {DEFAULT_DATA}")
     checks.data_names(args.data)
+    for flag in ("fee_bps", "slippage_bps"):
+        value = getattr(args, flag, 0.0)
+        if value > checks.WARN_BPS:
+            args.notes.append(f"warning: --{flag.replace('_', '-')} {value:g} is {value / 100:g}% per fill "
+                              "(exchange fees are 1 to 10 bps); running anyway")
     for flag in outputs:
         checks.check_output(getattr(args, flag.lstrip("-").replace("-", "_")), flag)
     _check_dates(args.start, args.end)
@@ -68,6 +80,11 @@ def _check_dates(start: str | None, end: str | None) -> None:
     lo, hi = as_time_bound(start, "--start"), as_time_bound(end, "--end")
     if lo is not None and hi is not None and hi < lo:
         raise ConfigError(f"--end {end} is before --start {start}")
+
+
+def _note(text: str) -> None:
+    """One line on stderr (kept out of stdout, which may be piped to a file)."""
+    print(f"coinswarm: {text}", file=sys.stderr, flush=True)
 
 
 def _write_json(path: str | None, payload: dict) -> None:
@@ -90,8 +107,11 @@ def cmd_backtest(args) -> int:
                          init_cash=args.init_cash, execution=args.execution,
                          max_leverage=max_leverage, allow_short=allow_short)
     print(result)
-    _write_json(args.json, {"strategy": strategy.name, "params": params._asdict(),
-                            **result.to_dict()})
+    if args.json:
+        from coinswarm.backtest.export import series_dict
+
+        _write_json(args.json, {"strategy": strategy.name, "params": params._asdict(), **result.to_dict(),
+                                **series_dict(result)})
     if args.plot:
         result.plot(args.plot)
     return 0
@@ -113,11 +133,14 @@ def cmd_sweep(args) -> int:
     table = cs.sweep(strategy, prices, grid,
                      costs=_costs(args), init_cash=args.init_cash, execution=args.execution,
                      progress=not args.no_progress)
-    best = table.sort_values(args.sort, ascending=False, na_position="last")
+    from coinswarm.backtest.units import bps, sort_best_first, table_text
+
+    best = sort_best_first(table, args.sort)
     a = table.attrs["assumptions"]
-    print(f"{len(table)} combinations, {a['start']} → {a['end']}, fees {a['fee_bps']} bps, "
-          f"slippage {a['slippage_bps']} bps, fills at {a['execution']}")
-    print(best.head(args.top).to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+    print(f"{len(table)} combinations, {a['start']} → {a['end']}, fees {bps(a['fee_bps'])}, "
+          f"slippage {bps(a['slippage_bps'])}, fills at {a['execution']}; sorted by {args.sort}, best first; "
+          "columns ending in % are percentages")
+    print(table_text(best.head(args.top)))
     if args.csv:
         table.to_csv(args.csv, index=False)
     from coinswarm.backtest.engine import _json_safe
@@ -137,10 +160,7 @@ def cmd_walkforward(args) -> int:
         if value is not None:
             as_duration(value, flag, allow_zero=True)
     import coinswarm as cs
-    from coinswarm.kernels.metrics import METRIC_NAMES
 
-    if args.objective not in METRIC_NAMES:
-        raise ConfigError(f"--objective {args.objective!r} is not a metric; use one of {', '.join(METRIC_NAMES)}")
     strategy = cs.get_strategy(args.strategy)
     grid = parse_grid(args.grid, args.strategy)
     cs.strategies.expand_grid(strategy, grid)
@@ -154,7 +174,9 @@ def cmd_walkforward(args) -> int:
     )
     print(report)
     if args.json:
-        report.to_json(args.json)
+        from coinswarm.backtest.export import series_dict
+
+        _write_json(args.json, {**report.to_dict(), **series_dict(report.oos)})
     if args.plot:
         report.plot(args.plot)
     return 1 if (args.require_pass and not report.passed) else 0
@@ -165,13 +187,14 @@ def cmd_data(args) -> int:
     from coinswarm.data.catalog import data_roots, resolve_path
 
     if args.data_cmd == "list":
+        roots = data_roots()  # a COINSWARM_DATA_DIR that is no folder is an error before any line
         for entry in catalog():
             try:
                 where = str(resolve_path(entry))
             except CoinswarmError:
                 where = "(missing)"
             print(f"{entry.name:42s} {entry.kind:8s} {where}")
-        print(f"data roots searched: {', '.join(str(r) for r in data_roots()) or '(none)'}")
+        print(f"data roots searched: {', '.join(str(r) for r in roots) or '(none)'}")
         return 0
     if args.data_cmd == "validate":
         df = load_ohlcv(args.path, timeframe=args.timeframe)
@@ -219,45 +242,6 @@ def cmd_evidence(args) -> int:
     return 0
 
 
-def cmd_quorum(args) -> int:
-    import os
-
-    from coinswarm.memory.service import QuorumSettings, run_until_signalled, serve_applier, serve_node
-
-    nats, store = args.nats or os.environ.get("COINSWARM_NATS_URL"), args.store or os.environ.get(
-        "COINSWARM_POSTGRES_URL")
-    if not nats or not store:
-        raise ConfigError("quorum needs --nats and --store (or COINSWARM_NATS_URL and COINSWARM_POSTGRES_URL)")
-    settings = QuorumSettings(nats, store, tuple(m.strip() for m in args.managers.split(",") if m.strip()),
-                              f=args.f, timeout_ms=args.timeout_ms, failover_ms=args.failover_ms,
-                              poll_ms=args.poll_ms or None)
-    nice = args.nice if args.nice is not None else APPLIER_NICE if args.role == "applier" else 0
-    try:
-        os.nice(nice)
-    except OSError as exc:
-        raise ConfigError(f"--nice {nice}: cannot change this process's CPU priority ({exc})") from exc
-    if args.role == "node":
-        if not args.name:
-            raise ConfigError("quorum node needs --name (one of --managers)")
-        node = run_until_signalled(serve_node, settings, args.name,
-                                   lambda: print(f"{args.name}: ready on {nats}", flush=True))
-        print(f"{args.name}: stopped after {node.published} commits published, {node.taken_over} taken over "
-              f"from a silent coordinator, {node.resent} vote messages re-sent, {node.bad_messages} bad messages"
-              + _read_errors(node))
-    else:
-        applier = run_until_signalled(serve_applier, settings, lambda: print(f"applier: ready on {nats}", flush=True))
-        print(f"applier: stopped after {applier.applied} applied, {applier.duplicates} duplicates, "
-              f"{applier.refused} refused, {len(applier.failed)} failed" + _read_errors(applier))
-    return 0
-
-
-def _read_errors(member) -> str:
-    """``, N failed stream reads (last: …)`` when a quorum member's polls of the commit stream raised."""
-    if not member.failed_reads:
-        return ""
-    return f", {member.failed_reads} failed stream reads (last: {member.last_read_error})"
-
-
 def cmd_stack(args) -> int:
     from coinswarm import stack
 
@@ -279,31 +263,84 @@ def cmd_stack(args) -> int:
     return 0 if all(alive for _, alive in rows.values()) else 1
 
 
+#: The data set a research command uses when neither ``--data`` nor ``--config`` names one.
+DEFAULT_DATA = "binance:BTC/USDT:1h"
+
+
 def _common(p: argparse.ArgumentParser, grid: bool) -> None:
-    p.add_argument("--data", default="binance:BTC/USDT:1h",
-                   help="catalog name(s) or CSV path(s), comma-separated (see `coinswarm data list`)")
-    p.add_argument("--start", default=None, type=checks.date, help="first bar (inclusive), e.g. 2018-01-01")
-    p.add_argument("--end", default=None, type=checks.date, help="last day (inclusive), e.g. 2024-12-31")
-    p.add_argument("--strategy", default="sma_cross")
+    p.add_argument("--config", default=None, metavar="PATH.toml",
+                   help="read flags from a TOML file (flags given here win; see runners/research.example.toml)")
+    p.add_argument("--data", default=None,
+                   help=f"catalog name(s) or CSV path(s), comma-separated (see `coinswarm data list`); "
+                        f"left out: {DEFAULT_DATA}, said on stderr")
+    p.add_argument("--start", default=None, type=checks.date,
+                   help="first bar (inclusive), ISO-8601, e.g. 2018-01-01 (default: the data's first bar)")
+    p.add_argument("--end", default=None, type=checks.date,
+                   help="last day (inclusive), e.g. 2024-12-31 (default: the data's last bar)")
+    p.add_argument("--strategy", default="sma_cross", choices=checks.LazyChoices(checks.strategy_names),
+                   metavar="NAME", help="a registered strategy: %(choices)s")
     if grid:
         p.add_argument("--grid", action="append",
-                       help="name=start:stop:step or name=a,b,c (repeat, or join with ';')")
+                       help="name=start:stop:step or name=a,b,c (repeat, or join with ';'); "
+                            "default: the strategy's own grid")
     else:
-        p.add_argument("--params", default=None, help="name=value,name=value")
-    p.add_argument("--fee-bps", type=checks.bps, default=10.0, help="0 to 1000 (default 10)")
-    p.add_argument("--slippage-bps", type=checks.bps, default=0.0, help="0 to 1000 (default 0)")
+        p.add_argument("--params", default=None,
+                       help="name=value,name=value (default: the strategy's defaults)")
+    p.add_argument("--fee-bps", type=checks.bps, default=10.0,
+                   help=f"fee per fill in basis points, 0 to {checks.MAX_BPS:g} (warns above {checks.WARN_BPS:g})")
+    p.add_argument("--slippage-bps", type=checks.bps, default=0.0,
+                   help=f"slippage per fill in basis points, 0 to {checks.MAX_BPS:g}")
     p.add_argument("--funding", default=None,
                    help="funding-rate catalog name, e.g. binance-perp:BTC/USDT")
-    p.add_argument("--execution", choices=("next_open", "close"), default="next_open")
-    p.add_argument("--init-cash", type=checks.positive, default=10_000.0)
+    p.add_argument("--execution", choices=("next_open", "close"), default="next_open",
+                   help="fill at the next bar's open or at the signal bar's close")
+    p.add_argument("--init-cash", type=checks.positive, default=10_000.0, help="starting cash in the quote currency")
     p.add_argument("--json", default=None, metavar="PATH", help="write the report as JSON")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
 
+EPILOGS = {
+    "backtest": """examples:
+  coinswarm backtest --params fast=20,slow=100 --start 2022
+  coinswarm backtest --strategy committee --data binance:ETH/USDT:1h --json out/eth.json --plot out/eth.png
+  coinswarm backtest --config research.toml""",
+    "sweep": """examples:
+  coinswarm sweep --grid "fast=5:50:5;slow=20:210:10" --sort sharpe --top 5
+  coinswarm sweep --strategy trend --start 2023 --sort max_drawdown   # smallest drawdown first
+  coinswarm sweep --grid fast=10,20 --grid slow=50,100 --csv out/sweep.csv""",
+    "walkforward": """examples:
+  coinswarm walkforward --train 365D --test 90D --require-pass
+  coinswarm walkforward --strategy committee --data binance:ETH/USDT:1h --json out/wf.json --plot out/wf.png
+  coinswarm walkforward --max-pbo 1   # do not gate on PBO""",
+    "evidence": """examples:
+  coinswarm evidence --pairs BTC,ETH --start 2021 --end 2023-12-31 --out research/reports""",
+}
+UNITS = ("units: returns, drawdowns, volatility, win rate and exposure are fractions in data "
+         "(JSON, CSV, Python: 0.25) and percentages in text (25.00%); fees and slippage are basis points.")
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("coinswarm")
+    except PackageNotFoundError:  # a source tree that was never installed
+        return "(not installed)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``coinswarm``."""
-    parser = Parser(prog="coinswarm", description=__doc__)
+    parser = Parser(prog="coinswarm", description=__doc__, epilog=f"""examples:
+  coinswarm data list
+  coinswarm backtest --params fast=20,slow=100 --start 2022
+  coinswarm sweep --grid "fast=5:50:5;slow=20:210:10" --top 5
+  coinswarm walkforward --strategy committee --require-pass
+  coinswarm <command> --help   # every flag with its default
+
+{UNITS}
+exit codes: 0 done, 1 gate failed / stack down, 2 bad input or environment, 3 a bug.""")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
     _add_research_commands(sub)
     _add_service_commands(sub)
@@ -318,38 +355,49 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _add_research_commands(sub) -> None:
     """``backtest``, ``sweep``, ``walkforward`` and ``evidence``."""
-    p = sub.add_parser("backtest", help="one backtest")
+    p = sub.add_parser("backtest", help="one backtest", epilog=EPILOGS["backtest"])
     _common(p, grid=False)
-    p.add_argument("--plot", default=None, metavar="PATH.png")
+    p.add_argument("--plot", default=None, metavar="PATH.png", help="save equity, drawdown and positions")
     p.set_defaults(func=cmd_backtest)
-    p = sub.add_parser("sweep", help="every combination of a parameter grid")
+    p = sub.add_parser("sweep", help="every combination of a parameter grid", epilog=EPILOGS["sweep"])
     _common(p, grid=True)
-    p.add_argument("--top", type=checks.whole(1, 1_000_000), default=10)
-    p.add_argument("--sort", default="sharpe")
-    p.add_argument("--csv", default=None, metavar="PATH")
+    p.add_argument("--top", type=checks.whole(1, 1_000_000), default=10, help="rows to print")
+    p.add_argument("--sort", default="sharpe",
+                   help="a metric or parameter column; best first (smallest first for drawdowns, volatility, "
+                        "fees and turnover)")
+    p.add_argument("--csv", default=None, metavar="PATH", help="write every row as CSV (fractions, not %%)")
     p.set_defaults(func=cmd_sweep)
-    p = sub.add_parser("walkforward", help="walk-forward optimisation with the OOS gate")
+    p = sub.add_parser("walkforward", help="walk-forward optimisation with the OOS gate",
+                       epilog=EPILOGS["walkforward"])
     _common(p, grid=True)
-    p.add_argument("--train", default="365D", type=checks.duration, help="e.g. 365D (> 0)")
-    p.add_argument("--test", default="90D", type=checks.duration, help="e.g. 90D (> 0)")
-    p.add_argument("--anchored", action="store_true")
+    p.add_argument("--train", default="365D", type=checks.duration, help="training window, e.g. 365D (> 0)")
+    p.add_argument("--test", default="90D", type=checks.duration, help="test window, e.g. 90D (> 0)")
+    p.add_argument("--anchored", action="store_true", help="every training window starts at the first bar")
     p.add_argument("--purge", default=None, type=checks.duration, help="≥ 0 (default: the warm-up)")
     p.add_argument("--embargo", default=None, type=checks.duration, help="≥ 0 (default 0)")
-    p.add_argument("--objective", default="sharpe")
-    p.add_argument("--min-sharpe", type=checks.finite, default=1.5)
-    p.add_argument("--min-dsr", type=checks.probability, default=0.95)
-    p.add_argument("--max-pbo", type=checks.probability, default=None)
+    p.add_argument("--objective", default="sharpe", choices=checks.LazyChoices(checks.metric_names),
+                   metavar="METRIC", help="the metric each training window optimises (drawdowns, volatility, fees and "
+                        "turnover: smallest; the rest: largest): %(choices)s")
+    p.add_argument("--min-sharpe", type=checks.finite, default=GATE_DEFAULTS["min_sharpe"],
+                   help="gate: least OOS Sharpe (daily, √365)")
+    p.add_argument("--min-dsr", type=checks.probability, default=GATE_DEFAULTS["min_dsr"],
+                   help="gate: least deflated Sharpe ratio")
+    p.add_argument("--max-pbo", type=checks.probability, default=GATE_DEFAULTS["max_pbo"],
+                   help="gate: most probability of backtest overfitting (1 turns the check off)")
     p.add_argument("--require-pass", action="store_true", help="exit 1 when the gate fails")
-    p.add_argument("--plot", default=None, metavar="PATH.png")
+    p.add_argument("--plot", default=None, metavar="PATH.png", help="save OOS equity with the test folds shaded")
     p.set_defaults(func=cmd_walkforward)
-    p = sub.add_parser("evidence", help="walk every agent and the committee forward on the six 1h pairs")
+    p = sub.add_parser("evidence", help="walk every agent and the committee forward on the six 1h pairs",
+                       epilog=EPILOGS["evidence"])
+    p.add_argument("--config", default=None, metavar="PATH.toml", help="read flags from a TOML file")
     p.add_argument("--pairs", default=",".join(("BTC", "ETH", "LTC", "SOL", "XRP", "ADA")),
                    help="base assets quoted in USDT, comma-separated")
     p.add_argument("--start", default="2018-01-01", type=checks.date)
     p.add_argument("--end", default="2024-12-31", type=checks.date)
-    p.add_argument("--fee-bps", type=checks.bps, default=10.0, help="0 to 1000 (default 10)")
-    p.add_argument("--train", default="365D", type=checks.duration)
-    p.add_argument("--test", default="90D", type=checks.duration)
+    p.add_argument("--fee-bps", type=checks.bps, default=10.0,
+                   help=f"fee per fill in basis points, 0 to {checks.MAX_BPS:g} (warns above {checks.WARN_BPS:g})")
+    p.add_argument("--train", default="365D", type=checks.duration, help="training window")
+    p.add_argument("--test", default="90D", type=checks.duration, help="test window")
     p.add_argument("--out", default="research/reports", help="folder for the report and figures")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     p.add_argument("--suite", choices=("agents", "portfolio"), default="agents",
@@ -367,22 +415,10 @@ def _add_service_commands(sub) -> None:
     p.add_argument("stack_cmd", choices=("up", "down", "status"))
     p.add_argument("--dir", default=None, help="data and state directory (default <tmp>/coinswarm-stack)")
     p.set_defaults(func=cmd_stack)
-    p = sub.add_parser("quorum", help="run one quorum member (manager node or applier) until SIGINT/SIGTERM")
-    p.add_argument("role", choices=("node", "applier"))
-    p.add_argument("--name", default=None, help="the manager this node runs (role node)")
-    p.add_argument("--managers", default="m1,m2,m3,m4", help="every manager, comma-separated, same order everywhere")
-    p.add_argument("--f", type=checks.whole(0, 1_000), default=1, help="Byzantine managers tolerated (n ≥ 3f + 1)")
-    p.add_argument("--nats", default=None, help="NATS URL (default $COINSWARM_NATS_URL)")
-    p.add_argument("--store", default=None, help="store URL (default $COINSWARM_POSTGRES_URL)")
-    p.add_argument("--timeout-ms", type=checks.whole(1, 3_600_000), default=5_000)
-    p.add_argument("--failover-ms", type=checks.whole(1, 3_600_000), default=500)
-    p.add_argument("--poll-ms", type=checks.finite, default=20.0,
-                   help="applier: read the commit stream in bursts, sleeping this long when it is drained "
-                        "(0: have each commit pushed as it comes)")
-    p.add_argument("--nice", type=checks.whole(0, 19), default=None,
-                   help="lower this process's CPU priority by this much (default: 10 for the applier, 0 for a "
-                        "node: on a shared machine the decisions go first, the store catches up in bigger batches)")
-    p.set_defaults(func=cmd_quorum)
+    from coinswarm.cli import quorum, warm
+
+    quorum.add_commands(sub)
+    warm.add_commands(sub)
 
 
 def _add_data_commands(sub) -> None:
@@ -406,25 +442,53 @@ def _add_data_commands(sub) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point. Every error is one line on stderr: exit 2 for bad input or a missing
     file/network (a :class:`~coinswarm.errors.CoinswarmError` or ``OSError``), exit 3 for a
-    bug (re-run with ``--debug`` for the traceback and please report it)."""
+    bug (re-run with ``--debug`` for the traceback and please report it). Output cut short by
+    its reader (``coinswarm data list | head``) is no error."""
     parser = build_parser()
+    debug = "--debug" in (sys.argv[1:] if argv is None else argv)
     try:
-        args = parser.parse_args(argv)
-    except SystemExit as exc:  # usage errors (one line, see Parser.error) and --help
-        return exc.code if isinstance(exc.code, int) else EXIT_BAD_INPUT
-    try:
+        args = _parse(parser, argv)
         return args.func(args)
+    except SystemExit as exc:  # usage errors (one line, see Parser.error), --help and --version
+        return exc.code if isinstance(exc.code, int) else EXIT_BAD_INPUT
+    except BrokenPipeError:
+        _silence_stdout()
+        return 0
     except (CoinswarmError, OSError) as exc:
-        if args.debug:
+        if debug:
             raise
         print(f"coinswarm: error: {one_line(exc)}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except Exception as exc:
-        if args.debug:
+        if debug:
             raise
         print(f"coinswarm: internal error (a bug; re-run with --debug and report it): {type(exc).__name__}: "
               f"{one_line(exc)}", file=sys.stderr)
         return EXIT_BUG
+
+
+def _parse(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> argparse.Namespace:
+    """Parse ``argv``; with ``--config``, parse again over the file's values as defaults."""
+    args = parser.parse_args(argv)
+    path = getattr(args, "config", None)
+    if not path:
+        return args
+    from coinswarm.cli.config import config_defaults, load_config
+
+    command = parser._subparsers._group_actions[0].choices[args.command]
+    command.set_defaults(**config_defaults(load_config(path), args.command, command, path))
+    return parser.parse_args(argv)
+
+
+def _silence_stdout() -> None:
+    """After a broken pipe: point stdout at /dev/null so the interpreter's final flush is quiet."""
+    import os
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # stdout is no real file (captured in tests)
+        pass
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ from coinswarm.data.validate import (
     as_time_bound,
     check_epoch_ms,
     check_timestamps,
+    gap_policy,
     gap_report,
     timeframe_ms,
     validate_arrays,
@@ -23,6 +24,7 @@ from coinswarm.errors import (
     ConfigError,
     DataError,
     DatasetNotFoundError,
+    GapWarning,
     MissingValueError,
     SchemaError,
 )
@@ -161,7 +163,7 @@ def load_ohlcv(
     end: str | pd.Timestamp | None = None,
     *,
     timeframe: str | None = None,
-    gaps: str = "keep",
+    gaps: str = "ignore",
     data_dir: PathLike | None = None,
 ) -> pd.DataFrame:
     """Load validated candles.
@@ -177,9 +179,12 @@ def load_ohlcv(
         Inclusive bounds, applied after validation (``end="2024"`` includes all of 2024).
     timeframe : str, optional
         Bar length; taken from the catalog or inferred when omitted.
-    gaps : {"keep", "raise", "ffill"}
-        Missing bars: keep them missing (reported in ``attrs["gaps"]``), raise
-        :class:`~coinswarm.errors.GapError`, or fill flat bars at the previous close.
+    gaps : {"ignore", "warn", "raise", "ffill"}
+        Missing bars (the one gap vocabulary, :data:`~coinswarm.data.validate.GAP_POLICIES`):
+        keep them missing silently (reported in ``attrs["gaps"]``), keep them and issue a
+        :class:`~coinswarm.errors.GapWarning`, raise :class:`~coinswarm.errors.GapError`, or
+        fill flat bars at the previous close. ``"keep"`` (the old name of ``"ignore"``) still
+        works, with a DeprecationWarning.
     data_dir : path, optional
         Data root searched first.
 
@@ -204,8 +209,7 @@ def load_ohlcv(
     lo, hi = _check_bounds(start, end)
     if timeframe is not None:
         timeframe_ms(timeframe)
-    if not isinstance(gaps, str) or gaps not in ("raise", "keep", "ffill"):
-        raise ConfigError(f"gaps must be 'raise', 'keep' or 'ffill', not {gaps!r}")
+    gaps = gap_policy(gaps)
     path, catalog_tf, name = _resolve(source, data_dir)
     raw = _read_numeric_csv(path, OHLCV_COLUMNS, name)
     ts = raw["timestamp"].to_numpy(dtype=np.int64)
@@ -214,6 +218,12 @@ def load_ohlcv(
     report = validate_arrays(ts, values, timeframe=tf, source=name, gaps=gaps)
     df = pd.DataFrame(values, index=_index(ts))
     df.attrs = {"source": name, "timeframe": report.timeframe, "gaps": report.to_dict()}
+    if gaps == "warn" and report.missing_bars:
+        import warnings
+
+        warnings.warn(f"{name}: {report.missing_bars} missing {report.timeframe} bars in {report.n_gaps} gaps "
+                      f"(longest {report.longest_gap_bars} after {report.longest_gap_after}); gaps='ffill' fills "
+                      "them, gaps='ignore' keeps them silently", GapWarning, stacklevel=2)
     if gaps == "ffill":
         df = fill_gaps(df, report.timeframe)
     if start is not None or end is not None:

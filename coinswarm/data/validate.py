@@ -238,23 +238,53 @@ def gap_report(ts: np.ndarray, timeframe: str) -> GapReport:
     )
 
 
+#: How missing bars are handled, one vocabulary everywhere: ``"raise"`` a GapError, ``"warn"``
+#: (keep them missing and issue a GapWarning), ``"ignore"`` (keep them missing, silently; the gap
+#: report is still in ``attrs["gaps"]``), ``"ffill"`` (loading only: fill flat bars at the
+#: previous close). Agents, regimes and the committee take the first three.
+GAP_POLICIES = ("raise", "warn", "ignore", "ffill")
+#: Old names still accepted with a DeprecationWarning: ``"keep"`` was the loaders' ``"ignore"``.
+GAP_ALIASES = {"keep": "ignore"}
+
+
+def gap_policy(gaps: object, allowed: tuple[str, ...] = GAP_POLICIES, hint: str = "") -> str:
+    """``gaps`` checked against ``allowed`` (a deprecated alias is translated, with a warning).
+
+    Raises
+    ------
+    ConfigError
+        Not one of ``allowed`` (the message lists them, and ``hint`` when given).
+    """
+    if isinstance(gaps, str) and gaps in GAP_ALIASES:
+        import warnings
+
+        warnings.warn(f"gaps={gaps!r} is deprecated: use gaps={GAP_ALIASES[gaps]!r} (the same policy: missing bars "
+                      "stay missing and are reported in attrs['gaps'])", DeprecationWarning, stacklevel=3)
+        gaps = GAP_ALIASES[gaps]
+    if not isinstance(gaps, str) or gaps not in allowed:
+        extra = f"; {hint}" if hint and gaps in GAP_POLICIES else ""
+        raise ConfigError(f"gaps must be one of {', '.join(map(repr, allowed))} (or the deprecated 'keep'), "
+                          f"not {gaps!r}{extra}")
+    return gaps
+
+
 def validate_arrays(
     ts: np.ndarray,
     values: dict[str, np.ndarray],
     *,
     timeframe: str | None = None,
     source: str | None = None,
-    gaps: str = "keep",
+    gaps: str = "ignore",
 ) -> GapReport:
-    """Validate candle arrays; return the gap report.
+    """Validate candle arrays; return the gap report (``gaps``: see :data:`GAP_POLICIES`; only
+    ``"raise"`` acts here, the loaders warn or fill).
 
     Raises
     ------
     DataError
         A subclass naming the first offending row, column and value.
     """
-    if not isinstance(gaps, str) or gaps not in ("raise", "keep", "ffill"):
-        raise ConfigError(f"gaps must be 'raise', 'keep' or 'ffill', not {gaps!r}")
+    gaps = gap_policy(gaps)
     if len(ts) == 0:
         raise DataError("no bars (the data is empty)", source=source)
     lengths = {c: len(values[c]) for c in OHLCV_COLUMNS}
@@ -269,14 +299,14 @@ def validate_arrays(
         raise GapError(
             f"{report.missing_bars} missing {tf} bars in {report.n_gaps} gaps; longest "
             f"{report.longest_gap_bars} bars after {report.longest_gap_after} "
-            "(choose gaps='keep' or 'ffill' to accept them)",
+            "(choose gaps='ignore', 'warn' or 'ffill' to accept them)",
             source=source,
         )
     return report
 
 
 def validate_ohlcv(
-    df: pd.DataFrame, *, timeframe: str | None = None, source: str | None = None, gaps: str = "keep"
+    df: pd.DataFrame, *, timeframe: str | None = None, source: str | None = None, gaps: str = "ignore"
 ) -> GapReport:
     """Validate an OHLCV frame indexed by a UTC ``DatetimeIndex`` (see :func:`validate_arrays`).
 

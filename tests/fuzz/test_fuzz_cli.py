@@ -24,6 +24,8 @@ BAD_RESEARCH = [
     ("--slippage-bps", "1e9"), ("--init-cash", "0"), ("--init-cash", "-100"), ("--init-cash", "inf"),
     ("--execution", "later"), ("--json", "{missing}/r.json"), ("--strategy", "moon"), ("--strategy", ""),
     ("--data", ","), ("--data", "binance:BTC/USDT:1h,binance:BTC/USDT:1h"), ("--bogus", "1"),
+    ("--config", "{missing}/c.toml"), ("--config", "{tmp}/bad.toml"), ("--config", "{tmp}/unknown_key.toml"),
+    ("--start", "2030"), ("--end", "2010"), ("--data", "{tmp}/iso_bad.csv"),
 ]
 BAD_BY_COMMAND = {
     "backtest": BAD_RESEARCH + [("--params", "fast=2.5"), ("--params", "fast=5:50:5"), ("--params", "fast"),
@@ -35,7 +37,8 @@ BAD_BY_COMMAND = {
                              ("--csv", "{missing}/s.csv")],
     "walkforward": BAD_RESEARCH + [("--train", "1y"), ("--train", "365"), ("--test", "0D"), ("--test", "-5D"),
                                    ("--purge=-10D", None), ("--embargo=-1h", None), ("--train", "NaT"),
-                                   ("--objective", "nope"), ("--min-dsr", "2"), ("--max-pbo", "-0.5"),
+                                   ("--objective", "nope"), ("--objective", "fast"), ("--min-dsr", "2"),
+                                   ("--max-pbo", "-0.5"),
                                    ("--min-sharpe", "inf"), ("--plot", "{missing}/w.png"), ("--grid", "fast=")],
     "evidence": [("--start", "2018-13-45"), ("--end", "x"), ("--fee-bps", "20000"), ("--train", "1y"),
                  ("--test", "0D"), ("--pairs", ","), ("--pairs", "BTC,BTC"), ("--pairs", "B-T"),
@@ -84,7 +87,12 @@ def malformed_argv(draw, tmp: str) -> list[str]:
 
 @pytest.fixture(scope="module")
 def tmp(tmp_path_factory) -> str:
-    return str(tmp_path_factory.mktemp("fuzz_cli"))
+    folder = tmp_path_factory.mktemp("fuzz_cli")
+    (folder / "bad.toml").write_text("fee_bps = \n")
+    (folder / "unknown_key.toml").write_text("fees = 10\n")
+    (folder / "iso_bad.csv").write_text("timestamp,open,high,low,close,volume\n2024-01-01T00:00:00Z,1,1,1,1,1\n"
+                                        "2024-13-01T01:00:00Z,1,1,1,1,1\n")
+    return str(folder)
 
 
 @pytest.mark.parametrize("block", range(3))

@@ -106,7 +106,7 @@ BOUND = st.one_of(st.none(), st.none(), st.none(),
 @settings(max_examples=examples(800), **SETTINGS)
 @given(file=csv_files(), start=BOUND, end=BOUND,
        timeframe=st.sampled_from([None, None, None, "1h", "1h", "0h", "-1h", "1.5h", "1y", "2M", 5, "1H"]),
-       gaps=st.sampled_from(["keep", "keep", "raise", "ffill", "nope", None]))
+       gaps=st.sampled_from(["ignore", "keep", "warn", "raise", "ffill", "nope", None]))
 def test_load_ohlcv_of_malformed_files(folder, file, start, end, timeframe, gaps):
     seen("research")
     path = _write(folder, *file)

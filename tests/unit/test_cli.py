@@ -70,7 +70,7 @@ def test_evidence_cli_writes_report_and_figures(tmp_path, capsys):
                  "--train", "180D", "--test", "90D", "--out", str(out), "--no-progress"]) == 0
     text = (out / "agents_walkforward.md").read_text()
     for needle in ("| BTC/USDT | committee |", "| ETH/USDT vs BTC/USDT | arbitrage |", "| ETH spot/perp | carry |",
-                   "Correlation", "fees 10.0 bps"):
+                   "Correlation", "fees 10 bps"):
         assert needle in text
     data = json.loads((out / "agents_walkforward.json").read_text())
     assert len(data["rows"]) == 2 * 5 + 1 + 2
@@ -124,7 +124,11 @@ def _one_line_error(capsys, argv, match):
     (["backtest", "--params", "fast=200,slow=100"], "fast=200 ≥ slow=100"),
     (["backtest", "--start", "2030"], "the data covers"),
     (["backtest", "--start", "2024", "--end", "2023"], "--end 2023 is before --start 2024"),
-    (["backtest", "--strategy", "moon"], "unknown strategy 'moon'"),
+    (["backtest", "--strategy", "moon"], "invalid choice: 'moon' (choose from 'arbitrage'"),
+    (["walkforward", "--objective", "fast"], "invalid choice: 'fast' (choose from 'total_return'"),
+    (["backtest", "--fee-bps", "5000"], "outside the valid range 0 to 1000 bps"),
+    (["backtest", "--end", "2010"], "the data covers 2017-08-17"),
+    (["backtest", "--config", "/no/such.toml"], "no such file"),
     (["walkforward", "--min-dsr", "2"], "not a probability"),
     (["data", "validate", "binance:BTC/USDT:1h", "--timeframe", "0h"], "unknown timeframe '0h'"),
     (["nope"], "invalid choice"),

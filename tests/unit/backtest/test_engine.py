@@ -115,7 +115,7 @@ def test_result_json_and_plot(btc_1h, tmp_path):
     assert "sharpe" in payload["metrics"]
     result.plot(str(tmp_path / "r.png"))
     assert (tmp_path / "r.png").stat().st_size > 10_000
-    assert "fees 10.0 bps" in str(result)
+    assert "fees 10 bps" in str(result)
 
 
 TWIN_SCRIPT = """
