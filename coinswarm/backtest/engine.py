@@ -335,9 +335,6 @@ class Result:
             + (f"; BANKRUPT at {self.bankrupt.isoformat()}: closed out, trading stopped" if self.bankrupt else "")
         )
 
-    def __repr__(self) -> str:
-        return f"<{self}>"
-
 
 def _json_safe(obj):
     if isinstance(obj, dict):

@@ -59,36 +59,3 @@ def table_text(table: pd.DataFrame) -> str:
 def sort_best_first(table: pd.DataFrame, column: str) -> pd.DataFrame:
     """Rows ordered best first: ascending for :data:`LOWER_IS_BETTER`, descending otherwise; NaN last."""
     return table.sort_values(column, ascending=column in LOWER_IS_BETTER, na_position="last", kind="stable")
-
-
-def report_html(report) -> str:
-    """A walk-forward report as a small HTML table for notebooks: the verdict, the gate's
-    numbers, the stitched OOS metrics and one row per fold (percentages as in text)."""
-    from html import escape
-
-    m = report.oos_metrics
-    verdict = "PASSED" if report.passed else "FAILED: " + "; ".join(report.reasons)
-    head = [("strategy", report.strategy), ("verdict", verdict), ("gate", str(report.gate)),
-            ("folds / trials", f"{len(report.folds)} / {report.n_trials}"),
-            ("OOS Sharpe", f"{report.oos_sharpe:.2f}"), ("PSR / DSR / PBO", f"{report.psr:.3f} / {report.dsr:.3f} / "
-                                                                         f"{report.pbo:.3f}"),
-            ("OOS total return", percent(m["total_return"])), ("OOS max drawdown", percent(m["max_drawdown"])),
-            ("OOS trades", f"{int(m['n_trades'])}"),
-            ("costs", f"fees {bps(report.oos.assumptions['fee_bps'])}, "
-                      f"slippage {bps(report.oos.assumptions['slippage_bps'])}")]
-    rows = "".join(f"<tr><th style='text-align:left'>{escape(k)}</th><td style='text-align:left'>{escape(v)}</td>"
-                   "</tr>" for k, v in head)
-    folds = "".join(
-        f"<tr><td>{i}</td><td>{escape(str(f['test_start'])[:10])} → {escape(str(f['test_end'])[:10])}</td>"
-        f"<td>{escape(', '.join(f'{k}={v}' for k, v in f['params'].items()))}</td>"
-        f"<td>{_fold_metric(f, 'sharpe')}</td><td>{_fold_metric(f, 'total_return', percent)}</td></tr>"
-        for i, f in enumerate(report.folds))
-    return (f"<div><table>{rows}</table><table><tr><th>fold</th><th>test window</th><th>params</th>"
-            f"<th>OOS Sharpe</th><th>OOS return</th></tr>{folds}</table></div>")
-
-
-def _fold_metric(fold: dict, name: str, fmt=None) -> str:
-    value = (fold.get("oos") or {}).get(name)
-    if value is None or not math.isfinite(value):
-        return "n/a"
-    return fmt(value) if fmt else f"{value:.2f}"

@@ -201,16 +201,6 @@ def _stats_line(stats: dict) -> str:
             f"daily win rate {stats['daily_win_rate']:.0%}, turnover {stats['turnover']:.1f}×/yr, "
             f"costs {stats['cost_share']:.0%} of gross")
 
-    def __repr__(self) -> str:
-        verdict = "passed" if self.passed else f"failed ({len(self.reasons)} reasons)"
-        return (f"<WalkForwardReport {self.strategy}: {len(self.folds)} folds, {self.n_trials} trials, "
-                f"OOS Sharpe {self.oos_sharpe:.2f}, DSR {self.dsr:.3f}, PBO {self.pbo:.3f}, {verdict}>")
-
-    def _repr_html_(self) -> str:
-        from coinswarm.backtest.units import report_html
-
-        return report_html(self)
-
 
 #: Most folds one walk-forward may have (a test window of one bar over years is refused).
 MAX_FOLDS = 1_000
