@@ -58,7 +58,7 @@ def honest_statistics(report, cash_rate: float, book: TrialLedger | None, trial_
     its distinct configurations (folds re-evaluate the same grid: they are not new trials)."""
     daily = daily_equity_returns(report.oos.equity, report.oos.assumptions["init_cash"])
     out = returns_statistics(daily, cash_rate)
-    n_trials, n_eff, variance, source, pbo = n_fold_trials, n_configs, _within_fold_variance(trial_sharpes), \
+    n_trials, n_eff, variance, source, pbo = n_fold_trials, n_configs, selection_variance(trial_sharpes), \
         "this walk-forward's grid", math.nan
     if book is not None:
         book.record(ledger_config(report), daily, source="walk_forward")
@@ -88,18 +88,6 @@ def deflate(daily: pd.Series, cash_rate: float, n_effective: int, sharpe_varianc
     n_eff = max(int(n_effective), 1)
     return {"n_trials_effective": n_eff, "sharpe_variance": float(sharpe_variance),
             "dsr_excess": deflated_sharpe_ratio(sharpe_d, n, n_eff, sharpe_variance, skew, kurt)}
-
-
-def _within_fold_variance(fold_sharpes: list) -> float:
-    squares, dof = 0.0, 0
-    for sharpes in fold_sharpes:
-        per_day = sharpes[np.isfinite(sharpes)] / math.sqrt(365.0)
-        if len(per_day) > 1:
-            squares += float(((per_day - per_day.mean()) ** 2).sum())
-            dof += len(per_day) - 1
-    return squares / dof if dof else 0.0
-
-
 def _ledger_pbo(book: TrialLedger, dates: pd.DatetimeIndex) -> float:
     """CSCV PBO over the ledger's trials that cover every day of this run (NaN with < 2 of them)."""
     matrix = book.returns_matrix()
@@ -169,3 +157,19 @@ def _apply_statistics(report, extra: dict, gate, cash_rate: float):
     report.reasons = gate.evaluate(sharpe, dsr, report.pbo, report.oos.metrics["n_trades"])
     report.passed = not report.reasons
     return report
+
+
+def selection_variance(fold_sharpes: list[np.ndarray]) -> float:
+    """Variance of the trials' daily Sharpe ratios *within* folds, pooled over folds.
+
+    This is the spread the selection step exploits. Differences between folds (one year
+    simply being better than another for every combination) are not selection noise and
+    would over-deflate; with a single fold it is the plain trial variance.
+    """
+    squares, dof = 0.0, 0
+    for sharpes in fold_sharpes:
+        per_day = sharpes[np.isfinite(sharpes)] / math.sqrt(365.0)
+        if len(per_day) > 1:
+            squares += float(((per_day - per_day.mean()) ** 2).sum())
+            dof += len(per_day) - 1
+    return squares / dof if dof else 0.0

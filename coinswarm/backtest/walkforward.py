@@ -29,7 +29,7 @@ from coinswarm.backtest.engine import (
     day_end_mask,
     simulate,
 )
-from coinswarm.backtest.honest import _apply_statistics, honest_statistics, sleeve_statistics
+from coinswarm.backtest.honest import _apply_statistics, honest_statistics, selection_variance, sleeve_statistics
 from coinswarm.backtest.ledger import default_ledger
 from coinswarm.backtest.sweep import check_inputs, check_prices, check_warmup, sweep
 from coinswarm.backtest.trials import daily_returns_matrix, window_metrics
@@ -516,22 +516,6 @@ def _grid_repr(grid, strategy: Strategy):
     return {k: [v.item() if hasattr(v, "item") else v for v in
                 (vals if isinstance(vals, Iterable) and not isinstance(vals, str) else [vals])]
             for k, vals in grid.items()}
-
-
-def selection_variance(fold_sharpes: list[np.ndarray]) -> float:
-    """Variance of the trials' daily Sharpe ratios *within* folds, pooled over folds.
-
-    This is the spread the selection step exploits. Differences between folds (one year
-    simply being better than another for every combination) are not selection noise and
-    would over-deflate; with a single fold it is the plain trial variance.
-    """
-    squares, dof = 0.0, 0
-    for sharpes in fold_sharpes:
-        per_day = sharpes[np.isfinite(sharpes)] / math.sqrt(365.0)
-        if len(per_day) > 1:
-            squares += float(((per_day - per_day.mean()) ** 2).sum())
-            dof += len(per_day) - 1
-    return squares / dof if dof else 0.0
 
 
 def _finish(strategy, folds, oos, n_trials, trial_sharpes, gate, prices, combos, costs,
