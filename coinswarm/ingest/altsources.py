@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import re
 import threading
+import urllib.parse
 from typing import Any
 
 from coinswarm.adapters.sources.base import Batch, Health, Record, SourceError
@@ -106,9 +107,10 @@ class HeadlineIndex:
                 report = index_headlines(news, self._embedder, self._store)
             except Exception as exc:  # any driver error: the index is down, the news ingestor backs off
                 self._store = None
-                safe = self.url.split("@")[-1]
+                parts = urllib.parse.urlsplit(self.url)
+                safe = f"{parts.scheme}://{parts.netloc.rsplit('@', 1)[-1]}{parts.path}"  # no password
                 raise SourceError(f"{type(exc).__name__}: {' '.join(str(exc).split())[:200]}",
-                                  source=f"headline index …@{safe}") from None
+                                  source=f"headline index {safe}") from None
             self.inserted += report.inserted
             return list(report.rejected)
 
