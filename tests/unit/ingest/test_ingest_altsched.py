@@ -177,3 +177,22 @@ def test_alt_only_config_and_env_override(tmp_path):
     closables, ingestors = build_ingestors(config)
     assert [i.source.name for i in ingestors] == ["newsapi:bitcoin", "newsapi:ether", "rss:a.example/rss"]
     assert [i.subject for i in ingestors][-1] == "ingest.news.rss.a_example_rss" and len(closables) == 1
+
+
+def test_cli_ingest_run_runs_the_macro_and_news_ingestors(tmp_path, fixture_server):
+    routes(fixture_server)
+    cfg = tmp_path / "ingest.toml"
+    cfg.write_text(config_text(fixture_server.url, tmp_path))
+    env = {"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin", "COINSWARM_FRED_API_KEY": "k"}  # no NewsAPI key
+    run = subprocess.run([sys.executable, "-m", "coinswarm.cli", "ingest", "run", "--config", str(cfg),
+                          "--seconds", "4"], capture_output=True, text=True, timeout=90, env=env)
+    assert run.returncode == 0, run.stderr
+    out = subprocess.run([sys.executable, "-m", "coinswarm.cli", "ingest", "status", "--config", str(cfg)],
+                         capture_output=True, text=True, timeout=60, env=env)
+    assert out.returncode == 1, out.stderr
+    lines = {line.split()[0]: line for line in out.stdout.splitlines()[1:]}
+    fred, rss, newsapi = (lines[n] for n in ("fred:DGS10", alt_names(fixture_server.url)[2], "newsapi:bitcoin"))
+    assert fred.split()[1] == "yes" and rss.split()[1] == "yes"
+    assert newsapi.split()[1] == "NO" and "COINSWARM_NEWSAPI_KEY" in newsapi
+    store = ParquetStore(tmp_path / "store")
+    assert store.count("macro") == len(macro()) and store.count("sentiment") == store.count("news") > 0
