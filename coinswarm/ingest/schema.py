@@ -121,7 +121,8 @@ def _bad_masks(spec: TableSpec, table: pa.Table) -> list[tuple[str, np.ndarray, 
     n = table.num_rows
     t = table.column("time_ms").to_numpy(zero_copy_only=False)
     lo, hi = EPOCH_MS_RANGE
-    checks = [("time_ms", (t < lo) | (t > hi), "epoch milliseconds between 1970 and 2100")]
+    with np.errstate(invalid="ignore"):  # a null time arrives as NaN: bad too
+        checks = [("time_ms", ~((t >= lo) & (t <= hi)), "epoch milliseconds between 1970 and 2100")]
     for col in spec.group:
         checks.append((col, _empty(table, col), "a non-empty name"))
     checks += _market_checks(spec, table) if spec.kind in MARKET_KINDS else _alt_checks(spec, table)
