@@ -221,6 +221,10 @@ def _alt_row(spec: TableSpec, rec: Record) -> dict:
 def _record_row(spec: TableSpec, rec: Record) -> dict:
     """One record as a row of ``spec`` (RecordError naming the field that does not convert)."""
     check_record(rec)
+    lo, hi = EPOCH_MS_RANGE
+    if not lo <= rec.time_ms <= hi:  # before Arrow sees it: a huge int overflows int64
+        raise RecordError(f"time_ms={rec.time_ms!r:.40} is not epoch milliseconds between 1970 and 2100",
+                          source=rec.source, field="time_ms", value=rec.time_ms)
     if spec.kind not in MARKET_KINDS:
         return _alt_row(spec, rec)
     v = rec.values

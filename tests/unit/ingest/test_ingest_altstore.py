@@ -80,11 +80,13 @@ def test_malformed_rows_are_named_and_the_good_ones_kept(tmp_path):
     bad = [Record("macro", "fred:DGS10", "DGS10", 1_704_153_600_000, {"value": float("inf")}),
            Record("news", "rss:x", "https://x.example/rss", 1_704_153_600_000, {"title": "t", "url": "ftp://x/y"}),
            Record("news", "rss:x", "https://x.example/rss", 1_704_153_600_000, {"title": None, "url": "https://x.example/a"}),
-           Record("sentiment", "vader", "k", 1_704_153_600_000, {"score": 0.5, "url": "https://x.example/b"})]
+           Record("sentiment", "vader", "k", 1_704_153_600_000, {"score": 0.5, "url": "https://x.example/b"}),
+           Record("macro", "fred:M2SL", "M2SL", 2**63, {"value": 1.0})]  # beyond int64 (found by the fuzz)
     result = write_records(store, good + bad)
     assert result.rows_written == 2 and store.count("news") == 2
     named = sorted((e.source, e.field) for e in result.rejected)
-    assert named == [("fred:DGS10", "value"), ("rss:x", "title"), ("rss:x", "url"), ("vader", "title")]
+    assert named == [("fred:DGS10", "value"), ("fred:M2SL", "time_ms"), ("rss:x", "title"), ("rss:x", "url"),
+                     ("vader", "title")]
     assert all(isinstance(e, RecordError) for e in result.rejected)
 
 
