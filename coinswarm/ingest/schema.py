@@ -105,6 +105,11 @@ def _empty(table: pa.Table, col: str) -> np.ndarray:
     return pc.fill_null(pc.equal(pc.utf8_length(table.column(col)), 0), True).to_numpy(zero_copy_only=False)
 
 
+def _path_unsafe(table: pa.Table, col: str) -> np.ndarray:
+    bad = pc.match_substring_regex(table.column(col), r"(^\.|/)")
+    return pc.fill_null(bad, True).to_numpy(zero_copy_only=False)
+
+
 def _in_range(table: pa.Table, col: str, lo: float, hi: float) -> np.ndarray:
     x = table.column(col).to_numpy(zero_copy_only=False)
     with np.errstate(invalid="ignore"):
@@ -123,8 +128,12 @@ def _bad_masks(spec: TableSpec, table: pa.Table) -> list[tuple[str, np.ndarray, 
     lo, hi = EPOCH_MS_RANGE
     with np.errstate(invalid="ignore"):  # a null time arrives as NaN: bad too
         checks = [("time_ms", ~((t >= lo) & (t <= hi)), "epoch milliseconds between 1970 and 2100")]
-    for col in spec.group:
-        checks.append((col, _empty(table, col), "a non-empty name"))
+    for col in spec.group:  # group values name folders: checked here, before anything is written
+        if col == "symbol":  # BTC/USDT: the store spells it BTC-USDT
+            checks.append((col, _empty(table, col), "a non-empty name"))
+        else:
+            checks.append((col, _empty(table, col) | _path_unsafe(table, col), "a non-empty name without '/' "
+                           "or a leading '.'"))
     checks += _market_checks(spec, table) if spec.kind in MARKET_KINDS else _alt_checks(spec, table)
     return [(f, np.asarray(m, dtype=bool), w) for f, m, w in checks if n and np.asarray(m).any()]
 

@@ -5,6 +5,7 @@ good rows kept; DuckDB views; group filters."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -113,3 +114,12 @@ def test_group_filters_are_checked(tmp_path):
         store.count("news", "rss:x")
     with pytest.raises(ConfigError, match="valid"):
         store.count("tweets")
+
+
+def test_a_group_name_that_is_no_folder_name_is_rejected_before_any_write(tmp_path):
+    store = ParquetStore(tmp_path)
+    good = macro()[:2]
+    odd = [dataclasses.replace(good[0], key="https://feed.example/rss"), dataclasses.replace(good[0], key=".hidden")]
+    result = write_records(store, good + odd)  # found by tests/fuzz/test_fuzz_ingest.py
+    assert result.rows_written == 2 and [e.field for e in result.rejected] == ["series", "series"]
+    assert store.count("macro") == 2
