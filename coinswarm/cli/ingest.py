@@ -91,7 +91,7 @@ def cmd_ingest_status(args) -> int:
         for h in status["sources"]:
             ago = "-" if h["last_success_ms"] is None else f"{(status['now_ms'] - h['last_success_ms']) / 1000:.1f}"
             print(f"{h['source']:40.40} {'yes' if h['healthy'] else 'NO':3} {ago:>20} {h['lag_ms'] or '-':>9} "
-                  f"{h['errors']:>6} {h['rejected']:>8} {h['reconnects']:>10}  {(h['last_error'] or '')[:60]}")
+                  f"{h['errors']:>6} {h['rejected']:>8} {h['reconnects']:>10}  {(h['last_error'] or '')[:120]}")
     return 0 if status["healthy"] else 1
 
 

@@ -24,13 +24,27 @@ Top-level keys::
     clock_every_s = 30.0                 # re-sample the venue's clock this often
     options = {}                         # ccxt options
 
-Environment overrides: ``COINSWARM_INGEST_STORE``, ``COINSWARM_NATS_URL``, ``COINSWARM_METRICS_PORT``.
+    [fred]                               # one macro ingestor per series (key: COINSWARM_FRED_API_KEY)
+    series = ["DGS10", "CPIAUCSL"];  every_s = 3600.0;  lookback_s = 7776000.0;  api_url = ""
+    [newsapi]                            # one news ingestor per query (key: COINSWARM_NEWSAPI_KEY)
+    query = "bitcoin OR ethereum";  language = "en";  every_s = 900.0;  lookback_s = 86400.0;  api_url = ""
+    [rss]                                # one news ingestor per feed (no key)
+    feeds = ["https://…/rss"];  every_s = 300.0;  lookback_s = 86400.0
+    [news]                               # what is done with every news batch
+    sentiment = true                     # VADER score per headline → the sentiment table
+    vectors_url = ""                     # "" = off; postgresql://… (pgvector) or redis://… (vector set)
+    embedder = "hashing"                 # hashing | minilm | auto (MiniLM needs the ml extra)
+
+Environment overrides: ``COINSWARM_INGEST_STORE``, ``COINSWARM_NATS_URL``, ``COINSWARM_METRICS_PORT``,
+``COINSWARM_INGEST_VECTORS_URL``. A missing API key does not stop the run: that ingestor reports
+unhealthy with the variable to set, the others run.
 A key that looks like a secret is refused (keys come from the environment, as for the live runner).
 """
 
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -44,7 +58,12 @@ from coinswarm.errors import ConfigError
 SECRET_WORDS = ("api_key", "apikey", "secret", "password", "token", "passphrase", "private_key")
 _EXCHANGE_KEYS = {"name", "symbols", "candles", "candles_ws", "trades", "trades_ws", "book_depth", "funding",
                   "every_s", "lookback_s", "api_url", "ws_url", "options", "label", "clock_every_s"}
-_TOP_KEYS = {"store", "status_file", "metrics_port", "nats_url", "backoff", "exchange"}
+_TOP_KEYS = {"store", "status_file", "metrics_port", "nats_url", "backoff", "exchange", "fred", "newsapi", "rss",
+             "news"}
+_FEED_ITEMS = {"fred": "series", "newsapi": "query", "rss": "feeds"}
+_FEED_DEFAULTS = {"fred": (3600.0, 90 * 86400.0), "newsapi": (900.0, 86400.0), "rss": (300.0, 86400.0)}
+_SERIES_ID = re.compile(r"^[A-Za-z0-9_]{1,64}$")
+EMBEDDERS = ("hashing", "minilm", "auto")
 
 
 @dataclass(frozen=True)
@@ -69,6 +88,27 @@ class ExchangeConfig:
 
 
 @dataclass(frozen=True)
+class FeedConfig:
+    """A ``[fred]``, ``[newsapi]`` or ``[rss]`` table: one ingestor per item."""
+
+    kind: str
+    items: tuple[str, ...]
+    every_s: float
+    lookback_s: float
+    api_url: str = ""
+    language: str = "en"
+
+
+@dataclass(frozen=True)
+class NewsConfig:
+    """The ``[news]`` table: sentiment scoring and headline indexing of every news batch."""
+
+    sentiment: bool = True
+    vectors_url: str = ""
+    embedder: str = "hashing"
+
+
+@dataclass(frozen=True)
 class IngestConfig:
     """The whole ingest configuration (see the module docstring)."""
 
@@ -80,6 +120,8 @@ class IngestConfig:
     backoff_base_s: float = 1.0
     backoff_max_s: float = 60.0
     stale_after_s: float = 30.0
+    feeds: tuple[FeedConfig, ...] = ()
+    news: NewsConfig = field(default_factory=NewsConfig)
 
 
 def _secretless(table: Mapping[str, Any], where: str) -> None:
@@ -135,6 +177,65 @@ def _exchange(t: Mapping[str, Any], i: int) -> ExchangeConfig:
                           str(t.get("label", "")), _number(t, "clock_every_s", 30.0, where, lo=0.01))
 
 
+def _items(kind: str, t: Mapping[str, Any]) -> tuple[str, ...]:
+    name = _FEED_ITEMS[kind]
+    raw = t.get(name)
+    items = [raw] if kind == "newsapi" and isinstance(raw, str) else raw
+    if not isinstance(items, list) or not items or not all(isinstance(x, str) and x.strip() for x in items):
+        raise ConfigError(f"[{kind}]: {name} must be a non-empty list of non-empty strings, got {raw!r}")
+    for item in items:
+        if kind == "fred" and not _SERIES_ID.match(item):
+            raise ConfigError(f"[fred]: series id {item!r} must be 1-64 letters, digits or '_' (like 'DGS10')")
+        if kind == "rss" and not re.match(r"^https?://[^/\s]+", item):
+            raise ConfigError(f"[rss]: feed {item!r} must be an absolute http(s)://host/... URL")
+        if kind == "newsapi" and len(item) > 500:
+            raise ConfigError(f"[newsapi]: a query has at most 500 characters, got {len(item)}")
+    if len(set(items)) != len(items):
+        raise ConfigError(f"[{kind}]: {name} lists an item twice: {items}")
+    return tuple(items)
+
+
+def _feed(kind: str, t: Any) -> FeedConfig:
+    """One ``[fred]`` / ``[newsapi]`` / ``[rss]`` table, checked."""
+    valid = {_FEED_ITEMS[kind], "every_s", "lookback_s", "api_url"} | ({"language"} if kind == "newsapi" else set())
+    if not isinstance(t, Mapping):
+        raise ConfigError(f"[{kind}] must be a table with keys {sorted(valid)}")
+    unknown = sorted(set(t) - valid)
+    if unknown:
+        raise ConfigError(f"[{kind}]: unknown key(s) {unknown}; valid: {sorted(valid)}")
+    every, lookback = _FEED_DEFAULTS[kind]
+    api_url = t.get("api_url", "")
+    if kind == "rss" and api_url:
+        raise ConfigError("[rss]: api_url is not used; list the feed URLs in feeds")
+    if not isinstance(api_url, str) or (api_url and not re.match(r"^https?://[^/\s]+", api_url)):
+        raise ConfigError(f"[{kind}]: api_url must be \"\" (the service) or an http(s):// base URL, got {api_url!r}")
+    language = t.get("language", "en")
+    if not isinstance(language, str) or not re.fullmatch(r"[a-z]{2}|", language):
+        raise ConfigError(f"[newsapi]: language must be a two-letter code like 'en' (or \"\" for all), "
+                          f"got {language!r}")
+    return FeedConfig(kind, _items(kind, t), _number(t, "every_s", every, f"[{kind}]", lo=0.01),
+                      _number(t, "lookback_s", lookback, f"[{kind}]", lo=1.0), api_url, language)
+
+
+def _news(t: Any, env: Mapping[str, str]) -> NewsConfig:
+    """The ``[news]`` table, checked (``COINSWARM_INGEST_VECTORS_URL`` overrides ``vectors_url``)."""
+    valid = {"sentiment", "vectors_url", "embedder"}
+    if not isinstance(t, Mapping) or set(t) - valid:
+        got = sorted(t) if isinstance(t, Mapping) else t
+        raise ConfigError(f"[news]: a table with keys {sorted(valid)}; got {got!r}")
+    sentiment = t.get("sentiment", True)
+    if not isinstance(sentiment, bool):
+        raise ConfigError(f"[news]: sentiment must be true or false, got {sentiment!r}")
+    url = env.get("COINSWARM_INGEST_VECTORS_URL") or t.get("vectors_url", "")
+    if not isinstance(url, str) or (url and not url.startswith(("postgresql://", "postgres://", "redis://",
+                                                                "rediss://", "postgresql+psycopg://"))):
+        raise ConfigError(f"[news]: vectors_url must be \"\" (off), postgresql://… or redis://…, got {url!r:.80}")
+    embedder = t.get("embedder", "hashing")
+    if embedder not in EMBEDDERS:
+        raise ConfigError(f"[news]: embedder must be one of {list(EMBEDDERS)}, got {embedder!r}")
+    return NewsConfig(sentiment, url, embedder)
+
+
 def load_config(path: str | os.PathLike, *, env: Mapping[str, str] | None = None) -> IngestConfig:
     """Read and check an ingest TOML file (environment overrides applied).
 
@@ -154,8 +255,9 @@ def load_config(path: str | os.PathLike, *, env: Mapping[str, str] | None = None
     if unknown:
         raise ConfigError(f"{path}: unknown key(s) {unknown}; valid: {sorted(_TOP_KEYS)}")
     exchanges = table.get("exchange", [])
-    if not isinstance(exchanges, list) or not exchanges:
-        raise ConfigError(f"{path}: at least one [[exchange]] table is needed")
+    feeds = tuple(_feed(kind, table[kind]) for kind in _FEED_ITEMS if kind in table)
+    if not isinstance(exchanges, list) or not (exchanges or feeds):
+        raise ConfigError(f"{path}: at least one [[exchange]], [fred], [newsapi] or [rss] table is needed")
     store = env.get("COINSWARM_INGEST_STORE") or table.get("store", "parquet:data/ingest")
     backoff = table.get("backoff", {})
     port = int(env.get("COINSWARM_METRICS_PORT") or table.get("metrics_port", 0))
@@ -166,4 +268,5 @@ def load_config(path: str | os.PathLike, *, env: Mapping[str, str] | None = None
                         str(env.get("COINSWARM_NATS_URL") or table.get("nats_url", "")),
                         _number(backoff, "base_s", 1.0, "backoff", lo=0.001),
                         _number(backoff, "max_s", 60.0, "backoff", lo=0.001),
-                        _number(backoff, "stale_after_s", 30.0, "backoff", lo=0.1))
+                        _number(backoff, "stale_after_s", 30.0, "backoff", lo=0.1), feeds,
+                        _news(table.get("news", {}), env))

@@ -6,7 +6,8 @@ asynchronously (``synchronous_commit = off``: a crash may lose the last commits,
 fetch brings again; it never corrupts).
 
 Tables ``ingest_trades``, ``ingest_candles``, ``ingest_funding``, ``ingest_books`` (created on
-first use), primary key (exchange, symbol[, timeframe], key).
+first use), primary key (exchange, symbol[, timeframe], key); ``ingest_macro`` (source, series,
+time_ms), ``ingest_news`` (url), ``ingest_sentiment`` (model, url).
 """
 
 from __future__ import annotations
@@ -20,8 +21,8 @@ import pyarrow.csv as pacsv
 
 from coinswarm.adapters.sources.symbols import canonical_symbol
 from coinswarm.errors import ConfigError
-from coinswarm.ingest.schema import TABLES, TableSpec, check_table, table_spec
-from coinswarm.ingest.store import WriteResult
+from coinswarm.ingest.schema import MARKET_KINDS, TABLES, TableSpec, check_table, table_spec
+from coinswarm.ingest.store import WriteResult, group_filter
 
 _PG = {pa.string(): "text", pa.int64(): "bigint", pa.float64(): "double precision"}
 
@@ -118,16 +119,21 @@ class PostgresStore:
     def count(self, kind: str, exchange: str | None = None, symbol: str | None = None) -> int:
         """Rows stored of ``kind`` (for one exchange and/or symbol when given)."""
         spec = table_spec(kind)
-        where, args = self._where(exchange, symbol)
+        where, args = self._where(spec, exchange, symbol)
         with self._lock, self._conn.cursor() as cur:
             cur.execute(f"SELECT count(*) FROM ingest_{spec.name}{where}", args)
             return int(cur.fetchone()[0])
 
     @staticmethod
-    def _where(exchange: str | None, symbol: str | None, timeframe: str | None = None) -> tuple[str, list]:
+    def _where(spec: TableSpec, exchange: str | None, symbol: str | None,
+               timeframe: str | None = None) -> tuple[str, list]:
+        """``exchange`` and ``symbol`` filter the table's first two group columns (see the store module)."""
+        group_filter(spec, exchange, symbol, None)  # ConfigError for a filter the table has no column for
+        if spec.kind in MARKET_KINDS and symbol:
+            symbol = canonical_symbol(symbol)
         conds, args = [], []
-        for col, val in (("exchange", exchange), ("symbol", symbol and canonical_symbol(symbol)),
-                         ("timeframe", timeframe)):
+        cols = (*spec.group[:2], "timeframe")
+        for col, val in zip(cols, (exchange, symbol, timeframe if "timeframe" in spec.group else None), strict=False):
             if val is not None:
                 conds.append(f"{col} = %s")
                 args.append(val)
@@ -136,15 +142,16 @@ class PostgresStore:
     def keys(self, kind: str, exchange: str, symbol: str, timeframe: str | None = None) -> np.ndarray:
         """The stored keys of one series, sorted by time."""
         spec = table_spec(kind)
-        where, args = self._where(exchange, symbol, timeframe if "timeframe" in spec.group else None)
+        where, args = self._where(spec, exchange, symbol, timeframe)
         with self._lock, self._conn.cursor() as cur:
             cur.execute(f"SELECT {spec.key} FROM ingest_{spec.name}{where} ORDER BY time_ms, {spec.key}", args)
-            return np.array([r[0] for r in cur.fetchall()], dtype=object if spec.key == "trade_id" else np.int64)
+            rows = [r[0] for r in cur.fetchall()]
+        return np.array(rows, dtype=object if spec.schema.field(spec.key).type == pa.string() else np.int64)
 
     def last_time(self, kind: str, exchange: str, symbol: str, timeframe: str | None = None) -> int | None:
         """The latest stored event time of one series, or None."""
         spec = table_spec(kind)
-        where, args = self._where(exchange, symbol, timeframe if "timeframe" in spec.group else None)
+        where, args = self._where(spec, exchange, symbol, timeframe)
         with self._lock, self._conn.cursor() as cur:
             cur.execute(f"SELECT max(time_ms) FROM ingest_{spec.name}{where}", args)
             value = cur.fetchone()[0]

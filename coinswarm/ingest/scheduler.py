@@ -4,6 +4,9 @@
   ``every_s``; the cursor starts after what the store already holds (or ``lookback_s`` back), so
   a restart resumes and a venue outage is backfilled on recovery.
 * **Stream** ingestors (WebSocket trades/candles) write each batch as it arrives.
+* **Macro and news** ingestors (:mod:`coinswarm.ingest.altsources`: FRED, NewsAPI, RSS) poll a
+  sliding window of ``lookback_s`` on the wall clock every ``every_s``; the store drops what it
+  already holds (macro by series and date, news and sentiment by URL).
 * **Isolation**: an ingestor's failure (any exception) is counted in its health and retried
   after an exponential back-off (``base_s · 2^(n-1)`` up to ``max_s``, at least the venue's
   ``Retry-After``); the other ingestors never notice.
@@ -53,6 +56,7 @@ class Ingestor:
     cursor: int | None = None
     failures: int = 0
     rows_written: int = 0
+    subject: str = ""  # NATS subject of its batches (default ingest.<kind>.<exchange>.<BASE-QUOTE>)
 
     @property
     def health(self) -> Health:
@@ -61,8 +65,9 @@ class Ingestor:
 
 
 def build_ingestors(config: IngestConfig) -> tuple[list[Any], list[Ingestor]]:
-    """The markets (to close) and the ingestors of a config."""
+    """The markets and headline index (to close) and the ingestors of a config."""
     from coinswarm.adapters.sources import ccxt_market as cm
+    from coinswarm.ingest.altsources import build_alt_ingestors
 
     markets, out = [], []
     for ex in config.exchanges:
@@ -89,7 +94,8 @@ def build_ingestors(config: IngestConfig) -> tuple[list[Any], list[Ingestor]]:
                 add(cm.BookSource(market, symbol, depth=ex.book_depth), "poll")
             if ex.funding:
                 add(cm.FundingSource(market, symbol), "poll")
-    return markets, out
+    closables, alt = build_alt_ingestors(config)
+    return markets + closables, out + alt
 
 
 class Scheduler:
@@ -177,6 +183,9 @@ class Scheduler:
         return now - ing.lookback_ms if last is None else min(last, now - ing.lookback_ms)
 
     def _advance(self, ing: Ingestor, batch: Batch) -> None:
+        if ing.kind in ("macro", "news"):
+            ing.cursor = None  # a sliding window: the next poll starts lookback before its now
+            return
         if not batch.records:
             return
         newest = max(r.time_ms for r in batch.records)
@@ -198,7 +207,8 @@ class Scheduler:
         ing.health.rejected += len(batch.rejected) + len(result.rejected)
         if self.bus is not None and batch.records:
             payload = orjson.dumps([{"t": r.time_ms, "k": r.key, "v": dict(r.values)} for r in batch.records])
-            await self.bus.publish(f"ingest.{ing.kind}.{ing.exchange}.{path_symbol(ing.key)}", payload)
+            subject = ing.subject or f"ingest.{ing.kind}.{ing.exchange}.{path_symbol(ing.key)}"
+            await self.bus.publish(subject, payload)
         ing.health.last_success_ms, ing.health.healthy = self.wall(), True
         if self.on_stored is not None:
             self.on_stored(ing, batch, result)

@@ -1,7 +1,10 @@
-"""The stored tables (trades, candles, funding, book) and their schema checks.
+"""The stored tables (trades, candles, funding, books; macro, news, sentiment) and their schema checks.
 
 Each :class:`TableSpec` names a table's columns (an Arrow schema), the column that makes a row
-unique inside its (exchange, symbol[, timeframe]) partition, and how rows are partitioned by time.
+unique inside its group — (exchange, symbol[, timeframe]) for market data, (source, series) for
+macro observations, nothing for news (a URL is stored once whatever its source) and the scoring
+model for sentiment — and how rows are partitioned by time (``day``, ``month``, or ``all``: one
+partition, so a key is unique across the whole table).
 :func:`check_table` splits an Arrow table into the rows that pass every check and one
 :class:`~coinswarm.adapters.sources.base.RecordError` per rejected row (naming the source, the
 row and the field); :func:`records_to_table` turns :class:`Record` s into such a table.
@@ -34,7 +37,8 @@ class TableSpec:
     Attributes
     ----------
     kind : str
-        The record kind it stores (``trade``, ``candle``, ``funding``, ``book``).
+        The record kind it stores (``trade``, ``candle``, ``funding``, ``book``, ``macro``, ``news``,
+        ``sentiment``).
     name : str
         Table / folder name.
     schema : pyarrow.Schema
@@ -42,9 +46,10 @@ class TableSpec:
     key : str
         The column unique within a partition (re-ingesting a row with a stored key is a no-op).
     group : tuple of str
-        Columns that name a partition besides time (``exchange``, ``symbol``[, ``timeframe``]).
+        Columns that name a partition besides time (``exchange``, ``symbol``[, ``timeframe``] for
+        market data).
     period : str
-        Time partition: ``day`` or ``month``.
+        Time partition: ``day``, ``month`` or ``all`` (one partition).
     """
 
     kind: str
@@ -67,8 +72,20 @@ TABLES: dict[str, TableSpec] = {
     "book": TableSpec("book", "books", pa.schema(_HEAD + [
         ("time_ms", _I64), ("bids", _STR), ("asks", _STR), ("received_ms", _I64)]), "time_ms",
         ("exchange", "symbol"), "day"),
+    "macro": TableSpec("macro", "macro", pa.schema([
+        ("source", _STR), ("series", _STR), ("time_ms", _I64), ("value", _F64), ("units", _STR),
+        ("received_ms", _I64)]), "time_ms", ("source", "series"), "all"),
+    "news": TableSpec("news", "news", pa.schema([
+        ("url", _STR), ("time_ms", _I64), ("source", _STR), ("key", _STR), ("title", _STR), ("summary", _STR),
+        ("publisher", _STR), ("received_ms", _I64)]), "url", (), "all"),
+    "sentiment": TableSpec("sentiment", "sentiment", pa.schema([
+        ("model", _STR), ("url", _STR), ("time_ms", _I64), ("source", _STR), ("key", _STR), ("title", _STR),
+        ("score", _F64), ("pos", _F64), ("neu", _F64), ("neg", _F64), ("received_ms", _I64)]), "url", ("model",),
+        "all"),
 }
 """The stored tables by record kind."""
+MARKET_KINDS = ("trade", "candle", "funding", "book")
+"""Kinds keyed by (exchange, symbol): the others (macro, news, sentiment) have their own groups."""
 
 
 def table_spec(kind: str) -> TableSpec:
@@ -84,22 +101,51 @@ def _positive(table: pa.Table, col: str) -> np.ndarray:
     return ~(np.isfinite(x) & (x > 0))
 
 
+def _empty(table: pa.Table, col: str) -> np.ndarray:
+    return pc.fill_null(pc.equal(pc.utf8_length(table.column(col)), 0), True).to_numpy(zero_copy_only=False)
+
+
+def _path_unsafe(table: pa.Table, col: str) -> np.ndarray:
+    bad = pc.match_substring_regex(table.column(col), r"(^\.|/)")
+    return pc.fill_null(bad, True).to_numpy(zero_copy_only=False)
+
+
+def _in_range(table: pa.Table, col: str, lo: float, hi: float) -> np.ndarray:
+    x = table.column(col).to_numpy(zero_copy_only=False)
+    with np.errstate(invalid="ignore"):
+        return ~(np.isfinite(x) & (x >= lo) & (x <= hi))
+
+
+def _not_web_url(table: pa.Table, col: str) -> np.ndarray:
+    ok = pc.fill_null(pc.match_substring_regex(table.column(col), r"^https?://[^/\s]+"), False)
+    return ~ok.to_numpy(zero_copy_only=False)
+
+
 def _bad_masks(spec: TableSpec, table: pa.Table) -> list[tuple[str, np.ndarray, str]]:
     """(field, bad-row mask, what is expected) for every check of ``spec``."""
     n = table.num_rows
     t = table.column("time_ms").to_numpy(zero_copy_only=False)
     lo, hi = EPOCH_MS_RANGE
-    checks = [("time_ms", (t < lo) | (t > hi), "epoch milliseconds between 1970 and 2100")]
-    for col in ("exchange", "symbol"):
-        checks.append((col, pc.fill_null(pc.equal(pc.utf8_length(table.column(col)), 0), True)
-                       .to_numpy(zero_copy_only=False), "a non-empty name"))
+    with np.errstate(invalid="ignore"):  # a null time arrives as NaN: bad too
+        checks = [("time_ms", ~((t >= lo) & (t <= hi)), "epoch milliseconds between 1970 and 2100")]
+    for col in spec.group:  # group values name folders: checked here, before anything is written
+        if col == "symbol":  # BTC/USDT: the store spells it BTC-USDT
+            checks.append((col, _empty(table, col), "a non-empty name"))
+        else:
+            checks.append((col, _empty(table, col) | _path_unsafe(table, col), "a non-empty name without '/' "
+                           "or a leading '.'"))
+    checks += _market_checks(spec, table) if spec.kind in MARKET_KINDS else _alt_checks(spec, table)
+    return [(f, np.asarray(m, dtype=bool), w) for f, m, w in checks if n and np.asarray(m).any()]
+
+
+def _market_checks(spec: TableSpec, table: pa.Table) -> list[tuple[str, np.ndarray, str]]:
+    checks = []
     if spec.kind == "trade":
         side = table.column("side")
         ok_side = pc.or_(pc.is_null(side), pc.fill_null(pc.is_in(side, value_set=pa.array(["buy", "sell"])), False))
         checks += [("price", _positive(table, "price"), "a finite price > 0"),
                    ("amount", _positive(table, "amount"), "a finite amount > 0"),
-                   ("trade_id", pc.fill_null(pc.equal(pc.utf8_length(table.column("trade_id")), 0), True)
-                    .to_numpy(zero_copy_only=False), "a non-empty trade id"),
+                   ("trade_id", _empty(table, "trade_id"), "a non-empty trade id"),
                    ("side", ~ok_side.to_numpy(zero_copy_only=False), "'buy', 'sell' or empty")]
     elif spec.kind == "candle":
         o, h, lw, c, v = (table.column(k).to_numpy(zero_copy_only=False)
@@ -114,7 +160,18 @@ def _bad_masks(spec: TableSpec, table: pa.Table) -> list[tuple[str, np.ndarray, 
         r = table.column("rate").to_numpy(zero_copy_only=False)
         with np.errstate(invalid="ignore"):
             checks.append(("rate", ~(np.isfinite(r) & (np.abs(r) < 1.0)), "a finite rate per interval in (-1, 1)"))
-    return [(f, np.asarray(m, dtype=bool), w) for f, m, w in checks if n and np.asarray(m).any()]
+    return checks
+
+
+def _alt_checks(spec: TableSpec, table: pa.Table) -> list[tuple[str, np.ndarray, str]]:
+    if spec.kind == "macro":
+        return [("value", _in_range(table, "value", -math.inf, math.inf), "a finite number")]
+    checks = [("url", _not_web_url(table, "url"), "an absolute http(s) URL"),
+              ("title", _empty(table, "title"), "a non-empty title")]
+    if spec.kind == "sentiment":
+        checks.append(("score", _in_range(table, "score", -1.0, 1.0), "a compound score in [-1, 1]"))
+        checks += [(col, _in_range(table, col, 0.0, 1.0), "a proportion in [0, 1]") for col in ("pos", "neu", "neg")]
+    return checks
 
 
 def check_table(spec: TableSpec, table: pa.Table, source: str | list[str], *,
@@ -147,9 +204,38 @@ def check_table(spec: TableSpec, table: pa.Table, source: str | list[str], *,
     return table.filter(pa.array(~bad)), [errors[i] for i in sorted(errors)]
 
 
+def _alt_row(spec: TableSpec, rec: Record) -> dict:
+    """A macro, news or sentiment record as a row of ``spec``.
+
+    macro: ``source`` is the record source's prefix (``fred`` of ``fred:DGS10``), ``series`` its key.
+    news: ``summary`` is the entry's summary or the article's description, ``publisher`` the
+    article's publisher or the feed's title. sentiment: ``source`` is the scored headline's source.
+    """
+    v = rec.values
+    row: dict = {"time_ms": rec.time_ms, "received_ms": int(rec.received_ms or 0)}
+    if spec.kind == "macro":
+        row.update(source=rec.source.split(":", 1)[0], series=rec.key, units=str(v.get("units") or ""))
+    elif spec.kind == "news":
+        row.update(source=rec.source, key=rec.key, summary=str(v.get("summary") or v.get("description") or ""),
+                   publisher=str(v.get("publisher") or v.get("feed") or ""))
+    else:
+        row.update(model=str(v.get("model") or rec.source), source=str(v.get("news_source") or rec.source),
+                   key=rec.key)
+    for name, typ in zip(spec.schema.names, spec.schema.types, strict=True):
+        if name not in row:
+            row[name] = _convert(rec, name, typ, v.get(name))
+    return row
+
+
 def _record_row(spec: TableSpec, rec: Record) -> dict:
     """One record as a row of ``spec`` (RecordError naming the field that does not convert)."""
     check_record(rec)
+    lo, hi = EPOCH_MS_RANGE
+    if not lo <= rec.time_ms <= hi:  # before Arrow sees it: a huge int overflows int64
+        raise RecordError(f"time_ms={rec.time_ms!r:.40} is not epoch milliseconds between 1970 and 2100",
+                          source=rec.source, field="time_ms", value=rec.time_ms)
+    if spec.kind not in MARKET_KINDS:
+        return _alt_row(spec, rec)
     v = rec.values
     exchange = v.get("exchange") or rec.source.split(":", 1)[0]
     row = {"exchange": exchange, "time_ms": rec.time_ms, "received_ms": int(rec.received_ms or 0)}

@@ -3,11 +3,18 @@ default) or PostgreSQL by COPY (:mod:`coinswarm.ingest.pgstore`), behind one int
 
 Both stores are **idempotent**: a row whose key (``trade_id`` for trades, open time for candles,
 funding and books) is already stored for its exchange, symbol (and timeframe) is skipped, so
-re-ingesting a period writes 0 rows. Both check every row first (:func:`~coinswarm.ingest.schema.check_table`):
+re-ingesting a period writes 0 rows; likewise a macro observation by (source, series, time), a
+news headline by its URL and a sentiment score by (model, URL). Both check every row first
+(:func:`~coinswarm.ingest.schema.check_table`):
 a malformed row is reported as a :class:`~coinswarm.adapters.sources.base.RecordError` naming
 the source and the field, and the good rows of the batch are written.
 
-Parquet layout: ``DIR/<table>/<exchange>/<BASE-QUOTE>[/<timeframe>]/<YYYY-MM-DD or YYYY-MM>/part-*.parquet``.
+Parquet layout: ``DIR/<table>/<exchange>/<BASE-QUOTE>[/<timeframe>]/<YYYY-MM-DD or YYYY-MM>/part-*.parquet``;
+``DIR/macro/<source>/<series>/all/``, ``DIR/news/all/``, ``DIR/sentiment/<model>/all/`` (one partition each).
+
+For the macro, news and sentiment tables the ``exchange`` and ``symbol`` filters of
+:meth:`Store.count`, ``keys`` and ``last_time`` name their group columns in order: macro's
+(source, series), sentiment's model; news has none.
 """
 
 from __future__ import annotations
@@ -29,7 +36,7 @@ from coinswarm.adapters.sources.base import Record, RecordError
 from coinswarm.adapters.sources.symbols import canonical_symbol, path_symbol
 from coinswarm.data.validate import timeframe_ms
 from coinswarm.errors import ConfigError
-from coinswarm.ingest.schema import TABLES, TableSpec, check_table, records_to_table, table_spec
+from coinswarm.ingest.schema import MARKET_KINDS, TABLES, TableSpec, check_table, records_to_table, table_spec
 
 _DAY_MS = 86_400_000
 
@@ -147,6 +154,8 @@ def gap_report(store: Store, kind: str, exchange: str, symbol: str, timeframe: s
 
 def _buckets(spec: TableSpec, t: np.ndarray) -> tuple[np.ndarray, list[str]]:
     """Per row the index of its time partition, and the partitions' names."""
+    if spec.period == "all":
+        return np.zeros(len(t), dtype=np.int64), ["all"]
     if spec.period == "day":
         days = t // _DAY_MS
         uniq, inv = np.unique(days, return_inverse=True)
@@ -216,7 +225,8 @@ class ParquetStore:
 
     def _dir(self, spec: TableSpec, group: tuple[str, ...]) -> Path:
         parts = list(group)
-        parts[1] = path_symbol(parts[1])
+        if spec.kind in MARKET_KINDS:
+            parts[1] = path_symbol(parts[1])
         if any(not p or "/" in p or p.startswith(".") for p in parts):
             raise ConfigError(f"{spec.name}: partition names {parts} must be non-empty and contain no '/'")
         return self.root.joinpath(spec.name, *parts)
@@ -277,9 +287,7 @@ class ParquetStore:
     def _files(self, kind: str, exchange: str | None = None, symbol: str | None = None,
                timeframe: str | None = None) -> list[Path]:
         spec = table_spec(kind)
-        parts = [exchange or "*", path_symbol(symbol) if symbol else "*"]
-        if "timeframe" in spec.group:
-            parts.append(timeframe or "*")
+        parts = group_filter(spec, exchange, symbol, timeframe)
         return sorted(self.root.joinpath(spec.name).glob("/".join([*parts, "*", "part-*.parquet"])))
 
     def count(self, kind: str, exchange: str | None = None, symbol: str | None = None) -> int:
@@ -303,14 +311,13 @@ class ParquetStore:
         if not files:
             return spec.schema.empty_table()
         table = pa.concat_tables([pq.read_table(f, schema=spec.schema) for f in files])
-        return table.sort_by([("exchange", "ascending"), ("symbol", "ascending"), ("time_ms", "ascending"),
-                              (spec.key, "ascending")])
+        return table.sort_by([(c, "ascending") for c in (*spec.group[:2], "time_ms", spec.key)])
 
     def keys(self, kind: str, exchange: str, symbol: str, timeframe: str | None = None) -> np.ndarray:
         """The stored keys of one series (sorted by time)."""
         spec = table_spec(kind)
-        return self.read(kind, exchange, canonical_symbol(symbol), timeframe).column(spec.key).to_numpy(
-            zero_copy_only=False)
+        symbol = canonical_symbol(symbol) if kind in MARKET_KINDS else symbol
+        return self.read(kind, exchange, symbol, timeframe).column(spec.key).to_numpy(zero_copy_only=False)
 
     def last_time(self, kind: str, exchange: str, symbol: str, timeframe: str | None = None) -> int | None:
         """The latest stored event time of one series, or None."""
@@ -344,6 +351,21 @@ class ParquetStore:
         """Forget the key cache (files stay)."""
         self._keys.clear()
         self._made.clear()
+
+
+def group_filter(spec: TableSpec, exchange: str | None, symbol: str | None, timeframe: str | None) -> list[str]:
+    """Glob parts of the group folders: ``exchange`` and ``symbol`` fill the first two group
+    columns (ConfigError when a table has fewer), ``timeframe`` the candles' third."""
+    given = [exchange, symbol]
+    if any(g is not None for g in given[len(spec.group):]):
+        raise ConfigError(f"the {spec.name} table is grouped by {list(spec.group)}: "
+                          f"{len(spec.group)} filter(s) at most, got exchange={exchange!r}, symbol={symbol!r}")
+    parts = [g or "*" for g in given[:len(spec.group)]]
+    if spec.kind in MARKET_KINDS and symbol:
+        parts[1] = path_symbol(symbol)
+    if "timeframe" in spec.group:
+        parts.append(timeframe or "*")
+    return parts
 
 
 def _dict_columns(spec: TableSpec) -> list[str]:

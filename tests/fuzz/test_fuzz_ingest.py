@@ -91,3 +91,45 @@ def test_fuzz_import_trades_csv(header, rows):
         assert report.rows_written + report.rows_rejected <= report.rows_read
         assert report.store_rows == store.count("trade") == report.rows_written
         assert import_trades(path, store).rows_written == 0
+
+
+urls = st.one_of(st.sampled_from(["https://n.example.com/a", "https://n.example.com/b", "http://x.example/c?q=1,2"]),
+                 st.text(max_size=12), junk)
+
+
+@st.composite
+def alt_records(draw) -> Record:
+    kind = draw(st.sampled_from(["macro", "news", "sentiment"]))
+    key = draw(st.sampled_from(["DGS10", "bitcoin", "https://feed.example/rss", "", "a/b"]))
+    t = draw(st.one_of(st.integers(T0, T0 + 10**9), junk))
+    if kind == "macro":
+        values = {"value": draw(st.one_of(st.floats(-1e6, 1e6), junk)), "units": draw(st.one_of(st.text(max_size=4),
+                                                                                                 junk))}
+    else:
+        values = {"title": draw(st.one_of(st.text(max_size=30), junk)), "url": draw(urls),
+                  "summary": draw(st.one_of(st.text(max_size=20), junk))}
+        if kind == "sentiment":
+            values.update({k: draw(st.one_of(st.floats(-1.5, 1.5), junk)) for k in ("score", "pos", "neu", "neg")})
+    if draw(st.booleans()):
+        values.pop(draw(st.sampled_from(sorted(values))))
+    return Record(kind, f"fuzz:{kind}:{key}", key, t, values)
+
+
+@settings(max_examples=examples(300), deadline=DEADLINE_MS, suppress_health_check=list(HealthCheck))
+@given(st.lists(alt_records(), max_size=25))
+def test_fuzz_write_alt_records(batch):
+    seen("ingest")
+    with tempfile.TemporaryDirectory() as d:
+        store = ParquetStore(d)
+        try:
+            result = write_records(store, batch)
+        except CoinswarmError:
+            assert sum(store.count(k) for k in ("macro", "news", "sentiment")) == 0
+            return
+        assert result.rows_in == len(batch) and result.duplicates >= 0
+        assert all(isinstance(e, RecordError) and e.source.startswith("fuzz:") and e.field for e in result.rejected)
+        assert sum(store.count(k) for k in ("macro", "news", "sentiment")) == result.rows_written
+        news = store.read("news")
+        assert len(set(news.column("url").to_pylist())) == news.num_rows  # a URL is stored once
+        again = write_records(ParquetStore(d), batch)
+        assert again.rows_written == 0 and len(again.rejected) == len(result.rejected)

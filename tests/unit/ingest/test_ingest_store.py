@@ -143,3 +143,10 @@ def test_mixed_batch_splits_by_exchange_symbol_and_day(tmp_path):
     assert store.compact("trade") == 0
     store.write_table("trade", table.slice(0, 1).set_column(3, "trade_id", pa.array(["9"])), "test")
     assert store.compact("trade") == 1 and store.count("trade") == 4
+
+
+def test_a_missing_timestamp_is_a_named_rejection(tmp_path):
+    path = tmp_path / "binance_BTCUSDT_trades_x.csv"
+    path.write_text("timestamp,price,amount\n,1,1\n1700000000000,2,1\n")  # found by tests/fuzz/test_fuzz_ingest.py
+    report = import_trades(path, ParquetStore(tmp_path / "store"))
+    assert (report.rows_written, report.rows_rejected) == (1, 1) and "time_ms" in report.errors[0]
