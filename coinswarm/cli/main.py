@@ -471,7 +471,9 @@ def _parse(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> argpa
     """Parse ``argv``; with ``--config``, parse again over the file's values as defaults."""
     args = parser.parse_args(argv)
     path = getattr(args, "config", None)
-    if not path:
+    from coinswarm.cli.config import COMMANDS
+
+    if not path or args.command not in COMMANDS:  # `live run --config` reads the daemon's own file
         return args
     from coinswarm.cli.config import config_defaults, load_config
 

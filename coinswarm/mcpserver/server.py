@@ -233,7 +233,9 @@ def _register_research(app: CoinswarmMCP) -> None:
                            fee_bps: Bps = 10.0, slippage_bps: Bps = 0.0,
                            ctx: Context | None = None) -> WalkForwardResult:
         """Walk-forward optimisation; returns the OOS gate's verdict with DSR, PBO and the trial count."""
-        gate = dict(min_sharpe=min_sharpe, min_dsr=min_dsr, max_pbo=max_pbo, min_trades=min_trades)
+        gate = dict(min_sharpe=min_sharpe, min_dsr=min_dsr, min_trades=min_trades)
+        if max_pbo is not None:  # else cs.Gate's default PBO bound, the one gate of the CLI and the library
+            gate["max_pbo"] = max_pbo
         args = dict(data=data, strategy=strategy, grid=grid, start=start, end=end, train=train, test=test,
                     anchored=anchored, objective=objective, fee_bps=fee_bps, slippage_bps=slippage_bps)
         out = await app.call(ctx, "walk_forward", {**args, **gate},
