@@ -247,3 +247,19 @@ def test_the_desk_refuses_malformed_requests(app, request_, words):
     with pytest.raises(OrderRefused, match=words):
         app.desk.place(request_)
     assert app.ledger.orders() == []
+
+
+def test_a_paper_order_placed_through_mcp_shows_up_in_coinswarm_live_report(app, db, capsys):
+    """Issue 20's done-means: the order an assistant placed is in ``coinswarm live report --json``."""
+    import json
+
+    from coinswarm.cli.main import main
+
+    got = order(app, qty=0.002).structured_content
+    app.ledger.close()
+    capsys.readouterr()
+    assert main(["live", "report", "--db", db, "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert [o["client_order_id"] for o in report["orders"]] == [got["client_order_id"]]
+    assert report["orders"][0]["status"] == "filled" and report["fills"][0]["qty"] == pytest.approx(0.002)
+    assert report["positions"]["BTC/USDT"]["qty"] == pytest.approx(0.002)
