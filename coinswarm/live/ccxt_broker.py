@@ -379,6 +379,11 @@ class CcxtBroker:
         """Close the HTTP session."""
         await self._ex.close()
 
+    @property
+    def markets(self) -> dict:
+        """ccxt's markets (lot step, minimum amount and notional), loaded by :meth:`start`."""
+        return self._ex.markets or {}
+
     def mark_price(self, symbol: str, price: float) -> None:
         """The last closed price of ``symbol``: Coinbase market buys are sized in quote currency
         (``qty × mark``)."""
