@@ -408,7 +408,8 @@ class FakeVenue:
     def open_orders(self, params: dict, now: int) -> list:
         symbol = params.get("symbol")
         return [self._order_json(o) for o in self.state.orders.values()
-                if o.status in ("NEW", "PARTIALLY_FILLED") and (symbol is None or o.symbol == symbol)]
+                if o.status in ("NEW", "PARTIALLY_FILLED") and (symbol is None or o.symbol == symbol)
+                and now - o.accepted_ms >= self.faults.not_found_ms]  # the same lag as a lookup
 
     def my_trades(self, params: dict, now: int) -> list:
         market = self._market(params)

@@ -362,7 +362,7 @@ async def run_venue(config: LiveConfig, *, broker=None, max_bars: int | None = N
     runner = VenueRunner(Ledger(config.servers.db), stepper, broker, settings, venue, sleep=sleep)
     try:
         if own:
-            await broker.start()
+            await runner.read(broker.start)
         await runner.recover()
         stop = stop or _signal_stop()
         feed = CcxtFeed(broker, config.symbols, config.timeframe, max_bars=max_bars,

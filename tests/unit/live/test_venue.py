@@ -38,10 +38,12 @@ def broker_of(venue: FakeVenue) -> CcxtBroker:
     return broker
 
 
-async def run(venue: FakeVenue, config: LiveConfig, bars: int, sleeps: list | None = None):
+async def run(venue: FakeVenue, config: LiveConfig, bars: int, sleeps: list | None = None, on_sleep=None):
     async def sleep(seconds: float) -> None:  # the feed waits for the next close: move the venue clock
         if sleeps is not None:
             sleeps.append(seconds)
+        if on_sleep is not None:
+            on_sleep(len(sleeps or ()))
         venue.advance(max(int(seconds * 1000), 1))
 
     async with broker_of(venue) as broker:
@@ -102,3 +104,53 @@ def test_round_to_market_uses_the_lot_step_and_minimums():
     assert round_to_market(market, 0.0009, 1e6) == 0.0  # under the minimum amount
     assert round_to_market(market, 0.05, 100.0) == 0.0  # notional 5 < 10
     assert round_to_market({"precision": {"amount": 2}}, 1.239, 1.0) == 1.23  # decimal places
+
+
+def test_rate_limits_are_waited_out_for_their_retry_after(tmp_path):
+    """429s with Retry-After in the middle of a run: the waits are the venue's, nothing is lost."""
+    db = f"sqlite:///{tmp_path}/live.db"
+    sleeps: list[float] = []
+
+    async def scenario():
+        async with make_venue() as venue:
+            await run(venue, make_config(venue, db), 5)
+            def storm(k: int) -> None:  # once the run is going: 6 × 429 with Retry-After 2.5 s
+                if k == 3:
+                    venue.script(rate_limit=6, retry_after_s=2.5)
+
+            runner = await run(venue, make_config(venue, db), 10, sleeps, storm)
+            return venue, runner
+
+    venue, runner = asyncio.run(scenario())
+    assert sleeps.count(2.5) >= 6 - 1  # each 429 waited its Retry-After (one may hit the submit: UNKNOWN)
+    assert runner.bars_processed >= 15
+    check_books(venue, db)
+
+
+def test_order_does_not_exist_within_grace_stays_in_flight(tmp_path):
+    """A lost reply, then "order does not exist" for 20 venue minutes: at a restart 5 minutes
+    later the order stays UNKNOWN (pending, not rejected); later it is found and filled."""
+    db = f"sqlite:///{tmp_path}/live.db"
+
+    async def scenario():
+        async with make_venue() as venue:
+            venue.script(lost_replies=1, not_found_ms=20 * 60_000)
+            config = make_config(venue, db, grace_ms=2 * HOUR)
+            for _ in range(120):  # until the strategy first trades
+                await run(venue, config, 1)
+                if venue.faults.lost_replies == 0:
+                    break
+            venue.advance(5 * 60_000)
+            async with broker_of(venue) as broker:
+                early = await run_venue(config, broker=broker, max_bars=0)
+            ledger = Ledger(db)
+            unknown = [o.client_order_id for o in ledger.orders([OrderStatus.UNKNOWN])]
+            ledger.close()
+            venue.advance(30 * 60_000)
+            await run(venue, config, 3)
+            return venue, early, unknown
+
+    venue, early, unknown = asyncio.run(scenario())
+    assert len(unknown) == 1 and early.last_report.pending == unknown and not early.last_report.halted
+    books = check_books(venue, db)
+    assert books["orders"][unknown[0]].status is OrderStatus.FILLED
