@@ -529,7 +529,7 @@ class FakeVenue:
         part = order.parts[order.next_part]
         order.next_part += 1
         last = order.next_part >= len(order.parts)
-        qty = order.qty - order.executed if last else order.qty * part
+        qty = order.qty - order.executed if last else round(order.qty * part, 8)  # on the 1e-8 lot step
         value, fee = qty * px, qty * px * self.fee_rate
         self._settle(order, market, qty, value, fee, last)
         order.executed += qty

@@ -69,6 +69,7 @@ def check_books(venue: FakeVenue, db: str) -> dict:
         assert posts == len(at_venue) + len(refused) and posts <= len(sent), (posts, len(at_venue), len(refused))
         position = ledger.positions().get(SYMBOL)
         assert abs((position.qty if position else 0.0) - venue_position(venue)) < 1e-9
+        assert not ledger.kill_state().halted, ledger.kill_state()
         fills = {f.fill_id for f in ledger.fills()}
         assert fills == {str(t["id"]) for t in venue.state.trades}
         return {"orders": orders, "sent": sent, "in_flight": ledger.in_flight()}
@@ -154,3 +155,31 @@ def test_order_does_not_exist_within_grace_stays_in_flight(tmp_path):
     assert len(unknown) == 1 and early.last_report.pending == unknown and not early.last_report.halted
     books = check_books(venue, db)
     assert books["orders"][unknown[0]].status is OrderStatus.FILLED
+
+
+def test_duplicate_shuffled_and_partial_fill_reports_book_once(tmp_path):
+    """The venue repeats every trade, shuffles them and fills in two parts: each fill is booked once."""
+    db = f"sqlite:///{tmp_path}/live.db"
+
+    async def scenario():
+        async with make_venue() as venue:
+            venue.script(duplicate_trades=True, shuffle_trades=True, partial_fills=[0.3, 0.7], seed=3)
+            await run(venue, make_config(venue, db), 120)
+            return venue
+
+    venue = asyncio.run(scenario())
+    books = check_books(venue, db)
+    assert len(venue.state.trades) >= 20 and len(books["sent"]) >= 10
+
+
+def test_config_takes_an_api_url_and_refuses_a_bad_one(tmp_path):
+    from coinswarm.errors import ConfigError
+    from coinswarm.live.config import load_config
+
+    path = tmp_path / "c.toml"
+    env = {"COINSWARM_BINANCE_API_KEY": "k" * 8, "COINSWARM_BINANCE_SECRET": "s" * 8}
+    path.write_text('[broker]\nkind = "binance"\napi_url = "http://127.0.0.1:8080"\n')
+    assert load_config(path, env=env).broker.api_url == "http://127.0.0.1:8080"
+    path.write_text('[broker]\nkind = "binance"\napi_url = "ftp://x/y"\n')
+    with pytest.raises(ConfigError, match="broker.api_url"):
+        load_config(path, env=env)
