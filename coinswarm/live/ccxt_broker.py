@@ -379,6 +379,11 @@ class CcxtBroker:
         """Close the HTTP session."""
         await self._ex.close()
 
+    @property
+    def markets(self) -> dict:
+        """ccxt's markets (lot step, minimum amount and notional), loaded by :meth:`start`."""
+        return self._ex.markets or {}
+
     def mark_price(self, symbol: str, price: float) -> None:
         """The last closed price of ``symbol``: Coinbase market buys are sized in quote currency
         (``qty × mark``)."""
@@ -601,7 +606,9 @@ class CcxtBroker:
         if order_id not in self._client_ids:
             raw = await self._call("order of a fill", self._ex.fetch_order, order_id, symbol, not_found=None)
             cid = raw.get("clientOrderId") if isinstance(raw, dict) else None
-            self._client_ids[order_id] = str(cid) if cid else f"venue-{order_id}"
+            if not cid:  # not remembered: "does not exist" may be the venue's lag right after a submit
+                return f"venue-{order_id}"
+            self._client_ids[order_id] = str(cid)
         return self._client_ids[order_id]
 
     async def balances(self) -> dict[str, Balance]:

@@ -7,6 +7,7 @@ Sections and keys (``runners/coinswarm.example.toml`` is a commented example)::
     timeframe = "1h"                  # 1m 3m 5m 15m 30m 1h 2h 4h 6h 8h 12h 1d
     [strategy]  name = "committee";  [strategy.params] ...   # any TOML table
     [broker]    kind = "paper" | "binance" | "coinbase";  sandbox = true;  grace_ms = 300000
+                api_url = ""      # "" = the exchange's own URLs; "http://127.0.0.1:PORT" = a fake venue
     [risk]      max_drawdown = 0.2;  daily_loss = 0.05;  max_position = 1.0;  max_order_notional = 1000.0
     [servers]   db = "sqlite:///coinswarm-paper.db";  redis = "";  nats = ""   # "" = embedded default
     metrics_port = 9108               # 0 = no /metrics endpoint
@@ -79,7 +80,7 @@ ENV_OVERRIDES: dict[str, tuple[str, ...]] = {
 }
 _SECTIONS = {
     "strategy": ("name", "params"),
-    "broker": ("kind", "sandbox", "grace_ms"),
+    "broker": ("kind", "sandbox", "grace_ms", "api_url"),
     "risk": ("max_drawdown", "daily_loss", "max_position", "max_order_notional"),
     "servers": ("db", "redis", "nats"),
 }
@@ -104,11 +105,13 @@ class StrategyConfig:
 @dataclass(frozen=True)
 class BrokerConfig:
     """Where orders go; ``grace_ms``: how long a venue's "order does not exist" after a submit
-    keeps the order in flight before reconciliation resolves it."""
+    keeps the order in flight before reconciliation resolves it; ``api_url``: a base URL replacing
+    the exchange's (the fake venue on 127.0.0.1; "" = the exchange's own)."""
 
     kind: str = "paper"
     sandbox: bool = True
     grace_ms: int = 300_000
+    api_url: str = ""
 
 
 @dataclass(frozen=True)
@@ -282,7 +285,9 @@ def _build(raw: Mapping, live: bool) -> LiveConfig:
         kind=_choice("broker.kind", section["broker"].get("kind", "paper"), BROKERS),
         sandbox=_bool("broker.sandbox", section["broker"].get("sandbox", True)),
         grace_ms=int(_number("broker.grace_ms", section["broker"].get("grace_ms", 300_000), 0, 86_400_000,
-                             integer=True)))
+                             integer=True)),
+        api_url=_text("broker.api_url", section["broker"].get("api_url", ""), r"^(|https?://[A-Za-z0-9.\-\[\]:]+/?)$",
+                      "\"\" or a base URL like 'http://127.0.0.1:8080'"))
     risk = _risk(section["risk"])
     servers = ServerUrls(*(_url(f"servers.{k}", section["servers"].get(k, d), k)
                            for k, d in (("db", DEFAULT_DB), ("redis", ""), ("nats", ""))))

@@ -5,8 +5,8 @@ Paper trading (``broker.kind = "paper"``, the default) is what this runner drive
 broker fills with the portfolio kernel, every order and fill goes to the ledger, start-up is
 recovery (the same path as ``coinswarm live replay``). On a fresh database it first warms the
 strategy up on the feed's REST history (``strategy.warmup()`` bars, no trading), so its first
-decision is made on a primed state. Exchange brokers are refused here with a clear error until
-the venue execution path is wired (orders.submit/reconcile with a CcxtBroker).
+decision is made on a primed state. Exchange brokers (``broker.kind = "binance"|"coinbase"``)
+run through :func:`coinswarm.live.venue.run_venue` (:func:`run_config` dispatches).
 """
 
 from __future__ import annotations
@@ -106,5 +106,10 @@ def _signal_stop() -> asyncio.Event:
 
 def run_config(config: LiveConfig) -> int:
     """Run the daemon until SIGTERM/SIGINT; 0 on a graceful stop."""
+    if config.broker.kind != "paper":
+        from coinswarm.live.venue import run_venue
+
+        asyncio.run(run_venue(config))
+        return 0
     asyncio.run(run_paper(config))
     return 0

@@ -1,0 +1,429 @@
+"""The live runner on an exchange: closed bars in, orders to a :class:`~coinswarm.live.ccxt_broker.CcxtBroker`
+out, every order and fill in the ledger, start-up is recovery.
+
+Per closed time ``t`` (every symbol's bar that opened at ``t``, or fewer when a later bar shows
+the rest are missing), :meth:`VenueRunner.process`:
+
+1. the strategy steps on the bars (targets: fractions of equity, NaN = no order);
+2. **mass status** (:func:`coinswarm.live.orders.reconcile`): open orders, fills since the last
+   stored one (de-duplicated by fill id, so repeated and out-of-order reports book once),
+   in-flight orders resolved by client id ("does not exist" within ``grace_ms`` stays in
+   flight), base-asset balances against the ledger's positions — an unexplained difference
+   halts (fails closed);
+3. targets → quantities: equity = the venue's quote balance + the ledger's positions marked at
+   the bar's close; the change from the position plus what in-flight orders still have to fill,
+   capped by free balances (spot: never short), rounded down to the market's lot step and dropped
+   under its minimum amount or notional (ccxt markets);
+4. :func:`~coinswarm.live.killswitch.limit_intents` (max position, max order notional), then the
+   kill switch (while halted only reductions);
+5. write-ahead per order, deterministic client id (strategy, symbol, bar time, 0): ``NEW`` →
+   ``SENT`` → submit once → the venue's reply. A timeout is ``UNKNOWN`` and is **never** sent
+   again: the next mass status finds it by client id;
+6. the checkpoint (the strategy's state after ``t``) and the bars, then the kill switch sees
+   the equity.
+
+After a crash the bars since the checkpoint are decided again: an order already stored under
+its deterministic id is not sent again (``record_new`` refuses the id), so a restart never
+duplicates an order; start-up runs the mass status before the first decision.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from coinswarm.agents.base import Bar
+from coinswarm.errors import ConfigError, OrderRejectedError, RateLimitedError, VenueError
+from coinswarm.live import faults
+from coinswarm.live.config import LiveConfig, RiskLimits
+from coinswarm.live.feeds import check_closed_bar
+from coinswarm.live.killswitch import filter_intents, limit_intents, update
+from coinswarm.live.ledger import Ledger, split_symbol
+from coinswarm.live.orders import ReconcileReport, apply_venue, reconcile
+from coinswarm.live.protocols import ClosedBar, OrderIntent, OrderStatus, Side, client_order_id
+from coinswarm.live.stepper import Stepper
+
+log = logging.getLogger("coinswarm.live.venue")
+RUN_KEY = "venue_run"
+CHECKPOINT_KEY = "venue_checkpoint"
+POLL_ENV = "COINSWARM_LIVE_POLL_S"
+
+
+@dataclass(frozen=True)
+class VenueSettings:
+    """How the venue runner sizes and resolves orders.
+
+    Attributes
+    ----------
+    strategy_id : str
+        Part of every client order id.
+    step_ms : int
+        The bar length.
+    grace_ms : int
+        How long "order does not exist" after sending keeps an order in flight.
+    limits : RiskLimits
+        Kill switch and sizing limits.
+    buy_headroom : float
+        A market buy uses at most free quote / (close × (1 + headroom)) (fees, price move).
+    """
+
+    strategy_id: str
+    step_ms: int
+    grace_ms: int
+    limits: RiskLimits
+    buy_headroom: float = 0.06
+
+
+class VenueRunner:
+    """The daemon on an exchange broker (see the module docstring).
+
+    Parameters
+    ----------
+    ledger : Ledger
+    stepper : Stepper
+    broker : CcxtBroker
+        Started (markets loaded).
+    settings : VenueSettings
+    venue : str
+        The ledger's venue claim (``binance``, ``binance-sandbox`` …).
+    sleep : async callable
+        Waits between read retries (injected in tests).
+    """
+
+    def __init__(self, ledger: Ledger, stepper: Stepper, broker, settings: VenueSettings, venue: str, *,
+                 sleep=asyncio.sleep) -> None:
+        self._sleep = sleep
+        self.rate_limited = 0
+        self.ledger, self.stepper, self.broker, self.settings, self.venue = ledger, stepper, broker, settings, venue
+        self.symbols = stepper.symbols
+        self.last_time = -1
+        self.bars_processed = 0
+        self.last_report: ReconcileReport | None = None
+        self.submitted = 0
+        self._group: dict[str, ClosedBar] = {}
+        self._group_time: int | None = None
+
+    # -- start-up --------------------------------------------------------------------------
+    def spec(self) -> dict:
+        """What a resumed run must share with the stored one."""
+        return {"strategy": self.stepper.name, "symbols": list(self.symbols),
+                "params": self.stepper.params._asdict(), "venue": self.venue}
+
+    async def recover(self) -> ReconcileReport:
+        """Start-up is recovery: claim the ledger (live, this venue), load the checkpoint, then
+        mass-status the venue and resolve every in-flight order **before** any decision."""
+        self.ledger.migrate()
+        self.ledger.claim("live", self.venue)
+        stored = self.ledger.get_meta(RUN_KEY)
+        if stored is None:
+            self.ledger.set_meta(RUN_KEY, self.spec())
+        elif stored != self.spec():
+            raise ConfigError(f"the ledger holds another run ({stored}); this run is {self.spec()}: use another db")
+        checkpoint = self.ledger.get_meta(CHECKPOINT_KEY)
+        if checkpoint is not None:
+            self.stepper.load_record(checkpoint["strategy"])
+            self.last_time = int(checkpoint["time"])
+        self.bars_processed = self.ledger.bars_processed()
+        return await self.read(self.sync, await self.read(self.broker.server_time_ms))
+
+    async def read(self, fn, *args, attempts: int = 8):
+        """A read (never a submit) retried on rate limits — waiting the venue's ``Retry-After``
+        (else a doubling back-off) — and on outages; the last error is raised."""
+        delay = 0.5
+        for k in range(attempts):
+            try:
+                return await fn(*args)
+            except RateLimitedError as exc:
+                self.rate_limited += 1
+                if k == attempts - 1:
+                    raise
+                await self._sleep(exc.retry_after if exc.retry_after is not None else delay)
+            except VenueError:
+                if k == attempts - 1:
+                    raise
+                await self._sleep(delay)
+            delay = min(delay * 2, 30.0)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def sync(self, now_ms: int) -> ReconcileReport:
+        """One mass status (:func:`~coinswarm.live.orders.reconcile`); a halt is logged with why."""
+        report = await reconcile(self.ledger, self.broker, self.symbols, now_ms, self.settings.grace_ms,
+                                 new_max_age_ms=self.settings.step_ms)
+        if report.halted:
+            log.error("reconcile: halted: %s", "; ".join(report.unexplained))
+        self.last_report = report
+        return report
+
+    # -- the loop ------------------------------------------------------------------------
+    async def run(self, feed, stop: asyncio.Event | None = None) -> int:
+        """Process ``feed``'s closed bars until it ends or ``stop`` is set."""
+        stop = stop or asyncio.Event()
+        before = self.bars_processed
+        async for bar in feed.closed_bars():
+            await self.on_bar(bar)
+            if stop.is_set():
+                break
+        if not stop.is_set():
+            await self.close_group()
+        return self.bars_processed - before
+
+    async def on_bar(self, bar: ClosedBar) -> None:
+        """Take one closed bar (bars at or before the checkpoint are skipped: a resumed feed)."""
+        check_closed_bar(bar, bar.symbol)
+        if bar.symbol not in self.symbols or bar.time <= self.last_time:
+            return
+        if self._group_time is not None and bar.time != self._group_time:
+            await self.close_group()
+        self._group_time = bar.time
+        self._group[bar.symbol] = bar
+        if len(self._group) == len(self.symbols):
+            await self.close_group()
+
+    async def close_group(self) -> None:
+        """Process the bars gathered for the current time (if any)."""
+        if self._group_time is None:
+            return
+        group, t = self._group, self._group_time
+        self._group, self._group_time = {}, None
+        await self.process(t, group)
+
+    async def process(self, t: int, group: dict[str, ClosedBar]) -> list[OrderIntent]:
+        """Decide, size, send and checkpoint one closed time; returns the intents sent."""
+        started = time.perf_counter_ns()
+        bars = [None if group.get(s) is None else Bar(b.time, b.open, b.high, b.low, b.close, b.volume)
+                for s in self.symbols for b in [group.get(s)]]
+        target = self.stepper.decide(bars).copy()
+        now = await self.read(self.broker.server_time_ms)
+        await self.read(self.sync, now)
+        closes = {s: b.close for s, b in group.items()}
+        balances = await self.read(self.broker.balances)
+        equity = self._equity(balances, closes)
+        intents = self._intents(t, target, closes, balances, equity)
+        latency = (time.perf_counter_ns() - started) / 1000.0
+        sent = []
+        for intent in intents:
+            if await self.submit(intent, now):
+                sent.append(intent)
+        self._checkpoint(t, group, latency, now, equity)
+        return sent
+
+    # -- sizing ------------------------------------------------------------------------------
+    def _equity(self, balances: dict, closes: dict[str, float]) -> float:
+        quote = split_symbol(self.symbols[0])[1]
+        cash = balances[quote].total if quote in balances else 0.0
+        positions = self.ledger.positions()
+        held = sum(positions[s].qty * closes[s] for s in closes if s in positions)
+        return float(cash + held)
+
+    def _intents(self, t: int, target: np.ndarray, closes: dict[str, float], balances: dict,
+                 equity: float) -> list[OrderIntent]:
+        positions = {s: p.qty for s, p in self.ledger.positions().items()}
+        pending = self._pending()
+        intents = []
+        for j, symbol in enumerate(self.symbols):
+            w, close = float(target[j]), closes.get(symbol)
+            if not math.isfinite(w) or close is None or equity <= 0:
+                continue
+            desired = min(max(w, 0.0), 1.0) * equity / close  # spot: long-only, no leverage
+            delta = desired - positions.get(symbol, 0.0) - pending.get(symbol, 0.0)
+            qty = self._sized(symbol, delta, close, balances)
+            if qty > 0:
+                side = Side.BUY if delta > 0 else Side.SELL
+                intents.append(OrderIntent(client_order_id(self.settings.strategy_id, symbol, t, 0), symbol, side,
+                                           qty, t, self.settings.strategy_id))
+        passed, blocked = limit_intents(intents, positions, closes, self.settings.limits)
+        for intent, why in blocked:
+            log.warning("order %s blocked: %s", intent.client_order_id, why)
+        passed, halted = filter_intents(passed, positions, self.ledger.kill_state())
+        for intent in halted:
+            log.warning("order %s blocked: kill switch halted", intent.client_order_id)
+        return passed
+
+    def _pending(self) -> dict[str, float]:
+        """What in-flight orders still have to fill, signed, by symbol."""
+        out: dict[str, float] = {}
+        for order in self.ledger.in_flight():
+            left = max(order.qty - order.filled_qty, 0.0)
+            out[order.symbol] = out.get(order.symbol, 0.0) + (left if order.side is Side.BUY else -left)
+        return out
+
+    def _sized(self, symbol: str, delta: float, close: float, balances: dict) -> float:
+        """|delta| capped by free balances, rounded down to the lot step; 0 under the minimums."""
+        base, quote = split_symbol(symbol)
+        if delta > 0:
+            free = balances[quote].free if quote in balances else 0.0
+            qty = min(delta, free / (close * (1.0 + self.settings.buy_headroom)))
+        else:
+            qty = min(-delta, balances[base].free if base in balances else 0.0)
+        return round_to_market(self.broker.markets.get(symbol, {}), qty, close)
+
+    # -- sending ------------------------------------------------------------------------------
+    async def submit(self, intent: OrderIntent, now_ms: int) -> bool:
+        """Write-ahead: NEW, SENT, one submit, the reply. False when the id is already stored
+        (a re-decided bar after a restart: never sent twice)."""
+        faults.point("before_new")
+        if not self.ledger.record_new(intent, now_ms):
+            return False
+        faults.point("after_new")
+        cid = intent.client_order_id
+        self.ledger.transition(cid, OrderStatus.SENT, now_ms)
+        faults.point("after_sent")
+        self.submitted += 1
+        try:
+            venue = await self.broker.submit(intent)
+        except OrderRejectedError as exc:
+            self.ledger.transition(cid, OrderStatus.REJECTED, now_ms, reason=f"rejected: {exc.problem}")
+            return True
+        except VenueError as exc:
+            self.ledger.transition(cid, OrderStatus.UNKNOWN, now_ms, reason=f"{type(exc).__name__}: {exc.problem}")
+            return True
+        except BaseException as exc:
+            self.ledger.transition(cid, OrderStatus.UNKNOWN, now_ms, reason=f"submit interrupted: {type(exc).__name__}")
+            raise
+        faults.point("after_ack")
+        stored = self.ledger.order(cid)
+        if stored is not None and not stored.status.final:
+            apply_venue(self.ledger, stored, venue, now_ms)
+        return True
+
+    def _checkpoint(self, t: int, group: dict[str, ClosedBar], latency: float, now_ms: int, equity: float) -> None:
+        first = next(iter(group))
+        self.ledger.record_bars([(s, t, latency if s == first else None) for s in group], now_ms)
+        self.ledger.set_meta(CHECKPOINT_KEY, {"time": int(t), "strategy": self.stepper.to_record()})
+        self.last_time = t
+        self.bars_processed += len(group)
+        before = self.ledger.kill_state()
+        after = update(before, equity, t, self.settings.limits)
+        if after != before:
+            self.ledger.save_kill_state(after, now_ms)
+            if after.halted and not before.halted:
+                log.warning("kill switch: halted (%s): %s", after.reason, after.detail)
+
+
+def round_to_market(market: dict, qty: float, price: float) -> float:
+    """``qty`` rounded down to the market's amount precision (a step size or a number of
+    decimals, from ccxt's ``markets``); 0 when under the minimum amount or notional."""
+    if not (math.isfinite(qty) and qty > 0):
+        return 0.0
+    precision = (market.get("precision") or {}).get("amount")
+    if precision is not None:
+        p = float(precision)  # ccxt TICK_SIZE mode: the step; DECIMAL_PLACES mode: a count of decimals
+        step = p if p < 1 or p != int(p) else 10.0 ** -int(p)
+        qty = math.floor(qty / step + 1e-9) * step
+        qty = float(f"{qty:.12g}")
+    limits = market.get("limits") or {}
+    min_amount = (limits.get("amount") or {}).get("min") or 0.0
+    min_cost = (limits.get("cost") or {}).get("min") or 0.0
+    if qty <= 0 or qty < float(min_amount) or qty * price < float(min_cost):
+        return 0.0
+    return qty
+
+
+# -- the daemon -------------------------------------------------------------------------------
+def build_broker(config: LiveConfig):
+    """The :class:`~coinswarm.live.ccxt_broker.CcxtBroker` of ``config`` (keys from the config's
+    credentials, read from the environment; ``broker.api_url`` overrides the exchange's URLs; ccxt's
+    client-side request spacing is kept except for a loopback venue)."""
+    from urllib.parse import urlparse
+
+    from coinswarm.live.ccxt_broker import ApiKeys, CcxtBroker
+
+    creds = config.credentials
+    if creds is None:
+        raise ConfigError(f"broker.kind = {config.broker.kind!r} needs keys in the environment: "
+                          f"COINSWARM_{config.broker.kind.upper()}_API_KEY and _SECRET")
+    broker = CcxtBroker(config.broker.kind, keys=ApiKeys(creds.api_key, creds.secret), sandbox=config.broker.sandbox,
+                        api_url=config.broker.api_url or None)
+    if urlparse(config.broker.api_url).hostname in ("127.0.0.1", "localhost", "::1"):
+        broker._ex.enableRateLimit = False  # a loopback (fake) venue: it answers 429 itself, no client-side spacing
+    return broker
+
+
+async def run_venue(config: LiveConfig, *, broker=None, max_bars: int | None = None, sleep=None,
+                    stop: asyncio.Event | None = None) -> VenueRunner:
+    """Run the daemon of ``config`` on its exchange until ``stop``, SIGTERM/SIGINT or ``max_bars``:
+    recovery first, warm-up on a fresh ledger, then one closed bar at a time."""
+    from coinswarm.data.validate import timeframe_ms
+    from coinswarm.live.feeds import CcxtFeed
+
+    own = broker is None
+    broker = broker or build_broker(config)
+    stepper = Stepper(config.strategy.name, config.symbols, config.strategy.params)
+    settings = VenueSettings(stepper.name, int(timeframe_ms(config.timeframe)), config.broker.grace_ms, config.risk)
+    venue = config.venue + (f"@{config.broker.api_url}" if config.broker.api_url else "")
+    sleep = sleep or _capped_sleep()
+    runner = VenueRunner(Ledger(config.servers.db), stepper, broker, settings, venue, sleep=sleep)
+    try:
+        if own:
+            await runner.read(broker.start)
+        await runner.recover()
+        stop = stop or _signal_stop()
+        feed = CcxtFeed(broker, config.symbols, config.timeframe, max_bars=max_bars,
+                        after_ms=runner.last_time if runner.last_time >= 0 else None, sleep=sleep)
+        if runner.last_time < 0:
+            await _warm_up(runner, feed, await broker.server_time_ms())
+            feed.last_ms = {s: runner.last_time if runner.last_time >= 0 else None for s in config.symbols}
+        await runner.run(feed, stop)
+    finally:
+        if own:
+            await broker.close()
+        runner.ledger.close()
+    return runner
+
+
+async def _warm_up(runner: VenueRunner, feed, until_ms: int) -> None:
+    """Step the strategy over its warm-up history (no trading), then checkpoint."""
+    grouped: dict[int, dict] = {}
+    for symbol in runner.symbols:
+        for bar in await feed.history(symbol, until_ms, runner.stepper.warmup()):
+            grouped.setdefault(bar.time, {})[symbol] = bar
+    for t in sorted(grouped):
+        runner.stepper.decide([None if (b := grouped[t].get(s)) is None else
+                               Bar(b.time, b.open, b.high, b.low, b.close, b.volume) for s in runner.symbols])
+        runner.last_time = t
+    if grouped:
+        runner.ledger.set_meta(CHECKPOINT_KEY, {"time": runner.last_time, "strategy": runner.stepper.to_record()})
+
+
+def _capped_sleep():
+    """asyncio.sleep, at most ``COINSWARM_LIVE_POLL_S`` seconds when set (poll at least that often)."""
+    text = os.environ.get(POLL_ENV, "")
+    try:
+        cap = float(text) if text else None
+    except ValueError:
+        raise ConfigError(f"{POLL_ENV}={text!r} is not a number of seconds") from None
+    if cap is not None and not (math.isfinite(cap) and cap > 0):
+        raise ConfigError(f"{POLL_ENV}={text!r}: expected seconds > 0")
+
+    async def sleep(seconds: float) -> None:
+        await asyncio.sleep(seconds if cap is None else min(seconds, cap))
+
+    return sleep
+
+
+def _signal_stop() -> asyncio.Event:
+    import signal
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        try:
+            loop.add_signal_handler(sig, stop.set)
+        except (NotImplementedError, RuntimeError):
+            pass
+    return stop
+
+
+def venue_summary(ledger: Ledger, symbols: Sequence[str]) -> dict:
+    """Orders by status and positions (for logs and tests)."""
+    counts: dict[str, int] = {}
+    for order in ledger.orders():
+        counts[order.status.value] = counts.get(order.status.value, 0) + 1
+    return {"orders": counts, "positions": {s: p.qty for s, p in ledger.positions().items() if s in symbols}}

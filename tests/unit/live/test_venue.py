@@ -1,0 +1,185 @@
+"""The live runner on an exchange broker (:mod:`coinswarm.live.venue`) against the fake Binance venue
+on 127.0.0.1 (real catalog candles; the venue clock moves only when the feed sleeps)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+
+import pytest
+
+from coinswarm.adapters.fake_venue import DUMMY_KEY, DUMMY_SECRET, FakeVenue
+from coinswarm.live.ccxt_broker import ApiKeys, CcxtBroker
+from coinswarm.live.config import BrokerConfig, Credentials, LiveConfig, RiskLimits, ServerUrls, StrategyConfig
+from coinswarm.live.ledger import Ledger
+from coinswarm.live.protocols import OrderStatus
+from coinswarm.live.venue import round_to_market, run_venue
+
+pytestmark = pytest.mark.timeout(300)
+HOUR = 3_600_000
+SYMBOL = "BTC/USDT"
+
+
+def make_venue() -> FakeVenue:
+    return FakeVenue({SYMBOL: "binance:BTC/USDT:1h"}, start="2024-03-01T00:30", speed=0.0,
+                     data_start="2024-02-01", data_end="2024-03-20")
+
+
+def make_config(venue: FakeVenue, db: str, *, grace_ms: int = 2 * HOUR, strategy: str = "trend") -> LiveConfig:
+    return LiveConfig(symbols=(SYMBOL,), timeframe="1h", strategy=StrategyConfig(strategy),
+                      broker=BrokerConfig("binance", sandbox=True, grace_ms=grace_ms, api_url=venue.url),
+                      risk=RiskLimits(max_drawdown=0.9, daily_loss=0.9, max_position=10.0, max_order_notional=1e6),
+                      servers=ServerUrls(db=db), credentials=Credentials("binance", DUMMY_KEY, DUMMY_SECRET))
+
+
+def broker_of(venue: FakeVenue) -> CcxtBroker:
+    broker = CcxtBroker("binance", keys=ApiKeys(DUMMY_KEY, DUMMY_SECRET), api_url=venue.url, timeout_ms=2_000)
+    broker._ex.enableRateLimit = False  # ccxt's client-side spacing: real wall time wasted on a loopback venue
+    return broker
+
+
+async def run(venue: FakeVenue, config: LiveConfig, bars: int, sleeps: list | None = None, on_sleep=None):
+    async def sleep(seconds: float) -> None:  # the feed waits for the next close: move the venue clock
+        if sleeps is not None:
+            sleeps.append(seconds)
+        if on_sleep is not None:
+            on_sleep(len(sleeps or ()))
+        venue.advance(max(int(seconds * 1000), 1))
+
+    async with broker_of(venue) as broker:
+        return await run_venue(config, broker=broker, max_bars=bars, sleep=sleep)
+
+
+def venue_position(venue: FakeVenue) -> float:
+    free, locked = venue.state.balances.get("BTC", [0.0, 0.0])
+    return free + locked
+
+
+def check_books(venue: FakeVenue, db: str) -> dict:
+    """0 duplicated, 0 lost orders; the ledger's position is the venue's."""
+    ledger = Ledger(db)
+    try:
+        orders = {o.client_order_id: o for o in ledger.orders()}
+        at_venue = Counter(o.client_id for o in venue.state.orders.values())
+        assert max(at_venue.values(), default=1) == 1, "an order reached the venue twice"
+        assert set(at_venue) <= set(orders), "the venue holds an order the ledger does not know"
+        sent = {cid for cid, o in orders.items() if o.sent_ms is not None}
+        refused = [o for o in orders.values() if o.reason.startswith("rejected:")]
+        posts = venue.count("POST", "/api/v3/order")  # each POST made a venue order or was refused: none resent
+        assert posts == len(at_venue) + len(refused) and posts <= len(sent), (posts, len(at_venue), len(refused))
+        position = ledger.positions().get(SYMBOL)
+        assert abs((position.qty if position else 0.0) - venue_position(venue)) < 1e-9
+        assert not ledger.kill_state().halted, ledger.kill_state()
+        fills = {f.fill_id for f in ledger.fills()}
+        assert fills == {str(t["id"]) for t in venue.state.trades}
+        return {"orders": orders, "sent": sent, "in_flight": ledger.in_flight()}
+    finally:
+        ledger.close()
+
+
+def test_lost_replies_are_never_resubmitted_and_all_resolve(tmp_path):
+    """10 % of accepted submits lose their reply: each is UNKNOWN, found by client id, never sent again."""
+    db = f"sqlite:///{tmp_path}/live.db"
+
+    async def scenario():
+        async with make_venue() as venue:
+            venue.script(lost_reply_rate=0.1, seed=7)
+            runner = await run(venue, make_config(venue, db), 240)
+            venue.script(lost_reply_rate=0.0)
+            await run(venue, make_config(venue, db), 3)  # the last orders fill and are read back
+            return venue, runner
+
+    venue, runner = asyncio.run(scenario())
+    books = check_books(venue, db)
+    lost = [o for o in books["orders"].values() if o.reason.startswith("OrderUnknownError")]
+    print("SENT", len(books["sent"]), "LOST", len(lost), "POSTS", venue.count("POST", "/api/v3/order"))
+    assert len(books["sent"]) >= 30 and len(lost) >= 2, (len(books["sent"]), len(lost))
+    assert all(o.status is OrderStatus.FILLED for o in lost)
+    assert [o.status for o in books["in_flight"]] in ([], [OrderStatus.OPEN])
+    assert runner.bars_processed >= 240
+
+
+def test_round_to_market_uses_the_lot_step_and_minimums():
+    market = {"precision": {"amount": 0.001}, "limits": {"amount": {"min": 0.001}, "cost": {"min": 10.0}}}
+    assert round_to_market(market, 0.12345, 100.0) == 0.123
+    assert round_to_market(market, 0.0009, 1e6) == 0.0  # under the minimum amount
+    assert round_to_market(market, 0.05, 100.0) == 0.0  # notional 5 < 10
+    assert round_to_market({"precision": {"amount": 2}}, 1.239, 1.0) == 1.23  # decimal places
+
+
+def test_rate_limits_are_waited_out_for_their_retry_after(tmp_path):
+    """429s with Retry-After in the middle of a run: the waits are the venue's, nothing is lost."""
+    db = f"sqlite:///{tmp_path}/live.db"
+    sleeps: list[float] = []
+
+    async def scenario():
+        async with make_venue() as venue:
+            await run(venue, make_config(venue, db), 5)
+            def storm(k: int) -> None:  # once the run is going: 6 × 429 with Retry-After 2.5 s
+                if k == 3:
+                    venue.script(rate_limit=6, retry_after_s=2.5)
+
+            runner = await run(venue, make_config(venue, db), 10, sleeps, storm)
+            return venue, runner
+
+    venue, runner = asyncio.run(scenario())
+    assert sleeps.count(2.5) >= 6 - 1  # each 429 waited its Retry-After (one may hit the submit: UNKNOWN)
+    assert runner.bars_processed >= 15
+    check_books(venue, db)
+
+
+def test_order_does_not_exist_within_grace_stays_in_flight(tmp_path):
+    """A lost reply, then "order does not exist" for 20 venue minutes: at a restart 5 minutes
+    later the order stays UNKNOWN (pending, not rejected); later it is found and filled."""
+    db = f"sqlite:///{tmp_path}/live.db"
+
+    async def scenario():
+        async with make_venue() as venue:
+            venue.script(lost_replies=1, not_found_ms=20 * 60_000)
+            config = make_config(venue, db, grace_ms=2 * HOUR)
+            for _ in range(120):  # until the strategy first trades
+                await run(venue, config, 1)
+                if venue.faults.lost_replies == 0:
+                    break
+            venue.advance(5 * 60_000)
+            async with broker_of(venue) as broker:
+                early = await run_venue(config, broker=broker, max_bars=0)
+            ledger = Ledger(db)
+            unknown = [o.client_order_id for o in ledger.orders([OrderStatus.UNKNOWN])]
+            ledger.close()
+            venue.advance(30 * 60_000)
+            await run(venue, config, 3)
+            return venue, early, unknown
+
+    venue, early, unknown = asyncio.run(scenario())
+    assert len(unknown) == 1 and early.last_report.pending == unknown and not early.last_report.halted
+    books = check_books(venue, db)
+    assert books["orders"][unknown[0]].status is OrderStatus.FILLED
+
+
+def test_duplicate_shuffled_and_partial_fill_reports_book_once(tmp_path):
+    """The venue repeats every trade, shuffles them and fills in two parts: each fill is booked once."""
+    db = f"sqlite:///{tmp_path}/live.db"
+
+    async def scenario():
+        async with make_venue() as venue:
+            venue.script(duplicate_trades=True, shuffle_trades=True, partial_fills=[0.3, 0.7], seed=3)
+            await run(venue, make_config(venue, db), 120)
+            return venue
+
+    venue = asyncio.run(scenario())
+    books = check_books(venue, db)
+    assert len(venue.state.trades) >= 20 and len(books["sent"]) >= 10
+
+
+def test_config_takes_an_api_url_and_refuses_a_bad_one(tmp_path):
+    from coinswarm.errors import ConfigError
+    from coinswarm.live.config import load_config
+
+    path = tmp_path / "c.toml"
+    env = {"COINSWARM_BINANCE_API_KEY": "k" * 8, "COINSWARM_BINANCE_SECRET": "s" * 8}
+    path.write_text('[broker]\nkind = "binance"\napi_url = "http://127.0.0.1:8080"\n')
+    assert load_config(path, env=env).broker.api_url == "http://127.0.0.1:8080"
+    path.write_text('[broker]\nkind = "binance"\napi_url = "ftp://x/y"\n')
+    with pytest.raises(ConfigError, match="broker.api_url"):
+        load_config(path, env=env)
