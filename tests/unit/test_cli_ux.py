@@ -22,7 +22,8 @@ def _help(capsys, *argv) -> str:
 def test_help_shows_defaults_choices_and_examples(capsys):
     text = _help(capsys, "walkforward")
     for needle in ("(default: 365D)", "(default: sharpe)", "(default: 0.5)", "(default: 10.0)",
-                   "a registered strategy: arbitrage, buy_and_hold, carry, committee", "examples: coinswarm walkforward"):
+                   "a registered strategy: arbitrage, buy_and_hold, carry, committee",
+                   "examples: coinswarm walkforward"):
         assert needle in text, needle
     objective = text.split("--objective METRIC")[1].split("(default")[0]
     assert "sharpe" in objective and "fast" not in objective and "slow" not in objective
