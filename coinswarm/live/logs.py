@@ -157,6 +157,10 @@ def configure_logging(level: int | str = "INFO", stream: IO[str] | None = None, 
         for old in [h for h in logger.handlers if h.get_name() == "coinswarm-json"]:
             logger.removeHandler(old)
         logger.addHandler(handler)
-        logger.setLevel(level)
+        # the libraries' INFO is chatty (SQLAlchemy's would echo every statement and its
+        # parameters): they log at WARNING and above whatever the daemon's level
+        own = name == "coinswarm" or name.startswith("coinswarm.")
+        logger.setLevel(level if own else max(logging.getLevelName(level) if isinstance(level, str) else level,
+                                              logging.WARNING))
         logger.propagate = False
     return handler

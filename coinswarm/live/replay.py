@@ -142,17 +142,18 @@ def servers_config(db: str, *, redis: str = "", nats: str = "", metrics_port: in
 
 
 async def replay_served(spec: ReplaySpec, *, redis: str = "", nats: str = "", metrics_port: int | None = None,
-                        stop: asyncio.Event | None = None, log_stream=None,
+                        stop: asyncio.Event | None = None, log_stream=None, run: str | None = None,
                         on_services=None) -> dict[str, Any]:
     """:func:`replay` wired to the servers: Redis hot state (``redis``), the outbox published
     to NATS (``nats``), Prometheus ``/metrics`` on ``metrics_port``, JSON logs with every secret
     redacted and the ledger's writes through a :class:`~coinswarm.live.dbretry.DbGuard` (the
     database away pauses the replay). No URL: the embedded default. ``on_services(services)``
-    is called once they are up (tests read the metrics URL from it)."""
+    is called once they are up (tests read the metrics URL from it); ``run`` names the hot
+    state's keys (default: the strategy)."""
     from coinswarm.live.services import open_services
 
     config = servers_config(spec.db, redis=redis, nats=nats, metrics_port=metrics_port)
-    services = await open_services(config, spec.strategy, start_equity=spec.init_cash,
+    services = await open_services(config, run or spec.strategy, start_equity=spec.init_cash,
                                    hot_interval_s=0.25 if spec.speed == "max" else 0.0, log_stream=log_stream)
     try:
         if on_services is not None:
