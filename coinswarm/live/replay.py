@@ -142,7 +142,8 @@ def servers_config(db: str, *, redis: str = "", nats: str = "", metrics_port: in
 
 
 async def replay_served(spec: ReplaySpec, *, redis: str = "", nats: str = "", metrics_port: int | None = None,
-                        stop: asyncio.Event | None = None, log_stream=None, run: str | None = None,
+                        stop: asyncio.Event | None = None, log_stream=None, log_level: int | str = "INFO",
+                        run: str | None = None,
                         on_services=None) -> dict[str, Any]:
     """:func:`replay` wired to the servers: Redis hot state (``redis``), the outbox published
     to NATS (``nats``), Prometheus ``/metrics`` on ``metrics_port``, JSON logs with every secret
@@ -154,7 +155,8 @@ async def replay_served(spec: ReplaySpec, *, redis: str = "", nats: str = "", me
 
     config = servers_config(spec.db, redis=redis, nats=nats, metrics_port=metrics_port)
     services = await open_services(config, run or spec.strategy, start_equity=spec.init_cash,
-                                   hot_interval_s=0.25 if spec.speed == "max" else 0.0, log_stream=log_stream)
+                                   hot_interval_s=0.25 if spec.speed == "max" else 0.0, log_stream=log_stream,
+                                   log_level=log_level)
     try:
         if on_services is not None:
             on_services(services)
