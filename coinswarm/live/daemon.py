@@ -40,7 +40,7 @@ def build_runner(config: LiveConfig, *, init_cash: float = 10_000.0, sinks: Sink
                          fills_of=lambda symbols, since: [f for f in ledger.fills()
                                                           if f.symbol in symbols and f.time_ms >= since])
     settings = RunnerSettings(strategy_id=stepper.name, step_ms=int(timeframe_ms(config.timeframe)),
-                              limits=config.risk)
+                              limits=config.risk, one_commit_write_ahead=True)  # paper broker only
     if services is not None:
         return Runner(ledger, stepper, broker, settings, sinks=services.sinks, bus=services.bus,
                       guard=services.guard, metrics=services.metrics)

@@ -157,10 +157,10 @@ def configure_logging(level: int | str = "INFO", stream: IO[str] | None = None, 
         for old in [h for h in logger.handlers if h.get_name() == "coinswarm-json"]:
             logger.removeHandler(old)
         logger.addHandler(handler)
-        # the libraries' INFO is chatty (SQLAlchemy's would echo every statement and its
-        # parameters): they log at WARNING and above whatever the daemon's level
-        own = name == "coinswarm" or name.startswith("coinswarm.")
-        logger.setLevel(level if own else max(logging.getLevelName(level) if isinstance(level, str) else level,
-                                              logging.WARNING))
+        # SQLAlchemy's INFO and DEBUG echo every statement with its parameters (a replay's
+        # thousands per second, and the rows themselves): it logs at WARNING and above
+        quiet = name == "sqlalchemy" or name.startswith("sqlalchemy.")
+        logger.setLevel(max(logging.getLevelName(level) if isinstance(level, str) else level, logging.WARNING)
+                        if quiet else level)
         logger.propagate = False
     return handler

@@ -39,6 +39,7 @@ class ReplaySpec:
     init_cash: float = 10_000.0
     costs: Costs = field(default_factory=Costs)
     limits: RiskLimits = field(default_factory=lambda: NO_LIMITS)
+    one_commit_write_ahead: bool = True  # the paper broker cannot lose an order between NEW and SENT
 
 
 def symbol_of(source: str) -> tuple[str, str]:
@@ -93,7 +94,8 @@ def _runner(spec: ReplaySpec, stepper: Stepper, ledger: Ledger, sinks: Sinks | N
                          slippage=spec.costs.slippage, max_leverage=stepper.max_leverage,
                          allow_short=stepper.allow_short, fills_of=lambda symbols, since: [
                              f for f in ledger.fills() if f.symbol in symbols and f.time_ms >= since])
-    settings = RunnerSettings(strategy_id=stepper.name, step_ms=0, limits=spec.limits)
+    settings = RunnerSettings(strategy_id=stepper.name, step_ms=0, limits=spec.limits,
+                              one_commit_write_ahead=spec.one_commit_write_ahead)  # see RunnerSettings
     return Runner(ledger, stepper, broker, settings, sinks=sinks, bus=bus)
 
 

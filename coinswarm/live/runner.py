@@ -69,6 +69,12 @@ class RunnerSettings:
         Checkpoint at least every this many bars / seconds of wall time.
     heartbeat_s : float
         A ``live.heartbeat`` goes out with the first checkpoint after this many seconds.
+    one_commit_write_ahead : bool
+        Store a bar's orders as NEW and SENT in one transaction (committed before the venue is
+        called) instead of two. Only for a venue that cannot lose an order between NEW and
+        SENT — the in-process paper broker, whose executions exist only in memory until the
+        checkpoint books them (recovery re-decides NEW and SENT orders alike under the same
+        ids). An exchange needs the two commits: SENT says "maybe at the venue, query first".
     """
 
     strategy_id: str
@@ -77,6 +83,7 @@ class RunnerSettings:
     flush_bars: int = 4096
     flush_s: float = 1.0
     heartbeat_s: float = 30.0
+    one_commit_write_ahead: bool = False
 
 
 class Runner:
@@ -264,13 +271,18 @@ class Runner:
         raise RuntimeError("kill switch: the kernel kept growing a position while halted")
 
     async def _trade(self, intents: list[OrderIntent], fills: np.ndarray) -> list[Fill]:
-        """Write-ahead: NEW (with agent.action), SENT, the venue's ack, then the venue executes."""
+        """Write-ahead: NEW (with agent.action), SENT (one commit with NEW when
+        :attr:`RunnerSettings.one_commit_write_ahead`), the venue's ack, then the venue executes."""
         now = self.clock()
         self.broker.expect(intents)
         faults.point("before_new")
-        await self._db(bulk.record_new_many, self.ledger, intents, now)
-        faults.point("after_new")
-        statuses = await self._db(bulk.mark_sent, self.ledger, [i.client_order_id for i in intents], now)
+        if self.settings.one_commit_write_ahead:
+            statuses = await self._db(bulk.record_sent_many, self.ledger, intents, now)
+            faults.point("after_new")
+        else:
+            await self._db(bulk.record_new_many, self.ledger, intents, now)
+            faults.point("after_new")
+            statuses = await self._db(bulk.mark_sent, self.ledger, [i.client_order_id for i in intents], now)
         final = [cid for cid, status in statuses.items() if status.final]
         if final:
             raise RuntimeError(f"orders {final} are final but their bar was not booked: the ledger and the "
