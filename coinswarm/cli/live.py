@@ -27,6 +27,10 @@ def add_commands(sub) -> None:
     p.add_argument("--db", required=True, metavar="URL", help="sqlite:///paper.db or postgresql+psycopg://…")
     p.add_argument("--speed", default="max", type=_speed, help="max, or a multiple of real time (3600)")
     p.add_argument("--metrics-port", type=checks.whole(1, 65535), default=None)
+    p.add_argument("--redis", default=None, metavar="URL",
+                   help="hot state in Redis (default: $COINSWARM_REDIS_URL, else none)")
+    p.add_argument("--nats", default=None, metavar="URL",
+                   help="publish the outbox to NATS (default: $COINSWARM_NATS_URL, else in-process)")
     p.add_argument("--max-drawdown", type=_fraction, default=1.0, help="kill switch, in (0, 1] (1 = off)")
     p.add_argument("--daily-loss", type=_fraction, default=1.0, help="kill switch, in (0, 1] (1 = off)")
     p.set_defaults(func=cmd_replay)
@@ -75,19 +79,6 @@ def _speed(text: str) -> float | str:
     return value
 
 
-def _sinks(metrics_port: int | None):
-    from coinswarm.live.sinks import Sinks
-
-    if metrics_port is None:
-        return Sinks()
-    try:
-        from coinswarm.live.metrics import PrometheusSink
-    except ImportError:
-        raise ConfigError("--metrics-port needs the Prometheus sink (coinswarm.live.metrics), which this "
-                          "build does not have") from None
-    return Sinks([PrometheusSink(port=metrics_port)])
-
-
 def _stop_on_signals(loop, stop) -> None:
     import signal
 
@@ -101,9 +92,10 @@ def _stop_on_signals(loop, stop) -> None:
 def cmd_replay(args) -> int:
     """``coinswarm live replay``."""
     import asyncio
+    import os
 
     from coinswarm.live.config import RiskLimits
-    from coinswarm.live.replay import ReplaySpec, replay
+    from coinswarm.live.replay import ReplaySpec, replay_served
 
     limits = RiskLimits(max_drawdown=args.max_drawdown, daily_loss=args.daily_loss,
                         max_position=1e12, max_order_notional=1e15)
@@ -113,7 +105,10 @@ def cmd_replay(args) -> int:
     async def main() -> dict:
         stop = asyncio.Event()
         _stop_on_signals(asyncio.get_running_loop(), stop)
-        return await replay(spec, sinks=_sinks(args.metrics_port), stop=stop)
+        return await replay_served(spec, redis=redis, nats=nats, metrics_port=args.metrics_port, stop=stop)
+
+    redis = args.redis if args.redis is not None else os.environ.get("COINSWARM_REDIS_URL", "")
+    nats = args.nats if args.nats is not None else os.environ.get("COINSWARM_NATS_URL", "")
 
     summary = asyncio.run(main())
     rate = summary["bars_per_s"]

@@ -26,7 +26,7 @@ from coinswarm.live.stepper import Stepper
 
 
 def build_runner(config: LiveConfig, *, init_cash: float = 10_000.0, sinks: Sinks | None = None,
-                 bus=None) -> Runner:
+                 bus=None, services=None) -> Runner:
     """The paper runner of ``config`` (not yet recovered)."""
     from coinswarm.data.validate import timeframe_ms
 
@@ -40,7 +40,10 @@ def build_runner(config: LiveConfig, *, init_cash: float = 10_000.0, sinks: Sink
                          fills_of=lambda symbols, since: [f for f in ledger.fills()
                                                           if f.symbol in symbols and f.time_ms >= since])
     settings = RunnerSettings(strategy_id=stepper.name, step_ms=int(timeframe_ms(config.timeframe)),
-                              limits=config.risk)
+                              limits=config.risk, one_commit_write_ahead=True)  # paper broker only
+    if services is not None:
+        return Runner(ledger, stepper, broker, settings, sinks=services.sinks, bus=services.bus,
+                      guard=services.guard, metrics=services.metrics)
     return Runner(ledger, stepper, broker, settings, sinks=sinks, bus=bus)
 
 
@@ -55,18 +58,31 @@ async def warm_up(runner: Runner, feed, until_ms: int) -> int:
         runner.stepper.decide(runner._rows(grouped[t]))
         runner.last_time = t
     if grouped:
-        runner.flush()
+        await runner.aflush()
     return len(grouped)
 
 
 async def run_paper(config: LiveConfig, source=None, *, max_bars: int | None = None, sleep=None,
-                    stop: asyncio.Event | None = None) -> Runner:
+                    stop: asyncio.Event | None = None, log_stream=None) -> Runner:
     """Run the paper daemon of ``config`` on ``source``'s closed candles (a
     :class:`~coinswarm.live.feeds.CandleSource`; default: Binance's public REST candles through
-    ccxt) until ``stop``, SIGTERM/SIGINT or ``max_bars``. Returns the (closed) runner."""
+    ccxt) until ``stop``, SIGTERM/SIGINT or ``max_bars``. Its sinks, bus, JSON logs and database
+    guard come from :func:`~coinswarm.live.services.open_services` (the config's server URLs and
+    ``metrics_port``). Returns the (closed) runner."""
+    from coinswarm.live.services import open_services
+
+    services = await open_services(config, config.strategy.name, start_equity=10_000.0, log_stream=log_stream)
+    try:
+        return await _run_paper(config, services, source, max_bars=max_bars, sleep=sleep, stop=stop)
+    finally:
+        await services.close()
+
+
+async def _run_paper(config: LiveConfig, services, source, *, max_bars: int | None, sleep,
+                     stop: asyncio.Event | None) -> Runner:
     from coinswarm.live.feeds import CcxtFeed
 
-    runner = build_runner(config)
+    runner = build_runner(config, services=services)
     own = source is None
     try:
         recovery = recover(runner, mode="paper", venue="paper", init_cash=10_000.0,

@@ -5,6 +5,8 @@ the same arithmetic as its one-at-a-time methods (``record_new``, ``transition``
 
 * :func:`record_new_many` — the bar's orders as ``NEW`` with their ``agent.action`` messages;
 * :func:`mark_sent` — ``NEW`` → ``SENT`` before the venue is called;
+* :func:`record_sent_many` — both in one transaction (a venue that cannot lose an order
+  between them: the paper broker);
 * :func:`commit_bars` — the crash-only checkpoint: fills (positions, cash, orders, their
   ``agent.trade`` messages), processed bars and latency samples, facts (the strategy's and the
   paper kernel's state), the kill switch and a deposit, all or nothing.
@@ -79,6 +81,35 @@ def record_new_many(ledger: Ledger, intents: Sequence[OrderIntent], now_ms: int)
                  "updated_ms": int(now_ms), "sent_ms": None} for i in fresh])
             _outbox(conn, [action_message(i) for i in fresh], now_ms)
     return {cid: have.get(cid, OrderStatus.NEW) for cid in ids}
+
+
+def record_sent_many(ledger: Ledger, intents: Sequence[OrderIntent], now_ms: int) -> dict[str, OrderStatus]:
+    """:func:`record_new_many` then :func:`mark_sent` in **one** transaction: the intents not yet
+    stored go in as ``SENT`` (with their ``agent.action`` messages), stored ``NEW`` ones move to
+    ``SENT``; returns every intent's stored status. The write-ahead of one bar's orders for a
+    venue that cannot lose an order between NEW and SENT (the in-process paper broker: what it
+    was sent lives only in memory until the checkpoint books its fills, so NEW and SENT are
+    resolved alike on recovery); the commit still precedes the venue call."""
+    for intent in intents:
+        _check_intent(intent)
+    ids = [i.client_order_id for i in intents]
+    now = int(now_ms)
+    with ledger.engine.begin() as conn:
+        have = {cid: OrderStatus(st) for cid, st in conn.execute(_STATUS_OF, {"ids": ids})}
+        fresh = [i for i in intents if i.client_order_id not in have]
+        if fresh:
+            conn.execute(_INSERT_ORDERS, [
+                {"client_order_id": i.client_order_id, "symbol": i.symbol, "side": i.side.value, "qty": float(i.qty),
+                 "price": i.price, "status": OrderStatus.SENT.value, "bar_time": int(i.bar_time),
+                 "strategy": i.strategy, "reduce_only": bool(i.reduce_only), "venue_order_id": None,
+                 "filled_qty": 0.0, "avg_price": None, "reason": "", "created_ms": now,
+                 "updated_ms": now, "sent_ms": now} for i in fresh])
+            _outbox(conn, [action_message(i) for i in fresh], now)
+        stale = [cid for cid, st in have.items() if st is OrderStatus.NEW]
+        if stale:
+            conn.execute(_MARK_SENT, {"ids": stale, "now": now})
+    return {cid: OrderStatus.SENT if have.get(cid, OrderStatus.NEW) is OrderStatus.NEW else have[cid]
+            for cid in ids}
 
 
 def mark_sent(ledger: Ledger, client_order_ids: Sequence[str], now_ms: int) -> dict[str, OrderStatus]:

@@ -157,6 +157,10 @@ def configure_logging(level: int | str = "INFO", stream: IO[str] | None = None, 
         for old in [h for h in logger.handlers if h.get_name() == "coinswarm-json"]:
             logger.removeHandler(old)
         logger.addHandler(handler)
-        logger.setLevel(level)
+        # SQLAlchemy's INFO and DEBUG echo every statement with its parameters (a replay's
+        # thousands per second, and the rows themselves): it logs at WARNING and above
+        quiet = name == "sqlalchemy" or name.startswith("sqlalchemy.")
+        logger.setLevel(max(logging.getLevelName(level) if isinstance(level, str) else level, logging.WARNING)
+                        if quiet else level)
         logger.propagate = False
     return handler

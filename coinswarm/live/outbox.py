@@ -140,9 +140,24 @@ class Relay:
     async def run(self, stop: asyncio.Event, interval_s: float = 0.5) -> None:
         """Drain every ``interval_s`` seconds until ``stop`` is set, then drain once more."""
         while not stop.is_set():
-            await self.drain()
+            await self._drain_unless_db_down()
             try:
                 await asyncio.wait_for(stop.wait(), interval_s)
             except TimeoutError:
                 pass
-        await self.drain()
+        await self._drain_unless_db_down()
+
+    async def _drain_unless_db_down(self) -> None:
+        """:meth:`drain`; the ledger's database away is a failure to retry at the next drain
+        (the runner pauses on it meanwhile), not the end of the relay."""
+        from sqlalchemy.exc import SQLAlchemyError
+
+        from coinswarm.live.dbretry import is_unavailable
+
+        try:
+            await self.drain()
+        except SQLAlchemyError as exc:
+            if not is_unavailable(exc):
+                raise
+            self.failures += 1
+            self.last_error = f"ledger database unavailable: {type(exc).__name__}"

@@ -39,6 +39,7 @@ class ReplaySpec:
     init_cash: float = 10_000.0
     costs: Costs = field(default_factory=Costs)
     limits: RiskLimits = field(default_factory=lambda: NO_LIMITS)
+    one_commit_write_ahead: bool = True  # the paper broker cannot lose an order between NEW and SENT
 
 
 def symbol_of(source: str) -> tuple[str, str]:
@@ -71,13 +72,15 @@ def sources_by_symbol(sources: Sequence[str]) -> dict[str, str]:
     return out
 
 
-def build(spec: ReplaySpec, *, sinks: Sinks | None = None, bus=None) -> tuple[Runner, Recovery]:
+def build(spec: ReplaySpec, *, sinks: Sinks | None = None, bus=None, guard=None,
+          metrics=None) -> tuple[Runner, Recovery]:
     """The runner of ``spec``, recovered from its ledger (fresh or resumed)."""
     pairs = sources_by_symbol(spec.sources)
     stepper = Stepper(spec.strategy, list(pairs), spec.params)
     ledger = Ledger(spec.db)
     try:
         runner = _runner(spec, stepper, ledger, sinks, bus)
+        runner.guard, runner.metrics = guard, metrics
         recovery = recover(runner, mode="replay", venue="paper", init_cash=spec.init_cash,
                            now_ms=time.time_ns() // 1_000_000)
     except BaseException:
@@ -91,7 +94,8 @@ def _runner(spec: ReplaySpec, stepper: Stepper, ledger: Ledger, sinks: Sinks | N
                          slippage=spec.costs.slippage, max_leverage=stepper.max_leverage,
                          allow_short=stepper.allow_short, fills_of=lambda symbols, since: [
                              f for f in ledger.fills() if f.symbol in symbols and f.time_ms >= since])
-    settings = RunnerSettings(strategy_id=stepper.name, step_ms=0, limits=spec.limits)
+    settings = RunnerSettings(strategy_id=stepper.name, step_ms=0, limits=spec.limits,
+                              one_commit_write_ahead=spec.one_commit_write_ahead)  # see RunnerSettings
     return Runner(ledger, stepper, broker, settings, sinks=sinks, bus=bus)
 
 
@@ -107,9 +111,14 @@ def feed_for(spec: ReplaySpec, runner: Runner):
 
 
 async def replay(spec: ReplaySpec, *, sinks: Sinks | None = None, bus=None,
-                 stop: asyncio.Event | None = None) -> dict[str, Any]:
-    """Run (or resume) ``spec`` to the end of its data; a summary of this run."""
-    runner, recovery = build(spec, sinks=sinks, bus=bus)
+                 stop: asyncio.Event | None = None, services=None) -> dict[str, Any]:
+    """Run (or resume) ``spec`` to the end of its data; a summary of this run. ``services``
+    (:class:`~coinswarm.live.services.Services`) gives the sinks, the bus and the database
+    guard (then ``sinks`` and ``bus`` are not used)."""
+    if services is not None:
+        sinks, bus = services.sinks, services.bus
+    runner, recovery = build(spec, sinks=sinks, bus=bus, guard=getattr(services, "guard", None),
+                             metrics=getattr(services, "metrics", None))
     try:
         feed = feed_for(spec, runner)
         started = time.perf_counter()
@@ -121,3 +130,38 @@ async def replay(spec: ReplaySpec, *, sinks: Sinks | None = None, bus=None,
     finally:
         runner.sinks.close()
         runner.ledger.close()
+
+
+def servers_config(db: str, *, redis: str = "", nats: str = "", metrics_port: int | None = None):
+    """The :class:`~coinswarm.live.config.LiveConfig` a replay's services are built from (its
+    URLs, validated as ``coinswarm live run`` validates them; only ``servers`` and
+    ``metrics_port`` are read)."""
+    from coinswarm.live.config import LiveConfig, ServerUrls, _url
+
+    urls = ServerUrls(db=_url("--db", db, "db"), redis=_url("--redis", redis, "redis") if redis else "",
+                      nats=_url("--nats", nats, "nats") if nats else "")
+    return LiveConfig(servers=urls, metrics_port=int(metrics_port or 0))
+
+
+async def replay_served(spec: ReplaySpec, *, redis: str = "", nats: str = "", metrics_port: int | None = None,
+                        stop: asyncio.Event | None = None, log_stream=None, log_level: int | str = "INFO",
+                        run: str | None = None,
+                        on_services=None) -> dict[str, Any]:
+    """:func:`replay` wired to the servers: Redis hot state (``redis``), the outbox published
+    to NATS (``nats``), Prometheus ``/metrics`` on ``metrics_port``, JSON logs with every secret
+    redacted and the ledger's writes through a :class:`~coinswarm.live.dbretry.DbGuard` (the
+    database away pauses the replay). No URL: the embedded default. ``on_services(services)``
+    is called once they are up (tests read the metrics URL from it); ``run`` names the hot
+    state's keys (default: the strategy)."""
+    from coinswarm.live.services import open_services
+
+    config = servers_config(spec.db, redis=redis, nats=nats, metrics_port=metrics_port)
+    services = await open_services(config, run or spec.strategy, start_equity=spec.init_cash,
+                                   hot_interval_s=0.25 if spec.speed == "max" else 0.0, log_stream=log_stream,
+                                   log_level=log_level)
+    try:
+        if on_services is not None:
+            on_services(services)
+        return await replay(spec, stop=stop, services=services)
+    finally:
+        await services.close()

@@ -69,6 +69,12 @@ class RunnerSettings:
         Checkpoint at least every this many bars / seconds of wall time.
     heartbeat_s : float
         A ``live.heartbeat`` goes out with the first checkpoint after this many seconds.
+    one_commit_write_ahead : bool
+        Store a bar's orders as NEW and SENT in one transaction (committed before the venue is
+        called) instead of two. Only for a venue that cannot lose an order between NEW and
+        SENT — the in-process paper broker, whose executions exist only in memory until the
+        checkpoint books them (recovery re-decides NEW and SENT orders alike under the same
+        ids). An exchange needs the two commits: SENT says "maybe at the venue, query first".
     """
 
     strategy_id: str
@@ -77,6 +83,7 @@ class RunnerSettings:
     flush_bars: int = 4096
     flush_s: float = 1.0
     heartbeat_s: float = 30.0
+    one_commit_write_ahead: bool = False
 
 
 class Runner:
@@ -98,13 +105,22 @@ class Runner:
         (:class:`~coinswarm.adapters.bus.InProcessBus` when None).
     clock : callable
         Wall clock, epoch ms (injected).
+    guard : DbGuard, optional
+        Every ledger write and read of the loop goes through ``guard.call``: the database away
+        pauses trading (no decision, no order) until it is back, then everything resumes in
+        order, nothing lost (the writes are idempotent transactions). None: called directly.
+    metrics : PrometheusSink, optional
+        Told about the outbox relay (its counters are read at each scrape).
     """
 
     def __init__(self, ledger: Ledger, stepper: Stepper, broker: PaperBroker, settings: RunnerSettings, *,
-                 sinks: Sinks | None = None, bus=None, clock: Callable[[], int] | None = None) -> None:
+                 sinks: Sinks | None = None, bus=None, clock: Callable[[], int] | None = None,
+                 guard=None, metrics=None) -> None:
         self.ledger, self.stepper, self.broker, self.settings = ledger, stepper, broker, settings
         self.sinks = sinks or Sinks()
         self.bus = bus
+        self.guard, self.metrics = guard, metrics
+        self.relay: Relay | None = None
         self.clock = clock or (lambda: time.time_ns() // 1_000_000)
         self.symbols = stepper.symbols
         self.index = {s: j for j, s in enumerate(self.symbols)}
@@ -133,7 +149,10 @@ class Runner:
             from coinswarm.adapters.bus import InProcessBus
 
             self.bus = InProcessBus()
-        relay = asyncio.create_task(Relay(self.ledger, self.bus, self.clock).run(relay_stop))
+        self.relay = Relay(self.ledger, self.bus, self.clock)
+        if self.metrics is not None:
+            self.metrics.watch(self.sinks, self.relay)
+        relay = asyncio.create_task(self.relay.run(relay_stop))
         before = self.bars_processed
         try:
             async for bar in feed.closed_bars():
@@ -144,7 +163,7 @@ class Runner:
                 self._group, self._group_time = {}, None
             else:
                 await self.close_group()
-            self.flush()
+            await self.aflush()
         finally:
             relay_stop.set()
             await relay
@@ -205,7 +224,7 @@ class Runner:
         tripped = self._observe(t)
         if tripped or len(self._bars) >= self.settings.flush_bars \
                 or time.monotonic() - self._flushed_at >= self.settings.flush_s:
-            self.flush()
+            await self.aflush()
         self._report(t, target, latency)
 
     def _rows(self, group: dict[str, ClosedBar]) -> list[Bar | None]:
@@ -252,13 +271,18 @@ class Runner:
         raise RuntimeError("kill switch: the kernel kept growing a position while halted")
 
     async def _trade(self, intents: list[OrderIntent], fills: np.ndarray) -> list[Fill]:
-        """Write-ahead: NEW (with agent.action), SENT, the venue's ack, then the venue executes."""
+        """Write-ahead: NEW (with agent.action), SENT (one commit with NEW when
+        :attr:`RunnerSettings.one_commit_write_ahead`), the venue's ack, then the venue executes."""
         now = self.clock()
         self.broker.expect(intents)
         faults.point("before_new")
-        bulk.record_new_many(self.ledger, intents, now)
-        faults.point("after_new")
-        statuses = bulk.mark_sent(self.ledger, [i.client_order_id for i in intents], now)
+        if self.settings.one_commit_write_ahead:
+            statuses = await self._db(bulk.record_sent_many, self.ledger, intents, now)
+            faults.point("after_new")
+        else:
+            await self._db(bulk.record_new_many, self.ledger, intents, now)
+            faults.point("after_new")
+            statuses = await self._db(bulk.mark_sent, self.ledger, [i.client_order_id for i in intents], now)
         final = [cid for cid, status in statuses.items() if status.final]
         if final:
             raise RuntimeError(f"orders {final} are final but their bar was not booked: the ledger and the "
@@ -288,11 +312,38 @@ class Runner:
         return {"time": int(self.last_time), "strategy": self.stepper.to_record(),
                 "paper": base64.b64encode(self.broker.to_bytes()).decode()}
 
+    async def _db(self, fn, *args, **kwargs):
+        """``fn(*args, **kwargs)`` through the guard (pause-and-retry while the database is away)."""
+        if self.guard is None:
+            return fn(*args, **kwargs)
+        return await self.guard.call(fn, *args, **kwargs)
+
     def flush(self) -> None:
         """One transaction: the fills executed since the last flush, the bars, the checkpoint and
         the kill switch (merged with a halt or resume that ``coinswarm live halt|resume`` stored
-        meanwhile); then the sinks hear of the booked orders and fills."""
-        self._merge_external_kill()
+        meanwhile); then the sinks hear of the booked orders and fills. Without the guard:
+        :meth:`aflush` is the loop's (guarded) form."""
+        self._merge_external_kill(self.ledger.kill_state())
+        fills, kwargs = self._commit_args()
+        bulk.commit_bars(self.ledger, **kwargs)
+        self._flushed(fills, self.ledger.order)
+
+    async def aflush(self) -> None:
+        """:meth:`flush` with every ledger call through the guard."""
+        self._merge_external_kill(await self._db(self.ledger.kill_state))
+        fills, kwargs = self._commit_args()
+        try:
+            await self._db(bulk.commit_bars, self.ledger, **kwargs)
+        except BaseException:
+            self._unbooked = fills + self._unbooked  # nothing was written: keep them for the next try
+            raise
+        orders = {}
+        if self.sinks.sinks and fills:
+            cids = {f.client_order_id for f in fills}
+            orders = await self._db(lambda: {c: self.ledger.order(c) for c in cids})
+        self._flushed(fills, orders.get)
+
+    def _commit_args(self) -> tuple[list[Fill], dict]:
         fills, self._unbooked = self._unbooked, []
         now = self.clock()
         beat = []
@@ -300,20 +351,21 @@ class Runner:
             beat = [heartbeat_message(self.settings.strategy_id, now, bar_time=self.last_time,
                                       bars_processed=self.bars_processed, halted=self.kill.halted)]
             self._beat_at = time.monotonic()
-        bulk.commit_bars(self.ledger, fills=fills, bars=self._bars, meta={"checkpoint": self.checkpoint()},
-                         kill=self.kill, events=beat, now_ms=now)
+        return fills, {"fills": fills, "bars": self._bars, "meta": {"checkpoint": self.checkpoint()},
+                       "kill": self.kill, "events": beat, "now_ms": now}
+
+    def _flushed(self, fills: list[Fill], order_of) -> None:
         self.kill_written = self.kill
         self._bars = []
         self._flushed_at = time.monotonic()
         if self.sinks.sinks:
             for fill in fills:
-                order = self.ledger.order(fill.client_order_id)
+                order = order_of(fill.client_order_id)
                 if order is not None:
                     self.sinks.on_order(order)
                 self.sinks.on_fill(fill)
 
-    def _merge_external_kill(self) -> None:
-        stored = self.ledger.kill_state()
+    def _merge_external_kill(self, stored: KillState) -> None:
         if stored == self.kill_written:
             return
         if stored.halted and not self.kill.halted:
@@ -334,5 +386,6 @@ class Runner:
             bar_time=t, positions=dict(zip(self.symbols, map(float, self.broker.positions()), strict=True)),
             cash=self.broker.cash, equity=equity, drawdown=0.0 if peak <= 0 else max(0.0, 1 - equity / peak),
             targets={s: float(x) for s, x in zip(self.symbols, target, strict=True) if np.isfinite(x)},
+            regimes=self.stepper.regimes(), weights=self.stepper.weights(),
             latency_us=latency, bars_processed=self.bars_processed, halted=self.kill.halted,
             feed_lag_ms=max(0, self.clock() - (t + self.settings.step_ms))))

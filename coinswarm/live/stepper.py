@@ -69,6 +69,7 @@ class Stepper:
         self.states: list[State] = self._fresh()
         self.last = np.full(self.m, np.nan)  # last executed target per symbol (orders_only)
         self._target = np.full(self.m, np.nan)
+        self._weights: np.ndarray | None = None  # the committee's last weights (m, agents)
 
     def _fresh(self) -> list[State]:
         if self.joint:
@@ -88,6 +89,7 @@ class Stepper:
             if any(b is None for b in bars):
                 return target  # the committee decides on the symbols' common bars only
             _, out = self.strategy.step(self.states[0], bars)
+            self._weights = out.weights
             self._executed(out.target, target)
             return target
         for j, bar in enumerate(bars):
@@ -106,6 +108,26 @@ class Stepper:
             if not x == self.last[j]:
                 target[j] = x
             self.last[j] = x
+
+    def regimes(self) -> dict[str, str]:
+        """The committee's regime per symbol (``volatility/trend``, e.g. ``high/up``) after the
+        last step; empty for a strategy without regimes or before the first step."""
+        if not self.joint or self._weights is None:
+            return {}
+        from coinswarm.committee.kernel import _REGIME
+        from coinswarm.regime.detector import TREND_LABELS, VOLATILITY_LABELS
+
+        cells = self.states[0].arrays[5][:, _REGIME]
+        return {s: f"{VOLATILITY_LABELS[int(c) // 3]}/{TREND_LABELS[int(c) % 3]}"
+                for s, c in zip(self.symbols, cells, strict=True) if 0 <= c < 9}
+
+    def weights(self) -> dict[str, dict[str, float]]:
+        """The committee's agent weights per symbol after the last step (empty otherwise)."""
+        if self._weights is None:
+            return {}
+        agents = self.strategy.agent_names
+        return {s: {a: float(w) for a, w in zip(agents, row, strict=False)}
+                for s, row in zip(self.symbols, self._weights, strict=True)}
 
     # -- persistence --------------------------------------------------------------------
     def to_record(self) -> dict:
