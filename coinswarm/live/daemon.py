@@ -20,7 +20,7 @@ from coinswarm.live.config import LiveConfig
 from coinswarm.live.ledger import Ledger
 from coinswarm.live.paper import PaperBroker
 from coinswarm.live.recovery import recover
-from coinswarm.live.runner import Runner, RunnerSettings
+from coinswarm.live.runner import Runner, RunnerSettings, signal_stop
 from coinswarm.live.sinks import Sinks
 from coinswarm.live.stepper import Stepper
 
@@ -92,7 +92,7 @@ async def _run_paper(config: LiveConfig, services, source, *, max_bars: int | No
 
             source = CcxtBroker("binance", keys=PUBLIC)
             await source.start()
-        stop = stop or _signal_stop()
+        stop = stop or signal_stop()
         feed = CcxtFeed(source, config.symbols, config.timeframe, max_bars=max_bars,
                         after_ms=runner.last_time if runner.last_time >= 0 else None,
                         **({"sleep": sleep} if sleep else {}))
@@ -105,19 +105,6 @@ async def _run_paper(config: LiveConfig, services, source, *, max_bars: int | No
             await source.close()
         runner.ledger.close()
     return runner
-
-
-def _signal_stop() -> asyncio.Event:
-    import signal
-
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        try:
-            loop.add_signal_handler(sig, stop.set)
-        except (NotImplementedError, RuntimeError):
-            pass
-    return stop
 
 
 def run_config(config: LiveConfig) -> int:

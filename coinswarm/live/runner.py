@@ -389,3 +389,17 @@ class Runner:
             regimes=self.stepper.regimes(), weights=self.stepper.weights(),
             latency_us=latency, bars_processed=self.bars_processed, halted=self.kill.halted,
             feed_lag_ms=max(0, self.clock() - (t + self.settings.step_ms))))
+
+
+def signal_stop() -> asyncio.Event:
+    """An event set by SIGTERM or SIGINT (graceful stop of a daemon loop)."""
+    import signal
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        try:
+            loop.add_signal_handler(sig, stop.set)
+        except (NotImplementedError, RuntimeError):
+            pass
+    return stop

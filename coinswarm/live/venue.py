@@ -48,6 +48,7 @@ from coinswarm.live.killswitch import filter_intents, limit_intents, update
 from coinswarm.live.ledger import Ledger, split_symbol
 from coinswarm.live.orders import ReconcileReport, apply_venue, reconcile
 from coinswarm.live.protocols import ClosedBar, OrderIntent, OrderStatus, Side, client_order_id
+from coinswarm.live.runner import signal_stop
 from coinswarm.live.stepper import Stepper
 
 log = logging.getLogger("coinswarm.live.venue")
@@ -364,7 +365,7 @@ async def run_venue(config: LiveConfig, *, broker=None, max_bars: int | None = N
         if own:
             await runner.read(broker.start)
         await runner.recover()
-        stop = stop or _signal_stop()
+        stop = stop or signal_stop()
         feed = CcxtFeed(broker, config.symbols, config.timeframe, max_bars=max_bars,
                         after_ms=runner.last_time if runner.last_time >= 0 else None, sleep=sleep)
         if runner.last_time < 0:
@@ -406,19 +407,6 @@ def _capped_sleep():
         await asyncio.sleep(seconds if cap is None else min(seconds, cap))
 
     return sleep
-
-
-def _signal_stop() -> asyncio.Event:
-    import signal
-
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        try:
-            loop.add_signal_handler(sig, stop.set)
-        except (NotImplementedError, RuntimeError):
-            pass
-    return stop
 
 
 def venue_summary(ledger: Ledger, symbols: Sequence[str]) -> dict:
