@@ -26,9 +26,9 @@ import orjson
 from coinswarm.errors import MessageError
 from coinswarm.quorum.proposals import Proposal
 from coinswarm.quorum.tally import Decision, QuorumConfig, screened
-from coinswarm.quorum.votes import Vote, VoteBatch
+from coinswarm.quorum.votes import ManagerVote, VoteBatch
 
-Source = Vote | VoteBatch
+Source = ManagerVote | VoteBatch
 Commit = tuple[Proposal, Decision, list[Source]]  # a decision and the signed votes / batches behind it
 MAX_GROUP = 4096  # commits per message; commit k of stream item s is stored with seq s * MAX_GROUP + k
 
@@ -37,11 +37,11 @@ def encode_commits(commits: list[Commit]) -> bytes:
     """One ``mem.commit`` payload for up to :data:`MAX_GROUP` decisions and their proofs."""
     if not 0 < len(commits) <= MAX_GROUP:
         raise ValueError(f"a commit message holds 1 to {MAX_GROUP} commits, not {len(commits)}")
-    tables: dict[type, list[Source]] = {Vote: [], VoteBatch: []}
+    tables: dict[type, list[Source]] = {ManagerVote: [], VoteBatch: []}
     index: dict[int, int] = {}
     bodies = []
     for proposal, decision, proof in commits:
-        refs: dict[type, list[int]] = {Vote: [], VoteBatch: []}
+        refs: dict[type, list[int]] = {ManagerVote: [], VoteBatch: []}
         for source in proof:
             table = tables[type(source)]
             if id(source) not in index:
@@ -50,8 +50,8 @@ def encode_commits(commits: list[Commit]) -> bytes:
             if index[id(source)] not in refs[type(source)]:  # each source once per commit
                 refs[type(source)].append(index[id(source)])
         bodies.append({"proposal": proposal.to_dict(), "decision": decision._asdict(),
-                       "votes": refs[Vote], "batches": refs[VoteBatch]})
-    body = {"commits": bodies, "votes": [v.to_dict() for v in tables[Vote]],
+                       "votes": refs[ManagerVote], "batches": refs[VoteBatch]})
+    body = {"commits": bodies, "votes": [v.to_dict() for v in tables[ManagerVote]],
             "batches": [b.to_dict() for b in tables[VoteBatch]]}
     return orjson.dumps(body)
 
@@ -69,7 +69,7 @@ def decode_commits(payload: bytes, known: Mapping[str, Proposal] | None = None) 
     that holds the proposal skips validating and re-encoding it."""
     try:
         body = orjson.loads(payload)
-        votes = [Vote.from_dict(v) for v in body["votes"]]
+        votes = [ManagerVote.from_dict(v) for v in body["votes"]]
         batches = [VoteBatch.from_dict(b) for b in body["batches"]]
         commits = []
         for item in body["commits"]:
@@ -110,7 +110,7 @@ def verified_commits(payload: bytes, config: QuorumConfig, keys: dict[str, bytes
                                field="decision", message_id=proposal.id)
         votes, entries = [], []
         for source in proof:
-            if isinstance(source, Vote):
+            if isinstance(source, ManagerVote):
                 votes.append(source)
                 continue
             if id(source) not in positions:

@@ -49,7 +49,7 @@ from coinswarm.quorum.manager import Context, Manager
 from coinswarm.quorum.memory import Behaviour, honest
 from coinswarm.quorum.proposals import Proposal
 from coinswarm.quorum.tally import Decision, QuorumConfig, coordinator_for
-from coinswarm.quorum.votes import Vote, VoteBatch, decode_votes
+from coinswarm.quorum.votes import ManagerVote, VoteBatch, decode_votes
 
 Clock = Callable[[], int]
 POLL_BURST = 1024  # stream messages an applier in poll mode reads at once
@@ -89,7 +89,7 @@ def _ref_proposal_id(ref: Ref) -> str:
 
 
 def _refs(source: Source) -> list[Ref]:
-    return [(source, -1)] if isinstance(source, Vote) else [(source, i) for i in range(len(source.entries))]
+    return [(source, -1)] if isinstance(source, ManagerVote) else [(source, i) for i in range(len(source.entries))]
 
 
 class QuorumNode:
