@@ -13,27 +13,15 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import nbclient  # the dev extra installs both
+import nbformat
 import pytest
-
-nbformat = pytest.importorskip("nbformat")
-nbclient = pytest.importorskip("nbclient")
 
 ROOT = Path(__file__).resolve().parents[2]
 FOLDER = ROOT / "research" / "notebooks"
 NOTEBOOKS = sorted(FOLDER.glob("*.ipynb"))
 #: seconds one cell may take once kernels are compiled (a cold numba cache compiles inside the first ones)
 CELL_TIMEOUT = 240
-#: notebook → the ``coinswarm`` sub-commands it drives (issue 18's daemon); skipped, with the reason, until they exist
-NEEDS_COMMANDS = {"06_paper_replay_and_parity.ipynb": ("live", "parity")}
-
-
-def missing_commands(path: Path) -> list[str]:
-    """The sub-commands a notebook needs that this ``coinswarm`` does not have."""
-    from coinswarm.cli.main import build_parser
-
-    parser = build_parser()
-    choices = next(a.choices for a in parser._actions if getattr(a, "choices", None) and "backtest" in a.choices)
-    return [c for c in NEEDS_COMMANDS.get(path.name, ()) if c not in choices]
 
 
 def test_there_are_notebooks_one_through_six():
@@ -55,10 +43,6 @@ def test_notebook_is_committed_without_outputs(path):
 @pytest.mark.timeout(900)
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])
 def test_notebook_runs_top_to_bottom(path, tmp_path, monkeypatch):
-    missing = missing_commands(path)
-    if missing:
-        pytest.skip(f"{path.name} drives `coinswarm {' / '.join(missing)}` (the live daemon of issue 18), which this "
-                    "checkout does not have yet; it runs here once that is merged")
     monkeypatch.setenv("PYTHONPATH", str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     monkeypatch.setenv("MPLBACKEND", "module://matplotlib_inline.backend_inline")
     book = nbformat.read(path, as_version=4)
