@@ -529,14 +529,9 @@ class Ledger:
 
     # -- outbox ----------------------------------------------------------------------
     def enqueue(self, events: Sequence[OutboxMessage], now_ms: int) -> None:
-        """Queue messages on their own (a heartbeat); repeated ids are ignored."""
-        for message in events:
-            try:
-                with self.sessions.begin() as s:
-                    if s.scalar(select(OutboxRow.id).where(OutboxRow.msg_id == message.msg_id)) is None:
-                        _enqueue(s, [message], now_ms)
-            except IntegrityError:
-                continue
+        """Queue messages on their own (a heartbeat), one transaction; repeated ids are ignored."""
+        with self.sessions.begin() as s:
+            _enqueue(s, events, now_ms)
 
     def pending_outbox(self, limit: int = 256) -> list[tuple[int, OutboxMessage]]:
         """Unpublished messages, oldest first."""
@@ -607,11 +602,31 @@ def book_into(position, cash, fill: Fill, now_ms: int) -> None:
     position.updated_ms = int(now_ms)
 
 
+def insert_ignoring(table, dialect: str, key: str):
+    """An ``INSERT`` into ``table`` that skips a row whose ``key`` (a unique column) is already
+    stored — ``ON CONFLICT (key) DO NOTHING`` on SQLite and PostgreSQL — so a write retried after
+    its commit's acknowledgement was lost (:class:`~coinswarm.live.dbretry.DbGuard`) is a no-op,
+    not an integrity error. Another dialect gets the plain insert."""
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as dialect_insert
+    elif dialect == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert as dialect_insert
+    else:
+        return insert(table)
+    return dialect_insert(table).on_conflict_do_nothing(index_elements=[key])
+
+
+def outbox_rows(events: Iterable[OutboxMessage], now_ms: int) -> list[dict]:
+    """The ``live_outbox`` rows of ``events`` (unpublished, created at ``now_ms``)."""
+    return [{"msg_id": m.msg_id, "subject": m.subject, "payload": m.payload, "created_ms": int(now_ms),
+             "published_ms": None} for m in events]
+
+
 def _enqueue(s: Session, events: Iterable[OutboxMessage], now_ms: int) -> None:
-    for message in events:
-        s.add(OutboxRow(msg_id=message.msg_id, subject=message.subject, payload=message.payload,
-                        created_ms=int(now_ms), published_ms=None))
-    s.flush()
+    """Queue ``events`` in the session's transaction; an id already queued is skipped."""
+    rows = outbox_rows(events, now_ms)
+    if rows:
+        s.execute(insert_ignoring(OutboxRow.__table__, s.get_bind().dialect.name, "msg_id"), rows)
 
 
 def _fill_order(order: OrderRow, fill: Fill, now_ms: int) -> None:

@@ -37,6 +37,8 @@ from coinswarm.live.ledger import (
     _fill_order,
     _finite,
     book_into,
+    insert_ignoring,
+    outbox_rows,
     split_symbol,
 )
 from coinswarm.live.outbox import action_message, trade_message
@@ -46,7 +48,7 @@ _O, _B = OrderRow.__table__, BarRow.__table__
 # built once: a statement's construction and cache key cost more than its execution on SQLite
 _STATUS_OF = select(_O.c.client_order_id, _O.c.status).where(_O.c.client_order_id.in_(bindparam("ids", expanding=True)))
 _INSERT_ORDERS = insert(_O)
-_INSERT_OUTBOX = insert(OutboxRow.__table__)
+_INSERT_OUTBOX: dict[str, object] = {}  # by dialect: insert_ignoring(live_outbox, msg_id)
 _MARK_SENT = update(_O).where(_O.c.client_order_id.in_(bindparam("ids", expanding=True)),
                               _O.c.status == OrderStatus.NEW.value).values(
     status=OrderStatus.SENT.value, sent_ms=bindparam("now"), updated_ms=bindparam("now"))
@@ -57,10 +59,14 @@ _INSERT_LATENCY = insert(LatencyRow.__table__)
 
 
 def _outbox(conn, messages: Sequence, now_ms: int) -> None:
+    """Queue ``messages``; an id already queued is skipped (a checkpoint retried after its
+    commit's acknowledgement was lost writes its heartbeat once)."""
     if messages:
-        conn.execute(_INSERT_OUTBOX, [
-            {"msg_id": m.msg_id, "subject": m.subject, "payload": m.payload, "created_ms": int(now_ms),
-             "published_ms": None} for m in messages])
+        dialect = conn.dialect.name
+        statement = _INSERT_OUTBOX.get(dialect)
+        if statement is None:
+            statement = _INSERT_OUTBOX[dialect] = insert_ignoring(OutboxRow.__table__, dialect, "msg_id")
+        conn.execute(statement, outbox_rows(messages, now_ms))
 
 
 def record_new_many(ledger: Ledger, intents: Sequence[OrderIntent], now_ms: int) -> dict[str, OrderStatus]:

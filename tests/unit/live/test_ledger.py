@@ -159,14 +159,35 @@ def test_a_bad_fill_is_refused_and_nothing_is_written(ledger):
     assert ledger.fills() == [] and ledger.positions() == {} and ledger.cash() == {}
 
 
-def test_a_fill_and_its_messages_are_one_transaction(ledger):
+def test_a_fill_and_its_messages_are_one_transaction(ledger, monkeypatch):
+    import coinswarm.live.ledger as ledger_module
+    from sqlalchemy.exc import IntegrityError
+
     order = intent()
     ledger.record_new(order, T0)
     ledger.transition(order.client_order_id, OrderStatus.SENT, T0)
-    clash = OutboxMessage("agent.action", f"action:{order.client_order_id}", b"{}")  # id already in the outbox
-    assert not ledger.apply_fill(fill("a", order, 1.0, 10.0), T0, events=[clash])
+
+    def refuse(s, events, now_ms):  # the outbox write fails inside the fill's transaction
+        raise IntegrityError("insert into live_outbox", {}, Exception("refused"))
+
+    monkeypatch.setattr(ledger_module, "_enqueue", refuse)
+    assert not ledger.apply_fill(fill("a", order, 1.0, 10.0), T0)
+    monkeypatch.undo()
     assert ledger.fills() == [] and ledger.positions() == {}
-    assert ledger.order(order.client_order_id).filled_qty == 0.0 and outbox(ledger) == [clash.msg_id]
+    assert ledger.order(order.client_order_id).filled_qty == 0.0
+    assert outbox(ledger) == [f"action:{order.client_order_id}"]
+
+
+def test_a_message_id_already_queued_is_skipped_not_an_error(ledger):
+    """Insert-or-ignore on msg_id: a repeated id (a write retried after a lost commit ack) is one row."""
+    order = intent()
+    ledger.record_new(order, T0)
+    ledger.transition(order.client_order_id, OrderStatus.SENT, T0)
+    again = OutboxMessage("agent.action", f"action:{order.client_order_id}", b"{}")  # id already in the outbox
+    assert ledger.apply_fill(fill("a", order, 1.0, 10.0), T0, events=[again])
+    ledger.enqueue([again, again], T0)
+    assert ledger.positions()[SYMBOL].qty == 1.0
+    assert outbox(ledger) == [again.msg_id, "trade:a"]
 
 
 def test_a_late_fill_on_a_final_order_counts_and_is_noted(ledger):

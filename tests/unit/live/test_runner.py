@@ -306,3 +306,41 @@ def test_a_drawdown_limit_trips_the_kill_switch_and_only_reductions_follow(db, c
     assert kill.halted and kill.reason == "drawdown" and "below its peak" in kill.detail
     after = [o for o in orders if fills[o.client_order_id].time_ms > kill.since_ms]
     assert all(o.side.value == "sell" for o in after)
+
+
+def test_a_checkpoint_retried_after_its_lost_commit_ack_queues_one_heartbeat(db, monkeypatch):
+    """The checkpoint commits but its acknowledgement is lost (the database reads as locked): the
+    guard retries the same transaction, whose heartbeat (same deterministic id) is skipped, not
+    an integrity error."""
+    import sqlite3
+
+    from sqlalchemy import select
+    from sqlalchemy.exc import OperationalError
+
+    from coinswarm.live import ledger_bulk as bulk
+    from coinswarm.live.dbretry import DbGuard
+    from coinswarm.live.ledger import OutboxRow
+
+    spec = ReplaySpec([BTC], "trend", db, start=START, end="2021-01-03")
+    asyncio.run(replay(spec))
+    runner, _ = build(spec)
+    runner.guard = DbGuard(backoff_s=0.001, max_wait_s=5.0)
+    real, calls = bulk.commit_bars, []
+
+    def commit_then_lose_the_ack(*args, **kwargs):
+        calls.append([m.msg_id for m in kwargs["events"]])
+        real(*args, **kwargs)
+        if len(calls) == 1:
+            raise OperationalError("COMMIT", {}, sqlite3.OperationalError("database is locked"))
+        return 0
+
+    monkeypatch.setattr(bulk, "commit_bars", commit_then_lose_the_ack)
+    runner._beat_at = -float("inf")  # this checkpoint carries a heartbeat
+    try:
+        asyncio.run(runner.aflush())
+        with runner.ledger.sessions() as s:
+            ids = list(s.scalars(select(OutboxRow.msg_id).where(OutboxRow.subject == "live.heartbeat")))
+    finally:
+        runner.ledger.close()
+    assert len(calls) == 2 and calls[0] == calls[1] and len(calls[0]) == 1
+    assert ids.count(calls[0][0]) == 1
