@@ -269,7 +269,7 @@ class NatsBus:
     async def connect(cls, url: str, *, name: str = "coinswarm", duplicate_window: float = 120.0,
                       reconnect_wait: float = 0.25, max_reconnect_attempts: int = -1,
                       connect_timeout: float = 10.0, retry_for: float = 30.0,
-                      close_timeout: float = 5.0) -> NatsBus:
+                      close_timeout: float = 5.0, error_cb=None, disconnected_cb=None) -> NatsBus:
         """Connect and ensure the stream.
 
         Parameters
@@ -287,6 +287,9 @@ class NatsBus:
             Default seconds a stream publish retries transient errors (see :meth:`stream_publish`).
         close_timeout : float
             Most seconds :meth:`close` waits for the connection to drain before closing it.
+        error_cb, disconnected_cb : async callables, optional
+            nats-py's callbacks (a failed (re)connect attempt; the connection lost). Without
+            ``error_cb`` nats-py logs every failed attempt with its traceback.
         """
         from nats.aio.client import Client
 
@@ -299,6 +302,8 @@ class NatsBus:
         try:
             await bounded(nc.connect(url, name=name, max_reconnect_attempts=max_reconnect_attempts,
                                      reconnect_time_wait=reconnect_wait, reconnected_cb=on_reconnect,
+                                     **({"error_cb": error_cb} if error_cb else {}),
+                                     **({"disconnected_cb": disconnected_cb} if disconnected_cb else {}),
                                      connect_timeout=min(2.0, connect_timeout), allow_reconnect=True,
                                      drain_timeout=max(1, int(close_timeout))), connect_timeout, "NATS connect")
             bus = holder["bus"] = cls(nc, nc.jetstream(timeout=min(5.0, connect_timeout)), name,
