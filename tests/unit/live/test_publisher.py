@@ -58,7 +58,7 @@ def test_unreachable_nats_logs_one_line_per_failed_attempt_and_no_traceback():
     text = stream.getvalue()
     assert "Traceback" not in text and "tok-secret-77" not in text
     lines = [json.loads(line) for line in text.splitlines()]
-    attempts = [r for r in lines if "connect attempt" in r["message"]]
+    attempts = [r for r in lines if "failed:" in r["message"]]
     assert [r["message"].split(" failed")[0][-9:] for r in attempts] == ["attempt 1", "attempt 2", "attempt 3"]
     assert all("ConnectionRefusedError" in r["message"] for r in attempts)
     assert len(lines) == 4 and "gave up after 3" in lines[-1]["message"], text
