@@ -375,6 +375,13 @@ class Ledger:
         with self.sessions() as s:
             return [_stored(row) for row in s.scalars(query)]
 
+    def order_by_venue_id(self, venue_order_id: str) -> StoredOrder | None:
+        """The stored order the venue knows as ``venue_order_id`` (None when no order has it)."""
+        query = select(OrderRow).where(OrderRow.venue_order_id == str(venue_order_id)).limit(1)
+        with self.sessions() as s:
+            row = s.scalar(query)
+            return None if row is None else _stored(row)
+
     def in_flight(self) -> list[StoredOrder]:
         """Orders that are NEW, SENT, UNKNOWN or OPEN."""
         return self.orders(IN_FLIGHT)

@@ -21,7 +21,10 @@ or whose reply is unreadable is ``UNKNOWN`` — never resubmitted.
    balances — read as balances → fills → balances, repeated until the two balance reads
    agree, so a fill landing in between cannot look like a position difference.
 2. Fills of our orders are applied (idempotent); a fill of an order the ledger does not
-   know is *unexplained*.
+   know is *unexplained* — except one the venue could not name because it still answers
+   "order does not exist" (Binance's lag): :func:`owner_of` gives it to the stored order of
+   its venue id, or to the one in-flight order it can only belong to (the trade history is
+   the truth), never by a guess between several.
 3. Each in-flight order (NEW, SENT, UNKNOWN, OPEN):
 
    * ``NEW`` (never sent): **sent** if it is at most ``new_max_age_ms`` old (by ``now_ms``
@@ -45,7 +48,7 @@ or whose reply is unreadable is ``UNKNOWN`` — never resubmitted.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 from coinswarm.errors import CoinswarmError, OrderRejectedError, VenueError
@@ -157,6 +160,7 @@ class ReconcileReport:
     fills_applied: int = 0
     fills_duplicate: int = 0
     adopted: dict[str, float] = field(default_factory=dict)
+    attributed: dict[str, str] = field(default_factory=dict)
     unexplained: list[str] = field(default_factory=list)
     halted: bool = False
 
@@ -232,7 +236,11 @@ def _apply_fills(ledger: Ledger, fills: list[Fill], symbols: list[str], now_ms: 
     for fill in sorted(fills, key=lambda f: (f.time_ms, f.fill_id)):
         if fill.symbol not in symbols:
             continue
-        if ledger.order(fill.client_order_id) is None:
+        owner = owner_of(ledger, fill, now_ms)
+        if owner is not None and owner != fill.client_order_id:
+            report.attributed[fill.fill_id] = owner
+            fill = replace(fill, client_order_id=owner)
+        if owner is None:
             note = f"fill {fill.fill_id} ({fill.side.value} {fill.qty} {fill.symbol}) belongs to order " \
                    f"{fill.client_order_id!r}, unknown to the ledger"
             if note not in report.unexplained:
@@ -242,6 +250,38 @@ def _apply_fills(ledger: Ledger, fills: list[Fill], symbols: list[str], now_ms: 
             report.fills_applied += 1
         else:
             report.fills_duplicate += 1
+
+
+FOREIGN = "venue-"  # the client id a broker gives a fill whose order the venue cannot name (yet)
+
+
+def owner_of(ledger: Ledger, fill: Fill, now_ms: int, skew_ms: int = 60_000) -> str | None:
+    """The client id of the stored order ``fill`` belongs to, or None (unexplained).
+
+    A fill named ``venue-<order id>`` is one whose order the venue answered "does not exist"
+    for (Binance may, for minutes after a submit; its trade history is the truth): it belongs
+    to the stored order of that venue id, else to the **only** in-flight order without a venue
+    id (its reply was lost) of the same symbol and side, sent before the fill (``skew_ms``
+    allowed) and with at least the fill's quantity left — which then gets the venue id. Two
+    such candidates are ambiguous: None (the reconciliation halts; never guessed).
+    """
+    cid = fill.client_order_id
+    if ledger.order(cid) is not None:
+        return cid
+    if not cid.startswith(FOREIGN):
+        return None
+    venue_id = cid[len(FOREIGN):]
+    known = ledger.order_by_venue_id(venue_id)
+    if known is not None:
+        return known.client_order_id
+    left = [o for o in ledger.in_flight()
+            if o.symbol == fill.symbol and o.side is fill.side and not o.venue_order_id
+            and o.status in (OrderStatus.SENT, OrderStatus.UNKNOWN) and o.created_ms - skew_ms <= fill.time_ms
+            and o.qty - o.filled_qty >= fill.qty * (1 - 1e-9)]
+    if len(left) != 1:
+        return None
+    ledger.transition(left[0].client_order_id, left[0].status, now_ms, venue_order_id=venue_id)
+    return left[0].client_order_id
 
 
 def _same_balances(a: dict[str, Balance], b: dict[str, Balance]) -> bool:

@@ -183,3 +183,55 @@ def test_config_takes_an_api_url_and_refuses_a_bad_one(tmp_path):
     path.write_text('[broker]\nkind = "binance"\napi_url = "ftp://x/y"\n')
     with pytest.raises(ConfigError, match="broker.api_url"):
         load_config(path, env=env)
+
+
+@pytest.mark.parametrize("lost_reply", [False, True], ids=["acknowledged", "reply-lost"])
+def test_a_fill_whose_order_still_does_not_exist_resolves_it_filled(tmp_path, lost_reply):
+    """Binance's lag: the order fills while every lookup (by client id and by order id) still
+    answers "order does not exist" for 3 h, and the next process (a restart: the broker never
+    saw the venue id) reads the trade. The trade history is the truth: the fill belongs to the
+    in-flight order (by the venue id stored at the acknowledgement, or, the reply lost, as the
+    only in-flight order it can be), the order is FILLED — no false halt."""
+    db = f"sqlite:///{tmp_path}/live.db"
+
+    async def scenario():
+        async with make_venue() as venue:
+            venue.script(lost_replies=1 if lost_reply else 0, not_found_ms=3 * HOUR)
+            config = make_config(venue, db, grace_ms=6 * HOUR)
+            for _ in range(120):  # one bar per process until the strategy first trades
+                await run(venue, config, 1)
+                if venue.state.orders:
+                    break
+            first = next(iter(venue.state.orders.values())).client_id
+            runner = await run(venue, config, 2)
+            return venue, runner, first
+
+    venue, runner, first = asyncio.run(scenario())
+    assert venue.state.trades and not runner.last_report.halted, runner.last_report.unexplained
+    assert first in runner.last_report.attributed.values()
+    books = check_books(venue, db)
+    assert books["orders"][first].status is OrderStatus.FILLED
+    assert books["orders"][first].venue_order_id == str(next(iter(venue.state.orders)))
+
+
+def test_a_nameless_fill_two_in_flight_orders_could_own_is_unexplained(tmp_path):
+    """Attribution never guesses: two in-flight orders without a venue id could own the fill."""
+    from coinswarm.live.orders import owner_of
+    from coinswarm.live.protocols import Fill, OrderIntent, Side
+
+    ledger = Ledger(f"sqlite:///{tmp_path}/l.db")
+    ledger.migrate()
+    try:
+        for k in range(2):
+            intent = OrderIntent(f"cs-{k}", SYMBOL, Side.BUY, 1.0, 1_000 + k, "s")
+            ledger.record_new(intent, 1_000)
+            ledger.transition(intent.client_order_id, OrderStatus.SENT, 1_000)
+        fill = Fill("t1", "venue-77", SYMBOL, Side.BUY, 0.5, 10.0, 0.0, "USDT", 2_000)
+        assert owner_of(ledger, fill, 3_000) is None
+        ledger.transition("cs-1", OrderStatus.REJECTED, 3_000)
+        assert owner_of(ledger, fill, 3_000) == "cs-0"
+        assert ledger.order("cs-0").venue_order_id == "77"
+        assert owner_of(ledger, Fill("t2", "venue-77", SYMBOL, Side.BUY, 0.5, 10.0, 0.0, "USDT", 2_500), 3_000) == "cs-0"
+        assert owner_of(ledger, Fill("t3", "venue-78", SYMBOL, Side.SELL, 0.5, 10.0, 0.0, "USDT", 2_500), 3_000) is None
+    finally:
+        ledger.close()
