@@ -160,8 +160,9 @@ def test_a_bad_fill_is_refused_and_nothing_is_written(ledger):
 
 
 def test_a_fill_and_its_messages_are_one_transaction(ledger, monkeypatch):
-    import coinswarm.live.ledger as ledger_module
     from sqlalchemy.exc import IntegrityError
+
+    import coinswarm.live.ledger as ledger_module
 
     order = intent()
     ledger.record_new(order, T0)

@@ -231,7 +231,8 @@ def test_a_nameless_fill_two_in_flight_orders_could_own_is_unexplained(tmp_path)
         ledger.transition("cs-1", OrderStatus.REJECTED, 3_000)
         assert owner_of(ledger, fill, 3_000) == "cs-0"
         assert ledger.order("cs-0").venue_order_id == "77"
-        assert owner_of(ledger, Fill("t2", "venue-77", SYMBOL, Side.BUY, 0.5, 10.0, 0.0, "USDT", 2_500), 3_000) == "cs-0"
-        assert owner_of(ledger, Fill("t3", "venue-78", SYMBOL, Side.SELL, 0.5, 10.0, 0.0, "USDT", 2_500), 3_000) is None
+        again = Fill("t2", "venue-77", SYMBOL, Side.BUY, 0.5, 10.0, 0.0, "USDT", 2_500)
+        other = Fill("t3", "venue-78", SYMBOL, Side.SELL, 0.5, 10.0, 0.0, "USDT", 2_500)
+        assert owner_of(ledger, again, 3_000) == "cs-0" and owner_of(ledger, other, 3_000) is None
     finally:
         ledger.close()
