@@ -28,7 +28,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -86,6 +86,115 @@ class RunnerSettings:
     one_commit_write_ahead: bool = False
 
 
+STALE_BAR_ERRORS = (DuplicateTimestampError, UnsortedTimestampError)
+
+
+def check_bar_order(bar: ClosedBar, last_time: int, group_time: int | None, group: Mapping[str, ClosedBar]) -> None:
+    """The one ordering rule of both daemons (paper :class:`Runner`, exchange
+    :class:`~coinswarm.live.venue.VenueRunner`): a closed bar must open after the last time
+    processed, not before the time being gathered, and once per symbol and time.
+
+    Raises
+    ------
+    DuplicateTimestampError, UnsortedTimestampError
+        (:data:`STALE_BAR_ERRORS`) naming the symbol, the bar's time and what would be valid; the
+        bar is not applied. The daemons' loops log it, count it and go on (:meth:`Telemetry.stale`).
+    """
+    where = f"{bar.symbol} bar at {iso_utc(bar.time)}"
+    if bar.time <= last_time:
+        error = DuplicateTimestampError if bar.time == last_time else UnsortedTimestampError
+        raise error(f"{where} is not after the last processed ({iso_utc(last_time)}): valid bars open after it",
+                    source=bar.symbol, column="time", value=bar.time)
+    if group_time is not None and bar.time < group_time:
+        raise UnsortedTimestampError(f"{where} arrived after a bar at {iso_utc(group_time)}: valid bars open at "
+                                     "or after it", source=bar.symbol, column="time", value=bar.time)
+    if bar.time == group_time and bar.symbol in group:
+        raise DuplicateTimestampError(f"a second {where}: one bar per symbol and time is valid", source=bar.symbol,
+                                      column="time", value=bar.time)
+
+
+def bar_snapshot(t: int, target: np.ndarray, stepper: Stepper, *, positions: Mapping[str, float], cash: float,
+                 equity: float, peak: float | None, latency_us: float, bars_processed: int, halted: bool,
+                 lag_ms: int) -> Snapshot:
+    """The :class:`Snapshot` both daemons give their sinks after a closed time ``t``."""
+    peak = peak or equity
+    return Snapshot(
+        bar_time=t, positions=dict(positions), cash=float(cash), equity=float(equity),
+        drawdown=0.0 if peak <= 0 else max(0.0, 1 - equity / peak),
+        targets={s: float(x) for s, x in zip(stepper.symbols, target, strict=True) if np.isfinite(x)},
+        regimes=stepper.regimes(), weights=stepper.weights(), latency_us=latency_us,
+        bars_processed=bars_processed, halted=halted, feed_lag_ms=max(0, int(lag_ms)))
+
+
+class Telemetry:
+    """What both daemons share around their loop: the outbox :class:`~coinswarm.live.outbox.Relay`
+    publishing to the bus beside the run (the in-process bus when none), the metrics watching
+    the sinks and the relay, the feed's and the bus's reconnects told to the sinks, and stale
+    bars logged and skipped.
+
+    Parameters
+    ----------
+    ledger : Ledger
+        Holds the outbox.
+    sinks : Sinks
+    bus : object, optional
+        ``async stream_publish(subject, data, msg_id)``.
+    metrics : PrometheusSink, optional
+    clock : callable
+        Epoch ms (the outbox's publish time).
+    """
+
+    def __init__(self, ledger: Ledger, sinks: Sinks, bus=None, metrics=None,
+                 clock: Callable[[], int] | None = None) -> None:
+        if bus is None:
+            from coinswarm.adapters.bus import InProcessBus
+
+            bus = InProcessBus()
+        self.ledger, self.sinks, self.bus, self.metrics = ledger, sinks, bus, metrics
+        self.relay = Relay(ledger, bus, clock or (lambda: time.time_ns() // 1_000_000))
+        self.stale_bars = 0
+        self._seen = {"feed": 0, "bus": 0}
+        self._stop = asyncio.Event()
+        self._task: asyncio.Task | None = None
+
+    async def __aenter__(self) -> Telemetry:
+        if self.metrics is not None:
+            self.metrics.watch(self.sinks, self.relay)
+        self._task = asyncio.create_task(self.relay.run(self._stop))
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        """Stop the relay after one last drain."""
+        self._stop.set()
+        if self._task is not None:
+            await self._task
+
+    async def drive(self, runner, feed, stop: asyncio.Event) -> None:
+        """``runner.on_bar`` for each of ``feed``'s closed bars until it ends or ``stop`` is set;
+        a stale bar is skipped (:meth:`stale`), reconnects are told after each bar."""
+        async for bar in feed.closed_bars():
+            try:
+                await runner.on_bar(bar)
+            except STALE_BAR_ERRORS as exc:
+                self.stale(exc)
+            self.count_reconnects(feed)
+            if stop.is_set():
+                break
+
+    def stale(self, exc: Exception) -> None:
+        """A stale bar (:func:`check_bar_order`): one log line, a ``stale_bar`` event, not applied."""
+        self.stale_bars += 1
+        log.warning("stale bar skipped (not applied): %s", exc)
+        self.sinks.on_event("stale_bar", {"detail": str(exc)})
+
+    def count_reconnects(self, feed) -> None:
+        """``reconnect`` events for the feed's and the bus's reconnects since the last call."""
+        for component, now in (("feed", getattr(feed, "reconnects", 0)), ("bus", getattr(self.bus, "reconnects", 0))):
+            for _ in range(max(0, int(now) - self._seen[component])):
+                self.sinks.on_event("reconnect", {"component": component})
+            self._seen[component] = max(self._seen[component], int(now))
+
+
 class Runner:
     """One daemon: a feed of closed bars in, orders to the paper broker out, all in the ledger.
 
@@ -121,6 +230,7 @@ class Runner:
         self.bus = bus
         self.guard, self.metrics = guard, metrics
         self.relay: Relay | None = None
+        self.telemetry: Telemetry | None = None
         self.clock = clock or (lambda: time.time_ns() // 1_000_000)
         self.symbols = stepper.symbols
         self.index = {s: j for j, s in enumerate(self.symbols)}
@@ -141,32 +251,17 @@ class Runner:
     # -- the loop -----------------------------------------------------------------------
     async def run(self, feed, stop: asyncio.Event | None = None) -> int:
         """Process ``feed``'s closed bars until it ends or ``stop`` is set; the outbox relay
-        runs beside it. Returns the number of bars processed in this run."""
+        runs beside it (:class:`Telemetry`). Returns the number of bars processed in this run."""
         stop = stop or asyncio.Event()
-        relay_stop = asyncio.Event()
-        relay = None
-        if self.bus is None:
-            from coinswarm.adapters.bus import InProcessBus
-
-            self.bus = InProcessBus()
-        self.relay = Relay(self.ledger, self.bus, self.clock)
-        if self.metrics is not None:
-            self.metrics.watch(self.sinks, self.relay)
-        relay = asyncio.create_task(self.relay.run(relay_stop))
         before = self.bars_processed
-        try:
-            async for bar in feed.closed_bars():
-                await self.on_bar(bar)
-                if stop.is_set():
-                    break
+        async with Telemetry(self.ledger, self.sinks, self.bus, self.metrics, self.clock) as telemetry:
+            self.telemetry, self.relay, self.bus = telemetry, telemetry.relay, telemetry.bus
+            await telemetry.drive(self, feed, stop)
             if stop.is_set():  # a time whose bars did not all arrive is taken again on resume
                 self._group, self._group_time = {}, None
             else:
                 await self.close_group()
             await self.aflush()
-        finally:
-            relay_stop.set()
-            await relay
         return self.bars_processed - before
 
     async def on_bar(self, bar: ClosedBar) -> None:
@@ -176,18 +271,9 @@ class Runner:
         check_closed_bar(bar, bar.symbol)
         if bar.symbol not in self.index:
             return
-        if bar.time <= self.last_time:
-            error = DuplicateTimestampError if bar.time == self.last_time else UnsortedTimestampError
-            raise error(f"bar at {iso_utc(bar.time)} is not after the last processed ({iso_utc(self.last_time)})",
-                        source=bar.symbol, column="time", value=bar.time)
+        check_bar_order(bar, self.last_time, self._group_time, self._group)
         if self._group_time is not None and bar.time != self._group_time:
-            if bar.time < self._group_time or bar.symbol in self._group and bar.time == self._group_time:
-                raise UnsortedTimestampError(f"bar at {iso_utc(bar.time)} arrived after {iso_utc(self._group_time)}",
-                                             source=bar.symbol, column="time", value=bar.time)
             await self.close_group()
-        if bar.symbol in self._group:
-            raise DuplicateTimestampError(f"a second bar at {iso_utc(bar.time)}", source=bar.symbol,
-                                          column="time", value=bar.time)
         self._group_time = bar.time
         self._group[bar.symbol] = bar
         if len(self._group) == len(self.symbols):
@@ -380,15 +466,12 @@ class Runner:
     def _report(self, t: int, target: np.ndarray, latency: float) -> None:
         if not self.sinks.sinks:
             return
-        equity = self.broker.equity
-        peak = self.kill.peak_equity or equity
-        self.sinks.on_bar(Snapshot(
-            bar_time=t, positions=dict(zip(self.symbols, map(float, self.broker.positions()), strict=True)),
-            cash=self.broker.cash, equity=equity, drawdown=0.0 if peak <= 0 else max(0.0, 1 - equity / peak),
-            targets={s: float(x) for s, x in zip(self.symbols, target, strict=True) if np.isfinite(x)},
-            regimes=self.stepper.regimes(), weights=self.stepper.weights(),
-            latency_us=latency, bars_processed=self.bars_processed, halted=self.kill.halted,
-            feed_lag_ms=max(0, self.clock() - (t + self.settings.step_ms))))
+        positions = dict(zip(self.symbols, map(float, self.broker.positions()), strict=True))
+        self.sinks.on_bar(bar_snapshot(
+            t, target, self.stepper, positions=positions,
+            cash=self.broker.cash, equity=self.broker.equity, peak=self.kill.peak_equity, latency_us=latency,
+            bars_processed=self.bars_processed, halted=self.kill.halted,
+            lag_ms=self.clock() - (t + self.settings.step_ms)))
 
 
 def signal_stop() -> asyncio.Event:
