@@ -161,6 +161,7 @@ class ReconcileReport:
     fills_duplicate: int = 0
     adopted: dict[str, float] = field(default_factory=dict)
     attributed: dict[str, str] = field(default_factory=dict)
+    booked: list[Fill] = field(default_factory=list)
     unexplained: list[str] = field(default_factory=list)
     halted: bool = False
 
@@ -248,6 +249,7 @@ def _apply_fills(ledger: Ledger, fills: list[Fill], symbols: list[str], now_ms: 
             continue
         if ledger.apply_fill(fill, now_ms):
             report.fills_applied += 1
+            report.booked.append(fill)
         else:
             report.fills_duplicate += 1
 

@@ -44,11 +44,13 @@ from coinswarm.errors import ConfigError, OrderRejectedError, RateLimitedError, 
 from coinswarm.live import faults
 from coinswarm.live.config import LiveConfig, RiskLimits
 from coinswarm.live.feeds import check_closed_bar
-from coinswarm.live.killswitch import filter_intents, limit_intents, update
+from coinswarm.live.killswitch import KillState, filter_intents, limit_intents, update
 from coinswarm.live.ledger import Ledger, split_symbol
 from coinswarm.live.orders import ReconcileReport, apply_venue, reconcile
+from coinswarm.live.outbox import heartbeat_message
 from coinswarm.live.protocols import ClosedBar, OrderIntent, OrderStatus, Side, client_order_id
-from coinswarm.live.runner import signal_stop
+from coinswarm.live.runner import Telemetry, bar_snapshot, check_bar_order, signal_stop
+from coinswarm.live.sinks import Sinks
 from coinswarm.live.stepper import Stepper
 
 log = logging.getLogger("coinswarm.live.venue")
@@ -96,11 +98,26 @@ class VenueRunner:
         The ledger's venue claim (``binance``, ``binance-sandbox`` …).
     sleep : async callable
         Waits between read retries (injected in tests).
+    sinks : Sinks, optional
+        Told every order created or moved, every new fill, each closed time's
+        :class:`~coinswarm.live.sinks.Snapshot`, halts, reconnects and stale bars (never block trading).
+    bus : object, optional
+        The outbox relay publishes ``agent.action``/``agent.trade``/``live.heartbeat`` to it
+        (in-process when None), as for the paper :class:`~coinswarm.live.runner.Runner`.
+    metrics : PrometheusSink, optional
+        Told about the relay (its counters at each scrape).
+    heartbeat_s : float
+        A ``live.heartbeat`` goes to the outbox with the first checkpoint after this many seconds.
     """
 
     def __init__(self, ledger: Ledger, stepper: Stepper, broker, settings: VenueSettings, venue: str, *,
-                 sleep=asyncio.sleep) -> None:
+                 sleep=asyncio.sleep, sinks: Sinks | None = None, bus=None, metrics=None,
+                 heartbeat_s: float = 30.0) -> None:
         self._sleep = sleep
+        self.sinks, self.bus, self.metrics = sinks or Sinks(), bus, metrics
+        self.telemetry: Telemetry | None = None
+        self.heartbeat_s = float(heartbeat_s)
+        self._beat_at = -float("inf")
         self.rate_limited = 0
         self.ledger, self.stepper, self.broker, self.settings, self.venue = ledger, stepper, broker, settings, venue
         self.symbols = stepper.symbols
@@ -159,27 +176,44 @@ class VenueRunner:
                                  new_max_age_ms=self.settings.step_ms)
         if report.halted:
             log.error("reconcile: halted: %s", "; ".join(report.unexplained))
+            self.sinks.on_event("halt", {"reason": "reconcile", "detail": "; ".join(report.unexplained)})
         self.last_report = report
+        self._tell(report)
         return report
+
+    def _tell(self, report: ReconcileReport) -> None:
+        """The sinks hear of the orders the mass status moved and the fills it booked."""
+        if not self.sinks.sinks:
+            return
+        for cid in dict.fromkeys([*report.resolved, *report.pending, *(f.client_order_id for f in report.booked)]):
+            order = self.ledger.order(cid)
+            if order is not None:
+                self.sinks.on_order(order)
+        for fill in report.booked:
+            self.sinks.on_fill(fill)
 
     # -- the loop ------------------------------------------------------------------------
     async def run(self, feed, stop: asyncio.Event | None = None) -> int:
-        """Process ``feed``'s closed bars until it ends or ``stop`` is set."""
+        """Process ``feed``'s closed bars until it ends or ``stop`` is set; the outbox relay runs
+        beside it (:class:`~coinswarm.live.runner.Telemetry`, shared with the paper runner)."""
         stop = stop or asyncio.Event()
         before = self.bars_processed
-        async for bar in feed.closed_bars():
-            await self.on_bar(bar)
-            if stop.is_set():
-                break
-        if not stop.is_set():
-            await self.close_group()
+        async with Telemetry(self.ledger, self.sinks, self.bus, self.metrics) as telemetry:
+            self.telemetry, self.bus = telemetry, telemetry.bus
+            await telemetry.drive(self, feed, stop)
+            if not stop.is_set():
+                await self.close_group()
         return self.bars_processed - before
 
     async def on_bar(self, bar: ClosedBar) -> None:
-        """Take one closed bar (bars at or before the checkpoint are skipped: a resumed feed)."""
+        """Take one closed bar; a time's bars are processed once complete (or once a later bar
+        shows the rest are missing). A malformed bar, or one not after the last processed
+        (:func:`~coinswarm.live.runner.check_bar_order`, the paper runner's rule), raises a typed
+        :class:`~coinswarm.errors.DataError` and is not applied."""
         check_closed_bar(bar, bar.symbol)
-        if bar.symbol not in self.symbols or bar.time <= self.last_time:
+        if bar.symbol not in self.symbols:
             return
+        check_bar_order(bar, self.last_time, self._group_time, self._group)
         if self._group_time is not None and bar.time != self._group_time:
             await self.close_group()
         self._group_time = bar.time
@@ -212,7 +246,14 @@ class VenueRunner:
         for intent in intents:
             if await self.submit(intent, now):
                 sent.append(intent)
-        self._checkpoint(t, group, latency, now, equity)
+        kill = self._checkpoint(t, group, latency, now, equity)
+        if self.sinks.sinks:
+            quote = split_symbol(self.symbols[0])[1]
+            positions = {s: p.qty for s, p in self.ledger.positions().items() if s in self.symbols}
+            self.sinks.on_bar(bar_snapshot(
+                t, target, self.stepper, positions=positions, cash=balances[quote].total if quote in balances else 0.0,
+                equity=equity, peak=kill.peak_equity, latency_us=latency, bars_processed=self.bars_processed,
+                halted=kill.halted, lag_ms=now - (t + self.settings.step_ms)))
         return sent
 
     # -- sizing ------------------------------------------------------------------------------
@@ -274,16 +315,18 @@ class VenueRunner:
             return False
         faults.point("after_new")
         cid = intent.client_order_id
-        self.ledger.transition(cid, OrderStatus.SENT, now_ms)
+        self._told(self.ledger.order(cid))
+        self._told(self.ledger.transition(cid, OrderStatus.SENT, now_ms))
         faults.point("after_sent")
         self.submitted += 1
         try:
             venue = await self.broker.submit(intent)
         except OrderRejectedError as exc:
-            self.ledger.transition(cid, OrderStatus.REJECTED, now_ms, reason=f"rejected: {exc.problem}")
+            self._told(self.ledger.transition(cid, OrderStatus.REJECTED, now_ms, reason=f"rejected: {exc.problem}"))
             return True
         except VenueError as exc:
-            self.ledger.transition(cid, OrderStatus.UNKNOWN, now_ms, reason=f"{type(exc).__name__}: {exc.problem}")
+            self._told(self.ledger.transition(cid, OrderStatus.UNKNOWN, now_ms,
+                                              reason=f"{type(exc).__name__}: {exc.problem}"))
             return True
         except BaseException as exc:
             self.ledger.transition(cid, OrderStatus.UNKNOWN, now_ms, reason=f"submit interrupted: {type(exc).__name__}")
@@ -291,10 +334,16 @@ class VenueRunner:
         faults.point("after_ack")
         stored = self.ledger.order(cid)
         if stored is not None and not stored.status.final:
-            apply_venue(self.ledger, stored, venue, now_ms)
+            self._told(apply_venue(self.ledger, stored, venue, now_ms))
         return True
 
-    def _checkpoint(self, t: int, group: dict[str, ClosedBar], latency: float, now_ms: int, equity: float) -> None:
+    def _told(self, order) -> None:
+        if order is not None and self.sinks.sinks:
+            self.sinks.on_order(order)
+
+    def _checkpoint(self, t: int, group: dict[str, ClosedBar], latency: float, now_ms: int,
+                    equity: float) -> KillState:
+        """The bars, the strategy's state, a heartbeat when due, then the kill switch (returned)."""
         first = next(iter(group))
         self.ledger.record_bars([(s, t, latency if s == first else None) for s in group], now_ms)
         self.ledger.set_meta(CHECKPOINT_KEY, {"time": int(t), "strategy": self.stepper.to_record()})
@@ -302,10 +351,16 @@ class VenueRunner:
         self.bars_processed += len(group)
         before = self.ledger.kill_state()
         after = update(before, equity, t, self.settings.limits)
+        if time.monotonic() - self._beat_at >= self.heartbeat_s:
+            self._beat_at = time.monotonic()
+            self.ledger.enqueue([heartbeat_message(self.settings.strategy_id, now_ms, bar_time=int(t),
+                                                   bars_processed=self.bars_processed, halted=after.halted)], now_ms)
         if after != before:
             self.ledger.save_kill_state(after, now_ms)
             if after.halted and not before.halted:
                 log.warning("kill switch: halted (%s): %s", after.reason, after.detail)
+                self.sinks.on_event("halt", {"reason": after.reason, "detail": after.detail})
+        return after
 
 
 def round_to_market(market: dict, qty: float, price: float) -> float:
@@ -348,9 +403,26 @@ def build_broker(config: LiveConfig):
 
 
 async def run_venue(config: LiveConfig, *, broker=None, max_bars: int | None = None, sleep=None,
-                    stop: asyncio.Event | None = None) -> VenueRunner:
+                    stop: asyncio.Event | None = None, log_stream=None, services=None) -> VenueRunner:
     """Run the daemon of ``config`` on its exchange until ``stop``, SIGTERM/SIGINT or ``max_bars``:
-    recovery first, warm-up on a fresh ledger, then one closed bar at a time."""
+    recovery first, warm-up on a fresh ledger, then one closed bar at a time. Its sinks, bus
+    (the outbox relay's), JSON logs and ``/metrics`` come from
+    :func:`~coinswarm.live.services.open_services` (the config's server URLs and
+    ``metrics_port``), as for the paper daemon; pass ``services`` to share open ones (not closed here)."""
+    from coinswarm.live.services import open_services
+
+    own_services = services is None
+    if own_services:
+        services = await open_services(config, config.strategy.name, log_stream=log_stream)
+    try:
+        return await _run_venue(config, services, broker=broker, max_bars=max_bars, sleep=sleep, stop=stop)
+    finally:
+        if own_services:
+            await services.close()
+
+
+async def _run_venue(config: LiveConfig, services, *, broker, max_bars: int | None, sleep,
+                     stop: asyncio.Event | None) -> VenueRunner:
     from coinswarm.data.validate import timeframe_ms
     from coinswarm.live.feeds import CcxtFeed
 
@@ -360,7 +432,8 @@ async def run_venue(config: LiveConfig, *, broker=None, max_bars: int | None = N
     settings = VenueSettings(stepper.name, int(timeframe_ms(config.timeframe)), config.broker.grace_ms, config.risk)
     venue = config.venue + (f"@{config.broker.api_url}" if config.broker.api_url else "")
     sleep = sleep or _capped_sleep()
-    runner = VenueRunner(Ledger(config.servers.db), stepper, broker, settings, venue, sleep=sleep)
+    runner = VenueRunner(Ledger(config.servers.db), stepper, broker, settings, venue, sleep=sleep,
+                         sinks=services.sinks, bus=services.bus, metrics=services.metrics)
     try:
         if own:
             await runner.read(broker.start)
