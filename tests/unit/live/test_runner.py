@@ -344,3 +344,47 @@ def test_a_checkpoint_retried_after_its_lost_commit_ack_queues_one_heartbeat(db,
         runner.ledger.close()
     assert len(calls) == 2 and calls[0] == calls[1] and len(calls[0]) == 1
     assert ids.count(calls[0][0]) == 1
+
+
+def test_a_stale_bar_in_the_paper_feed_is_logged_skipped_and_not_applied(tmp_path, caplog):
+    """The feed repeats its first and its latest bar after the 50th: the loop logs each as a
+    typed stale-bar error (check_bar_order, the exchange daemon's rule too), tells the sinks and
+    goes on; the book equals the uninterrupted replay's."""
+    from coinswarm.live.sinks import Sinks
+
+    events = []
+
+    class Events:
+        def on_order(self, order): ...
+        def on_fill(self, fill): ...
+        def on_bar(self, snapshot): ...
+        def on_event(self, name, fields):
+            events.append((name, dict(fields)))
+        def close(self): ...
+
+    class StaleAfter:
+        def __init__(self, feed, at):
+            self.feed, self.at = feed, at
+
+        async def closed_bars(self):
+            seen = []
+            async for bar in self.feed.closed_bars():
+                yield bar
+                seen.append(bar)
+                if len(seen) == self.at:
+                    yield seen[0]
+                    yield seen[-1]
+
+    plain, stale = (f"sqlite:///{tmp_path / name}.db" for name in ("plain", "stale"))
+    asyncio.run(replay(ReplaySpec([BTC], "trend", plain, start=START, end="2021-01-20")))
+    spec = ReplaySpec([BTC], "trend", stale, start=START, end="2021-01-20")
+    runner, _ = build(spec, sinks=Sinks([Events()]))
+    try:
+        bars = asyncio.run(runner.run(StaleAfter(feed_for(spec, runner), 50)))
+    finally:
+        runner.ledger.close()
+    details = [fields["detail"] for name, fields in events if name == "stale_bar"]
+    assert runner.telemetry.stale_bars == 2 and len(details) == 2
+    assert "BTC/USDT bar at 2021-01-01" in details[0] and "valid bars open after" in details[0]
+    assert bars == book(plain)[2]["bars_processed"]
+    assert book(stale)[:2] == book(plain)[:2]

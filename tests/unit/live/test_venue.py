@@ -38,7 +38,7 @@ def broker_of(venue: FakeVenue) -> CcxtBroker:
     return broker
 
 
-async def run(venue: FakeVenue, config: LiveConfig, bars: int, sleeps: list | None = None, on_sleep=None):
+async def run(venue: FakeVenue, config: LiveConfig, bars: int, sleeps: list | None = None, on_sleep=None, **kwargs):
     async def sleep(seconds: float) -> None:  # the feed waits for the next close: move the venue clock
         if sleeps is not None:
             sleeps.append(seconds)
@@ -47,7 +47,7 @@ async def run(venue: FakeVenue, config: LiveConfig, bars: int, sleeps: list | No
         venue.advance(max(int(seconds * 1000), 1))
 
     async with broker_of(venue) as broker:
-        return await run_venue(config, broker=broker, max_bars=bars, sleep=sleep)
+        return await run_venue(config, broker=broker, max_bars=bars, sleep=sleep, **kwargs)
 
 
 def venue_position(venue: FakeVenue) -> float:
@@ -236,3 +236,189 @@ def test_a_nameless_fill_two_in_flight_orders_could_own_is_unexplained(tmp_path)
         assert owner_of(ledger, again, 3_000) == "cs-0" and owner_of(ledger, other, 3_000) is None
     finally:
         ledger.close()
+
+
+# -- wiring: sinks, /metrics, the outbox relay, stale bars --------------------------------------
+class Recorder:
+    """A sink that keeps what it hears."""
+
+    def __init__(self) -> None:
+        self.orders, self.fills, self.bars, self.events = [], [], [], []
+
+    def on_order(self, order) -> None:
+        self.orders.append((order.client_order_id, order.status))
+
+    def on_fill(self, fill) -> None:
+        self.fills.append(fill)
+
+    def on_bar(self, snapshot) -> None:
+        self.bars.append(snapshot)
+
+    def on_event(self, name, fields) -> None:
+        self.events.append((name, dict(fields)))
+
+    def close(self) -> None:
+        pass
+
+
+def services_for(recorder: Recorder):
+    from coinswarm.adapters.bus import InProcessBus
+    from coinswarm.live.dbretry import DbGuard
+    from coinswarm.live.metrics import PrometheusSink
+    from coinswarm.live.services import Services
+    from coinswarm.live.sinks import Sinks
+
+    metrics = PrometheusSink(port=0)
+    sinks = Sinks([recorder, metrics])
+    metrics.watch(sinks)
+    return Services(sinks, InProcessBus(), DbGuard(notify=sinks.on_event), metrics)
+
+
+def metric(text: str, name: str, **labels: str) -> float:
+    """The value of one sample of the exposition ``text`` (0 when absent)."""
+    want = name + ("{" + ",".join(f'{k}="{v}"' for k, v in sorted(labels.items())) + "}" if labels else "")
+    for line in text.splitlines():
+        if line.startswith(want + " "):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+def test_the_exchange_daemon_feeds_its_sinks_metrics_and_bus(tmp_path):
+    """The exchange path wired like the paper one: the sinks hear every order move, fill and
+    closed time; /metrics (served over HTTP) counts bars, latency, orders, fills, rejects by
+    reason, feed reconnects; the outbox is relayed to the bus, nothing left unpublished."""
+    import urllib.request
+
+    from sqlalchemy import select
+
+    from coinswarm.live.ledger import OutboxRow
+
+    db = f"sqlite:///{tmp_path}/live.db"
+    recorder = Recorder()
+    services = services_for(recorder)
+
+    async def scenario():
+        async with make_venue() as venue:
+            venue.script(reject_next=1, reject_msg="Filter failure: LOT_SIZE")
+
+            def outage(k: int) -> None:  # the kline endpoint down twice: the feed reconnects
+                if k == 30:
+                    venue.script(klines_down=2)
+
+            runner = await run(venue, make_config(venue, db), 150, [], outage, services=services)
+            return venue, runner
+
+    try:
+        venue, runner = asyncio.run(scenario())
+        with urllib.request.urlopen(services.metrics.url, timeout=10) as reply:
+            scrape = reply.read().decode()
+    finally:
+        services.sinks.close()
+    ledger = Ledger(db)
+    try:
+        orders, fills = ledger.orders(), ledger.fills()
+        with ledger.sessions() as s:
+            rows = s.execute(select(OutboxRow.subject, OutboxRow.msg_id, OutboxRow.published_ms)).all()
+    finally:
+        ledger.close()
+    statuses = {status for _, status in recorder.orders}
+    assert {OrderStatus.NEW, OrderStatus.SENT, OrderStatus.REJECTED, OrderStatus.FILLED} <= statuses
+    assert {cid for cid, _ in recorder.orders} == {o.client_order_id for o in orders}
+    assert sorted(f.fill_id for f in recorder.fills) == sorted(f.fill_id for f in fills) and len(fills) >= 5
+    assert len(recorder.bars) == runner.bars_processed >= 150  # a fresh ledger: warm-up steps are not bars
+    last = recorder.bars[-1]
+    assert last.positions.get(SYMBOL, 0.0) == pytest.approx(venue_position(venue)) and last.equity > 0
+    assert not last.halted and last.latency_us > 0
+    assert ("reconnect", {"component": "feed"}) in recorder.events
+    assert metric(scrape, "coinswarm_live_bars_total") == len(recorder.bars)
+    assert metric(scrape, "coinswarm_live_decision_latency_seconds_count") == len(recorder.bars)
+    rejects = [line for line in scrape.splitlines() if line.startswith("coinswarm_live_rejects_total{")]
+    assert rejects == ['coinswarm_live_rejects_total{reason="rejected submit refused by the venue invalidorde"} 1.0']
+    assert metric(scrape, "coinswarm_live_orders_total", status="filled") >= 5
+    assert metric(scrape, "coinswarm_live_fills_total", side="buy", symbol=SYMBOL) >= 1
+    assert metric(scrape, "coinswarm_live_reconnects_total", component="feed") >= 1
+    assert metric(scrape, "coinswarm_live_halted") == 0.0 and "coinswarm_live_feed_lag_seconds" in scrape
+    assert "coinswarm_live_pnl" in scrape and "coinswarm_live_drawdown" in scrape
+    assert metric(scrape, "coinswarm_live_outbox_published_total") == len(rows)
+    assert all(r.published_ms is not None for r in rows), "the relay drained the outbox"
+    streams = services.bus.streams
+    assert {m.msg_id for m in streams["agent.action"]} == {f"action:{o.client_order_id}" for o in orders}
+    assert {m.msg_id for m in streams["agent.trade"]} == {f"trade:{f.fill_id}" for f in fills}
+    assert len(streams["live.heartbeat"]) >= 1
+    check_books(venue, db)
+
+
+class Replaying:
+    """A feed that, after its ``at``-th bar, yields its first bar and its last bar again (stale)."""
+
+    def __init__(self, feed, at: int) -> None:
+        object.__setattr__(self, "feed", feed)
+        object.__setattr__(self, "at", at)
+
+    def __getattr__(self, name: str):
+        return getattr(self.feed, name)
+
+    def __setattr__(self, name: str, value) -> None:  # run_venue moves the feed's resume point
+        setattr(self.feed, name, value)
+
+    async def closed_bars(self):
+        seen = []
+        async for bar in self.feed.closed_bars():
+            yield bar
+            seen.append(bar)
+            if len(seen) == self.at:
+                yield seen[0]
+                yield seen[-1]
+
+
+def test_a_stale_bar_on_the_exchange_path_is_a_typed_error_not_applied_and_skipped(tmp_path, monkeypatch):
+    """The paper runner's rule (check_bar_order): on_bar raises a typed error naming the symbol,
+    the bar's time and what is valid, changing nothing; the daemon's loop logs it, tells the
+    sinks and goes on — the book equals a run without the stale bars."""
+    from coinswarm.errors import DuplicateTimestampError, UnsortedTimestampError
+    from coinswarm.live import feeds
+
+    plain = CcxtFeedWith(feeds.CcxtFeed, None)
+    books = {}
+    for name, at in (("plain", None), ("stale", 4)):
+        db = f"sqlite:///{tmp_path}/{name}.db"
+        recorder = Recorder()
+        monkeypatch.setattr(feeds, "CcxtFeed", CcxtFeedWith(plain.cls, at))
+
+        async def scenario(db=db, recorder=recorder):
+            async with make_venue() as venue:
+                runner = await run(venue, make_config(venue, db), 12, services=services_for(recorder))
+                return venue, runner
+
+        venue, runner = asyncio.run(scenario())
+        ledger = Ledger(db)
+        books[name] = (sorted((o.client_order_id, o.status.value, o.qty) for o in ledger.orders()),
+                       runner.bars_processed, runner.last_time)
+        ledger.close()
+        if at is not None:
+            stale = [e for e in recorder.events if e[0] == "stale_bar"]
+            assert runner.telemetry.stale_bars == 2 and len(stale) == 2
+            detail = stale[0][1]["detail"]
+            assert "BTC/USDT bar at 2024-03-01" in detail and "valid bars open after" in detail
+    assert books["stale"] == books["plain"]
+    # on_bar itself: typed, nothing applied (a bar at and one before the last processed time)
+    from coinswarm.live.protocols import ClosedBar
+
+    class Probe:
+        symbols, last_time, _group_time, _group = [SYMBOL], books["plain"][2], None, {}
+
+    from coinswarm.live.venue import VenueRunner
+
+    for t, error in ((Probe.last_time, DuplicateTimestampError), (Probe.last_time - HOUR, UnsortedTimestampError)):
+        with pytest.raises(error, match="BTC/USDT bar at"):
+            asyncio.run(VenueRunner.on_bar(Probe(), ClosedBar(SYMBOL, t, 1.0, 1.0, 1.0, 1.0, 1.0)))
+
+
+def CcxtFeedWith(cls, at):
+    """A CcxtFeed factory whose feeds replay stale bars after their ``at``-th bar (None: plain)."""
+    def make(*args, **kwargs):
+        feed = cls(*args, **kwargs)
+        return feed if at is None else Replaying(feed, at)
+
+    make.cls = cls
+    return make
