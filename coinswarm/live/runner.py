@@ -195,7 +195,44 @@ class Telemetry:
             self._seen[component] = max(self._seen[component], int(now))
 
 
-class Runner:
+class BarGrouping:
+    """Both daemons' intake (paper :class:`Runner`, exchange
+    :class:`~coinswarm.live.venue.VenueRunner`): closed bars gathered by open time and handed to
+    ``self.process(t, group)`` once every symbol's bar of that time arrived (or a later bar
+    shows the rest are missing). Needs ``symbols``, ``index`` (symbol → column), ``last_time``,
+    ``_group``, ``_group_time`` and ``async process(t, group)`` on the instance."""
+
+    symbols: list[str]
+    index: dict[str, int]
+    last_time: int
+    _group: dict[str, ClosedBar]
+    _group_time: int | None
+
+    async def on_bar(self, bar: ClosedBar) -> None:
+        """Take one closed bar. A malformed bar, or one not after the last processed
+        (:func:`check_bar_order`), raises a typed :class:`~coinswarm.errors.DataError` and is
+        not applied."""
+        check_closed_bar(bar, bar.symbol)
+        if bar.symbol not in self.index:
+            return
+        check_bar_order(bar, self.last_time, self._group_time, self._group)
+        if self._group_time is not None and bar.time != self._group_time:
+            await self.close_group()
+        self._group_time = bar.time
+        self._group[bar.symbol] = bar
+        if len(self._group) == len(self.symbols):
+            await self.close_group()
+
+    async def close_group(self) -> None:
+        """Process the bars gathered for the current time (if any)."""
+        if self._group_time is None:
+            return
+        group, t = self._group, self._group_time
+        self._group, self._group_time = {}, None
+        await self.process(t, group)
+
+
+class Runner(BarGrouping):
     """One daemon: a feed of closed bars in, orders to the paper broker out, all in the ledger.
 
     Parameters
@@ -263,29 +300,6 @@ class Runner:
                 await self.close_group()
             await self.aflush()
         return self.bars_processed - before
-
-    async def on_bar(self, bar: ClosedBar) -> None:
-        """Take one closed bar; a time's bars are processed once complete (or once a later bar
-        shows the rest are missing). A malformed bar, or one not after the last processed,
-        raises a typed :class:`~coinswarm.errors.DataError` and changes nothing."""
-        check_closed_bar(bar, bar.symbol)
-        if bar.symbol not in self.index:
-            return
-        check_bar_order(bar, self.last_time, self._group_time, self._group)
-        if self._group_time is not None and bar.time != self._group_time:
-            await self.close_group()
-        self._group_time = bar.time
-        self._group[bar.symbol] = bar
-        if len(self._group) == len(self.symbols):
-            await self.close_group()
-
-    async def close_group(self) -> None:
-        """Process the bars gathered for the current time (if any)."""
-        if self._group_time is None:
-            return
-        group, t = self._group, self._group_time
-        self._group, self._group_time = {}, None
-        await self.process(t, group)
 
     # -- one closed time --------------------------------------------------------------------
     async def process(self, t: int, group: dict[str, ClosedBar]) -> None:

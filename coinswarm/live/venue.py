@@ -43,13 +43,12 @@ from coinswarm.agents.base import Bar
 from coinswarm.errors import ConfigError, OrderRejectedError, RateLimitedError, VenueError
 from coinswarm.live import faults
 from coinswarm.live.config import LiveConfig, RiskLimits
-from coinswarm.live.feeds import check_closed_bar
 from coinswarm.live.killswitch import KillState, filter_intents, limit_intents, update
 from coinswarm.live.ledger import Ledger, split_symbol
 from coinswarm.live.orders import ReconcileReport, apply_venue, reconcile
 from coinswarm.live.outbox import heartbeat_message
 from coinswarm.live.protocols import ClosedBar, OrderIntent, OrderStatus, Side, client_order_id
-from coinswarm.live.runner import Telemetry, bar_snapshot, check_bar_order, signal_stop
+from coinswarm.live.runner import BarGrouping, Telemetry, bar_snapshot, signal_stop
 from coinswarm.live.sinks import Sinks
 from coinswarm.live.stepper import Stepper
 
@@ -84,7 +83,7 @@ class VenueSettings:
     buy_headroom: float = 0.06
 
 
-class VenueRunner:
+class VenueRunner(BarGrouping):
     """The daemon on an exchange broker (see the module docstring).
 
     Parameters
@@ -121,6 +120,7 @@ class VenueRunner:
         self.rate_limited = 0
         self.ledger, self.stepper, self.broker, self.settings, self.venue = ledger, stepper, broker, settings, venue
         self.symbols = stepper.symbols
+        self.index = {s: j for j, s in enumerate(self.symbols)}
         self.last_time = -1
         self.bars_processed = 0
         self.last_report: ReconcileReport | None = None
@@ -204,30 +204,6 @@ class VenueRunner:
             if not stop.is_set():
                 await self.close_group()
         return self.bars_processed - before
-
-    async def on_bar(self, bar: ClosedBar) -> None:
-        """Take one closed bar; a time's bars are processed once complete (or once a later bar
-        shows the rest are missing). A malformed bar, or one not after the last processed
-        (:func:`~coinswarm.live.runner.check_bar_order`, the paper runner's rule), raises a typed
-        :class:`~coinswarm.errors.DataError` and is not applied."""
-        check_closed_bar(bar, bar.symbol)
-        if bar.symbol not in self.symbols:
-            return
-        check_bar_order(bar, self.last_time, self._group_time, self._group)
-        if self._group_time is not None and bar.time != self._group_time:
-            await self.close_group()
-        self._group_time = bar.time
-        self._group[bar.symbol] = bar
-        if len(self._group) == len(self.symbols):
-            await self.close_group()
-
-    async def close_group(self) -> None:
-        """Process the bars gathered for the current time (if any)."""
-        if self._group_time is None:
-            return
-        group, t = self._group, self._group_time
-        self._group, self._group_time = {}, None
-        await self.process(t, group)
 
     async def process(self, t: int, group: dict[str, ClosedBar]) -> list[OrderIntent]:
         """Decide, size, send and checkpoint one closed time; returns the intents sent."""

@@ -405,7 +405,7 @@ def test_a_stale_bar_on_the_exchange_path_is_a_typed_error_not_applied_and_skipp
     from coinswarm.live.protocols import ClosedBar
 
     class Probe:
-        symbols, last_time, _group_time, _group = [SYMBOL], books["plain"][2], None, {}
+        symbols, index, last_time, _group_time, _group = [SYMBOL], {SYMBOL: 0}, books["plain"][2], None, {}
 
     from coinswarm.live.venue import VenueRunner
 
