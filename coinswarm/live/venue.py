@@ -25,6 +25,15 @@ the rest are missing), :meth:`VenueRunner.process`:
 After a crash the bars since the checkpoint are decided again: an order already stored under
 its deterministic id is not sent again (``record_new`` refuses the id), so a restart never
 duplicates an order; start-up runs the mass status before the first decision.
+
+Wired like the paper :class:`~coinswarm.live.runner.Runner`, through the same pieces of
+:mod:`coinswarm.live.runner`: :class:`~coinswarm.live.runner.BarGrouping` (one intake and one
+stale-bar rule), :class:`~coinswarm.live.runner.Telemetry` (the outbox relay beside the loop,
+reconnect events, stale bars logged and skipped) and :func:`~coinswarm.live.runner.bar_snapshot`.
+The sinks hear every order created or moved (here and by the mass status), every fill booked,
+each closed time's snapshot and halts; ``agent.action``/``agent.trade``/``live.heartbeat`` leave
+through the outbox. :func:`run_venue` opens the services (JSON logs, ``/metrics``, Redis, NATS)
+from the config, as :func:`~coinswarm.live.daemon.run_paper` does.
 """
 
 from __future__ import annotations
