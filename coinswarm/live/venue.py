@@ -307,7 +307,7 @@ class VenueRunner(BarGrouping):
         try:
             venue = await self.broker.submit(intent)
         except OrderRejectedError as exc:
-            self._told(self.ledger.transition(cid, OrderStatus.REJECTED, now_ms, reason=f"rejected: {exc.problem}"))
+            self._told(self.ledger.transition(cid, OrderStatus.REJECTED, now_ms, reason=reject_reason(exc.problem)))
             return True
         except VenueError as exc:
             self._told(self.ledger.transition(cid, OrderStatus.UNKNOWN, now_ms,
@@ -346,6 +346,16 @@ class VenueRunner(BarGrouping):
                 log.warning("kill switch: halted (%s): %s", after.reason, after.detail)
                 self.sinks.on_event("halt", {"reason": after.reason, "detail": after.detail})
         return after
+
+
+def reject_reason(problem: str) -> str:
+    """The ledger's reason of a refused order: ``rejected: <the venue's message> (<problem>)`` —
+    the venue's own words first (Binance's ``"msg"``), so the ``rejects_total{reason}`` label,
+    cut to 48 characters, says why."""
+    import re
+
+    found = re.search(r'"msg"\s*:\s*"([^"]{1,200})"', problem)
+    return f"rejected: {found.group(1)} ({problem})" if found else f"rejected: {problem}"
 
 
 def round_to_market(market: dict, qty: float, price: float) -> float:

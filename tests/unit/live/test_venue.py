@@ -333,7 +333,7 @@ def test_the_exchange_daemon_feeds_its_sinks_metrics_and_bus(tmp_path):
     assert metric(scrape, "coinswarm_live_bars_total") == len(recorder.bars)
     assert metric(scrape, "coinswarm_live_decision_latency_seconds_count") == len(recorder.bars)
     rejects = [line for line in scrape.splitlines() if line.startswith("coinswarm_live_rejects_total{")]
-    assert rejects == ['coinswarm_live_rejects_total{reason="rejected submit refused by the venue invalidorde"} 1.0']
+    assert rejects == ['coinswarm_live_rejects_total{reason="rejected filter failure lot_size submit refused "} 1.0']
     assert metric(scrape, "coinswarm_live_orders_total", status="filled") >= 5
     assert metric(scrape, "coinswarm_live_fills_total", side="buy", symbol=SYMBOL) >= 1
     assert metric(scrape, "coinswarm_live_reconnects_total", component="feed") >= 1
