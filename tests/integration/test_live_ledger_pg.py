@@ -115,3 +115,26 @@ def test_the_same_fill_reported_concurrently_is_booked_once(postgres_url):
     assert ledger.positions()["BTC/USDT"].qty == pytest.approx(0.3) and len(ledger.fills()) == 1
     assert ledger.order(order.client_order_id).filled_qty == pytest.approx(0.3)
     ledger.close()
+
+
+def test_a_checkpoint_replayed_after_a_lost_commit_ack_queues_its_heartbeat_once(postgres_url):
+    """ON CONFLICT (msg_id) DO NOTHING on PostgreSQL: the same checkpoint transaction twice (its
+    commit acknowledgement lost, the guard retried it) books one heartbeat, not an integrity error."""
+    from sqlalchemy import func, select
+
+    from coinswarm.live import ledger_bulk as bulk
+    from coinswarm.live.ledger import OutboxRow
+    from coinswarm.live.outbox import heartbeat_message
+
+    ledger = Ledger(postgres_url)
+    ledger.migrate()
+    try:
+        beat = heartbeat_message("r1", T0, bar_time=T0)
+        for _ in range(2):
+            bulk.commit_bars(ledger, bars=[("BTC/USDT", T0, 5.0)], events=[beat], now_ms=T0)
+        ledger.enqueue([beat], T0)
+        with ledger.sessions() as s:
+            count = s.scalar(select(func.count()).select_from(OutboxRow).where(OutboxRow.msg_id == beat.msg_id))
+        assert count == 1 and ledger.bars_processed() == 1
+    finally:
+        ledger.close()
