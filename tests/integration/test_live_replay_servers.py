@@ -26,6 +26,17 @@ pytestmark = pytest.mark.integration
 DATA = ["binance:BTC/USDT:1h", "binance:ETH/USDT:1h"]
 START, END = "2021-01-01", "2021-01-31"
 PACED = 3600 * 150  # 150 bar times per second: a month in ~5 s, long enough to stop servers in
+WARM_START = "2020-12-01"  # a month of warm-up before START: the trend strategy trades all of January
+OUTAGE_S = 8.0  # NATS down at most this long (wall time) mid-replay: four times the publisher's retry window
+
+
+def outbox_failures(metrics_url: str | None) -> float:
+    """The relay's failed publishes so far, scraped from /metrics (0 before the endpoint is known)."""
+    if metrics_url is None:
+        return 0.0
+    text = urllib.request.urlopen(metrics_url, timeout=5).read().decode()
+    return sum(float(line.split()[-1]) for line in text.splitlines()
+               if line.startswith("coinswarm_live_outbox_failures_total"))
 
 
 def book(db: str) -> tuple[list, list, dict]:
@@ -40,9 +51,9 @@ def book(db: str) -> tuple[list, list, dict]:
         ledger.close()
 
 
-def embedded(tmp_path, strategy: str = "trend") -> tuple[list, list, dict]:
+def embedded(tmp_path, strategy: str = "trend", start: str = START) -> tuple[list, list, dict]:
     db = f"sqlite:///{tmp_path / 'embedded.db'}"
-    asyncio.run(replay(ReplaySpec(DATA, strategy, db, start=START, end=END)))
+    asyncio.run(replay(ReplaySpec(DATA, strategy, db, start=start, end=END)))
     return book(db)
 
 
@@ -150,17 +161,27 @@ def test_nats_stopped_and_restarted_mid_replay_loses_no_publish(server_dir, tmp_
     def restart() -> None:
         box["nats"] = start_nats(server_dir / "nats", port)
 
-    probe = Probe({150: lambda: box["nats"].stop(), 450: restart})
+    def restart_once_the_relay_failed() -> None:
+        deadline = time.monotonic() + OUTAGE_S
+        while time.monotonic() < deadline and outbox_failures(probe.metrics_url) < 1:
+            time.sleep(0.1)
+        restart()
+
+    def stop_for_a_while() -> None:  # down until the relay met the stopped server (whatever the machine's
+        box["nats"].stop()           # load), restarted from another thread while the replay goes on
+        threading.Thread(target=restart_once_the_relay_failed, daemon=True).start()
+
+    probe = Probe({800: stop_for_a_while})  # trend trades from its 720th bar on: orders wait in the outbox
     db = f"sqlite:///{tmp_path / 'nats.db'}"
     try:
-        asyncio.run(replay_served(ReplaySpec(DATA, "trend", db, start=START, end=END, speed=PACED), nats=url,
+        asyncio.run(replay_served(ReplaySpec(DATA, "trend", db, start=WARM_START, end=END, speed=PACED // 2), nats=url,
                                   run="natsdown", metrics_port=free_port(), on_services=attach(probe)))
-        assert probe.bars > 700
+        assert probe.bars > 1400
         failures = [float(line.split()[-1]) for line in probe.scraped.splitlines()
                     if line.startswith("coinswarm_live_outbox_failures_total")]
         assert failures and failures[0] >= 1  # the relay did meet the stopped server
         published_once(url, db)
-        assert book(db)[:2] == embedded(tmp_path)[:2]
+        assert book(db)[:2] == embedded(tmp_path, "trend", WARM_START)[:2]
     finally:
         box["nats"].stop()
 
