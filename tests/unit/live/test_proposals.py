@@ -271,3 +271,15 @@ def test_attach_reads_the_stored_state(tmp_path):
         assert attach(runner).record() == stored
     finally:
         runner.ledger.close()
+
+
+@pytest.mark.timeout(300)
+def test_the_cli_replay_takes_memory_on_and_off(tmp_path, capsys, monkeypatch):
+    from coinswarm.cli.main import main
+
+    monkeypatch.delenv("COINSWARM_NATS_URL", raising=False)
+    on, off = f"sqlite:///{tmp_path / 'on.db'}", f"sqlite:///{tmp_path / 'off.db'}"
+    args = ["live", "replay", "--data", BTC, "--strategy", "committee", "--start", START, "--end", END]
+    assert main([*args, "--db", on, "--memory"]) == 0
+    assert main([*args, "--db", off]) == 0  # no NATS: off by default
+    assert proposals_in(on) and proposals_in(off) == []
