@@ -161,16 +161,24 @@ class MemoryProposer:
         self._taken = 0
         self.proposed = 0
         self.skipped = 0
+        self.failures = 0
 
     # -- the runner's hooks -------------------------------------------------------------
     def on_bar(self, t: int, close_row: np.ndarray, fills: Sequence[Fill], stepper) -> None:
-        """This time's fills (decided at the previous bar), then its closes and the committee's view."""
-        for fill in fills:
-            if fill.symbol in self.index:
-                self._on_fill(fill)
-        self.closes[self.count % HISTORY] = close_row
-        self.count += 1
-        self.prev = _view(stepper, t)
+        """This time's fills (decided at the previous bar), then its closes and the committee's
+        view. A failure here is logged and counted (:attr:`failures`), never raised into trading."""
+        try:
+            for fill in fills:
+                if fill.symbol in self.index:
+                    self._on_fill(fill)
+            self.closes[self.count % HISTORY] = close_row
+            self.count += 1
+            self.prev = _view(stepper, t)
+        except Exception as exc:  # a bug here must not stop trading
+            self.failures += 1
+            if self.failures in (1, 10, 100) or self.failures % 1000 == 0:
+                log.error("memory proposals: bar %s not tracked (%d failures): %s: %s", t, self.failures,
+                          type(exc).__name__, exc)
 
     def outbox(self, now_ms: int) -> list[OutboxMessage]:
         """The proposals of the trips closed since the last checkpoint, stamped ``now_ms``
@@ -180,7 +188,7 @@ class MemoryProposer:
         for trip, symbol, fill in self.closed:
             try:
                 out.append(proposal_message(self.proposal(trip, symbol, fill, now_ms)))
-            except (MessageError, ValueError, ArithmeticError) as exc:
+            except Exception as exc:  # MessageError (invalid), or anything unexpected: never into trading
                 self.skipped += 1
                 log.warning("memory proposal of %s %s not built: %s", symbol, fill.fill_id, exc)
         return out
@@ -241,7 +249,7 @@ class MemoryProposer:
         trip = Trip(sign, qty, qty, fill.price, fill.price * qty, qty, 0.0, fee, 0.0, 0.0, fill.fill_id, fill.time_ms,
                     decided, [float(x) for x in features], _label(cell))
         if weights is not None:
-            trip.weights = {a: float(w) for a, w in zip(self.agents, weights[j], strict=False)}
+            trip.weights = {a: float(w) for a, w in zip(self.agents, weights[j], strict=False) if math.isfinite(w)}
         if votes is not None:
             trip.votes = {a: float(v) for a, v in zip(self.agents, vc, strict=False)}
         return trip

@@ -1,6 +1,7 @@
 """The daemon's memory proposals through a real quorum: a replay with memory on writes one
 ``add_episode`` per closed round trip to its outbox, the relay publishes them to NATS
-``mem.propose``, four manager nodes vote, the applier commits them to PostgreSQL. Then NATS is
+``mem.propose``, four manager nodes vote, the applier commits them to PostgreSQL (the ledger, on
+the same PostgreSQL, holds the tracker's state with each checkpoint). Then NATS is
 stopped, the replay resumes and closes more trips (they wait in the outbox), NATS comes back:
 every proposal is decided and committed once, none lost."""
 
@@ -66,11 +67,11 @@ async def _replay(spec: ReplaySpec, bus) -> None:
 
 @pytest.mark.timeout(300)
 def test_a_replays_episodes_are_committed_by_the_quorum_and_none_is_lost_while_nats_is_down(
-        server_dir, store, tmp_path):
+        server_dir, store, postgres_url):
     port = free_port()
     url = f"nats://127.0.0.1:{port}"
     servers = [start_nats(server_dir, port)]
-    db = f"sqlite:///{tmp_path / 'paper.db'}"
+    db = postgres_url  # the ledger beside the memory store (its tables are prefixed live_)
     first = ReplaySpec(DATA, "committee", db, start="2023-01-01", end="2023-02-01", memory=True)
     second = ReplaySpec(DATA, "committee", db, start="2023-01-01", end="2023-03-01", memory=True)
 

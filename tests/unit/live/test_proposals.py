@@ -120,6 +120,23 @@ def test_a_position_open_before_tracking_began_closes_without_an_episode():
     assert p.trips["BTC/USDT"].entry_fill == "f1"
 
 
+class Broken:
+    joint = True
+
+    @property
+    def states(self):
+        raise RuntimeError("a bug in the view")
+
+    _weights = np.zeros((1, 2))
+
+
+def test_a_failure_inside_the_tracker_is_counted_never_raised(caplog):
+    p = tracker()
+    p.on_bar(T0, np.array([100.0]), [], Broken())
+    p.on_bar(T0 + H, np.array([100.0]), [], Broken())
+    assert p.failures == 2 and "not tracked" in caplog.text
+
+
 def test_features_are_causal_and_what_is_unknown_is_zero():
     closes = np.exp(np.linspace(0, 1, HISTORY))
     f = decision_features(closes, cell=4, trend_vc=-0.5, mr_vc=float("nan"), decided_ms=T0 + 8 * H)
