@@ -9,6 +9,8 @@ import asyncio
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sqlalchemy import select
 
 from coinswarm.adapters.bus import InProcessBus
@@ -300,3 +302,30 @@ def test_the_cli_replay_takes_memory_on_and_off(tmp_path, capsys, monkeypatch):
     assert main([*args, "--db", on, "--memory"]) == 0
     assert main([*args, "--db", off]) == 0  # no NATS: off by default
     assert proposals_in(on) and proposals_in(off) == []
+
+_STEPS = st.lists(st.tuples(st.sampled_from([Side.BUY, Side.SELL]), st.integers(1, 40), st.integers(50, 150)),
+                  min_size=1, max_size=40)
+
+
+@settings(max_examples=200, deadline=None)
+@given(_STEPS)
+def test_round_trips_account_for_every_fill_and_fee(steps):
+    """Whatever the fills (adds, partial exits, reversals), once flat again the closed trips'
+    gross PnL is the fills' cash flow and their fees are the fills' fees; trips alternate flat."""
+    p = tracker()
+    pos, k = 0, 0
+    fills = []
+    for side, units, price in steps:
+        fills.append(fill(k, side, units / 8, float(price), fee=units / 800))
+        pos += units if side is Side.BUY else -units
+        k += 1
+    if pos:  # flatten at the end
+        fills.append(fill(k, Side.SELL if pos > 0 else Side.BUY, abs(pos) / 8, 100.0, fee=abs(pos) / 800))
+    for i, f in enumerate(fills):
+        push(p, i, [f])
+    assert not p.trips and p.positions[0] == 0.0
+    cash = sum((f.qty if f.side is Side.SELL else -f.qty) * f.price for f in fills)
+    assert sum(t.gross for t, _, _ in p.closed) == pytest.approx(cash, abs=1e-6)
+    assert sum(t.fees for t, _, _ in p.closed) == pytest.approx(sum(f.fee for f in fills), abs=1e-9)
+    ids = [p.proposal(t, s, f, T0 + 10_000 * H).id for t, s, f in p.closed]
+    assert len(set(ids)) == len(ids)
