@@ -329,3 +329,27 @@ def test_round_trips_account_for_every_fill_and_fee(steps):
     assert sum(t.fees for t, _, _ in p.closed) == pytest.approx(sum(f.fee for f in fills), abs=1e-9)
     ids = [p.proposal(t, s, f, T0 + 10_000 * H).id for t, s, f in p.closed]
     assert len(set(ids)) == len(ids)
+
+
+@pytest.mark.timeout(300)
+def test_the_paper_daemon_proposes_when_its_config_says_so(tmp_path):
+    from test_daemon import HOUR, Venue
+
+    import coinswarm as cs
+    from coinswarm.live.daemon import run_paper
+
+    def run(db: str, memory: str) -> None:
+        config = load_config(None, env={"COINSWARM_DB_URL": db, "COINSWARM_SYMBOLS": "BTC/USDT,ETH/USDT",
+                                        "COINSWARM_STRATEGY": "trend", "COINSWARM_MAX_DRAWDOWN": "0.9",
+                                        "COINSWARM_DAILY_LOSS": "0.9", "COINSWARM_MEMORY": memory})
+        start = cs.load_ohlcv("binance:BTC/USDT:1h", start="2021-01-10", end="2021-01-10").index[0].value
+        venue = Venue(int(start // 1_000_000) + HOUR // 2)
+        runner = asyncio.run(run_paper(config, venue, max_bars=600, sleep=venue.sleep))
+        assert (runner.memory is not None) == (memory == "on")
+
+    on, off = f"sqlite:///{tmp_path / 'on.db'}", f"sqlite:///{tmp_path / 'off.db'}"
+    run(on, "on")
+    run(off, "off")
+    proposals = proposals_in(on)
+    assert proposals and proposals_in(off) == [] and book(on)[0] == book(off)[0]
+    assert all(p.data["strategy"] == "trend" and p.data["regime"] == "" for p in proposals)
