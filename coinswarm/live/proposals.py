@@ -344,7 +344,11 @@ def _json_view(view: dict[str, Any] | None) -> dict[str, Any] | None:
 def attach(runner) -> MemoryProposer:
     """Give a recovered ``runner`` its proposer (state from the ledger's :data:`META_KEY`)."""
     from coinswarm.live.recovery import RUN_KEY
+    from coinswarm.memory.episodic import embed
+    from coinswarm.regime.detector import session_of_py
 
+    embed(np.zeros((1, 25)))  # imports and first calls now, not inside the first bar that trades
+    session_of_py(0)
     spec = runner.ledger.get_meta(RUN_KEY) or {}
     agents = getattr(runner.stepper.strategy, "agent_names", ()) if runner.stepper.joint else ()
     proposer = MemoryProposer(runner.symbols, runner.stepper.name, run_key(spec), agents)
