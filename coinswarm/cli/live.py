@@ -3,6 +3,7 @@ runner daemon's command line (imports stay inside the commands: ``--help`` loads
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 import time
@@ -31,6 +32,8 @@ def add_commands(sub) -> None:
                    help="hot state in Redis (default: $COINSWARM_REDIS_URL, else none)")
     p.add_argument("--nats", default=None, metavar="URL",
                    help="publish the outbox to NATS (default: $COINSWARM_NATS_URL, else in-process)")
+    p.add_argument("--memory", action=argparse.BooleanOptionalAction, default=None,
+                   help="propose each closed round trip to the quorum as an episode (default: on with NATS)")
     p.add_argument("--max-drawdown", type=_fraction, default=1.0, help="kill switch, in (0, 1] (1 = off)")
     p.add_argument("--daily-loss", type=_fraction, default=1.0, help="kill switch, in (0, 1] (1 = off)")
     p.set_defaults(func=cmd_replay)
@@ -100,7 +103,7 @@ def cmd_replay(args) -> int:
     limits = RiskLimits(max_drawdown=args.max_drawdown, daily_loss=args.daily_loss,
                         max_position=1e12, max_order_notional=1e15)
     spec = ReplaySpec(args.data, args.strategy, args.db, start=args.start, end=args.end, speed=args.speed,
-                      limits=limits)
+                      limits=limits, memory=args.memory)
 
     async def main() -> dict:
         stop = asyncio.Event()

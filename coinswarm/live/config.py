@@ -10,6 +10,7 @@ Sections and keys (``runners/coinswarm.example.toml`` is a commented example)::
                 api_url = ""      # "" = the exchange's own URLs; "http://127.0.0.1:PORT" = a fake venue
     [risk]      max_drawdown = 0.2;  daily_loss = 0.05;  max_position = 1.0;  max_order_notional = 1000.0
     [servers]   db = "sqlite:///coinswarm-paper.db";  redis = "";  nats = ""   # "" = embedded default
+    [memory]    enabled = true    # episodes to the quorum; default: true when servers.nats is set
     metrics_port = 9108               # 0 = no /metrics endpoint
 
 Environment overrides (:data:`ENV_OVERRIDES`; the environment wins over the file)::
@@ -28,6 +29,7 @@ Environment overrides (:data:`ENV_OVERRIDES`; the environment wins over the file
     COINSWARM_REDIS_URL          servers.redis
     COINSWARM_NATS_URL           servers.nats
     COINSWARM_METRICS_PORT       metrics_port
+    COINSWARM_MEMORY             memory.enabled       true/false/1/0/yes/no
 
 Secrets never live in the file: a key named like a secret (``api_key``, ``secret``,
 ``password``, ``token``, ``passphrase``, ``private_key``) or a server URL with a password is
@@ -77,12 +79,14 @@ ENV_OVERRIDES: dict[str, tuple[str, ...]] = {
     "COINSWARM_REDIS_URL": ("servers", "redis"),
     "COINSWARM_NATS_URL": ("servers", "nats"),
     "COINSWARM_METRICS_PORT": ("metrics_port",),
+    "COINSWARM_MEMORY": ("memory", "enabled"),
 }
 _SECTIONS = {
     "strategy": ("name", "params"),
     "broker": ("kind", "sandbox", "grace_ms", "api_url"),
     "risk": ("max_drawdown", "daily_loss", "max_position", "max_order_notional"),
     "servers": ("db", "redis", "nats"),
+    "memory": ("enabled",),
 }
 _TOP = ("symbols", "timeframe", "metrics_port", *_SECTIONS)
 
@@ -139,6 +143,15 @@ class ServerUrls:
 
 
 @dataclass(frozen=True)
+class MemoryConfig:
+    """Memory proposals to the quorum (:mod:`coinswarm.live.proposals`): one ``add_episode`` per
+    closed round trip, through the outbox to NATS ``mem.propose``. On by default when a NATS URL
+    is configured; off in the embedded default (no quorum to hear them)."""
+
+    enabled: bool = False
+
+
+@dataclass(frozen=True)
 class Credentials:
     """Exchange keys from the environment (never from the config file); ``repr`` hides them."""
 
@@ -162,6 +175,7 @@ class LiveConfig:
     risk: RiskLimits = field(default_factory=RiskLimits)
     servers: ServerUrls = field(default_factory=ServerUrls)
     metrics_port: int = 0
+    memory: MemoryConfig = field(default_factory=MemoryConfig)
     live: bool = False
     credentials: Credentials | None = field(default=None, repr=False)
 
@@ -295,6 +309,8 @@ def _build(raw: Mapping, live: bool) -> LiveConfig:
                         timeframe=_choice("timeframe", raw.get("timeframe", "1h"), TIMEFRAMES),
                         strategy=strategy, broker=broker, risk=risk, servers=servers,
                         metrics_port=int(_number("metrics_port", raw.get("metrics_port", 0), 0, 65535, integer=True)),
+                        memory=MemoryConfig(enabled=_bool("memory.enabled", section["memory"].get(
+                            "enabled", servers.nats != ""))),
                         live=bool(live))
     if live and broker.kind == "paper":
         raise ConfigError("--live needs broker.kind = 'binance' or 'coinbase'; got 'paper' (paper trading needs "

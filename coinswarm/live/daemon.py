@@ -87,6 +87,10 @@ async def _run_paper(config: LiveConfig, services, source, *, max_bars: int | No
     try:
         recovery = recover(runner, mode="paper", venue="paper", init_cash=10_000.0,
                            now_ms=time.time_ns() // 1_000_000)
+        if config.memory.enabled:
+            from coinswarm.live.proposals import attach
+
+            attach(runner)
         if own:
             from coinswarm.live.ccxt_broker import PUBLIC, CcxtBroker
 

@@ -26,7 +26,9 @@ from coinswarm.live.protocols import Fill, OrderIntent
 if TYPE_CHECKING:
     from coinswarm.live.ledger import Ledger
 
-SUBJECTS = ("agent.action", "agent.trade", "live.heartbeat")
+SUBJECTS = ("agent.action", "agent.trade", "live.heartbeat")  # the COINSWARM_LIVE stream's
+PROPOSAL_SUBJECT = "mem.propose"  # memory proposals (coinswarm.live.proposals): the quorum's stream, not ours
+OUTBOX_SUBJECTS = (*SUBJECTS, PROPOSAL_SUBJECT)
 LIVE_STREAM = "COINSWARM_LIVE"
 DUPLICATE_WINDOW_S = 3600.0
 
@@ -40,8 +42,8 @@ class OutboxMessage:
     payload: bytes
 
     def __post_init__(self) -> None:
-        if self.subject not in SUBJECTS:
-            raise MessageError(f"outbox subject {self.subject!r} is not one of {', '.join(SUBJECTS)}",
+        if self.subject not in OUTBOX_SUBJECTS:
+            raise MessageError(f"outbox subject {self.subject!r} is not one of {', '.join(OUTBOX_SUBJECTS)}",
                                field="subject", message_id=self.msg_id)
         if not isinstance(self.msg_id, str) or not 0 < len(self.msg_id) <= 200:
             raise MessageError("outbox msg_id must be 1-200 characters", field="msg_id")

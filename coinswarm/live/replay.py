@@ -40,6 +40,7 @@ class ReplaySpec:
     costs: Costs = field(default_factory=Costs)
     limits: RiskLimits = field(default_factory=lambda: NO_LIMITS)
     one_commit_write_ahead: bool = True  # the paper broker cannot lose an order between NEW and SENT
+    memory: bool | None = None  # propose episodes to the quorum (None: when NATS is configured)
 
 
 def symbol_of(source: str) -> tuple[str, str]:
@@ -83,6 +84,10 @@ def build(spec: ReplaySpec, *, sinks: Sinks | None = None, bus=None, guard=None,
         runner.guard, runner.metrics = guard, metrics
         recovery = recover(runner, mode="replay", venue="paper", init_cash=spec.init_cash,
                            now_ms=time.time_ns() // 1_000_000)
+        if spec.memory:
+            from coinswarm.live.proposals import attach
+
+            attach(runner)
     except BaseException:
         ledger.close()
         raise
@@ -136,11 +141,11 @@ def servers_config(db: str, *, redis: str = "", nats: str = "", metrics_port: in
     """The :class:`~coinswarm.live.config.LiveConfig` a replay's services are built from (its
     URLs, validated as ``coinswarm live run`` validates them; only ``servers`` and
     ``metrics_port`` are read)."""
-    from coinswarm.live.config import LiveConfig, ServerUrls, _url
+    from coinswarm.live.config import LiveConfig, MemoryConfig, ServerUrls, _url
 
     urls = ServerUrls(db=_url("--db", db, "db"), redis=_url("--redis", redis, "redis") if redis else "",
                       nats=_url("--nats", nats, "nats") if nats else "")
-    return LiveConfig(servers=urls, metrics_port=int(metrics_port or 0))
+    return LiveConfig(servers=urls, metrics_port=int(metrics_port or 0), memory=MemoryConfig(enabled=bool(nats)))
 
 
 async def replay_served(spec: ReplaySpec, *, redis: str = "", nats: str = "", metrics_port: int | None = None,
@@ -156,6 +161,10 @@ async def replay_served(spec: ReplaySpec, *, redis: str = "", nats: str = "", me
     from coinswarm.live.services import open_services
 
     config = servers_config(spec.db, redis=redis, nats=nats, metrics_port=metrics_port)
+    if spec.memory is None:
+        from dataclasses import replace
+
+        spec = replace(spec, memory=config.memory.enabled)
     services = await open_services(config, run or spec.strategy, start_equity=spec.init_cash,
                                    hot_interval_s=0.25 if spec.speed == "max" else 0.0, log_stream=log_stream,
                                    log_level=log_level)

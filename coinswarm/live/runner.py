@@ -268,6 +268,7 @@ class Runner(BarGrouping):
         self.guard, self.metrics = guard, metrics
         self.relay: Relay | None = None
         self.telemetry: Telemetry | None = None
+        self.memory = None  # a MemoryProposer (coinswarm.live.proposals.attach): episodes to the quorum
         self.clock = clock or (lambda: time.time_ns() // 1_000_000)
         self.symbols = stepper.symbols
         self.index = {s: j for j, s in enumerate(self.symbols)}
@@ -317,10 +318,13 @@ class Runner(BarGrouping):
         self._bars.extend((s, t, latency if s == first else None) for s in group)
         self.bars_processed += len(group)
         self.last_time = t
+        booked = await self._trade(intents, fills) if intents else []
         if intents:
-            self._unbooked.extend(await self._trade(intents, fills))
+            self._unbooked.extend(booked)
         else:
             self.broker.adopt()
+        if self.memory is not None:
+            self.memory.on_bar(t, self.close_row, booked, self.stepper)
         tripped = self._observe(t)
         if tripped or len(self._bars) >= self.settings.flush_bars \
                 or time.monotonic() - self._flushed_at >= self.settings.flush_s:
@@ -451,12 +455,17 @@ class Runner(BarGrouping):
             beat = [heartbeat_message(self.settings.strategy_id, now, bar_time=self.last_time,
                                       bars_processed=self.bars_processed, halted=self.kill.halted)]
             self._beat_at = time.monotonic()
-        return fills, {"fills": fills, "bars": self._bars, "meta": {"checkpoint": self.checkpoint()},
+        meta = {"checkpoint": self.checkpoint()}
+        if self.memory is not None:  # the episodes closed since the last checkpoint, and the tracker
+            beat, meta[self.memory.meta_key] = beat + self.memory.outbox(now), self.memory.record()
+        return fills, {"fills": fills, "bars": self._bars, "meta": meta,
                        "kill": self.kill, "events": beat, "now_ms": now}
 
     def _flushed(self, fills: list[Fill], order_of) -> None:
         self.kill_written = self.kill
         self._bars = []
+        if self.memory is not None:
+            self.memory.flushed()
         self._flushed_at = time.monotonic()
         if self.sinks.sinks:
             for fill in fills:
