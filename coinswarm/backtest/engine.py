@@ -475,14 +475,23 @@ def _check_settings(execution, init_cash, max_leverage, allow_short) -> None:
 
 def _fills_frame(fills: np.ndarray, index, symbols) -> pd.DataFrame:
     qty = fills["qty"]
+    if len(fills):  # text columns as a take from their few labels (not one string object per fill)
+        symbol, side = _labels(symbols, fills["asset"]), _labels(["buy", "sell"], qty <= 0)
+    else:  # the dtypes an empty frame always had
+        symbol, side = np.asarray(symbols, dtype=object)[fills["asset"]], np.where(qty > 0, "buy", "sell")
     return pd.DataFrame({
         "time": index[fills["bar"]],
-        "symbol": np.asarray(symbols, dtype=object)[fills["asset"]],
-        "side": np.where(qty > 0, "buy", "sell"),
+        "symbol": symbol,
+        "side": side,
         "qty": np.abs(qty),
         "price": fills["price"],
         "fee": fills["fee"],
     })
+
+
+def _labels(labels: list[str], codes: np.ndarray):
+    """``labels[codes]`` as pandas' text array (the dtype pandas infers for the strings themselves)."""
+    return pd.Series(np.asarray(labels, dtype=object)).array.take(codes.astype(np.intp))
 
 
 def _assumptions(costs, execution, index, symbols, init_cash, max_leverage) -> dict:
