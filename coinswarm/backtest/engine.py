@@ -357,17 +357,9 @@ def metrics_dict(acc: np.ndarray, index: pd.DatetimeIndex) -> dict:
     return {name: float(v) for name, v in zip(METRIC_NAMES, values, strict=True)}
 
 
-def simulate(
-    prices: pd.DataFrame | dict[str, pd.DataFrame],
-    target: pd.Series | pd.DataFrame | np.ndarray,
-    *,
-    costs: Costs | None = None,
-    init_cash: float = 10_000.0,
-    execution: str = "next_open",
-    max_leverage: float = 1.0,
-    allow_short: bool = False,
-    validate: bool = True,
-) -> Result:
+def simulate(prices: pd.DataFrame | dict[str, pd.DataFrame], target: pd.Series | pd.DataFrame | np.ndarray, *,
+             costs: Costs | None = None, init_cash: float = 10_000.0, execution: str = "next_open",
+             max_leverage: float = 1.0, allow_short: bool = False, validate: bool = True) -> Result:
     """Backtest target weights.
 
     Parameters
@@ -418,10 +410,16 @@ def simulate(
     open_, close = price_matrices(frames, symbols)
     tgt = target_matrix(target, index, symbols)
     funding = funding_matrix(costs, index, symbols)
-    equity, cash, pos, fills, nf, state, acc = simulate_nb(
-        open_, close, tgt, funding, day_end_mask(index), costs.fee, costs.slippage,
-        float(init_cash), execution == "next_open", float(max_leverage), bool(allow_short), True,
-    )
+    out = simulate_nb(open_, close, tgt, funding, day_end_mask(index), costs.fee, costs.slippage, float(init_cash),
+                      execution == "next_open", float(max_leverage), bool(allow_short), True)
+    return _result(out, frames, costs, execution, init_cash, max_leverage)
+
+
+def _result(out: tuple, frames: dict[str, pd.DataFrame], costs: Costs, execution: str, init_cash: float,
+            max_leverage: float) -> Result:
+    """The :class:`Result` of one :func:`~coinswarm.kernels.portfolio.simulate_nb` run over ``frames``."""
+    equity, cash, pos, fills, nf, state, acc = out
+    index, symbols = next(iter(frames.values())).index, list(frames)
     bankrupt = index[int(state[P_BANKRUPT])] if state[P_BANKRUPT] >= 0 else None
     return Result(
         equity=pd.Series(equity, index=index, name="equity"),
