@@ -128,3 +128,24 @@ def test_a_regime_code_outside_the_cells_is_refused(btc):
     table.loc[table.index[7], "regime"] = 9
     with pytest.raises(ConfigError, match="regime code 9 at row 7"):
         attribute(result, table, committee.agent_names)
+
+
+def test_table_and_attribution_are_built_once_on_first_read_and_survive_pickling(btc):
+    import pickle
+
+    committee = cs.Committee.default()
+    result = committee.backtest(btc)
+    assert "_attribution" in result.__dict__ and not isinstance(result.__dict__["_attribution"], pd.DataFrame)
+    table, attribution = result.committee, result.attribution
+    assert result.committee is table and result.attribution is attribution  # computed once, then kept
+    _same_bits(table, committee.run(btc, gaps="ignore"))
+    again = pickle.loads(pickle.dumps(committee.backtest(btc)))  # unread deferred fields pickle as values
+    _same_bits(again.attribution, attribution)
+    _same_bits(again.committee, table)
+    result.attribution = None  # a plain value replaces a deferred one
+    assert result.attribution is None
+
+
+def test_a_plain_result_has_no_attribution(btc):
+    result = cs.simulate(btc, cs.Committee.default().targets(btc))
+    assert result.attribution is None and result.committee is None
