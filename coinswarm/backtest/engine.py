@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import numbers
 from collections.abc import Callable
@@ -528,7 +529,13 @@ def _fills_frame(fills: np.ndarray, index, symbols) -> pd.DataFrame:
 
 def _labels(labels: list[str], codes: np.ndarray):
     """``labels[codes]`` as pandas' text array (the dtype pandas infers for the strings themselves)."""
-    return pd.Series(np.asarray(labels, dtype=object)).array.take(codes.astype(np.intp))
+    return _label_array(tuple(labels)).take(codes.astype(np.intp))
+
+
+@functools.lru_cache(maxsize=64)
+def _label_array(labels: tuple[str, ...]):
+    """The few labels as one (immutable) pandas text array, built once per set of labels."""
+    return pd.Series(np.asarray(labels, dtype=object)).array
 
 
 def _assumptions(costs, execution, index, symbols, init_cash, max_leverage) -> dict:
