@@ -8,6 +8,8 @@ subclass adds the research convenience one layer up.
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pandas as pd
 
@@ -49,9 +51,11 @@ class Committee(PureCommittee):
         # committee runs on the common bars), so simulate checks those itself
         result = simulate(prices, _orders(prices, out[0], index, symbols, single), costs=costs, init_cash=init_cash,
                           execution=execution, allow_short=self.allow_short, validate=not single)
-        # the run table and the attribution are built on first read (same values, paid only when used)
+        # the run table and the attribution are built on first read (same values, paid only when used),
+        # from this simulation as returned (a shallow copy: fields the caller rebinds do not leak in)
+        simulated = copy.copy(result)
         result.committee = Deferred(lambda: self._frame(out, symbols, index, single))
-        result.attribution = Deferred(lambda: attribute(result, result.committee, self.agent_names))
+        result.attribution = Deferred(lambda: attribute(simulated, result.committee, self.agent_names))
         return result
 
 

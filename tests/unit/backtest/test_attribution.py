@@ -149,3 +149,11 @@ def test_table_and_attribution_are_built_once_on_first_read_and_survive_pickling
 def test_a_plain_result_has_no_attribution(btc):
     result = cs.simulate(btc, cs.Committee.default().targets(btc))
     assert result.attribution is None and result.committee is None
+
+
+def test_the_deferred_attribution_is_of_the_simulation_as_returned(btc):
+    committee = cs.Committee.default()
+    expected = committee.backtest(btc).attribution
+    result = committee.backtest(btc)
+    result.equity = result.equity * 0.0  # rebinding a field before the first read changes nothing
+    _same_bits(result.attribution, expected)
