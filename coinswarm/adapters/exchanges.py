@@ -97,7 +97,8 @@ def download_ohlcv(exchange: Any, symbol: str, timeframe: str, since: str | int 
     return _candles(rows, symbol, timeframe)
 
 
-def _check_request(symbol, timeframe, since, until, limit) -> tuple[int, int, int | None]:
+def _check_request(symbol: Any, timeframe: str, since: str | int | pd.Timestamp,
+                   until: str | int | pd.Timestamp | None, limit: Any) -> tuple[int, int, int | None]:
     """``(bar length, first open time, end)`` in ms of a well-formed request; :class:`ConfigError` otherwise."""
     step = timeframe_ms(timeframe)
     if step is None:

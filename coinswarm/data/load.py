@@ -11,6 +11,7 @@ import pandas as pd
 from coinswarm.data.catalog import find_entry, is_catalog_name, parse_catalog_name, path_exists, resolve_path
 from coinswarm.data.validate import (
     OHLCV_COLUMNS,
+    GapReport,
     as_time_bound,
     check_epoch_ms,
     check_timestamps,
@@ -218,7 +219,7 @@ def load_ohlcv(source: PathLike, start: str | pd.Timestamp | None = None, end: s
     return df
 
 
-def _read_candles(path: Path, name: str, timeframe: str | None, gaps: str):
+def _read_candles(path: Path, name: str, timeframe: str | None, gaps: str) -> tuple[pd.DataFrame, GapReport]:
     """The file's validated candles (one float64 frame) and their validation report."""
     raw = _read_numeric_csv(path, OHLCV_COLUMNS, name)
     ts = raw["timestamp"].to_numpy(dtype=np.int64)
@@ -229,7 +230,7 @@ def _read_candles(path: Path, name: str, timeframe: str | None, gaps: str):
     return df, report
 
 
-def _warn_gaps(name: str, report, gaps: str) -> None:
+def _warn_gaps(name: str, report: GapReport, gaps: str) -> None:
     """The :class:`GapWarning` of ``gaps="warn"`` when bars are missing (attributed to
     :func:`load_ohlcv`'s caller)."""
     if gaps == "warn" and report.missing_bars:
