@@ -6,7 +6,8 @@ On Binance BTC/USDT 1h 2017-08 → 2024-12 (64,524 real bars, one core):
   (as in ``benchmarks/test_agents_speed.py``);
 * **public path**: ``Committee.run`` + ``cs.simulate`` on the pandas frame (validation,
   targets, frames and ``Result`` included);
-* ``Committee.backtest`` (run + simulate + attribution);
+* ``Committee.backtest`` (validation, the committee's run, orders, simulate; the run table and the
+  attribution are built on first read), and ``Committee.backtest(...).attribution`` (everything);
 * ``cs.simulate`` alone on ready targets, and ``cs.simulate(..., validate=False)``.
 
 Run: ``pytest benchmarks/test_public_speed.py --benchmark-only -s -p no:cacheprovider``
@@ -73,7 +74,20 @@ def test_public_backtest(benchmark, btc):
     committee = cs.Committee.default()
     committee.backtest(btc)
     benchmark.pedantic(committee.backtest, args=(btc,), rounds=ROUNDS, iterations=1, warmup_rounds=2)
-    _report(benchmark, "public: Committee.backtest (run, simulate, attribution)", len(btc))
+    _report(benchmark, "public: Committee.backtest (run, simulate; table and attribution on first read)", len(btc))
+
+
+def test_public_backtest_and_attribution(benchmark, btc):
+    """``Committee.backtest`` with its run table and PnL attribution read (all the work)."""
+    committee = cs.Committee.default()
+
+    def run():
+        result = committee.backtest(btc)
+        return result.attribution, result.committee
+
+    run()
+    benchmark.pedantic(run, rounds=ROUNDS, iterations=1, warmup_rounds=2)
+    _report(benchmark, "public: Committee.backtest + .attribution + .committee", len(btc))
 
 
 def test_public_committee_run(benchmark, btc):

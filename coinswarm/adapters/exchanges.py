@@ -56,16 +56,9 @@ def _fetch(venue: Any, symbol: str, timeframe: str, cursor: int, limit: int) -> 
         raise DataError(f"{symbol} {timeframe}: the venue returned a row that is not numbers") from None
 
 
-def download_ohlcv(
-    exchange: Any,
-    symbol: str,
-    timeframe: str,
-    since: str | int | pd.Timestamp,
-    until: str | int | pd.Timestamp | None = None,
-    *,
-    limit: int = 1000,
-    max_pages: int = 100_000,
-) -> pd.DataFrame:
+def download_ohlcv(exchange: Any, symbol: str, timeframe: str, since: str | int | pd.Timestamp,
+                   until: str | int | pd.Timestamp | None = None, *, limit: int = 1000,
+                   max_pages: int = 100_000) -> pd.DataFrame:
     """Fetch candles ``since ≤ open time < until`` by paging ``fetch_ohlcv``.
 
     Parameters
@@ -79,6 +72,8 @@ def download_ohlcv(
         Range of bar open times.
     limit : int
         Bars per request.
+    max_pages : int
+        At most this many requests.
 
     Returns
     -------
@@ -94,6 +89,17 @@ def download_ohlcv(
         The venue cannot be reached or refuses the request, returns malformed rows, no
         candles, or candles :func:`~coinswarm.data.validate.validate_arrays` refuses.
     """
+    step, cursor, stop = _check_request(symbol, timeframe, since, until, limit)
+    venue = make_exchange(exchange) if isinstance(exchange, str) else exchange
+    rows = _pages(venue, symbol, timeframe, cursor, stop, step, limit, max_pages)
+    if not rows:
+        raise DataError(f"{symbol} {timeframe}: the venue returned no candles from {since}")
+    return _candles(rows, symbol, timeframe)
+
+
+def _check_request(symbol: Any, timeframe: str, since: str | int | pd.Timestamp,
+                   until: str | int | pd.Timestamp | None, limit: Any) -> tuple[int, int, int | None]:
+    """``(bar length, first open time, end)`` in ms of a well-formed request; :class:`ConfigError` otherwise."""
     step = timeframe_ms(timeframe)
     if step is None:
         raise ConfigError("download supports fixed-length timeframes (not 1M)")
@@ -104,7 +110,12 @@ def download_ohlcv(
     cursor, stop = _to_ms(since, "since"), _to_ms(until, "until")
     if stop is not None and stop <= cursor:
         raise ConfigError(f"until {until!r} is not after since {since!r}")
-    venue = make_exchange(exchange) if isinstance(exchange, str) else exchange
+    return step, cursor, stop
+
+
+def _pages(venue: Any, symbol: str, timeframe: str, cursor: int, stop: int | None, step: int, limit: int,
+           max_pages: int) -> list[list[float]]:
+    """Every row ``cursor ≤ open time < stop``, one ``fetch_ohlcv`` page after another."""
     rows: list[list[float]] = []
     for _ in range(max_pages):
         page = _fetch(venue, symbol, timeframe, cursor, limit)
@@ -115,8 +126,11 @@ def download_ohlcv(
         cursor = int(page[-1][0]) + step
         if stop is not None and cursor >= stop:
             break
-    if not rows:
-        raise DataError(f"{symbol} {timeframe}: the venue returned no candles from {since}")
+    return rows
+
+
+def _candles(rows: list[list[float]], symbol: str, timeframe: str) -> pd.DataFrame:
+    """The venue's rows as validated candles in the :func:`coinswarm.load_ohlcv` layout."""
     frame = pd.DataFrame(rows, columns=["timestamp", *OHLCV_COLUMNS])
     frame = frame.drop_duplicates("timestamp").sort_values("timestamp")
     ts = frame["timestamp"].to_numpy(np.int64)

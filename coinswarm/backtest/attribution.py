@@ -14,12 +14,38 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from coinswarm.errors import ConfigError
+from coinswarm.kernels.attribution import attribution_bins_nb, realised_bars_nb
 from coinswarm.regime.detector import CELL_NAMES
 
 
 def _column(frame: pd.DataFrame, name: str) -> np.ndarray:
-    """One column as float64."""
-    return frame[name].to_numpy(np.float64)
+    """One column as contiguous float64."""
+    return np.ascontiguousarray(frame[name].to_numpy(np.float64))
+
+
+def _ffill(values: np.ndarray) -> np.ndarray:
+    """Forward-fill NaN as ``Series.ffill`` does (leading NaN stay); the input when nothing is missing."""
+    missing = np.isnan(values)
+    if not missing.any():
+        return values
+    last = np.where(missing, 0, np.arange(len(values)))
+    np.maximum.accumulate(last, out=last)
+    return values[last]
+
+
+def _finite(values: np.ndarray) -> np.ndarray:
+    """``np.nan_to_num(values)`` (NaN → 0, ±inf → the largest finite float), skipped when all are finite."""
+    return values if np.isfinite(values).all() else np.nan_to_num(values)
+
+
+def _regime_codes(column: pd.Series) -> np.ndarray:
+    """Regime cells as int64, NaN carried forward from the last known cell (4 before any)."""
+    values = column.to_numpy()
+    if values.dtype.kind in "iu":
+        return values.astype(np.int64)
+    codes = _ffill(values.astype(np.float64))
+    return np.where(np.isnan(codes), 4.0, codes).astype(np.int64)
 
 
 def realised_pnl(result, symbol: str) -> pd.Series:
@@ -30,54 +56,50 @@ def realised_pnl(result, symbol: str) -> pd.Series:
 def _realised_pnl(result, symbol: str) -> np.ndarray:
     frame = result.prices[symbol]
     open_ = _column(frame, "open")
-    close = pd.Series(_column(frame, "close")).ffill().to_numpy()
-    pos = result.positions[symbol].to_numpy(np.float64)
-    pnl = np.zeros(len(pos))
-    prev_close = np.concatenate([[np.nan], close[:-1]])
-    prev_pos = np.concatenate([[0.0], pos[:-1]])
-    gap = np.where(np.isfinite(open_), prev_pos * (open_ - prev_close), 0.0)
-    body = np.where(np.isfinite(open_), pos * (close - open_), prev_pos * (close - prev_close))
-    pnl[1:] = np.nan_to_num(gap[1:]) + np.nan_to_num(body[1:])
+    pnl = np.empty(len(open_))
+    realised_bars_nb(open_, _ffill(_column(frame, "close")),
+                     np.ascontiguousarray(result.positions[symbol].to_numpy(np.float64)), pnl)
     fills = result.fills
-    if len(fills):
-        fills = fills[fills["symbol"].to_numpy() == symbol]
+    if len(fills) and len(result.prices) > 1:
+        fills = fills[np.asarray(fills["symbol"].array == symbol, dtype=bool)]
     if len(fills):
         rows = result.equity.index.get_indexer(fills["time"])
-        side = np.where(fills["side"].to_numpy() == "buy", 1.0, -1.0)
+        side = np.where(np.asarray(fills["side"].array == "buy", dtype=bool), 1.0, -1.0)
         slip_cost = side * fills["qty"].to_numpy() * (fills["price"].to_numpy() - open_[rows])
-        np.subtract.at(pnl, rows, fills["fee"].to_numpy() + np.nan_to_num(slip_cost))
+        np.subtract.at(pnl, rows, fills["fee"].to_numpy() + _finite(slip_cost))
     return pnl
+
+
+def _symbol_bins(equity: np.ndarray, part: pd.DataFrame, close: np.ndarray, actual: np.ndarray,
+                 agents: tuple[str, ...]) -> np.ndarray:
+    """One symbol's paper PnL per agent and its residual (the last row) by regime cell."""
+    regime = _regime_codes(part["regime"])
+    if len(regime) and (regime.min() < 0 or regime.max() >= len(CELL_NAMES)):
+        bad = int(np.flatnonzero((regime < 0) | (regime >= len(CELL_NAMES)))[0])
+        raise ConfigError(f"regime code {regime[bad]} at row {bad} of the committee table is not a cell "
+                          f"0..{len(CELL_NAMES) - 1} ({', '.join(CELL_NAMES)})")
+    shares = np.empty((len(agents), len(regime)))
+    for a, agent in enumerate(agents):
+        shares[a] = part[f"c_{agent}"].to_numpy(np.float64)
+    bins = np.zeros((len(agents) + 1, len(CELL_NAMES)))
+    attribution_bins_nb(equity, close, shares, regime, actual, bins)
+    return bins
 
 
 def attribute(result, table: pd.DataFrame, agents: tuple[str, ...]) -> pd.DataFrame:
     """PnL (currency) by agent and regime for a committee ``result`` and its ``run`` table."""
-    symbols = list(result.prices)
     rows = list(agents) + ["execution_and_costs"]
     out = np.zeros((len(rows), len(CELL_NAMES)))
     equity = result.equity
-    eq = equity.to_numpy()
-    for symbol in symbols:
+    for symbol in result.prices:
         part = table if not isinstance(table.columns, pd.MultiIndex) else table[symbol]
         if not part.index.equals(equity.index):
             part = part.reindex(equity.index)
-        close = pd.Series(_column(result.prices[symbol], "close")).ffill().to_numpy()
-        next_return = np.nan_to_num(np.concatenate([close[1:], [np.nan]]) / close - 1.0, nan=0.0, posinf=np.inf,
-                                    neginf=-np.inf)
-        regime = pd.Series(part["regime"].to_numpy(np.float64)).ffill().fillna(4).astype(int).to_numpy()
-        decided = np.roll(regime, 1)
-        decided[0] = regime[0]
-        actual = _realised_pnl(result, symbol)
-        paper_total = np.zeros(len(equity))
-        for a, agent in enumerate(agents):
-            share = np.nan_to_num(part[f"c_{agent}"].to_numpy(np.float64), nan=0.0, posinf=np.inf, neginf=-np.inf)
-            paper = share * eq * next_return
-            paper_total += paper
-            out[a] += np.bincount(regime, weights=paper, minlength=9)
-        residual = actual - np.roll(paper_total, 1)
-        residual[0] = actual[0]
-        out[-1] += np.bincount(decided, weights=residual, minlength=9)
+        close = _ffill(_column(result.prices[symbol], "close"))
+        out += _symbol_bins(equity.to_numpy(), part, close, _realised_pnl(result, symbol), agents)
     frame = pd.DataFrame(0.0, index=rows, columns=CELL_NAMES)  # same layout as before: bit-identical totals
     frame.iloc[:, :] = out
     frame["total"] = frame.sum(axis=1)
-    frame.loc["total"] = frame.sum(axis=0)
-    return frame
+    totals = frame.sum(axis=0)
+    return pd.DataFrame(np.vstack([frame.to_numpy(), totals.to_numpy()[None, :]]),
+                        index=pd.Index([*rows, "total"]), columns=frame.columns)

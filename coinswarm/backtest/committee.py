@@ -8,13 +8,18 @@ subclass adds the research convenience one layer up.
 
 from __future__ import annotations
 
+import copy
+
+import numpy as np
 import pandas as pd
 
+from coinswarm.agents.execution import orders_only
 from coinswarm.backtest.attribution import attribute
-from coinswarm.backtest.engine import Result, simulate
+from coinswarm.backtest.engine import Deferred, Result, simulate
 from coinswarm.committee import Committee as PureCommittee
 from coinswarm.committee import CommitteeParams
 from coinswarm.costs import Costs
+from coinswarm.data.resample import align
 
 
 class Committee(PureCommittee):
@@ -37,13 +42,28 @@ class Committee(PureCommittee):
         -------
         Result
             The simulation, with ``attribution`` (agent × regime PnL) and ``committee`` (the
-            :meth:`run` table).
+            :meth:`run` table), both computed on first read.
         """
-        table = self.run(prices, params, gaps="ignore")
-        # one frame was validated by run; several are simulated on the union of their bars (run uses
-        # the common bars), so simulate checks those itself
-        result = simulate(prices, self._orders(prices, table), costs=costs, init_cash=init_cash, execution=execution,
-                          allow_short=self.allow_short, validate=not isinstance(prices, pd.DataFrame))
-        result.attribution = attribute(result, table, self.agent_names)
-        result.committee = table
+        frames, single = self._frames(prices, "ignore")
+        out = self._history(frames, self._params(params))
+        index, symbols = next(iter(frames.values())).index, list(frames)
+        # one frame was validated by _frames; several are simulated on the union of their bars (the
+        # committee runs on the common bars), so simulate checks those itself
+        result = simulate(prices, _orders(prices, out[0], index, symbols, single), costs=costs, init_cash=init_cash,
+                          execution=execution, allow_short=self.allow_short, validate=not single)
+        # the run table and the attribution are built on first read (same values, paid only when used),
+        # from this simulation as returned (a shallow copy: fields the caller rebinds do not leak in)
+        simulated = copy.copy(result)
+        result.committee = Deferred(lambda: self._frame(out, symbols, index, single))
+        result.attribution = Deferred(lambda: attribute(simulated, result.committee, self.agent_names))
         return result
+
+
+def _orders(prices, target: np.ndarray, index: pd.DatetimeIndex, symbols: list[str],
+            single: bool) -> pd.Series | pd.DataFrame:
+    """The engine's orders from the committee's executed targets (NaN: no order on that bar), on
+    the prices' grid (the union of the bars of several frames)."""
+    if single:
+        return pd.Series(orders_only(target[:, 0]), index=index, name="target")
+    shaped = pd.DataFrame(orders_only(target), index=index, columns=symbols, copy=False)
+    return shaped.reindex(next(iter(align(prices).values())).index)

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import numbers
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -245,6 +248,34 @@ def funding_matrix(costs: Costs, index: pd.DatetimeIndex, symbols: list[str]) ->
     return out
 
 
+class Deferred:
+    """A :class:`Result` field's value computed on its first read: ``compute()`` runs once and
+    its value replaces it (so a backtest does not pay for a summary nobody reads)."""
+
+    __slots__ = ("compute",)
+
+    def __init__(self, compute: Callable[[], Any]) -> None:
+        self.compute = compute
+
+
+class _DeferredField:
+    """Dataclass field descriptor (default ``None``) that resolves a stored :class:`Deferred` on read."""
+
+    def __init__(self, name: str) -> None:
+        self.slot = f"_{name}"
+
+    def __get__(self, obj, owner=None):
+        if obj is None:
+            return None  # the dataclass default
+        value = obj.__dict__.get(self.slot)
+        if isinstance(value, Deferred):
+            value = obj.__dict__[self.slot] = value.compute()
+        return value
+
+    def __set__(self, obj, value) -> None:
+        obj.__dict__[self.slot] = value
+
+
 @dataclass
 class Result:
     """A finished backtest.
@@ -266,7 +297,10 @@ class Result:
         Fees, slippage, execution, data range and initial cash the numbers rest on.
     attribution : DataFrame or None
         PnL by agent (rows) and regime (columns) when a committee produced the targets
-        (see :meth:`coinswarm.Committee.backtest`).
+        (see :meth:`coinswarm.Committee.backtest`; computed on first read).
+    committee : DataFrame or None
+        The committee's :meth:`~coinswarm.Committee.run` table behind the targets (built on
+        first read).
     bankrupt : Timestamp or None
         The bar at whose close equity reached 0 or below: every position was closed there,
         the deficit written off and trading stopped (equity is 0 from then on).
@@ -279,9 +313,15 @@ class Result:
     metrics: dict
     assumptions: dict
     prices: dict = field(repr=False, default_factory=dict)
-    attribution: pd.DataFrame | None = field(repr=False, default=None)
-    committee: pd.DataFrame | None = field(repr=False, default=None)
+    attribution: pd.DataFrame | None = _DeferredField("attribution")
+    committee: pd.DataFrame | None = _DeferredField("committee")
     bankrupt: pd.Timestamp | None = None
+
+    def __getstate__(self) -> dict:
+        """Pickled with every :class:`Deferred` field computed (a closure does not pickle)."""
+        for name in ("attribution", "committee"):
+            getattr(self, name)
+        return dict(self.__dict__)
 
     def to_dict(self) -> dict:
         """Metrics and assumptions as JSON-safe values (and the bankruptcy bar, if any)."""
@@ -357,17 +397,9 @@ def metrics_dict(acc: np.ndarray, index: pd.DatetimeIndex) -> dict:
     return {name: float(v) for name, v in zip(METRIC_NAMES, values, strict=True)}
 
 
-def simulate(
-    prices: pd.DataFrame | dict[str, pd.DataFrame],
-    target: pd.Series | pd.DataFrame | np.ndarray,
-    *,
-    costs: Costs | None = None,
-    init_cash: float = 10_000.0,
-    execution: str = "next_open",
-    max_leverage: float = 1.0,
-    allow_short: bool = False,
-    validate: bool = True,
-) -> Result:
+def simulate(prices: pd.DataFrame | dict[str, pd.DataFrame], target: pd.Series | pd.DataFrame | np.ndarray, *,
+             costs: Costs | None = None, init_cash: float = 10_000.0, execution: str = "next_open",
+             max_leverage: float = 1.0, allow_short: bool = False, validate: bool = True) -> Result:
     """Backtest target weights.
 
     Parameters
@@ -418,15 +450,21 @@ def simulate(
     open_, close = price_matrices(frames, symbols)
     tgt = target_matrix(target, index, symbols)
     funding = funding_matrix(costs, index, symbols)
-    equity, cash, pos, fills, nf, state, acc = simulate_nb(
-        open_, close, tgt, funding, day_end_mask(index), costs.fee, costs.slippage,
-        float(init_cash), execution == "next_open", float(max_leverage), bool(allow_short), True,
-    )
+    out = simulate_nb(open_, close, tgt, funding, day_end_mask(index), costs.fee, costs.slippage, float(init_cash),
+                      execution == "next_open", float(max_leverage), bool(allow_short), True)
+    return _result(out, frames, costs, execution, init_cash, max_leverage)
+
+
+def _result(out: tuple, frames: dict[str, pd.DataFrame], costs: Costs, execution: str, init_cash: float,
+            max_leverage: float) -> Result:
+    """The :class:`Result` of one :func:`~coinswarm.kernels.portfolio.simulate_nb` run over ``frames``."""
+    equity, cash, pos, fills, nf, state, acc = out
+    index, symbols = next(iter(frames.values())).index, list(frames)
     bankrupt = index[int(state[P_BANKRUPT])] if state[P_BANKRUPT] >= 0 else None
-    return Result(
-        equity=pd.Series(equity, index=index, name="equity"),
-        cash=pd.Series(cash, index=index, name="cash"),
-        positions=pd.DataFrame(pos, index=index, columns=symbols),
+    return Result(  # the kernel's fresh arrays are not copied again (several positions are: pandas' layout)
+        equity=pd.Series(equity, index=index, name="equity", copy=False),
+        cash=pd.Series(cash, index=index, name="cash", copy=False),
+        positions=pd.DataFrame(pos, index=index, columns=symbols, copy=len(symbols) > 1),
         fills=_fills_frame(fills[:nf], index, symbols),
         metrics=metrics_dict(acc, index),
         assumptions=_assumptions(costs, execution, index, symbols, init_cash, max_leverage),
@@ -475,14 +513,29 @@ def _check_settings(execution, init_cash, max_leverage, allow_short) -> None:
 
 def _fills_frame(fills: np.ndarray, index, symbols) -> pd.DataFrame:
     qty = fills["qty"]
+    if len(fills):  # text columns as a take from their few labels (not one string object per fill)
+        symbol, side = _labels(symbols, fills["asset"]), _labels(["buy", "sell"], qty <= 0)
+    else:  # the dtypes an empty frame always had
+        symbol, side = np.asarray(symbols, dtype=object)[fills["asset"]], np.where(qty > 0, "buy", "sell")
     return pd.DataFrame({
         "time": index[fills["bar"]],
-        "symbol": np.asarray(symbols, dtype=object)[fills["asset"]],
-        "side": np.where(qty > 0, "buy", "sell"),
+        "symbol": symbol,
+        "side": side,
         "qty": np.abs(qty),
         "price": fills["price"],
         "fee": fills["fee"],
     })
+
+
+def _labels(labels: list[str], codes: np.ndarray):
+    """``labels[codes]`` as pandas' text array (the dtype pandas infers for the strings themselves)."""
+    return _label_array(tuple(labels)).take(codes.astype(np.intp))
+
+
+@functools.lru_cache(maxsize=64)
+def _label_array(labels: tuple[str, ...]):
+    """The few labels as one (immutable) pandas text array, built once per set of labels."""
+    return pd.Series(np.asarray(labels, dtype=object)).array
 
 
 def _assumptions(costs, execution, index, symbols, init_cash, max_leverage) -> dict:

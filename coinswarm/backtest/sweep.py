@@ -148,19 +148,10 @@ def _distributed(client, strategy, prices, combos, costs, init_cash, execution, 
     return np.vstack(client.gather(futures))
 
 
-def sweep(
-    strategy: str | Strategy,
-    prices: pd.DataFrame | dict[str, pd.DataFrame],
-    grid: Mapping[str, Iterable[Any]] | None = None,
-    *,
-    costs: Costs | None = None,
-    init_cash: float = 10_000.0,
-    execution: str = "next_open",
-    client: Any = None,
-    fused: bool = True,
-    progress: bool = False,
-    validate: bool = True,
-) -> pd.DataFrame:
+def sweep(strategy: str | Strategy, prices: pd.DataFrame | dict[str, pd.DataFrame],
+          grid: Mapping[str, Iterable[Any]] | None = None, *, costs: Costs | None = None, init_cash: float = 10_000.0,
+          execution: str = "next_open", client: Any = None, fused: bool = True, progress: bool = False,
+          validate: bool = True) -> pd.DataFrame:
     """Backtest every valid combination of ``grid``.
 
     Parameters
@@ -209,6 +200,12 @@ def sweep(
     else:
         values = sweep_combos(strategy, prices, combos, costs=costs, init_cash=init_cash,
                               execution=execution, fused=fused, progress=progress)
+    return _table(strategy, prices, combos, values, costs, execution, init_cash)
+
+
+def _table(strategy: Strategy, prices, combos: list, values: np.ndarray, costs: Costs, execution: str,
+           init_cash: float) -> pd.DataFrame:
+    """One row per combination: its parameters, then its metrics; the assumptions in ``attrs``."""
     table = pd.DataFrame([p._asdict() for p in combos])
     table = pd.concat([table, pd.DataFrame(values, columns=list(METRIC_NAMES))], axis=1)
     frames = as_price_dict(prices)

@@ -7,6 +7,14 @@ its warm-up, never with future data) and is simulated once, so positions carry
 across fold boundaries and every fee is paid. The gate then judges the OOS
 Sharpe (daily, √365), the Deflated Sharpe Ratio over *all* trials of all folds,
 and optionally PBO.
+
+The OOS targets come from one continuous run per stretch of folds that chose the same
+parameters (from the first bar of the data for strategies with ``continuous = True``, such as
+the portfolio committee), so state carries across folds as in the live runner. With a quorum
+``memory`` each fold (its train sweep and its test targets) sees only
+``memory.view(as_of=test start)``, what was learned before its test window; PBO uses the first
+fold's view. With a trial ``ledger`` the run is appended to it and the DSR deflates by the
+ledger's effective number of trials (clusters of correlated trials) instead of this run's.
 """
 
 from __future__ import annotations
@@ -281,73 +289,40 @@ def _choose(table: pd.DataFrame, objective: str, fields: tuple) -> tuple[dict, d
     return params, {k: float(table[k].iloc[row]) for k in keep}
 
 
-def walk_forward(
-    strategy: str | Strategy,
-    prices: pd.DataFrame | dict[str, pd.DataFrame],
-    grid: dict | None = None,
-    *,
-    train: str = "365D",
-    test: str = "90D",
-    anchored: bool = False,
-    purge: str | None = None,
-    embargo: str | None = None,
-    objective: str = "sharpe",
-    gate: Gate | None = None,
-    costs: Costs | None = None,
-    init_cash: float = 10_000.0,
-    execution: str = "next_open",
-    client: Any = None,
-    progress: bool = False,
-    pbo_splits: int = 16,
-    memory: Any = None,
-    cash_rate: float = 0.0,
-    ledger: Any = None,
-) -> WalkForwardReport:
+def walk_forward(strategy: str | Strategy, prices: pd.DataFrame | dict[str, pd.DataFrame], grid: dict | None = None,
+                 *, train: str = "365D", test: str = "90D", anchored: bool = False, purge: str | None = None,
+                 embargo: str | None = None, objective: str = "sharpe", gate: Gate | None = None,
+                 costs: Costs | None = None, init_cash: float = 10_000.0, execution: str = "next_open",
+                 client: Any = None, progress: bool = False, pbo_splits: int = 16, memory: Any = None,
+                 cash_rate: float = 0.0, ledger: Any = None) -> WalkForwardReport:
     """Rolling (or anchored) walk-forward with the out-of-sample gate.
 
     Parameters
     ----------
-    strategy, prices, grid
-        As in :func:`coinswarm.sweep` (``grid=None``: the strategy's default grid).
+    strategy, prices, grid, costs, init_cash, execution, client, progress
+        As in :func:`coinswarm.sweep` (``grid=None``: the default grid; ``for_universe`` applied).
     train, test : str or Timedelta
-        Window lengths (``"365D"``, ``"90D"``; bare numbers are refused), both > 0; the data
-        must hold at least one full fold (train + embargo + test).
+        Window lengths (``"365D"``; no bare numbers), > 0; the data must hold train + embargo + test.
     anchored : bool
         Train windows all start at the first bar (expanding) instead of rolling.
     purge : str, optional
-        Time cut from the end of each train window (≥ 0); defaults to the largest warm-up
-        of the grid (so train-window indicators never overlap the test window), and to 0 for
-        a ``continuous`` strategy with a single combination (nothing is selected, nothing leaks).
+        Time cut from each train window's end (≥ 0); default: the grid's largest warm-up (0 for one
+        combination of a ``continuous`` strategy: nothing is selected).
     embargo : str, optional
-        Time skipped between the train window's end and the test window's start (≥ 0).
+        Time skipped between a train window's end and its test window's start (≥ 0).
     objective : str
-        The metric (:data:`~coinswarm.kernels.metrics.METRIC_NAMES`) each train window
-        optimises: maximised, or minimised for the metrics where smaller is better
-        (``max_drawdown``, ``max_drawdown_days``, ``ann_volatility``, ``fees_paid``, ``turnover``).
+        The metric (:data:`~coinswarm.kernels.metrics.METRIC_NAMES`) each train window maximises
+        (minimises where smaller is better: ``max_drawdown``, ``ann_volatility``, …).
     gate : Gate
-        Acceptance criteria (default ``Gate()``: OOS Sharpe ≥ 1.5, DSR ≥ 0.95, PBO ≤ 0.5,
-        10 trades; the same as ``coinswarm walkforward`` and ``coinswarm evidence``).
-    costs, init_cash, execution, client, progress
-        As in :func:`coinswarm.sweep`.
+        Acceptance criteria (default ``Gate()``: OOS Sharpe ≥ 1.5, DSR ≥ 0.95, PBO ≤ 0.5, 10 trades).
     pbo_splits : int
         Row blocks for PBO's CSCV.
     memory : MemoryBook or Store, optional
-        Quorum-governed memory for strategies with ``targets_with_memory``. Each fold (its
-        train sweep and its test targets) sees ``memory.view(as_of=test start)`` — only what
-        was learned from data before its test window; PBO uses the first fold's view.
+        For strategies with ``targets_with_memory``: a fold sees ``memory.view(as_of=test start)``.
     cash_rate : float
-        Annual cash rate; the report's Sharpe, Lo-adjusted Sharpe, PSR and DSR are computed on
-        daily returns in excess of it (and the gate judges that Sharpe when it is not 0).
+        Annual cash rate; Sharpe, PSR and DSR use daily returns in excess of it.
     ledger : str, Path or TrialLedger, optional
-        The persistent trial ledger (default: ``$COINSWARM_TRIAL_LEDGER`` when set). This
-        walk-forward is appended to it, and the DSR deflates by the ledger's effective number
-        of trials (clusters of correlated trials) instead of this run's fold count.
-
-    The out-of-sample targets come from one continuous run per stretch of folds that chose the
-    same parameters (from the first bar of the data for strategies with ``continuous = True``,
-    such as the portfolio committee), so state carries across folds as in the live runner.
-    A strategy with ``for_universe(prices, costs)`` is replaced by what it returns first (the
-    default committee on a dict of pairs becomes the portfolio committee).
+        Trial ledger (default ``$COINSWARM_TRIAL_LEDGER``): the run is appended, the DSR deflates by it.
 
     Returns
     -------
@@ -356,12 +331,30 @@ def walk_forward(
     Raises
     ------
     ConfigError
-        Anything :func:`coinswarm.sweep` refuses; a window that is not a positive duration, a
-        negative purge or embargo, a train window no longer than the warm-up, data shorter than
-        one fold (the message says how many bars exist), an unknown objective, a bad gate.
+        What :func:`coinswarm.sweep` refuses; a bad window, purge, embargo, objective or gate; data too short.
     DataError
         Candles :func:`coinswarm.validate_ohlcv` refuses.
     """
+    strategy, costs, gate, book, combos = _prepare(strategy, prices, grid, costs, init_cash, execution, gate,
+                                                   objective, pbo_splits, memory, cash_rate, ledger)
+    single, index = _checked_prices(strategy, prices, combos)
+    windows, purge_td, embargo_td = _windows(strategy, index, combos, train, test, purge, embargo, anchored)
+    run = _FoldRunner(strategy, single, grid, objective, memory, bar_length(index),
+                      dict(costs=costs, init_cash=init_cash, execution=execution, client=client, validate=False))
+    folds, strategy, oos = _run_folds(run, windows, progress, index[0])
+    settings = dict(train=train, test=test, anchored=anchored, purge=str(purge_td), embargo=str(embargo_td),
+                    objective=objective, grid=_grid_repr(grid, strategy), cash_rate=cash_rate)
+    report = _finish(strategy, folds, oos, run.n_trials, run.trial_sharpes, gate, single, combos, costs,
+                     init_cash, execution, pbo_splits, settings)
+    extra = honest_statistics(report, cash_rate, book, run.trial_sharpes, run.n_trials, len(combos))
+    extra["sleeves"] = sleeve_statistics(strategy, single, folds, index[0], oos, costs, init_cash, execution)
+    return _apply_statistics(report, extra, gate, cash_rate)
+
+
+def _prepare(strategy, prices, grid, costs, init_cash, execution, gate, objective, pbo_splits, memory, cash_rate,
+             ledger) -> tuple[Strategy, Costs, Gate, Any, list]:
+    """The strategy (resolved for the universe), costs, gate, trial ledger and grid combinations;
+    every setting is checked here, in this order, before any work."""
     strategy = get_strategy(strategy)
     resolve = getattr(strategy, "for_universe", None)
     if callable(resolve):
@@ -370,33 +363,34 @@ def walk_forward(
     excess_returns(np.zeros(1), cash_rate)  # refuses a bad cash rate before any work
     book = default_ledger(ledger)
     _check_settings(strategy, gate, objective, pbo_splits, memory)
-    combos = expand_grid(strategy, grid)
+    return strategy, costs, gate, book, expand_grid(strategy, grid)
+
+
+def _checked_prices(strategy: Strategy, prices, combos: list) -> tuple[Any, pd.DatetimeIndex]:
+    """Validated prices (one frame, or the aligned dict) and their index, long enough for every warm-up."""
     check_prices(prices)
     frames = as_price_dict(prices)
     single = next(iter(frames.values())) if len(frames) == 1 else frames
     index = next(iter(frames.values())).index
     check_warmup(strategy, combos, len(index), f"the data ({index[0]} → {index[-1]})")
-    bar = bar_length(index)
-    windows, purge_td, embargo_td = _windows(strategy, index, combos, train, test, purge, embargo, anchored)
-    run = _FoldRunner(strategy, single, grid, objective, memory, bar,
-                      dict(costs=costs, init_cash=init_cash, execution=execution, client=client,
-                           validate=False))
-    folds = [run.fold(*window) for window in _with_progress(windows, strategy, progress)]
-    n_trials, trial_sharpes = run.n_trials, run.trial_sharpes
-    pieces = run.oos_pieces(folds, index[0])
-    strategy = _with_memory(strategy, memory, windows[0][2])
+    return single, index
+
+
+def _run_folds(run: _FoldRunner, windows: list, progress: bool,
+              first_bar: pd.Timestamp) -> tuple[list[dict], Strategy, Result]:
+    """Every fold chosen on its train window, then the test-window targets simulated once (positions
+    carry across folds), each fold with its ``oos`` metrics. Returns the folds, the strategy as the
+    first test window sees it, and the out-of-sample result."""
+    folds = [run.fold(*window) for window in _with_progress(windows, run.strategy, progress)]
+    pieces = run.oos_pieces(folds, first_bar)
+    strategy = _with_memory(run.strategy, run.memory, windows[0][2])
     max_leverage, allow_short = engine_limits(strategy)
-    oos = simulate(_slice(single, windows[0][2], windows[-1][3]), pd.concat(pieces), costs=costs,
-                   init_cash=init_cash, execution=execution, max_leverage=max_leverage, allow_short=allow_short)
+    engine = {k: run.sweep_kwargs[k] for k in ("costs", "init_cash", "execution")}
+    oos = simulate(_slice(run.prices, windows[0][2], windows[-1][3]), pd.concat(pieces), **engine,
+                   max_leverage=max_leverage, allow_short=allow_short)
     for fold in folds:
         fold["oos"] = window_metrics(oos, fold["test_start"], fold["test_end"])
-    settings = dict(train=train, test=test, anchored=anchored, purge=str(purge_td), embargo=str(embargo_td),
-                    objective=objective, grid=_grid_repr(grid, strategy), cash_rate=cash_rate)
-    report = _finish(strategy, folds, oos, n_trials, trial_sharpes, gate, single, combos, costs,
-                     init_cash, execution, pbo_splits, settings)
-    extra = honest_statistics(report, cash_rate, book, trial_sharpes, n_trials, len(combos))
-    extra["sleeves"] = sleeve_statistics(strategy, single, folds, index[0], oos, costs, init_cash, execution)
-    return _apply_statistics(report, extra, gate, cash_rate)
+    return folds, strategy, oos
 
 
 def _check_settings(strategy: Strategy, gate, objective, pbo_splits, memory) -> None:

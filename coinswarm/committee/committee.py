@@ -354,13 +354,22 @@ def _hlc_matrices(frames: dict[str, pd.DataFrame]) -> tuple[np.ndarray, ...]:
         time_ms, _, h, low, c, _ = ohlcv_matrices(frames)
         return time_ms, h, low, c
     frame = next(iter(frames.values()))
-    time_ms = frame.index.as_unit("ms").asi8.astype(np.int64)
+    time_ms = _time_ms(frame.index)
     if frame.columns.is_unique and all(dt == np.float64 for dt in frame.dtypes):
         values, names = frame.to_numpy(), list(frame.columns)
         return (time_ms, *(np.ascontiguousarray(values[:, names.index(k)]).reshape(-1, 1)
                            for k in ("high", "low", "close")))
     return (time_ms, *(np.ascontiguousarray(frame[k].to_numpy(np.float64)).reshape(-1, 1)
                        for k in ("high", "low", "close")))
+
+
+def _time_ms(index: pd.DatetimeIndex) -> np.ndarray:
+    """Bar times in epoch ms as a fresh int64 array: ``index.as_unit("ms").asi8`` (which floors),
+    by one integer division for µs/ns indexes (pandas' unit conversion is 4× slower on 64k bars)."""
+    divisor = {"us": 1000, "ns": 1_000_000}.get(index.unit)
+    if divisor is None:
+        return index.as_unit("ms").asi8.astype(np.int64)
+    return index.asi8 // divisor
 
 
 def _check_frame(frame: pd.DataFrame, gaps: str) -> None:
@@ -389,7 +398,7 @@ def _clean(frame, gaps: str) -> bool:
             and frame.columns.is_unique and all(c in frame.columns for c in OHLCV_COLUMNS)
             and all(dt == np.float64 for dt in frame.dtypes)):
         return False
-    ts = index.as_unit("ms").asi8
+    ts = _time_ms(index)
     timeframe = frame.attrs.get("timeframe")
     try:
         step = timeframe_ms(timeframe) if timeframe else None

@@ -11,6 +11,7 @@ import pandas as pd
 from coinswarm.data.catalog import find_entry, is_catalog_name, parse_catalog_name, path_exists, resolve_path
 from coinswarm.data.validate import (
     OHLCV_COLUMNS,
+    GapReport,
     as_time_bound,
     check_epoch_ms,
     check_timestamps,
@@ -157,15 +158,8 @@ def fill_gaps(df: pd.DataFrame, timeframe: str) -> pd.DataFrame:
     return out
 
 
-def load_ohlcv(
-    source: PathLike,
-    start: str | pd.Timestamp | None = None,
-    end: str | pd.Timestamp | None = None,
-    *,
-    timeframe: str | None = None,
-    gaps: str = "ignore",
-    data_dir: PathLike | None = None,
-) -> pd.DataFrame:
+def load_ohlcv(source: PathLike, start: str | pd.Timestamp | None = None, end: str | pd.Timestamp | None = None, *,
+               timeframe: str | None = None, gaps: str = "ignore", data_dir: PathLike | None = None) -> pd.DataFrame:
     """Load validated candles.
 
     Parameters
@@ -211,19 +205,8 @@ def load_ohlcv(
         timeframe_ms(timeframe)
     gaps = gap_policy(gaps)
     path, catalog_tf, name = _resolve(source, data_dir)
-    raw = _read_numeric_csv(path, OHLCV_COLUMNS, name)
-    ts = raw["timestamp"].to_numpy(dtype=np.int64)
-    values = {c: raw[c].to_numpy(dtype=np.float64) for c in OHLCV_COLUMNS}
-    tf = timeframe or catalog_tf
-    report = validate_arrays(ts, values, timeframe=tf, source=name, gaps=gaps)
-    df = pd.DataFrame(values, index=_index(ts))
-    df.attrs = {"source": name, "timeframe": report.timeframe, "gaps": report.to_dict()}
-    if gaps == "warn" and report.missing_bars:
-        import warnings
-
-        warnings.warn(f"{name}: {report.missing_bars} missing {report.timeframe} bars in {report.n_gaps} gaps "
-                      f"(longest {report.longest_gap_bars} after {report.longest_gap_after}); gaps='ffill' fills "
-                      "them, gaps='ignore' keeps them silently", GapWarning, stacklevel=2)
+    df, report = _read_candles(path, name, timeframe or catalog_tf, gaps)
+    _warn_gaps(name, report, gaps)
     if gaps == "ffill":
         df = fill_gaps(df, report.timeframe)
     if start is not None or end is not None:
@@ -234,6 +217,28 @@ def load_ohlcv(
     if funding is not None:
         df.attrs["funding"] = funding
     return df
+
+
+def _read_candles(path: Path, name: str, timeframe: str | None, gaps: str) -> tuple[pd.DataFrame, GapReport]:
+    """The file's validated candles (one float64 frame) and their validation report."""
+    raw = _read_numeric_csv(path, OHLCV_COLUMNS, name)
+    ts = raw["timestamp"].to_numpy(dtype=np.int64)
+    values = {c: raw[c].to_numpy(dtype=np.float64) for c in OHLCV_COLUMNS}
+    report = validate_arrays(ts, values, timeframe=timeframe, source=name, gaps=gaps)
+    df = pd.DataFrame(values, index=_index(ts))
+    df.attrs = {"source": name, "timeframe": report.timeframe, "gaps": report.to_dict()}
+    return df, report
+
+
+def _warn_gaps(name: str, report: GapReport, gaps: str) -> None:
+    """The :class:`GapWarning` of ``gaps="warn"`` when bars are missing (attributed to
+    :func:`load_ohlcv`'s caller)."""
+    if gaps == "warn" and report.missing_bars:
+        import warnings
+
+        warnings.warn(f"{name}: {report.missing_bars} missing {report.timeframe} bars in {report.n_gaps} gaps "
+                      f"(longest {report.longest_gap_bars} after {report.longest_gap_after}); gaps='ffill' fills "
+                      "them, gaps='ignore' keeps them silently", GapWarning, stacklevel=3)
 
 
 def _check_bounds(start, end) -> tuple[pd.Timestamp | None, pd.Timestamp | None]:

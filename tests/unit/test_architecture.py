@@ -41,3 +41,31 @@ def test_a_backtest_loads_no_scipy_matplotlib_or_servers():
 def test_cli_help_does_not_import_numba():
     loaded = _modules_after("import sys\nfrom coinswarm.cli import build_parser\nbuild_parser().format_help()")
     assert not {"numba", "pandas", "scipy"} & {m.split(".")[0] for m in loaded}
+
+
+MAX_FUNCTION_LINES = 60  # docstring included: node.end_lineno - node.lineno + 1
+MAX_MODULE_LINES = 800
+
+
+def _sources() -> list[Path]:
+    return sorted((ROOT / "coinswarm").rglob("*.py"))
+
+
+def test_functions_stay_short():
+    """The style rule: no function (method, nested function) in ``coinswarm/`` longer than 60 lines."""
+    import ast
+
+    long = []
+    for path in _sources():
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), filename=str(path))):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                length = node.end_lineno - node.lineno + 1
+                if length > MAX_FUNCTION_LINES:
+                    long.append(f"{path.relative_to(ROOT)}:{node.lineno} {node.name} ({length} lines)")
+    assert not long, f"functions over {MAX_FUNCTION_LINES} lines (split them into named helpers):\n" + "\n".join(long)
+
+
+def test_modules_stay_under_800_lines():
+    big = [f"{p.relative_to(ROOT)} ({n} lines)" for p in _sources()
+           if (n := len(p.read_text(encoding="utf-8").splitlines())) >= MAX_MODULE_LINES]
+    assert not big, f"modules of {MAX_MODULE_LINES} lines or more (split them):\n" + "\n".join(big)

@@ -15,6 +15,20 @@ depends_on = None
 
 
 def upgrade() -> None:
+    _create_agent_states()
+    _create_audit_events()
+    _create_episodes()
+    _create_patterns()
+    _create_proposals()
+    _create_quorum_votes()
+    _create_regimes()
+    _create_trades()
+    _create_decisions()
+    _create_planner_weights()
+
+
+def _create_agent_states() -> None:
+    """The ``agent_states`` table."""
     op.create_table('agent_states',
     sa.Column('agent', sa.String(length=64), nullable=False),
     sa.Column('symbol', sa.String(length=40), nullable=False),
@@ -23,6 +37,10 @@ def upgrade() -> None:
     sa.Column('state', sa.LargeBinary(), nullable=False),
     sa.PrimaryKeyConstraint('agent', 'symbol')
     )
+
+
+def _create_audit_events() -> None:
+    """The ``audit_events`` table and its index."""
     op.create_table('audit_events',
     sa.Column('id', sa.Integer(), autoincrement=True, nullable=False),
     sa.Column('time', sa.BigInteger(), nullable=False),
@@ -35,6 +53,9 @@ def upgrade() -> None:
     with op.batch_alter_table('audit_events', schema=None) as batch_op:
         batch_op.create_index('ix_audit_proposal', ['proposal_id'], unique=False)
 
+
+def _create_episodes() -> None:
+    """The ``episodes`` table and its index."""
     op.create_table('episodes',
     sa.Column('id', sa.String(length=128), nullable=False),
     sa.Column('data_time', sa.BigInteger(), nullable=False),
@@ -47,6 +68,9 @@ def upgrade() -> None:
     with op.batch_alter_table('episodes', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_episodes_data_time'), ['data_time'], unique=False)
 
+
+def _create_patterns() -> None:
+    """The ``patterns`` table."""
     op.create_table('patterns',
     sa.Column('key', sa.String(length=200), nullable=False),
     sa.Column('n', sa.Integer(), nullable=False),
@@ -60,6 +84,10 @@ def upgrade() -> None:
     sa.Column('last_update', sa.BigInteger(), nullable=False),
     sa.PrimaryKeyConstraint('key')
     )
+
+
+def _create_proposals() -> None:
+    """The ``proposals`` table and its index."""
     op.create_table('proposals',
     sa.Column('id', sa.String(length=128), nullable=False),
     sa.Column('kind', sa.String(length=32), nullable=False),
@@ -73,6 +101,9 @@ def upgrade() -> None:
     with op.batch_alter_table('proposals', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_proposals_data_time'), ['data_time'], unique=False)
 
+
+def _create_quorum_votes() -> None:
+    """The ``quorum_votes`` table and its index."""
     op.create_table('quorum_votes',
     sa.Column('id', sa.Integer(), autoincrement=True, nullable=False),
     sa.Column('proposal_id', sa.String(length=128), nullable=False),
@@ -86,6 +117,9 @@ def upgrade() -> None:
     with op.batch_alter_table('quorum_votes', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_quorum_votes_proposal_id'), ['proposal_id'], unique=False)
 
+
+def _create_regimes() -> None:
+    """The ``regimes`` table."""
     op.create_table('regimes',
     sa.Column('symbol', sa.String(length=40), nullable=False),
     sa.Column('time', sa.BigInteger(), nullable=False),
@@ -96,6 +130,10 @@ def upgrade() -> None:
     sa.Column('session', sa.String(length=16), nullable=False),
     sa.PrimaryKeyConstraint('symbol', 'time', 'version')
     )
+
+
+def _create_trades() -> None:
+    """The ``trades`` table and its index."""
     op.create_table('trades',
     sa.Column('id', sa.Integer(), autoincrement=True, nullable=False),
     sa.Column('time', sa.BigInteger(), nullable=False),
@@ -111,6 +149,9 @@ def upgrade() -> None:
     with op.batch_alter_table('trades', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_trades_time'), ['time'], unique=False)
 
+
+def _create_decisions() -> None:
+    """The ``decisions`` table and its index."""
     op.create_table('decisions',
     sa.Column('proposal_id', sa.String(length=128), nullable=False),
     sa.Column('seq', sa.BigInteger(), nullable=False),
@@ -126,6 +167,9 @@ def upgrade() -> None:
     with op.batch_alter_table('decisions', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_decisions_seq'), ['seq'], unique=False)
 
+
+def _create_planner_weights() -> None:
+    """The ``planner_weights`` table."""
     op.create_table('planner_weights',
     sa.Column('proposal_id', sa.String(length=128), nullable=False),
     sa.Column('data_time', sa.BigInteger(), nullable=False),
