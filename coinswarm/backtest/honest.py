@@ -155,8 +155,13 @@ def sleeve_statistics(strategy, prices, folds: list, first_bar, oos, costs, init
 
 
 def _apply_statistics(report, extra: dict, gate, cash_rate: float):
-    """Attach ``extra`` to the report; the gate judges the excess Sharpe and the ledger's DSR."""
+    """Attach ``extra`` to the report; the gate judges the excess Sharpe and the ledger's DSR, and — when the
+    walk-forward had a single configuration (its own PBO is undefined) — the PBO over the trial ledger."""
     report.stats = extra
+    extra["pbo_source"] = "this walk-forward's grid"
+    if not math.isfinite(report.pbo) and math.isfinite(extra.get("pbo_ledger", math.nan)):
+        report.pbo = extra["pbo_ledger"]  # one configuration selects nothing here: the ledger's search is the test
+        extra["pbo_source"] = "trial ledger"
     sharpe = extra["sharpe_excess"] if cash_rate else report.oos.metrics["sharpe"]
     dsr = extra["dsr_excess"] if extra["trials_source"] != "this walk-forward's grid" or cash_rate else report.dsr
     if extra["trials_source"] != "this walk-forward's grid" or cash_rate:

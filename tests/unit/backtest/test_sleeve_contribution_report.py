@@ -38,6 +38,10 @@ def test_walk_forward_reports_net_contributions_and_ledger_pbo(market, tmp_path)
     assert contribution["trend"]["net_pnl"] + contribution["carry"]["net_pnl"] == pytest.approx(pnl, abs=1e-6)
     assert contribution["trend"]["days_on"] < 1.0  # the learned weights switched trend off at times
     assert 0.0 <= report.stats["pbo_ledger"] <= 1.0 and report.stats["n_trials"] == 2
+    # one configuration has no PBO of its own: the gate judges the ledger's
+    assert math.isnan(first.pbo) and any("PBO" in r for r in first.reasons)
+    assert report.pbo == report.stats["pbo_ledger"] and report.stats["pbo_source"] == "trial ledger"
+    assert not any("PBO" in r for r in report.reasons) or report.pbo > 0.5
     text = str(report)
     assert "net contribution of each sleeve" in text and "PBO over the ledger's trials" in text
     assert first.stats["sleeves"]["contribution"]["trend"]["days_on"] == 1.0  # no learning: always weighted
