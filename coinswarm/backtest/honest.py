@@ -121,8 +121,10 @@ def _slice(prices, lo, hi):
 
 def sleeve_statistics(strategy, prices, folds: list, first_bar, oos, costs, init_cash, execution) -> dict:
     """Each sleeve run alone over the same out-of-sample window (one continuous run): its Sharpe,
-    return, fees, and the correlation matrix of the sleeves' daily returns. Empty when the
-    strategy has no ``sleeves()``."""
+    return, fees, and the correlation matrix of the sleeves' daily returns; with
+    ``sleeve_weights()``, also each sleeve's net contribution inside the committee's own
+    out-of-sample run (``"contribution"``: PnL after its share of fees, slippage and funding).
+    Empty when the strategy has no ``sleeves()``."""
     sleeves = getattr(strategy, "sleeves", None)
     members = sleeves() if callable(sleeves) else {}
     if not members:
@@ -143,12 +145,23 @@ def sleeve_statistics(strategy, prices, folds: list, first_bar, oos, costs, init
                      "fees_paid": result.metrics["fees_paid"], "n_trades": int(result.metrics["n_trades"])}
     frame = pd.DataFrame(returns)
     out["correlation"] = {str(k): v for k, v in frame.corr().round(3).to_dict().items()}
+    weights = getattr(strategy, "sleeve_weights", None)
+    if callable(weights):
+        from coinswarm.backtest.contribution import sleeve_contributions
+
+        out["contribution"] = sleeve_contributions(oos, weights(_slice(prices, first_bar, hi)), costs,
+                                                   tuple(members))
     return out
 
 
 def _apply_statistics(report, extra: dict, gate, cash_rate: float):
-    """Attach ``extra`` to the report; the gate judges the excess Sharpe and the ledger's DSR."""
+    """Attach ``extra`` to the report; the gate judges the excess Sharpe and the ledger's DSR, and — when the
+    walk-forward had a single configuration (its own PBO is undefined) — the PBO over the trial ledger."""
     report.stats = extra
+    extra["pbo_source"] = "this walk-forward's grid"
+    if not math.isfinite(report.pbo) and math.isfinite(extra.get("pbo_ledger", math.nan)):
+        report.pbo = extra["pbo_ledger"]  # one configuration selects nothing here: the ledger's search is the test
+        extra["pbo_source"] = "trial ledger"
     sharpe = extra["sharpe_excess"] if cash_rate else report.oos.metrics["sharpe"]
     dsr = extra["dsr_excess"] if extra["trials_source"] != "this walk-forward's grid" or cash_rate else report.dsr
     if extra["trials_source"] != "this walk-forward's grid" or cash_rate:
@@ -173,3 +186,18 @@ def selection_variance(fold_sharpes: list[np.ndarray]) -> float:
             squares += float(((per_day - per_day.mean()) ** 2).sum())
             dof += len(per_day) - 1
     return squares / dof if dof else 0.0
+
+
+def ledger_and_sleeves_line(stats: dict) -> str:
+    """The gate report's PBO over the trial ledger and each sleeve's net contribution (empty without them)."""
+    out = ""
+    pbo = stats.get("pbo_ledger", math.nan)
+    if isinstance(pbo, float) and math.isfinite(pbo):
+        out += f"; PBO over the ledger's trials {pbo:.3f}"
+    contribution = (stats.get("sleeves") or {}).get("contribution") or {}
+    parts = [f"{name} {row['net_return']:+.1%} (fees {row['fees'] / contribution['init_cash']:.1%}, "
+             f"weighted {row['days_on']:.0%} of days)"
+             for name, row in contribution.items() if isinstance(row, dict)]
+    if parts:
+        out += "\nnet contribution of each sleeve (after its share of fees and funding): " + ", ".join(parts)
+    return out

@@ -6,7 +6,8 @@ lengths, abandoned variants) are the real trial count. :class:`TrialLedger` appe
 line per evaluated configuration to a file (``research/trials/*.jsonl`` by convention) with its
 daily out-of-sample returns, so that
 
-* ``n_trials`` is the number of distinct configurations recorded,
+* ``n_trials`` is the number of distinct configurations recorded (configurations with the very
+  same daily record count once),
 * ``n_effective`` clusters correlated trials (:func:`coinswarm.stats.effective_trials`), and
 * the DSR's benchmark uses the variance of the trials' Sharpe ratios.
 
@@ -112,12 +113,21 @@ class TrialLedger:
         return list(latest.values())
 
     def returns_matrix(self) -> pd.DataFrame:
-        """Daily returns of every distinct trial: dates × trial ids (NaN where a trial has none)."""
+        """Daily returns of every distinct trial: dates × trial ids (NaN where a trial has none); trials with
+        the same daily record (same dates, same returns) are one trial (the first recorded id stays)."""
         columns = {}
         for entry in self.entries():
             index = pd.DatetimeIndex(pd.to_datetime(entry["dates"]), tz="UTC")
             columns[entry["id"]] = pd.Series(np.array(entry["returns"], dtype=np.float64), index=index)
-        return pd.DataFrame(columns).sort_index() if columns else pd.DataFrame()
+        if not columns:
+            return pd.DataFrame()
+        frame = pd.DataFrame(columns).sort_index()
+        # one out-of-sample record is one trial, whatever its configuration was called (a parameter added
+        # later with a default that leaves the run unchanged gives a new id, not a new trial)
+        digests = {c: hashlib.sha256(frame[c].to_numpy().tobytes()).hexdigest() for c in frame.columns}
+        seen: set[str] = set()
+        keep = [c for c in frame.columns if not (digests[c] in seen or seen.add(digests[c]))]
+        return frame[keep]
 
     def summary(self, threshold: float = 0.5) -> dict:
         """``n_trials`` (distinct), ``n_effective`` (clusters) and ``sharpe_variance`` (per day)."""

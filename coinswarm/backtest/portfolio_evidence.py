@@ -3,8 +3,9 @@
 ``coinswarm evidence --suite portfolio`` (or :func:`run_portfolio_evidence`) runs, for universes of
 2, 4 and 6 Binance spot pairs (plus the BTC and ETH perpetuals with their funding, for the carry
 sleeve), the default committee (:meth:`coinswarm.Committee.default` → the portfolio committee,
-long-only trend + carry), its earlier long/short default (``committee_ls``) and the three
-baselines (equal-weight buy-and-hold, the long-only and the long/short
+long-only trend + carry), the same committee with learned sleeve weights (``committee_learned``:
+a sleeve whose trailing net-of-cost return is negative gets weight 0), its earlier long/short
+default (``committee_ls``) and the three baselines (equal-weight buy-and-hold, the long-only and the long/short
 volatility-targeted trend portfolio):
 
 * **development**: a rolling walk-forward over 2018-01-01 … 2023-12-31 (train 365 days / test
@@ -13,7 +14,9 @@ volatility-targeted trend portfolio):
 * **holdout**: one continuous run over 2018-01-01 … 2024-12-31, scored on 2024 only.
 
 Every run is appended to the trial ledger; each row's DSR deflates by the ledger's effective
-trial count (clusters of correlated trials) after all runs. Sharpe ratios are on daily returns
+trial count (clusters of correlated trials) after all runs, and its PBO is the CSCV probability
+of backtest overfitting over the ledger's trials that cover the same days. Each committee row
+carries its sleeves' net contributions (PnL after their share of fees and funding). Sharpe ratios are on daily returns
 in excess of a cash rate (4 % a year by default), after 10 bps fees on every leg, fills at the
 next bar's open.
 """
@@ -26,7 +29,7 @@ from pathlib import Path
 import pandas as pd
 
 from coinswarm.backtest.engine import simulate
-from coinswarm.backtest.honest import _trading_costs, daily_equity_returns, deflate, returns_statistics
+from coinswarm.backtest.honest import _ledger_pbo, _trading_costs, daily_equity_returns, deflate, returns_statistics
 from coinswarm.backtest.ledger import TrialLedger
 from coinswarm.backtest.walkforward import carry_in, walk_forward
 from coinswarm.committee import Committee
@@ -39,7 +42,8 @@ from coinswarm.strategies.base import engine_limits, get_strategy
 
 UNIVERSES = {2: ("BTC", "ETH"), 4: ("BTC", "ETH", "LTC", "XRP"), 6: ("BTC", "ETH", "LTC", "XRP", "ADA", "SOL")}
 PERPS = ("BTC", "ETH")
-STRATEGIES = ("committee", "committee_ls", "trend_portfolio_ls", "trend_portfolio", "buy_and_hold")
+STRATEGIES = ("committee", "committee_learned", "committee_ls", "trend_portfolio_ls", "trend_portfolio",
+              "buy_and_hold")
 LAST_DAY = "2024-12-31"
 
 
@@ -64,6 +68,8 @@ def _strategy(name: str, costs: Costs):
         return Committee.default()
     if name == "committee_ls":
         return PortfolioCommittee(costs.funding, "portfolio_ls", PortfolioParams(long_short=True))
+    if name == "committee_learned":
+        return PortfolioCommittee(costs.funding, "portfolio_learned", PortfolioParams(learn=True))
     return get_strategy(name)
 
 
@@ -131,6 +137,7 @@ def run_portfolio_evidence(sizes=(2, 4, 6), *, start: str = "2018-01-01", dev_en
         daily = returns[(row["universe"], row["strategy"], row["phase"])]
         row.update(deflate(daily, cash_rate, summary["n_effective"], summary["sharpe_variance"]))
         row["n_trials"] = summary["n_trials"]
+        row["pbo_ledger"] = _ledger_pbo(book, daily.index)
     evidence = {"rows": rows, "ledger": {**summary, "path": str(book.path)},
                 "settings": {"start": start, "dev_end": dev_end, "holdout": f"{holdout_start} … {end}",
                              "fee_bps": fee_bps, "cash_rate": cash_rate, "train": train, "test": test,
@@ -147,12 +154,15 @@ def run_portfolio_evidence(sizes=(2, 4, 6), *, start: str = "2018-01-01", dev_en
 def render(evidence: dict) -> str:
     """The Markdown table of :func:`run_portfolio_evidence`."""
     s, led = evidence["settings"], evidence["ledger"]
+    pbo = sorted({(r["phase"], round(r.get("pbo_ledger", float("nan")), 3)) for r in evidence["rows"]})
     lines = ["# Portfolio committee vs baselines: development walk-forward and the 2024 holdout", "",
              f"Binance 1h spot + BTC/ETH USDT-M perpetuals with funding, data {s['start']} → {s['dev_end']} "
              f"(development, walk-forward train {s['train']} / test {s['test']}, one continuous OOS run) and "
              f"holdout {s['holdout']} (scored once). Fees {s['fee_bps']} bps on every leg, slippage 0, next-open "
              f"fills. Sharpe on daily returns in excess of {s['cash_rate']:.0%} cash. DSR deflates by the trial "
-             f"ledger ({led['n_trials']} trials, {led['n_effective']} effective clusters, `{led['path']}`).", "",
+             f"ledger ({led['n_trials']} trials, {led['n_effective']} effective clusters, `{led['path']}`); "
+             "PBO (CSCV, 16 splits) over the ledger's trials that cover the row's days: "
+             + ", ".join(f"{phase} {value:.3f}" for phase, value in pbo) + ".", "",
              "Reproduce: `coinswarm evidence --suite portfolio --out research/reports`.", "",
              "| N | phase | strategy | OOS | Sharpe (excess) | Lo-adj. | PSR | DSR | return | max DD | trades "
              "| turnover/yr | cost share |",
@@ -164,6 +174,7 @@ def render(evidence: dict) -> str:
             f"{r['sharpe_excess']:.2f} | {r['sharpe_lo']:.2f} | {r['psr_excess']:.3f} | {r['dsr_excess']:.3f} | "
             f"{r['total_return']:.0%} | {r['max_drawdown']:.0%} | {r['n_trades']} | {r['turnover']:.1f} | "
             f"{cost:.0%} |")
+    lines += _contribution_lines(evidence["rows"])
     lines += ["", "Sleeves of the committee (development, each run alone on the same window):", ""]
     for r in evidence["rows"]:
         sleeves = r.get("sleeves") or {}
@@ -174,3 +185,21 @@ def render(evidence: dict) -> str:
                          f"{sleeves['carry']['sharpe']:.2f} (both on plain daily returns, not in excess of cash), "
                          f"correlation {corr:.2f}")
     return "\n".join(lines) + "\n"
+
+
+def _contribution_lines(rows: list[dict]) -> list[str]:
+    """Each committee sleeve's net contribution inside the committee's development run."""
+    lines = ["", "Net contribution of each sleeve inside the committee (development OOS run; PnL after its share of "
+             "fees and funding, as % of the initial cash; days on: share of decisions with the sleeve weighted):",
+             "", "| N | strategy | trend net | trend fees | trend days on | carry net | carry fees | carry funding "
+             "| carry days on |", "|---:|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        c = (r.get("sleeves") or {}).get("contribution")
+        if not c or r["phase"] != "development":
+            continue
+        t, k, cash = c["trend"], c["carry"], c["init_cash"]
+        lines.append(f"| {r['universe']} | {r['strategy']} | {t['net_return']:.1%} | {t['fees'] / cash:.1%} | "
+                     f"{t['days_on']:.0%} | {k['net_return']:.1%} | {k['fees'] / cash:.1%} | "
+                     f"{k['funding'] / cash:.1%} | {k['days_on']:.0%} |")
+    return lines
+

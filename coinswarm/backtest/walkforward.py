@@ -37,7 +37,13 @@ from coinswarm.backtest.engine import (
     day_end_mask,
     simulate,
 )
-from coinswarm.backtest.honest import _apply_statistics, honest_statistics, selection_variance, sleeve_statistics
+from coinswarm.backtest.honest import (
+    _apply_statistics,
+    honest_statistics,
+    ledger_and_sleeves_line,
+    selection_variance,
+    sleeve_statistics,
+)
 from coinswarm.backtest.ledger import default_ledger
 from coinswarm.backtest.sweep import check_inputs, check_prices, check_warmup, sweep
 from coinswarm.backtest.trials import daily_returns_matrix, window_metrics
@@ -207,7 +213,7 @@ def _stats_line(stats: dict) -> str:
             f"(Lo-adjusted {stats['sharpe_lo']:.2f}), PSR {stats['psr_excess']:.3f}, DSR {stats['dsr_excess']:.3f} "
             f"over {stats['n_trials']} trials ({stats['n_trials_effective']} effective, {stats['trials_source']}); "
             f"daily win rate {stats['daily_win_rate']:.0%}, turnover {stats['turnover']:.1f}×/yr, "
-            f"costs {stats['cost_share']:.0%} of gross")
+            f"costs {stats['cost_share']:.0%} of gross" + ledger_and_sleeves_line(stats))
 
 
 #: Most folds one walk-forward may have (a test window of one bar over years is refused).

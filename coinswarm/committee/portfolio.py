@@ -26,6 +26,12 @@ Sleeves (all parameters fixed a priori, none tuned on this data):
 Execution: a symbol trades only when its target moved by more than ``band`` × its position
 (a no-trade band relative to the position, so it does not starve with many assets), both carry
 legs trade together, and positions drift with prices between decisions.
+
+Learned sleeve weights (``learn=True``, an option): each sleeve keeps a shadow book scored every
+day net of its costs and funding; a sleeve whose trailing net return (EWMA, half-life
+``learn_halflife`` days) is negative gets weight 0 (:mod:`coinswarm.committee.sleeves`). The
+shadow books are kept with ``learn=False`` too: :meth:`PortfolioCommittee.sleeve_weights` reports
+what each sleeve holds inside the book, for its net contribution.
 """
 
 from __future__ import annotations
@@ -38,6 +44,7 @@ from typing import NamedTuple
 import numpy as np
 import pandas as pd
 
+from coinswarm.committee.sleeves import SLEEVES, rebalance_shadow, score_day, update_composition
 from coinswarm.errors import ConfigError, DataError
 
 HORIZONS = (5, 10, 20, 30, 60, 90, 150, 250, 360)
@@ -74,6 +81,9 @@ class PortfolioParams(NamedTuple):
     vol_halflife: float = 30.0
     cov_halflife: float = 90.0
     funding_days: float = 7.0
+    learn: bool = False
+    learn_halflife: float = 180.0
+    cost_bps: float = 10.0
 
 
 @dataclass
@@ -93,6 +103,12 @@ class PortfolioState:
     days: int = 0  # days finalized
     clock: int = -1  # last bar time (ms)
     extra: dict = field(default_factory=dict)
+    shadow: np.ndarray = field(default_factory=lambda: np.zeros((len(SLEEVES), 0)))  # each sleeve's own book
+    comp: np.ndarray = field(default_factory=lambda: np.zeros((len(SLEEVES), 0)))  # each sleeve's part of held
+    score: np.ndarray = field(default_factory=lambda: np.zeros(len(SLEEVES)))  # EWMA net daily return
+    scored: np.ndarray = field(default_factory=lambda: np.zeros(len(SLEEVES), dtype=np.int64))  # days scored
+    gate: np.ndarray = field(default_factory=lambda: np.ones(len(SLEEVES)))  # sleeve weights (0 or 1)
+    pending_cost: np.ndarray = field(default_factory=lambda: np.zeros(len(SLEEVES)))  # cost owed by the books
 
 
 class PortfolioCommittee:
@@ -121,7 +137,8 @@ class PortfolioCommittee:
         self.name = name
         self.defaults = params or PortfolioParams()
         if not self.is_valid(self.defaults):
-            raise ConfigError(f"{name}: invalid parameters {self.defaults._asdict()}")
+            raise ConfigError(f"{name}: invalid parameters {self.defaults._asdict()}: "
+                              f"{self.invalid_reason(self.defaults)}")
         if params is not None:  # this instance's defaults are what ``Params()`` gives (walk-forward, sweep)
             self.Params = namedtuple("PortfolioParams", PortfolioParams._fields, defaults=tuple(params))
 
@@ -153,12 +170,28 @@ class PortfolioCommittee:
         return WARMUP_DAYS * 24
 
     def is_valid(self, p: PortfolioParams) -> bool:
-        """Positive vol target and gross cap, band in [0, 1), margin ≥ 0, sane cash rate."""
+        """Positive vol target and gross cap, band in [0, 1), margin ≥ 0, sane cash rate; a learning
+        half-life of 1 … 3650 days and a scoring cost of 0 … 1000 bps."""
+        return self.invalid_reason(p) is None
+
+    def invalid_reason(self, p: PortfolioParams) -> str | None:
+        """Why ``p`` is refused (None: valid)."""
         nums = (p.target_vol, p.gross_cap, p.band, p.cash_rate, p.margin, p.carry_entry, p.vol_halflife,
-                p.cov_halflife, p.funding_days)
-        return (all(isinstance(x, int | float) and math.isfinite(x) for x in nums) and p.target_vol > 0
-                and 0 < p.gross_cap <= 10 and 0 <= p.band < 1 and -0.5 < p.cash_rate < 1 and p.margin >= 0
-                and p.vol_halflife > 0 and p.cov_halflife > 0 and p.funding_days > 0 and (p.trend or p.carry))
+                p.cov_halflife, p.funding_days, p.learn_halflife, p.cost_bps)
+        if not all(isinstance(x, int | float) and math.isfinite(x) for x in nums):
+            return "every numeric parameter must be a finite number"
+        checks = ((p.target_vol > 0, "target_vol must be > 0"),
+                  (0 < p.gross_cap <= 10, "gross_cap must be in (0, 10]"),
+                  (0 <= p.band < 1, "band must be in [0, 1)"),
+                  (-0.5 < p.cash_rate < 1, "cash_rate must be in (-0.5, 1)"),
+                  (p.margin >= 0, "margin must be ≥ 0"),
+                  (p.vol_halflife > 0 and p.cov_halflife > 0, "vol_halflife and cov_halflife must be > 0"),
+                  (p.funding_days > 0, "funding_days must be > 0"),
+                  (bool(p.trend or p.carry), "at least one of trend, carry must be on"),
+                  (isinstance(p.learn, bool | np.bool_), "learn must be True or False"),
+                  (1 <= p.learn_halflife <= 3650, "learn_halflife must be in [1, 3650] days"),
+                  (0 <= p.cost_bps <= 1000, "cost_bps must be in [0, 1000]"))
+        return next((reason for ok, reason in checks if not ok), None)
 
     # -- the step protocol --------------------------------------------------------------
     def init(self, symbols, params: PortfolioParams | None = None) -> PortfolioState:
@@ -178,6 +211,7 @@ class PortfolioCommittee:
             signal=np.zeros((m, len(HORIZONS))), cov=np.zeros((m, m)), var=np.zeros(m), held=np.zeros(m),
             carry_on=np.zeros(len(pairs), dtype=bool), pending=np.full(m, np.nan),
             extra={"pairs": pairs, "funding": self._funding_arrays(symbols, pairs)},
+            shadow=np.zeros((len(SLEEVES), m)), comp=np.zeros((len(SLEEVES), m)),
         )
 
     def step(self, state: PortfolioState, time_ms: int, closes: np.ndarray,
@@ -227,17 +261,34 @@ class PortfolioCommittee:
             return np.full(len(state.symbols), np.nan)
         gross_r = float(state.held @ ret)
         state.held = state.held * (1.0 + ret) / (1.0 + gross_r) if 1.0 + gross_r > 0 else state.held * 0.0
-        target = np.zeros(len(state.symbols))
-        trend = _trend_weights(state, p) if p.trend else target.copy()
-        target += trend
+        score_day(state, ret, close_ms, p)
+        gate = state.gate if p.learn else np.ones(len(SLEEVES))
+        trend = _trend_weights(state, p) if p.trend else np.zeros(len(state.symbols))
+        carry = np.zeros(len(state.symbols))
         if p.carry and state.extra["pairs"]:
-            target += _carry_weights(state, p, float(np.abs(trend).sum()), close_ms)
-        return _banded_orders(state, target, p)
+            carry = _carry_weights(state, p, float(np.abs(trend * gate[0]).sum()), close_ms)
+        for s, part in enumerate((trend, carry)):
+            rebalance_shadow(state, s, part, _trade_mask(state.shadow[s], part, p, state.extra["pairs"]), p)
+        parts = [trend * gate[0], carry * gate[1]]
+        orders = _banded_orders(state, parts[0] + parts[1], p)
+        update_composition(state, parts, np.isfinite(orders), ret)
+        return orders
 
     # -- the pandas face -----------------------------------------------------------------
     def targets(self, prices, params: PortfolioParams | None = None) -> pd.DataFrame:
         """Orders over history (the step driven bar by bar): a DataFrame of target weights per
         symbol with NaN where no order is sent, on the prices' (outer-aligned) index."""
+        return self._drive(prices, params)[0]
+
+    def sleeve_weights(self, prices, params: PortfolioParams | None = None) -> pd.DataFrame:
+        """What each sleeve holds inside the book after every daily decision (the same run as
+        :meth:`targets`): columns ``(sleeve, symbol)`` for every sleeve of ``SLEEVES`` plus
+        ``("gate", sleeve)`` (the learned weight, 1 without ``learn``) and ``("score", sleeve)``
+        (the trailing net daily return of its shadow book); NaN on bars without a decision."""
+        return self._drive(prices, params, record=True)[1]
+
+    def _drive(self, prices, params, record: bool = False) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+        """Run the step over history; with ``record``, also each sleeve's part of the book per decision."""
         frames = self._frames(prices)
         index = next(iter(frames.values())).index
         closes = np.column_stack([f["close"].to_numpy(np.float64) for f in frames.values()])
@@ -250,11 +301,20 @@ class PortfolioCommittee:
         stamps = index.as_unit("ms").asi8
         bar_ms = int(np.median(np.diff(stamps))) if len(stamps) > 1 else 3_600_000
         out = np.full(closes.shape, np.nan)
+        kept = np.full((len(stamps), len(SLEEVES) * (len(frames) + 2)), np.nan) if record else None
         for t in range(len(stamps)):
             _, orders = self.step(state, int(stamps[t]), closes[t], bar_ms)
             if orders is not None:
                 out[t] = orders
-        return pd.DataFrame(out, index=index, columns=list(frames))
+                if record:
+                    kept[t] = np.concatenate([state.comp.ravel(), state.gate if params.learn else
+                                              np.ones(len(SLEEVES)), state.score])
+        targets = pd.DataFrame(out, index=index, columns=list(frames))
+        if not record:
+            return targets, None
+        columns = pd.MultiIndex.from_tuples([(s, sym) for s in SLEEVES for sym in frames]
+                                            + [("gate", s) for s in SLEEVES] + [("score", s) for s in SLEEVES])
+        return targets, pd.DataFrame(kept, index=index, columns=columns)
 
     def _frames(self, prices) -> dict[str, pd.DataFrame]:
         if isinstance(prices, pd.DataFrame):
@@ -286,9 +346,15 @@ class PortfolioCommittee:
         if params is None:
             return self.defaults
         if isinstance(params, dict):
+            unknown = sorted(set(params) - set(PortfolioParams._fields))
+            if unknown:
+                raise ConfigError(f"{self.name} has no parameter(s) {unknown}; "
+                                  f"it takes {list(PortfolioParams._fields)}")
             params = self.defaults._replace(**params)
         if not isinstance(params, tuple) or not hasattr(params, "target_vol") or not self.is_valid(params):
-            raise ConfigError(f"{self.name}: invalid parameters {params!r:.200}")
+            reason = self.invalid_reason(params) if isinstance(params, tuple) and hasattr(params, "learn") else \
+                "not a PortfolioParams"
+            raise ConfigError(f"{self.name}: invalid parameters {params!r:.200}: {reason}")
         return PortfolioParams(*params)
 
     def _funding_arrays(self, symbols, pairs) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -425,15 +491,21 @@ def _carry_weights(state: PortfolioState, p: PortfolioParams, trend_gross: float
     return weights
 
 
-def _banded_orders(state: PortfolioState, target: np.ndarray, p: PortfolioParams) -> np.ndarray:
-    """Orders for symbols whose target left the no-trade band around the held weight."""
-    held = state.held
+def _trade_mask(held: np.ndarray, target: np.ndarray, p: PortfolioParams, pairs) -> np.ndarray:
+    """Symbols whose target left the no-trade band around ``held`` (both carry legs together)."""
     change = np.abs(target - held)
     trade = (change > p.band * np.maximum(np.abs(target), np.abs(held))) & (change > MIN_TRADE)
     trade |= (target == 0) & (held != 0)
-    for spot, perp in state.extra["pairs"]:
+    for spot, perp in pairs:
         if trade[spot] or trade[perp]:
             trade[spot] = trade[perp] = True
+    return trade
+
+
+def _banded_orders(state: PortfolioState, target: np.ndarray, p: PortfolioParams) -> np.ndarray:
+    """Orders for symbols whose target left the no-trade band around the held weight."""
+    held = state.held
+    trade = _trade_mask(held, target, p, state.extra["pairs"])
     orders = np.where(trade, target, np.nan)
     state.held = np.where(trade, target, held)
     return orders

@@ -70,3 +70,31 @@ def test_step_gives_orders_or_typed_errors(kind, at, column):
         finite = orders[np.isfinite(orders)]
         assert np.all(np.abs(finite) <= 1.0 + 1e-9)
         assert not pd.isna(state.held).any()
+
+
+LEARN_VALUES = st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.integers(-10, 10_000),
+                         st.sampled_from(["90", "x", "true", "", None, True, [1]]))
+
+
+@settings(max_examples=examples(40), **SETTINGS)
+@given(halflife=LEARN_VALUES, cost=LEARN_VALUES, learn=LEARN_VALUES, huge_move=st.booleans())
+def test_learning_parameters_give_a_committee_or_typed_errors(halflife, cost, learn, huge_move):
+    """Any value for the learned-weighting knobs: a committee whose steps give bounded orders and
+    whose gates stay 0 or 1, or a ConfigError before any state exists."""
+    seen("portfolio")
+    from coinswarm.params import make_params
+
+    base = PortfolioCommittee(params=cs.get_strategy("portfolio").defaults._replace(carry=False))
+    try:
+        params = make_params(base, {"learn_halflife": halflife, "cost_bps": cost, "learn": learn})
+    except CoinswarmError:
+        return
+    c, t = closes()
+    committee = PortfolioCommittee(params=params)
+    state = committee.init(("BTC/USDT", "ETH/USDT"))
+    for i in range(min(len(c), 24 * 90)):
+        row = c[i] * (50.0 if huge_move and i == 24 * 70 else 1.0)
+        _, orders = committee.step(state, int(t[i]), row)
+        if orders is not None:
+            assert np.all(np.abs(orders[np.isfinite(orders)]) <= 1.0 + 1e-9)
+    assert set(np.unique(state.gate)) <= {0.0, 1.0} and np.isfinite(state.score).all()
