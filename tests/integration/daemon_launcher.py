@@ -32,6 +32,7 @@ def _preload() -> None:
     import coinswarm.cli.live  # noqa: F401
     import coinswarm.live.daemon  # noqa: F401
     import coinswarm.live.feeds  # noqa: F401
+    import coinswarm.live.replay  # noqa: F401
     import coinswarm.live.venue  # noqa: F401
     from coinswarm.cli.main import build_parser
     from coinswarm.live.ccxt_broker import ApiKeys, CcxtBroker
@@ -47,10 +48,21 @@ def _preload() -> None:
     CcxtBroker("binance", keys=ApiKeys("k", "s"), sandbox=True, api_url="http://127.0.0.1:9")  # never started
 
 
+def die_with_parent() -> None:
+    """Linux: SIGKILL this process when its parent dies (no daemon outlives a killed test)."""
+    import ctypes
+
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):  # not Linux: the launcher still ends at end of stdin
+        pass
+
+
 def _child(request: dict) -> None:
     """In the forked child: become the daemon (never returns)."""
     code = 3
     try:
+        die_with_parent()
         fd = os.open(request["stderr"], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         os.dup2(fd, 2)
         null = os.open(os.devnull, os.O_WRONLY)
@@ -124,20 +136,30 @@ class Launcher:
         """SIGTERM the running daemon (a graceful stop)."""
         os.kill(self.pid, signal.SIGTERM)
 
-    def wait(self, timeout: float) -> tuple[int, int | None]:
-        """``(signal, exit code)`` of the daemon when it ends; SIGKILLed and raised after ``timeout``."""
+    def wait(self, timeout: float, *, kill: bool = True) -> tuple[int, int | None]:
+        """``(signal, exit code)`` of the daemon when it ends; after ``timeout`` it is SIGKILLed
+        and an AssertionError raised (``kill=False``: the TimeoutError is raised, the daemon left running)."""
         try:
             done = json.loads(self._line(timeout))
         except TimeoutError:
+            if not kill:
+                raise
             os.kill(self.pid, signal.SIGKILL)
             self._line(30)
             raise AssertionError(f"daemon {self.pid} did not finish in {timeout} s: "
                                  f"{self.stderr.read_text()[-2000:]}") from None
         return done["signal"], done["code"]
 
-    def run(self, argv: list[str], env: dict, stderr: Path, timeout: float) -> tuple[int, int | None]:
-        """:meth:`start` then :meth:`wait`."""
+    def run(self, argv: list[str], env: dict, stderr: Path, timeout: float,
+            kill_after: float | None = None) -> tuple[int, int | None]:
+        """:meth:`start` then :meth:`wait`; with ``kill_after``, a daemon still running after that
+        many seconds is SIGKILLed by the caller (a kill at a random moment)."""
         self.start(argv, env, stderr)
+        if kill_after is not None:
+            try:
+                return self.wait(kill_after, kill=False)
+            except TimeoutError:
+                os.kill(self.pid, signal.SIGKILL)
         return self.wait(timeout)
 
     def __exit__(self, *exc: object) -> None:
@@ -151,4 +173,5 @@ class Launcher:
 
 if __name__ == "__main__":
     sys.path.insert(0, str(ROOT))
+    die_with_parent()
     serve()
