@@ -5,8 +5,14 @@ with the same command: the book ends with exactly the orders and fills of an uni
 replay (0 lost, 0 duplicated), positions and cash equal, no halt.
 
 ``COINSWARM_SIGKILL_PER_POINT`` sets the kills per fault point (default 25, the issue's default
-run: 100 at the points plus 25 at random moments, about 4 minutes); the ``slow`` variant
+run: 100 at the points plus 25 at random moments, about 2 minutes); the ``slow`` variant
 (``COINSWARM_SLOW=1``) makes 100 per point, the issue's slow run, plus 100 at random moments.
+A third test re-runs the replay with ``COINSWARM_LIVE_FAULT=random:<seed>:<p>`` (each run dies
+at a random point, a seed per run) until it completes: 28 kills, the same exact book.
+
+The first and the final run are cold ``python -m coinswarm.cli`` processes; the others are
+forked from a pre-imported launcher (:mod:`daemon_launcher`): real processes through the
+command's whole start-up (recovery included), without paying the imports each time.
 """
 
 from __future__ import annotations
