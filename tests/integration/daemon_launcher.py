@@ -130,6 +130,7 @@ class Launcher:
         self.proc.stdin.write(json.dumps({"argv": argv, "env": env, "stderr": str(stderr)}) + "\n")
         self.proc.stdin.flush()
         self.pid = json.loads(self._line(30))["pid"]
+        self.running = True
         return self.pid
 
     def terminate(self) -> None:
@@ -146,8 +147,10 @@ class Launcher:
                 raise
             os.kill(self.pid, signal.SIGKILL)
             self._line(30)
+            self.running = False
             raise AssertionError(f"daemon {self.pid} did not finish in {timeout} s: "
                                  f"{self.stderr.read_text()[-2000:]}") from None
+        self.running = False
         return done["signal"], done["code"]
 
     def run(self, argv: list[str], env: dict, stderr: Path, timeout: float,
@@ -163,6 +166,11 @@ class Launcher:
         return self.wait(timeout)
 
     def __exit__(self, *exc: object) -> None:
+        if getattr(self, "running", False):  # a failed test left a daemon running: it goes first
+            try:
+                os.kill(self.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
         self.proc.stdin.close()
         try:
             self.proc.wait(30)
