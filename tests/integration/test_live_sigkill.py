@@ -5,8 +5,14 @@ with the same command: the book ends with exactly the orders and fills of an uni
 replay (0 lost, 0 duplicated), positions and cash equal, no halt.
 
 ``COINSWARM_SIGKILL_PER_POINT`` sets the kills per fault point (default 25, the issue's default
-run: 100 at the points plus 25 at random moments, about 4 minutes); the ``slow`` variant
+run: 100 at the points plus 25 at random moments, about 2 minutes); the ``slow`` variant
 (``COINSWARM_SLOW=1``) makes 100 per point, the issue's slow run, plus 100 at random moments.
+A third test re-runs the replay with ``COINSWARM_LIVE_FAULT=random:<seed>:<p>`` (each run dies
+at a random point, a seed per run) until it completes: 28 kills, the same exact book.
+
+The first and the final run are cold ``python -m coinswarm.cli`` processes; the others are
+forked from a pre-imported launcher (:mod:`daemon_launcher`): real processes through the
+command's whole start-up (recovery included), without paying the imports each time.
 """
 
 from __future__ import annotations
@@ -25,6 +31,9 @@ import pytest
 from coinswarm.live.faults import POINTS
 from coinswarm.live.ledger import Ledger
 from coinswarm.live.replay import ReplaySpec, replay
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from daemon_launcher import Launcher  # noqa: E402
 
 pytestmark = pytest.mark.integration
 DATA = ["binance:BTC/USDT:1h", "binance:ETH/USDT:1h"]
@@ -51,43 +60,67 @@ def command(db: str) -> list[str]:
     return args
 
 
-def run_once(db: str, fault: str | None, kill_after_s: float | None) -> int:
-    """One run; a run killed at a random moment is paced (100 hourly bars per second) so that
-    the kills at random moments never finish the year before the fault points had their turn."""
+def replay_env(fault: str | None = None) -> dict:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     env.pop("COINSWARM_LIVE_FAULT", None)
     if fault:
         env["COINSWARM_LIVE_FAULT"] = fault
+    return env
+
+
+def run_once(db: str, fault: str | None, kill_after_s: float | None, launcher=None) -> int:
+    """One run (cold, or forked from ``launcher``: a real process through the command's whole
+    start-up, minus the imports); a run killed at a random moment is paced (100 hourly bars per
+    second) so that the kills at random moments never finish the year before the fault points
+    had their turn. Its return code (0 or -SIGKILL)."""
     args = command(db) + (["--speed", "360000"] if kill_after_s is not None else [])
-    proc = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    if launcher is not None:
+        err = Path(db[len("sqlite:///"):] + ".err")
+        sig, code = launcher.run(args[3:], replay_env(fault), err, timeout=240, kill_after=kill_after_s)
+        assert (sig, code) in ((0, 0), (signal.SIGKILL, None)), (sig, code, err.read_text()[-3000:])
+        return -sig
+    proc = subprocess.Popen(args, env=replay_env(fault), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         if kill_after_s is not None:
             try:
                 proc.wait(kill_after_s)
             except subprocess.TimeoutExpired:
                 proc.send_signal(signal.SIGKILL)
-        proc.wait(240)
+        _, err = proc.communicate(timeout=240)
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-    err = proc.stderr.read().decode() if proc.stderr else ""
-    assert proc.returncode in (0, -signal.SIGKILL), err
+    assert proc.returncode in (0, -signal.SIGKILL), err.decode()[-3000:]
     return proc.returncode
 
 
 def kills_until_done(db: str, per_point: int, rng: random.Random) -> dict[str, int]:
-    """``per_point`` kills at each fault point and as many at random moments, then finish."""
+    """``per_point`` kills at each fault point and as many at random moments, then finish; the
+    first run is a cold process, the others are forked from a pre-imported launcher."""
     done: dict[str, int] = {p: 0 for p in (*POINTS, "random")}
     plan = [p for _ in range(per_point) for p in (*POINTS, "random")]
-    for what in plan:
-        if what == "random":
-            code = run_once(db, None, rng.uniform(0.5, 4.0))
-        else:
-            code = run_once(db, f"{what}:{rng.randint(1, 12)}", None)
-        done[what] += code == -signal.SIGKILL
+    with Launcher(replay_env()) as launcher:
+        for k, what in enumerate(plan):
+            fork = launcher if k > 0 else None
+            if what == "random":
+                code = run_once(db, None, rng.uniform(0.5, 4.0), fork)
+            else:
+                code = run_once(db, f"{what}:{rng.randint(1, 12)}", None, fork)
+            done[what] += code == -signal.SIGKILL
     assert run_once(db, None, None) == 0
     return done
+
+
+def random_kills_until_done(db: str, p: float, seed: int) -> int:
+    """Re-run the replay, each run with ``COINSWARM_LIVE_FAULT=random:<seed + k>:<p>`` (it dies at
+    a random point, reproducibly), until one finishes; the number of kills."""
+    kills = 0
+    with Launcher(replay_env()) as launcher:
+        while run_once(db, f"random:{seed + kills}:{p}", None, launcher) == -signal.SIGKILL:
+            kills += 1
+            assert kills < 500, "the replay makes no progress under random kills"
+    return kills
 
 
 def check(tmp_path: Path, per_point: int) -> None:
@@ -117,6 +150,24 @@ def test_sigkilled_replay_100_kills(tmp_path):
     if os.environ.get("COINSWARM_SLOW") != "1":
         pytest.skip("the 100-kills-per-point run: set COINSWARM_SLOW=1")
     check(tmp_path, 100)
+
+
+@pytest.mark.timeout(900)
+def test_random_point_kills_resume_to_the_uninterrupted_book(tmp_path):
+    """``random:<seed>:<p>``: every run dies at a random one of the four points until the year is
+    done; the book is exactly the uninterrupted replay's (orders, fills, positions, cash)."""
+    whole = f"sqlite:///{tmp_path / 'whole.db'}"
+    asyncio.run(replay(ReplaySpec(DATA, "trend", whole, start=START, end=END)))
+    killed = f"sqlite:///{tmp_path / 'random.db'}"
+    started = time.monotonic()
+    kills = random_kills_until_done(killed, 0.0004, 18)
+    a, b = book(whole), book(killed)
+    assert kills >= 15, kills  # typically 28-35 (the checkpoints are every second of wall time)
+    assert [o[0] for o in a[0]] == [o[0] for o in b[0]], "0 lost, 0 duplicated orders"
+    assert a[0] == b[0] and a[1] == b[1]
+    assert a[2]["positions"] == b[2]["positions"] and a[2]["cash"] == b[2]["cash"]
+    assert a[2]["bars_processed"] == b[2]["bars_processed"] and not b[2]["halted"]
+    print(f"random point kills: {kills} in {time.monotonic() - started:.0f} s")
 
 
 @pytest.mark.timeout(900)
