@@ -74,6 +74,17 @@ def db_call(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         raise
 
 
+async def adb_call(fn: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any) -> T:
+    """:func:`db_call` of a coroutine function (a step that mixes venue reads and ledger writes,
+    such as the mass status :func:`~coinswarm.live.orders.reconcile`)."""
+    try:
+        return await fn(*args, **kwargs)
+    except sa_exc.SQLAlchemyError as exc:
+        if is_unavailable(exc):
+            raise _typed(exc, getattr(fn, "__name__", "a ledger call")) from None
+        raise
+
+
 class DbGuard:
     """Pause-and-retry around ledger writes.
 
@@ -111,12 +122,22 @@ class DbGuard:
         """``fn(*args, **kwargs)`` (a synchronous ledger method), retried while the database is
         unavailable; any other error is raised at once. :class:`LedgerUnavailableError` after
         ``max_wait_s``."""
-        what = getattr(fn, "__name__", "a ledger call")
+        async def once() -> T:
+            return db_call(fn, *args, **kwargs)
+
+        return await self._retry(getattr(fn, "__name__", "a ledger call"), once)
+
+    async def acall(self, fn: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any) -> T:
+        """:meth:`call` of a coroutine function whose ledger writes are idempotent transactions
+        (retried whole while the database is unavailable)."""
+        return await self._retry(getattr(fn, "__name__", "a ledger call"), lambda: adb_call(fn, *args, **kwargs))
+
+    async def _retry(self, what: str, once: Callable[[], Awaitable[T]]) -> T:
         started, delay, attempts = None, self.backoff_s, 0
         while True:
             attempts += 1
             try:
-                result = db_call(fn, *args, **kwargs)
+                result = await once()
             except LedgerUnavailableError as exc:
                 now = self.clock()
                 if started is None:
@@ -145,3 +166,23 @@ class DbGuard:
                 self.notify(name, fields)
             except Exception:  # noqa: BLE001 - a sink never stops the ledger
                 pass
+
+
+class Guarded:
+    """Both daemons' ledger access (paper :class:`~coinswarm.live.runner.Runner`, exchange
+    :class:`~coinswarm.live.venue.VenueRunner`): through ``self.guard`` (a :class:`DbGuard`) when
+    set — the database away pauses the loop until it is back — else called directly."""
+
+    guard: DbGuard | None
+
+    async def _db(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """``fn(*args, **kwargs)`` through the guard (pause-and-retry while the database is away)."""
+        if self.guard is None:
+            return fn(*args, **kwargs)
+        return await self.guard.call(fn, *args, **kwargs)
+
+    async def _adb(self, fn: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any) -> T:
+        """``await fn(*args, **kwargs)`` through the guard (:meth:`DbGuard.acall`)."""
+        if self.guard is None:
+            return await fn(*args, **kwargs)
+        return await self.guard.acall(fn, *args, **kwargs)

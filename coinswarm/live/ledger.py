@@ -429,6 +429,20 @@ class Ledger:
         with self.sessions() as s:
             return [_fill(row) for row in s.scalars(query)]
 
+    def fills_booked_since(self, mark: dict | None) -> tuple[list[Fill], dict]:
+        """The fills booked after ``mark`` (``{"ms": recorded ms, "ids": fills booked at that
+        ms already taken}``; None: all), by time then id, and the mark after them."""
+        ms, ids = (-1, set()) if not mark else (int(mark["ms"]), set(mark["ids"]))
+        with self.sessions() as s:
+            rows = [r for r in s.scalars(select(FillRow).where(FillRow.recorded_ms >= ms))
+                    if r.recorded_ms > ms or r.fill_id not in ids]
+        if rows:
+            top = max(r.recorded_ms for r in rows)
+            ids = (ids if top == ms else set()) | {r.fill_id for r in rows if r.recorded_ms == top}
+            ms = top
+        rows.sort(key=lambda r: (r.time_ms, r.fill_id))
+        return [_fill(r) for r in rows], {"ms": ms, "ids": sorted(ids)}
+
     def last_fill_time(self) -> int | None:
         """Time of the newest stored fill (ms), None if none."""
         with self.sessions() as s:

@@ -39,12 +39,14 @@ from coinswarm.errors import DuplicateTimestampError, UnsortedTimestampError
 from coinswarm.live import faults
 from coinswarm.live import ledger_bulk as bulk
 from coinswarm.live.config import RiskLimits
+from coinswarm.live.dbretry import Guarded
 from coinswarm.live.feeds import check_closed_bar
 from coinswarm.live.killswitch import KillState, filter_intents, update
 from coinswarm.live.ledger import Ledger
 from coinswarm.live.outbox import Relay, heartbeat_message
 from coinswarm.live.paper import PaperBroker, intents_of
 from coinswarm.live.protocols import ClosedBar, Fill, OrderIntent
+from coinswarm.live.signals import signal_stop  # noqa: F401  (the old import path)
 from coinswarm.live.sinks import Sinks, Snapshot
 from coinswarm.live.stepper import Stepper
 
@@ -232,7 +234,7 @@ class BarGrouping:
         await self.process(t, group)
 
 
-class Runner(BarGrouping):
+class Runner(BarGrouping, Guarded):
     """One daemon: a feed of closed bars in, orders to the paper broker out, all in the ledger.
 
     Parameters
@@ -416,12 +418,6 @@ class Runner(BarGrouping):
         return {"time": int(self.last_time), "strategy": self.stepper.to_record(),
                 "paper": base64.b64encode(self.broker.to_bytes()).decode()}
 
-    async def _db(self, fn, *args, **kwargs):
-        """``fn(*args, **kwargs)`` through the guard (pause-and-retry while the database is away)."""
-        if self.guard is None:
-            return fn(*args, **kwargs)
-        return await self.guard.call(fn, *args, **kwargs)
-
     def flush(self) -> None:
         """One transaction: the fills executed since the last flush, the bars, the checkpoint and
         the kill switch (merged with a halt or resume that ``coinswarm live halt|resume`` stored
@@ -496,16 +492,3 @@ class Runner(BarGrouping):
             bars_processed=self.bars_processed, halted=self.kill.halted,
             lag_ms=self.clock() - (t + self.settings.step_ms)))
 
-
-def signal_stop() -> asyncio.Event:
-    """An event set by SIGTERM or SIGINT (graceful stop of a daemon loop)."""
-    import signal
-
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        try:
-            loop.add_signal_handler(sig, stop.set)
-        except (NotImplementedError, RuntimeError):
-            pass
-    return stop
