@@ -50,6 +50,7 @@ from coinswarm.live.outbox import OutboxMessage, action_message, trade_message
 from coinswarm.live.protocols import Fill, OrderIntent, OrderStatus, Side
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+HEAD_REVISION = "0001"  # the newest of migrations/versions (a unit test holds it to Alembic's head)
 VERSION_TABLE = "alembic_version_live"
 MODES = ("paper", "replay", "live")
 IN_FLIGHT = (OrderStatus.NEW, OrderStatus.SENT, OrderStatus.UNKNOWN, OrderStatus.OPEN)
@@ -252,7 +253,10 @@ class Ledger:
 
     def migrate(self, revision: str = "head") -> None:
         """Bring the live tables to ``revision`` with the live Alembic environment (on PostgreSQL
-        under an advisory lock, so processes starting together migrate one at a time)."""
+        under an advisory lock, so processes starting together migrate one at a time). A database
+        already at :data:`HEAD_REVISION` is left as is without importing Alembic (a faster start)."""
+        if revision in ("head", HEAD_REVISION) and self.revision() == HEAD_REVISION:
+            return
         from alembic import command
         from alembic.config import Config
 
@@ -264,6 +268,15 @@ class Ledger:
                 connection.execute(text("SELECT pg_advisory_xact_lock(7202618)"))
             config.attributes["connection"] = connection
             command.upgrade(config, revision)
+
+    def revision(self) -> str | None:
+        """The Alembic revision stored in the database (None: never migrated)."""
+        from sqlalchemy import inspect
+
+        with self.engine.connect() as connection:
+            if not inspect(connection).has_table(VERSION_TABLE):
+                return None
+            return connection.execute(text(f"SELECT version_num FROM {VERSION_TABLE}")).scalar()
 
     def close(self) -> None:
         """Dispose of the pool."""

@@ -30,6 +30,7 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -44,11 +45,13 @@ from coinswarm.live.feeds import check_closed_bar
 from coinswarm.live.killswitch import KillState, filter_intents, update
 from coinswarm.live.ledger import Ledger
 from coinswarm.live.outbox import Relay, heartbeat_message
-from coinswarm.live.paper import PaperBroker, intents_of
 from coinswarm.live.protocols import ClosedBar, Fill, OrderIntent
 from coinswarm.live.signals import signal_stop  # noqa: F401  (the old import path)
 from coinswarm.live.sinks import Sinks, Snapshot
 from coinswarm.live.stepper import Stepper
+
+if TYPE_CHECKING:  # the paper broker (the portfolio kernel) loads with the paper daemon, not the exchange one
+    from coinswarm.live.paper import PaperBroker
 
 log = logging.getLogger("coinswarm.live")
 DAY_MS = 86_400_000
@@ -362,6 +365,8 @@ class Runner(BarGrouping, Guarded):
     def _preview(self, t: int, target: np.ndarray, day_end: bool) -> tuple[np.ndarray, list[OrderIntent]]:
         """The kernel's fills of this bar and their orders; while halted, a pending order that
         would grow a position is withdrawn from the kernel and the bar previewed again."""
+        from coinswarm.live.paper import intents_of
+
         for _ in range(len(self.symbols) + 1):
             fills = self.broker.preview(t, self.open_row, self.close_row, target, day_end=day_end)
             if not len(fills):

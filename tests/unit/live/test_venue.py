@@ -535,3 +535,16 @@ def test_the_exchange_daemon_pauses_while_the_ledger_is_down_and_loses_nothing(t
     books = check_books(venue, db)
     assert venue.count("POST", "/api/v3/order") > seen["posts_back"], "trading resumed"
     assert len(books["sent"]) >= 5
+
+
+def test_the_exchange_daemon_does_not_import_the_paper_broker():
+    """``coinswarm live run`` on an exchange loads neither the paper runner's broker nor Alembic
+    at import; ``signal_stop`` keeps its old import path."""
+    import subprocess
+    import sys
+
+    code = ("import sys; import coinswarm.live.daemon, coinswarm.live.venue; "
+            "from coinswarm.live.runner import signal_stop; from coinswarm.live.signals import signal_stop as s; "
+            "assert signal_stop is s; print(sorted(m for m in ('coinswarm.live.paper', 'alembic') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    assert out.stdout.strip() == "[]", out.stderr
