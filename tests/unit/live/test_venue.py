@@ -545,6 +545,7 @@ def test_the_exchange_daemon_does_not_import_the_paper_broker():
 
     code = ("import sys; import coinswarm.live.daemon, coinswarm.live.venue; "
             "from coinswarm.live.runner import signal_stop; from coinswarm.live.signals import signal_stop as s; "
-            "assert signal_stop is s; print(sorted(m for m in ('coinswarm.live.paper', 'alembic') if m in sys.modules))")
+            "assert signal_stop is s; "
+            "print(sorted(m for m in ('coinswarm.live.paper', 'alembic') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
     assert out.stdout.strip() == "[]", out.stderr
