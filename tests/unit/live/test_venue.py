@@ -440,14 +440,22 @@ def closed_trips(fills) -> list[tuple[str, str, str]]:
     return trips
 
 
-def test_memory_proposals_on_the_exchange_path_one_per_round_trip_across_restarts(tmp_path):
+class Crash(Exception):
+    """Stands for a SIGKILL before a checkpoint's commit (nothing of it written)."""
+
+
+@pytest.mark.parametrize("crash", [False, True], ids=["restarts", "crash-before-checkpoint"])
+def test_memory_proposals_on_the_exchange_path_one_per_round_trip_across_restarts(tmp_path, monkeypatch, crash):
     """[memory] on: every round trip closed at the venue is one ``mem.propose`` outbox message
     whose id is the deterministic episode id of its entry and exit fills; three restarts
-    (start-up is recovery) neither lose nor repeat one; the relay publishes them."""
+    (start-up is recovery) neither lose nor repeat one; the relay publishes them. With a crash
+    after the mass status booked a trip's closing fill but before the checkpoint holding its
+    proposal, the restarted daemon proposes it (the fills since the stored checkpoint), once."""
     import dataclasses
 
     from sqlalchemy import select
 
+    from coinswarm.live import ledger_bulk
     from coinswarm.live.config import MemoryConfig
     from coinswarm.live.ledger import OutboxRow
     from coinswarm.live.outbox import PROPOSAL_SUBJECT
@@ -456,12 +464,24 @@ def test_memory_proposals_on_the_exchange_path_one_per_round_trip_across_restart
 
     db = f"sqlite:///{tmp_path}/live.db"
     services = services_for(Recorder())
+    real, crashed = ledger_bulk.commit_bars, []
+
+    def commit_bars(*args, **kwargs):
+        if crash and not crashed and any(m.subject == PROPOSAL_SUBJECT for m in kwargs["events"]):
+            crashed.append(kwargs["now_ms"])
+            raise Crash("killed before the checkpoint")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(ledger_bulk, "commit_bars", commit_bars)
 
     async def scenario():
         async with make_venue("2024-04-10T00:30", "2024-03-01", "2024-05-10") as venue:  # BTC falls: trend goes flat
             config = dataclasses.replace(make_config(venue, db), memory=MemoryConfig(enabled=True))
             for _ in range(4):
-                runner = await run(venue, config, 45, services=services)
+                try:
+                    runner = await run(venue, config, 45, services=services)
+                except Crash:
+                    runner = await run(venue, config, 45, services=services)
             assert runner.memory is not None and runner.memory.failures == 0 and runner.memory.skipped == 0
             return venue
 
@@ -483,6 +503,7 @@ def test_memory_proposals_on_the_exchange_path_one_per_round_trip_across_restart
     assert len(set(ids)) == len(ids)
     published = [m.msg_id for m in services.bus.streams.get(PROPOSAL_SUBJECT, [])]
     assert sorted(set(published)) == sorted(ids)
+    assert len(crashed) == int(crash)
 
 
 def test_the_exchange_daemon_pauses_while_the_ledger_is_down_and_loses_nothing(tmp_path):
