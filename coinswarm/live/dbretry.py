@@ -17,7 +17,8 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any, TypeVar
 
 from sqlalchemy import exc as sa_exc
@@ -63,26 +64,30 @@ def _typed(exc: BaseException, what: str) -> LedgerUnavailableError:
     return LedgerUnavailableError(redact(f"ledger database unavailable during {what}: {type(orig).__name__}: {first}"))
 
 
+@contextmanager
+def _typed_unavailable(what: str) -> Iterator[None]:
+    """An unreachable database inside the block raises :class:`LedgerUnavailableError` (other
+    errors pass unchanged)."""
+    try:
+        yield
+    except sa_exc.SQLAlchemyError as exc:
+        if is_unavailable(exc):
+            raise _typed(exc, what) from None
+        raise
+
+
 def db_call(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     """``fn(*args, **kwargs)`` once; a database that is unreachable raises
     :class:`LedgerUnavailableError` (other errors pass unchanged)."""
-    try:
+    with _typed_unavailable(getattr(fn, "__name__", "a ledger call")):
         return fn(*args, **kwargs)
-    except sa_exc.SQLAlchemyError as exc:
-        if is_unavailable(exc):
-            raise _typed(exc, getattr(fn, "__name__", "a ledger call")) from None
-        raise
 
 
 async def adb_call(fn: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any) -> T:
     """:func:`db_call` of a coroutine function (a step that mixes venue reads and ledger writes,
     such as the mass status :func:`~coinswarm.live.orders.reconcile`)."""
-    try:
+    with _typed_unavailable(getattr(fn, "__name__", "a ledger call")):
         return await fn(*args, **kwargs)
-    except sa_exc.SQLAlchemyError as exc:
-        if is_unavailable(exc):
-            raise _typed(exc, getattr(fn, "__name__", "a ledger call")) from None
-        raise
 
 
 class DbGuard:
