@@ -14,21 +14,25 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import defaultdict
+from typing import TYPE_CHECKING
 
 from coinswarm.errors import ConfigError
 from coinswarm.live.config import LiveConfig
-from coinswarm.live.ledger import Ledger
-from coinswarm.live.paper import PaperBroker
-from coinswarm.live.recovery import recover
-from coinswarm.live.runner import Runner, RunnerSettings, signal_stop
-from coinswarm.live.sinks import Sinks
-from coinswarm.live.stepper import Stepper
+from coinswarm.live.signals import signal_stop
+
+if TYPE_CHECKING:  # the paper path (its portfolio kernel: numba) is imported when it runs, not for an exchange
+    from coinswarm.live.runner import Runner
+    from coinswarm.live.sinks import Sinks
 
 
 def build_runner(config: LiveConfig, *, init_cash: float = 10_000.0, sinks: Sinks | None = None,
                  bus=None, services=None) -> Runner:
     """The paper runner of ``config`` (not yet recovered)."""
     from coinswarm.data.validate import timeframe_ms
+    from coinswarm.live.ledger import Ledger
+    from coinswarm.live.paper import PaperBroker
+    from coinswarm.live.runner import Runner, RunnerSettings
+    from coinswarm.live.stepper import Stepper
 
     if config.broker.kind != "paper":
         raise ConfigError(f"broker.kind = {config.broker.kind!r}: this runner trades on the paper broker only so "
@@ -81,6 +85,7 @@ async def run_paper(config: LiveConfig, source=None, *, max_bars: int | None = N
 async def _run_paper(config: LiveConfig, services, source, *, max_bars: int | None, sleep,
                      stop: asyncio.Event | None) -> Runner:
     from coinswarm.live.feeds import CcxtFeed
+    from coinswarm.live.recovery import recover
 
     runner = build_runner(config, services=services)
     own = source is None

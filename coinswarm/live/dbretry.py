@@ -17,7 +17,8 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any, TypeVar
 
 from sqlalchemy import exc as sa_exc
@@ -63,15 +64,30 @@ def _typed(exc: BaseException, what: str) -> LedgerUnavailableError:
     return LedgerUnavailableError(redact(f"ledger database unavailable during {what}: {type(orig).__name__}: {first}"))
 
 
+@contextmanager
+def _typed_unavailable(what: str) -> Iterator[None]:
+    """An unreachable database inside the block raises :class:`LedgerUnavailableError` (other
+    errors pass unchanged)."""
+    try:
+        yield
+    except sa_exc.SQLAlchemyError as exc:
+        if is_unavailable(exc):
+            raise _typed(exc, what) from None
+        raise
+
+
 def db_call(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     """``fn(*args, **kwargs)`` once; a database that is unreachable raises
     :class:`LedgerUnavailableError` (other errors pass unchanged)."""
-    try:
+    with _typed_unavailable(getattr(fn, "__name__", "a ledger call")):
         return fn(*args, **kwargs)
-    except sa_exc.SQLAlchemyError as exc:
-        if is_unavailable(exc):
-            raise _typed(exc, getattr(fn, "__name__", "a ledger call")) from None
-        raise
+
+
+async def adb_call(fn: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any) -> T:
+    """:func:`db_call` of a coroutine function (a step that mixes venue reads and ledger writes,
+    such as the mass status :func:`~coinswarm.live.orders.reconcile`)."""
+    with _typed_unavailable(getattr(fn, "__name__", "a ledger call")):
+        return await fn(*args, **kwargs)
 
 
 class DbGuard:
@@ -111,12 +127,22 @@ class DbGuard:
         """``fn(*args, **kwargs)`` (a synchronous ledger method), retried while the database is
         unavailable; any other error is raised at once. :class:`LedgerUnavailableError` after
         ``max_wait_s``."""
-        what = getattr(fn, "__name__", "a ledger call")
+        async def once() -> T:
+            return db_call(fn, *args, **kwargs)
+
+        return await self._retry(getattr(fn, "__name__", "a ledger call"), once)
+
+    async def acall(self, fn: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any) -> T:
+        """:meth:`call` of a coroutine function whose ledger writes are idempotent transactions
+        (retried whole while the database is unavailable)."""
+        return await self._retry(getattr(fn, "__name__", "a ledger call"), lambda: adb_call(fn, *args, **kwargs))
+
+    async def _retry(self, what: str, once: Callable[[], Awaitable[T]]) -> T:
         started, delay, attempts = None, self.backoff_s, 0
         while True:
             attempts += 1
             try:
-                result = db_call(fn, *args, **kwargs)
+                result = await once()
             except LedgerUnavailableError as exc:
                 now = self.clock()
                 if started is None:
@@ -145,3 +171,23 @@ class DbGuard:
                 self.notify(name, fields)
             except Exception:  # noqa: BLE001 - a sink never stops the ledger
                 pass
+
+
+class Guarded:
+    """Both daemons' ledger access (paper :class:`~coinswarm.live.runner.Runner`, exchange
+    :class:`~coinswarm.live.venue.VenueRunner`): through ``self.guard`` (a :class:`DbGuard`) when
+    set — the database away pauses the loop until it is back — else called directly."""
+
+    guard: DbGuard | None
+
+    async def _db(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """``fn(*args, **kwargs)`` through the guard (pause-and-retry while the database is away)."""
+        if self.guard is None:
+            return fn(*args, **kwargs)
+        return await self.guard.call(fn, *args, **kwargs)
+
+    async def _adb(self, fn: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any) -> T:
+        """``await fn(*args, **kwargs)`` through the guard (:meth:`DbGuard.acall`)."""
+        if self.guard is None:
+            return await fn(*args, **kwargs)
+        return await self.guard.acall(fn, *args, **kwargs)

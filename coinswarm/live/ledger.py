@@ -50,6 +50,7 @@ from coinswarm.live.outbox import OutboxMessage, action_message, trade_message
 from coinswarm.live.protocols import Fill, OrderIntent, OrderStatus, Side
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+HEAD_REVISION = "0001"  # the newest of migrations/versions (a unit test holds it to Alembic's head)
 VERSION_TABLE = "alembic_version_live"
 MODES = ("paper", "replay", "live")
 IN_FLIGHT = (OrderStatus.NEW, OrderStatus.SENT, OrderStatus.UNKNOWN, OrderStatus.OPEN)
@@ -252,7 +253,10 @@ class Ledger:
 
     def migrate(self, revision: str = "head") -> None:
         """Bring the live tables to ``revision`` with the live Alembic environment (on PostgreSQL
-        under an advisory lock, so processes starting together migrate one at a time)."""
+        under an advisory lock, so processes starting together migrate one at a time). A database
+        already at :data:`HEAD_REVISION` is left as is without importing Alembic (a faster start)."""
+        if revision in ("head", HEAD_REVISION) and self.revision() == HEAD_REVISION:
+            return
         from alembic import command
         from alembic.config import Config
 
@@ -264,6 +268,15 @@ class Ledger:
                 connection.execute(text("SELECT pg_advisory_xact_lock(7202618)"))
             config.attributes["connection"] = connection
             command.upgrade(config, revision)
+
+    def revision(self) -> str | None:
+        """The Alembic revision stored in the database (None: never migrated)."""
+        from sqlalchemy import inspect
+
+        with self.engine.connect() as connection:
+            if not inspect(connection).has_table(VERSION_TABLE):
+                return None
+            return connection.execute(text(f"SELECT version_num FROM {VERSION_TABLE}")).scalar()
 
     def close(self) -> None:
         """Dispose of the pool."""
@@ -428,6 +441,20 @@ class Ledger:
             query = query.where(FillRow.client_order_id == client_order_id)
         with self.sessions() as s:
             return [_fill(row) for row in s.scalars(query)]
+
+    def fills_booked_since(self, mark: dict | None) -> tuple[list[Fill], dict]:
+        """The fills booked after ``mark`` (``{"ms": recorded ms, "ids": fills booked at that
+        ms already taken}``; None: all), by time then id, and the mark after them."""
+        ms, ids = (-1, set()) if not mark else (int(mark["ms"]), set(mark["ids"]))
+        with self.sessions() as s:
+            rows = [r for r in s.scalars(select(FillRow).where(FillRow.recorded_ms >= ms))
+                    if r.recorded_ms > ms or r.fill_id not in ids]
+        if rows:
+            top = max(r.recorded_ms for r in rows)
+            ids = (ids if top == ms else set()) | {r.fill_id for r in rows if r.recorded_ms == top}
+            ms = top
+        rows.sort(key=lambda r: (r.time_ms, r.fill_id))
+        return [_fill(r) for r in rows], {"ms": ms, "ids": sorted(ids)}
 
     def last_fill_time(self) -> int | None:
         """Time of the newest stored fill (ms), None if none."""

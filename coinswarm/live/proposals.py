@@ -341,17 +341,22 @@ def _json_view(view: dict[str, Any] | None) -> dict[str, Any] | None:
             for k, v in view.items()}
 
 
-def attach(runner) -> MemoryProposer:
-    """Give a recovered ``runner`` its proposer (state from the ledger's :data:`META_KEY`)."""
+def attach(runner, *, run_meta_key: str | None = None, positions: Sequence[float] | None = None) -> MemoryProposer:
+    """Give a recovered ``runner`` its proposer (state from the ledger's :data:`META_KEY`).
+
+    ``run_meta_key``: the ledger meta key of the run spec (the paper runner's
+    :data:`coinswarm.live.recovery.RUN_KEY` when None; the exchange runner's is ``venue_run``);
+    ``positions``: the open positions in symbol order when no record is stored (the paper
+    broker's when None)."""
     from coinswarm.live.recovery import RUN_KEY
     from coinswarm.memory.episodic import embed
     from coinswarm.regime.detector import session_of_py
 
     embed(np.zeros((1, 25)))  # imports and first calls now, not inside the first bar that trades
     session_of_py(0)
-    spec = runner.ledger.get_meta(RUN_KEY) or {}
+    spec = runner.ledger.get_meta(run_meta_key or RUN_KEY) or {}
     agents = getattr(runner.stepper.strategy, "agent_names", ()) if runner.stepper.joint else ()
     proposer = MemoryProposer(runner.symbols, runner.stepper.name, run_key(spec), agents)
-    proposer.load(runner.ledger.get_meta(META_KEY), runner.broker.positions())
+    proposer.load(runner.ledger.get_meta(META_KEY), runner.broker.positions() if positions is None else positions)
     runner.memory = proposer
     return proposer

@@ -30,6 +30,7 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -39,14 +40,18 @@ from coinswarm.errors import DuplicateTimestampError, UnsortedTimestampError
 from coinswarm.live import faults
 from coinswarm.live import ledger_bulk as bulk
 from coinswarm.live.config import RiskLimits
+from coinswarm.live.dbretry import Guarded
 from coinswarm.live.feeds import check_closed_bar
 from coinswarm.live.killswitch import KillState, filter_intents, update
 from coinswarm.live.ledger import Ledger
 from coinswarm.live.outbox import Relay, heartbeat_message
-from coinswarm.live.paper import PaperBroker, intents_of
 from coinswarm.live.protocols import ClosedBar, Fill, OrderIntent
+from coinswarm.live.signals import signal_stop  # noqa: F401  (the old import path)
 from coinswarm.live.sinks import Sinks, Snapshot
 from coinswarm.live.stepper import Stepper
+
+if TYPE_CHECKING:  # the paper broker (the portfolio kernel) loads with the paper daemon, not the exchange one
+    from coinswarm.live.paper import PaperBroker
 
 log = logging.getLogger("coinswarm.live")
 DAY_MS = 86_400_000
@@ -232,7 +237,7 @@ class BarGrouping:
         await self.process(t, group)
 
 
-class Runner(BarGrouping):
+class Runner(BarGrouping, Guarded):
     """One daemon: a feed of closed bars in, orders to the paper broker out, all in the ledger.
 
     Parameters
@@ -360,6 +365,8 @@ class Runner(BarGrouping):
     def _preview(self, t: int, target: np.ndarray, day_end: bool) -> tuple[np.ndarray, list[OrderIntent]]:
         """The kernel's fills of this bar and their orders; while halted, a pending order that
         would grow a position is withdrawn from the kernel and the bar previewed again."""
+        from coinswarm.live.paper import intents_of
+
         for _ in range(len(self.symbols) + 1):
             fills = self.broker.preview(t, self.open_row, self.close_row, target, day_end=day_end)
             if not len(fills):
@@ -415,12 +422,6 @@ class Runner(BarGrouping):
 
         return {"time": int(self.last_time), "strategy": self.stepper.to_record(),
                 "paper": base64.b64encode(self.broker.to_bytes()).decode()}
-
-    async def _db(self, fn, *args, **kwargs):
-        """``fn(*args, **kwargs)`` through the guard (pause-and-retry while the database is away)."""
-        if self.guard is None:
-            return fn(*args, **kwargs)
-        return await self.guard.call(fn, *args, **kwargs)
 
     def flush(self) -> None:
         """One transaction: the fills executed since the last flush, the bars, the checkpoint and
@@ -496,16 +497,3 @@ class Runner(BarGrouping):
             bars_processed=self.bars_processed, halted=self.kill.halted,
             lag_ms=self.clock() - (t + self.settings.step_ms)))
 
-
-def signal_stop() -> asyncio.Event:
-    """An event set by SIGTERM or SIGINT (graceful stop of a daemon loop)."""
-    import signal
-
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        try:
-            loop.add_signal_handler(sig, stop.set)
-        except (NotImplementedError, RuntimeError):
-            pass
-    return stop

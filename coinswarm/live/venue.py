@@ -51,13 +51,16 @@ import numpy as np
 from coinswarm.agents.base import Bar
 from coinswarm.errors import ConfigError, OrderRejectedError, RateLimitedError, VenueError
 from coinswarm.live import faults
+from coinswarm.live import ledger_bulk as bulk
 from coinswarm.live.config import LiveConfig, RiskLimits
+from coinswarm.live.dbretry import Guarded
 from coinswarm.live.killswitch import KillState, filter_intents, limit_intents, update
 from coinswarm.live.ledger import Ledger, split_symbol
 from coinswarm.live.orders import ReconcileReport, apply_venue, reconcile
 from coinswarm.live.outbox import heartbeat_message
 from coinswarm.live.protocols import ClosedBar, OrderIntent, OrderStatus, Side, client_order_id
-from coinswarm.live.runner import BarGrouping, Telemetry, bar_snapshot, signal_stop
+from coinswarm.live.runner import BarGrouping, Telemetry, bar_snapshot
+from coinswarm.live.signals import signal_stop
 from coinswarm.live.sinks import Sinks
 from coinswarm.live.stepper import Stepper
 
@@ -92,7 +95,7 @@ class VenueSettings:
     buy_headroom: float = 0.06
 
 
-class VenueRunner(BarGrouping):
+class VenueRunner(BarGrouping, Guarded):
     """The daemon on an exchange broker (see the module docstring).
 
     Parameters
@@ -116,12 +119,17 @@ class VenueRunner(BarGrouping):
         Told about the relay (its counters at each scrape).
     heartbeat_s : float
         A ``live.heartbeat`` goes to the outbox with the first checkpoint after this many seconds.
+    guard : DbGuard, optional
+        Every ledger read and write goes through ``guard`` (as the paper runner's): the database
+        away pauses trading — no decision, no order — until it is back. None: called directly.
     """
 
     def __init__(self, ledger: Ledger, stepper: Stepper, broker, settings: VenueSettings, venue: str, *,
                  sleep=asyncio.sleep, sinks: Sinks | None = None, bus=None, metrics=None,
-                 heartbeat_s: float = 30.0) -> None:
-        self._sleep = sleep
+                 heartbeat_s: float = 30.0, guard=None) -> None:
+        self._sleep, self.guard = sleep, guard
+        self.memory = None  # a MemoryProposer (attach_memory): episodes to the quorum
+        self._mark: dict | None = None  # the fills booked up to the checkpoint (Ledger.fills_booked_since)
         self.sinks, self.bus, self.metrics = sinks or Sinks(), bus, metrics
         self.telemetry: Telemetry | None = None
         self.heartbeat_s = float(heartbeat_s)
@@ -146,19 +154,32 @@ class VenueRunner(BarGrouping):
     async def recover(self) -> ReconcileReport:
         """Start-up is recovery: claim the ledger (live, this venue), load the checkpoint, then
         mass-status the venue and resolve every in-flight order **before** any decision."""
-        self.ledger.migrate()
-        self.ledger.claim("live", self.venue)
-        stored = self.ledger.get_meta(RUN_KEY)
+        await self._db(self.ledger.migrate)
+        await self._db(self.ledger.claim, "live", self.venue)
+        stored = await self._db(self.ledger.get_meta, RUN_KEY)
         if stored is None:
-            self.ledger.set_meta(RUN_KEY, self.spec())
+            await self._db(self.ledger.set_meta, RUN_KEY, self.spec())
         elif stored != self.spec():
             raise ConfigError(f"the ledger holds another run ({stored}); this run is {self.spec()}: use another db")
-        checkpoint = self.ledger.get_meta(CHECKPOINT_KEY)
+        checkpoint = await self._db(self.ledger.get_meta, CHECKPOINT_KEY)
         if checkpoint is not None:
             self.stepper.load_record(checkpoint["strategy"])
             self.last_time = int(checkpoint["time"])
-        self.bars_processed = self.ledger.bars_processed()
+            self._mark = checkpoint.get("fills")
+        self.bars_processed = await self._db(self.ledger.bars_processed)
         return await self.read(self.sync, await self.read(self.broker.server_time_ms))
+
+    async def attach_memory(self):
+        """Memory proposals to the quorum (:func:`~coinswarm.live.proposals.attach`, the run spec
+        under :data:`RUN_KEY`), after :meth:`recover`. The fills booked since the checkpoint (a
+        crash between a mass status and its checkpoint) reach it with the next checkpoint."""
+        from coinswarm.live.proposals import META_KEY, attach
+
+        held = await self._db(self.ledger.positions)
+        positions = [held[s].qty if s in held else 0.0 for s in self.symbols]
+        if await self._db(self.ledger.get_meta, META_KEY) is None:  # memory starts now: open positions, no episode
+            self._mark = (await self._db(self.ledger.fills_booked_since, self._mark))[1]
+        return await self._db(attach, self, run_meta_key=RUN_KEY, positions=positions)
 
     async def read(self, fn, *args, attempts: int = 8):
         """A read (never a submit) retried on rate limits — waiting the venue's ``Retry-After``
@@ -181,21 +202,21 @@ class VenueRunner(BarGrouping):
 
     async def sync(self, now_ms: int) -> ReconcileReport:
         """One mass status (:func:`~coinswarm.live.orders.reconcile`); a halt is logged with why."""
-        report = await reconcile(self.ledger, self.broker, self.symbols, now_ms, self.settings.grace_ms,
+        report = await self._adb(reconcile, self.ledger, self.broker, self.symbols, now_ms, self.settings.grace_ms,
                                  new_max_age_ms=self.settings.step_ms)
         if report.halted:
             log.error("reconcile: halted: %s", "; ".join(report.unexplained))
             self.sinks.on_event("halt", {"reason": "reconcile", "detail": "; ".join(report.unexplained)})
         self.last_report = report
-        self._tell(report)
+        await self._tell(report)
         return report
 
-    def _tell(self, report: ReconcileReport) -> None:
+    async def _tell(self, report: ReconcileReport) -> None:
         """The sinks hear of the orders the mass status moved and the fills it booked."""
         if not self.sinks.sinks:
             return
         for cid in dict.fromkeys([*report.resolved, *report.pending, *(f.client_order_id for f in report.booked)]):
-            order = self.ledger.order(cid)
+            order = await self._db(self.ledger.order, cid)
             if order is not None:
                 self.sinks.on_order(order)
         for fill in report.booked:
@@ -224,35 +245,40 @@ class VenueRunner(BarGrouping):
         await self.read(self.sync, now)
         closes = {s: b.close for s, b in group.items()}
         balances = await self.read(self.broker.balances)
-        equity = self._equity(balances, closes)
-        intents = self._intents(t, target, closes, balances, equity)
+        positions = {s: p.qty for s, p in (await self._db(self.ledger.positions)).items()}
+        equity = self._equity(balances, closes, positions)
+        intents = self._intents(t, target, closes, balances, equity, positions, await self._db(self.ledger.in_flight),
+                                await self._db(self.ledger.kill_state))
         latency = (time.perf_counter_ns() - started) / 1000.0
         sent = []
         for intent in intents:
             if await self.submit(intent, now):
                 sent.append(intent)
-        kill = self._checkpoint(t, group, latency, now, equity)
+        kill = await self._checkpoint(t, group, latency, now, equity)
         if self.sinks.sinks:
-            quote = split_symbol(self.symbols[0])[1]
-            positions = {s: p.qty for s, p in self.ledger.positions().items() if s in self.symbols}
-            self.sinks.on_bar(bar_snapshot(
-                t, target, self.stepper, positions=positions, cash=balances[quote].total if quote in balances else 0.0,
-                equity=equity, peak=kill.peak_equity, latency_us=latency, bars_processed=self.bars_processed,
-                halted=kill.halted, lag_ms=now - (t + self.settings.step_ms)))
+            await self._report(t, target, balances, equity, kill, latency, now)
         return sent
 
+    async def _report(self, t: int, target: np.ndarray, balances: dict, equity: float, kill: KillState,
+                      latency: float, now: int) -> None:
+        """The sinks' :func:`~coinswarm.live.runner.bar_snapshot` of this closed time."""
+        quote = split_symbol(self.symbols[0])[1]
+        positions = {s: p.qty for s, p in (await self._db(self.ledger.positions)).items() if s in self.symbols}
+        self.sinks.on_bar(bar_snapshot(
+            t, target, self.stepper, positions=positions, cash=balances[quote].total if quote in balances else 0.0,
+            equity=equity, peak=kill.peak_equity, latency_us=latency, bars_processed=self.bars_processed,
+            halted=kill.halted, lag_ms=now - (t + self.settings.step_ms)))
+
     # -- sizing ------------------------------------------------------------------------------
-    def _equity(self, balances: dict, closes: dict[str, float]) -> float:
+    def _equity(self, balances: dict, closes: dict[str, float], positions: dict[str, float]) -> float:
         quote = split_symbol(self.symbols[0])[1]
         cash = balances[quote].total if quote in balances else 0.0
-        positions = self.ledger.positions()
-        held = sum(positions[s].qty * closes[s] for s in closes if s in positions)
+        held = sum(positions[s] * closes[s] for s in closes if s in positions)
         return float(cash + held)
 
-    def _intents(self, t: int, target: np.ndarray, closes: dict[str, float], balances: dict,
-                 equity: float) -> list[OrderIntent]:
-        positions = {s: p.qty for s, p in self.ledger.positions().items()}
-        pending = self._pending()
+    def _intents(self, t: int, target: np.ndarray, closes: dict[str, float], balances: dict, equity: float,
+                 positions: dict[str, float], in_flight: list, kill: KillState) -> list[OrderIntent]:
+        pending = _pending(in_flight)
         intents = []
         for j, symbol in enumerate(self.symbols):
             w, close = float(target[j]), closes.get(symbol)
@@ -268,18 +294,10 @@ class VenueRunner(BarGrouping):
         passed, blocked = limit_intents(intents, positions, closes, self.settings.limits)
         for intent, why in blocked:
             log.warning("order %s blocked: %s", intent.client_order_id, why)
-        passed, halted = filter_intents(passed, positions, self.ledger.kill_state())
+        passed, halted = filter_intents(passed, positions, kill)
         for intent in halted:
             log.warning("order %s blocked: kill switch halted", intent.client_order_id)
         return passed
-
-    def _pending(self) -> dict[str, float]:
-        """What in-flight orders still have to fill, signed, by symbol."""
-        out: dict[str, float] = {}
-        for order in self.ledger.in_flight():
-            left = max(order.qty - order.filled_qty, 0.0)
-            out[order.symbol] = out.get(order.symbol, 0.0) + (left if order.side is Side.BUY else -left)
-        return out
 
     def _sized(self, symbol: str, delta: float, close: float, balances: dict) -> float:
         """|delta| capped by free balances, rounded down to the lot step; 0 under the minimums."""
@@ -296,56 +314,76 @@ class VenueRunner(BarGrouping):
         """Write-ahead: NEW, SENT, one submit, the reply. False when the id is already stored
         (a re-decided bar after a restart: never sent twice)."""
         faults.point("before_new")
-        if not self.ledger.record_new(intent, now_ms):
+        if not await self._db(self.ledger.record_new, intent, now_ms):
             return False
         faults.point("after_new")
         cid = intent.client_order_id
-        self._told(self.ledger.order(cid))
-        self._told(self.ledger.transition(cid, OrderStatus.SENT, now_ms))
+        self._told(await self._db(self.ledger.order, cid))
+        self._told(await self._db(self.ledger.transition, cid, OrderStatus.SENT, now_ms))
         faults.point("after_sent")
         self.submitted += 1
         try:
             venue = await self.broker.submit(intent)
         except OrderRejectedError as exc:
-            self._told(self.ledger.transition(cid, OrderStatus.REJECTED, now_ms, reason=reject_reason(exc.problem)))
+            self._told(await self._db(self.ledger.transition, cid, OrderStatus.REJECTED, now_ms,
+                                      reason=reject_reason(exc.problem)))
             return True
         except VenueError as exc:
-            self._told(self.ledger.transition(cid, OrderStatus.UNKNOWN, now_ms,
-                                              reason=f"{type(exc).__name__}: {exc.problem}"))
+            self._told(await self._db(self.ledger.transition, cid, OrderStatus.UNKNOWN, now_ms,
+                                      reason=f"{type(exc).__name__}: {exc.problem}"))
             return True
         except BaseException as exc:
             self.ledger.transition(cid, OrderStatus.UNKNOWN, now_ms, reason=f"submit interrupted: {type(exc).__name__}")
             raise
         faults.point("after_ack")
-        stored = self.ledger.order(cid)
+        stored = await self._db(self.ledger.order, cid)
         if stored is not None and not stored.status.final:
-            self._told(apply_venue(self.ledger, stored, venue, now_ms))
+            self._told(await self._db(apply_venue, self.ledger, stored, venue, now_ms))
         return True
 
     def _told(self, order) -> None:
         if order is not None and self.sinks.sinks:
             self.sinks.on_order(order)
 
-    def _checkpoint(self, t: int, group: dict[str, ClosedBar], latency: float, now_ms: int,
-                    equity: float) -> KillState:
-        """The bars, the strategy's state, a heartbeat when due, then the kill switch (returned)."""
+    async def _checkpoint(self, t: int, group: dict[str, ClosedBar], latency: float, now_ms: int,
+                          equity: float) -> KillState:
+        """One transaction (:func:`~coinswarm.live.ledger_bulk.commit_bars`): the bars, the
+        strategy's state and the fills it has seen, a heartbeat when due, the memory proposals of
+        the round trips those fills closed and the proposer's state, the kill switch (returned)."""
         first = next(iter(group))
-        self.ledger.record_bars([(s, t, latency if s == first else None) for s in group], now_ms)
-        self.ledger.set_meta(CHECKPOINT_KEY, {"time": int(t), "strategy": self.stepper.to_record()})
-        self.last_time = t
-        self.bars_processed += len(group)
-        before = self.ledger.kill_state()
+        fills, mark = await self._db(self.ledger.fills_booked_since, self._mark)
+        meta = {CHECKPOINT_KEY: {"time": int(t), "strategy": self.stepper.to_record(), "fills": mark}}
+        before = await self._db(self.ledger.kill_state)
         after = update(before, equity, t, self.settings.limits)
+        events = []
         if time.monotonic() - self._beat_at >= self.heartbeat_s:
             self._beat_at = time.monotonic()
-            self.ledger.enqueue([heartbeat_message(self.settings.strategy_id, now_ms, bar_time=int(t),
-                                                   bars_processed=self.bars_processed, halted=after.halted)], now_ms)
-        if after != before:
-            self.ledger.save_kill_state(after, now_ms)
-            if after.halted and not before.halted:
-                log.warning("kill switch: halted (%s): %s", after.reason, after.detail)
-                self.sinks.on_event("halt", {"reason": after.reason, "detail": after.detail})
+            events.append(heartbeat_message(self.settings.strategy_id, now_ms, bar_time=int(t),
+                                            bars_processed=self.bars_processed + len(group), halted=after.halted))
+        if self.memory is not None:
+            row = np.array([group[s].close if s in group else np.nan for s in self.symbols])
+            self.memory.on_bar(t, row, fills, self.stepper)
+            events += self.memory.outbox(now_ms)
+            meta[self.memory.meta_key] = self.memory.record()
+        await self._db(bulk.commit_bars, self.ledger, bars=[(s, t, latency if s == first else None) for s in group],
+                       meta=meta, kill=after if after != before else None, events=events, now_ms=now_ms)
+        if self.memory is not None:
+            self.memory.flushed()
+        self._mark, self.last_time = mark, t
+        self.bars_processed += len(group)
+        if after.halted and not before.halted:
+            log.warning("kill switch: halted (%s): %s", after.reason, after.detail)
+            self.sinks.on_event("halt", {"reason": after.reason, "detail": after.detail})
         return after
+
+
+def _pending(in_flight) -> dict[str, float]:
+    """What in-flight orders still have to fill, signed, by symbol."""
+    out: dict[str, float] = {}
+    for order in in_flight:
+        left = max(order.qty - order.filled_qty, 0.0)
+        out[order.symbol] = out.get(order.symbol, 0.0) + (left if order.side is Side.BUY else -left)
+    return out
 
 
 def reject_reason(problem: str) -> str:
@@ -428,11 +466,13 @@ async def _run_venue(config: LiveConfig, services, *, broker, max_bars: int | No
     venue = config.venue + (f"@{config.broker.api_url}" if config.broker.api_url else "")
     sleep = sleep or _capped_sleep()
     runner = VenueRunner(Ledger(config.servers.db), stepper, broker, settings, venue, sleep=sleep,
-                         sinks=services.sinks, bus=services.bus, metrics=services.metrics)
+                         sinks=services.sinks, bus=services.bus, metrics=services.metrics, guard=services.guard)
     try:
         if own:
             await runner.read(broker.start)
         await runner.recover()
+        if config.memory.enabled:
+            await runner.attach_memory()
         stop = stop or signal_stop()
         feed = CcxtFeed(broker, config.symbols, config.timeframe, max_bars=max_bars,
                         after_ms=runner.last_time if runner.last_time >= 0 else None, sleep=sleep)
@@ -458,7 +498,9 @@ async def _warm_up(runner: VenueRunner, feed, until_ms: int) -> None:
                                Bar(b.time, b.open, b.high, b.low, b.close, b.volume) for s in runner.symbols])
         runner.last_time = t
     if grouped:
-        runner.ledger.set_meta(CHECKPOINT_KEY, {"time": runner.last_time, "strategy": runner.stepper.to_record()})
+        await runner._db(runner.ledger.set_meta, CHECKPOINT_KEY, {"time": runner.last_time,
+                                                                  "strategy": runner.stepper.to_record(),
+                                                                  "fills": runner._mark})
 
 
 def _capped_sleep():

@@ -293,3 +293,31 @@ def test_bars_in_one_transaction_and_a_bar_with_its_heartbeat(ledger):
     with pytest.raises(LedgerError, match="latency_us"):
         ledger.record_bar(SYMBOL, T0 + 3, T0, latency_us=math.nan)
     assert ledger.last_bars() == {SYMBOL: T0 + 2}
+
+
+def test_head_revision_is_alembics_head_and_a_migrated_db_starts_without_alembic(tmp_path):
+    """:data:`HEAD_REVISION` is the newest migration (a new one must move it); a database already
+    there is recognised by its version table and started without importing Alembic."""
+    import subprocess
+    import sys
+
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    from coinswarm.live.ledger import HEAD_REVISION, MIGRATIONS
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    assert ScriptDirectory.from_config(config).get_heads() == [HEAD_REVISION]
+    url = f"sqlite:///{tmp_path}/l.db"
+    ledger = Ledger(url)
+    try:
+        assert ledger.revision() is None
+        ledger.migrate()
+        assert ledger.revision() == HEAD_REVISION
+    finally:
+        ledger.close()
+    code = ("import sys; from coinswarm.live.ledger import Ledger; l = Ledger(sys.argv[1]); l.migrate(); "
+            "l.orders(); l.close(); print('alembic' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code, url], capture_output=True, text=True, timeout=120, check=True)
+    assert out.stdout.strip() == "False", out.stderr

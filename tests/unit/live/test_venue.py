@@ -20,9 +20,10 @@ HOUR = 3_600_000
 SYMBOL = "BTC/USDT"
 
 
-def make_venue() -> FakeVenue:
-    return FakeVenue({SYMBOL: "binance:BTC/USDT:1h"}, start="2024-03-01T00:30", speed=0.0,
-                     data_start="2024-02-01", data_end="2024-03-20")
+def make_venue(start: str = "2024-03-01T00:30", data_start: str = "2024-02-01",
+               data_end: str = "2024-03-20") -> FakeVenue:
+    return FakeVenue({SYMBOL: "binance:BTC/USDT:1h"}, start=start, speed=0.0, data_start=data_start,
+                     data_end=data_end)
 
 
 def make_config(venue: FakeVenue, db: str, *, grace_ms: int = 2 * HOUR, strategy: str = "trend") -> LiveConfig:
@@ -422,3 +423,150 @@ def CcxtFeedWith(cls, at):
 
     make.cls = cls
     return make
+
+
+def closed_trips(fills) -> list[tuple[str, str, str]]:
+    """(symbol, entry fill, exit fill) of each round trip of the ledger's fills (spot: long only)."""
+    trips, position, entry = [], {}, {}
+    for fill in fills:
+        held = position.get(fill.symbol, 0.0)
+        if held <= 1e-12 and fill.side.value == "buy":
+            entry[fill.symbol] = fill.fill_id
+        held += fill.qty if fill.side.value == "buy" else -fill.qty
+        if held <= 1e-9 * fill.qty and fill.side.value == "sell" and fill.symbol in entry:
+            trips.append((fill.symbol, entry.pop(fill.symbol), fill.fill_id))
+            held = 0.0
+        position[fill.symbol] = held
+    return trips
+
+
+class Crash(Exception):
+    """Stands for a SIGKILL before a checkpoint's commit (nothing of it written)."""
+
+
+@pytest.mark.parametrize("crash", [False, True], ids=["restarts", "crash-before-checkpoint"])
+def test_memory_proposals_on_the_exchange_path_one_per_round_trip_across_restarts(tmp_path, monkeypatch, crash):
+    """[memory] on: every round trip closed at the venue is one ``mem.propose`` outbox message
+    whose id is the deterministic episode id of its entry and exit fills; three restarts
+    (start-up is recovery) neither lose nor repeat one; the relay publishes them. With a crash
+    after the mass status booked a trip's closing fill but before the checkpoint holding its
+    proposal, the restarted daemon proposes it (the fills since the stored checkpoint), once."""
+    import dataclasses
+
+    from sqlalchemy import select
+
+    from coinswarm.live import ledger_bulk
+    from coinswarm.live.config import MemoryConfig
+    from coinswarm.live.ledger import OutboxRow
+    from coinswarm.live.outbox import PROPOSAL_SUBJECT
+    from coinswarm.live.proposals import episode_id, run_key
+    from coinswarm.live.venue import RUN_KEY
+
+    db = f"sqlite:///{tmp_path}/live.db"
+    services = services_for(Recorder())
+    real, crashed = ledger_bulk.commit_bars, []
+
+    def commit_bars(*args, **kwargs):
+        if crash and not crashed and any(m.subject == PROPOSAL_SUBJECT for m in kwargs["events"]):
+            crashed.append(kwargs["now_ms"])
+            raise Crash("killed before the checkpoint")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(ledger_bulk, "commit_bars", commit_bars)
+
+    async def scenario():
+        async with make_venue("2024-04-10T00:30", "2024-03-01", "2024-05-10") as venue:  # BTC falls: trend goes flat
+            config = dataclasses.replace(make_config(venue, db), memory=MemoryConfig(enabled=True))
+            for _ in range(4):
+                try:
+                    runner = await run(venue, config, 45, services=services)
+                except Crash:
+                    runner = await run(venue, config, 45, services=services)
+            assert runner.memory is not None and runner.memory.failures == 0 and runner.memory.skipped == 0
+            return venue
+
+    try:
+        venue = asyncio.run(scenario())
+    finally:
+        services.sinks.close()
+    check_books(venue, db)
+    ledger = Ledger(db)
+    try:
+        with ledger.sessions() as s:
+            ids = list(s.scalars(select(OutboxRow.msg_id).where(OutboxRow.subject == PROPOSAL_SUBJECT)))
+        run_id = run_key(ledger.get_meta(RUN_KEY))
+        trips = closed_trips(ledger.fills())
+    finally:
+        ledger.close()
+    assert len(trips) >= 2, trips
+    assert sorted(ids) == sorted(episode_id(run_id, *trip) for trip in trips)
+    assert len(set(ids)) == len(ids)
+    published = [m.msg_id for m in services.bus.streams.get(PROPOSAL_SUBJECT, [])]
+    assert sorted(set(published)) == sorted(ids)
+    assert len(crashed) == int(crash)
+
+
+def test_the_exchange_daemon_pauses_while_the_ledger_is_down_and_loses_nothing(tmp_path):
+    """The ledger's database fails every statement for a while (disk I/O errors): the exchange
+    daemon waits in its guard — no order reaches the venue meanwhile — then resumes; every
+    venue fill is booked once, the position equals the venue's."""
+    import sqlite3
+
+    from sqlalchemy import event
+    from sqlalchemy.engine import Engine
+
+    from coinswarm.live.dbretry import DbGuard
+
+    db = f"sqlite:///{tmp_path}/live.db"
+    state = {"down": False, "waits": 0, "outages": 0}
+    seen: dict[str, int] = {}
+
+    def fail(conn, cursor, statement, parameters, context, executemany):
+        if state["down"]:
+            raise sqlite3.OperationalError("disk I/O error")
+
+    async def guard_sleep(seconds: float) -> None:
+        state["waits"] += 1
+        if state["waits"] == 12:  # the database is back
+            seen["posts_back"] = state["venue"].count("POST", "/api/v3/order")
+            state["down"] = False
+        await asyncio.sleep(0.001)
+
+    def outage(k: int) -> None:  # feed sleeps; from the 40th, the database goes away (once)
+        if k == 40 and not state["outages"]:
+            state["outages"], state["down"] = 1, True
+            seen["posts_down"] = state["venue"].count("POST", "/api/v3/order")
+
+    services = services_for(Recorder())
+    services.guard = DbGuard(backoff_s=0.001, max_wait_s=60.0, sleep=guard_sleep, notify=services.sinks.on_event)
+    event.listen(Engine, "before_cursor_execute", fail)
+    try:
+        async def scenario():
+            async with make_venue() as venue:
+                state["venue"] = venue
+                return venue, await run(venue, make_config(venue, db), 150, [], outage, services=services)
+
+        venue, runner = asyncio.run(scenario())
+    finally:
+        event.remove(Engine, "before_cursor_execute", fail)
+        services.sinks.close()
+    assert services.guard.pauses >= 1 and state["waits"] >= 12 and not state["down"]
+    assert seen["posts_back"] == seen["posts_down"], "an order was sent while the ledger was down"
+    assert runner.bars_processed >= 150
+    books = check_books(venue, db)
+    assert venue.count("POST", "/api/v3/order") > seen["posts_back"], "trading resumed"
+    assert len(books["sent"]) >= 5
+
+
+def test_the_exchange_daemon_does_not_import_the_paper_broker():
+    """``coinswarm live run`` on an exchange loads neither the paper runner's broker nor Alembic
+    at import; ``signal_stop`` keeps its old import path."""
+    import subprocess
+    import sys
+
+    code = ("import sys; import coinswarm.live.daemon, coinswarm.live.venue; "
+            "from coinswarm.live.runner import signal_stop; from coinswarm.live.signals import signal_stop as s; "
+            "assert signal_stop is s; "
+            "print(sorted(m for m in ('coinswarm.live.paper', 'alembic') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    assert out.stdout.strip() == "[]", out.stderr
