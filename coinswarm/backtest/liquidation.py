@@ -14,9 +14,12 @@ backtest (:class:`coinswarm.backtest.engine.Result`) against the perpetual's hou
 
 Assumption: maintenance margin 0.5 % of notional (Binance USDT-M BTCUSDT is 0.4 % and
 ETHUSDT 0.5 % in the first notional tier, which covers these sizes; the larger is taken for
-both). A breach costs the leg's whole margin (``margin`` × notional at the set), the spot leg is
-kept; the audit subtracts that loss from the backtest's equity from the breach bar on (a
-conservative counterfactual: the backtest's own mark-to-market loss on the leg is kept too).
+both). A breach costs the leg's whole margin (``margin`` × notional at the set) and closes it; the
+spot leg is kept (unhedged) until the leg's next fill, where the backtest re-sets it. Against the
+backtest, which kept the short, the liquidated book is short by ``lost margin − the short's own
+loss since the set`` (closes), from the breach to the next fill, frozen after it; the audit
+subtracts that from equity for ``sharpe_after_liquidation`` (funding the lost leg would have
+earned in between is ignored).
 
 Short **spot** legs (the long/short trend variants) need a margin loan the engine does not
 charge: :func:`borrow_need` reports it as notional-days and the cost it would add at a rate.
@@ -106,7 +109,8 @@ def audit_short_leg(bars: pd.DataFrame, position: pd.Series, margin: float,
     -------
     dict
         ``sets`` (number of margin sets), ``breaches`` (list of dicts: ``time``, ``set_time``,
-        ``set_price``, ``excursion``, ``loss``: the margin lost, in currency), ``worst_excursion``,
+        ``set_price``, ``excursion``, ``loss``: the margin lost, in currency, ``units``: the short's
+        size, ``until``: the leg's next fill or the end of the span), ``worst_excursion``,
         ``worst_time`` (bar of the worst high), ``min_headroom`` (``threshold`` − worst excursion),
         ``threshold``, ``short_bars`` and ``gap_bars`` (held bars without a high: exchange gaps,
         skipped; a margin set on a gap bar takes the last close before it).
@@ -141,7 +145,8 @@ def audit_short_leg(bars: pd.DataFrame, position: pd.Series, margin: float,
         if hit.size:
             out["breaches"].append({"time": bars.index[s + hit[0]], "set_time": bars.index[s],
                                     "set_price": float(opens[s]), "excursion": float(excursion[hit[0]]),
-                                    "loss": float(margin * -q[s] * opens[s])})
+                                    "loss": float(margin * -q[s] * opens[s]), "units": float(-q[s]),
+                                    "until": bars.index[stop] if stop < len(q) else None})
     out["min_headroom"] = threshold - out["worst_excursion"]
     return out
 
@@ -170,13 +175,27 @@ def audit_result(result, margin: float = 0.5, maintenance: float = MAINTENANCE, 
         bars = result.prices[source].reindex(result.positions.index)
         leg = audit_short_leg(bars, result.positions[symbol], margin, maintenance, symbol, daily_topup)
         for b in leg["breaches"]:
-            lost.loc[lost.index >= b["time"]] += b["loss"]
+            lost += shortfall(bars["close"] if "close" in bars.columns else bars["open"], b)
         legs.append(leg)
     return {"legs": legs, "margin": margin, "maintenance": maintenance, **_totals(legs, result, lost, cash_rate)}
 
 
+def shortfall(close: pd.Series, breach: dict) -> pd.Series:
+    """What a liquidated leg costs against the backtest that kept it, on ``close.index``: the lost
+    margin minus the short's own loss since its set, from the breach to its next fill, frozen after."""
+    kept = breach["units"] * (close.ffill().to_numpy(np.float64) - breach["set_price"])
+    gap = np.where(np.isfinite(kept), breach["loss"] - kept, 0.0)
+    index = close.index
+    out = np.zeros(len(index))
+    inside = (index >= breach["time"]) & ((index < breach["until"]) if breach["until"] is not None else True)
+    out[inside] = gap[inside]
+    if breach["until"] is not None and inside.any():
+        out[index >= breach["until"]] = gap[inside][-1]
+    return pd.Series(out, index=index)
+
+
 def _totals(legs: list[dict], result, lost: pd.Series, cash_rate: float) -> dict:
-    """The audit's headline figures over every leg, and the Sharpe with the lost margins."""
+    """The audit's headline figures over every leg, and the Sharpe of the liquidated book."""
     base = float(result.assumptions.get("init_cash", 10_000.0))
     before = returns_statistics(daily_equity_returns(result.equity, base), cash_rate)["sharpe_excess"]
     after_eq = (result.equity - lost).clip(lower=0.0)

@@ -170,3 +170,14 @@ def test_real_rally_breaches_a_margin_set_once_but_not_a_daily_topup():
            "borrow": borrow_need(result)}
     text = "\n".join(_liquidation_lines([row]))
     assert "| 2 | development | probe |" in text and "| 1 / 1 / 0 |" in text and "2020-11-12" in text
+
+
+def test_shortfall_is_the_lost_margin_less_the_loss_the_backtest_booked_and_freezes_at_the_next_fill():
+    from coinswarm.backtest.liquidation import shortfall
+
+    index = pd.date_range("2024-01-01", periods=6, freq="h", tz="UTC")
+    close = pd.Series([100.0, 120.0, 151.0, 130.0, 110.0, 90.0], index=index)
+    breach = {"time": index[2], "until": index[4], "set_price": 100.0, "units": 2.0, "loss": 0.5 * 2.0 * 100.0}
+    gap = shortfall(close, breach).to_numpy()
+    # before the breach nothing; at it the margin (100) less the short's booked loss (2 × 51); then frozen
+    assert gap.tolist() == pytest.approx([0.0, 0.0, 100.0 - 102.0, 100.0 - 60.0, 40.0, 40.0])
