@@ -80,6 +80,15 @@ def _check_leg(bars: pd.DataFrame, position: pd.Series, symbol: str) -> None:
                                     "open; give the perpetual's bars (NaN only on exchange gaps)")
 
 
+def _margin_sets(index: pd.DatetimeIndex, q: np.ndarray, daily_topup: bool) -> np.ndarray:
+    """Bars where a short's margin is set: each fill leaving it short (and each UTC day with a top-up)."""
+    new_set = q != np.concatenate([[0.0], q[:-1]])
+    if daily_topup:
+        days = index.normalize().asi8
+        new_set |= np.concatenate([[True], days[1:] != days[:-1]])
+    return np.flatnonzero((q < 0) & new_set)
+
+
 def _set_prices(bars: pd.DataFrame) -> np.ndarray:
     """The price a margin is set at on each bar: its open, or on a gap bar the last close before it."""
     opens = bars["open"].to_numpy(np.float64)
@@ -125,12 +134,7 @@ def audit_short_leg(bars: pd.DataFrame, position: pd.Series, margin: float,
     q = position.to_numpy(np.float64)
     opens, highs = _set_prices(bars), bars["high"].to_numpy(np.float64)
     short = q < 0
-    prev = np.concatenate([[0.0], q[:-1]])
-    new_set = q != prev
-    if daily_topup:
-        days = bars.index.normalize().asi8
-        new_set |= np.concatenate([[True], days[1:] != days[:-1]])
-    sets = np.flatnonzero(short & new_set)
+    sets = _margin_sets(bars.index, q, daily_topup)
     out = {"symbol": symbol, "sets": int(len(sets)), "short_bars": int(short.sum()), "breaches": [],
            "gap_bars": int((short & ~np.isfinite(highs)).sum()),
            "worst_excursion": 0.0, "worst_time": None, "min_headroom": threshold, "threshold": threshold}

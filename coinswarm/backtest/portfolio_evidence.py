@@ -116,7 +116,8 @@ def holdout_row(name, prices, costs, cash_rate, ledger, holdout_start) -> tuple[
     return row, daily
 
 
-AUDITS = {"fills": {}, "mark_spot": {"mark": "spot"}, "daily_topup": {"daily_topup": True}}
+AUDITS = {"fills": {}, "mark_spot": {"mark": "spot"}, "daily_topup": {"daily_topup": True},
+          "mark_topup": {"mark": "spot", "daily_topup": True}}
 AUDIT_KEYS = ("breaches", "sets", "worst_excursion", "worst_time", "worst_symbol", "min_headroom", "threshold",
               "loss", "sharpe_excess", "sharpe_after_liquidation")
 
@@ -236,24 +237,17 @@ def _liquidation_lines(rows: list[dict]) -> list[str]:
              "liquidated at an adverse excursion of +49.3 % from the price the margin was set at). *fills*: margin "
              "set at each fill of the leg, perp hourly highs (last price); *mark*: the same on the spot's highs (a "
              "proxy of Binance's mark price, on which liquidation happens); *top-up*: perp highs, margin reset at "
-             "every UTC day (a daily transfer the engine does not model). Sharpe after: the lost margins "
-             "subtracted from equity from the breach on (spot leg kept).", "",
-             "| N | phase | strategy | margin sets | breaches fills / mark / top-up | worst excursion (fills) "
-             "| min headroom fills / mark / top-up | Sharpe → after (fills) | after (mark) |",
+             "every UTC day (a daily transfer of the spot leg's gains the engine does not model); *mark+top-up*: "
+             "both. Sharpe after: the liquidated book (the whole margin lost instead of the short's own loss, "
+             "spot leg kept, until the leg's next fill).", "",
+             "| N | phase | strategy | margin sets | breaches fills / mark / top-up / mark+top-up | worst excursion "
+             "(fills) | min headroom fills / mark / top-up / mark+top-up | Sharpe → after (fills) | after (mark) |",
              "|---:|---|---|---:|---|---|---|---|---:|"]
-    for r in rows:
-        liq = r.get("liquidation") or {}
-        f, m, t = (liq.get(k) for k in ("fills", "mark_spot", "daily_topup"))
-        if not f or not f["sets"]:
-            continue
-        lines.append(f"| {r['universe']} | {r['phase']} | {r['strategy']} | {f['sets']} | {f['breaches']} / "
-                     f"{m['breaches']} / {t['breaches']} | +{f['worst_excursion']:.1%} {f['worst_symbol']} "
-                     f"{str(f['worst_time'])[:16]} | {f['min_headroom']:+.1%} / {m['min_headroom']:+.1%} / "
-                     f"{t['min_headroom']:+.1%} | {f['sharpe_excess']:.2f} → {f['sharpe_after_liquidation']:.2f} "
-                     f"| {m['sharpe_after_liquidation']:.2f} |")
-    lines += ["", "Breaches (fills reading): " + ("; ".join(
+    lines += [line for line in map(_audit_row, rows) if line]
+    lines += ["", "Breaches of the default committee (fills reading): " + ("; ".join(
         f"N={r['universe']} {r['phase']} {r['strategy']}: " + ", ".join(r["liquidation"]["fills"]["breach_times"])
-        for r in rows if (r.get("liquidation") or {}).get("fills", {}).get("breaches")) or "none"), "",
+        for r in rows if r["strategy"] == "committee" and (r.get("liquidation") or {}).get("fills", {}).get("breaches"))
+        or "none"), "",
         "Borrow need of short spot legs (a margin loan the engine does not charge; notional-days in units of "
         "equity, cost a year as a share of equity at 5 % / 10 % a year):", ""]
     for r in rows:
@@ -264,3 +258,17 @@ def _liquidation_lines(rows: list[dict]) -> list[str]:
                          f"over {b['days']} days (mean short {b['mean_short']:.1%} of equity), "
                          f"{cost['0.05']:.2%} / {cost['0.1']:.2%} of equity a year")
     return lines
+
+
+def _audit_row(r: dict) -> str | None:
+    """One row of the liquidation audit table (None: no short perpetual in the run)."""
+    liq = r.get("liquidation") or {}
+    readings = [liq.get(k) for k in ("fills", "mark_spot", "daily_topup", "mark_topup")]
+    f, m = readings[0], readings[1]
+    if not f or not f["sets"]:
+        return None
+    breaches = " / ".join(str(x["breaches"]) for x in readings)
+    headroom = " / ".join(f"{x['min_headroom']:+.1%}" for x in readings)
+    return (f"| {r['universe']} | {r['phase']} | {r['strategy']} | {f['sets']} | {breaches} | "
+            f"+{f['worst_excursion']:.1%} {f['worst_symbol']} {str(f['worst_time'])[:16]} | {headroom} | "
+            f"{f['sharpe_excess']:.2f} → {f['sharpe_after_liquidation']:.2f} | {m['sharpe_after_liquidation']:.2f} |")

@@ -166,10 +166,10 @@ def test_real_rally_breaches_a_margin_set_once_but_not_a_daily_topup():
     once, topped = fields["fills"], fields["daily_topup"]
     assert once["breaches"] == 1 and once["breach_times"][0].startswith("BTC/USDT:USDT 2020-11-12")
     assert topped["breaches"] == 0 and 0.2 < topped["min_headroom"] < once["threshold"]
-    row = {"universe": 2, "phase": "development", "strategy": "probe", "liquidation": fields,
+    row = {"universe": 2, "phase": "development", "strategy": "committee", "liquidation": fields,
            "borrow": borrow_need(result)}
     text = "\n".join(_liquidation_lines([row]))
-    assert "| 2 | development | probe |" in text and "| 1 / 1 / 0 |" in text and "2020-11-12" in text
+    assert "| 2 | development | committee |" in text and "| 1 / 1 / 0 / 0 |" in text and "2020-11-12" in text
 
 
 def test_shortfall_is_the_lost_margin_less_the_loss_the_backtest_booked_and_freezes_at_the_next_fill():
