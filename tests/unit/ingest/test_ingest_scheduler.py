@@ -56,6 +56,14 @@ def exchange(label: str, v: FakeMarketVenue, extra: dict) -> ExchangeConfig:
                           clock_every_s=0.5, **extra)
 
 
+def settled(status: dict) -> bool:
+    """Every live source healthy and the dead venue's sources seen failing at least twice."""
+    rows = status["sources"]
+    dead = [r for r in rows if r["source"].startswith("dead:")]
+    return all(r["healthy"] for r in rows if not r["source"].startswith("dead:")) \
+        and len(dead) == 2 and all(r["errors"] >= 2 for r in dead)
+
+
 def test_sixteen_ingestors_fill_the_store_and_isolate_a_dead_venue(tmp_path):
     dead = free_port()
 
@@ -75,6 +83,10 @@ def test_sixteen_ingestors_fill_the_store_and_isolate_a_dead_venue(tmp_path):
                               status_file=config.status_file, metrics=metrics)
             task = asyncio.create_task(sched.run())
             await asyncio.sleep(10.0)
+            for _ in range(100):  # a loaded machine may need longer: poll (bounded, 50 s more) until settled
+                if settled(sched.report()):
+                    break
+                await asyncio.sleep(0.5)
             status = sched.report()
             text = await asyncio.to_thread(lambda: urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics",
                                                                           timeout=5).read().decode())
