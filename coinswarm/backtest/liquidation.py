@@ -33,9 +33,9 @@ import numpy as np
 import pandas as pd
 
 from coinswarm.backtest.honest import daily_equity_returns, returns_statistics
+from coinswarm.committee.portfolio import MAINTENANCE  # Binance USDT-M tier 1 (BTC 0.4 %, ETH 0.5 %): the larger
 from coinswarm.errors import ConfigError, DataError
 
-MAINTENANCE = 0.005  # Binance USDT-M tier 1: BTCUSDT 0.4 %, ETHUSDT 0.5 %; the larger for both
 BORROW_RATES = (0.05, 0.10)  # a year, the range of a margin loan of BTC/ETH/alts on Binance
 
 

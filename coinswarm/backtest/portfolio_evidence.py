@@ -39,7 +39,7 @@ from coinswarm.backtest.ledger import TrialLedger
 from coinswarm.backtest.liquidation import MAINTENANCE, audit_result, borrow_need
 from coinswarm.backtest.walkforward import carry_in, walk_forward
 from coinswarm.committee import Committee
-from coinswarm.committee.portfolio import PortfolioCommittee, PortfolioParams
+from coinswarm.committee.portfolio import PortfolioCommittee, PortfolioParams, guard_threshold
 from coinswarm.costs import Costs
 from coinswarm.data.catalog import catalog_name
 from coinswarm.data.load import load_funding, load_ohlcv
@@ -239,7 +239,10 @@ def _liquidation_lines(rows: list[dict]) -> list[str]:
              "proxy of Binance's mark price, on which liquidation happens); *top-up*: perp highs, margin reset at "
              "every UTC day (a daily transfer of the spot leg's gains the engine does not model); *mark+top-up*: "
              "both. Sharpe after: the liquidated book (the whole margin lost instead of the short's own loss, "
-             "spot leg kept, until the leg's next fill).", "",
+             "spot leg kept, until the leg's next fill). The committees run the margin guard: a carry pair "
+             f"whose perp closed more than +{guard_threshold(PortfolioParams()):.1%} above the price its margin "
+             "was set at is rebalanced at the daily decision even inside the no-trade band (`carry_guard` "
+             f"{PortfolioParams().carry_guard:g} of the liquidation distance).", "",
              "| N | phase | strategy | margin sets | breaches fills / mark / top-up / mark+top-up | worst excursion "
              "(fills) | min headroom fills / mark / top-up / mark+top-up | Sharpe → after (fills) | after (mark) |",
              "|---:|---|---|---:|---|---|---|---|---:|"]

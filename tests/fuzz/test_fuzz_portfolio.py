@@ -98,3 +98,23 @@ def test_learning_parameters_give_a_committee_or_typed_errors(halflife, cost, le
         if orders is not None:
             assert np.all(np.abs(orders[np.isfinite(orders)]) <= 1.0 + 1e-9)
     assert set(np.unique(state.gate)) <= {0.0, 1.0} and np.isfinite(state.score).all()
+
+
+@settings(max_examples=examples(40), **SETTINGS)
+@given(guard=LEARN_VALUES, margin=LEARN_VALUES)
+def test_margin_guard_parameters_give_a_committee_or_typed_errors(guard, margin):
+    """Any ``carry_guard``/``margin``: a committee whose guard threshold lies strictly inside the
+    liquidation distance (or is off), or a ConfigError."""
+    seen("portfolio")
+    from coinswarm.committee.portfolio import MAINTENANCE, guard_threshold
+    from coinswarm.params import make_params
+
+    base = PortfolioCommittee()
+    try:
+        params = make_params(base, {"carry_guard": guard, "margin": margin})
+        committee = PortfolioCommittee(params=params)
+    except CoinswarmError:
+        return
+    limit = guard_threshold(committee.defaults)
+    distance = (committee.defaults.margin - MAINTENANCE) / (1.0 + MAINTENANCE)
+    assert limit == float("inf") or 0 < limit < distance
