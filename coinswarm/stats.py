@@ -21,6 +21,15 @@ def _sps():
     return stats
 
 EULER_GAMMA = 0.5772156649015329
+ROUND_OFF = 64 * np.finfo(np.float64).eps  # a spread below this × |mean| is round-off, not variation
+
+
+def _spread(r: np.ndarray) -> float:
+    """Sample standard deviation (ddof 1) of finite ``r``, 0 when it is only round-off: a
+    constant series whose mean is inexact in binary (0.001 repeated) has a std of ~1e-19,
+    which would give it a Sharpe of ~1e16 instead of none."""
+    std = float(r.std(ddof=1))
+    return 0.0 if std <= ROUND_OFF * abs(float(r.mean())) else std
 
 
 def sample_moments(returns: np.ndarray) -> tuple[float, float, float, int]:
@@ -30,7 +39,7 @@ def sample_moments(returns: np.ndarray) -> tuple[float, float, float, int]:
     n = r.size
     if n < 3:
         return math.nan, math.nan, math.nan, n
-    std = r.std(ddof=1)
+    std = _spread(r)
     if std == 0:
         return math.nan, 0.0, 3.0, n
     sharpe = r.mean() / std
@@ -165,9 +174,10 @@ def annualized_sharpe(returns: np.ndarray, periods: float = DAYS_PER_YEAR) -> fl
     """Mean / standard deviation (ddof 1) × √periods of the finite returns (NaN if undefined)."""
     r = np.asarray(returns, dtype=np.float64)
     r = r[np.isfinite(r)]
-    if r.size < 3 or not r.std(ddof=1) > 0:
+    std = _spread(r) if r.size >= 3 else 0.0
+    if not std > 0:
         return math.nan
-    return float(r.mean() / r.std(ddof=1) * math.sqrt(periods))
+    return float(r.mean() / std * math.sqrt(periods))
 
 
 def autocorrelations(returns: np.ndarray, max_lag: int) -> np.ndarray:
