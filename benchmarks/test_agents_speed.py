@@ -106,7 +106,7 @@ def test_full_committee_pipeline_kernel(benchmark, btc):
         state = committee.init(["BTC/USDT"])
         target = committee_run(state.arrays, *kernel_params, 2, time_ms, np.log(h), np.log(low), np.log(c), c)[0]
         return simulate_nb(o, c, orders_only(target), funding, day_end, 0.001, 0.0, 10_000.0, True, 1.0,
-                           False, False)
+                           False, False, 0.0, np.zeros(c.shape[1]))
 
     run()
     benchmark(run)

@@ -51,7 +51,7 @@ def test_kernel_alone(benchmark, btc):
         state = committee.init(["BTC/USDT"])
         target = committee_run(state.arrays, *kernel_params, 2, time_ms, np.log(h), np.log(low), np.log(c), c)[0]
         return simulate_nb(o, c, orders_only(target), funding, day_end, 0.001, 0.0, 10_000.0, True, 1.0,
-                           False, True)
+                           False, True, 0.0, np.zeros(c.shape[1]))
 
     run()
     benchmark.pedantic(run, rounds=ROUNDS, iterations=1, warmup_rounds=2)

@@ -1,4 +1,5 @@
-"""Trading cost model: proportional fees, slippage and perpetual funding."""
+"""Trading cost model: proportional fees, slippage, perpetual funding, and the financing of the
+book (interest on idle cash, borrow fees on short spot positions)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,14 @@ import pandas as pd
 from coinswarm.errors import ConfigError
 
 MAX_BPS = 1000  # 10 % of notional per fill: anything above is a typo, not a market
+DAYS_PER_YEAR = 365.0  # crypto trades every day; financing accrues daily, like daily returns
+
+
+def daily_rate(annual: float) -> float:
+    """The daily rate that compounds to ``annual`` over a 365-day year: ``(1 + annual)^(1/365) − 1``
+    (the convention of :func:`coinswarm.stats.excess_returns`, so a book of idle cash credited at
+    the cash rate has zero excess return)."""
+    return (1.0 + float(annual)) ** (1.0 / DAYS_PER_YEAR) - 1.0
 
 
 def check_funding(funding, where: str = "Costs.funding") -> None:
@@ -40,7 +49,7 @@ def check_funding(funding, where: str = "Costs.funding") -> None:
     rates = funding.to_numpy(np.float64)
     bad = np.flatnonzero(~(np.abs(rates) < 1.0))
     if bad.size:
-        raise ConfigError(f"{where}: rate {rates[bad[0]]!r} at {index[bad[0]]} is not a finite fraction "
+        raise ConfigError(f"{where}: rate {float(rates[bad[0]])!r} at {index[bad[0]]} is not a finite fraction "
                           "with |rate| < 1 (0.0001 = 0.01 % per interval)")
 
 
@@ -59,17 +68,29 @@ class Costs:
         Perpetual funding rates per funding interval (fraction; longs pay when positive,
         |rate| < 1): one Series on a UTC ``DatetimeIndex`` for a single asset,
         ``{symbol: Series}`` for several, or a catalog name such as ``"binance-perp:BTC/USDT"``.
+    cash_rate : float, default 0
+        Annual interest **credited** on idle cash, in [0, 1) (0.04 = 4 % a year): at each UTC day's
+        close, ``max(0, equity − gross exposure) × ((1 + cash_rate)^(1/365) − 1)``. Every position
+        commits its full notional (no interest on margin or on short-sale proceeds). 0 models
+        quote currency that earns nothing (USDT in a spot wallet); set it to the rate you
+        subtract for excess returns when idle cash is really parked in a money-market product.
+    borrow_rate : float, default 0
+        Annual fee **charged** on the value of every short position in an asset without funding
+        (a short spot sale needs a margin loan; perpetuals pay funding instead), in [0, 1),
+        accrued the same way at each day's close.
 
     Raises
     ------
     ConfigError
-        A fee or slippage that is not a real number in [0, 1000] bps, or funding rates that are
-        not finite numbers on a sorted UTC index.
+        A fee or slippage that is not a real number in [0, 1000] bps, funding rates that are
+        not finite numbers on a sorted UTC index, or a cash or borrow rate outside [0, 1).
     """
 
     fee_bps: float = 10.0
     slippage_bps: float = 0.0
     funding: pd.Series | dict | str | None = field(default=None, compare=False)
+    cash_rate: float = 0.0
+    borrow_rate: float = 0.0
 
     def __post_init__(self) -> None:
         for name in ("fee_bps", "slippage_bps"):
@@ -78,6 +99,12 @@ class Costs:
                     or not math.isfinite(value) or not 0 <= value <= MAX_BPS):
                 raise ConfigError(f"Costs.{name} must be a number of basis points in [0, {MAX_BPS}] "
                                   f"(10 = 0.1 %), got {value!r}")
+        for name in ("cash_rate", "borrow_rate"):
+            value = getattr(self, name)
+            if (not isinstance(value, numbers.Real) or isinstance(value, bool | np.bool_)
+                    or not math.isfinite(value) or not 0 <= value < 1):
+                raise ConfigError(f"Costs.{name} must be an annual fraction in [0, 1) (0.04 = 4 % a year), "
+                                  f"got {value!r}")
         check_funding(self.funding)
 
     @property
@@ -90,11 +117,19 @@ class Costs:
         """Slippage as a fraction of price."""
         return self.slippage_bps / 1e4
 
+    @property
+    def financed(self) -> bool:
+        """Whether idle cash earns interest or shorts pay a borrow fee."""
+        return self.cash_rate != 0.0 or self.borrow_rate != 0.0
+
     def describe(self) -> dict:
-        """Plain description for reports."""
-        return {
+        """Plain description for reports (the financing rates only when set)."""
+        out = {
             "fee_bps": self.fee_bps,
             "slippage_bps": self.slippage_bps,
             "funding": self.funding if isinstance(self.funding, str) else
             ("series" if self.funding is not None else None),
         }
+        if self.financed:
+            out.update(cash_rate=float(self.cash_rate), borrow_rate=float(self.borrow_rate))
+        return out

@@ -12,13 +12,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from coinswarm.costs import Costs
+from coinswarm.costs import Costs, daily_rate
 from coinswarm.data.load import load_funding
 from coinswarm.data.resample import align
 from coinswarm.data.validate import OHLCV_COLUMNS, check_values, timeframe_ms, validate_ohlcv
 from coinswarm.errors import ConfigError, DataError, DuplicateTimestampError, SchemaError
 from coinswarm.kernels.metrics import METRIC_NAMES, finalize_nb
-from coinswarm.kernels.portfolio import P_BANKRUPT, screen_bars_nb, simulate_nb
+from coinswarm.kernels.portfolio import P_BANKRUPT, P_BORROW, P_INTEREST, screen_bars_nb, simulate_nb
 
 EXECUTIONS = ("next_open", "close")
 DAY = pd.Timedelta(days=1)
@@ -222,6 +222,17 @@ def _check_target_index(target_index: pd.Index, index: pd.DatetimeIndex) -> None
         )
 
 
+def financing(costs: Costs, symbols: list[str]) -> tuple[float, np.ndarray]:
+    """The kernel's daily financing rates: ``(credit, borrow)`` — interest on idle cash, and per
+    symbol the borrow fee of a short (0 for a symbol with funding: a perpetual pays funding)."""
+    borrow = np.zeros(len(symbols))
+    if costs.borrow_rate:
+        funding = costs.funding
+        funded = set(funding) if isinstance(funding, dict) else set(symbols) if funding is not None else set()
+        borrow[[j for j, s in enumerate(symbols) if s not in funded]] = daily_rate(costs.borrow_rate)
+    return (daily_rate(costs.cash_rate) if costs.cash_rate else 0.0), borrow
+
+
 def funding_matrix(costs: Costs, index: pd.DatetimeIndex, symbols: list[str]) -> np.ndarray:
     """Funding rates placed on the first bar at or after each funding time."""
     out = np.zeros((len(index), len(symbols)))
@@ -292,7 +303,8 @@ class Result:
         One row per fill: ``time, symbol, side, qty, price, fee`` (qty > 0, price includes
         slippage).
     metrics : dict
-        See :data:`coinswarm.kernels.metrics.METRIC_NAMES`.
+        See :data:`coinswarm.kernels.metrics.METRIC_NAMES`; with financing costs
+        (``Costs(cash_rate=…)`` or ``borrow_rate``) also ``interest_earned`` and ``borrow_paid``.
     assumptions : dict
         Fees, slippage, execution, data range and initial cash the numbers rest on.
     attribution : DataFrame or None
@@ -372,6 +384,9 @@ class Result:
             f"total return {percent(m['total_return'])}, Sharpe {m['sharpe']:.2f}, "
             f"max drawdown {percent(m['max_drawdown'])} over {days(m['max_drawdown_days'])} days, "
             f"{int(m['n_trades'])} trades"
+            + (f"; idle cash credited at {percent(a['cash_rate'])} a year ({m['interest_earned']:,.2f} earned), "
+               f"short spot borrow {percent(a['borrow_rate'])} a year ({m['borrow_paid']:,.2f} paid)"
+               if "cash_rate" in a else "")
             + (f"; BANKRUPT at {self.bankrupt.isoformat()}: closed out, trading stopped" if self.bankrupt else "")
         )
 
@@ -395,6 +410,11 @@ def metrics_dict(acc: np.ndarray, index: pd.DatetimeIndex) -> dict:
     span, bar = span_days(index)
     values = finalize_nb(acc, span, bar)
     return {name: float(v) for name, v in zip(METRIC_NAMES, values, strict=True)}
+
+
+def financing_metrics(state: np.ndarray) -> dict:
+    """Interest credited on idle cash and borrow fees paid over a run (see :class:`Costs`)."""
+    return {"interest_earned": float(state[P_INTEREST]), "borrow_paid": float(state[P_BORROW])}
 
 
 def simulate(prices: pd.DataFrame | dict[str, pd.DataFrame], target: pd.Series | pd.DataFrame | np.ndarray, *,
@@ -451,7 +471,8 @@ def simulate(prices: pd.DataFrame | dict[str, pd.DataFrame], target: pd.Series |
     tgt = target_matrix(target, index, symbols)
     funding = funding_matrix(costs, index, symbols)
     out = simulate_nb(open_, close, tgt, funding, day_end_mask(index), costs.fee, costs.slippage, float(init_cash),
-                      execution == "next_open", float(max_leverage), bool(allow_short), True)
+                      execution == "next_open", float(max_leverage), bool(allow_short), True,
+                      *financing(costs, symbols))
     return _result(out, frames, costs, execution, init_cash, max_leverage)
 
 
@@ -466,7 +487,7 @@ def _result(out: tuple, frames: dict[str, pd.DataFrame], costs: Costs, execution
         cash=pd.Series(cash, index=index, name="cash", copy=False),
         positions=pd.DataFrame(pos, index=index, columns=symbols, copy=len(symbols) > 1),
         fills=_fills_frame(fills[:nf], index, symbols),
-        metrics=metrics_dict(acc, index),
+        metrics={**metrics_dict(acc, index), **(financing_metrics(state) if costs.financed else {})},
         assumptions=_assumptions(costs, execution, index, symbols, init_cash, max_leverage),
         prices=frames,
         bankrupt=bankrupt,

@@ -47,7 +47,14 @@ def ledger_config(report) -> dict:
     return {"strategy": report.strategy, "params": params,
             "universe": list(a.get("symbols", [])), "oos_start": str(a.get("start")), "oos_end": str(a.get("end")),
             "fee_bps": a.get("fee_bps"), "slippage_bps": a.get("slippage_bps"), "execution": a.get("execution"),
-            "settings": report.settings}
+            "settings": report.settings, **financing_config(a)}
+
+
+def financing_config(assumptions: dict) -> dict:
+    """The financing rates of a run's costs, when set (a run without them keeps its old trial id)."""
+    if "cash_rate" not in assumptions:
+        return {}
+    return {"financing": {"cash_rate": assumptions["cash_rate"], "borrow_rate": assumptions["borrow_rate"]}}
 
 
 def honest_statistics(report, cash_rate: float, book: TrialLedger | None, trial_sharpes: list,

@@ -55,7 +55,8 @@ def headline(result) -> str:
 def assumptions_line(result) -> str:
     """Fees, slippage, fill rule and data range, for a subtitle."""
     a = result.assumptions
-    return (f"fees {a['fee_bps']:g} bps, slippage {a['slippage_bps']:g} bps, fills at {a['execution']}, "
+    cash = f"cash {a['cash_rate']:.1%}, borrow {a['borrow_rate']:.1%}, " if "cash_rate" in a else ""
+    return (f"fees {a['fee_bps']:g} bps, slippage {a['slippage_bps']:g} bps, {cash}fills at {a['execution']}, "
             f"{a['start'][:10]} → {a['end'][:10]}")
 
 

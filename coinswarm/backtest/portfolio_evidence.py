@@ -34,7 +34,14 @@ from pathlib import Path
 import pandas as pd
 
 from coinswarm.backtest.engine import simulate
-from coinswarm.backtest.honest import _ledger_pbo, _trading_costs, daily_equity_returns, deflate, returns_statistics
+from coinswarm.backtest.honest import (
+    _ledger_pbo,
+    _trading_costs,
+    daily_equity_returns,
+    deflate,
+    financing_config,
+    returns_statistics,
+)
 from coinswarm.backtest.ledger import TrialLedger
 from coinswarm.backtest.liquidation import MAINTENANCE, audit_result, borrow_need
 from coinswarm.backtest.walkforward import carry_in, walk_forward
@@ -50,6 +57,10 @@ UNIVERSES = {2: ("BTC", "ETH"), 4: ("BTC", "ETH", "LTC", "XRP"), 6: ("BTC", "ETH
 PERPS = ("BTC", "ETH")
 STRATEGIES = ("committee", "committee_learned", "committee_ls", "trend_portfolio_ls", "trend_portfolio",
               "buy_and_hold")
+FINANCED = ("committee", "committee_ls", "trend_portfolio_ls", "trend_portfolio", "buy_and_hold")
+"""Run a second time with the book financed: idle cash credited at the cash rate, short spot legs
+charged :data:`BORROW_RATE` (``Costs(cash_rate=…, borrow_rate=…)``)."""
+BORROW_RATE = 0.10  # a year, on short spot legs: fixed a priori at the top of the 5–10 % range reported before
 LAST_DAY = "2024-12-31"
 
 
@@ -106,7 +117,8 @@ def holdout_row(name, prices, costs, cash_rate, ledger, holdout_start) -> tuple[
     daily = daily_equity_returns(result.equity, 10_000.0)
     config = {"strategy": strategy.name, "params": [strategy.Params()._asdict()], "universe": list(prices),
               "oos_start": holdout_start, "oos_end": str(result.equity.index[-1]), "fee_bps": costs.fee_bps,
-              "protocol": "holdout: continuous run, scored once on the holdout window"}
+              "protocol": "holdout: continuous run, scored once on the holdout window",
+              **financing_config(result.assumptions)}
     ledger.record(config, daily, source="portfolio_evidence.holdout")
     m = result.metrics
     row = {"strategy": name, "resolved": strategy.name, "phase": "holdout", "start": holdout_start,
@@ -134,6 +146,21 @@ def liquidation_fields(result, cash_rate: float) -> dict:
     return {"liquidation": out, "borrow": borrow_need(result)}
 
 
+def _strategy_rows(name, dev, full, fee_bps, cash_rate, book, windows) -> list[tuple[dict, pd.Series]]:
+    """One strategy's development and holdout rows on one universe (``dev``, ``full``: prices and
+    funding), with the book unfinanced and, for :data:`FINANCED`, financed."""
+    train, test, holdout_start = windows
+    out = []
+    for financed in (False, True) if name in FINANCED else (False,):
+        rates = {"cash_rate": cash_rate, "borrow_rate": BORROW_RATE} if financed else {}
+        rows = (development_row(name, dev[0], Costs(fee_bps=fee_bps, funding=dev[1], **rates), cash_rate, book,
+                                train, test),
+                holdout_row(name, full[0], Costs(fee_bps=fee_bps, funding=full[1], **rates), cash_rate, book,
+                            holdout_start))
+        out += [({**row, "financed": financed}, daily) for row, daily in rows]
+    return out
+
+
 def run_portfolio_evidence(sizes=(2, 4, 6), *, start: str = "2018-01-01", dev_end: str = "2023-12-31",
                            end: str = LAST_DAY, fee_bps: float = 10.0, cash_rate: float = 0.04,
                            train: str = "365D", test: str = "90D",
@@ -149,23 +176,20 @@ def run_portfolio_evidence(sizes=(2, 4, 6), *, start: str = "2018-01-01", dev_en
         dev_prices, dev_funding = universe_prices(UNIVERSES[size], start, dev_end)
         all_prices, all_funding = universe_prices(UNIVERSES[size], start, end)
         for name in STRATEGIES:
-            row, daily = development_row(name, dev_prices, Costs(fee_bps=fee_bps, funding=dev_funding), cash_rate,
-                                         book, train, test)
-            rows.append({"universe": size, **row})
-            returns[(size, name, "development")] = daily
-            row, daily = holdout_row(name, all_prices, Costs(fee_bps=fee_bps, funding=all_funding), cash_rate,
-                                     book, holdout_start)
-            rows.append({"universe": size, **row})
-            returns[(size, name, "holdout")] = daily
+            for row, daily in _strategy_rows(name, (dev_prices, dev_funding), (all_prices, all_funding), fee_bps,
+                                             cash_rate, book, (train, test, holdout_start)):
+                rows.append({"universe": size, **row})
+                returns[(size, name, row["phase"], row["financed"])] = daily
     summary = book.summary()
     for row in rows:
-        daily = returns[(row["universe"], row["strategy"], row["phase"])]
+        daily = returns[(row["universe"], row["strategy"], row["phase"], row["financed"])]
         row.update(deflate(daily, cash_rate, summary["n_effective"], summary["sharpe_variance"]))
         row["n_trials"] = summary["n_trials"]
         row["pbo_ledger"] = _ledger_pbo(book, daily.index)
     evidence = {"rows": rows, "ledger": {**summary, "path": str(book.path)},
                 "settings": {"start": start, "dev_end": dev_end, "holdout": f"{holdout_start} … {end}",
-                             "fee_bps": fee_bps, "cash_rate": cash_rate, "train": train, "test": test,
+                             "fee_bps": fee_bps, "cash_rate": cash_rate, "borrow_rate": BORROW_RATE,
+                             "train": train, "test": test,
                              "universes": {k: list(v) for k, v in UNIVERSES.items() if k in sizes},
                              "perps": list(PERPS), "execution": "next_open"}}
     if out is not None:
@@ -188,21 +212,29 @@ def render(evidence: dict) -> str:
              f"ledger ({led['n_trials']} trials, {led['n_effective']} effective clusters, `{led['path']}`); "
              "PBO (CSCV, 16 splits) over the ledger's trials that cover the row's days: "
              + ", ".join(f"{phase} {value:.3f}" for phase, value in pbo) + ".", "",
+             f"Book: *cash 0* — idle USDT earns nothing and short spot legs pay no borrow (the full "
+             f"{s['cash_rate']:.0%} is still subtracted: conservative); *financed* — the same targets with idle cash "
+             f"(equity − gross exposure) credited at {s['cash_rate']:.0%} a year and short spot legs charged "
+             f"{s.get('borrow_rate', BORROW_RATE):.0%} a year (`Costs(cash_rate=…, borrow_rate=…)`; perpetuals pay "
+             "funding instead). Financing was added after the development numbers had been seen: the *cash 0* "
+             "rows are the headline.", "",
              "Reproduce: `coinswarm evidence --suite portfolio --out research/reports`.", "",
-             "| N | phase | strategy | OOS | Sharpe (excess) | Lo-adj. | PSR | DSR | return | max DD | trades "
+             "| N | phase | strategy | book | OOS | Sharpe (excess) | Lo-adj. | PSR | DSR | return | max DD | trades "
              "| turnover/yr | cost share |",
-             "|---:|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+             "|---:|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in evidence["rows"]:
         cost = r.get("cost_share", float("nan"))
+        book = "financed" if r.get("financed") else "cash 0"
         lines.append(
-            f"| {r['universe']} | {r['phase']} | {r['strategy']} | {r['start']} → {r['end']} | "
+            f"| {r['universe']} | {r['phase']} | {r['strategy']} | {book} | {r['start']} → {r['end']} | "
             f"{r['sharpe_excess']:.2f} | {r['sharpe_lo']:.2f} | {r['psr_excess']:.3f} | {r['dsr_excess']:.3f} | "
             f"{r['total_return']:.0%} | {r['max_drawdown']:.0%} | {r['n_trades']} | {r['turnover']:.1f} | "
             f"{cost:.0%} |")
-    lines += _contribution_lines(evidence["rows"])
-    lines += _liquidation_lines(evidence["rows"])
+    plain = [r for r in evidence["rows"] if not r.get("financed")]  # the rest reads the same on a financed book
+    lines += _contribution_lines(plain)
+    lines += _liquidation_lines(plain)
     lines += ["", "Sleeves of the committee (development, each run alone on the same window):", ""]
-    for r in evidence["rows"]:
+    for r in plain:
         sleeves = r.get("sleeves") or {}
         if "trend" in sleeves and "carry" in sleeves:
             corr = sleeves["correlation"]["trend"]["carry"]

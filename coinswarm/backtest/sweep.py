@@ -12,6 +12,7 @@ from coinswarm.backtest.engine import (
     _assumptions,
     as_price_dict,
     day_end_mask,
+    financing,
     funding_matrix,
     span_days,
     target_matrix,
@@ -106,7 +107,7 @@ def sweep_combos(
     day_end = day_end_mask(index)
     next_open = execution == "next_open"
     kernel = getattr(strategy, "sweep_metrics", None)
-    if fused and kernel is not None and costs.funding is None:
+    if fused and kernel is not None and costs.funding is None and not costs.financed:
         out = kernel(_single_or_dict(frames), combos, fee=costs.fee, slip=costs.slippage,
                      init_cash=float(init_cash), next_open=next_open, span=span, bar=bar,
                      day_end=day_end)
@@ -116,6 +117,7 @@ def sweep_combos(
     open_ = np.column_stack([frames[s]["open"].to_numpy(np.float64) for s in symbols])
     close = np.column_stack([frames[s]["close"].to_numpy(np.float64) for s in symbols])
     funding = funding_matrix(costs, index, symbols)
+    rates = financing(costs, symbols)
     max_leverage, allow_short = engine_limits(strategy)
     out = np.empty((len(combos), len(METRIC_NAMES)))
     iterator: Iterable = enumerate(combos)
@@ -126,7 +128,7 @@ def sweep_combos(
     for k, params in iterator:
         tgt = target_matrix(strategy.targets(_single_or_dict(frames), params), index, symbols)
         *_, acc = simulate_nb(open_, close, tgt, funding, day_end, costs.fee, costs.slippage,
-                              float(init_cash), next_open, max_leverage, allow_short, False)
+                              float(init_cash), next_open, max_leverage, allow_short, False, *rates)
         out[k] = finalize_nb(acc, span, bar)
     return out
 

@@ -171,7 +171,8 @@ def buy_and_hold(result):
 
     try:
         return simulate(prices, target if len(symbols) > 1 else target[symbols[0]],
-                        costs=Costs(fee_bps=a["fee_bps"], slippage_bps=a["slippage_bps"]),
+                        costs=Costs(fee_bps=a["fee_bps"], slippage_bps=a["slippage_bps"],
+                                    cash_rate=a.get("cash_rate", 0.0), borrow_rate=a.get("borrow_rate", 0.0)),
                         init_cash=a["init_cash"], execution=a["execution"], validate=False)
     except CoinswarmError:
         return None
@@ -207,7 +208,9 @@ def _assumptions_table(result, trials: int | None) -> str:
     a = result.assumptions
     funding = a.get("funding")
     rows = [("fees", f"{a['fee_bps']:g} bps per fill"), ("slippage", f"{a['slippage_bps']:g} bps per fill"),
-            ("funding", "none" if not funding else str(funding)), ("fills at", a["execution"]),
+            ("funding", "none" if not funding else str(funding)),
+            ("financing", f"idle cash earns {a['cash_rate']:.2%}, short spot borrow {a['borrow_rate']:.2%} a year"
+             if "cash_rate" in a else "none (idle cash earns nothing)"), ("fills at", a["execution"]),
             ("data from", a["start"]), ("data to", a["end"]), ("bars", f"{a['n_bars']:,}"),
             ("symbols", ", ".join(a["symbols"])), ("initial cash", f"{a['init_cash']:,.2f}"),
             ("max leverage", f"{a['max_leverage']:g}×"), ("annualisation", a.get("annualization", "")),

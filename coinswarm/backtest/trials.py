@@ -9,6 +9,7 @@ from coinswarm.backtest.engine import (
     Result,
     as_price_dict,
     day_end_mask,
+    financing,
     funding_matrix,
     metrics_dict,
     target_matrix,
@@ -29,6 +30,7 @@ def daily_returns_matrix(strategy, prices, combos, *, costs: Costs, init_cash: f
     open_ = np.column_stack([frames[s]["open"].to_numpy(np.float64) for s in symbols])
     close = np.column_stack([frames[s]["close"].to_numpy(np.float64) for s in symbols])
     funding = funding_matrix(costs, index, symbols)
+    rates = financing(costs, symbols)
     single = next(iter(frames.values())) if len(frames) == 1 else frames
     max_leverage, allow_short = engine_limits(strategy)
     out = np.empty((int(day_end.sum()), len(combos)))
@@ -36,7 +38,7 @@ def daily_returns_matrix(strategy, prices, combos, *, costs: Costs, init_cash: f
         tgt = target_matrix(strategy.targets(single, params), index, symbols)
         equity = simulate_nb(open_, close, tgt, funding, day_end, costs.fee, costs.slippage,
                              float(init_cash), execution == "next_open", max_leverage, allow_short,
-                             False)[0]
+                             False, *rates)[0]
         daily = np.concatenate([[init_cash], equity[day_end]])
         out[:, k] = daily[1:] / daily[:-1] - 1.0
     return out

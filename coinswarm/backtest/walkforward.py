@@ -300,7 +300,7 @@ def walk_forward(strategy: str | Strategy, prices: pd.DataFrame | dict[str, pd.D
                  embargo: str | None = None, objective: str = "sharpe", gate: Gate | None = None,
                  costs: Costs | None = None, init_cash: float = 10_000.0, execution: str = "next_open",
                  client: Any = None, progress: bool = False, pbo_splits: int = 16, memory: Any = None,
-                 cash_rate: float = 0.0, ledger: Any = None) -> WalkForwardReport:
+                 cash_rate: float | None = None, ledger: Any = None) -> WalkForwardReport:
     """Rolling (or anchored) walk-forward with the out-of-sample gate.
 
     Parameters
@@ -310,7 +310,7 @@ def walk_forward(strategy: str | Strategy, prices: pd.DataFrame | dict[str, pd.D
     train, test : str or Timedelta
         Window lengths (``"365D"``; no bare numbers), > 0; the data must hold train + embargo + test.
     anchored : bool
-        Train windows all start at the first bar (expanding) instead of rolling.
+        Train windows all start at the first bar (expanding), not rolling.
     purge : str, optional
         Time cut from each train window's end (≥ 0); default: the grid's largest warm-up (0 for one
         combination of a ``continuous`` strategy: nothing is selected).
@@ -325,8 +325,9 @@ def walk_forward(strategy: str | Strategy, prices: pd.DataFrame | dict[str, pd.D
         Row blocks for PBO's CSCV.
     memory : MemoryBook or Store, optional
         For strategies with ``targets_with_memory``: a fold sees ``memory.view(as_of=test start)``.
-    cash_rate : float
-        Annual cash rate; Sharpe, PSR and DSR use daily returns in excess of it.
+    cash_rate : float, optional
+        Annual rate Sharpe, PSR and DSR measure daily excess returns over; default and minimum:
+        ``costs.cash_rate``, the rate idle cash earns (interest is not an excess return).
     ledger : str, Path or TrialLedger, optional
         Trial ledger (default ``$COINSWARM_TRIAL_LEDGER``): the run is appended, the DSR deflates by it.
 
@@ -337,12 +338,11 @@ def walk_forward(strategy: str | Strategy, prices: pd.DataFrame | dict[str, pd.D
     Raises
     ------
     ConfigError
-        What :func:`coinswarm.sweep` refuses; a bad window, purge, embargo, objective or gate; data too short.
-    DataError
-        Candles :func:`coinswarm.validate_ohlcv` refuses.
+        What :func:`coinswarm.sweep` refuses; a bad window, purge, embargo, objective, gate or cash
+        rate; data too short. (:class:`DataError`: candles :func:`coinswarm.validate_ohlcv` refuses.)
     """
-    strategy, costs, gate, book, combos = _prepare(strategy, prices, grid, costs, init_cash, execution, gate,
-                                                   objective, pbo_splits, memory, cash_rate, ledger)
+    strategy, costs, gate, book, combos, cash_rate = _prepare(strategy, prices, grid, costs, init_cash, execution,
+                                                              gate, objective, pbo_splits, memory, cash_rate, ledger)
     single, index = _checked_prices(strategy, prices, combos)
     windows, purge_td, embargo_td = _windows(strategy, index, combos, train, test, purge, embargo, anchored)
     run = _FoldRunner(strategy, single, grid, objective, memory, bar_length(index),
@@ -358,18 +358,22 @@ def walk_forward(strategy: str | Strategy, prices: pd.DataFrame | dict[str, pd.D
 
 
 def _prepare(strategy, prices, grid, costs, init_cash, execution, gate, objective, pbo_splits, memory, cash_rate,
-             ledger) -> tuple[Strategy, Costs, Gate, Any, list]:
-    """The strategy (resolved for the universe), costs, gate, trial ledger and grid combinations;
-    every setting is checked here, in this order, before any work."""
+             ledger) -> tuple[Strategy, Costs, Gate, Any, list, float]:
+    """The strategy (resolved for the universe), costs, gate, trial ledger, grid combinations and
+    cash rate; every setting is checked here, in this order, before any work."""
     strategy = get_strategy(strategy)
     resolve = getattr(strategy, "for_universe", None)
     if callable(resolve):
         strategy = resolve(prices, costs)
     costs, gate = check_inputs(costs, init_cash, execution), Gate() if gate is None else gate
+    cash_rate = costs.cash_rate if cash_rate is None else cash_rate
     excess_returns(np.zeros(1), cash_rate)  # refuses a bad cash rate before any work
+    if cash_rate < costs.cash_rate:
+        raise ConfigError(f"cash_rate {cash_rate!r} is below the {costs.cash_rate!r} idle cash earns "
+                          "(Costs.cash_rate): interest would count as excess return; use a cash_rate ≥ it")
     book = default_ledger(ledger)
     _check_settings(strategy, gate, objective, pbo_splits, memory)
-    return strategy, costs, gate, book, expand_grid(strategy, grid)
+    return strategy, costs, gate, book, expand_grid(strategy, grid), cash_rate
 
 
 def _checked_prices(strategy: Strategy, prices, combos: list) -> tuple[Any, pd.DatetimeIndex]:

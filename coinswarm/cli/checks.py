@@ -114,6 +114,15 @@ def bps(text: str) -> float:
 
 
 @_typed
+def annual_rate(text: str) -> float:
+    """An annual rate as a fraction in [0, 1) (0.04 = 4 % a year)."""
+    value = _real(text)
+    if not 0.0 <= value < 1.0:
+        raise ConfigError(f"{text} is not an annual fraction in [0, 1) (write 0.04 for 4 % a year)")
+    return value
+
+
+@_typed
 def positive(text: str) -> float:
     """A finite number > 0."""
     value = _real(text)

@@ -10,9 +10,10 @@ State
 -----
 One float64 vector (``tobytes``/``frombuffer`` round-trips it exactly): the header slots
 ``P_*`` (layout version, number of assets ``m``, cash, equity at the last close, bars stepped,
-bar of bankruptcy or −1), the metric accumulator (:mod:`coinswarm.kernels.metrics`) at
-``P_ACC``, then :data:`BOOK_ROWS` rows of ``m`` from ``P_BOOKS``: positions (units),
-per-trade cash, last finite close, valuation prices, two scratch rows, pending targets.
+bar of bankruptcy or −1, interest credited and borrow fees paid so far), the metric
+accumulator (:mod:`coinswarm.kernels.metrics`) at ``P_ACC``, then :data:`BOOK_ROWS` rows of
+``m`` from ``P_BOOKS``: positions (units), per-trade cash, last finite close, valuation prices,
+two scratch rows, pending targets.
 
 Conventions
 -----------
@@ -28,6 +29,10 @@ Conventions
   "cost + fee ≤ cash".
 * Funding at a bar is charged on the position held into the bar, at its open:
   ``cash -= position × open × rate`` (longs pay a positive rate).
+* Financing at each UTC day's last bar, after its valuation: idle cash earns ``credit`` (a daily
+  rate), ``idle = max(0, equity − gross exposure)`` — every position commits its full notional
+  (no interest on margin or on short-sale proceeds); each short position pays ``borrow[j]`` (a
+  daily rate, 0 for perpetuals, which pay funding instead) on its value. Both are 0 by default.
 * Bankruptcy: when equity at a close is ≤ 0 every position is closed at that close (no fee),
   the deficit is written off, equity is 0 from then on and the account never trades again.
 """
@@ -50,7 +55,7 @@ from coinswarm.kernels.metrics import (
 TINY_ORDER = 1e-10  # orders below this fraction of equity are not sent
 
 # state header slots, then the accumulator, then the books (see the module docstring)
-P_VERSION, P_M, P_CASH, P_EQUITY, P_BARS, P_BANKRUPT = 0, 1, 2, 3, 4, 5
+P_VERSION, P_M, P_CASH, P_EQUITY, P_BARS, P_BANKRUPT, P_INTEREST, P_BORROW = 0, 1, 2, 3, 4, 5, 6, 7
 P_ACC = 8
 P_BOOKS = P_ACC + ACC_SIZE
 BOOK_ROWS = 7
@@ -302,15 +307,43 @@ def close_out_py(t, cash, pos, trade_cash, last_px, acc, fills, nf):
 close_out_nb = jit(close_out_py)
 
 
-def mark_py(t, close, day_end, cash, pos, trade_cash, last_px, acc, fills, nf, state):
-    """Value the book at bar ``t``'s close, close it out on bankruptcy, account the bar;
-    returns ``nf``."""
+def finance_py(cash, pos, trade_cash, last_px, credit, borrow, state):
+    """A UTC day's financing at its close: interest on idle cash, borrow fees on shorts; returns
+    cash (see the module docstring)."""
+    equity, gross = cash, 0.0
+    for j in range(pos.shape[0]):
+        if pos[j] != 0.0:
+            value = pos[j] * last_px[j]
+            equity += value
+            gross += abs(value)
+            if value < 0.0 and borrow[j] != 0.0:
+                fee = -value * borrow[j]
+                cash -= fee
+                trade_cash[j] -= fee
+                state[P_BORROW] += fee
+    if credit != 0.0 and equity > gross:
+        interest = (equity - gross) * credit
+        cash += interest
+        state[P_INTEREST] += interest
+    return cash
+
+
+finance_nb = jit(finance_py, inline=True)
+
+
+def mark_py(t, close, day_end, cash, pos, trade_cash, last_px, acc, fills, nf, state, credit, borrow):
+    """Value the book at bar ``t``'s close (after the day's financing when it closes a day),
+    close it out on bankruptcy, account the bar; returns ``nf``."""
     m = pos.shape[0]
-    eq = cash
-    exposed = False
     for j in range(m):
         if np.isfinite(close[j]):
             last_px[j] = close[j]
+    if day_end:
+        cash = finance_nb(cash, pos, trade_cash, last_px, credit, borrow, state)
+        state[P_CASH] = cash
+    eq = cash
+    exposed = False
+    for j in range(m):
         if pos[j] != 0.0:
             eq += pos[j] * last_px[j]
             exposed = True
@@ -329,13 +362,15 @@ mark_nb = jit(mark_py, inline=True)
 
 
 def portfolio_step_py(state, open_, close, target, funding, day_end, fee, slip, next_open, max_lev,
-                      allow_short, fills, nf, idx):
+                      allow_short, fills, nf, idx, credit, borrow):
     """Advance the portfolio ``state`` (see :func:`portfolio_init_py`) by one bar of ``m`` assets.
 
     In order: funding on the positions held into the bar (at its open); the pending orders
     (the previous bar's ``target`` with ``next_open``, filled at this ``open_``; else this
     ``target`` at this ``close``); valuation at ``close``; bankruptcy close-out when equity
-    ≤ 0; the bar's metrics; ``target`` (decided at this close) becomes the pending order.
+    ≤ 0; the bar's metrics; ``target`` (decided at this close) becomes the pending order. At a
+    day's end the book is financed first (``credit``: the daily rate idle cash earns, ``borrow``:
+    ``(m,)`` daily rates shorts pay; see the module docstring).
     ``open_``, ``close``, ``target`` and ``funding`` are ``(m,)`` rows (NaN price: the asset has
     no bar, is not traded and is valued at its last close). Fills are written to ``fills``
     (:data:`fill_dt`) from ``nf`` on while it has room; returns the new fill count. ``idx``
@@ -362,7 +397,7 @@ def portfolio_step_py(state, open_, close, target, funding, day_end, fee, slip, 
             cash, nf = rebalance_nb(t, close, target, last_px, cash, pos, trade_cash, vp, acc, fee, slip,
                                     max_lev, allow_short, fills, nf, tg, order_value, idx)
         state[P_CASH] = cash
-        nf = mark_nb(t, close, day_end, cash, pos, trade_cash, last_px, acc, fills, nf, state)
+        nf = mark_nb(t, close, day_end, cash, pos, trade_cash, last_px, acc, fills, nf, state, credit, borrow)
     else:
         state[P_EQUITY] = 0.0
         acc_bar_nb(acc, t, 0.0, day_end, False)
@@ -394,7 +429,7 @@ portfolio_init_nb = jit(portfolio_init_py)
 
 
 def simulate_bars_py(open_, close, target, funding, day_end, fee, slip, next_open, max_lev, allow_short,
-                     state, equity, cash_path, pos_path, fills, idx):
+                     state, equity, cash_path, pos_path, fills, idx, credit, borrow):
     """:func:`portfolio_step_py` scanned over the bars, into caller-owned arrays; returns the fill
     count. Compiled without reference counting (it allocates nothing)."""
     n, m = close.shape
@@ -402,7 +437,7 @@ def simulate_bars_py(open_, close, target, funding, day_end, fee, slip, next_ope
     nf = 0
     for t in range(n):
         nf = portfolio_step_nb(state, open_[t], close[t], target[t], funding[t], day_end[t], fee, slip,
-                               next_open, max_lev, allow_short, fills, nf, idx)
+                               next_open, max_lev, allow_short, fills, nf, idx, credit, borrow)
         for j in range(m):
             pos_path[t, j] = pos[j]
         equity[t] = state[P_EQUITY]
@@ -414,8 +449,9 @@ simulate_bars_nb = jit(simulate_bars_py, refcount=False)
 
 
 def simulate_py(open_, close, target, funding, day_end, fee, slip, init_cash, next_open,
-                max_lev, allow_short, record_fills):
-    """Simulate target-weight trading on ``(n, m)`` price arrays.
+                max_lev, allow_short, record_fills, credit, borrow):
+    """Simulate target-weight trading on ``(n, m)`` price arrays (``credit``, ``borrow``: the
+    daily financing rates of :func:`portfolio_step_py`; 0 and zeros: none).
 
     Returns ``(equity, cash, positions, fills, n_fills, state, acc)``: ``fills`` are
     :data:`fill_dt` records (``record_fills=False``: none are kept), ``state`` the final
@@ -430,7 +466,7 @@ def simulate_py(open_, close, target, funding, day_end, fee, slip, init_cash, ne
     fills = np.empty(cap, dtype=fill_dt)
     idx = np.empty(m, dtype=np.int64)
     nf = simulate_bars_nb(open_, close, target, funding, day_end, fee, slip, next_open, max_lev, allow_short,
-                          state, equity, cash_path, pos_path, fills, idx)
+                          state, equity, cash_path, pos_path, fills, idx, credit, borrow)
     return equity, cash_path, pos_path, fills, min(nf, cap), state, state[P_ACC:P_ACC + ACC_SIZE]
 
 
@@ -494,7 +530,8 @@ def _row(name: str, values, m: int) -> np.ndarray:
 
 def portfolio_step(state: np.ndarray, open_, close, target, *, funding=None, day_end: bool = False,
                    fee: float = 0.001, slippage: float = 0.0, next_open: bool = True,
-                   max_leverage: float = 1.0, allow_short: bool = False) -> np.ndarray:
+                   max_leverage: float = 1.0, allow_short: bool = False, credit: float = 0.0,
+                   borrow=None) -> np.ndarray:
     """Advance ``state`` (in place) by one closed bar; return the bar's fills.
 
     The same compiled step :func:`coinswarm.simulate` scans over history: looping it over the
@@ -518,6 +555,11 @@ def portfolio_step(state: np.ndarray, open_, close, target, *, funding=None, day
         Fractions of notional / price (``Costs.fee``, ``Costs.slippage``).
     next_open, max_leverage, allow_short
         As ``execution == "next_open"``, ``max_leverage``, ``allow_short`` of ``simulate``.
+    credit : float, default 0
+        Daily rate idle cash earns at a day's end (``Costs.cash_rate`` as
+        :func:`coinswarm.costs.daily_rate`).
+    borrow : array of shape (m,), optional
+        Daily borrow fee rates of short positions at a day's end (0 for perpetuals).
 
     Returns
     -------
@@ -528,10 +570,14 @@ def portfolio_step(state: np.ndarray, open_, close, target, *, funding=None, day
     fund = np.zeros(m) if funding is None else _row("funding", funding, m)
     if not np.isfinite(fund).all():
         raise ConfigError("portfolio_step: funding rates must be finite")
+    rates = np.zeros(m) if borrow is None else _row("borrow", borrow, m)
+    if not (np.isfinite(rates).all() and np.isfinite(credit)):
+        raise ConfigError("portfolio_step: credit and borrow rates must be finite")
     fills = np.empty(MAX_FILLS_PER_ASSET * m, dtype=fill_dt)
     n = portfolio_step_nb(state, _row("open", open_, m), _row("close", close, m), _row("target", target, m),
                           fund, bool(day_end), float(fee), float(slippage), bool(next_open),
-                          float(max_leverage), bool(allow_short), fills, 0, np.empty(m, dtype=np.int64))
+                          float(max_leverage), bool(allow_short), fills, 0, np.empty(m, dtype=np.int64),
+                          float(credit), rates)
     return fills[:n].copy()
 
 

@@ -116,6 +116,8 @@ def _one_line_error(capsys, argv, match):
     (["backtest", "--fee-bps", "20000"], "outside the valid range 0 to 1000 bps"),
     (["backtest", "--fee-bps", "nan"], "not a finite number"),
     (["backtest", "--init-cash", "-5"], "must be > 0"),
+    (["backtest", "--cash-rate", "4"], "4 is not an annual fraction in [0, 1) (write 0.04 for 4 % a year)"),
+    (["walkforward", "--borrow-rate", "-0.1"], "is not an annual fraction in [0, 1)"),
     (["sweep", "--sort", "nope", "--no-progress"], "--sort 'nope' is not a column; use a metric (total_return"),
     (["sweep", "--grid", "fast=0:1e12:1"], "at most 10,000"),
     (["sweep", "--grid", "fast=5:1:1"], "need start ≤ stop"),

@@ -51,6 +51,15 @@ def test_left_out_data_is_said_on_stderr_and_fees_above_the_bound_warn(capsys):
     assert "fees 150 bps" in out and "BTC/USDT" in out
 
 
+def test_a_financed_backtest_says_its_rates_and_what_idle_cash_earned(capsys, tmp_path):
+    out = tmp_path / "r.json"
+    assert main(["backtest", "--start", "2024-06", "--end", "2024-06-30", "--cash-rate", "0.04",
+                 "--borrow-rate", "0.1", "--json", str(out)]) == 0
+    report = json.loads(out.read_text())
+    assert report["assumptions"]["cash_rate"] == 0.04 and report["assumptions"]["borrow_rate"] == 0.1
+    assert report["metrics"]["interest_earned"] > 0 and report["metrics"]["borrow_paid"] == 0
+
+
 def test_config_file_gives_defaults_and_flags_win(capsys, tmp_path):
     out = tmp_path / "r.json"
     assert main(["backtest", "--config", str(ROOT / "runners" / "research.example.toml"),

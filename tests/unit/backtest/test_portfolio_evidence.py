@@ -12,7 +12,7 @@ import re
 import pandas as pd
 import pytest
 
-from coinswarm.backtest.portfolio_evidence import STRATEGIES, run_portfolio_evidence, universe_prices
+from coinswarm.backtest.portfolio_evidence import FINANCED, STRATEGIES, run_portfolio_evidence, universe_prices
 from coinswarm.cli.edge import cmd_portfolio_evidence
 from coinswarm.errors import ConfigError
 
@@ -25,8 +25,9 @@ def test_a_small_protocol_run_counts_every_trial_and_writes_the_report(tmp_path)
     rows = evidence["rows"]
     trials = evidence["ledger"]["n_trials"]  # identical out-of-sample records are one trial (on a short
     assert len(rows) // 2 <= trials <= len(rows)  # window a committee may equal its baseline or variant)
-    assert [(r["strategy"], r["phase"]) for r in rows] == [
-        (name, phase) for name in STRATEGIES for phase in ("development", "holdout")]
+    assert [(r["strategy"], r["phase"], r["financed"]) for r in rows] == [
+        (name, phase, financed) for name in STRATEGIES for financed in ((False, True) if name in FINANCED else (False,))
+        for phase in ("development", "holdout")]
     for r in rows:
         assert r["universe"] == 2 and r["n_trials"] == trials
         if r["phase"] == "holdout":
@@ -42,9 +43,14 @@ def test_a_small_protocol_run_counts_every_trial_and_writes_the_report(tmp_path)
     assert len((tmp_path / "ledger.jsonl").read_text().splitlines()) == len(rows)  # every run is recorded
     assert json.loads((out / "portfolio_evidence.json").read_text())["settings"]["holdout"] == "2022-07-01 … 2022-12-31"
     text = (out / "portfolio_evidence.md").read_text()
-    table = [line for line in text.splitlines()  # the main table: universe, phase, strategy, window
-             if re.match(r"\| 2 \| (development|holdout) \| \w+ \| \d{4}-\d\d-\d\d → ", line)]
+    table = [line for line in text.splitlines()  # the main table: universe, phase, strategy, book, window
+             if re.match(r"\| 2 \| (development|holdout) \| \w+ \| (cash 0|financed) \| \d{4}-\d\d-\d\d → ", line)]
     assert len(table) == len(rows)
+    by = {(r["strategy"], r["phase"], r["financed"]): r for r in rows}
+    for name in ("committee", "trend_portfolio"):  # idle cash credited: the same targets, a better excess return
+        for phase in ("development", "holdout"):
+            assert by[(name, phase, True)]["sharpe_excess"] > by[(name, phase, False)]["sharpe_excess"]
+            assert by[(name, phase, True)]["n_trades"] == by[(name, phase, False)]["n_trades"]
     assert "Liquidation audit" in text
 
 
