@@ -41,6 +41,20 @@ MEASURED = FEATURES[:8]  # r1 … r168, vol24, vol168, trend_t: what the closes 
 
 
 @pytest.fixture
+def relay_log():
+    """The relay logger's messages (a handler on it: an earlier test may have stopped propagation)."""
+    seen: list[str] = []
+    handler = logging.Handler(logging.DEBUG)
+    handler.emit = lambda record: seen.append(f"{record.levelname} {record.getMessage()}")
+    logger = logging.getLogger("coinswarm.live.outbox")
+    logger.addHandler(handler)
+    try:
+        yield seen
+    finally:
+        logger.removeHandler(handler)
+
+
+@pytest.fixture
 def ledger(tmp_path):
     ledger = Ledger(f"sqlite:///{tmp_path / 'o.db'}")
     ledger.migrate()
@@ -64,7 +78,7 @@ def test_the_relay_age_limit_is_the_managers():
     assert PROPOSAL_MAX_AGE_MS == Policy().max_age_ms
 
 
-def test_a_proposal_written_hours_before_the_bus_comes_back_is_published_fresh_and_approved(ledger, caplog):
+def test_a_proposal_written_hours_before_the_bus_comes_back_is_published_fresh_and_approved(ledger, relay_log):
     wrote = T0 + 3 * H
     proposal = written(ledger, wrote)
     now = [wrote]
@@ -74,8 +88,7 @@ def test_a_proposal_written_hours_before_the_bus_comes_back_is_published_fresh_a
     assert asyncio.run(relay.drain()) == 0 and relay.failures == 1  # NATS away: it waits in the outbox
     now[0] = wrote + 3 * H  # back three hours later
     bus.down = False
-    with caplog.at_level(logging.WARNING, logger="coinswarm.live.outbox"):
-        assert asyncio.run(relay.drain()) == 1
+    assert asyncio.run(relay.drain()) == 1
     [msg] = bus.inner.streams[PROPOSAL_SUBJECT]
     sent = Proposal.decode(msg.data)
     assert msg.msg_id == sent.id == proposal.id
@@ -85,7 +98,8 @@ def test_a_proposal_written_hours_before_the_bus_comes_back_is_published_fresh_a
     assert manager.reasons(sent, judged) == ()
     assert any(r.startswith("stale") for r in manager.reasons(proposal, judged))  # as written: refused
     assert relay.delayed == 1 and relay.unreadable == 0
-    assert proposal.id in caplog.text and "3.0 h" in caplog.text
+    [line] = relay_log
+    assert line.startswith("WARNING") and proposal.id in line and "3.0 h" in line
 
 
 def test_a_republish_after_a_lost_ack_is_stamped_again_and_dropped_by_its_id(ledger):
@@ -109,14 +123,15 @@ def test_a_relay_clock_behind_the_written_stamp_keeps_it(ledger):
     assert bus.streams[PROPOSAL_SUBJECT][0].data == proposal.encode()
 
 
-def test_an_unreadable_proposal_row_is_published_unchanged_counted_and_logged(ledger, caplog):
+def test_an_unreadable_proposal_row_is_published_unchanged_counted_and_logged(ledger, relay_log):
     ledger.enqueue([OutboxMessage(PROPOSAL_SUBJECT, "live-bad", b'{"id": "live-bad"}')], T0)
     bus = InProcessBus()
     relay = Relay(ledger, bus, lambda: T0 + H)
-    with caplog.at_level(logging.ERROR, logger="coinswarm.live.outbox"):
-        assert asyncio.run(relay.drain()) == 1
+    assert asyncio.run(relay.drain()) == 1
     assert bus.streams[PROPOSAL_SUBJECT][0].data == b'{"id": "live-bad"}'
-    assert relay.unreadable == 1 and "live-bad" in caplog.text and "not a readable proposal" in caplog.text
+    [line] = relay_log
+    assert relay.unreadable == 1 and line.startswith("ERROR") and "live-bad" in line
+    assert "not a readable proposal" in line
 
 
 def outbox_proposals(db: str) -> list[Proposal]:
