@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections import defaultdict
 from typing import TYPE_CHECKING
 
 from coinswarm.errors import ConfigError
@@ -53,17 +52,22 @@ def build_runner(config: LiveConfig, *, init_cash: float = 10_000.0, sinks: Sink
 
 async def warm_up(runner: Runner, feed, until_ms: int) -> int:
     """Step the strategy over ``warmup()`` bars of history before ``until_ms`` (no trading);
-    returns how many times were stepped. The checkpoint then starts after them."""
-    grouped: dict[int, dict] = defaultdict(dict)
-    for symbol in runner.symbols:
-        for bar in await feed.history(symbol, until_ms, runner.stepper.warmup()):
-            grouped[bar.time][symbol] = bar
-    for t in sorted(grouped):
-        runner.stepper.decide(runner._rows(grouped[t]))
-        runner.last_time = t
-    if grouped:
+    returns how many times were stepped. The checkpoint then starts after them (with the memory
+    proposer's state, which saw the same bars: :meth:`~coinswarm.live.proposals.MemoryProposer.warm`)."""
+    from coinswarm.live.runner import warm_up_history
+
+    stepped = 0
+    for t, group, closes in await warm_up_history(feed, runner.symbols, until_ms, runner.stepper.warmup(),
+                                                  runner.memory):
+        if group:
+            runner.stepper.decide(runner._rows(group))
+            runner.last_time = t
+            stepped += 1
+        if runner.memory is not None:  # memory proposals measure their features from this history too
+            runner.memory.warm(t, closes, runner.stepper)
+    if stepped:
         await runner.aflush()
-    return len(grouped)
+    return stepped
 
 
 async def run_paper(config: LiveConfig, source=None, *, max_bars: int | None = None, sleep=None,

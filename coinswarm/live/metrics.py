@@ -20,6 +20,13 @@ Metrics (prefix ``coinswarm_live_``):
 ``reconnects_total{component}``       counter    feed/bus/Redis reconnects
 ``sink_failures_total{sink}``         counter    failed sink calls (read from :class:`Sinks` at scrape)
 ``outbox_published_total``, …         counter    the outbox relay's published/duplicates/failures
+``outbox_proposals_delayed_total``    counter    memory proposals published > 1 h after written
+                                                 (stamped at publish, so not stale)
+``outbox_proposals_unreadable_total`` counter    memory proposals the relay could not re-stamp
+``memory_proposals_total``            counter    memory proposals written to the outbox (the
+                                                 run's, resumes included: read from the proposer)
+``memory_proposals_skipped_total``    counter    closed trips whose proposal could not be built
+``memory_proposal_failures_total``    counter    bars the proposer failed to track (logged)
 ``last_bar_timestamp_seconds``        gauge      open time of the last bar processed
 ``db_paused``, ``db_pauses_total``    gauge      the ledger's database is away (DbGuard), pauses so far
 ====================================  =========  ===============================================
@@ -55,6 +62,7 @@ class _Watched:
     def __init__(self) -> None:
         self.sinks: Sinks | None = None
         self.relay = None
+        self.memory = None  # a coinswarm.live.proposals.MemoryProposer
 
     def collect(self):
         from prometheus_client.core import CounterMetricFamily
@@ -66,6 +74,14 @@ class _Watched:
         for attr in ("published", "duplicates", "failures"):
             yield CounterMetricFamily(f"{PREFIX}_outbox_{attr}", f"Outbox relay: {attr}",
                                       value=float(getattr(self.relay, attr, 0)) if self.relay is not None else 0.0)
+        for attr, doc in (("delayed", "Memory proposals published more than 1 h after written (stamped at publish)"),
+                          ("unreadable", "Memory proposals the relay could not re-stamp (published unchanged)")):
+            yield CounterMetricFamily(f"{PREFIX}_outbox_proposals_{attr}", doc,
+                                      value=float(getattr(self.relay, attr, 0)))
+        for name, attr, doc in (("memory_proposals", "proposed", "Memory proposals written to the outbox"),
+                                ("memory_proposals_skipped", "skipped", "Closed trips whose proposal was not built"),
+                                ("memory_proposal_failures", "failures", "Bars the memory proposer failed to track")):
+            yield CounterMetricFamily(f"{PREFIX}_{name}", doc, value=float(getattr(self.memory, attr, 0)))
 
 
 class PrometheusSink:
@@ -136,12 +152,15 @@ class PrometheusSink:
         """``http://host:port/metrics`` when served."""
         return None if self.server is None else f"http://{self.server.server_address[0]}:{self.port}/metrics"
 
-    def watch(self, sinks: Sinks | None = None, relay=None) -> None:
-        """Report ``sinks.failures`` and the outbox ``relay``'s counters (read at each scrape)."""
+    def watch(self, sinks: Sinks | None = None, relay=None, memory=None) -> None:
+        """Report ``sinks.failures``, the outbox ``relay``'s counters and the memory proposer's
+        (``memory``: proposed, skipped, failures), read at each scrape."""
         if sinks is not None:
             self._watched.sinks = sinks
         if relay is not None:
             self._watched.relay = relay
+        if memory is not None:
+            self._watched.memory = memory
 
     def render(self) -> str:
         """The text exposition format (what ``/metrics`` serves)."""

@@ -9,11 +9,23 @@ JetStream's ``Nats-Msg-Id`` (the server drops an id it saw inside its duplicate 
 marked published only after the bus acknowledged it, so nothing is lost while the bus is
 down: the relay stops at the first failure and the next drain starts from the oldest
 unpublished row, in order.
+
+Memory proposals (``mem.propose``) are **stamped when published**: the relay sets a proposal's
+``timestamp`` to its clock at the publish (never earlier than the written one), so one that
+waited in the outbox through a long bus outage is as fresh as any when the managers judge it
+(they refuse one older than their ``max_age_ms``, 1 h, as stale or replayed). The timestamp is
+not part of the proposal's id (a digest of the run and the trip's fill ids), which is what the
+stream and the store de-duplicate by, so a re-publish after a crash is still dropped there.
+A proposal published more than :data:`PROPOSAL_MAX_AGE_MS` after it was written is counted
+(:attr:`Relay.delayed`) and logged; one the relay cannot read (never written by this code) is
+published unchanged, counted (:attr:`Relay.unreadable`) and logged as an error.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -31,6 +43,8 @@ PROPOSAL_SUBJECT = "mem.propose"  # memory proposals (coinswarm.live.proposals):
 OUTBOX_SUBJECTS = (*SUBJECTS, PROPOSAL_SUBJECT)
 LIVE_STREAM = "COINSWARM_LIVE"
 DUPLICATE_WINDOW_S = 3600.0
+PROPOSAL_MAX_AGE_MS = 3_600_000  # the managers' default Policy.max_age_ms (coinswarm.quorum.manager)
+log = logging.getLogger("coinswarm.live.outbox")
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +126,8 @@ class Relay:
         self.published = 0
         self.duplicates = 0
         self.failures = 0
+        self.delayed = 0  # memory proposals published > PROPOSAL_MAX_AGE_MS after written (re-stamped)
+        self.unreadable = 0  # memory proposals that could not be re-stamped (published unchanged)
         self.last_error: str = ""
 
     async def drain(self) -> int:
@@ -126,7 +142,8 @@ class Relay:
             try:
                 for row_id, message in rows:
                     try:
-                        fresh = await self.bus.stream_publish(message.subject, message.payload, message.msg_id)
+                        payload = self.stamped(message) if message.subject == PROPOSAL_SUBJECT else message.payload
+                        fresh = await self.bus.stream_publish(message.subject, payload, message.msg_id)
                     except Exception as exc:  # the bus is down or refused: keep the row, try later
                         self.failures += 1
                         self.last_error = f"{type(exc).__name__}: {exc}"
@@ -138,6 +155,28 @@ class Relay:
             finally:  # one write per batch: a crash before it re-publishes the batch under the same ids
                 if done:
                     self.ledger.mark_published(done, self.clock())
+
+    def stamped(self, message: OutboxMessage) -> bytes:
+        """A memory proposal's bytes with ``timestamp`` = the relay's clock now (see the module
+        docstring); unchanged if the clock is behind the written timestamp or the bytes do not
+        decode as a proposal (counted in :attr:`unreadable`, logged)."""
+        from coinswarm.quorum.proposals import Proposal
+
+        try:
+            proposal = Proposal.decode(message.payload)
+        except MessageError as exc:
+            self.unreadable += 1
+            log.error("memory proposal %s in the outbox is not a readable proposal (%s): published unchanged, "
+                      "the quorum will refuse it", message.msg_id, exc)
+            return message.payload
+        now = int(self.clock())
+        if now <= proposal.timestamp:
+            return message.payload
+        if now - proposal.timestamp > PROPOSAL_MAX_AGE_MS:
+            self.delayed += 1
+            log.warning("memory proposal %s waited %.1f h in the outbox (bus away); stamped at publish, not stale",
+                        message.msg_id, (now - proposal.timestamp) / 3_600_000)
+        return dataclasses.replace(proposal, timestamp=now).encode()
 
     async def run(self, stop: asyncio.Event, interval_s: float = 0.5) -> None:
         """Drain every ``interval_s`` seconds until ``stop`` is set, then drain once more."""

@@ -12,10 +12,16 @@ from what it holds: log returns over 1–168 bars and realised volatility over 2
 the last :data:`HISTORY` closes, a trend t-statistic of the last 72 returns, the committee's
 regime cell and its trend and mean-reversion votes (``vote · confidence``: vote = its sign,
 confidence = its size), the session of the decision bar; the spread (which needs highs and lows)
-is not measured and stays 0, as does anything not yet known (warm-up, a strategy without a
-committee). The data also carries symbol, strategy, decision/entry/exit bar times, prices, PnL,
+is not measured and stays 0, as does anything not yet known (a replay's first bars, a
+strategy without a committee). The data also carries symbol, strategy, decision/entry/exit bar times, prices, PnL,
 fees, regime label, agent weights and votes at the decision. ``data_time`` is the exit fill's
-bar time; ``timestamp`` the wall clock when the episode is written.
+bar time; ``timestamp`` the wall clock when the episode is written, set again by the outbox
+relay when it publishes it (:meth:`coinswarm.live.outbox.Relay.stamped`).
+
+**From the first traded bar.** The daemons' warm-up (the history stepped through before the
+first decision, :func:`coinswarm.live.daemon.warm_up` and the exchange runner's) goes through
+:meth:`MemoryProposer.warm` too, so a trip opened right after it has its returns, volatility
+and trend measured; only a replay's own first bars (it starts trading at once) are unknown.
 
 **Exactly once.** The id is a digest of (run, symbol, entry fill id, exit fill id): the run is
 the ledger's stored run spec, fill ids are deterministic, so a replay resumed after a crash
@@ -25,8 +31,9 @@ proposes the same ids. The episodes closed since the last checkpoint go into the
 tracker's state (open trips, recent closes) under the meta key :data:`META_KEY`: after a
 crash, the bars since the checkpoint are processed again from the same state and give the same
 proposals, none written twice; the relay publishes them when NATS is there (nothing lost while
-it is down; the quorum's ``mem.propose`` stream and the store de-duplicate by id). A proposal
-that waited in the outbox longer than the managers' ``max_age_ms`` (1 h) is refused as stale.
+it is down; the quorum's ``mem.propose`` stream and the store de-duplicate by id). The relay
+stamps a proposal when it publishes it, so one that waited in the outbox longer than the
+managers' ``max_age_ms`` (1 h) is not refused as stale (it is counted and logged as delayed).
 
 **Never in the way.** Per bar the tracker copies one row of closes and, for the committee, its
 regime cells, votes and weights (a few µs, after the decision is taken and timed); features and
@@ -147,6 +154,7 @@ class MemoryProposer:
     """
 
     meta_key = META_KEY  # where the runner stores :meth:`record` in its checkpoint's transaction
+    history = HISTORY  # closes the features need (the daemons' warm-up reads at least this many)
 
     def __init__(self, symbols: Sequence[str], strategy: str, run: str, agents: Sequence[str] = ()) -> None:
         self.symbols, self.strategy, self.run, self.agents = tuple(symbols), strategy, run, tuple(agents)
@@ -179,6 +187,14 @@ class MemoryProposer:
             if self.failures in (1, 10, 100) or self.failures % 1000 == 0:
                 log.error("memory proposals: bar %s not tracked (%d failures): %s: %s", t, self.failures,
                           type(exc).__name__, exc)
+
+    def warm(self, t: int, close_row: np.ndarray, stepper) -> None:
+        """A warm-up bar (history stepped through before trading, no fills): its closes and the
+        committee's view, as :meth:`on_bar` takes them. A time not after the last one tracked (a
+        warm-up repeated after a crash, on a restored record) is ignored."""
+        if self.prev is not None and int(t) <= int(self.prev.get("t", -1)):
+            return
+        self.on_bar(t, close_row, (), stepper)
 
     def outbox(self, now_ms: int) -> list[OutboxMessage]:
         """The proposals of the trips closed since the last checkpoint, stamped ``now_ms``

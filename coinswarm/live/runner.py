@@ -131,6 +131,25 @@ def bar_snapshot(t: int, target: np.ndarray, stepper: Stepper, *, positions: Map
         bars_processed=bars_processed, halted=halted, feed_lag_ms=max(0, int(lag_ms)))
 
 
+async def warm_up_history(feed, symbols: tuple[str, ...], until_ms: int, bars: int,
+                          memory=None) -> list[tuple[int, dict[str, ClosedBar], np.ndarray]]:
+    """The warm-up history before ``until_ms``, oldest first: per open time, the bars the strategy
+    steps (each symbol's ``feed.history(symbol, until_ms, bars)``, empty at a time only the memory
+    proposer sees) and every symbol's close (NaN where none). With a ``memory`` proposer whose
+    features need more closes than the strategy's warm-up (:data:`coinswarm.live.proposals.HISTORY`),
+    they are read too, for it alone: the strategy steps exactly the same bars either way."""
+    stepped: dict[int, dict[str, ClosedBar]] = {}
+    closes: dict[int, np.ndarray] = {}
+    need = max(bars, getattr(memory, "history", 0)) if memory is not None else bars
+    for j, symbol in enumerate(symbols):
+        own = await feed.history(symbol, until_ms, bars)
+        for bar in (await feed.history(symbol, until_ms, need) if need > bars else []) + own:
+            closes.setdefault(bar.time, np.full(len(symbols), np.nan))[j] = bar.close
+        for bar in own:
+            stepped.setdefault(bar.time, {})[symbol] = bar
+    return [(t, stepped.get(t, {}), closes[t]) for t in sorted(closes)]
+
+
 class Telemetry:
     """What both daemons share around their loop: the outbox :class:`~coinswarm.live.outbox.Relay`
     publishing to the bus beside the run (the in-process bus when none), the metrics watching
@@ -147,15 +166,17 @@ class Telemetry:
     metrics : PrometheusSink, optional
     clock : callable
         Epoch ms (the outbox's publish time).
+    memory : MemoryProposer, optional
+        The runner's memory proposer (its counters are reported by the metrics).
     """
 
     def __init__(self, ledger: Ledger, sinks: Sinks, bus=None, metrics=None,
-                 clock: Callable[[], int] | None = None) -> None:
+                 clock: Callable[[], int] | None = None, memory=None) -> None:
         if bus is None:
             from coinswarm.adapters.bus import InProcessBus
 
             bus = InProcessBus()
-        self.ledger, self.sinks, self.bus, self.metrics = ledger, sinks, bus, metrics
+        self.ledger, self.sinks, self.bus, self.metrics, self.memory = ledger, sinks, bus, metrics, memory
         self.relay = Relay(ledger, bus, clock or (lambda: time.time_ns() // 1_000_000))
         self.stale_bars = 0
         self._seen = {"feed": 0, "bus": 0}
@@ -164,7 +185,7 @@ class Telemetry:
 
     async def __aenter__(self) -> Telemetry:
         if self.metrics is not None:
-            self.metrics.watch(self.sinks, self.relay)
+            self.metrics.watch(self.sinks, self.relay, self.memory)
         self._task = asyncio.create_task(self.relay.run(self._stop))
         return self
 
@@ -297,7 +318,8 @@ class Runner(BarGrouping, Guarded):
         runs beside it (:class:`Telemetry`). Returns the number of bars processed in this run."""
         stop = stop or asyncio.Event()
         before = self.bars_processed
-        async with Telemetry(self.ledger, self.sinks, self.bus, self.metrics, self.clock) as telemetry:
+        async with Telemetry(self.ledger, self.sinks, self.bus, self.metrics, self.clock,
+                             memory=self.memory) as telemetry:
             self.telemetry, self.relay, self.bus = telemetry, telemetry.relay, telemetry.bus
             await telemetry.drive(self, feed, stop)
             if stop.is_set():  # a time whose bars did not all arrive is taken again on resume

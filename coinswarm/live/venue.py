@@ -59,7 +59,7 @@ from coinswarm.live.ledger import Ledger, split_symbol
 from coinswarm.live.orders import ReconcileReport, apply_venue, reconcile
 from coinswarm.live.outbox import heartbeat_message
 from coinswarm.live.protocols import ClosedBar, OrderIntent, OrderStatus, Side, client_order_id
-from coinswarm.live.runner import BarGrouping, Telemetry, bar_snapshot
+from coinswarm.live.runner import BarGrouping, Telemetry, bar_snapshot, warm_up_history
 from coinswarm.live.signals import signal_stop
 from coinswarm.live.sinks import Sinks
 from coinswarm.live.stepper import Stepper
@@ -228,7 +228,7 @@ class VenueRunner(BarGrouping, Guarded):
         beside it (:class:`~coinswarm.live.runner.Telemetry`, shared with the paper runner)."""
         stop = stop or asyncio.Event()
         before = self.bars_processed
-        async with Telemetry(self.ledger, self.sinks, self.bus, self.metrics) as telemetry:
+        async with Telemetry(self.ledger, self.sinks, self.bus, self.metrics, memory=self.memory) as telemetry:
             self.telemetry, self.bus = telemetry, telemetry.bus
             await telemetry.drive(self, feed, stop)
             if not stop.is_set():
@@ -488,19 +488,23 @@ async def _run_venue(config: LiveConfig, services, *, broker, max_bars: int | No
 
 
 async def _warm_up(runner: VenueRunner, feed, until_ms: int) -> None:
-    """Step the strategy over its warm-up history (no trading), then checkpoint."""
-    grouped: dict[int, dict] = {}
-    for symbol in runner.symbols:
-        for bar in await feed.history(symbol, until_ms, runner.stepper.warmup()):
-            grouped.setdefault(bar.time, {})[symbol] = bar
-    for t in sorted(grouped):
-        runner.stepper.decide([None if (b := grouped[t].get(s)) is None else
-                               Bar(b.time, b.open, b.high, b.low, b.close, b.volume) for s in runner.symbols])
-        runner.last_time = t
-    if grouped:
-        await runner._db(runner.ledger.set_meta, CHECKPOINT_KEY, {"time": runner.last_time,
-                                                                  "strategy": runner.stepper.to_record(),
-                                                                  "fills": runner._mark})
+    """Step the strategy (and the memory proposer, if any) over its warm-up history (no
+    trading), then checkpoint both in one transaction."""
+    stepped = False
+    for t, group, closes in await warm_up_history(feed, runner.symbols, until_ms, runner.stepper.warmup(),
+                                                  runner.memory):
+        if group:
+            runner.stepper.decide([None if (b := group.get(s)) is None else
+                                   Bar(b.time, b.open, b.high, b.low, b.close, b.volume) for s in runner.symbols])
+            runner.last_time, stepped = t, True
+        if runner.memory is not None:  # memory proposals measure their features from this history too
+            runner.memory.warm(t, closes, runner.stepper)
+    if stepped:
+        meta = {CHECKPOINT_KEY: {"time": runner.last_time, "strategy": runner.stepper.to_record(),
+                                 "fills": runner._mark}}
+        if runner.memory is not None:
+            meta[runner.memory.meta_key] = runner.memory.record()
+        await runner._db(bulk.commit_bars, runner.ledger, meta=meta, events=(), now_ms=until_ms)
 
 
 def _capped_sleep():

@@ -3,7 +3,8 @@
 ``mem.propose``, four manager nodes vote, the applier commits them to PostgreSQL (the ledger, on
 the same PostgreSQL, holds the tracker's state with each checkpoint). Then NATS is
 stopped, the replay resumes and closes more trips (they wait in the outbox), NATS comes back:
-every proposal is decided and committed once, none lost."""
+every proposal is decided and committed once, none lost — also when they waited in the outbox
+longer than the managers' 1 h age limit (the relay stamps them when it publishes them)."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from coinswarm.live.ledger import Ledger, OutboxRow
 from coinswarm.live.outbox import PROPOSAL_SUBJECT, Relay
 from coinswarm.live.publisher import connect_publisher
 from coinswarm.live.replay import ReplaySpec, build, feed_for
-from coinswarm.memory.models import DecisionRow, Episode
+from coinswarm.memory.models import DecisionRow, Episode, ProposalRow
 from coinswarm.quorum import COMMITTED
 
 pytestmark = pytest.mark.integration
@@ -56,9 +57,9 @@ def episodes(store) -> int:
         return s.scalar(select(func.count()).select_from(Episode))
 
 
-async def _replay(spec: ReplaySpec, bus) -> None:
+async def _replay(spec: ReplaySpec, bus, runner_clock=clock) -> None:
     runner, _ = build(spec, bus=bus)
-    runner.clock = clock  # the managers judge staleness against the cluster's clock
+    runner.clock = runner_clock  # the managers judge staleness against the cluster's clock
     try:
         await runner.run(feed_for(spec, runner))
     finally:
@@ -110,3 +111,49 @@ def test_a_replays_episodes_are_committed_by_the_quorum_and_none_is_lost_while_n
     assert len(set(ids)) == len(ids) and ids[:len(up)] == up
     assert set(decisions(store, ids).values()) == {COMMITTED}
     assert episodes(store) == len(ids)  # each committed once: none lost, none twice
+
+
+@pytest.mark.timeout(300)
+def test_proposals_written_more_than_an_hour_before_nats_comes_back_are_committed(server_dir, store, postgres_url):
+    port = free_port()
+    url = f"nats://127.0.0.1:{port}"
+    servers = [start_nats(server_dir, port)]
+    db = postgres_url
+    spec = ReplaySpec(DATA, "committee", db, start="2023-01-01", end="2023-02-01", memory=True)
+    hours_ago = 2 * 3_600_000
+
+    async def scenario() -> tuple[list[str], Relay, dict[str, int]]:
+        cluster = await start_cluster(url, store, prefix="late")
+        bus = await connect_publisher(url, connect_timeout=5, retry_for=0.5)
+        try:
+            servers[0].stop()
+            await _replay(spec, bus, lambda: clock() - hours_ago)  # written two hours before NATS is back
+            ids, pending = outbox(db)
+            assert ids and pending == len(ids)
+            servers[0] = start_nats(server_dir, port)
+            ledger = Ledger(db)
+            try:
+                relay = Relay(ledger, bus, clock)
+                deadline = time.monotonic() + 60
+                while outbox(db)[1] and time.monotonic() < deadline:
+                    await relay.drain()
+                    await asyncio.sleep(0.2)
+            finally:
+                ledger.close()
+            assert await wait_until(lambda: len(decisions(store, ids)) == len(ids), 60)
+            with store.sessions() as s:
+                stamps = dict(s.execute(select(ProposalRow.id, ProposalRow.timestamp)
+                                        .where(ProposalRow.id.in_(ids))).all())
+            return ids, relay, stamps
+        finally:
+            await bus.close()
+            await cluster.close()
+            servers[0].stop()
+
+    written_before = clock()
+    ids, relay, stamps = asyncio.run(scenario())
+    assert len(ids) >= 3 and len(set(ids)) == len(ids)
+    assert set(decisions(store, ids).values()) == {COMMITTED}, decisions(store, ids)
+    assert episodes(store) == len(ids)
+    assert relay.delayed == len(ids) and relay.unreadable == 0  # each counted (and logged) as delayed
+    assert all(t >= written_before for t in stamps.values())  # stamped at the publish, not when written

@@ -187,10 +187,13 @@ def test_a_replay_proposes_valid_episodes_that_the_managers_approve(tmp_path):
     ledger.close()
     assert all(p.id == episode_id(run, p.data["symbol"], p.justification["entry_fill"], p.justification["exit_fill"])
                for p in proposals)
-    published = bus.streams[PROPOSAL_SUBJECT]  # the relay delivered them, as the quorum's submit does
-    assert [(m.msg_id, m.data) for m in published] == [(p.id, p.encode()) for p in proposals]
+    published = bus.streams[PROPOSAL_SUBJECT]  # the relay delivered them, as the quorum's submit does,
+    sent = [Proposal.decode(m.data) for m in published]  # stamped when published
+    assert [m.msg_id for m in published] == [p.id for p in proposals] == [q.id for q in sent]
+    assert content(sent) == content(proposals)
+    assert all(q.timestamp >= p.timestamp for p, q in zip(proposals, sent, strict=True))
     other = InProcessBus()
-    asyncio.run(submit(other, proposals[0]))
+    asyncio.run(submit(other, sent[0]))
     assert other.streams[PROPOSAL_SUBJECT][0].data == published[0].data
 
 
