@@ -17,12 +17,9 @@ LEARN = PortfolioParams(learn=True, learn_halflife=30.0)  # a short memory: the 
 
 
 @pytest.fixture(scope="module")
-def market():
-    """BTC, ETH spot + the BTC perpetual, 2021-06 → 2022-12 (real: a bull top and a bear), and its funding."""
-    prices = {f"{a}/USDT": cs.load_ohlcv(f"binance:{a}/USDT:1h", start="2021-06-01", end="2022-12-31")
-              for a in ("BTC", "ETH")}
-    prices["BTC/USDT:USDT"] = cs.load_ohlcv("binance-perp:BTC/USDT:1h", start="2021-06-01", end="2022-12-31")
-    funding = {"BTC/USDT:USDT": cs.load_funding("binance-perp:BTC/USDT:funding").loc[:"2022-12-31"]}
+def market(pairs_2021_22):
+    """BTC, ETH spot + the BTC perpetual, 2021-06 → 2022-12 (real: a bull top and a bear), aligned, and its funding."""
+    prices, funding = pairs_2021_22
     return cs.align(prices), funding
 
 
