@@ -37,3 +37,15 @@ class Recorder:
             if part in url:
                 return json.loads(json.dumps(reply(body) if callable(reply) else reply))
         raise AssertionError(f"no fixture for {method} {url}")
+
+
+def coinbase_markets(pairs: tuple[tuple[str, str], ...]) -> list[dict]:
+    """ccxt market entries of Coinbase spot ``(base, quote)`` pairs (no limits, 1e-8 precision), for
+    ``exchange.set_markets`` instead of a ``load_markets`` call."""
+    return [{"id": f"{base}-{quote}", "symbol": f"{base}/{quote}", "base": base, "quote": quote,
+             "baseId": base, "quoteId": quote, "type": "spot", "spot": True, "margin": False,
+             "swap": False, "future": False, "option": False, "contract": False, "active": True,
+             "precision": {"amount": 1e-8, "price": 1e-8},
+             "limits": {"amount": {"min": None, "max": None}, "price": {"min": None, "max": None},
+                        "cost": {"min": None, "max": None}}, "info": {}}
+            for base, quote in pairs]

@@ -16,7 +16,7 @@ from coinswarm.errors import MalformedReplyError
 from coinswarm.live.ccxt_broker import ApiKeys, CcxtBroker, balances_from_ccxt, fill_from_ccxt, order_from_ccxt
 from coinswarm.live.feeds import bar_from_row
 from coinswarm.live.protocols import Balance, Fill, OrderIntent, OrderStatus, Side, VenueOrder
-from tests.helpers.ccxt_static import Recorder, case, fixture
+from tests.helpers.ccxt_static import Recorder, case, coinbase_markets, fixture
 
 pytestmark = pytest.mark.timeout(60)
 ORDER_KEYS = ("id", "clientOrderId", "timestamp", "symbol", "side", "amount", "filled", "average", "status", "price")
@@ -151,15 +151,7 @@ def coinbase(replies: list[tuple[str, object]]) -> tuple[CcxtBroker, Recorder]:
 
     rec = Recorder(replies)
     ex = ccxt_async.coinbase({"apiKey": "k", "secret": "s"})
-    markets = []
-    for base, quote in (("ADA", "USDT"), ("DOGE", "USDT"), ("BTC", "USDT"), ("BTC", "USDC")):
-        markets.append({"id": f"{base}-{quote}", "symbol": f"{base}/{quote}", "base": base, "quote": quote,
-                        "baseId": base, "quoteId": quote, "type": "spot", "spot": True, "margin": False,
-                        "swap": False, "future": False, "option": False, "contract": False, "active": True,
-                        "precision": {"amount": 1e-8, "price": 1e-8},
-                        "limits": {"amount": {"min": None, "max": None}, "price": {"min": None, "max": None},
-                                   "cost": {"min": None, "max": None}}, "info": {}})
-    ex.set_markets(markets)
+    ex.set_markets(coinbase_markets((("ADA", "USDT"), ("DOGE", "USDT"), ("BTC", "USDT"), ("BTC", "USDC"))))
     ex.fetch = rec
     return CcxtBroker("coinbase", client=ex), rec
 

@@ -15,6 +15,7 @@ from coinswarm.committee.portfolio import (
     PortfolioParams,
     _banded_orders,
 )
+from tests.helpers.committee import step_orders
 
 
 def test_live_steps_equal_history(pairs_2021):
@@ -22,15 +23,8 @@ def test_live_steps_equal_history(pairs_2021):
     committee = PortfolioCommittee(funding)
     history = committee.targets(prices)
     cut = {s: f.iloc[: 24 * 120] for s, f in cs.align(prices).items()}  # NaN: a bar the asset lacks
-    state = committee.init(tuple(cut))
-    closes = np.column_stack([f["close"].to_numpy() for f in cut.values()])
-    stamps = next(iter(cut.values())).index.as_unit("ms").asi8
-    live = np.full(closes.shape, np.nan)
-    for t in range(len(stamps)):
-        _, orders = committee.step(state, int(stamps[t]), closes[t])
-        if orders is not None:
-            live[t] = orders
-    np.testing.assert_array_equal(live, history.to_numpy()[: len(stamps)])
+    live = step_orders(committee, cut)
+    np.testing.assert_array_equal(live, history.to_numpy()[: len(live)])
     assert np.isfinite(live).any()  # it traded inside 120 days (60 days of warm-up)
 
 

@@ -12,7 +12,7 @@ import pytest
 
 from coinswarm.live.ccxt_broker import COINBASE_LIVE, COINBASE_SANDBOX, ApiKeys, CcxtBroker
 from coinswarm.live.protocols import Balance, OrderIntent, OrderStatus, Side
-from tests.helpers.ccxt_static import Recorder, case, fixture
+from tests.helpers.ccxt_static import Recorder, case, coinbase_markets, fixture
 
 pytestmark = pytest.mark.timeout(60)
 TIME = {"data": {"iso": "2023-11-14T22:13:20Z", "epoch": 1700000000}}
@@ -20,15 +20,7 @@ TIME = {"data": {"iso": "2023-11-14T22:13:20Z", "epoch": 1700000000}}
 
 def broker(sandbox: bool, replies: list[tuple[str, object]]) -> tuple[CcxtBroker, Recorder]:
     b = CcxtBroker("coinbase", keys=ApiKeys("dummy-coinbase-key", "dummy-coinbase-secret"), sandbox=sandbox)
-    markets = []
-    for base, quote in (("ADA", "USDT"), ("DOGE", "USDT"), ("BTC", "USDT")):
-        markets.append({"id": f"{base}-{quote}", "symbol": f"{base}/{quote}", "base": base, "quote": quote,
-                        "baseId": base, "quoteId": quote, "type": "spot", "spot": True, "margin": False,
-                        "swap": False, "future": False, "option": False, "contract": False, "active": True,
-                        "precision": {"amount": 1e-8, "price": 1e-8},
-                        "limits": {"amount": {"min": None, "max": None}, "price": {"min": None, "max": None},
-                                   "cost": {"min": None, "max": None}}, "info": {}})
-    b._ex.set_markets(markets)
+    b._ex.set_markets(coinbase_markets((("ADA", "USDT"), ("DOGE", "USDT"), ("BTC", "USDT"))))
     rec = Recorder(replies)
     b._ex.fetch = rec
     return b, rec
