@@ -12,16 +12,12 @@ Run: ``pytest benchmarks/test_agents_speed.py --benchmark-only -s``
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 
 import coinswarm as cs
+from benchmarks.kernel_path import committee_kernel, report
 from coinswarm.agents import iter_bars
-from coinswarm.agents.base import ohlcv_arrays, ohlcv_matrices
-from coinswarm.agents.execution import orders_only
-from coinswarm.backtest.engine import day_end_mask
-from coinswarm.committee.kernel import committee_run
-from coinswarm.kernels.portfolio import simulate_nb
+from coinswarm.agents.base import ohlcv_arrays
 from coinswarm.regime import RegimeDetector
 from coinswarm.regime.detector import regime_history
 
@@ -32,12 +28,6 @@ AGENTS = ("trend", "mean_reversion", "risk", "execution")
 @pytest.fixture(scope="module")
 def btc():
     return cs.load_ohlcv("binance:BTC/USDT:1h")
-
-
-def _report(benchmark, label: str, bars: int) -> None:
-    median = benchmark.stats.stats.median
-    print(f"\n{label}: {median * 1e3:.2f} ms for {bars:,} bars = {bars / median / 1e6:.2f} M bars/s "
-          f"({median / bars * 1e9:.0f} ns/bar)")
 
 
 def _again(update, state, bar, previous_time: int):
@@ -79,7 +69,7 @@ def test_agent_compiled_throughput(benchmark, btc, name):
 
     run()
     benchmark(run)
-    _report(benchmark, f"{name} compiled loop", len(btc))
+    report(benchmark, f"{name} compiled loop", len(btc))
 
 
 def test_regime_compiled_throughput(benchmark, btc):
@@ -91,33 +81,22 @@ def test_regime_compiled_throughput(benchmark, btc):
 
     run()
     benchmark(run)
-    _report(benchmark, "regime detector compiled loop", len(btc))
+    report(benchmark, "regime detector compiled loop", len(btc))
 
 
 def test_full_committee_pipeline_kernel(benchmark, btc):
     """Regimes + trend + mean reversion + Hedge weights + risk + execution + simulation."""
-    committee = cs.Committee.default()
-    time_ms, o, h, low, c, _ = ohlcv_matrices({"BTC/USDT": btc})
-    kernel_params = committee._kernel_params(committee.Params(), ("BTC/USDT",))
-    day_end = day_end_mask(btc.index)
-    funding = np.zeros_like(c)
-
-    def run():
-        state = committee.init(["BTC/USDT"])
-        target = committee_run(state.arrays, *kernel_params, 2, time_ms, np.log(h), np.log(low), np.log(c), c)[0]
-        return simulate_nb(o, c, orders_only(target), funding, day_end, 0.001, 0.0, 10_000.0, True, 1.0,
-                           False, False, 0.0, np.zeros(c.shape[1]))
-
+    run = committee_kernel(btc, record_fills=False)
     run()
     benchmark(run)
-    _report(benchmark, "full committee + simulation (kernel level)", len(btc))
+    report(benchmark, "full committee + simulation (kernel level)", len(btc))
 
 
 def test_full_committee_pipeline_pandas(benchmark, btc):
     committee = cs.Committee.default()
     committee.backtest(btc)
     benchmark.pedantic(committee.backtest, args=(btc,), rounds=5, iterations=1)
-    _report(benchmark, "Committee.backtest (validation, frames, attribution)", len(btc))
+    report(benchmark, "Committee.backtest (validation, frames, attribution)", len(btc))
 
 
 def test_committee_walk_forward_six_pairs(benchmark):

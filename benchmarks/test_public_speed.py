@@ -15,15 +15,10 @@ Run: ``pytest benchmarks/test_public_speed.py --benchmark-only -s -p no:cachepro
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 
 import coinswarm as cs
-from coinswarm.agents.base import ohlcv_matrices
-from coinswarm.agents.execution import orders_only
-from coinswarm.backtest.engine import day_end_mask
-from coinswarm.committee.kernel import committee_run
-from coinswarm.kernels.portfolio import simulate_nb
+from benchmarks.kernel_path import committee_kernel, report
 
 ROUNDS = 30
 
@@ -33,29 +28,12 @@ def btc():
     return cs.load_ohlcv("binance:BTC/USDT:1h", start="2017-08", end="2024-12")
 
 
-def _report(benchmark, label: str, bars: int) -> None:
-    median = benchmark.stats.stats.median
-    print(f"\n{label}: {median * 1e3:.2f} ms for {bars:,} bars = {bars / median / 1e6:.2f} M bars/s "
-          f"({median / bars * 1e9:.0f} ns/bar)")
-
-
 def test_kernel_alone(benchmark, btc):
     """Committee loop + portfolio kernel on arrays (the ceiling of the public path)."""
-    committee = cs.Committee.default()
-    time_ms, o, h, low, c, _ = ohlcv_matrices({"BTC/USDT": btc})
-    kernel_params = committee._kernel_params(committee.Params(), ("BTC/USDT",))
-    day_end = day_end_mask(btc.index)
-    funding = np.zeros_like(c)
-
-    def run():
-        state = committee.init(["BTC/USDT"])
-        target = committee_run(state.arrays, *kernel_params, 2, time_ms, np.log(h), np.log(low), np.log(c), c)[0]
-        return simulate_nb(o, c, orders_only(target), funding, day_end, 0.001, 0.0, 10_000.0, True, 1.0,
-                           False, True, 0.0, np.zeros(c.shape[1]))
-
+    run = committee_kernel(btc, record_fills=True)
     run()
     benchmark.pedantic(run, rounds=ROUNDS, iterations=1, warmup_rounds=2)
-    _report(benchmark, "kernel alone: committee loop + portfolio kernel", len(btc))
+    report(benchmark, "kernel alone: committee loop + portfolio kernel", len(btc))
 
 
 def test_public_run_and_simulate(benchmark, btc):
@@ -67,14 +45,14 @@ def test_public_run_and_simulate(benchmark, btc):
 
     run()
     benchmark.pedantic(run, rounds=ROUNDS, iterations=1, warmup_rounds=2)
-    _report(benchmark, "public: Committee.targets (run) + cs.simulate", len(btc))
+    report(benchmark, "public: Committee.targets (run) + cs.simulate", len(btc))
 
 
 def test_public_backtest(benchmark, btc):
     committee = cs.Committee.default()
     committee.backtest(btc)
     benchmark.pedantic(committee.backtest, args=(btc,), rounds=ROUNDS, iterations=1, warmup_rounds=2)
-    _report(benchmark, "public: Committee.backtest (run, simulate; table and attribution on first read)", len(btc))
+    report(benchmark, "public: Committee.backtest (run, simulate; table and attribution on first read)", len(btc))
 
 
 def test_public_backtest_and_attribution(benchmark, btc):
@@ -87,7 +65,7 @@ def test_public_backtest_and_attribution(benchmark, btc):
 
     run()
     benchmark.pedantic(run, rounds=ROUNDS, iterations=1, warmup_rounds=2)
-    _report(benchmark, "public: Committee.backtest + .attribution + .committee", len(btc))
+    report(benchmark, "public: Committee.backtest + .attribution + .committee", len(btc))
 
 
 def test_public_committee_run(benchmark, btc):
@@ -95,11 +73,11 @@ def test_public_committee_run(benchmark, btc):
     committee.run(btc, gaps="ignore")
     benchmark.pedantic(committee.run, args=(btc,), kwargs={"gaps": "ignore"}, rounds=ROUNDS, iterations=1,
                        warmup_rounds=2)
-    _report(benchmark, "public: Committee.run alone", len(btc))
+    report(benchmark, "public: Committee.run alone", len(btc))
 
 
 def test_public_simulate_alone(benchmark, btc):
     target = cs.Committee.default().targets(btc)
     cs.simulate(btc, target)
     benchmark.pedantic(cs.simulate, args=(btc, target), rounds=ROUNDS, iterations=1, warmup_rounds=2)
-    _report(benchmark, "public: cs.simulate alone (validated)", len(btc))
+    report(benchmark, "public: cs.simulate alone (validated)", len(btc))

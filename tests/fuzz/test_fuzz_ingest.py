@@ -55,19 +55,28 @@ def records(draw) -> Record:
 def test_fuzz_write_records(batch):
     seen("ingest")
     with tempfile.TemporaryDirectory() as d:
-        store = ParquetStore(d)
-        try:
-            result = write_records(store, batch)
-        except CoinswarmError:
-            assert store.count("trade") + store.count("candle") + store.count("funding") + store.count("book") == 0
-            return
-        assert result.rows_in == len(batch)
-        assert result.rows_written + len(result.rejected) <= len(batch) and result.duplicates >= 0
-        assert all(isinstance(e, RecordError) and e.source.startswith("fuzz:") and e.field for e in result.rejected)
-        stored = sum(store.count(k) for k in ("trade", "candle", "funding", "book"))
-        assert stored == result.rows_written
-        again = write_records(ParquetStore(d), batch)
-        assert again.rows_written == 0 and len(again.rejected) == len(result.rejected)
+        _, result = written(d, batch, ("trade", "candle", "funding", "book"))
+        if result is not None:
+            assert result.rows_written + len(result.rejected) <= len(batch)
+
+
+def written(folder: str, batch: list[Record], kinds: tuple[str, ...]):
+    """Write ``batch`` to a Parquet store in ``folder``: ``(store, None)`` after a CoinswarmError (then
+    nothing of ``kinds`` is stored), else ``(store, result)`` once every record is stored or rejected
+    with a RecordError naming its source and field, the stored rows of ``kinds`` are the rows written,
+    and a second write stores nothing and rejects the same records."""
+    store = ParquetStore(folder)
+    try:
+        result = write_records(store, batch)
+    except CoinswarmError:
+        assert sum(store.count(k) for k in kinds) == 0
+        return store, None
+    assert result.rows_in == len(batch) and result.duplicates >= 0
+    assert all(isinstance(e, RecordError) and e.source.startswith("fuzz:") and e.field for e in result.rejected)
+    assert sum(store.count(k) for k in kinds) == result.rows_written
+    again = write_records(ParquetStore(folder), batch)
+    assert again.rows_written == 0 and len(again.rejected) == len(result.rejected)
+    return store, result
 
 
 cells = st.one_of(st.integers(-5, 2 * 10**12).map(str), st.sampled_from(["", "x", "nan", "-1", "1e400", "buy", "sell"]))
@@ -120,16 +129,7 @@ def alt_records(draw) -> Record:
 def test_fuzz_write_alt_records(batch):
     seen("ingest")
     with tempfile.TemporaryDirectory() as d:
-        store = ParquetStore(d)
-        try:
-            result = write_records(store, batch)
-        except CoinswarmError:
-            assert sum(store.count(k) for k in ("macro", "news", "sentiment")) == 0
-            return
-        assert result.rows_in == len(batch) and result.duplicates >= 0
-        assert all(isinstance(e, RecordError) and e.source.startswith("fuzz:") and e.field for e in result.rejected)
-        assert sum(store.count(k) for k in ("macro", "news", "sentiment")) == result.rows_written
-        news = store.read("news")
-        assert len(set(news.column("url").to_pylist())) == news.num_rows  # a URL is stored once
-        again = write_records(ParquetStore(d), batch)
-        assert again.rows_written == 0 and len(again.rejected) == len(result.rejected)
+        store, result = written(d, batch, ("macro", "news", "sentiment"))
+        if result is not None:
+            news = store.read("news")
+            assert len(set(news.column("url").to_pylist())) == news.num_rows  # a URL is stored once

@@ -5,28 +5,18 @@ the fill once the server is back, exactly once."""
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
 import time
 
 import pytest
 
-from coinswarm.adapters.servers import Server, free_port, start_postgres
+from coinswarm.adapters.servers import free_port, start_postgres
 from coinswarm.live.dbretry import DbGuard, LedgerUnavailableError, db_call
 from coinswarm.live.ledger import Ledger
 from coinswarm.live.protocols import Fill, OrderIntent, OrderStatus, Side, client_order_id
+from tests.helpers.live import fast_stop
 
 pytestmark = pytest.mark.integration
 T0 = 1_709_251_200_000
-
-
-def fast_stop(server: Server) -> None:
-    """PostgreSQL's fast shutdown (SIGINT: sessions ended, clean checkpoint), then the usual stop."""
-    os.killpg(server.pid, signal.SIGINT)
-    deadline = time.monotonic() + 20
-    while server.alive() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    server.stop(timeout=5)
 
 
 @pytest.mark.timeout(240)

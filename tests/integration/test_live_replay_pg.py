@@ -9,8 +9,9 @@ import asyncio
 import pytest
 
 from coinswarm.live import faults
-from coinswarm.live.ledger import Ledger
 from coinswarm.live.replay import ReplaySpec, replay
+from tests.helpers.live import BOOK_KEYS
+from tests.helpers.live import book as ledger_book
 
 pytestmark = pytest.mark.integration
 DATA = ["binance:BTC/USDT:1h", "binance:ETH/USDT:1h"]
@@ -18,15 +19,7 @@ START, END = "2021-01-01", "2021-02-28"
 
 
 def book(db: str) -> tuple[list, list, dict]:
-    ledger = Ledger(db)
-    try:
-        orders = sorted((o.client_order_id, o.symbol, o.side.value, o.qty, o.status.value, o.bar_time)
-                        for o in ledger.orders())
-        fills = sorted((f.fill_id, f.time_ms, f.qty, f.price, f.fee) for f in ledger.fills())
-        report = ledger.report()
-        return orders, fills, {k: report[k] for k in ("positions", "cash", "bars_processed", "halted")}
-    finally:
-        ledger.close()
+    return ledger_book(db, BOOK_KEYS)
 
 
 class Crash(BaseException):

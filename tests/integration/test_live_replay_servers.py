@@ -7,8 +7,6 @@ lost), Redis stopped (trading goes on, the book equals an embedded run's), Postg
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
 import threading
 import time
 import urllib.request
@@ -18,9 +16,10 @@ import pytest
 
 from coinswarm.adapters.servers import Server, free_port, start_nats, start_postgres, start_redis
 from coinswarm.live.hotstate import RedisHotState
-from coinswarm.live.ledger import Ledger
 from coinswarm.live.outbox import LIVE_STREAM
 from coinswarm.live.replay import ReplaySpec, replay, replay_served
+from tests.helpers.live import BOOK_KEYS, fast_stop
+from tests.helpers.live import book as ledger_book
 
 pytestmark = pytest.mark.integration
 DATA = ["binance:BTC/USDT:1h", "binance:ETH/USDT:1h"]
@@ -40,15 +39,7 @@ def outbox_failures(metrics_url: str | None) -> float:
 
 
 def book(db: str) -> tuple[list, list, dict]:
-    ledger = Ledger(db)
-    try:
-        orders = sorted((o.client_order_id, o.symbol, o.side.value, o.qty, o.status.value, o.bar_time)
-                        for o in ledger.orders())
-        fills = sorted((f.fill_id, f.time_ms, f.qty, f.price, f.fee) for f in ledger.fills())
-        report = ledger.report()
-        return orders, fills, {k: report[k] for k in ("positions", "cash", "bars_processed", "halted")}
-    finally:
-        ledger.close()
+    return ledger_book(db, BOOK_KEYS)
 
 
 def embedded(tmp_path, strategy: str = "trend", start: str = START) -> tuple[list, list, dict]:
@@ -198,15 +189,6 @@ def test_redis_stopped_mid_replay_trading_goes_on(server_dir, tmp_path):
         redis.stop()
     assert probe.bars > 700
     assert book(db) == embedded(tmp_path)
-
-
-def fast_stop(server: Server) -> None:
-    """PostgreSQL's fast shutdown (SIGINT: sessions ended), then the usual stop."""
-    os.killpg(server.pid, signal.SIGINT)
-    deadline = time.monotonic() + 20
-    while server.alive() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    server.stop(timeout=5)
 
 
 @pytest.mark.timeout(400)

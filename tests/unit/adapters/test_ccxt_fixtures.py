@@ -8,46 +8,19 @@ from __future__ import annotations
 
 import asyncio
 import json
-from pathlib import Path
 
 import pytest
 
 from coinswarm.adapters.fake_venue import exchange_info
-from coinswarm.data.catalog import data_roots
 from coinswarm.errors import MalformedReplyError
 from coinswarm.live.ccxt_broker import ApiKeys, CcxtBroker, balances_from_ccxt, fill_from_ccxt, order_from_ccxt
 from coinswarm.live.feeds import bar_from_row
 from coinswarm.live.protocols import Balance, Fill, OrderIntent, OrderStatus, Side, VenueOrder
+from tests.helpers.ccxt_static import Recorder, case, coinbase_markets, fixture
 
 pytestmark = pytest.mark.timeout(60)
 ORDER_KEYS = ("id", "clientOrderId", "timestamp", "symbol", "side", "amount", "filled", "average", "status", "price")
 TRADE_KEYS = ("id", "order", "timestamp", "symbol", "side", "price", "amount", "cost")
-
-
-def fixture(name: str) -> dict:
-    for root in data_roots():
-        path = Path(root) / "ccxt_static" / name
-        if path.exists():
-            return json.loads(path.read_text())
-    pytest.fail(f"ccxt_static/{name} not found under {data_roots()}: the recorded fixtures are required")
-
-
-def case(data: dict, method: str, description: str) -> dict:
-    return next(c for c in data["methods"][method] if c["description"] == description)
-
-
-class Recorder:
-    """Replaces ``exchange.fetch``: records each request, answers from a list of (url part, reply)."""
-
-    def __init__(self, replies: list[tuple[str, object]]) -> None:
-        self.replies, self.requests = replies, []
-
-    async def __call__(self, url, method="GET", headers=None, body=None):
-        self.requests.append((method, url, body))
-        for part, reply in self.replies:
-            if part in url:
-                return json.loads(json.dumps(reply(body) if callable(reply) else reply))
-        raise AssertionError(f"no fixture for {method} {url}")
 
 
 def binance(replies: list[tuple[str, object]]) -> tuple[CcxtBroker, Recorder]:
@@ -178,15 +151,7 @@ def coinbase(replies: list[tuple[str, object]]) -> tuple[CcxtBroker, Recorder]:
 
     rec = Recorder(replies)
     ex = ccxt_async.coinbase({"apiKey": "k", "secret": "s"})
-    markets = []
-    for base, quote in (("ADA", "USDT"), ("DOGE", "USDT"), ("BTC", "USDT"), ("BTC", "USDC")):
-        markets.append({"id": f"{base}-{quote}", "symbol": f"{base}/{quote}", "base": base, "quote": quote,
-                        "baseId": base, "quoteId": quote, "type": "spot", "spot": True, "margin": False,
-                        "swap": False, "future": False, "option": False, "contract": False, "active": True,
-                        "precision": {"amount": 1e-8, "price": 1e-8},
-                        "limits": {"amount": {"min": None, "max": None}, "price": {"min": None, "max": None},
-                                   "cost": {"min": None, "max": None}}, "info": {}})
-    ex.set_markets(markets)
+    ex.set_markets(coinbase_markets((("ADA", "USDT"), ("DOGE", "USDT"), ("BTC", "USDT"), ("BTC", "USDC"))))
     ex.fetch = rec
     return CcxtBroker("coinbase", client=ex), rec
 

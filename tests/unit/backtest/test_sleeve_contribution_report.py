@@ -15,18 +15,9 @@ from coinswarm.backtest.portfolio_evidence import render
 from coinswarm.committee.portfolio import PortfolioCommittee, PortfolioParams
 
 
-@pytest.fixture(scope="module")
-def market():
-    prices = {f"{a}/USDT": cs.load_ohlcv(f"binance:{a}/USDT:1h", start="2021-06-01", end="2022-12-31")
-              for a in ("BTC", "ETH")}
-    prices["BTC/USDT:USDT"] = cs.load_ohlcv("binance-perp:BTC/USDT:1h", start="2021-06-01", end="2022-12-31")
-    funding = {"BTC/USDT:USDT": cs.load_funding("binance-perp:BTC/USDT:funding").loc[:"2022-12-31"]}
-    return prices, funding
-
-
 @pytest.mark.timeout(600)
-def test_walk_forward_reports_net_contributions_and_ledger_pbo(market, tmp_path):
-    prices, funding = market
+def test_walk_forward_reports_net_contributions_and_ledger_pbo(pairs_2021_22, tmp_path):
+    prices, funding = pairs_2021_22
     costs, ledger = cs.Costs(fee_bps=10, funding=funding), tmp_path / "trials.jsonl"
     kwargs = dict(train="120D", test="60D", costs=costs, cash_rate=0.04, ledger=ledger)
     first = cs.walk_forward(cs.Committee.default(), prices, None, **kwargs)

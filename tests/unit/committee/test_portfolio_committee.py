@@ -15,52 +15,36 @@ from coinswarm.committee.portfolio import (
     PortfolioParams,
     _banded_orders,
 )
+from tests.helpers.committee import step_orders
 
 
-@pytest.fixture(scope="module")
-def pair_prices():
-    """BTC and ETH spot + the BTC perpetual, 2021-01 → 2021-12 (real), and the perp's funding."""
-    prices = {f"{a}/USDT": cs.load_ohlcv(f"binance:{a}/USDT:1h", start="2021-01-01", end="2021-12-31")
-              for a in ("BTC", "ETH")}
-    prices["BTC/USDT:USDT"] = cs.load_ohlcv("binance-perp:BTC/USDT:1h", start="2021-01-01", end="2021-12-31")
-    funding = {"BTC/USDT:USDT": cs.load_funding("binance-perp:BTC/USDT:funding").loc[:"2021-12-31"]}
-    return prices, funding
-
-
-def test_live_steps_equal_history(pair_prices):
-    prices, funding = pair_prices
+def test_live_steps_equal_history(pairs_2021):
+    prices, funding = pairs_2021
     committee = PortfolioCommittee(funding)
     history = committee.targets(prices)
     cut = {s: f.iloc[: 24 * 120] for s, f in cs.align(prices).items()}  # NaN: a bar the asset lacks
-    state = committee.init(tuple(cut))
-    closes = np.column_stack([f["close"].to_numpy() for f in cut.values()])
-    stamps = next(iter(cut.values())).index.as_unit("ms").asi8
-    live = np.full(closes.shape, np.nan)
-    for t in range(len(stamps)):
-        _, orders = committee.step(state, int(stamps[t]), closes[t])
-        if orders is not None:
-            live[t] = orders
-    np.testing.assert_array_equal(live, history.to_numpy()[: len(stamps)])
+    live = step_orders(committee, cut)
+    np.testing.assert_array_equal(live, history.to_numpy()[: len(live)])
     assert np.isfinite(live).any()  # it traded inside 120 days (60 days of warm-up)
 
 
-def test_decisions_are_causal(pair_prices):
-    prices, funding = pair_prices
+def test_decisions_are_causal(pairs_2021):
+    prices, funding = pairs_2021
     committee = PortfolioCommittee(funding)
     full = committee.targets(prices)
     short = committee.targets({s: f.iloc[: 24 * 200] for s, f in cs.align(prices).items()})
     np.testing.assert_array_equal(full.to_numpy()[: 24 * 200], short.to_numpy())
 
 
-def test_decides_once_a_day_at_the_last_hour(pair_prices):
-    prices, funding = pair_prices
+def test_decides_once_a_day_at_the_last_hour(pairs_2021):
+    prices, funding = pairs_2021
     orders = PortfolioCommittee(funding).targets(prices)
     traded = orders.index[orders.notna().any(axis=1)]
     assert len(traded) > 5 and set(traded.hour) == {23}
 
 
-def test_carry_legs_are_hedged(pair_prices):
-    prices, funding = pair_prices
+def test_carry_legs_are_hedged(pairs_2021):
+    prices, funding = pairs_2021
     orders = PortfolioCommittee(funding, params=PortfolioParams(trend=False)).targets(prices)
     legs = orders[["BTC/USDT", "BTC/USDT:USDT"]].dropna()
     assert len(legs) > 0 and (legs["BTC/USDT"] > 0).any()
@@ -80,35 +64,35 @@ def test_band_is_relative_to_the_position():
     assert (out == 0).all()
 
 
-def test_perp_without_funding_is_a_typed_error(pair_prices):
-    prices, _ = pair_prices
+def test_perp_without_funding_is_a_typed_error(pairs_2021):
+    prices, _ = pairs_2021
     with pytest.raises(MissingFundingError, match="funding"):
         PortfolioCommittee().targets(prices)
 
 
-def test_walk_forward_default_committee_without_funding_is_typed(pair_prices):
-    prices, _ = pair_prices
+def test_walk_forward_default_committee_without_funding_is_typed(pairs_2021):
+    prices, _ = pairs_2021
     with pytest.raises(MissingFundingError):
         cs.walk_forward(cs.Committee.default(), prices, None, train="120D", test="30D", costs=cs.Costs(fee_bps=10))
 
 
-def test_mixed_bar_lengths_are_misaligned(pair_prices):
-    prices, funding = pair_prices
+def test_mixed_bar_lengths_are_misaligned(pairs_2021):
+    prices, funding = pairs_2021
     daily = cs.resample_ohlcv(prices["ETH/USDT"], "1d")
     with pytest.raises(AlignmentError, match="bar lengths"):
         PortfolioCommittee(funding).targets({"BTC/USDT": prices["BTC/USDT"], "ETH/USDT": daily})
 
 
-def test_disjoint_assets_are_misaligned(pair_prices):
-    prices, _ = pair_prices
+def test_disjoint_assets_are_misaligned(pairs_2021):
+    prices, _ = pairs_2021
     early = prices["BTC/USDT"].iloc[:100]
     late = prices["ETH/USDT"].iloc[200:400]
     with pytest.raises(AlignmentError, match="share no bar"):
         PortfolioCommittee().targets({"BTC/USDT": early, "ETH/USDT": late})
 
 
-def test_too_little_history_is_typed(pair_prices):
-    prices, funding = pair_prices
+def test_too_little_history_is_typed(pairs_2021):
+    prices, funding = pairs_2021
     with pytest.raises(InsufficientHistoryError, match="warm-up"):
         PortfolioCommittee(funding).targets({s: f.iloc[:500] for s, f in prices.items()})
 
@@ -120,8 +104,8 @@ def test_bad_params_are_refused():
         PortfolioCommittee(params=PortfolioParams(trend=False, carry=False))
 
 
-def test_default_committee_resolves_by_universe(pair_prices):
-    prices, funding = pair_prices
+def test_default_committee_resolves_by_universe(pairs_2021):
+    prices, funding = pairs_2021
     committee = cs.Committee.default()
     assert committee.for_universe(prices["BTC/USDT"]) is committee
     assert committee.for_universe({"BTC/USDT": prices["BTC/USDT"]}) is committee
@@ -131,8 +115,8 @@ def test_default_committee_resolves_by_universe(pair_prices):
     assert cs.get_strategy("committee_hourly").name == "committee"
 
 
-def test_baselines_registered(pair_prices):
-    prices, _ = pair_prices
+def test_baselines_registered(pairs_2021):
+    prices, _ = pairs_2021
     spot = {s: f for s, f in prices.items() if ":" not in s}
     bh = cs.get_strategy("buy_and_hold").targets(prices)
     first = bh.dropna(how="all")

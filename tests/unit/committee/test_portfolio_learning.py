@@ -12,17 +12,15 @@ from coinswarm.backtest.contribution import sleeve_contributions
 from coinswarm.committee.portfolio import PortfolioCommittee, PortfolioParams
 from coinswarm.committee.sleeves import SLEEVES, funding_income, rebalance_shadow, score_day
 from coinswarm.params import make_params
+from tests.helpers.committee import step_orders
 
 LEARN = PortfolioParams(learn=True, learn_halflife=30.0)  # a short memory: the gates move inside a year
 
 
 @pytest.fixture(scope="module")
-def market():
-    """BTC, ETH spot + the BTC perpetual, 2021-06 → 2022-12 (real: a bull top and a bear), and its funding."""
-    prices = {f"{a}/USDT": cs.load_ohlcv(f"binance:{a}/USDT:1h", start="2021-06-01", end="2022-12-31")
-              for a in ("BTC", "ETH")}
-    prices["BTC/USDT:USDT"] = cs.load_ohlcv("binance-perp:BTC/USDT:1h", start="2021-06-01", end="2022-12-31")
-    funding = {"BTC/USDT:USDT": cs.load_funding("binance-perp:BTC/USDT:funding").loc[:"2022-12-31"]}
+def market(pairs_2021_22):
+    """BTC, ETH spot + the BTC perpetual, 2021-06 → 2022-12 (real: a bull top and a bear), aligned, and its funding."""
+    prices, funding = pairs_2021_22
     return cs.align(prices), funding
 
 
@@ -69,15 +67,7 @@ def test_a_decision_does_not_depend_on_later_data(market, learned):
 def test_live_steps_equal_history_with_learning(market, learned):
     prices, _ = market
     committee, targets, _ = learned
-    state = committee.init(tuple(prices))
-    closes = np.column_stack([f["close"].to_numpy() for f in prices.values()])
-    stamps = next(iter(prices.values())).index.as_unit("ms").asi8
-    live = np.full(closes.shape, np.nan)
-    for t in range(len(stamps)):
-        _, orders = committee.step(state, int(stamps[t]), closes[t])
-        if orders is not None:
-            live[t] = orders
-    np.testing.assert_array_equal(live, targets.to_numpy())
+    np.testing.assert_array_equal(step_orders(committee, prices), targets.to_numpy())
 
 
 def test_without_learning_the_gates_do_nothing(market):

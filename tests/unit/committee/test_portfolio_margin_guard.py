@@ -66,12 +66,10 @@ def test_margin_is_reset_at_a_trade_and_cleared_on_exit():
 
 
 @pytest.fixture(scope="module")
-def btc_2021():
+def btc_2021(pairs_2021):
     """BTC spot + perpetual over 2021 (real; BTC rose from 29k to 64k by April) and the perp's funding."""
-    prices = {"BTC/USDT": cs.load_ohlcv("binance:BTC/USDT:1h", start="2021-01-01", end="2021-12-31"),
-              "BTC/USDT:USDT": cs.load_ohlcv("binance-perp:BTC/USDT:1h", start="2021-01-01", end="2021-12-31")}
-    funding = {"BTC/USDT:USDT": cs.load_funding("binance-perp:BTC/USDT:funding").loc[:"2021-12-31"]}
-    return cs.align(prices), funding
+    prices, funding = pairs_2021
+    return cs.align({s: prices[s] for s in ("BTC/USDT", "BTC/USDT:USDT")}), funding
 
 
 def _worst_rise(prices, funding, params) -> tuple[float, int]:

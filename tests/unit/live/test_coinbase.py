@@ -7,53 +7,20 @@ from __future__ import annotations
 
 import asyncio
 import json
-from pathlib import Path
 
 import pytest
 
-from coinswarm.data.catalog import data_roots
 from coinswarm.live.ccxt_broker import COINBASE_LIVE, COINBASE_SANDBOX, ApiKeys, CcxtBroker
 from coinswarm.live.protocols import Balance, OrderIntent, OrderStatus, Side
+from tests.helpers.ccxt_static import Recorder, case, coinbase_markets, fixture
 
 pytestmark = pytest.mark.timeout(60)
 TIME = {"data": {"iso": "2023-11-14T22:13:20Z", "epoch": 1700000000}}
 
 
-def fixture(name: str) -> dict:
-    for root in data_roots():
-        path = Path(root) / "ccxt_static" / name
-        if path.exists():
-            return json.loads(path.read_text())
-    pytest.fail(f"ccxt_static/{name} not found under {data_roots()}: the recorded fixtures are required")
-
-
-def case(data: dict, method: str, description: str) -> dict:
-    return next(c for c in data["methods"][method] if c["description"] == description)
-
-
-class Recorder:
-    def __init__(self, replies: list[tuple[str, object]]) -> None:
-        self.replies, self.requests = replies, []
-
-    async def __call__(self, url, method="GET", headers=None, body=None):
-        self.requests.append((method, url, body))
-        for part, reply in self.replies:
-            if part in url:
-                return json.loads(json.dumps(reply(body) if callable(reply) else reply))
-        raise AssertionError(f"no fixture for {method} {url}")
-
-
 def broker(sandbox: bool, replies: list[tuple[str, object]]) -> tuple[CcxtBroker, Recorder]:
     b = CcxtBroker("coinbase", keys=ApiKeys("dummy-coinbase-key", "dummy-coinbase-secret"), sandbox=sandbox)
-    markets = []
-    for base, quote in (("ADA", "USDT"), ("DOGE", "USDT"), ("BTC", "USDT")):
-        markets.append({"id": f"{base}-{quote}", "symbol": f"{base}/{quote}", "base": base, "quote": quote,
-                        "baseId": base, "quoteId": quote, "type": "spot", "spot": True, "margin": False,
-                        "swap": False, "future": False, "option": False, "contract": False, "active": True,
-                        "precision": {"amount": 1e-8, "price": 1e-8},
-                        "limits": {"amount": {"min": None, "max": None}, "price": {"min": None, "max": None},
-                                   "cost": {"min": None, "max": None}}, "info": {}})
-    b._ex.set_markets(markets)
+    b._ex.set_markets(coinbase_markets((("ADA", "USDT"), ("DOGE", "USDT"), ("BTC", "USDT"))))
     rec = Recorder(replies)
     b._ex.fetch = rec
     return b, rec

@@ -131,14 +131,6 @@ def memory_ledger() -> Ledger:
     return ledger
 
 
-@pytest.fixture
-def ledger(tmp_path):
-    ledger = Ledger(f"sqlite:///{tmp_path / 'live.db'}")
-    ledger.migrate()
-    yield ledger
-    ledger.close()
-
-
 def intent(seq: int = 0, side: Side = Side.BUY, qty: float = 0.5, bar_time: int = T0) -> OrderIntent:
     return OrderIntent(client_order_id("sma", SYMBOL, bar_time, seq), SYMBOL, side, qty, bar_time, "sma")
 

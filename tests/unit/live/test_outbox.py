@@ -11,7 +11,6 @@ import pytest
 
 from coinswarm.adapters.bus import InProcessBus, NatsBus
 from coinswarm.errors import MessageError
-from coinswarm.live.ledger import Ledger
 from coinswarm.live.outbox import (
     LIVE_STREAM,
     OutboxMessage,
@@ -43,14 +42,6 @@ class FlakyBus:
             self.lose_acks -= 1
             raise TimeoutError("ack lost")
         return fresh
-
-
-@pytest.fixture
-def ledger(tmp_path):
-    ledger = Ledger(f"sqlite:///{tmp_path / 'o.db'}")
-    ledger.migrate()
-    yield ledger
-    ledger.close()
 
 
 def trade(ledger, k: int) -> None:

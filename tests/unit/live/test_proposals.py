@@ -26,6 +26,7 @@ from coinswarm.memory.nodes import submit
 from coinswarm.quorum import Manager
 from coinswarm.quorum.manager import Context
 from coinswarm.quorum.proposals import Proposal
+from tests.helpers.live import run_until
 
 BTC, ETH = "binance:BTC/USDT:1h", "binance:ETH/USDT:1h"
 START, END = "2023-01-01", "2023-03-01"
@@ -197,28 +198,6 @@ def test_a_replay_proposes_valid_episodes_that_the_managers_approve(tmp_path):
     assert other.streams[PROPOSAL_SUBJECT][0].data == published[0].data
 
 
-class StopAfter:
-    def __init__(self, feed, n: int, stop: asyncio.Event) -> None:
-        self.feed, self.n, self.stop = feed, n, stop
-
-    async def closed_bars(self):
-        k = 0
-        async for bar in self.feed.closed_bars():
-            yield bar
-            k += 1
-            if k >= self.n:
-                self.stop.set()
-
-
-async def _run_until(spec: ReplaySpec, n: int) -> None:
-    runner, _ = build(spec)
-    try:
-        stop = asyncio.Event()
-        await runner.run(StopAfter(feed_for(spec, runner), n, stop), stop)
-    finally:
-        runner.ledger.close()
-
-
 class Crash(BaseException):
     """Stands for SIGKILL inside the process (nothing after it runs, not even a flush)."""
 
@@ -229,7 +208,7 @@ def test_stops_and_crashes_resume_to_the_same_proposals_once_each(tmp_path, monk
     asyncio.run(replay(whole))
     pieces = ReplaySpec([BTC, ETH], "committee", f"sqlite:///{tmp_path / 'p.db'}", start=START, end=END, memory=True)
     for n in (5, 701, 333):
-        asyncio.run(_run_until(pieces, n))
+        asyncio.run(run_until(pieces, n))
     seen = {"n": 0}
 
     def boom(name):
@@ -268,7 +247,7 @@ def test_memory_enabled_on_a_resumed_run_proposes_only_trips_it_saw_open(tmp_pat
     spec = ReplaySpec([BTC, ETH], "committee", f"sqlite:///{tmp_path / 'a.db'}", start=START, end=END, memory=True)
     asyncio.run(replay(spec))
     later = ReplaySpec([BTC, ETH], "committee", f"sqlite:///{tmp_path / 'b.db'}", start=START, end=END)
-    asyncio.run(_run_until(later, 1500))
+    asyncio.run(run_until(later, 1500))
     later.memory = True
     asyncio.run(replay(later))
     a, b = content(proposals_in(spec.db)), content(proposals_in(later.db))

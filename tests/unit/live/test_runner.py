@@ -19,20 +19,10 @@ from coinswarm.live.parity import compare
 from coinswarm.live.protocols import ClosedBar
 from coinswarm.live.replay import ReplaySpec, build, feed_for, replay
 from coinswarm.live.stepper import STEP_STRATEGIES, Stepper
+from tests.helpers.live import Replaying, book, ledger_rows, run_until
 
 BTC, ETH = "binance:BTC/USDT:1h", "binance:ETH/USDT:1h"
 START, END = "2021-01-01", "2021-03-31"
-
-
-def book(db: str) -> tuple[list, list, dict]:
-    ledger = Ledger(db)
-    try:
-        orders = sorted((o.client_order_id, o.symbol, o.side.value, o.qty, o.status.value, o.bar_time)
-                        for o in ledger.orders())
-        fills = sorted((f.fill_id, f.time_ms, f.qty, f.price, f.fee) for f in ledger.fills())
-        return orders, fills, ledger.report()
-    finally:
-        ledger.close()
 
 
 @pytest.fixture
@@ -54,30 +44,6 @@ def test_a_single_agent_replays_at_parity():
     assert report.fills > 10
 
 
-class StopAfter:
-    """A feed wrapper that sets ``stop`` after ``n`` bars."""
-
-    def __init__(self, feed, n: int, stop: asyncio.Event) -> None:
-        self.feed, self.n, self.stop = feed, n, stop
-
-    async def closed_bars(self):
-        k = 0
-        async for bar in self.feed.closed_bars():
-            yield bar
-            k += 1
-            if k >= self.n:
-                self.stop.set()
-
-
-async def _run_until(spec: ReplaySpec, n: int) -> None:
-    runner, _ = build(spec)
-    try:
-        stop = asyncio.Event()
-        await runner.run(StopAfter(feed_for(spec, runner), n, stop), stop)
-    finally:
-        runner.ledger.close()
-
-
 @pytest.mark.timeout(300)
 def test_a_stopped_replay_resumes_to_exactly_the_uninterrupted_book(tmp_path):
     whole = f"sqlite:///{tmp_path / 'whole.db'}"
@@ -85,7 +51,7 @@ def test_a_stopped_replay_resumes_to_exactly_the_uninterrupted_book(tmp_path):
     pieces = f"sqlite:///{tmp_path / 'pieces.db'}"
     spec = ReplaySpec([BTC, ETH], "committee", pieces, start=START, end=END)
     for n in (7, 333, 1201, 50):
-        asyncio.run(_run_until(spec, n))
+        asyncio.run(run_until(spec, n))
     summary = asyncio.run(replay(spec))
     assert summary["resumed"]
     a, b = book(whole), book(pieces)
@@ -254,18 +220,8 @@ def test_cli_bad_input_exits_2(tmp_path, capsys):
 
 
 def test_every_decision_and_trade_goes_through_the_outbox_and_is_published(db):
-    from sqlalchemy import select
-
-    from coinswarm.live.ledger import OutboxRow
-
     asyncio.run(replay(ReplaySpec([BTC], "trend", db, start=START, end="2021-02-10")))
-    ledger = Ledger(db)
-    try:
-        with ledger.sessions() as s:
-            rows = s.execute(select(OutboxRow.subject, OutboxRow.msg_id, OutboxRow.published_ms)).all()
-        orders, fills = ledger.orders(), ledger.fills()
-    finally:
-        ledger.close()
+    orders, fills, rows = ledger_rows(db)
     subjects = [r.subject for r in rows]
     assert subjects.count("agent.action") == len(orders) > 0
     assert subjects.count("agent.trade") == len(fills) == len(orders)
@@ -362,25 +318,12 @@ def test_a_stale_bar_in_the_paper_feed_is_logged_skipped_and_not_applied(tmp_pat
             events.append((name, dict(fields)))
         def close(self): ...
 
-    class StaleAfter:
-        def __init__(self, feed, at):
-            self.feed, self.at = feed, at
-
-        async def closed_bars(self):
-            seen = []
-            async for bar in self.feed.closed_bars():
-                yield bar
-                seen.append(bar)
-                if len(seen) == self.at:
-                    yield seen[0]
-                    yield seen[-1]
-
     plain, stale = (f"sqlite:///{tmp_path / name}.db" for name in ("plain", "stale"))
     asyncio.run(replay(ReplaySpec([BTC], "trend", plain, start=START, end="2021-01-20")))
     spec = ReplaySpec([BTC], "trend", stale, start=START, end="2021-01-20")
     runner, _ = build(spec, sinks=Sinks([Events()]))
     try:
-        bars = asyncio.run(runner.run(StaleAfter(feed_for(spec, runner), 50)))
+        bars = asyncio.run(runner.run(Replaying(feed_for(spec, runner), 50)))
     finally:
         runner.ledger.close()
     details = [fields["detail"] for name, fields in events if name == "stale_bar"]

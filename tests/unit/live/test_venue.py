@@ -8,47 +8,13 @@ from collections import Counter
 
 import pytest
 
-from coinswarm.adapters.fake_venue import DUMMY_KEY, DUMMY_SECRET, FakeVenue
-from coinswarm.live.ccxt_broker import ApiKeys, CcxtBroker
-from coinswarm.live.config import BrokerConfig, Credentials, LiveConfig, RiskLimits, ServerUrls, StrategyConfig
+from coinswarm.adapters.fake_venue import FakeVenue
 from coinswarm.live.ledger import Ledger
 from coinswarm.live.protocols import OrderStatus
 from coinswarm.live.venue import round_to_market, run_venue
+from tests.helpers.live import HOUR, SYMBOL, Replaying, broker_of, ledger_rows, make_config, make_venue, run
 
 pytestmark = pytest.mark.timeout(300)
-HOUR = 3_600_000
-SYMBOL = "BTC/USDT"
-
-
-def make_venue(start: str = "2024-03-01T00:30", data_start: str = "2024-02-01",
-               data_end: str = "2024-03-20") -> FakeVenue:
-    return FakeVenue({SYMBOL: "binance:BTC/USDT:1h"}, start=start, speed=0.0, data_start=data_start,
-                     data_end=data_end)
-
-
-def make_config(venue: FakeVenue, db: str, *, grace_ms: int = 2 * HOUR, strategy: str = "trend") -> LiveConfig:
-    return LiveConfig(symbols=(SYMBOL,), timeframe="1h", strategy=StrategyConfig(strategy),
-                      broker=BrokerConfig("binance", sandbox=True, grace_ms=grace_ms, api_url=venue.url),
-                      risk=RiskLimits(max_drawdown=0.9, daily_loss=0.9, max_position=10.0, max_order_notional=1e6),
-                      servers=ServerUrls(db=db), credentials=Credentials("binance", DUMMY_KEY, DUMMY_SECRET))
-
-
-def broker_of(venue: FakeVenue) -> CcxtBroker:
-    broker = CcxtBroker("binance", keys=ApiKeys(DUMMY_KEY, DUMMY_SECRET), api_url=venue.url, timeout_ms=2_000)
-    broker._ex.enableRateLimit = False  # ccxt's client-side spacing: real wall time wasted on a loopback venue
-    return broker
-
-
-async def run(venue: FakeVenue, config: LiveConfig, bars: int, sleeps: list | None = None, on_sleep=None, **kwargs):
-    async def sleep(seconds: float) -> None:  # the feed waits for the next close: move the venue clock
-        if sleeps is not None:
-            sleeps.append(seconds)
-        if on_sleep is not None:
-            on_sleep(len(sleeps or ()))
-        venue.advance(max(int(seconds * 1000), 1))
-
-    async with broker_of(venue) as broker:
-        return await run_venue(config, broker=broker, max_bars=bars, sleep=sleep, **kwargs)
 
 
 def venue_position(venue: FakeVenue) -> float:
@@ -290,9 +256,6 @@ def test_the_exchange_daemon_feeds_its_sinks_metrics_and_bus(tmp_path):
     reason, feed reconnects; the outbox is relayed to the bus, nothing left unpublished."""
     import urllib.request
 
-    from sqlalchemy import select
-
-    from coinswarm.live.ledger import OutboxRow
 
     db = f"sqlite:///{tmp_path}/live.db"
     recorder = Recorder()
@@ -315,13 +278,7 @@ def test_the_exchange_daemon_feeds_its_sinks_metrics_and_bus(tmp_path):
             scrape = reply.read().decode()
     finally:
         services.sinks.close()
-    ledger = Ledger(db)
-    try:
-        orders, fills = ledger.orders(), ledger.fills()
-        with ledger.sessions() as s:
-            rows = s.execute(select(OutboxRow.subject, OutboxRow.msg_id, OutboxRow.published_ms)).all()
-    finally:
-        ledger.close()
+    orders, fills, rows = ledger_rows(db)
     statuses = {status for _, status in recorder.orders}
     assert {OrderStatus.NEW, OrderStatus.SENT, OrderStatus.REJECTED, OrderStatus.FILLED} <= statuses
     assert {cid for cid, _ in recorder.orders} == {o.client_order_id for o in orders}
@@ -347,29 +304,6 @@ def test_the_exchange_daemon_feeds_its_sinks_metrics_and_bus(tmp_path):
     assert {m.msg_id for m in streams["agent.trade"]} == {f"trade:{f.fill_id}" for f in fills}
     assert len(streams["live.heartbeat"]) >= 1
     check_books(venue, db)
-
-
-class Replaying:
-    """A feed that, after its ``at``-th bar, yields its first bar and its last bar again (stale)."""
-
-    def __init__(self, feed, at: int) -> None:
-        object.__setattr__(self, "feed", feed)
-        object.__setattr__(self, "at", at)
-
-    def __getattr__(self, name: str):
-        return getattr(self.feed, name)
-
-    def __setattr__(self, name: str, value) -> None:  # run_venue moves the feed's resume point
-        setattr(self.feed, name, value)
-
-    async def closed_bars(self):
-        seen = []
-        async for bar in self.feed.closed_bars():
-            yield bar
-            seen.append(bar)
-            if len(seen) == self.at:
-                yield seen[0]
-                yield seen[-1]
 
 
 def test_a_stale_bar_on_the_exchange_path_is_a_typed_error_not_applied_and_skipped(tmp_path, monkeypatch):
