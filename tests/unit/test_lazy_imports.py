@@ -133,3 +133,17 @@ def test_lazy_module_of_a_missing_module_fails_on_use_not_on_binding():
                                 253_402_300_800_000, 10**15, -(10**15)])
 def test_iso_utc_is_the_text_pandas_gives(ms):
     assert iso_utc(ms) == pd.Timestamp(ms, unit="ms", tz="UTC").isoformat()
+
+
+@pytest.mark.timeout(120)
+def test_warm_writes_bytecode_even_when_python_would_not():
+    """A container with PYTHONDONTWRITEBYTECODE=1 recompiles every module from source on each
+    start unless ``coinswarm warm`` wrote the ``.pyc`` (the import system still reads them)."""
+    import importlib.util
+
+    import coinswarm._lazy
+
+    pyc = Path(importlib.util.cache_from_source(coinswarm._lazy.__file__))
+    pyc.unlink(missing_ok=True)
+    _run("from coinswarm.cli.warm import _bytecode\n_bytecode()\nout = {}", PYTHONDONTWRITEBYTECODE="1")
+    assert pyc.exists()
