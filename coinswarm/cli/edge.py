@@ -28,12 +28,15 @@ def cmd_portfolio_evidence(args) -> int:
     sizes = tuple(int(s) for s in parts if s.isdigit())
     if not sizes or len(sizes) != len(parts) or any(s not in (2, 4, 6) for s in sizes):
         raise ConfigError(f"--sizes {args.sizes!r}: give universe sizes among 2,4,6")
-    _check_window(args.start, args.end)
+    # the parser always sets them; a caller's own Namespace may leave them to the protocol's defaults
+    start, train, test = (getattr(args, k, d) for k, d in (("start", "2018-01-01"), ("train", "365D"),
+                                                            ("test", "90D")))
+    _check_window(start, args.end)
     from coinswarm.backtest.portfolio_evidence import run_portfolio_evidence
 
-    evidence = run_portfolio_evidence(sizes, start=args.start, dev_end=DEV_END, end=args.end, fee_bps=args.fee_bps,
-                                      cash_rate=args.cash_rate, train=args.train, test=args.test,
-                                      ledger=args.ledger, out=args.out)
+    evidence = run_portfolio_evidence(sizes, start=start, dev_end=DEV_END, end=args.end, fee_bps=args.fee_bps,
+                                      cash_rate=args.cash_rate, train=train, test=test, ledger=args.ledger,
+                                      out=args.out)
     for r in evidence["rows"]:
         print(f"N={r['universe']} {r['phase']:11s} {r['strategy']:18s} Sharpe {r['sharpe_excess']:5.2f} "
               f"(Lo {r['sharpe_lo']:5.2f})  DSR {r['dsr_excess']:.3f}  return {r['total_return']:6.0%}")
