@@ -1,7 +1,9 @@
 """Market data: catalog, loading, validation, resampling, alignment, download.
 
-Every public name is imported on first use (PEP 562): ``coinswarm.data.validate`` (what the
-live runner needs: timeframes, bar checks) loads without the loaders and pandas.
+The loaders, resampling and validation are imported on first use (PEP 562):
+``coinswarm.data.validate`` (what the live runner needs: timeframes, bar checks) loads without
+the loaders and pandas. The catalog is imported here, because its function ``catalog`` shares
+its name with its module: a lazy name would be shadowed by the submodule once imported.
 """
 
 from __future__ import annotations
@@ -9,9 +11,10 @@ from __future__ import annotations
 from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
+from coinswarm.data.catalog import CatalogEntry, catalog, find_entry
+
 # public name → the module that defines it
 _EXPORTS: dict[str, str] = {
-    **dict.fromkeys(("CatalogEntry", "catalog", "find_entry"), "coinswarm.data.catalog"),
     **dict.fromkeys(("fill_gaps", "load_funding", "load_ohlcv"), "coinswarm.data.load"),
     **dict.fromkeys(("align", "resample_ohlcv"), "coinswarm.data.resample"),
     **dict.fromkeys(("GapReport", "validate_ohlcv"), "coinswarm.data.validate"),
@@ -45,7 +48,6 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # names for type checkers and IDEs
-    from coinswarm.data.catalog import CatalogEntry, catalog, find_entry
     from coinswarm.data.load import fill_gaps, load_funding, load_ohlcv
     from coinswarm.data.resample import align, resample_ohlcv
     from coinswarm.data.validate import GapReport, validate_ohlcv

@@ -56,6 +56,19 @@ def test_every_name_in_all_resolves_in_a_fresh_process(package):
         assert out["names"], f"{package} lost its __all__"
 
 
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize("package", ["coinswarm", "coinswarm.agents", "coinswarm.data"])
+def test_no_public_name_is_shadowed_by_a_submodule_once_imported(package):
+    """A lazy name that is also a submodule's name (``coinswarm.data.catalog``, the function and
+    the module) would turn into the module as soon as anything imports the submodule."""
+    out = _run(f"import importlib, pkgutil, types\nm = importlib.import_module({package!r})\n"
+               "for sub in pkgutil.walk_packages(m.__path__, m.__name__ + '.'):\n"
+               "    if not sub.name.endswith('__main__'):\n"
+               "        importlib.import_module(sub.name)\n"
+               "out = {'modules_as_names': [n for n in m.__all__ if isinstance(getattr(m, n), types.ModuleType)]}")
+    assert out["modules_as_names"] == []
+
+
 def test_unknown_names_still_raise_attribute_error():
     import coinswarm.agents
     import coinswarm.data
