@@ -8,15 +8,25 @@ output)`` for the live path, ``run(prices)`` (one compiled loop over the same st
 ``arbitrage`` (pairs), ``carry``.
 """
 
-import warnings
+from __future__ import annotations
 
-from coinswarm.agents.arbitrage import ArbitrageParams, CarryParams, FundingCarry, LegVotes, PairsArbitrage
-from coinswarm.agents.base import Agent, Bar, FundingBar, GapWarning, Vote, iter_bars, reset_gap_warnings
-from coinswarm.agents.execution import Execution, ExecutionParams
-from coinswarm.agents.mean_reversion import MeanReversion, MeanReversionParams
-from coinswarm.agents.risk import Risk, RiskParams
-from coinswarm.agents.state import State, scan
-from coinswarm.agents.trend import Trend, TrendParams
+import warnings
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+# public name → the module that defines it (imported on first use, PEP 562: the live runner
+# steps the agents it runs without importing the others)
+_EXPORTS: dict[str, str] = {
+    **dict.fromkeys(("ArbitrageParams", "CarryParams", "FundingCarry", "LegVotes", "PairsArbitrage"),
+                    "coinswarm.agents.arbitrage"),
+    **dict.fromkeys(("Agent", "Bar", "FundingBar", "GapWarning", "Vote", "iter_bars", "reset_gap_warnings"),
+                    "coinswarm.agents.base"),
+    **dict.fromkeys(("Execution", "ExecutionParams"), "coinswarm.agents.execution"),
+    **dict.fromkeys(("MeanReversion", "MeanReversionParams"), "coinswarm.agents.mean_reversion"),
+    **dict.fromkeys(("Risk", "RiskParams"), "coinswarm.agents.risk"),
+    **dict.fromkeys(("State", "scan"), "coinswarm.agents.state"),
+    **dict.fromkeys(("Trend", "TrendParams"), "coinswarm.agents.trend"),
+}
 
 __all__ = [
     "Agent",
@@ -44,8 +54,27 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str):
+def __getattr__(name: str) -> Any:
     if name == "AgentState":  # the core's state is State (the ORM's agent_state table is another thing)
         warnings.warn("coinswarm.agents.AgentState is now coinswarm.agents.State", DeprecationWarning, stacklevel=2)
-        return State
-    raise AttributeError(f"module 'coinswarm.agents' has no attribute {name!r}")
+        return __getattr__("State")
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'coinswarm.agents' has no attribute {name!r}")
+    value = getattr(import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})
+
+
+if TYPE_CHECKING:  # names for type checkers and IDEs
+    from coinswarm.agents.arbitrage import ArbitrageParams, CarryParams, FundingCarry, LegVotes, PairsArbitrage
+    from coinswarm.agents.base import Agent, Bar, FundingBar, GapWarning, Vote, iter_bars, reset_gap_warnings
+    from coinswarm.agents.execution import Execution, ExecutionParams
+    from coinswarm.agents.mean_reversion import MeanReversion, MeanReversionParams
+    from coinswarm.agents.risk import Risk, RiskParams
+    from coinswarm.agents.state import State, scan
+    from coinswarm.agents.trend import Trend, TrendParams

@@ -26,18 +26,23 @@ from __future__ import annotations
 
 import math
 from functools import cached_property
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
-import pandas as pd
 
 from coinswarm._jit import jit
+from coinswarm._lazy import lazy_module
 from coinswarm.agents.base import Bar, FundingBar, check_bar, check_bar_time, check_prices, iter_bars, new_clock
 from coinswarm.agents.mean_reversion import next_position_nb
 from coinswarm.agents.state import State, check_layout, layout_id
 from coinswarm.data.resample import align
 from coinswarm.errors import ConfigError, MissingValueError, NonPositivePriceError
 from coinswarm.kernels.steps import ewma_nb, halflife_alpha_py, pair_push_nb, pair_regression_nb, pair_size
+
+if TYPE_CHECKING:
+    import pandas as pd
+else:
+    pd = lazy_module("pandas")
 
 _COUNT, _POS, _BETA, _PAIR = 0, 1, 2, 3
 _EWMA, _CARRY_ALPHA = 2, 3

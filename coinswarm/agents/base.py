@@ -13,11 +13,11 @@ import math
 import warnings
 from abc import ABC, abstractmethod
 from functools import cached_property
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
-import pandas as pd
 
+from coinswarm._lazy import lazy_module
 from coinswarm.agents.state import State, check_layout, layout_id
 from coinswarm.data.validate import OHLCV_COLUMNS, check_values, gap_policy, iso_utc, validate_ohlcv
 from coinswarm.errors import (
@@ -29,6 +29,11 @@ from coinswarm.errors import (
     MissingValueError,
     UnsortedTimestampError,
 )
+
+if TYPE_CHECKING:
+    import pandas as pd
+else:
+    pd = lazy_module("pandas")
 
 
 class Bar(NamedTuple):

@@ -15,15 +15,20 @@ the default :class:`~coinswarm.agents.trend.Trend` agent's votes (compare
 from __future__ import annotations
 
 import math
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
-import pandas as pd
 
 from coinswarm._jit import jit
+from coinswarm._lazy import lazy_module
 from coinswarm.agents.base import Agent, Bar, check_prices, ohlcv_arrays
 from coinswarm.agents.trend import TrendParams, trend_init, trend_step_nb
 from coinswarm.kernels.steps import clip_nb, corwin_schultz_log_nb, ewma_nb, halflife_alpha_py
+
+if TYPE_CHECKING:
+    import pandas as pd
+else:
+    pd = lazy_module("pandas")
 
 EXEC_SIZE = 7
 _COUNT, _CURRENT, _SPREAD, _PREV_H, _PREV_L, _ALPHA, _HAS_PREV = 0, 1, 2, 3, 4, 5, 6

@@ -10,11 +10,11 @@ the decision) and the execution agent turns it into fewer, smaller trades.
 from __future__ import annotations
 
 from functools import cached_property
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
-import pandas as pd
 
+from coinswarm._lazy import lazy_module
 from coinswarm.agents.arbitrage import ArbitrageParams, PairsArbitrage
 from coinswarm.agents.base import (
     GAP_POLICIES,
@@ -49,6 +49,11 @@ from coinswarm.regime.detector import (
     state_size,
     validate_params,
 )
+
+if TYPE_CHECKING:
+    import pandas as pd
+else:
+    pd = lazy_module("pandas")
 
 
 class CommitteeParams(NamedTuple):

@@ -49,13 +49,18 @@ from __future__ import annotations
 import math
 from collections import namedtuple
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
-import pandas as pd
 
+from coinswarm._lazy import lazy_module
 from coinswarm.committee.sleeves import SLEEVES, rebalance_shadow, score_day, update_composition
 from coinswarm.errors import ConfigError, DataError
+
+if TYPE_CHECKING:
+    import pandas as pd
+else:
+    pd = lazy_module("pandas")
 
 HORIZONS = (5, 10, 20, 30, 60, 90, 150, 250, 360)
 DAY_MS = 86_400_000

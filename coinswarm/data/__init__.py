@@ -1,9 +1,24 @@
-"""Market data: catalog, loading, validation, resampling, alignment, download."""
+"""Market data: catalog, loading, validation, resampling, alignment, download.
+
+The loaders, resampling and validation are imported on first use (PEP 562):
+``coinswarm.data.validate`` (what the live runner needs: timeframes, bar checks) loads without
+the loaders and pandas. The catalog is imported here, because its function ``catalog`` shares
+its name with its module: a lazy name would be shadowed by the submodule once imported.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
 
 from coinswarm.data.catalog import CatalogEntry, catalog, find_entry
-from coinswarm.data.load import fill_gaps, load_funding, load_ohlcv
-from coinswarm.data.resample import align, resample_ohlcv
-from coinswarm.data.validate import GapReport, validate_ohlcv
+
+# public name → the module that defines it
+_EXPORTS: dict[str, str] = {
+    **dict.fromkeys(("fill_gaps", "load_funding", "load_ohlcv"), "coinswarm.data.load"),
+    **dict.fromkeys(("align", "resample_ohlcv"), "coinswarm.data.resample"),
+    **dict.fromkeys(("GapReport", "validate_ohlcv"), "coinswarm.data.validate"),
+}
 
 __all__ = [
     "CatalogEntry",
@@ -17,3 +32,22 @@ __all__ = [
     "resample_ohlcv",
     "validate_ohlcv",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})
+
+
+if TYPE_CHECKING:  # names for type checkers and IDEs
+    from coinswarm.data.load import fill_gaps, load_funding, load_ohlcv
+    from coinswarm.data.resample import align, resample_ohlcv
+    from coinswarm.data.validate import GapReport, validate_ohlcv

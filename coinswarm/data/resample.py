@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
-import pandas as pd
+from typing import TYPE_CHECKING
 
+from coinswarm._lazy import lazy_module
 from coinswarm.data.validate import OHLCV_COLUMNS, timeframe_ms
 from coinswarm.errors import ConfigError
+
+if TYPE_CHECKING:
+    import pandas as pd
+else:
+    pd = lazy_module("pandas")
 
 _AGG = {"open": "first", "high": "max", "low": "min", "close": "last", "volume": "sum"}
 

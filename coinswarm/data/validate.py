@@ -5,10 +5,11 @@ from __future__ import annotations
 import datetime
 import re
 from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 
+from coinswarm._lazy import lazy_module
 from coinswarm.errors import (
     ConfigError,
     DataError,
@@ -23,8 +24,14 @@ from coinswarm.errors import (
     UnsortedTimestampError,
 )
 
+if TYPE_CHECKING:
+    import pandas as pd
+else:
+    pd = lazy_module("pandas")
+
 OHLCV_COLUMNS = ("open", "high", "low", "close", "volume")
 PRICE_COLUMNS = ("open", "high", "low", "close")
+_EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)
 _UNIT_MS = {"s": 1_000, "m": 60_000, "h": 3_600_000, "d": 86_400_000, "w": 604_800_000}
 _TIMEFRAME = re.compile(r"([1-9][0-9]{0,5})([smhdwM])")
 MAX_TIMEFRAME_MS = 366 * 86_400_000
@@ -139,8 +146,15 @@ class GapReport:
 
 
 def iso_utc(ts_ms: int) -> str:
-    """Epoch milliseconds as an ISO-8601 UTC timestamp (how errors name a bar's time)."""
-    return pd.Timestamp(int(ts_ms), unit="ms", tz="UTC").isoformat()
+    """Epoch milliseconds as an ISO-8601 UTC timestamp (how errors name a bar's time).
+
+    The same text as ``pd.Timestamp(ts_ms, unit="ms", tz="UTC").isoformat()`` without
+    importing pandas (the live runner names every bar it checks); pandas only beyond the
+    years 1..9999 that :mod:`datetime` covers."""
+    try:
+        return (_EPOCH + datetime.timedelta(milliseconds=int(ts_ms))).isoformat()
+    except OverflowError:
+        return pd.Timestamp(int(ts_ms), unit="ms", tz="UTC").isoformat()
 
 
 def _first(mask: np.ndarray) -> int | None:

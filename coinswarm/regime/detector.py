@@ -27,12 +27,12 @@ from __future__ import annotations
 
 import hashlib
 import math
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
-import pandas as pd
 
 from coinswarm._jit import jit
+from coinswarm._lazy import lazy_module
 from coinswarm.agents.base import Bar, check_bar, check_bar_time, check_prices, new_clock, ohlcv_arrays
 from coinswarm.agents.state import State, check_layout, layout_id
 from coinswarm.errors import ConfigError
@@ -55,6 +55,11 @@ from coinswarm.regime.kernel import (
     regime_chunk_nb,
     trend_offset_py,
 )
+
+if TYPE_CHECKING:
+    import pandas as pd
+else:
+    pd = lazy_module("pandas")
 
 DETECTOR_VERSION = 1
 VOLATILITY_LABELS = ("low", "normal", "high")

@@ -11,12 +11,16 @@ to hold after each bar (decided at the bar's close, using data up to it), and a
 
 from __future__ import annotations
 
-from typing import NamedTuple, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, NamedTuple, Protocol, runtime_checkable
 
-import pandas as pd
-
+from coinswarm._lazy import lazy_module
 from coinswarm.errors import ConfigError
 from coinswarm.params import expand_grid, make_params
+
+if TYPE_CHECKING:
+    import pandas as pd
+else:
+    pd = lazy_module("pandas")
 
 __all__ = ["Strategy", "available_strategies", "engine_limits", "expand_grid", "get_strategy", "make_params",
            "register"]

@@ -10,13 +10,18 @@
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
-import pandas as pd
 
+from coinswarm._lazy import lazy_module
 from coinswarm.committee.portfolio import PortfolioCommittee, PortfolioParams
 from coinswarm.errors import ConfigError
+
+if TYPE_CHECKING:
+    import pandas as pd
+else:
+    pd = lazy_module("pandas")
 
 
 class BuyAndHoldParams(NamedTuple):

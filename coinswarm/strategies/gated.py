@@ -9,11 +9,18 @@ elsewhere. Without memory, ``targets`` is plain trend. In a walk-forward with
 
 from __future__ import annotations
 
-import numpy as np
-import pandas as pd
+from typing import TYPE_CHECKING
 
+import numpy as np
+
+from coinswarm._lazy import lazy_module
 from coinswarm.agents.trend import Trend, TrendParams
 from coinswarm.regime.detector import CELL_NAMES, regimes
+
+if TYPE_CHECKING:
+    import pandas as pd
+else:
+    pd = lazy_module("pandas")
 
 
 def trend_key(cell: int) -> str:

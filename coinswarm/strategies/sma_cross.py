@@ -7,12 +7,12 @@ over the bars, parallel over combinations, with memory O(bars + combos).
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
-import pandas as pd
 
 from coinswarm._jit import jit, prange
+from coinswarm._lazy import lazy_module
 from coinswarm.errors import ConfigError
 from coinswarm.kernels.indicators import running_sum_nb, sma_at_nb, sma_nb
 from coinswarm.kernels.metrics import (
@@ -24,6 +24,11 @@ from coinswarm.kernels.metrics import (
     finalize_nb,
 )
 from coinswarm.kernels.portfolio import TINY_ORDER, execute_order_nb
+
+if TYPE_CHECKING:
+    import pandas as pd
+else:
+    pd = lazy_module("pandas")
 
 
 class SmaCrossParams(NamedTuple):

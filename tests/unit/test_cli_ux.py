@@ -221,6 +221,6 @@ def test_a_lower_is_better_objective_chooses_the_smallest():
 def test_warm_runs_every_public_path_once(capsys):
     assert main(["warm"]) == 0
     out = capsys.readouterr().out
-    for step in ("simulate and sweep", "walk-forward", "agents and regimes", "committee",
+    for step in ("bytecode", "simulate and sweep", "walk-forward", "agents and regimes", "committee", "live runner",
                  "kernels compiled and cached"):
         assert step in out, out
