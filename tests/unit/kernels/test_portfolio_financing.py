@@ -226,3 +226,41 @@ def test_a_financed_result_pickles_and_serialises_its_financing(btc):
     assert {k: back.metrics[k] for k in ("interest_earned", "borrow_paid")} == {
         k: res.metrics[k] for k in ("interest_earned", "borrow_paid")}
     assert "idle cash credited at 4" in str(res) and "borrow_paid" not in str(res)
+
+
+def test_a_levered_spot_long_pays_the_borrow_rate_on_its_quote_loan(btc):
+    """1.5× long BTC spot borrows half its equity in USDT: at each day's close the negative cash
+    pays the borrow rate (a margin loan is not free), and earns no interest."""
+    costs = cs.Costs(fee_bps=10, cash_rate=0.04, borrow_rate=0.10)
+    target = np.full(len(btc), np.nan)
+    target[::168] = 1.5  # rebalanced weekly, no order (NaN) in between
+    res = cs.simulate(btc, target, costs=costs, max_leverage=2.0)
+    ends = np.flatnonzero(day_end_mask(btc.index))
+    cash = res.cash.to_numpy()
+    units = res.positions.iloc[:, 0].to_numpy()
+    quiet = [t for t in ends if t > 0 and units[t] == units[t - 1]]
+    assert len(quiet) > 100 and (cash[quiet] < 0).all()
+    for t in quiet:  # no fill on the bar: the change of cash is the loan's fee alone
+        assert cash[t] - cash[t - 1] == pytest.approx(cash[t - 1] * daily_rate(0.10), rel=1e-9)
+    assert res.metrics["borrow_paid"] > 0 and res.metrics["interest_earned"] == 0.0
+    plain = cs.simulate(btc, target, costs=cs.Costs(fee_bps=10), max_leverage=2.0)
+    assert res.equity.iloc[-1] < plain.equity.iloc[-1]
+
+
+def test_perpetual_legs_take_no_quote_loan(book):
+    """A levered long of perpetuals pays funding, and a spot long hedged by a perpetual short
+    (the carry legs) with cash beside it to cover the short's losses takes no loan: neither pays
+    the borrow rate. (A hedge of 95 % of equity whose perpetual loses more than the 5 % of cash
+    left would: its USDT balance goes negative, which a unified account lends at interest.)"""
+    frames, funding = book
+    costs = cs.Costs(fee_bps=4, funding=funding, borrow_rate=0.10)
+    index = frames["BTC/USDT"].index
+    perps = pd.DataFrame({"BTC/USDT": 0.0, "BTC/USDT:USDT": 0.9, "ETH/USDT:USDT": 0.9}, index=index)
+    res = cs.simulate(frames, perps, costs=costs, max_leverage=2.0)
+    assert res.metrics["borrow_paid"] == 0.0 and (res.cash.to_numpy() < 0).any()
+    carry = pd.DataFrame({"BTC/USDT": 0.5, "BTC/USDT:USDT": -0.5, "ETH/USDT:USDT": 0.0}, index=index)
+    res = cs.simulate(frames, carry, costs=costs, max_leverage=2.0, allow_short=True)
+    assert res.metrics["borrow_paid"] == 0.0 and res.metrics["funding_paid"] != 0.0
+    tight = cs.simulate(frames, carry * 1.9, costs=costs, max_leverage=2.0, allow_short=True)
+    usdt = tight.cash + tight.positions["BTC/USDT:USDT"] * frames["BTC/USDT:USDT"]["close"]
+    assert (usdt < 0).any() and tight.metrics["borrow_paid"] > 0
