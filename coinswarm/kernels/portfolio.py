@@ -334,7 +334,7 @@ def finance_py(cash, pos, trade_cash, last_px, credit, borrow, state):
             cash -= fee
             trade_cash[j] -= fee
             state[P_BORROW] += fee
-    if spot_cash < 0.0 and loan_rate != 0.0:
+    if spot_cash < -TINY_ORDER * equity and loan_rate != 0.0:  # not the round-off of a fully invested book
         fee = -spot_cash * loan_rate
         cash -= fee
         state[P_BORROW] += fee
