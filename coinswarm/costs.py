@@ -77,7 +77,8 @@ class Costs:
     borrow_rate : float, default 0
         Annual fee **charged** on the value of every short position in an asset without funding
         (a short spot sale needs a margin loan; perpetuals pay funding instead), in [0, 1),
-        accrued the same way at each day's close.
+        accrued the same way at each day's close; a levered spot long pays it too, on the
+        quote currency it borrows (the negative cash of the spot legs).
 
     Raises
     ------

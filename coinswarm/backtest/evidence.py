@@ -10,6 +10,7 @@ train window.
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -90,7 +91,7 @@ def _inputs(pair: str, strategy: str, prices: dict, costs: Costs, start: str, en
         spot = prices[pair].loc[perp.index[0]:]
         funding = load_funding(catalog_name("binance-perp", f"{pair}/USDT", "funding"))
         legs = {f"{pair}/USDT": spot, f"{pair}/USDT:USDT": perp}
-        return f"{pair} spot/perp", legs, Costs(fee_bps=costs.fee_bps, funding={f"{pair}/USDT:USDT": funding})
+        return f"{pair} spot/perp", legs, replace(costs, funding={f"{pair}/USDT:USDT": funding})
     return f"{pair}/USDT", prices[pair], costs
 
 

@@ -215,8 +215,9 @@ def render(evidence: dict) -> str:
              f"Book: *cash 0* — idle USDT earns nothing and short spot legs pay no borrow (the full "
              f"{s['cash_rate']:.0%} is still subtracted: conservative); *financed* — the same targets with idle cash "
              f"(equity − gross exposure) credited at {s['cash_rate']:.0%} a year and short spot legs charged "
-             f"{s.get('borrow_rate', BORROW_RATE):.0%} a year (`Costs(cash_rate=…, borrow_rate=…)`; perpetuals pay "
-             "funding instead). Financing was added after the development numbers had been seen: the *cash 0* "
+             f"{s.get('borrow_rate', BORROW_RATE):.0%} a year, as is a negative USDT balance of the spot legs "
+             "(`Costs(cash_rate=…, borrow_rate=…)`; perpetuals pay funding instead). "
+             "Financing was added after the development numbers had been seen: the *cash 0* "
              "rows are the headline.", "",
              "Reproduce: `coinswarm evidence --suite portfolio --out research/reports`.", "",
              "| N | phase | strategy | book | OOS | Sharpe (excess) | Lo-adj. | PSR | DSR | return | max DD | trades "

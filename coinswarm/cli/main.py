@@ -297,7 +297,8 @@ def _common(p: argparse.ArgumentParser, grid: bool) -> None:
                    help="annual interest credited on idle cash (0.04 = 4%%); walkforward also reports "
                         "Sharpe in excess of it (default 0: USDT in a spot wallet earns nothing)")
     p.add_argument("--borrow-rate", type=checks.annual_rate, default=0.0,
-                   help="annual fee on short spot positions (perpetuals pay funding instead; default 0)")
+                   help="annual fee on short spot positions and on the USDT a levered spot book borrows "
+                        "(perpetuals pay funding instead; default 0)")
     p.add_argument("--execution", choices=("next_open", "close"), default="next_open",
                    help="fill at the next bar's open or at the signal bar's close")
     p.add_argument("--init-cash", type=checks.positive, default=10_000.0, help="starting cash in the quote currency")

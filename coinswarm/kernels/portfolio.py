@@ -32,7 +32,10 @@ Conventions
 * Financing at each UTC day's last bar, after its valuation: idle cash earns ``credit`` (a daily
   rate), ``idle = max(0, equity − gross exposure)`` — every position commits its full notional
   (no interest on margin or on short-sale proceeds); each short position pays ``borrow[j]`` (a
-  daily rate, 0 for perpetuals, which pay funding instead) on its value. Both are 0 by default.
+  daily rate, 0 for perpetuals, which pay funding instead) on its value, and a levered spot
+  book pays the largest ``borrow`` rate on its quote loan (the negative cash of its spot legs:
+  ``cash`` plus the perpetuals' signed notional). Both are 0 by default.
+  A book whose equity is ≤ 0 at that close is not financed (it is closed out, see below).
 * Bankruptcy: when equity at a close is ≤ 0 every position is closed at that close (no fee),
   the deficit is written off, equity is 0 from then on and the account never trades again.
 """
@@ -308,19 +311,33 @@ close_out_nb = jit(close_out_py)
 
 
 def finance_py(cash, pos, trade_cash, last_px, credit, borrow, state):
-    """A UTC day's financing at its close: interest on idle cash, borrow fees on shorts; returns
-    cash (see the module docstring)."""
-    equity, gross = cash, 0.0
+    """A UTC day's financing at its close: interest on idle cash, borrow fees on shorts and on
+    the quote loan of a levered spot book; returns cash (see the module docstring). An insolvent
+    book (equity ≤ 0) is not financed: it is closed out and its deficit written off, so a fee
+    charged on it would never be paid."""
+    equity, gross, spot_cash, loan_rate = cash, 0.0, cash, 0.0
     for j in range(pos.shape[0]):
+        if borrow[j] > loan_rate:
+            loan_rate = borrow[j]
         if pos[j] != 0.0:
             value = pos[j] * last_px[j]
             equity += value
             gross += abs(value)
-            if value < 0.0 and borrow[j] != 0.0:
-                fee = -value * borrow[j]
-                cash -= fee
-                trade_cash[j] -= fee
-                state[P_BORROW] += fee
+            if borrow[j] == 0.0:  # a perpetual (no borrow rate): its notional is margin, not cash spent
+                spot_cash += value
+    if not equity > 0.0:
+        return cash
+    for j in range(pos.shape[0]):
+        value = pos[j] * last_px[j]
+        if value < 0.0 and borrow[j] != 0.0:
+            fee = -value * borrow[j]
+            cash -= fee
+            trade_cash[j] -= fee
+            state[P_BORROW] += fee
+    if spot_cash < -TINY_ORDER * equity and loan_rate != 0.0:  # not the round-off of a fully invested book
+        fee = -spot_cash * loan_rate
+        cash -= fee
+        state[P_BORROW] += fee
     if credit != 0.0 and equity > gross:
         interest = (equity - gross) * credit
         cash += interest

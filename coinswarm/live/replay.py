@@ -73,9 +73,20 @@ def sources_by_symbol(sources: Sequence[str]) -> dict[str, str]:
     return out
 
 
+def check_unfinanced(costs: Costs) -> None:
+    """Refuse financing costs: the paper broker and its ledger book fills, not interest, so a
+    ``Costs(cash_rate=…)`` or ``borrow_rate`` would be silently ignored (or, credited by the
+    kernel, leave the ledger's cash short of the venue's at the next reconcile)."""
+    if costs.financed:
+        raise ConfigError(f"replay: the paper broker does not finance the book (costs.cash_rate "
+                          f"{costs.cash_rate!r}, borrow_rate {costs.borrow_rate!r}); replay with "
+                          "Costs(cash_rate=0, borrow_rate=0) and compare against an unfinanced backtest")
+
+
 def build(spec: ReplaySpec, *, sinks: Sinks | None = None, bus=None, guard=None,
           metrics=None) -> tuple[Runner, Recovery]:
     """The runner of ``spec``, recovered from its ledger (fresh or resumed)."""
+    check_unfinanced(spec.costs)
     pairs = sources_by_symbol(spec.sources)
     stepper = Stepper(spec.strategy, list(pairs), spec.params)
     ledger = Ledger(spec.db)

@@ -219,6 +219,37 @@ def test_simulate_costs_and_settings(fee, slip, cash, lev, funding_rate, executi
     _check(call, frame, target)
 
 
+RATES = st.one_of(JUNK, st.floats(-1.0, 2.0), st.sampled_from([0.999999, 1.0, -0.0, np.float32(0.04), np.bool_(True)]))
+
+
+@settings(max_examples=examples(600), **SETTINGS)
+@given(RATES, RATES, st.sampled_from([(False, 1.0), (True, 1.0), (True, 3.0), (False, 2.0)]),
+       st.floats(-3.0, 3.0), st.sampled_from(["next_open", "close"]))
+def test_simulate_financing_rates(cash_rate, borrow_rate, limits, weight, execution):
+    """``Costs(cash_rate=…, borrow_rate=…)``: a valid financed Result (interest and borrow fees
+    finite and ≥ 0, reported only when a rate is set) or a ConfigError naming the rate."""
+    frame = real().iloc[:96]
+    target = pd.Series(np.where(np.arange(96) % 30 < 15, weight, np.nan), index=frame.index)
+    short, lev = limits
+    try:
+        costs = cs.Costs(fee_bps=10, cash_rate=cash_rate, borrow_rate=borrow_rate)
+    except CoinswarmError as exc:
+        seen("engine")
+        assert "Costs.cash_rate" in str(exc) or "Costs.borrow_rate" in str(exc)
+        return
+    result = _check(lambda: cs.simulate(frame, target, costs=costs, allow_short=short, max_leverage=lev,
+                                        execution=execution), frame, target)
+    assert result is not None
+    m = result.metrics
+    if not costs.financed:
+        assert "interest_earned" not in m and "borrow_paid" not in m
+        return
+    assert np.isfinite(m["interest_earned"]) and m["interest_earned"] >= 0.0
+    assert np.isfinite(m["borrow_paid"]) and m["borrow_paid"] >= 0.0
+    assert m["borrow_paid"] == 0.0 or (short and weight < 0) or (lev > 1 and weight > 1)  # a short, a USDT loan
+    assert m["interest_earned"] == 0.0 or costs.cash_rate > 0
+
+
 @settings(max_examples=examples(300), **SETTINGS)
 @given(st.sampled_from(["10bps", 10, None, {"fee_bps": 10}]), st.floats(0, 1000), st.floats(0, 1000))
 def test_simulate_costs_type(costs, fee, slip):

@@ -78,3 +78,16 @@ def test_the_cli_refuses_bad_sizes_and_the_holdout(sizes, end, why):
     args = argparse.Namespace(sizes=sizes, end=end, fee_bps=10.0, cash_rate=0.04, ledger="unused", out="unused")
     with pytest.raises(ConfigError, match=why.replace("(", r"\(")):
         cmd_portfolio_evidence(args)
+
+
+@pytest.mark.timeout(900)
+@pytest.mark.parametrize("rate", [-0.01, -0.2])
+def test_a_cash_rate_idle_cash_cannot_earn_is_refused_before_any_trial_is_recorded(tmp_path, rate):
+    """The financed rows credit idle cash at ``cash_rate``, which ``Costs`` refuses below 0: such a
+    rate must stop the run before the first (unfinanced) walk-forward records its trials — it
+    does, as a hurdle below the 0 unfinanced idle cash earns."""
+    ledger = tmp_path / "ledger.jsonl"
+    with pytest.raises(ConfigError, match=r"cash_rate -0\.\d+ is below the 0\.0 idle cash earns"):
+        run_portfolio_evidence((2,), start="2021-01-01", dev_end="2022-06-30", end="2022-12-31",
+                               train="120D", test="60D", cash_rate=rate, ledger=ledger, out=tmp_path / "reports")
+    assert not ledger.exists() or ledger.read_text() == ""

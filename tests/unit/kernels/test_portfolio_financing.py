@@ -155,3 +155,112 @@ def test_portfolio_step_refuses_non_finite_financing_rates():
         portfolio_step(state, one, one, one, credit=float("nan"))
     with pytest.raises(ConfigError, match=r"borrow must have shape \(1,\)"):
         portfolio_step(state, one, one, one, borrow=[0.0, 0.0])
+
+
+def test_an_insolvent_book_is_not_financed_before_its_close_out():
+    """A short whose asset triples by a day's close leaves equity < 0: the book is closed out and
+    the deficit written off — no borrow fee is charged on it (it could never be paid), none is
+    counted in ``borrow_paid``, and no interest is credited."""
+    state = portfolio_init(1, 100.0)
+    daily = np.array([daily_rate(0.10)])
+    portfolio_step(state, [100.0], [100.0], [-1.0], fee=0.0, next_open=False, allow_short=True,
+                   credit=daily_rate(0.04), borrow=daily)
+    assert portfolio_view(state)["positions"][0] == pytest.approx(-1.0)
+    portfolio_step(state, [300.0], [300.0], [np.nan], day_end=True, fee=0.0, next_open=False,
+                   allow_short=True, credit=daily_rate(0.04), borrow=daily)
+    view = portfolio_view(state)
+    assert view["bankrupt_bar"] == 1 and view["equity"] == 0.0 and view["cash"] == 0.0
+    assert state[P_BORROW] == 0.0 and state[P_INTEREST] == 0.0
+
+
+def test_a_solvent_short_pays_its_borrow_fee_at_the_day_close():
+    state = portfolio_init(1, 100.0)
+    daily = np.array([daily_rate(0.10)])
+    portfolio_step(state, [100.0], [100.0], [-0.5], fee=0.0, next_open=False, allow_short=True, borrow=daily)
+    units = portfolio_view(state)["positions"][0]
+    portfolio_step(state, [110.0], [110.0], [np.nan], day_end=True, fee=0.0, next_open=False,
+                   allow_short=True, borrow=daily)
+    assert state[P_BORROW] == pytest.approx(-units * 110.0 * daily[0], rel=1e-12) and state[P_BORROW] > 0
+
+
+FINANCED_TWIN = """
+import pickle, sys, numpy as np, pandas as pd, coinswarm as cs
+prices = {s: cs.load_ohlcv(f"binance:{s}:1h", start="2021-05-01", end="2021-06-30") for s in ("BTC/USDT", "ETH/USDT")}
+close = pd.DataFrame({s: df["close"] for s, df in cs.align(prices).items()})
+w = np.sign(close / close.shift(48) - 1.0).fillna(0.0) * 0.6
+r = cs.simulate(prices, w, costs=cs.Costs(fee_bps=10, cash_rate=0.05, borrow_rate=0.09), allow_short=True,
+                max_leverage=1.5)
+np.savez(sys.argv[1], equity=r.equity.to_numpy(), cash=r.cash.to_numpy(),
+         financing=np.array([r.metrics["interest_earned"], r.metrics["borrow_paid"]]))
+"""
+
+
+@pytest.mark.timeout(1200)
+def test_financing_python_twins_match_numba_bit_for_bit(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    outputs = {}
+    for flag in ("0", "1"):
+        path = tmp_path / f"twin{flag}.npz"
+        subprocess.run([sys.executable, "-c", FINANCED_TWIN, str(path)],
+                       env=dict(os.environ, COINSWARM_DISABLE_NUMBA=flag), check=True, timeout=1100)
+        outputs[flag] = np.load(path)
+    assert (outputs["0"]["financing"] > 0).all()
+    for key in ("equity", "cash", "financing"):
+        np.testing.assert_array_equal(outputs["0"][key], outputs["1"][key])
+
+
+def test_a_financed_result_pickles_and_serialises_its_financing(btc):
+    import json
+    import pickle
+
+    res = cs.simulate(btc.iloc[:500], np.full(500, -0.5), allow_short=True,
+                      costs=cs.Costs(fee_bps=10, cash_rate=0.04, borrow_rate=0.1))
+    payload = json.loads(res.to_json())
+    assert payload["assumptions"]["cash_rate"] == 0.04 and payload["assumptions"]["borrow_rate"] == 0.1
+    assert payload["metrics"]["borrow_paid"] == res.metrics["borrow_paid"] > 0
+    back = pickle.loads(pickle.dumps(res))
+    assert back.assumptions == res.assumptions
+    assert {k: back.metrics[k] for k in ("interest_earned", "borrow_paid")} == {
+        k: res.metrics[k] for k in ("interest_earned", "borrow_paid")}
+    assert "idle cash credited at 4" in str(res) and "borrow_paid" not in str(res)
+
+
+def test_a_levered_spot_long_pays_the_borrow_rate_on_its_quote_loan(btc):
+    """1.5× long BTC spot borrows half its equity in USDT: at each day's close the negative cash
+    pays the borrow rate (a margin loan is not free), and earns no interest."""
+    costs = cs.Costs(fee_bps=10, cash_rate=0.04, borrow_rate=0.10)
+    target = np.full(len(btc), np.nan)
+    target[::168] = 1.5  # rebalanced weekly, no order (NaN) in between
+    res = cs.simulate(btc, target, costs=costs, max_leverage=2.0)
+    ends = np.flatnonzero(day_end_mask(btc.index))
+    cash = res.cash.to_numpy()
+    units = res.positions.iloc[:, 0].to_numpy()
+    quiet = [t for t in ends if t > 0 and units[t] == units[t - 1]]
+    assert len(quiet) > 100 and (cash[quiet] < 0).all()
+    for t in quiet:  # no fill on the bar: the change of cash is the loan's fee alone
+        assert cash[t] - cash[t - 1] == pytest.approx(cash[t - 1] * daily_rate(0.10), rel=1e-9)
+    assert res.metrics["borrow_paid"] > 0 and res.metrics["interest_earned"] == 0.0
+    plain = cs.simulate(btc, target, costs=cs.Costs(fee_bps=10), max_leverage=2.0)
+    assert res.equity.iloc[-1] < plain.equity.iloc[-1]
+
+
+def test_perpetual_legs_take_no_quote_loan(book):
+    """A levered long of perpetuals pays funding, and a spot long hedged by a perpetual short
+    (the carry legs) with cash beside it to cover the short's losses takes no loan: neither pays
+    the borrow rate. (A hedge of 95 % of equity whose perpetual loses more than the 5 % of cash
+    left would: its USDT balance goes negative, which a unified account lends at interest.)"""
+    frames, funding = book
+    costs = cs.Costs(fee_bps=4, funding=funding, borrow_rate=0.10)
+    index = frames["BTC/USDT"].index
+    perps = pd.DataFrame({"BTC/USDT": 0.0, "BTC/USDT:USDT": 0.9, "ETH/USDT:USDT": 0.9}, index=index)
+    res = cs.simulate(frames, perps, costs=costs, max_leverage=2.0)
+    assert res.metrics["borrow_paid"] == 0.0 and (res.cash.to_numpy() < 0).any()
+    carry = pd.DataFrame({"BTC/USDT": 0.5, "BTC/USDT:USDT": -0.5, "ETH/USDT:USDT": 0.0}, index=index)
+    res = cs.simulate(frames, carry, costs=costs, max_leverage=2.0, allow_short=True)
+    assert res.metrics["borrow_paid"] == 0.0 and res.metrics["funding_paid"] != 0.0
+    tight = cs.simulate(frames, carry * 1.9, costs=costs, max_leverage=2.0, allow_short=True)
+    usdt = tight.cash + tight.positions["BTC/USDT:USDT"] * frames["BTC/USDT:USDT"]["close"]
+    assert (usdt < 0).any() and tight.metrics["borrow_paid"] > 0
