@@ -11,7 +11,9 @@ numba, scipy or matplotlib until something needs them.
 from __future__ import annotations
 
 from importlib import import_module
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from coinswarm._lazy import lazy_exports
 
 __version__ = "0.1.0"
 
@@ -95,19 +97,12 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'coinswarm' has no attribute {name!r}")
+def _fill_registry(name: str, module: str) -> None:
     if module != "coinswarm.strategies" and name not in ("Costs", "CoinswarmError", "ConfigError", "DataError"):
         import_module("coinswarm.strategies")  # the registry behind get_strategy is filled on first use
-    value = getattr(import_module(module), name)
-    globals()[name] = value
-    return value
 
 
-def __dir__() -> list[str]:
-    return sorted({*globals(), *__all__})
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, __all__, before=_fill_registry)
 
 
 if TYPE_CHECKING:  # names for type checkers and IDEs

@@ -17,7 +17,9 @@ Annotations stay strings (``from __future__ import annotations``), so only execu
 from __future__ import annotations
 
 import importlib
+import sys
 import types
+from collections.abc import Callable
 from typing import Any
 
 
@@ -57,3 +59,37 @@ def lazy_module(name: str) -> LazyModule:
         Attribute access forwards to the imported module.
     """
     return LazyModule(name)
+
+
+def lazy_exports(package: str, exports: dict[str, str], names: list[str],
+                 before: Callable[[str, str], None] | None = None) -> tuple[Callable, Callable]:
+    """PEP 562 ``(__getattr__, __dir__)`` for ``package``: ``exports`` maps each public name to
+    the submodule that defines it, imported on the name's first use and cached in the package.
+
+    Parameters
+    ----------
+    package : str
+        The package's ``__name__`` (it must be importing, i.e. in ``sys.modules``).
+    exports : dict
+        Public name → absolute module name.
+    names : list of str
+        The package's ``__all__`` (listed by ``dir()`` before anything is imported).
+    before : callable, optional
+        ``before(name, module)`` runs before the first import of a name (e.g. to fill a registry).
+    """
+    namespace = sys.modules[package].__dict__
+
+    def __getattr__(name: str) -> Any:
+        module = exports.get(name)
+        if module is None:
+            raise AttributeError(f"module {package!r} has no attribute {name!r}")
+        if before is not None:
+            before(name, module)
+        value = getattr(importlib.import_module(module), name)
+        namespace[name] = value
+        return value
+
+    def __dir__() -> list[str]:
+        return sorted({*namespace, *names})
+
+    return __getattr__, __dir__

@@ -11,8 +11,9 @@ output)`` for the live path, ``run(prices)`` (one compiled loop over the same st
 from __future__ import annotations
 
 import warnings
-from importlib import import_module
 from typing import TYPE_CHECKING, Any
+
+from coinswarm._lazy import lazy_exports
 
 # public name → the module that defines it (imported on first use, PEP 562: the live runner
 # steps the agents it runs without importing the others)
@@ -54,20 +55,14 @@ __all__ = [
 ]
 
 
+_lazy_getattr, __dir__ = lazy_exports(__name__, _EXPORTS, __all__)
+
+
 def __getattr__(name: str) -> Any:
     if name == "AgentState":  # the core's state is State (the ORM's agent_state table is another thing)
         warnings.warn("coinswarm.agents.AgentState is now coinswarm.agents.State", DeprecationWarning, stacklevel=2)
-        return __getattr__("State")
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'coinswarm.agents' has no attribute {name!r}")
-    value = getattr(import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *__all__})
+        return _lazy_getattr("State")
+    return _lazy_getattr(name)
 
 
 if TYPE_CHECKING:  # names for type checkers and IDEs

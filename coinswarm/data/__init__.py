@@ -8,9 +8,9 @@ its name with its module: a lazy name would be shadowed by the submodule once im
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from coinswarm._lazy import lazy_exports
 from coinswarm.data.catalog import CatalogEntry, catalog, find_entry
 
 # public name → the module that defines it
@@ -34,17 +34,7 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *__all__})
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, __all__)
 
 
 if TYPE_CHECKING:  # names for type checkers and IDEs

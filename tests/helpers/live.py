@@ -16,8 +16,10 @@ from coinswarm.adapters.servers import Server
 from coinswarm.live.ccxt_broker import ApiKeys, CcxtBroker
 from coinswarm.live.config import BrokerConfig, Credentials, LiveConfig, RiskLimits, ServerUrls, StrategyConfig
 from coinswarm.live.ledger import Ledger, OutboxRow
+from coinswarm.live.outbox import PROPOSAL_SUBJECT
 from coinswarm.live.replay import ReplaySpec, build, feed_for
 from coinswarm.live.venue import run_venue
+from coinswarm.quorum.proposals import Proposal
 
 HOUR = 3_600_000
 SYMBOL = "BTC/USDT"
@@ -149,3 +151,14 @@ def fast_stop(server: Server) -> None:
     while server.alive() and time.monotonic() < deadline:
         time.sleep(0.05)
     server.stop(timeout=5)
+
+
+def proposals_in(db: str) -> list[Proposal]:
+    """The memory proposals in a ledger's outbox, in write order."""
+    ledger = Ledger(db)
+    try:
+        with ledger.sessions() as s:
+            rows = s.scalars(select(OutboxRow).where(OutboxRow.subject == PROPOSAL_SUBJECT).order_by(OutboxRow.id))
+            return [Proposal.decode(bytes(r.payload)) for r in rows]
+    finally:
+        ledger.close()

@@ -90,15 +90,7 @@ def test_a_replays_episodes_are_committed_by_the_quorum_and_none_is_lost_while_n
             held = len(ids) - len(up)
             assert held > 0 and pending == held
             servers[0] = start_nats(server_dir, port)
-            ledger = Ledger(db)
-            try:
-                relay = Relay(ledger, bus, clock)
-                deadline = time.monotonic() + 60
-                while outbox(db)[1] and time.monotonic() < deadline:
-                    await relay.drain()
-                    await asyncio.sleep(0.2)
-            finally:
-                ledger.close()
+            await drain_outbox(db, bus)
             assert await wait_until(lambda: len(decisions(store, ids)) == len(ids), 60)
             return up, ids, held
         finally:
@@ -111,6 +103,20 @@ def test_a_replays_episodes_are_committed_by_the_quorum_and_none_is_lost_while_n
     assert len(set(ids)) == len(ids) and ids[:len(up)] == up
     assert set(decisions(store, ids).values()) == {COMMITTED}
     assert episodes(store) == len(ids)  # each committed once: none lost, none twice
+
+
+async def drain_outbox(db: str, bus) -> Relay:
+    """Relay the ledger's outbox to NATS until it is empty (at most 60 s); the relay, for its counters."""
+    ledger = Ledger(db)
+    try:
+        relay = Relay(ledger, bus, clock)
+        deadline = time.monotonic() + 60
+        while outbox(db)[1] and time.monotonic() < deadline:
+            await relay.drain()
+            await asyncio.sleep(0.2)
+    finally:
+        ledger.close()
+    return relay
 
 
 @pytest.mark.timeout(300)
@@ -131,15 +137,7 @@ def test_proposals_written_more_than_an_hour_before_nats_comes_back_are_committe
             ids, pending = outbox(db)
             assert ids and pending == len(ids)
             servers[0] = start_nats(server_dir, port)
-            ledger = Ledger(db)
-            try:
-                relay = Relay(ledger, bus, clock)
-                deadline = time.monotonic() + 60
-                while outbox(db)[1] and time.monotonic() < deadline:
-                    await relay.drain()
-                    await asyncio.sleep(0.2)
-            finally:
-                ledger.close()
+            relay = await drain_outbox(db, bus)
             assert await wait_until(lambda: len(decisions(store, ids)) == len(ids), 60)
             with store.sessions() as s:
                 stamps = dict(s.execute(select(ProposalRow.id, ProposalRow.timestamp)

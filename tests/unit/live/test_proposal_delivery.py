@@ -14,12 +14,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from sqlalchemy import select
 
 import coinswarm as cs
 from coinswarm.adapters.bus import InProcessBus
 from coinswarm.live.config import MemoryConfig, load_config
-from coinswarm.live.ledger import Ledger, OutboxRow
+from coinswarm.live.ledger import Ledger
 from coinswarm.live.metrics import PrometheusSink
 from coinswarm.live.outbox import PROPOSAL_MAX_AGE_MS, PROPOSAL_SUBJECT, OutboxMessage, Relay
 from coinswarm.live.proposals import HISTORY, MemoryProposer, decision_features
@@ -29,6 +28,7 @@ from coinswarm.memory.episodic import FEATURES
 from coinswarm.quorum import Manager
 from coinswarm.quorum.manager import Context, Policy
 from coinswarm.quorum.proposals import Proposal
+from tests.helpers.live import proposals_in
 
 sys.path.insert(0, str(Path(__file__).parent))
 from test_daemon import HOUR, Venue  # noqa: E402
@@ -54,12 +54,6 @@ def relay_log():
         logger.removeHandler(handler)
 
 
-@pytest.fixture
-def ledger(tmp_path):
-    ledger = Ledger(f"sqlite:///{tmp_path / 'o.db'}")
-    ledger.migrate()
-    yield ledger
-    ledger.close()
 
 
 def written(ledger: Ledger, now_ms: int) -> Proposal:
@@ -134,14 +128,6 @@ def test_an_unreadable_proposal_row_is_published_unchanged_counted_and_logged(le
     assert "not a readable proposal" in line
 
 
-def outbox_proposals(db: str) -> list[Proposal]:
-    ledger = Ledger(db)
-    try:
-        with ledger.sessions() as s:
-            rows = s.scalars(select(OutboxRow).where(OutboxRow.subject == PROPOSAL_SUBJECT).order_by(OutboxRow.id))
-            return [Proposal.decode(bytes(r.payload)) for r in rows]
-    finally:
-        ledger.close()
 
 
 @pytest.mark.timeout(300)
@@ -158,7 +144,7 @@ def test_metrics_count_the_paper_daemons_memory_proposals_after_a_replay(tmp_pat
         m = scrape(sink.url)
     finally:
         sink.close()
-    proposals = outbox_proposals(spec.db)
+    proposals = proposals_in(spec.db)
     assert len(proposals) > 5
     assert m[("coinswarm_live_memory_proposals_total", ())] == len(proposals) == runner.memory.proposed
     assert m[("coinswarm_live_memory_proposals_skipped_total", ())] == 0
@@ -194,7 +180,7 @@ def test_a_trip_opened_right_after_the_paper_daemons_warm_up_has_its_features_me
                 // 1_000_000)
     venue = Venue(start + HOUR // 2)
     asyncio.run(run_paper(config, venue, max_bars=400, sleep=venue.sleep))
-    proposals = outbox_proposals(db)
+    proposals = proposals_in(db)
     first = min(p.data["decided_ms"] for p in proposals)
     assert first - start < 24 * HOUR  # decided within the first day of trading: before, r24 … vol168 were 0
     for p in proposals:
@@ -222,7 +208,7 @@ def test_the_exchange_daemon_warms_its_proposer_up_and_counts_its_proposals(tmp_
     finally:
         services.sinks.close()
         services.metrics.close()
-    proposals = outbox_proposals(db)
+    proposals = proposals_in(db)
     assert proposals and m[("coinswarm_live_memory_proposals_total", ())] == len(proposals) == runner.memory.proposed
     assert m[("coinswarm_live_memory_proposals_skipped_total", ())] == 0
     frame = cs.load_ohlcv("binance:BTC/USDT:1h", start="2024-03-01", end="2024-05-10")

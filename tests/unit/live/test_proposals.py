@@ -11,12 +11,11 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from sqlalchemy import select
 
 from coinswarm.adapters.bus import InProcessBus
 from coinswarm.live import faults
 from coinswarm.live.config import load_config
-from coinswarm.live.ledger import Ledger, OutboxRow
+from coinswarm.live.ledger import Ledger
 from coinswarm.live.outbox import PROPOSAL_SUBJECT
 from coinswarm.live.proposals import HISTORY, MemoryProposer, attach, decision_features, episode_id, run_key
 from coinswarm.live.protocols import Fill, Side
@@ -26,7 +25,7 @@ from coinswarm.memory.nodes import submit
 from coinswarm.quorum import Manager
 from coinswarm.quorum.manager import Context
 from coinswarm.quorum.proposals import Proposal
-from tests.helpers.live import run_until
+from tests.helpers.live import proposals_in, run_until
 
 BTC, ETH = "binance:BTC/USDT:1h", "binance:ETH/USDT:1h"
 START, END = "2023-01-01", "2023-03-01"
@@ -34,15 +33,6 @@ T0 = 1_672_531_200_000  # 2023-01-01
 H = 3_600_000
 
 
-def proposals_in(db: str) -> list[Proposal]:
-    """The memory proposals in a ledger's outbox, in write order."""
-    ledger = Ledger(db)
-    try:
-        with ledger.sessions() as s:
-            rows = s.scalars(select(OutboxRow).where(OutboxRow.subject == PROPOSAL_SUBJECT).order_by(OutboxRow.id))
-            return [Proposal.decode(bytes(r.payload)) for r in rows]
-    finally:
-        ledger.close()
 
 
 def content(proposals: list[Proposal]) -> dict[str, tuple]:
