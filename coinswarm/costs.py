@@ -13,14 +13,6 @@ import pandas as pd
 from coinswarm.errors import ConfigError
 
 MAX_BPS = 1000  # 10 % of notional per fill: anything above is a typo, not a market
-DAYS_PER_YEAR = 365.0  # crypto trades every day; financing accrues daily, like daily returns
-
-
-def daily_rate(annual: float) -> float:
-    """The daily rate that compounds to ``annual`` over a 365-day year: ``(1 + annual)^(1/365) − 1``
-    (the convention of :func:`coinswarm.stats.excess_returns`, so a book of idle cash credited at
-    the cash rate has zero excess return)."""
-    return (1.0 + float(annual)) ** (1.0 / DAYS_PER_YEAR) - 1.0
 
 
 def check_funding(funding, where: str = "Costs.funding") -> None:

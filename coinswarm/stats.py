@@ -151,6 +151,13 @@ def probability_of_backtest_overfitting(
 DAYS_PER_YEAR = 365.0
 
 
+def daily_rate(annual: float, periods: float = DAYS_PER_YEAR) -> float:
+    """The per-period rate that compounds to ``annual`` over a year of ``periods``:
+    ``(1 + annual)^(1/periods) − 1`` — what :func:`excess_returns` subtracts and what
+    :class:`coinswarm.Costs` credits on idle cash, so a book of idle cash has zero excess return."""
+    return (1.0 + float(annual)) ** (1.0 / periods) - 1.0
+
+
 def excess_returns(returns: np.ndarray, cash_rate: float = 0.0, periods: float = DAYS_PER_YEAR) -> np.ndarray:
     """Returns in excess of a cash rate: ``r − ((1 + cash_rate)^(1/periods) − 1)``.
 
@@ -166,8 +173,7 @@ def excess_returns(returns: np.ndarray, cash_rate: float = 0.0, periods: float =
     if isinstance(cash_rate, bool) or not isinstance(cash_rate, int | float | np.floating) \
             or not math.isfinite(cash_rate) or not -0.5 < cash_rate < 1.0:
         raise ConfigError(f"cash_rate must be an annual fraction in (-0.5, 1), not {cash_rate!r}")
-    per_period = (1.0 + float(cash_rate)) ** (1.0 / periods) - 1.0
-    return np.asarray(returns, dtype=np.float64) - per_period
+    return np.asarray(returns, dtype=np.float64) - daily_rate(cash_rate, periods)
 
 
 def annualized_sharpe(returns: np.ndarray, periods: float = DAYS_PER_YEAR) -> float:

@@ -12,13 +12,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from coinswarm.costs import Costs, daily_rate
+from coinswarm.costs import Costs
 from coinswarm.data.load import load_funding
 from coinswarm.data.resample import align
 from coinswarm.data.validate import OHLCV_COLUMNS, check_values, timeframe_ms, validate_ohlcv
 from coinswarm.errors import ConfigError, DataError, DuplicateTimestampError, SchemaError
 from coinswarm.kernels.metrics import METRIC_NAMES, finalize_nb
 from coinswarm.kernels.portfolio import P_BANKRUPT, P_BORROW, P_INTEREST, screen_bars_nb, simulate_nb
+from coinswarm.stats import daily_rate
 
 EXECUTIONS = ("next_open", "close")
 DAY = pd.Timedelta(days=1)

@@ -574,7 +574,7 @@ def portfolio_step(state: np.ndarray, open_, close, target, *, funding=None, day
         As ``execution == "next_open"``, ``max_leverage``, ``allow_short`` of ``simulate``.
     credit : float, default 0
         Daily rate idle cash earns at a day's end (``Costs.cash_rate`` as
-        :func:`coinswarm.costs.daily_rate`).
+        :func:`coinswarm.stats.daily_rate`).
     borrow : array of shape (m,), optional
         Daily borrow fee rates of short positions at a day's end (0 for perpetuals).
 

@@ -11,10 +11,9 @@ import pytest
 
 import coinswarm as cs
 from coinswarm.backtest.engine import day_end_mask, financing, funding_matrix, price_matrices, target_matrix
-from coinswarm.costs import daily_rate
 from coinswarm.errors import ConfigError
 from coinswarm.kernels.portfolio import P_BORROW, P_INTEREST, portfolio_init, portfolio_step, portfolio_view
-from coinswarm.stats import annualized_sharpe, excess_returns
+from coinswarm.stats import annualized_sharpe, daily_rate, excess_returns
 
 
 @pytest.fixture(scope="module")
