@@ -58,6 +58,17 @@ def _replay_args(p) -> None:
     p.add_argument("--strategy", required=True)
     p.add_argument("--start", default=None, type=checks.date)
     p.add_argument("--end", default=None, type=checks.date)
+    p.add_argument("--funding", action="append", default=[], metavar="SYMBOL=SOURCE", type=_funding_arg,
+                   help="a perpetual's funding rates (catalog name or timestamp,funding_rate CSV); found by "
+                        "itself beside a binance-perp:BASE/QUOTE:tf source")
+
+
+def _funding_arg(text: str) -> tuple[str, str]:
+    symbol, eq, source = text.partition("=")
+    if not eq or ":" not in symbol or not source.strip():
+        raise argparse.ArgumentTypeError(f"{text!r}: expected PERP_SYMBOL=SOURCE, e.g. "
+                                         "BTC/USDT:USDT=binance-perp:BTC/USDT:funding")
+    return symbol.strip(), source.strip()
 
 
 def _fraction(text: str) -> float:
@@ -103,7 +114,7 @@ def cmd_replay(args) -> int:
     limits = RiskLimits(max_drawdown=args.max_drawdown, daily_loss=args.daily_loss,
                         max_position=1e12, max_order_notional=1e15)
     spec = ReplaySpec(args.data, args.strategy, args.db, start=args.start, end=args.end, speed=args.speed,
-                      limits=limits, memory=args.memory)
+                      limits=limits, memory=args.memory, funding=dict(args.funding))
 
     async def main() -> dict:
         stop = asyncio.Event()
@@ -233,7 +244,7 @@ def cmd_parity(args) -> int:
     """``coinswarm parity``: exit 0 only when every order and fill is identical."""
     from coinswarm.live.parity import compare
 
-    report = compare(args.data, args.strategy, args.start, args.end)
+    report = compare(args.data, args.strategy, args.start, args.end, funding=dict(args.funding))
     for line in report.lines:
         print(line)
     print(report.summary())

@@ -137,6 +137,19 @@ class PortfolioState:
     margin_set: np.ndarray = field(default_factory=lambda: np.zeros((2, 0)))  # perp close at the last trade of
     # each pair (row 0: the book, row 1: the carry shadow book; NaN: no short)
 
+    def to_bytes(self) -> bytes:
+        """The state as a versioned, CRC-checked blob (:mod:`coinswarm.committee.portfolio_state`)."""
+        from coinswarm.committee.portfolio_state import state_to_bytes
+
+        return state_to_bytes(self)
+
+    @classmethod
+    def from_bytes(cls, blob: bytes) -> PortfolioState:
+        """The state :meth:`to_bytes` wrote (``StaleStateError``/``StateError`` on a foreign or damaged blob)."""
+        from coinswarm.committee.portfolio_state import state_from_bytes
+
+        return state_from_bytes(blob)
+
 
 class PortfolioCommittee:
     """Trend + carry sleeves over N assets with shared cash (see the module docstring).
@@ -246,6 +259,13 @@ class PortfolioCommittee:
             shadow=np.zeros((len(SLEEVES), m)), comp=np.zeros((len(SLEEVES), m)),
             margin_set=np.full((2, len(pairs)), np.nan),
         )
+
+    def observe_funding(self, state: PortfolioState, symbol: str, time_ms: int, rate: float) -> None:
+        """Tell the state one settled funding rate of perpetual ``symbol`` (the live path; see
+        :func:`coinswarm.committee.portfolio_state.observe_funding`, which documents the errors)."""
+        from coinswarm.committee.portfolio_state import observe_funding
+
+        observe_funding(state, symbol, time_ms, rate)
 
     def step(self, state: PortfolioState, time_ms: int, closes: np.ndarray,
              bar_ms: int = 3_600_000) -> tuple[PortfolioState, np.ndarray | None]:

@@ -370,6 +370,16 @@ def _text(path: str, value: object, pattern: str, valid: str) -> str:
     return str(value)
 
 
+def spot_only(symbols: tuple[str, ...], where: str) -> None:
+    """Refuse perpetuals (``BASE/QUOTE:SETTLE``) where no funding feed charges them: ``live run``
+    has none yet (the exchange broker trades spot; the paper account would silently skip funding)."""
+    perps = [s for s in symbols if ":" in s]
+    if perps:
+        raise ConfigError(f"symbols: {perps} are perpetuals, which {where} cannot run yet (no funding feed: "
+                          "their funding would be left out of the account); trade spot symbols here, or run "
+                          "perpetuals in `coinswarm live replay`, which reads their funding from the dataset")
+
+
 def _symbols(value: object) -> tuple[str, ...]:
     if not isinstance(value, list) or not value:
         raise ConfigError(f"symbols: {value!r} is not valid; expected a non-empty list like [\"BTC/USDT\"]")

@@ -16,7 +16,7 @@ import time
 from typing import TYPE_CHECKING
 
 from coinswarm.errors import ConfigError
-from coinswarm.live.config import LiveConfig
+from coinswarm.live.config import LiveConfig, spot_only
 from coinswarm.live.signals import signal_stop
 
 if TYPE_CHECKING:  # the paper path (its portfolio kernel: numba) is imported when it runs, not for an exchange
@@ -36,6 +36,7 @@ def build_runner(config: LiveConfig, *, init_cash: float = 10_000.0, sinks: Sink
     if config.broker.kind != "paper":
         raise ConfigError(f"broker.kind = {config.broker.kind!r}: this runner trades on the paper broker only so "
                           "far; set broker.kind = 'paper' (exchange brokers: see the live-venue work)")
+    spot_only(config.symbols, "the paper daemon")
     stepper = Stepper(config.strategy.name, config.symbols, config.strategy.params)
     ledger = Ledger(config.servers.db)
     broker = PaperBroker(stepper.symbols, init_cash=init_cash, max_leverage=stepper.max_leverage,
@@ -60,7 +61,7 @@ async def warm_up(runner: Runner, feed, until_ms: int) -> int:
     for t, group, closes in await warm_up_history(feed, runner.symbols, until_ms, runner.stepper.warmup(),
                                                   runner.memory):
         if group:
-            runner.stepper.decide(runner._rows(group))
+            runner.stepper.decide(runner._rows(group), runner.settings.step_ms)
             runner.last_time = t
             stepped += 1
         if runner.memory is not None:  # memory proposals measure their features from this history too

@@ -20,10 +20,14 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from coinswarm.errors import ConfigError, OrderRejectedError
+from coinswarm.kernels.metrics import A_FUNDING
 from coinswarm.kernels.portfolio import (
+    P_ACC,
     P_BOOKS,
+    P_BORROW,
     P_CASH,
     P_EQUITY,
+    P_INTEREST,
     portfolio_from_bytes,
     portfolio_init,
     portfolio_step,
@@ -75,6 +79,11 @@ class PaperBroker:
         the ledger's, booked atomically with its state).
     clock : callable
         Epoch ms (the replay clock in a replay).
+    credit : float, default 0
+        Daily rate idle cash earns at each UTC day's end (``Costs.cash_rate`` as
+        :func:`coinswarm.stats.daily_rate`; the kernel's financing, see :func:`portfolio_step`).
+    borrow : array of shape (m,), optional
+        Daily borrow fee rates of short spot positions (0 for perpetuals, which pay funding).
     """
 
     name = "paper"
@@ -82,7 +91,8 @@ class PaperBroker:
     def __init__(self, symbols: Sequence[str], *, init_cash: float = 10_000.0, fee: float = 0.001,
                  slippage: float = 0.0, max_leverage: float = 1.0, allow_short: bool = False,
                  fills_of: Callable[[Sequence[str], int], list[Fill]] | None = None,
-                 clock: Callable[[], int] = lambda: 0) -> None:
+                 clock: Callable[[], int] = lambda: 0, credit: float = 0.0,
+                 borrow: np.ndarray | None = None) -> None:
         self.symbols = tuple(symbols)
         quotes = {split_pair(s)[1] for s in self.symbols}
         if len(quotes) != 1:
@@ -91,6 +101,8 @@ class PaperBroker:
         self.quote = quotes.pop()
         self.fee, self.slippage = float(fee), float(slippage)
         self.max_leverage, self.allow_short = float(max_leverage), bool(allow_short)
+        self.credit = float(credit)
+        self.borrow = np.zeros(len(self.symbols)) if borrow is None else np.asarray(borrow, dtype=np.float64)
         self.state = portfolio_init(len(self.symbols), init_cash)
         self._fills_of, self._clock = fills_of, clock
         self._next: np.ndarray | None = None
@@ -105,7 +117,7 @@ class PaperBroker:
         nxt = self.state.copy()
         fills = portfolio_step(nxt, open_, close, target, funding=funding, day_end=day_end, fee=self.fee,
                                slippage=self.slippage, next_open=True, max_leverage=self.max_leverage,
-                               allow_short=self.allow_short)
+                               allow_short=self.allow_short, credit=self.credit, borrow=self.borrow)
         self._next, self._bar_time = nxt, int(bar_time)
         self._pending, self._accepted = {}, {}
         return fills
@@ -146,6 +158,11 @@ class PaperBroker:
     def cash(self) -> float:
         """Cash of the adopted state."""
         return float(self.state[P_CASH])
+
+    def financing(self) -> tuple[float, float, float]:
+        """Totals since the account opened (adopted state): funding paid (negative: received),
+        interest earned on idle cash, borrow fees paid — what moved cash besides fills."""
+        return (float(self.state[P_ACC + A_FUNDING]), float(self.state[P_INTEREST]), float(self.state[P_BORROW]))
 
     def positions(self) -> np.ndarray:
         """Units held per symbol (adopted state)."""

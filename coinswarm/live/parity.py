@@ -13,14 +13,14 @@ from __future__ import annotations
 
 import asyncio
 import tempfile
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import pandas as pd
 
 from coinswarm.costs import Costs
-from coinswarm.live.replay import ReplaySpec, replay, sources_by_symbol
+from coinswarm.live.replay import ReplaySpec, funding_sources, replay, sources_by_symbol
 
 
 @dataclass
@@ -46,8 +46,9 @@ class ParityReport:
 
 
 def backtest_fills(sources: Sequence[str], strategy: str, start: str | None, end: str | None,
-                   costs: Costs, init_cash: float) -> pd.DataFrame:
-    """The backtester's fills on the data the daemon replays."""
+                   costs: Costs, init_cash: float, funding: Mapping[str, str] | None = None) -> pd.DataFrame:
+    """The backtester's fills on the data the daemon replays (perpetuals charged the funding the
+    replay reads: ``Costs(funding=…)``)."""
     import coinswarm as cs
     from coinswarm.backtest.committee import Committee
     from coinswarm.live.stepper import Stepper
@@ -55,22 +56,25 @@ def backtest_fills(sources: Sequence[str], strategy: str, start: str | None, end
     pairs = sources_by_symbol(sources)
     frames = {s: cs.load_ohlcv(src, start=start, end=end) for s, src in pairs.items()}
     prices = frames if len(frames) > 1 else next(iter(frames.values()))
+    rates = {s: cs.load_funding(src) for s, src in funding_sources(ReplaySpec(sources, strategy, "",
+                                                                              funding=dict(funding or {}))).items()}
+    costs = replace(costs, funding=rates) if rates else costs
     if strategy == "committee":
         return Committee.default().backtest(prices, costs=costs, init_cash=init_cash).fills
     stepper = Stepper(strategy, list(pairs))
-    result = cs.simulate(prices, stepper.targets_for_backtest(frames), costs=costs, init_cash=init_cash,
+    result = cs.simulate(prices, stepper.targets_for_backtest(frames, rates), costs=costs, init_cash=init_cash,
                          max_leverage=stepper.max_leverage, allow_short=stepper.allow_short)
     return result.fills
 
 
 def _daemon(sources: Sequence[str], strategy: str, start: str | None, end: str | None, costs: Costs,
-            init_cash: float) -> tuple[list[tuple], list[tuple]]:
+            init_cash: float, funding: Mapping[str, str] | None = None) -> tuple[list[tuple], list[tuple]]:
     from coinswarm.live.ledger import Ledger
 
     with tempfile.TemporaryDirectory(prefix="coinswarm-parity-") as tmp:
         db = f"sqlite:///{Path(tmp) / 'parity.db'}"
         asyncio.run(replay(ReplaySpec(sources, strategy, db, start=start, end=end, costs=costs,
-                                      init_cash=init_cash)))
+                                      init_cash=init_cash, funding=dict(funding or {}))))
         ledger = Ledger(db)
         try:
             fills = sorted((f.time_ms, f.symbol, f.side.value, f.qty, f.price, f.fee, f.client_order_id)
@@ -97,11 +101,13 @@ def _cause(mine: tuple | None, theirs: tuple | None) -> str:
 
 
 def compare(sources: Sequence[str], strategy: str, start: str | None = None, end: str | None = None, *,
-            costs: Costs | None = None, init_cash: float = 10_000.0) -> ParityReport:
-    """Replay through the daemon and compare with the backtest (see the module docstring)."""
+            costs: Costs | None = None, init_cash: float = 10_000.0,
+            funding: Mapping[str, str] | None = None) -> ParityReport:
+    """Replay through the daemon and compare with the backtest (see the module docstring);
+    ``funding``: perpetual → funding source, as ``ReplaySpec.funding``."""
     costs = costs or Costs()
-    fills, orders = _daemon(sources, strategy, start, end, costs, init_cash)
-    frame = backtest_fills(sources, strategy, start, end, costs, init_cash)
+    fills, orders = _daemon(sources, strategy, start, end, costs, init_cash, funding)
+    frame = backtest_fills(sources, strategy, start, end, costs, init_cash, funding)
     theirs = sorted(zip((t.value // 1_000_000 for t in frame["time"]), frame["symbol"], frame["side"],
                         frame["qty"].astype(float), frame["price"].astype(float), frame["fee"].astype(float),
                         strict=True))

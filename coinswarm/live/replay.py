@@ -14,6 +14,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from coinswarm.costs import Costs
 from coinswarm.errors import ConfigError
 from coinswarm.live.config import RiskLimits
@@ -41,16 +43,21 @@ class ReplaySpec:
     limits: RiskLimits = field(default_factory=lambda: NO_LIMITS)
     one_commit_write_ahead: bool = True  # the paper broker cannot lose an order between NEW and SENT
     memory: bool | None = None  # propose episodes to the quorum (None: when NATS is configured)
+    funding: Mapping[str, str] = field(default_factory=dict)  # perpetual → funding source (default: found
+    # beside a binance-perp:BASE/QUOTE:tf source as binance-perp:BASE/QUOTE:funding)
 
 
 def symbol_of(source: str) -> tuple[str, str]:
-    """``(symbol, source)`` of a ``--data`` value: ``binance:BTC/USDT:1h`` → ``BTC/USDT``;
+    """``(symbol, source)`` of a ``--data`` value: ``binance:BTC/USDT:1h`` → ``BTC/USDT``, a
+    perpetual's ``binance-perp:BTC/USDT:1h`` → ``BTC/USDT:USDT`` (settled in its quote);
     ``BTC/USDT=path/to/file.csv`` names the symbol of a CSV file."""
     symbol, eq, path = source.partition("=")
     if eq:
         return symbol.strip(), path.strip()
     parts = source.split(":")
     if len(parts) == 3 and "/" in parts[1]:
+        if parts[0].endswith("-perp"):
+            return f"{parts[1]}:{parts[1].split('/')[1]}", source
         return parts[1], source
     raise ConfigError(f"--data {source!r}: name the symbol of a CSV file as SYMBOL=PATH (e.g. BTC/USDT=btc.csv), "
                       "or give a catalog name like binance:BTC/USDT:1h")
@@ -73,25 +80,54 @@ def sources_by_symbol(sources: Sequence[str]) -> dict[str, str]:
     return out
 
 
-def check_unfinanced(costs: Costs) -> None:
-    """Refuse financing costs: the paper broker and its ledger book fills, not interest, so a
-    ``Costs(cash_rate=…)`` or ``borrow_rate`` would be silently ignored (or, credited by the
-    kernel, leave the ledger's cash short of the venue's at the next reconcile)."""
-    if costs.financed:
-        raise ConfigError(f"replay: the paper broker does not finance the book (costs.cash_rate "
-                          f"{costs.cash_rate!r}, borrow_rate {costs.borrow_rate!r}); replay with "
-                          "Costs(cash_rate=0, borrow_rate=0) and compare against an unfinanced backtest")
+def funding_sources(spec: ReplaySpec) -> dict[str, str]:
+    """Perpetual → funding source: ``spec.funding``, else the catalog's funding series beside a
+    ``…-perp:BASE/QUOTE:tf`` source. A perpetual without one is a :class:`ConfigError` (its
+    funding cannot be left out of the paper account silently)."""
+    if spec.costs.funding is not None:
+        raise ConfigError("a replay reads the perpetuals' funding from --funding or the catalog "
+                          "(ReplaySpec.funding), not from Costs.funding: leave Costs.funding unset")
+    pairs = sources_by_symbol(spec.sources)
+    out = {}
+    for symbol, source in pairs.items():
+        if ":" not in symbol:
+            continue
+        given = spec.funding.get(symbol)
+        parts = source.split(":")
+        if given is None and len(parts) == 3 and parts[0].endswith("-perp"):
+            given = f"{parts[0]}:{parts[1]}:funding"
+        if given is None:
+            raise ConfigError(f"perpetual {symbol} ({source}) needs its funding rates: give --funding "
+                              f"{symbol}=SOURCE (a catalog name like binance-perp:BTC/USDT:funding or a "
+                              "timestamp,funding_rate CSV)")
+        out[symbol] = given
+    unknown = sorted(set(spec.funding) - set(out))
+    if unknown:
+        raise ConfigError(f"--funding for {unknown}, which are not perpetuals of this replay ({list(pairs)})")
+    return out
+
+
+def funding_book(spec: ReplaySpec, symbols: Sequence[str]):
+    """The :class:`~coinswarm.live.funding.FundingBook` of the replay's perpetuals (None: none)."""
+    sources = funding_sources(spec)
+    if not sources:
+        return None
+    from coinswarm.data.load import load_funding
+    from coinswarm.live.funding import FundingBook
+
+    return FundingBook({s: load_funding(src) for s, src in sources.items()}, symbols)
 
 
 def build(spec: ReplaySpec, *, sinks: Sinks | None = None, bus=None, guard=None,
           metrics=None) -> tuple[Runner, Recovery]:
     """The runner of ``spec``, recovered from its ledger (fresh or resumed)."""
-    check_unfinanced(spec.costs)
     pairs = sources_by_symbol(spec.sources)
     stepper = Stepper(spec.strategy, list(pairs), spec.params)
+    funding = funding_book(spec, stepper.symbols)
     ledger = Ledger(spec.db)
     try:
         runner = _runner(spec, stepper, ledger, sinks, bus)
+        runner.funding = funding
         runner.guard, runner.metrics = guard, metrics
         recovery = recover(runner, mode="replay", venue="paper", init_cash=spec.init_cash,
                            now_ms=time.time_ns() // 1_000_000)
@@ -106,10 +142,15 @@ def build(spec: ReplaySpec, *, sinks: Sinks | None = None, bus=None, guard=None,
 
 
 def _runner(spec: ReplaySpec, stepper: Stepper, ledger: Ledger, sinks: Sinks | None, bus) -> Runner:
+    from coinswarm.stats import daily_rate
+
+    borrow = np.array([0.0 if ":" in s else daily_rate(spec.costs.borrow_rate) for s in stepper.symbols])
     broker = PaperBroker(stepper.symbols, init_cash=spec.init_cash, fee=spec.costs.fee,
                          slippage=spec.costs.slippage, max_leverage=stepper.max_leverage,
                          allow_short=stepper.allow_short, fills_of=lambda symbols, since: [
-                             f for f in ledger.fills() if f.symbol in symbols and f.time_ms >= since])
+                             f for f in ledger.fills() if f.symbol in symbols and f.time_ms >= since],
+                         credit=daily_rate(spec.costs.cash_rate) if spec.costs.cash_rate else 0.0,
+                         borrow=borrow if spec.costs.borrow_rate else None)
     settings = RunnerSettings(strategy_id=stepper.name, step_ms=0, limits=spec.limits,
                               one_commit_write_ahead=spec.one_commit_write_ahead)  # see RunnerSettings
     return Runner(ledger, stepper, broker, settings, sinks=sinks, bus=bus)

@@ -45,12 +45,13 @@ from coinswarm.live.feeds import check_closed_bar
 from coinswarm.live.killswitch import KillState, filter_intents, update
 from coinswarm.live.ledger import Ledger
 from coinswarm.live.outbox import Relay, heartbeat_message
-from coinswarm.live.protocols import ClosedBar, Fill, OrderIntent
+from coinswarm.live.protocols import CashFlow, ClosedBar, Fill, OrderIntent
 from coinswarm.live.signals import signal_stop  # noqa: F401  (the old import path)
 from coinswarm.live.sinks import Sinks, Snapshot
 from coinswarm.live.stepper import Stepper
 
 if TYPE_CHECKING:  # the paper broker (the portfolio kernel) loads with the paper daemon, not the exchange one
+    from coinswarm.live.funding import FundingBook
     from coinswarm.live.paper import PaperBroker
 
 log = logging.getLogger("coinswarm.live")
@@ -287,8 +288,11 @@ class Runner(BarGrouping, Guarded):
 
     def __init__(self, ledger: Ledger, stepper: Stepper, broker: PaperBroker, settings: RunnerSettings, *,
                  sinks: Sinks | None = None, bus=None, clock: Callable[[], int] | None = None,
-                 guard=None, metrics=None) -> None:
+                 guard=None, metrics=None, funding: FundingBook | None = None) -> None:
         self.ledger, self.stepper, self.broker, self.settings = ledger, stepper, broker, settings
+        self.funding = funding
+        self._flows: list[CashFlow] = []  # financing booked with the next checkpoint
+        self._financed: tuple[float, float, float] | None = None  # the kernel's totals at the last bar
         self.sinks = sinks or Sinks()
         self.bus = bus
         self.guard, self.metrics = guard, metrics
@@ -334,11 +338,14 @@ class Runner(BarGrouping, Guarded):
         """Decide, trade and book one closed time of ``group`` (bars by symbol)."""
         started = time.perf_counter_ns()
         bars = self._rows(group)
-        target = self.stepper.decide(bars)
+        due = self._tell_funding(t)
+        target = self.stepper.decide(bars, self.settings.step_ms or None)
         if self.kill.halted:
             target = self._reductions_only(target)
         day_end = (t + self.settings.step_ms) // DAY_MS != t // DAY_MS
-        fills, intents = self._preview(t, target, day_end)
+        if self._financed is None:
+            self._financed = self.broker.financing()
+        fills, intents = self._preview(t, target, day_end, due)
         latency = (time.perf_counter_ns() - started) / 1000.0
         self.latencies.append(latency)
         first = next(iter(group))
@@ -350,6 +357,7 @@ class Runner(BarGrouping, Guarded):
             self._unbooked.extend(booked)
         else:
             self.broker.adopt()
+        self._book_financing(t)
         if self.memory is not None:
             self.memory.on_bar(t, self.close_row, booked, self.stepper)
         tripped = self._observe(t)
@@ -357,6 +365,26 @@ class Runner(BarGrouping, Guarded):
                 or time.monotonic() - self._flushed_at >= self.settings.flush_s:
             await self.aflush()
         self._report(t, target, latency)
+
+    def _tell_funding(self, t: int) -> np.ndarray | None:
+        """Tell the strategy the funding settled since the last close, before this bar's close
+        (what its backtest reads); the rates the kernel charges at this bar (None: none)."""
+        if self.funding is None:
+            return None
+        since = self.last_time + self.settings.step_ms if self.last_time >= 0 else -(2 ** 62)
+        for symbol, when, rate in self.funding.settled(since, t + self.settings.step_ms):
+            self.stepper.observe_funding(symbol, when, rate)
+        return self.funding.due(self.last_time, t)
+
+    def _book_financing(self, t: int) -> None:
+        """The cash the kernel moved at this bar besides fills (funding, interest, borrow) as
+        ledger cash flows, booked with the next checkpoint under ids of (strategy, kind, bar)."""
+        now = self.broker.financing()
+        before, self._financed = self._financed, now
+        for kind, sign, a, b in zip(("funding", "interest", "borrow"), (-1.0, 1.0, -1.0), before, now, strict=True):
+            if b != a:
+                self._flows.append(CashFlow(f"{self.settings.strategy_id}:{kind}:{t}", self.broker.quote, kind,
+                                            sign * (b - a), int(t)))
 
     def _rows(self, group: dict[str, ClosedBar]) -> list[Bar | None]:
         bars: list[Bar | None] = []
@@ -384,13 +412,14 @@ class Runner(BarGrouping, Guarded):
                 out[j] = np.nan
         return out
 
-    def _preview(self, t: int, target: np.ndarray, day_end: bool) -> tuple[np.ndarray, list[OrderIntent]]:
+    def _preview(self, t: int, target: np.ndarray, day_end: bool,
+                 funding: np.ndarray | None = None) -> tuple[np.ndarray, list[OrderIntent]]:
         """The kernel's fills of this bar and their orders; while halted, a pending order that
         would grow a position is withdrawn from the kernel and the bar previewed again."""
         from coinswarm.live.paper import intents_of
 
         for _ in range(len(self.symbols) + 1):
-            fills = self.broker.preview(t, self.open_row, self.close_row, target, day_end=day_end)
+            fills = self.broker.preview(t, self.open_row, self.close_row, target, day_end=day_end, funding=funding)
             if not len(fills):
                 return fills, []
             intents = intents_of(fills, self.symbols, self.settings.strategy_id, self.last_time)
@@ -463,6 +492,7 @@ class Runner(BarGrouping, Guarded):
             await self._db(bulk.commit_bars, self.ledger, **kwargs)
         except BaseException:
             self._unbooked = fills + self._unbooked  # nothing was written: keep them for the next try
+            self._flows = kwargs["flows"] + self._flows
             raise
         orders = {}
         if self.sinks.sinks and fills:
@@ -472,6 +502,7 @@ class Runner(BarGrouping, Guarded):
 
     def _commit_args(self) -> tuple[list[Fill], dict]:
         fills, self._unbooked = self._unbooked, []
+        flows, self._flows = self._flows, []
         now = self.clock()
         beat = []
         if time.monotonic() - self._beat_at >= self.settings.heartbeat_s:
@@ -481,7 +512,7 @@ class Runner(BarGrouping, Guarded):
         meta = {"checkpoint": self.checkpoint()}
         if self.memory is not None:  # the episodes closed since the last checkpoint, and the tracker
             beat, meta[self.memory.meta_key] = beat + self.memory.outbox(now), self.memory.record()
-        return fills, {"fills": fills, "bars": self._bars, "meta": meta,
+        return fills, {"fills": fills, "flows": flows, "bars": self._bars, "meta": meta,
                        "kill": self.kill, "events": beat, "now_ms": now}
 
     def _flushed(self, fills: list[Fill], order_of) -> None:

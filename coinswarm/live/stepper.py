@@ -11,7 +11,12 @@ hold per symbol after the bar, NaN for "no order". They equal, bar for bar, what
   target, NaN where it equals the previous bar's (``orders_only``); the committee steps only
   at times where every symbol has a bar (the backtest runs it on the common bars);
 * ``trend``, ``mean_reversion``, ``risk``: the vote, one state per symbol, each stepped on its
-  own symbol's bars.
+  own symbol's bars;
+* ``portfolio`` (:class:`~coinswarm.committee.portfolio.PortfolioCommittee`, what
+  :func:`coinswarm.walk_forward` runs for ``Committee.default()`` on several pairs): the orders
+  of the daily decision on the bar that closes a UTC day (NaN elsewhere and for symbols inside
+  their no-trade band), stepped on every time any symbol has a bar (NaN close for the others);
+  the funding of its perpetuals is told one settlement at a time (:meth:`Stepper.observe_funding`).
 """
 
 from __future__ import annotations
@@ -27,11 +32,12 @@ from coinswarm.agents.base import Bar
 from coinswarm.agents.state import State
 from coinswarm.errors import ConfigError, StateError
 
-STEP_STRATEGIES = ("committee", "trend", "mean_reversion", "risk", "execution")
+STEP_STRATEGIES = ("committee", "portfolio", "trend", "mean_reversion", "risk", "execution")
+DAILY = "portfolio"  # the one daily, multi-asset strategy (one state over every symbol, any bar)
 _ORDERS_ONLY = ("committee", "execution")
 
 
-def _strategy(name: str) -> Any:
+def _strategy(name: str, symbols: Sequence[str]) -> Any:
     if name not in STEP_STRATEGIES:
         raise ConfigError(f"strategy {name!r} cannot run live (it has no init/step protocol here); valid "
                           f"strategies for the live runner: {', '.join(STEP_STRATEGIES)}")
@@ -39,6 +45,13 @@ def _strategy(name: str) -> Any:
         from coinswarm.committee import Committee
 
         return Committee.default()
+    if name == DAILY:
+        import pandas as pd
+
+        from coinswarm.committee.portfolio import PortfolioCommittee
+
+        empty = pd.Series([], index=pd.DatetimeIndex([], tz="UTC"), dtype=float)
+        return PortfolioCommittee({s: empty for s in symbols if ":" in s})  # funding is told as it settles
     from coinswarm.strategies import get_strategy
 
     return get_strategy(name)
@@ -59,10 +72,11 @@ class Stepper:
 
     def __init__(self, name: str, symbols: Sequence[str], params: Mapping[str, Any] | None = None) -> None:
         self.name, self.symbols = name, tuple(symbols)
-        self.strategy = _strategy(name)
+        self.strategy = _strategy(name, self.symbols)
         self.params = self.strategy._params(dict(params) if params else None)
         self.m = len(self.symbols)
-        self.joint = name == "committee"
+        self.daily = name == DAILY
+        self.joint = name == "committee" or self.daily
         self.orders_only = name in _ORDERS_ONLY
         self.allow_short = bool(getattr(self.strategy, "allow_short", False))
         self.max_leverage = float(getattr(self.strategy, "max_leverage", 1.0))
@@ -80,11 +94,20 @@ class Stepper:
         """Bars the strategy needs before its first meaningful decision."""
         return int(self.strategy.warmup(self.params))
 
-    def decide(self, bars: Sequence[Bar | None]) -> np.ndarray:
+    def decide(self, bars: Sequence[Bar | None], bar_ms: int | None = None) -> np.ndarray:
         """Step the strategy on one closed bar per symbol (None: the symbol has no bar at this
-        time) and return the target row (a reused array: copy it to keep it)."""
+        time) and return the target row (a reused array: copy it to keep it). ``bar_ms`` is the
+        bar length (the daily strategy finds the bar that closes a UTC day with it; default 1 h)."""
         target = self._target
         target[:] = np.nan
+        if self.daily:
+            stamp = next((b.time for b in bars if b is not None), None)
+            if stamp is not None:
+                closes = np.array([np.nan if b is None else b.close for b in bars], dtype=np.float64)
+                _, orders = self.strategy.step(self.states[0], int(stamp), closes, int(bar_ms or 3_600_000))
+                if orders is not None:
+                    target[:] = orders
+            return target
         if self.joint:
             if any(b is None for b in bars):
                 return target  # the committee decides on the symbols' common bars only
@@ -101,6 +124,12 @@ class Stepper:
             else:
                 target[j] = vote.vote
         return target
+
+    def observe_funding(self, symbol: str, time_ms: int, rate: float) -> None:
+        """Tell the strategy one settled funding rate of perpetual ``symbol`` (only the daily
+        portfolio committee reads funding; the others ignore it)."""
+        if self.daily and self.params.carry:
+            self.strategy.observe_funding(self.states[0], symbol, time_ms, rate)
 
     def _executed(self, executed: np.ndarray, target: np.ndarray, j0: int = 0) -> None:
         for k, x in enumerate(executed):
@@ -141,16 +170,26 @@ class Stepper:
         if record.get("name") != self.name or tuple(record.get("symbols", ())) != self.symbols:
             raise StateError(f"stored strategy state is {record.get('name')!r} on {record.get('symbols')}; this "
                              f"run is {self.name!r} on {list(self.symbols)} (use another --db)")
-        states = [State.from_bytes(base64.b64decode(blob)) for blob in record["states"]]
+        if self.daily:
+            from coinswarm.committee.portfolio import PortfolioState
+
+            states = [PortfolioState.from_bytes(base64.b64decode(blob)) for blob in record["states"]]
+        else:
+            states = [State.from_bytes(base64.b64decode(blob)) for blob in record["states"]]
         if len(states) != len(self.states):
             raise StateError(f"stored strategy state holds {len(states)} states, expected {len(self.states)}")
         self.states = states
         self.last = np.array([np.nan if x is None else float(x) for x in record["last"]], dtype=np.float64)
 
-    def targets_for_backtest(self, frames: Mapping[str, Any]) -> Any:
-        """What the backtester simulates for this strategy on ``frames`` (parity's reference)."""
+    def targets_for_backtest(self, frames: Mapping[str, Any], funding: Mapping[str, Any] | None = None) -> Any:
+        """What the backtester simulates for this strategy on ``frames`` (parity's reference;
+        ``funding``: the perpetuals' whole series, which the daily committee reads at init)."""
         import pandas as pd
 
+        if self.daily:
+            from coinswarm.committee.portfolio import PortfolioCommittee
+
+            return PortfolioCommittee(dict(funding or {})).targets(dict(frames), self.params)
         if self.joint:
             return None
         parts = {s: self.strategy.targets(frames[s], self.params) for s in self.symbols}

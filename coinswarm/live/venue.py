@@ -52,7 +52,7 @@ from coinswarm.agents.base import Bar
 from coinswarm.errors import ConfigError, OrderRejectedError, RateLimitedError, VenueError
 from coinswarm.live import faults
 from coinswarm.live import ledger_bulk as bulk
-from coinswarm.live.config import LiveConfig, RiskLimits
+from coinswarm.live.config import LiveConfig, RiskLimits, spot_only
 from coinswarm.live.dbretry import Guarded
 from coinswarm.live.killswitch import KillState, filter_intents, limit_intents, update
 from coinswarm.live.ledger import Ledger, split_symbol
@@ -240,7 +240,7 @@ class VenueRunner(BarGrouping, Guarded):
         started = time.perf_counter_ns()
         bars = [None if group.get(s) is None else Bar(b.time, b.open, b.high, b.low, b.close, b.volume)
                 for s in self.symbols for b in [group.get(s)]]
-        target = self.stepper.decide(bars).copy()
+        target = self.stepper.decide(bars, self.settings.step_ms).copy()
         now = await self.read(self.broker.server_time_ms)
         await self.read(self.sync, now)
         closes = {s: b.close for s, b in group.items()}
@@ -459,6 +459,7 @@ async def _run_venue(config: LiveConfig, services, *, broker, max_bars: int | No
     from coinswarm.data.validate import timeframe_ms
     from coinswarm.live.feeds import CcxtFeed
 
+    spot_only(config.symbols, "the exchange daemon")
     own = broker is None
     broker = broker or build_broker(config)
     stepper = Stepper(config.strategy.name, config.symbols, config.strategy.params)
@@ -495,7 +496,8 @@ async def _warm_up(runner: VenueRunner, feed, until_ms: int) -> None:
                                                   runner.memory):
         if group:
             runner.stepper.decide([None if (b := group.get(s)) is None else
-                                   Bar(b.time, b.open, b.high, b.low, b.close, b.volume) for s in runner.symbols])
+                                   Bar(b.time, b.open, b.high, b.low, b.close, b.volume) for s in runner.symbols],
+                                  runner.settings.step_ms)
             runner.last_time, stepped = t, True
         if runner.memory is not None:  # memory proposals measure their features from this history too
             runner.memory.warm(t, closes, runner.stepper)
