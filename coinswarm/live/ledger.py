@@ -1,5 +1,6 @@
 """The live ledger: the runner's crash-only book of orders, fills, positions, cash, equity, bars,
-decision latency, kill-switch state, the run's mode and the outbox — SQLAlchemy 2 over SQLite
+decision latency, kill-switch state, the run's mode, the cash flows that are not fills
+(funding, interest, borrow fees) and the outbox — SQLAlchemy 2 over SQLite
 (embedded default) or PostgreSQL, schema by the Alembic environment in ``live/migrations``
 (its own version table, ``alembic_version_live``; every table is prefixed ``live_``, so it can
 share a database with the memory store).
@@ -8,7 +9,8 @@ Write-ahead discipline: an order is stored as ``NEW`` (:meth:`Ledger.record_new`
 anything is sent, and every later change — a transition, a fill with its position, cash and
 order update, a bar, a kill-switch change — is **one transaction** together with the outbox
 messages that report it. A fill's ``fill_id`` is its primary key: a repeated report changes
-nothing (:meth:`Ledger.apply_fill` returns False).
+nothing (:meth:`Ledger.apply_fill` returns False); so does a repeated ``flow_id`` of a
+:class:`~coinswarm.live.protocols.CashFlow` (:meth:`Ledger.book_flow`).
 
 Accounting: a position holds ``qty`` (base units, signed) and ``cost`` (quote spent: buys add
 ``qty × price``, sells subtract it, quote fees add), both plain sums, so the mark-to-market PnL
@@ -19,6 +21,7 @@ asset reduces ``qty``; a fee in a third asset (BNB) is recorded with its fill on
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,10 +50,10 @@ from coinswarm.live.killswitch import KillState
 from coinswarm.live.killswitch import halt as halted_state
 from coinswarm.live.orders import StoredOrder, check_transition
 from coinswarm.live.outbox import OutboxMessage, action_message, trade_message
-from coinswarm.live.protocols import Fill, OrderIntent, OrderStatus, Side
+from coinswarm.live.protocols import CASH_FLOW_KINDS, CashFlow, Fill, OrderIntent, OrderStatus, Side
 
 MIGRATIONS = Path(__file__).parent / "migrations"
-HEAD_REVISION = "0001"  # the newest of migrations/versions (a unit test holds it to Alembic's head)
+HEAD_REVISION = "0002"  # the newest of migrations/versions (a unit test holds it to Alembic's head)
 VERSION_TABLE = "alembic_version_live"
 MODES = ("paper", "replay", "live")
 IN_FLIGHT = (OrderStatus.NEW, OrderStatus.SENT, OrderStatus.UNKNOWN, OrderStatus.OPEN)
@@ -121,6 +124,19 @@ class CashRow(LiveBase):
     __tablename__ = "live_cash"
     currency: Mapped[str] = mapped_column(String(16), primary_key=True)
     amount: Mapped[float] = mapped_column(Float, default=0.0)
+
+
+class CashFlowRow(LiveBase):
+    """A cash movement that is not a fill (funding, interest, borrow fee); ``flow_id`` makes a
+    repeated booking a no-op."""
+
+    __tablename__ = "live_cash_flows"
+    flow_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    currency: Mapped[str] = mapped_column(String(16))
+    kind: Mapped[str] = mapped_column(String(16))
+    amount: Mapped[float] = mapped_column(Float)
+    time_ms: Mapped[int] = mapped_column(BigInteger, index=True)
+    recorded_ms: Mapped[int] = mapped_column(BigInteger)
 
 
 class EquityRow(LiveBase):
@@ -236,6 +252,11 @@ def _stored(row: OrderRow) -> StoredOrder:
 def _fill(row: FillRow) -> Fill:
     return Fill(row.fill_id, row.client_order_id, row.symbol, Side(row.side), row.qty, row.price, row.fee,
                 row.fee_currency, row.time_ms)
+
+
+def cash_flow_of(row) -> CashFlow:
+    """The :class:`~coinswarm.live.protocols.CashFlow` of a ``live_cash_flows`` row."""
+    return CashFlow(row.flow_id, row.currency, row.kind, row.amount, row.time_ms)
 
 
 class Ledger:
@@ -479,6 +500,28 @@ class Ledger:
         with self.sessions() as s:
             return {r.currency: r.amount for r in s.scalars(select(CashRow))}
 
+    def book_flow(self, flow: CashFlow, now_ms: int) -> bool:
+        """Store ``flow`` and add its amount to the cash of its currency, in one transaction.
+        False (nothing changed) when ``flow_id`` is known with the same values; a known id with
+        other values raises :class:`LedgerError` (see :func:`~coinswarm.live.ledger_bulk.book_flows`)."""
+        from coinswarm.live.ledger_bulk import book_flows
+
+        _check_flow(flow)
+        try:
+            with self.engine.begin() as conn:
+                return book_flows(conn, [flow], now_ms) == 1
+        except IntegrityError:  # booked by another connection meanwhile
+            return False
+
+    def cash_flows(self, kind: str | None = None) -> list[CashFlow]:
+        """Stored cash flows (of one kind of :data:`~coinswarm.live.protocols.CASH_FLOW_KINDS` if
+        given), by time then id."""
+        query = select(CashFlowRow).order_by(CashFlowRow.time_ms, CashFlowRow.flow_id)
+        if kind is not None:
+            query = query.where(CashFlowRow.kind == _flow_kind(kind))
+        with self.sessions() as s:
+            return [cash_flow_of(row) for row in s.scalars(query)]
+
     def deposit(self, currency: str, amount: float) -> None:
         """Add ``amount`` of ``currency`` (the paper account's starting cash)."""
         _finite("deposit", amount)
@@ -703,3 +746,27 @@ def _check_fill(fill: Fill) -> None:
     _finite(f"fill {fill.fill_id}: qty", fill.qty, positive=True)
     _finite(f"fill {fill.fill_id}: price", fill.price, positive=True)
     _finite(f"fill {fill.fill_id}: fee", fill.fee)
+
+
+def _flow_kind(kind: str, where: str = "cash flow") -> str:
+    if kind not in CASH_FLOW_KINDS:
+        raise LedgerError(f"{where}: kind {kind!r} is not one of {', '.join(CASH_FLOW_KINDS)}")
+    return kind
+
+
+def _check_flow(flow: CashFlow) -> None:
+    if not isinstance(flow, CashFlow):
+        raise LedgerError(f"expected a CashFlow, got {type(flow).__name__}")
+    if not isinstance(flow.flow_id, str) or not 0 < len(flow.flow_id) <= 200:
+        raise LedgerError(f"cash flow flow_id must be 1-200 characters, got {flow.flow_id!r}")
+    where = f"cash flow {flow.flow_id}"
+    _flow_kind(flow.kind, where)
+    if not isinstance(flow.currency, str) or not 0 < len(flow.currency) <= 16:
+        raise LedgerError(f"{where}: currency must be 1-16 characters (e.g. 'USDT'), got {flow.currency!r}")
+    amount = _finite(f"{where}: amount", flow.amount)
+    if (flow.kind == "interest" and amount < 0) or (flow.kind == "borrow" and amount > 0):
+        sense, bound = ("credits", "≥") if flow.kind == "interest" else ("debits", "≤")
+        raise LedgerError(f"{where}: {flow.kind} {sense} cash, so its amount must be {bound} 0, got {amount!r}")
+    time_ms = flow.time_ms
+    if isinstance(time_ms, bool) or not isinstance(time_ms, numbers.Integral) or time_ms < 0:
+        raise LedgerError(f"{where}: time_ms must be a non-negative integer (epoch ms), got {time_ms!r}")

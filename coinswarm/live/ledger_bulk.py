@@ -8,8 +8,9 @@ the same arithmetic as its one-at-a-time methods (``record_new``, ``transition``
 * :func:`record_sent_many` — both in one transaction (a venue that cannot lose an order
   between them: the paper broker);
 * :func:`commit_bars` — the crash-only checkpoint: fills (positions, cash, orders, their
-  ``agent.trade`` messages), processed bars and latency samples, facts (the strategy's and the
-  paper kernel's state), the kill switch and a deposit, all or nothing.
+  ``agent.trade`` messages), cash flows that are not fills (funding, interest, borrow fees:
+  :func:`book_flows`), processed bars and latency samples, facts (the strategy's and the paper
+  kernel's state), the kill switch and a deposit, all or nothing.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from sqlalchemy import bindparam, insert, select, update
 from coinswarm.live.killswitch import KillState
 from coinswarm.live.ledger import (
     BarRow,
+    CashFlowRow,
     CashRow,
     FillRow,
     KillRow,
@@ -33,16 +35,18 @@ from coinswarm.live.ledger import (
     OutboxRow,
     PositionRow,
     _check_fill,
+    _check_flow,
     _check_intent,
     _fill_order,
     _finite,
     book_into,
+    cash_flow_of,
     insert_ignoring,
     outbox_rows,
     split_symbol,
 )
 from coinswarm.live.outbox import action_message, trade_message
-from coinswarm.live.protocols import Fill, OrderIntent, OrderStatus
+from coinswarm.live.protocols import CashFlow, Fill, OrderIntent, OrderStatus
 
 _O, _B = OrderRow.__table__, BarRow.__table__
 # built once: a statement's construction and cache key cost more than its execution on SQLite
@@ -131,16 +135,21 @@ def mark_sent(ledger: Ledger, client_order_ids: Sequence[str], now_ms: int) -> d
     return out
 
 
-def commit_bars(ledger: Ledger, *, fills: Sequence[Fill] = (), bars: Sequence[tuple[str, int, float | None]] = (),
-                meta: dict[str, dict] | None = None, kill: KillState | None = None,
-                deposit: tuple[str, float] | None = None, events: Sequence = (), now_ms: int = 0) -> int:
+def commit_bars(ledger: Ledger, *, fills: Sequence[Fill] = (), flows: Sequence[CashFlow] = (),
+                bars: Sequence[tuple[str, int, float | None]] = (), meta: dict[str, dict] | None = None,
+                kill: KillState | None = None, deposit: tuple[str, float] | None = None, events: Sequence = (),
+                now_ms: int = 0) -> int:
     """The crash-only checkpoint in **one** transaction (see the module docstring), with outbox
     ``events`` (a heartbeat). Returns how many fills were new (a repeated ``fill_id`` changes
-    nothing); on any error nothing is written."""
+    nothing, as a repeated ``flow_id`` of ``flows``: :func:`book_flows`); on any error nothing
+    is written."""
     for fill in fills:
         _check_fill(fill)
+    for flow in flows:
+        _check_flow(flow)
     with ledger.engine.begin() as conn:
         fresh = _book_fills(conn, fills, now_ms)
+        book_flows(conn, flows, now_ms)
         if deposit is not None:
             _deposit(conn, deposit[0], _finite("deposit", deposit[1]))
         _record_bar_batch(conn, bars, now_ms)
@@ -165,6 +174,46 @@ def _deposit(conn, currency: str, amount: float) -> None:
     table = CashRow.__table__
     row = conn.execute(select(table.c.amount).where(table.c.currency == currency)).first()
     _upsert(conn, table, "currency", currency, {"amount": (row[0] if row else 0.0) + amount})
+
+
+def book_flows(conn, flows: Sequence[CashFlow], now_ms: int) -> int:
+    """Store the ``flows`` (checked: ``_check_flow``) not stored yet and add their amounts, in
+    order, to the cash of their currencies, in ``conn``'s open transaction; returns how many were
+    new. A ``flow_id`` already stored (or repeated in ``flows``) with the same values changes
+    nothing; with other values it raises :class:`LedgerError`: two flows sharing an id, the
+    second would be lost and the ledger's cash would drift from the venue's."""
+    if not flows:
+        return 0
+    unique: dict[str, CashFlow] = {}
+    for flow in flows:
+        flow = CashFlow(flow.flow_id, flow.currency, flow.kind, float(flow.amount), int(flow.time_ms))
+        _same_flow(unique.setdefault(flow.flow_id, flow), flow)
+    table = CashFlowRow.__table__
+    for row in conn.execute(select(table).where(table.c.flow_id.in_(list(unique)))):
+        _same_flow(cash_flow_of(row), unique.pop(row.flow_id))
+    if not unique:
+        return 0
+    conn.execute(insert(table), [{"flow_id": f.flow_id, "currency": f.currency, "kind": f.kind, "amount": f.amount,
+                                  "time_ms": f.time_ms, "recorded_ms": int(now_ms)} for f in unique.values()])
+    cash = CashRow.__table__
+    currencies = sorted({f.currency for f in unique.values()})
+    stored = {r.currency: r.amount
+              for r in conn.execute(select(cash.c.currency, cash.c.amount).where(cash.c.currency.in_(currencies)))}
+    amounts = dict(stored)
+    for flow in unique.values():
+        amounts[flow.currency] = amounts.get(flow.currency, 0.0) + flow.amount
+    for currency, amount in amounts.items():
+        if currency in stored:
+            conn.execute(update(cash).where(cash.c.currency == currency).values(amount=amount))
+        else:
+            conn.execute(insert(cash).values(currency=currency, amount=amount))
+    return len(unique)
+
+
+def _same_flow(stored: CashFlow, flow: CashFlow) -> None:
+    if stored != flow:
+        raise LedgerError(f"cash flow {flow.flow_id!r} is booked as {stored} but comes again as {flow}: two flows "
+                          "share an id (make flow_id unique per flow, e.g. kind, symbol and bar time)")
 
 
 def _book_fills(conn, fills: Sequence[Fill], now_ms: int) -> int:

@@ -87,6 +87,41 @@ class Fill:
     time_ms: int
 
 
+CASH_FLOW_KINDS = ("funding", "interest", "borrow")
+
+
+@dataclass(frozen=True, slots=True)
+class CashFlow:
+    """A movement of cash that is not a fill: a perpetual's funding payment, interest credited on
+    idle cash or a borrow fee charged on a short (the paper kernel's financing, as
+    ``cs.Costs(funding=…, cash_rate=…, borrow_rate=…)`` in a backtest).
+
+    The ledger books it into the cash of ``currency`` in the same transaction as the checkpoint
+    (:func:`coinswarm.live.ledger_bulk.commit_bars`), so the ledger's cash stays the kernel's.
+
+    Parameters
+    ----------
+    flow_id : str
+        Deterministic key, 1-200 characters: the same flow always gets the same id (e.g.
+        ``f"{strategy}:{kind}:{symbol}:{bar_time}"``), so a repeated booking changes nothing.
+    currency : str
+        The cash currency it moves (the quote, e.g. ``"USDT"``), 1-16 characters.
+    kind : str
+        One of :data:`CASH_FLOW_KINDS`: ``"funding"`` (either sign), ``"interest"`` (credits:
+        ``amount ≥ 0``) or ``"borrow"`` (debits: ``amount ≤ 0``).
+    amount : float
+        Signed and finite: positive credits cash, negative debits it.
+    time_ms : int
+        When it accrued (epoch ms UTC, ≥ 0): the bar it belongs to.
+    """
+
+    flow_id: str
+    currency: str
+    kind: str
+    amount: float
+    time_ms: int
+
+
 @dataclass(frozen=True, slots=True)
 class Balance:
     """One asset's balance."""

@@ -12,7 +12,7 @@ from alembic.migration import MigrationContext
 from sqlalchemy import inspect
 
 from coinswarm.live.killswitch import KillState
-from coinswarm.live.ledger import VERSION_TABLE, Ledger, LedgerError, LiveBase, include_object
+from coinswarm.live.ledger import HEAD_REVISION, VERSION_TABLE, Ledger, LedgerError, LiveBase, include_object
 from coinswarm.live.orders import OrderStateError
 from coinswarm.live.protocols import Fill, OrderIntent, OrderStatus, Side, client_order_id
 
@@ -52,7 +52,7 @@ def test_migrations_on_postgres_match_the_models_beside_the_memory_store(postgre
         context = MigrationContext.configure(conn, opts={"version_table": VERSION_TABLE,
                                                               "include_object": include_object})
         assert compare_metadata(context, LiveBase.metadata) == []
-        assert context.get_current_revision() == "0001"
+        assert context.get_current_revision() == HEAD_REVISION
     tables = set(inspect(ledgers[0].engine).get_table_names())
     assert {VERSION_TABLE, "alembic_version", "trades", "live_orders", "live_fills", "live_outbox"} <= tables
     store.close()

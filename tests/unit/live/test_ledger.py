@@ -12,7 +12,16 @@ from sqlalchemy import inspect, select
 
 from coinswarm.errors import CoinswarmError
 from coinswarm.live.killswitch import KillState
-from coinswarm.live.ledger import VERSION_TABLE, Ledger, LedgerError, LiveBase, OutboxRow, include_object, split_symbol
+from coinswarm.live.ledger import (
+    HEAD_REVISION,
+    VERSION_TABLE,
+    Ledger,
+    LedgerError,
+    LiveBase,
+    OutboxRow,
+    include_object,
+    split_symbol,
+)
 from coinswarm.live.orders import OrderStateError
 from coinswarm.live.outbox import OutboxMessage
 from coinswarm.live.protocols import Fill, OrderIntent, OrderStatus, Side, client_order_id
@@ -54,7 +63,7 @@ def test_the_migrated_schema_equals_the_models_and_has_its_own_version_table(led
         context = MigrationContext.configure(conn, opts={"version_table": VERSION_TABLE,
                                                               "include_object": include_object})
         assert compare_metadata(context, LiveBase.metadata) == []
-        assert context.get_current_revision() == "0001"
+        assert context.get_current_revision() == HEAD_REVISION
     tables = set(inspect(ledger.engine).get_table_names())
     assert VERSION_TABLE in tables and "alembic_version" not in tables
     assert all(t.startswith("live_") for t in tables - {VERSION_TABLE})
@@ -304,7 +313,7 @@ def test_head_revision_is_alembics_head_and_a_migrated_db_starts_without_alembic
     from alembic.config import Config
     from alembic.script import ScriptDirectory
 
-    from coinswarm.live.ledger import HEAD_REVISION, MIGRATIONS
+    from coinswarm.live.ledger import MIGRATIONS
 
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
