@@ -61,6 +61,19 @@ def _replay_args(p) -> None:
     p.add_argument("--funding", action="append", default=[], metavar="SYMBOL=SOURCE", type=_funding_arg,
                    help="a perpetual's funding rates (catalog name or timestamp,funding_rate CSV); found by "
                         "itself beside a binance-perp:BASE/QUOTE:tf source")
+    p.add_argument("--fee-bps", type=checks.bps, default=10.0, help="paper fee per fill (default 10)")
+    p.add_argument("--slippage-bps", type=checks.bps, default=0.0, help="paper slippage per fill (default 0)")
+    p.add_argument("--cash-rate", type=checks.annual_rate, default=0.0,
+                   help="annual interest the paper account earns on idle cash (booked as ledger cash flows)")
+    p.add_argument("--borrow-rate", type=checks.annual_rate, default=0.0,
+                   help="annual fee on short spot positions and on a levered spot book's USDT loan")
+
+
+def _replay_costs(args):
+    from coinswarm.costs import Costs
+
+    return Costs(fee_bps=args.fee_bps, slippage_bps=args.slippage_bps, cash_rate=args.cash_rate,
+                 borrow_rate=args.borrow_rate)
 
 
 def _funding_arg(text: str) -> tuple[str, str]:
@@ -114,7 +127,7 @@ def cmd_replay(args) -> int:
     limits = RiskLimits(max_drawdown=args.max_drawdown, daily_loss=args.daily_loss,
                         max_position=1e12, max_order_notional=1e15)
     spec = ReplaySpec(args.data, args.strategy, args.db, start=args.start, end=args.end, speed=args.speed,
-                      limits=limits, memory=args.memory, funding=dict(args.funding))
+                      limits=limits, memory=args.memory, funding=dict(args.funding), costs=_replay_costs(args))
 
     async def main() -> dict:
         stop = asyncio.Event()
@@ -244,7 +257,8 @@ def cmd_parity(args) -> int:
     """``coinswarm parity``: exit 0 only when every order and fill is identical."""
     from coinswarm.live.parity import compare
 
-    report = compare(args.data, args.strategy, args.start, args.end, funding=dict(args.funding))
+    report = compare(args.data, args.strategy, args.start, args.end, funding=dict(args.funding),
+                     costs=_replay_costs(args))
     for line in report.lines:
         print(line)
     print(report.summary())

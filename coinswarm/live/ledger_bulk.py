@@ -148,8 +148,7 @@ def commit_bars(ledger: Ledger, *, fills: Sequence[Fill] = (), flows: Sequence[C
     for flow in flows:
         _check_flow(flow)
     with ledger.engine.begin() as conn:
-        fresh = _book_fills(conn, fills, now_ms)
-        book_flows(conn, flows, now_ms)
+        fresh = _book_fills(conn, fills, now_ms, _store_flows(conn, flows, now_ms))
         if deposit is not None:
             _deposit(conn, deposit[0], _finite("deposit", deposit[1]))
         _record_bar_batch(conn, bars, now_ms)
@@ -178,12 +177,19 @@ def _deposit(conn, currency: str, amount: float) -> None:
 
 def book_flows(conn, flows: Sequence[CashFlow], now_ms: int) -> int:
     """Store the ``flows`` (checked: ``_check_flow``) not stored yet and add their amounts, in
-    order, to the cash of their currencies, in ``conn``'s open transaction; returns how many were
-    new. A ``flow_id`` already stored (or repeated in ``flows``) with the same values changes
+    time order, to the cash of their currencies, in ``conn``'s open transaction; returns how many
+    were new. A ``flow_id`` already stored (or repeated in ``flows``) with the same values changes
     nothing; with other values it raises :class:`LedgerError`: two flows sharing an id, the
     second would be lost and the ledger's cash would drift from the venue's."""
+    fresh = _store_flows(conn, flows, now_ms)
+    _book_fills(conn, (), now_ms, fresh)
+    return len(fresh)
+
+
+def _store_flows(conn, flows: Sequence[CashFlow], now_ms: int) -> list[CashFlow]:
+    """Insert the flows not stored yet (see :func:`book_flows`); the new ones, cash not touched."""
     if not flows:
-        return 0
+        return []
     unique: dict[str, CashFlow] = {}
     for flow in flows:
         flow = CashFlow(flow.flow_id, flow.currency, flow.kind, float(flow.amount), int(flow.time_ms))
@@ -191,23 +197,11 @@ def book_flows(conn, flows: Sequence[CashFlow], now_ms: int) -> int:
     table = CashFlowRow.__table__
     for row in conn.execute(select(table).where(table.c.flow_id.in_(list(unique)))):
         _same_flow(cash_flow_of(row), unique.pop(row.flow_id))
-    if not unique:
-        return 0
-    conn.execute(insert(table), [{"flow_id": f.flow_id, "currency": f.currency, "kind": f.kind, "amount": f.amount,
-                                  "time_ms": f.time_ms, "recorded_ms": int(now_ms)} for f in unique.values()])
-    cash = CashRow.__table__
-    currencies = sorted({f.currency for f in unique.values()})
-    stored = {r.currency: r.amount
-              for r in conn.execute(select(cash.c.currency, cash.c.amount).where(cash.c.currency.in_(currencies)))}
-    amounts = dict(stored)
-    for flow in unique.values():
-        amounts[flow.currency] = amounts.get(flow.currency, 0.0) + flow.amount
-    for currency, amount in amounts.items():
-        if currency in stored:
-            conn.execute(update(cash).where(cash.c.currency == currency).values(amount=amount))
-        else:
-            conn.execute(insert(cash).values(currency=currency, amount=amount))
-    return len(unique)
+    if unique:
+        conn.execute(insert(table), [{"flow_id": f.flow_id, "currency": f.currency, "kind": f.kind,
+                                      "amount": f.amount, "time_ms": f.time_ms, "recorded_ms": int(now_ms)}
+                                     for f in unique.values()])
+    return list(unique.values())
 
 
 def _same_flow(stored: CashFlow, flow: CashFlow) -> None:
@@ -216,20 +210,20 @@ def _same_flow(stored: CashFlow, flow: CashFlow) -> None:
                           "share an id (make flow_id unique per flow, e.g. kind, symbol and bar time)")
 
 
-def _book_fills(conn, fills: Sequence[Fill], now_ms: int) -> int:
-    """Fills, their orders, positions and cash, with the arithmetic of ``Ledger.apply_fill``."""
-    if not fills:
+def _book_fills(conn, fills: Sequence[Fill], now_ms: int, flows: Sequence[CashFlow] = ()) -> int:
+    """Fills, their orders, positions and cash, with the arithmetic of ``Ledger.apply_fill``; the
+    new cash ``flows`` (already stored) join the cash in time order with them (at one time, fills
+    first), so the cash is the same sum of the same terms however the bars were checkpointed."""
+    fresh = _fresh_fills(conn, fills)
+    if not fresh and not flows:
         return 0
-    known = {r[0] for r in conn.execute(select(FillRow.fill_id).where(FillRow.fill_id.in_([f.fill_id for f in fills])))}
-    fresh, seen = [], set(known)
-    for fill in fills:
-        if fill.fill_id not in seen:
-            seen.add(fill.fill_id)
-            fresh.append(fill)
-    if not fresh:
-        return 0
-    orders, positions, cash = _load_books(conn, fresh, now_ms)
-    for fill in fresh:
+    orders, positions, cash = _load_books(conn, fresh, now_ms, {f.currency for f in flows})
+    events = sorted([(f.time_ms, 0, k) for k, f in enumerate(fresh)] + [(f.time_ms, 1, k) for k, f in enumerate(flows)])
+    for _, is_flow, k in events:
+        if is_flow:
+            cash[flows[k].currency].amount += flows[k].amount
+            continue
+        fill = fresh[k]
         order = orders.get(fill.client_order_id)
         if order is None:
             raise LedgerError(f"order {fill.client_order_id!r} is not in the ledger")
@@ -238,20 +232,34 @@ def _book_fills(conn, fills: Sequence[Fill], now_ms: int) -> int:
                               f"{order.client_order_id} ({order.side} {order.symbol})")
         _fill_order(order, fill, now_ms)
         book_into(positions[fill.symbol], cash[split_symbol(fill.symbol)[1]], fill, now_ms)
-    conn.execute(insert(FillRow.__table__), [
-        {"fill_id": f.fill_id, "client_order_id": f.client_order_id, "symbol": f.symbol, "side": f.side.value,
-         "qty": f.qty, "price": f.price, "fee": f.fee, "fee_currency": f.fee_currency, "time_ms": int(f.time_ms),
-         "recorded_ms": int(now_ms)} for f in fresh])
+    if fresh:
+        conn.execute(insert(FillRow.__table__), [
+            {"fill_id": f.fill_id, "client_order_id": f.client_order_id, "symbol": f.symbol, "side": f.side.value,
+             "qty": f.qty, "price": f.price, "fee": f.fee, "fee_currency": f.fee_currency,
+             "time_ms": int(f.time_ms), "recorded_ms": int(now_ms)} for f in fresh])
     _write_books(conn, orders, positions, cash)
     _outbox(conn, [trade_message(f) for f in fresh], now_ms)
     return len(fresh)
 
 
-def _load_books(conn, fills: Sequence[Fill], now_ms: int) -> tuple[dict, dict, dict]:
+def _fresh_fills(conn, fills: Sequence[Fill]) -> list[Fill]:
+    """The fills not stored yet (each once)."""
+    if not fills:
+        return []
+    known = {r[0] for r in conn.execute(select(FillRow.fill_id).where(FillRow.fill_id.in_([f.fill_id for f in fills])))}
+    fresh, seen = [], set(known)
+    for fill in fills:
+        if fill.fill_id not in seen:
+            seen.add(fill.fill_id)
+            fresh.append(fill)
+    return fresh
+
+
+def _load_books(conn, fills: Sequence[Fill], now_ms: int, currencies=frozenset()) -> tuple[dict, dict, dict]:
     ot, pt, ct = OrderRow.__table__, PositionRow.__table__, CashRow.__table__
     cids = sorted({f.client_order_id for f in fills})
     symbols = sorted({f.symbol for f in fills})
-    quotes = sorted({split_symbol(s)[1] for s in symbols})
+    quotes = sorted({split_symbol(s)[1] for s in symbols} | set(currencies))
     orders = {r.client_order_id: SimpleNamespace(**r._mapping)
               for r in conn.execute(select(ot).where(ot.c.client_order_id.in_(cids)))}
     positions = {r.symbol: SimpleNamespace(**r._mapping, stored=True)
@@ -268,11 +276,12 @@ def _load_books(conn, fills: Sequence[Fill], now_ms: int) -> tuple[dict, dict, d
 
 def _write_books(conn, orders: dict, positions: dict, cash: dict) -> None:
     ot, pt, ct = OrderRow.__table__, PositionRow.__table__, CashRow.__table__
-    conn.execute(update(ot).where(ot.c.client_order_id == bindparam("cid")).values(
-        status=bindparam("st"), filled_qty=bindparam("fq"), avg_price=bindparam("ap"), reason=bindparam("rs"),
-        updated_ms=bindparam("um")), [
-        {"cid": o.client_order_id, "st": o.status, "fq": o.filled_qty, "ap": o.avg_price, "rs": o.reason,
-         "um": o.updated_ms} for o in orders.values()])
+    if orders:
+        conn.execute(update(ot).where(ot.c.client_order_id == bindparam("cid")).values(
+            status=bindparam("st"), filled_qty=bindparam("fq"), avg_price=bindparam("ap"), reason=bindparam("rs"),
+            updated_ms=bindparam("um")), [
+            {"cid": o.client_order_id, "st": o.status, "fq": o.filled_qty, "ap": o.avg_price, "rs": o.reason,
+             "um": o.updated_ms} for o in orders.values()])
     for p in positions.values():
         values = {"qty": p.qty, "cost": p.cost, "updated_ms": p.updated_ms}
         if p.stored:

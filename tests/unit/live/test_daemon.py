@@ -69,3 +69,23 @@ def test_paper_run_warms_up_trades_closed_bars_and_resumes(tmp_path):
         assert not report["halted"]
     finally:
         ledger.close()
+
+
+@pytest.mark.timeout(300)
+def test_the_portfolio_committee_runs_live_deciding_at_each_days_last_bar(tmp_path):
+    db = f"sqlite:///{tmp_path / 'run.db'}"
+    config = load_config(None, env={"COINSWARM_DB_URL": db, "COINSWARM_SYMBOLS": "BTC/USDT,ETH/USDT",
+                                    "COINSWARM_STRATEGY": "portfolio", "COINSWARM_MAX_DRAWDOWN": "0.9",
+                                    "COINSWARM_DAILY_LOSS": "0.9"})
+    venue = Venue(int(cs.load_ohlcv("binance:BTC/USDT:1h", start="2021-01-10", end="2021-01-10").index[0].value
+                      // 1_000_000) + HOUR // 2)
+    for _ in range(2):  # a stop, then a restart that resumes from the checkpoint (no second warm-up)
+        asyncio.run(run_paper(config, venue, max_bars=2 * 24 * 15, sleep=venue.sleep))
+    ledger = Ledger(db)
+    try:
+        orders = ledger.report()["orders"]
+        assert ledger.bars_processed() == 2 * 2 * 24 * 15
+        assert len(orders) >= 2 and all(o["status"] == "filled" for o in orders)
+        assert {(o["bar_time"] + HOUR) % 86_400_000 for o in orders} == {0}  # decided at a day's close
+    finally:
+        ledger.close()

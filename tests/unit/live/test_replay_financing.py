@@ -1,6 +1,6 @@
-"""The paper broker books fills, not interest: a replay (or a parity run) given financing costs
-(``Costs(cash_rate=…)`` or ``borrow_rate``) is refused before any work, not silently run
-unfinanced against a financed backtest."""
+"""A financed replay (``Costs(cash_rate=…, borrow_rate=…)``) equals the financed backtest, and
+the paper account's interest and borrow fees are booked in the ledger as cash flows, so the
+ledger's cash is the kernel's after every checkpoint (real BTC/USDT candles)."""
 
 from __future__ import annotations
 
@@ -9,28 +9,47 @@ import asyncio
 import pytest
 
 import coinswarm as cs
-from coinswarm.errors import ConfigError
+from coinswarm.live.ledger import Ledger
 from coinswarm.live.parity import compare
-from coinswarm.live.replay import ReplaySpec, replay
+from coinswarm.live.replay import ReplaySpec, build, replay
 
 DATA = ["binance:BTC/USDT:1h"]
+FINANCED = cs.Costs(fee_bps=10, cash_rate=0.04, borrow_rate=0.10)
 
 
-@pytest.mark.parametrize("costs", [cs.Costs(cash_rate=0.04), cs.Costs(fee_bps=10, borrow_rate=0.1)])
-def test_a_financed_replay_is_refused_before_the_ledger_is_opened(tmp_path, costs):
-    db = tmp_path / "r.db"
-    spec = ReplaySpec(DATA, "trend", f"sqlite:///{db}", start="2021-01-01", end="2021-01-10", costs=costs)
-    with pytest.raises(ConfigError, match=r"paper broker does not finance the book"):
-        asyncio.run(replay(spec))
-    assert not db.exists()
+@pytest.mark.timeout(300)
+def test_a_financed_replay_equals_the_financed_backtest():
+    report = compare(DATA, "trend", "2021-01-01", "2021-03-31", costs=FINANCED)
+    assert report.identical, report.first
+    assert report.fills > 10
 
 
-def test_parity_with_financing_costs_is_refused():
-    with pytest.raises(ConfigError, match=r"paper broker does not finance the book \(costs.cash_rate 0.04"):
-        compare(DATA, "trend", "2021-01-01", "2021-01-10", costs=cs.Costs(cash_rate=0.04))
+@pytest.mark.timeout(300)
+def test_interest_is_booked_as_cash_flows_and_the_ledger_keeps_the_kernels_cash(tmp_path):
+    spec = ReplaySpec(DATA, "trend", f"sqlite:///{tmp_path / 'r.db'}", start="2021-01-01", end="2021-02-28",
+                      costs=FINANCED)
+    asyncio.run(replay(spec))
+    runner, recovery = build(spec)  # a restart: recovery compares the ledger's cash with the kernel's
+    try:
+        assert recovery.unexplained == [] and not runner.kill.halted
+        flows = runner.ledger.cash_flows()
+        interest = sum(f.amount for f in flows if f.kind == "interest")
+        assert interest == pytest.approx(runner.broker.financing()[1], rel=1e-12) and interest > 0
+        days = {f.time_ms for f in flows if f.kind == "interest"}
+        assert len(days) == 31 + 28 and {(t + 3_600_000) % 86_400_000 for t in days} == {0}  # each day's close
+        assert runner.ledger.cash()["USDT"] == pytest.approx(runner.broker.cash, rel=1e-12)
+    finally:
+        runner.ledger.close()
 
 
-def test_an_unfinanced_replay_still_runs(tmp_path):
-    summary = asyncio.run(replay(ReplaySpec(DATA, "trend", f"sqlite:///{tmp_path / 'r.db'}", start="2021-01-01",
-                                            end="2021-01-05", costs=cs.Costs(fee_bps=10))))
+@pytest.mark.timeout(300)
+def test_an_unfinanced_replay_books_no_cash_flows(tmp_path):
+    db = f"sqlite:///{tmp_path / 'r.db'}"
+    summary = asyncio.run(replay(ReplaySpec(DATA, "trend", db, start="2021-01-01", end="2021-01-05",
+                                            costs=cs.Costs(fee_bps=10))))
     assert summary["bars"] > 0
+    ledger = Ledger(db)
+    try:
+        assert ledger.cash_flows() == []
+    finally:
+        ledger.close()
