@@ -1,4 +1,5 @@
-"""Overfitting statistics: PSR, DSR (Bailey & López de Prado 2012/2014) and PBO (CSCV, 2015).
+"""Overfitting statistics: PSR, DSR (Bailey & López de Prado 2012/2014), PBO (CSCV, 2015) and the
+DSR's trial clusters (López de Prado 2019: N = K clusters, V[SR] over their representatives).
 
 Sharpe ratios here are **per observation** (not annualized) unless a function says
 otherwise; divide an annualized Sharpe by √(periods per year) to convert.
@@ -80,7 +81,10 @@ def deflated_sharpe_ratio(
 ) -> float:
     """Deflated Sharpe Ratio (Bailey & López de Prado 2014): PSR against SR₀ of ``n_trials``.
 
-    ``sharpe_variance`` is the variance of the trials' per-observation Sharpe ratios.
+    ``sharpe_variance`` is the variance of the independent trials' per-observation Sharpe ratios:
+    with ``n_trials`` = K clusters of correlated trials, that of the K cluster representatives
+    (:func:`trial_clusters`, :func:`cluster_returns`, :func:`sharpe_variance`), so that near-copies
+    of a trial neither add to N nor shrink V[SR].
     """
     benchmark = expected_max_sharpe(n_trials, sharpe_variance)
     return probabilistic_sharpe_ratio(sharpe, n, skew, kurtosis, benchmark)
@@ -219,20 +223,20 @@ def lo_adjusted_sharpe(returns: np.ndarray, periods: float = DAYS_PER_YEAR, max_
     return float(sharpe * q / math.sqrt(denom))
 
 
-def effective_trials(returns: np.ndarray, threshold: float = 0.5) -> int:
-    """Number of clusters of correlated trials (the DSR's effective N).
+def trial_clusters(returns: np.ndarray, threshold: float = 0.5) -> np.ndarray:
+    """Cluster label (0 … K − 1) of each trial: groups of correlated trials (López de Prado 2019).
 
     Trials (columns of ``returns``, aligned periods, NaN where a trial has no value) are
     clustered by average linkage on the distance √((1 − ρ)/2); trials more correlated than
-    ``threshold`` end up in one cluster (López de Prado's advice: deflate by independent
-    trials, not by near-copies). Columns with fewer than 30 shared finite periods with the
-    others are counted as their own cluster.
+    ``threshold`` end up in one cluster (deflate by independent trials, not by near-copies).
+    Columns with fewer than 30 shared finite periods with the others are their own cluster.
+    Labels are numbered in order of first appearance among the columns.
     """
     m = np.asarray(returns, dtype=np.float64)
-    if m.ndim != 2 or m.shape[1] == 0:
-        return 0
-    if m.shape[1] == 1:
-        return 1
+    if m.ndim != 2:
+        raise ConfigError(f"returns must be a 2-D periods × trials array, not {m.ndim}-D")
+    if m.shape[1] < 2:
+        return np.zeros(m.shape[1], dtype=np.int64)
     import pandas as pd
     from scipy.cluster.hierarchy import fcluster, linkage
     from scipy.spatial.distance import squareform
@@ -243,5 +247,75 @@ def effective_trials(returns: np.ndarray, threshold: float = 0.5) -> int:
     dist = np.sqrt(np.clip((1.0 - corr) / 2.0, 0.0, 1.0))
     np.fill_diagonal(dist, 0.0)
     tree = linkage(squareform(dist, checks=False), method="average")
-    cut = math.sqrt((1.0 - threshold) / 2.0)
-    return int(len(set(fcluster(tree, t=cut, criterion="distance"))))
+    raw = fcluster(tree, t=math.sqrt((1.0 - threshold) / 2.0), criterion="distance")
+    return _first_seen(raw)
+
+
+def _first_seen(labels: np.ndarray) -> np.ndarray:
+    """``labels`` renumbered 0, 1, … in the order each first appears."""
+    order: dict[int, int] = {}
+    return np.array([order.setdefault(int(v), len(order)) for v in labels], dtype=np.int64)
+
+
+def effective_trials(returns: np.ndarray, threshold: float = 0.5) -> int:
+    """Number of clusters of correlated trials (the DSR's effective N): :func:`trial_clusters` counted."""
+    m = np.asarray(returns, dtype=np.float64)
+    if m.ndim != 2 or m.shape[1] == 0:
+        return 0
+    return int(np.unique(trial_clusters(m, threshold)).size)
+
+
+def cluster_returns(returns: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """One representative return series per cluster: the inverse-variance weighted average of its members.
+
+    López de Prado & Lewis (2019) replace each cluster of trials by the inverse-variance portfolio of
+    its members (the cluster's covariance is too ill-conditioned for minimum variance). Trials here
+    cover different dates, so the average is taken on each period over the members that have a
+    value there, their weights ``1/σᵢ²`` (σᵢ over each member's own finite values) renormalised to
+    sum to 1 on that period; a member without a spread (fewer than 3 values, or constant) has no
+    variance to weight by and is left out. A period where no weighted member has a value is NaN.
+
+    Parameters
+    ----------
+    returns : ndarray, shape (T, N)
+        Per-period returns of N trials, NaN where a trial has none.
+    labels : ndarray, shape (N,)
+        Cluster of each trial, 0 … K − 1 (:func:`trial_clusters`).
+
+    Returns
+    -------
+    ndarray, shape (T, K)
+    """
+    m = np.asarray(returns, dtype=np.float64)
+    labels = np.asarray(labels)
+    if m.ndim != 2 or labels.shape != (m.shape[1],):
+        raise ConfigError(f"labels must give one cluster per trial column: {labels.shape} for {m.shape}")
+    weights = np.zeros(m.shape[1])
+    for j in range(m.shape[1]):
+        r = m[:, j][np.isfinite(m[:, j])]
+        spread = _spread(r) if r.size > 2 else 0.0
+        weights[j] = 1.0 / spread**2 if spread > 0 else 0.0
+    finite = np.isfinite(m) & (weights > 0)
+    out = np.full((m.shape[0], int(labels.max()) + 1 if labels.size else 0), np.nan)
+    for k in range(out.shape[1]):
+        members = labels == k
+        w = np.where(finite[:, members], weights[members], 0.0)
+        total = w.sum(axis=1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out[:, k] = np.where(total > 0, (w * np.nan_to_num(m[:, members])).sum(axis=1) / total, np.nan)
+    return out
+
+
+def sharpe_variance(returns: np.ndarray) -> float:
+    """Variance (ddof 1) of the per-observation Sharpe ratios of ``returns``' columns (NaN-aware).
+
+    Columns with fewer than 3 finite values or no spread have no Sharpe and are left out; 0.0
+    with fewer than two Sharpes (one trial, or one cluster: the DSR is then the PSR).
+    """
+    sharpes = []
+    for column in np.asarray(returns, dtype=np.float64).T:
+        r = column[np.isfinite(column)]
+        spread = _spread(r) if r.size > 2 else 0.0
+        if spread > 0:
+            sharpes.append(r.mean() / spread)
+    return float(np.var(sharpes, ddof=1)) if len(sharpes) > 1 else 0.0

@@ -8,8 +8,12 @@ daily out-of-sample returns, so that
 
 * ``n_trials`` is the number of distinct configurations recorded (configurations with the very
   same daily record count once),
-* ``n_effective`` clusters correlated trials (:func:`coinswarm.stats.effective_trials`), and
-* the DSR's benchmark uses the variance of the trials' Sharpe ratios.
+* ``n_effective`` (K) clusters correlated trials (:func:`coinswarm.stats.trial_clusters`), and
+* the DSR's benchmark uses the variance of the Sharpe ratios of the K clusters' representatives
+  (each the inverse-variance weighted average of its members' daily returns), not of every
+  trial: a near-copy of a trial (the same book financed and unfinanced) adds no cluster and
+  leaves that variance (hence every DSR) as it was, where the all-trials variance would shrink
+  and raise every DSR (López de Prado 2019; López de Prado & Lewis 2019).
 
 A configuration evaluated twice (same strategy, parameters, universe, window, costs and
 variant) is one trial: its id is a digest of that configuration.
@@ -130,20 +134,25 @@ class TrialLedger:
         return frame[keep]
 
     def summary(self, threshold: float = 0.5) -> dict:
-        """``n_trials`` (distinct), ``n_effective`` (clusters) and ``sharpe_variance`` (per day)."""
-        from coinswarm.stats import effective_trials
+        """The DSR's view of the search (per-day Sharpe ratios).
+
+        ``n_trials`` (distinct trials), ``n_effective`` (K: clusters of trials correlated above
+        ``threshold``, :func:`coinswarm.stats.trial_clusters`), ``sharpe_variance`` (the variance of
+        the K cluster representatives' Sharpe ratios, :func:`coinswarm.stats.cluster_returns`: the
+        DSR's V[SR] with N = K, López de Prado 2019) and ``sharpe_variance_trials`` (the variance
+        over every distinct trial, for comparison: near-copies of a trial shrink it, which is why
+        the DSR does not use it).
+        """
+        from coinswarm.stats import cluster_returns, sharpe_variance, trial_clusters
 
         matrix = self.returns_matrix()
         if matrix.empty:
-            return {"n_trials": 0, "n_effective": 0, "sharpe_variance": 0.0}
-        sharpes = []
-        for column in matrix.columns:
-            r = matrix[column].dropna().to_numpy()
-            if r.size > 2 and r.std(ddof=1) > 0:
-                sharpes.append(r.mean() / r.std(ddof=1))
-        variance = float(np.var(sharpes, ddof=1)) if len(sharpes) > 1 else 0.0
-        return {"n_trials": int(matrix.shape[1]), "n_effective": effective_trials(matrix.to_numpy(), threshold),
-                "sharpe_variance": variance}
+            return {"n_trials": 0, "n_effective": 0, "sharpe_variance": 0.0, "sharpe_variance_trials": 0.0}
+        values = matrix.to_numpy()
+        labels = trial_clusters(values, threshold)
+        return {"n_trials": int(matrix.shape[1]), "n_effective": int(np.unique(labels).size),
+                "sharpe_variance": sharpe_variance(cluster_returns(values, labels)),
+                "sharpe_variance_trials": sharpe_variance(values)}
 
 
 def default_ledger(ledger=None) -> TrialLedger | None:

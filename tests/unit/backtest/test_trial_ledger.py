@@ -7,12 +7,20 @@ import pandas as pd
 import pytest
 
 import coinswarm as cs
+from coinswarm.backtest.honest import deflate, returns_statistics
 from coinswarm.backtest.ledger import LEDGER_ENV, TrialLedger, default_ledger, trial_id
 
 
-def _daily(seed, n=200):
+def _daily(seed, n=200, mean=0.0):
+    """Synthetic daily returns (the ledger's statistics need only a shape, not a market)."""
     index = pd.date_range("2023-01-01", periods=n, freq="D", tz="UTC")
-    return pd.Series(np.random.default_rng(seed).normal(0, 0.01, n), index=index)
+    return pd.Series(np.random.default_rng(seed).normal(mean, 0.01, n), index=index)
+
+
+def _near_copy(daily, seed):
+    """``daily`` plus small zero-mean noise (ρ ≈ 0.98): the same book under another name or variant."""
+    noise = np.random.default_rng(seed).normal(0, 0.002, len(daily))
+    return daily + (noise - noise.mean())
 
 
 def test_record_and_summary(tmp_path):
@@ -25,8 +33,43 @@ def test_record_and_summary(tmp_path):
     book.record({"strategy": "c"}, _daily(0) * 1.5)  # a scaled copy of a: same cluster
     summary = book.summary()
     assert summary["n_trials"] == 3 and summary["n_effective"] == 2 and summary["sharpe_variance"] > 0
+    assert summary["sharpe_variance_trials"] > 0
     assert first == trial_id({"x": 1, "strategy": "a"})
     assert list(book.returns_matrix().columns)[0] == first
+
+
+def test_near_copies_of_a_trial_leave_the_sharpe_variance_and_every_dsr_unchanged(tmp_path):
+    """Recording the same books again under other names (financed next to unfinanced, say) adds trials
+    but no cluster: V[SR] (over cluster representatives) and so every DSR stay put, where the variance
+    over every trial shrinks (and would raise every DSR)."""
+    book = TrialLedger(tmp_path / "t.jsonl")
+    books = {name: _daily(seed, 400, mean) for name, seed, mean in (("a", 1, 0.002), ("b", 2, 0.0), ("c", 3, -0.001))}
+    for name, daily in books.items():
+        book.record({"strategy": name}, daily)
+    before = book.summary()
+    for k in range(5):
+        book.record({"strategy": "a", "financed": k}, _near_copy(books["a"], 10 + k))
+    after = book.summary()
+    assert (before["n_trials"], after["n_trials"]) == (3, 8)
+    assert before["n_effective"] == after["n_effective"] == 3
+    assert after["sharpe_variance"] == pytest.approx(before["sharpe_variance"], rel=0.05)
+    assert after["sharpe_variance_trials"] < 0.75 * before["sharpe_variance_trials"]
+    for daily in books.values():
+        dsr = [deflate(daily, 0.0, s["n_effective"], s["sharpe_variance"])["dsr_excess"] for s in (before, after)]
+        assert dsr[1] == pytest.approx(dsr[0], abs=0.01)
+
+
+def test_one_cluster_has_no_sharpe_variance_and_its_dsr_is_the_psr(tmp_path):
+    book = TrialLedger(tmp_path / "t.jsonl")
+    daily = _daily(4, 400, 0.001)
+    book.record({"strategy": "a"}, daily)
+    for k in range(3):
+        book.record({"strategy": "a", "variant": k}, _near_copy(daily, 20 + k))
+    summary = book.summary()
+    assert summary["n_trials"] == 4 and summary["n_effective"] == 1
+    assert summary["sharpe_variance"] == 0.0 < summary["sharpe_variance_trials"]
+    dsr = deflate(daily, 0.0, summary["n_effective"], summary["sharpe_variance"])["dsr_excess"]
+    assert dsr == returns_statistics(daily, 0.0)["psr_excess"]
 
 
 def test_bad_ledgers_are_refused(tmp_path):
