@@ -72,9 +72,7 @@ def honest_statistics(report, cash_rate: float, book: TrialLedger | None, trial_
         summary = book.summary()
         n_trials, n_eff, source = summary["n_trials"], max(summary["n_effective"], 1), str(book.path)
         # V[SR]: the grid's within-fold spread (the selection this run made, whose grid points are not
-        # ledger trials) or the spread of the ledger's K cluster representatives, whichever deflates
-        # more; redundant grid points can shrink the first, never below the second, which near-copies
-        # leave unchanged
+        # ledger trials) or the ledger's V[SR] (TrialLedger.summary), whichever deflates more
         variance = max(variance, summary["sharpe_variance"])
         pbo = _ledger_pbo(book, daily.index)
     out.update({"n_trials": int(n_trials), "trials_source": source, "pbo_ledger": pbo})

@@ -9,11 +9,13 @@ daily out-of-sample returns, so that
 * ``n_trials`` is the number of distinct configurations recorded (configurations with the very
   same daily record count once),
 * ``n_effective`` (K) clusters correlated trials (:func:`coinswarm.stats.trial_clusters`), and
-* the DSR's benchmark uses the variance of the Sharpe ratios of the K clusters' representatives
-  (each the inverse-variance weighted average of its members' daily returns), not of every
-  trial: a near-copy of a trial (the same book financed and unfinanced) adds no cluster and
-  leaves that variance (hence every DSR) as it was, where the all-trials variance would shrink
-  and raise every DSR (López de Prado 2019; López de Prado & Lewis 2019).
+* the DSR's benchmark uses V[SR], the larger of two variances of per-day Sharpe ratios: over the
+  K clusters' representatives (each the inverse-variance weighted average of its members' daily
+  returns; López de Prado 2019, López de Prado & Lewis 2019: a near-copy of a trial adds no
+  cluster and barely moves it) and over every distinct trial (which keeps the spread between
+  strategies that one cluster holds, but shrinks with every near-copy). The larger deflates more:
+  near-copies cannot lower V[SR] below the clusters' figure, and a thin clusters' figure (few
+  clusters, e.g. one per period) cannot lower it below the trials' spread.
 
 A configuration evaluated twice (same strategy, parameters, universe, window, costs and
 variant) is one trial: its id is a digest of that configuration.
@@ -137,22 +139,23 @@ class TrialLedger:
         """The DSR's view of the search (per-day Sharpe ratios).
 
         ``n_trials`` (distinct trials), ``n_effective`` (K: clusters of trials correlated above
-        ``threshold``, :func:`coinswarm.stats.trial_clusters`), ``sharpe_variance`` (the variance of
-        the K cluster representatives' Sharpe ratios, :func:`coinswarm.stats.cluster_returns`: the
-        DSR's V[SR] with N = K, López de Prado 2019) and ``sharpe_variance_trials`` (the variance
-        over every distinct trial, for comparison: near-copies of a trial shrink it, which is why
-        the DSR does not use it).
+        ``threshold``, :func:`coinswarm.stats.trial_clusters`), ``sharpe_variance_clusters`` (the
+        variance of the K cluster representatives' Sharpe ratios, :func:`coinswarm.stats.cluster_returns`),
+        ``sharpe_variance_trials`` (over every distinct trial) and ``sharpe_variance``, the DSR's
+        V[SR]: the larger of the two (see the module docstring).
         """
         from coinswarm.stats import cluster_returns, sharpe_variance, trial_clusters
 
         matrix = self.returns_matrix()
         if matrix.empty:
-            return {"n_trials": 0, "n_effective": 0, "sharpe_variance": 0.0, "sharpe_variance_trials": 0.0}
+            return {"n_trials": 0, "n_effective": 0, "sharpe_variance": 0.0, "sharpe_variance_clusters": 0.0,
+                    "sharpe_variance_trials": 0.0}
         values = matrix.to_numpy()
         labels = trial_clusters(values, threshold)
+        clusters, trials = sharpe_variance(cluster_returns(values, labels)), sharpe_variance(values)
         return {"n_trials": int(matrix.shape[1]), "n_effective": int(np.unique(labels).size),
-                "sharpe_variance": sharpe_variance(cluster_returns(values, labels)),
-                "sharpe_variance_trials": sharpe_variance(values)}
+                "sharpe_variance": max(clusters, trials), "sharpe_variance_clusters": clusters,
+                "sharpe_variance_trials": trials}
 
 
 def default_ledger(ledger=None) -> TrialLedger | None:

@@ -208,9 +208,8 @@ def render(evidence: dict) -> str:
              f"Binance 1h spot + BTC/ETH USDT-M perpetuals with funding, data {s['start']} → {s['dev_end']} "
              f"(development, walk-forward train {s['train']} / test {s['test']}, one continuous OOS run) and "
              f"holdout {s['holdout']} (scored once). Fees {s['fee_bps']} bps on every leg, slippage 0, next-open "
-             f"fills. Sharpe on daily returns in excess of {s['cash_rate']:.0%} cash. DSR deflates by the trial "
-             f"ledger ({led['n_trials']} trials, {led['n_effective']} effective clusters, `{led['path']}`); "
-             "PBO (CSCV, 16 splits) over the ledger's trials that cover the row's days: "
+             f"fills. Sharpe on daily returns in excess of {s['cash_rate']:.0%} cash. " + _deflation_sentence(led)
+             + "; PBO (CSCV, 16 splits) over the ledger's trials that cover the row's days: "
              + ", ".join(f"{phase} {value:.3f}" for phase, value in pbo) + ".", "",
              f"Book: *cash 0* — idle USDT earns nothing and short spot legs pay no borrow (the full "
              f"{s['cash_rate']:.0%} is still subtracted: conservative); *financed* — the same targets with idle cash "
@@ -244,6 +243,18 @@ def render(evidence: dict) -> str:
                          f"{sleeves['carry']['sharpe']:.2f} (both on plain daily returns, not in excess of cash), "
                          f"correlation {corr:.2f}")
     return "\n".join(lines) + "\n"
+
+
+def _deflation_sentence(led: dict) -> str:
+    """How the DSR deflates: the ledger's trial and cluster counts and, when reported, its V[SR]."""
+    out = (f"DSR deflates by the trial ledger ({led['n_trials']} trials, {led['n_effective']} effective clusters, "
+           f"`{led['path']}`)")
+    if "sharpe_variance_clusters" in led:
+        out += (f" with V[SR] {led['sharpe_variance']:.2e} a day, the larger of the variance of the clusters' "
+                f"Sharpe ratios (each cluster's returns the inverse-variance average of its members', López de "
+                f"Prado 2019: {led['sharpe_variance_clusters']:.2e}) and of every trial's "
+                f"({led['sharpe_variance_trials']:.2e})")
+    return out
 
 
 def _contribution_lines(rows: list[dict]) -> list[str]:

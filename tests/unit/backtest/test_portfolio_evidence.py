@@ -40,6 +40,10 @@ def test_a_small_protocol_run_counts_every_trial_and_writes_the_report(tmp_path)
         else:
             assert math.isnan(r["dsr_excess"])
     assert 1 <= evidence["ledger"]["n_effective"] <= trials
+    # every row is deflated with the ledger's V[SR]: the larger of its clusters' and its trials' figures
+    led = evidence["ledger"]
+    assert {r["sharpe_variance"] for r in rows} == {led["sharpe_variance"]}
+    assert led["sharpe_variance"] == max(led["sharpe_variance_clusters"], led["sharpe_variance_trials"])
     assert len((tmp_path / "ledger.jsonl").read_text().splitlines()) == len(rows)  # every run is recorded
     assert json.loads((out / "portfolio_evidence.json").read_text())["settings"]["holdout"] == "2022-07-01 … 2022-12-31"
     text = (out / "portfolio_evidence.md").read_text()

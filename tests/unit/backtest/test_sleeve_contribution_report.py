@@ -61,9 +61,13 @@ def test_evidence_table_shows_pbo_trials_and_contributions():
            "end": "2023-12-31", "sharpe_excess": 1.2, "sharpe_lo": 1.0, "psr_excess": 0.99, "dsr_excess": 0.8,
            "total_return": 1.3, "max_drawdown": 0.1, "n_trades": 100, "turnover": 12.0, "cost_share": 0.05,
            "pbo_ledger": 0.25, "sleeves": {"contribution": contribution}}
-    evidence = {"rows": [row], "ledger": {"n_trials": 49, "n_effective": 6, "path": "ledger.jsonl"},
+    evidence = {"rows": [row], "ledger": {"n_trials": 49, "n_effective": 6, "path": "ledger.jsonl",
+                                                   "sharpe_variance": 1.13e-3, "sharpe_variance_clusters": 1.06e-4,
+                                                   "sharpe_variance_trials": 1.13e-3},
                 "settings": {"start": "2018-01-01", "dev_end": "2023-12-31", "holdout": "2024-01-01 … 2024-12-31",
                              "fee_bps": 10.0, "cash_rate": 0.04, "train": "365D", "test": "90D"}}
     text = render(evidence)
     assert "49 trials, 6 effective clusters" in text and "development 0.250" in text
+    assert "V[SR] 1.13e-03 a day, the larger of the variance of the clusters' Sharpe ratios" in text
+    assert "López de Prado 2019: 1.06e-04) and of every trial's (1.13e-03)" in text
     assert "| 2 | committee_learned | 5.0% | 0.3% | 80% | 8.0% | 0.6% | 9.0% | 100% |" in text

@@ -100,3 +100,38 @@ def test_parity_command_with_perpetuals_and_financing(capsys):
     assert last.startswith("parity: ") and last.endswith(", 0 differences") and " 0 fills" not in last
     assert main([*args[:-1], "BTC/USDT=binance-perp:BTC/USDT:funding"]) == 2
     assert "expected PERP_SYMBOL=SOURCE" in capsys.readouterr().err
+
+
+class Crash(BaseException):
+    """Stands for SIGKILL inside the process: nothing after it runs (not even a flush)."""
+
+
+@pytest.mark.timeout(600)
+@pytest.mark.parametrize("point", ["before_new", "after_new", "after_sent", "after_ack"])
+def test_a_crash_at_a_write_ahead_point_resumes_to_the_same_book_and_cash_flows(tmp_path, monkeypatch, point):
+    from coinswarm.live import faults
+
+    costs = cs.Costs(fee_bps=10, cash_rate=0.04)
+    end = "2021-04-15"
+    whole = ReplaySpec(SOURCES, "portfolio", f"sqlite:///{tmp_path / 'whole.db'}", start=START, end=end, costs=costs)
+    asyncio.run(replay(whole))
+    crashed = ReplaySpec(SOURCES, "portfolio", f"sqlite:///{tmp_path / 'crash.db'}", start=START, end=end,
+                         costs=costs)
+    for k in (2, 5):
+        seen = {"n": 0}
+
+        def boom(name, k=k, seen=seen):
+            if name == point:
+                seen["n"] += 1
+                if seen["n"] >= k:
+                    raise Crash(name)
+
+        monkeypatch.setattr(faults, "point", boom)
+        with pytest.raises(Crash):
+            asyncio.run(replay(crashed))
+        monkeypatch.undo()
+    assert asyncio.run(replay(crashed))["resumed"]
+    a, b = book(whole.db), book(crashed.db)
+    assert a[0] == b[0] and a[1] == b[1] and len(a[1]) > 5
+    assert a[2]["positions"] == b[2]["positions"] and a[2]["cash"] == b[2]["cash"] and not b[2]["halted"]
+    assert _flows(whole.db) == _flows(crashed.db) != []
