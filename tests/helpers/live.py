@@ -162,3 +162,21 @@ def proposals_in(db: str) -> list[Proposal]:
             return [Proposal.decode(bytes(r.payload)) for r in rows]
     finally:
         ledger.close()
+
+
+class Crash(BaseException):
+    """Stands for SIGKILL inside the process: nothing after it runs (not even a flush)."""
+
+
+def crash_at(point: str, k: int):
+    """A stand-in for :func:`coinswarm.live.faults.point` that raises :class:`Crash` the ``k``-th time
+    ``point`` is reached (monkeypatch it over ``faults.point``)."""
+    seen = {"n": 0}
+
+    def boom(name: str) -> None:
+        if name == point:
+            seen["n"] += 1
+            if seen["n"] >= k:
+                raise Crash(name)
+
+    return boom

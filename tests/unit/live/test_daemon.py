@@ -43,14 +43,19 @@ class Venue:
         self.now += int(seconds * 1000)
 
 
-@pytest.mark.timeout(300)
-def test_paper_run_warms_up_trades_closed_bars_and_resumes(tmp_path):
+def _paper(tmp_path, strategy: str):
+    """``(db, config, venue)``: a paper run of ``strategy`` on BTC and ETH, the venue's clock at 2021-01-10."""
     db = f"sqlite:///{tmp_path / 'run.db'}"
     config = load_config(None, env={"COINSWARM_DB_URL": db, "COINSWARM_SYMBOLS": "BTC/USDT,ETH/USDT",
-                                    "COINSWARM_STRATEGY": "trend", "COINSWARM_MAX_DRAWDOWN": "0.9",
+                                    "COINSWARM_STRATEGY": strategy, "COINSWARM_MAX_DRAWDOWN": "0.9",
                                     "COINSWARM_DAILY_LOSS": "0.9"})
-    venue = Venue(int(cs.load_ohlcv("binance:BTC/USDT:1h", start="2021-01-10", end="2021-01-10").index[0].value
-                      // 1_000_000) + HOUR // 2)
+    start = cs.load_ohlcv("binance:BTC/USDT:1h", start="2021-01-10", end="2021-01-10").index[0]
+    return db, config, Venue(int(start.value // 1_000_000) + HOUR // 2)
+
+
+@pytest.mark.timeout(300)
+def test_paper_run_warms_up_trades_closed_bars_and_resumes(tmp_path):
+    db, config, venue = _paper(tmp_path, "trend")
     first = asyncio.run(run_paper(config, venue, max_bars=400, sleep=venue.sleep))
     assert first.stepper.states[0].time > 0
     ledger = Ledger(db)
@@ -73,12 +78,7 @@ def test_paper_run_warms_up_trades_closed_bars_and_resumes(tmp_path):
 
 @pytest.mark.timeout(300)
 def test_the_portfolio_committee_runs_live_deciding_at_each_days_last_bar(tmp_path):
-    db = f"sqlite:///{tmp_path / 'run.db'}"
-    config = load_config(None, env={"COINSWARM_DB_URL": db, "COINSWARM_SYMBOLS": "BTC/USDT,ETH/USDT",
-                                    "COINSWARM_STRATEGY": "portfolio", "COINSWARM_MAX_DRAWDOWN": "0.9",
-                                    "COINSWARM_DAILY_LOSS": "0.9"})
-    venue = Venue(int(cs.load_ohlcv("binance:BTC/USDT:1h", start="2021-01-10", end="2021-01-10").index[0].value
-                      // 1_000_000) + HOUR // 2)
+    db, config, venue = _paper(tmp_path, "portfolio")
     for _ in range(2):  # a stop, then a restart that resumes from the checkpoint (no second warm-up)
         asyncio.run(run_paper(config, venue, max_bars=2 * 24 * 15, sleep=venue.sleep))
     ledger = Ledger(db)

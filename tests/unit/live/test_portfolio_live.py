@@ -14,7 +14,7 @@ from coinswarm.errors import ConfigError
 from coinswarm.live.ledger import Ledger
 from coinswarm.live.parity import compare
 from coinswarm.live.replay import ReplaySpec, build, replay, symbol_of
-from tests.helpers.live import book, run_until
+from tests.helpers.live import Crash, book, crash_at, run_until
 
 SOURCES = ["binance:BTC/USDT:1h", "binance:ETH/USDT:1h", "binance-perp:BTC/USDT:1h"]
 START, END = "2021-01-01", "2021-05-31"  # 60 days of warm-up, then the spring 2021 funding spike
@@ -102,10 +102,6 @@ def test_parity_command_with_perpetuals_and_financing(capsys):
     assert "expected PERP_SYMBOL=SOURCE" in capsys.readouterr().err
 
 
-class Crash(BaseException):
-    """Stands for SIGKILL inside the process: nothing after it runs (not even a flush)."""
-
-
 @pytest.mark.timeout(600)
 @pytest.mark.parametrize("point", ["before_new", "after_new", "after_sent", "after_ack"])
 def test_a_crash_at_a_write_ahead_point_resumes_to_the_same_book_and_cash_flows(tmp_path, monkeypatch, point):
@@ -118,15 +114,7 @@ def test_a_crash_at_a_write_ahead_point_resumes_to_the_same_book_and_cash_flows(
     crashed = ReplaySpec(SOURCES, "portfolio", f"sqlite:///{tmp_path / 'crash.db'}", start=START, end=end,
                          costs=costs)
     for k in (2, 5):
-        seen = {"n": 0}
-
-        def boom(name, k=k, seen=seen):
-            if name == point:
-                seen["n"] += 1
-                if seen["n"] >= k:
-                    raise Crash(name)
-
-        monkeypatch.setattr(faults, "point", boom)
+        monkeypatch.setattr(faults, "point", crash_at(point, k))
         with pytest.raises(Crash):
             asyncio.run(replay(crashed))
         monkeypatch.undo()

@@ -25,7 +25,7 @@ from coinswarm.memory.nodes import submit
 from coinswarm.quorum import Manager
 from coinswarm.quorum.manager import Context
 from coinswarm.quorum.proposals import Proposal
-from tests.helpers.live import proposals_in, run_until
+from tests.helpers.live import Crash, crash_at, proposals_in, run_until
 
 BTC, ETH = "binance:BTC/USDT:1h", "binance:ETH/USDT:1h"
 START, END = "2023-01-01", "2023-03-01"
@@ -188,10 +188,6 @@ def test_a_replay_proposes_valid_episodes_that_the_managers_approve(tmp_path):
     assert other.streams[PROPOSAL_SUBJECT][0].data == published[0].data
 
 
-class Crash(BaseException):
-    """Stands for SIGKILL inside the process (nothing after it runs, not even a flush)."""
-
-
 @pytest.mark.timeout(300)
 def test_stops_and_crashes_resume_to_the_same_proposals_once_each(tmp_path, monkeypatch):
     whole = ReplaySpec([BTC, ETH], "committee", f"sqlite:///{tmp_path / 'w.db'}", start=START, end=END, memory=True)
@@ -199,15 +195,7 @@ def test_stops_and_crashes_resume_to_the_same_proposals_once_each(tmp_path, monk
     pieces = ReplaySpec([BTC, ETH], "committee", f"sqlite:///{tmp_path / 'p.db'}", start=START, end=END, memory=True)
     for n in (5, 701, 333):
         asyncio.run(run_until(pieces, n))
-    seen = {"n": 0}
-
-    def boom(name):
-        if name == "after_sent":
-            seen["n"] += 1
-            if seen["n"] >= 9:
-                raise Crash(name)
-
-    monkeypatch.setattr(faults, "point", boom)
+    monkeypatch.setattr(faults, "point", crash_at("after_sent", 9))
     with pytest.raises(Crash):
         asyncio.run(replay(pieces))
     monkeypatch.undo()

@@ -19,7 +19,7 @@ from coinswarm.live.parity import compare
 from coinswarm.live.protocols import ClosedBar
 from coinswarm.live.replay import ReplaySpec, build, feed_for, replay
 from coinswarm.live.stepper import STEP_STRATEGIES, Stepper
-from tests.helpers.live import Replaying, book, ledger_rows, run_until
+from tests.helpers.live import Crash, Replaying, book, crash_at, ledger_rows, run_until
 
 BTC, ETH = "binance:BTC/USDT:1h", "binance:ETH/USDT:1h"
 START, END = "2021-01-01", "2021-03-31"
@@ -168,10 +168,6 @@ def _checkpoint_time(db: str) -> int:
         ledger.close()
 
 
-class Crash(BaseException):
-    """Stands for SIGKILL inside the process: nothing after it runs (not even a flush)."""
-
-
 @pytest.mark.timeout(300)
 @pytest.mark.parametrize("one_commit", [True, False], ids=["one-commit", "two-commits"])
 @pytest.mark.parametrize("point", POINTS)
@@ -181,15 +177,7 @@ def test_a_crash_at_each_write_ahead_point_resumes_exactly(tmp_path, monkeypatch
     crashed = ReplaySpec([BTC, ETH], "trend", f"sqlite:///{tmp_path / 'crash.db'}", start=START, end="2021-02-10",
                          one_commit_write_ahead=one_commit)
     for k in (3, 1, 40):
-        seen = {"n": 0}
-
-        def boom(name, k=k, seen=seen):
-            if name == point:
-                seen["n"] += 1
-                if seen["n"] >= k:
-                    raise Crash(name)
-
-        monkeypatch.setattr(faults, "point", boom)
+        monkeypatch.setattr(faults, "point", crash_at(point, k))
         with pytest.raises(Crash):
             asyncio.run(replay(crashed))
         monkeypatch.undo()
