@@ -7,7 +7,10 @@ turning off the endpoints it does not serve (:data:`CCXT_OPTIONS`).
 Served: ``GET /api/v3/ping``, ``/time``, ``/exchangeInfo``, ``/klines``; signed (HMAC-SHA256
 over the query string and body, ``X-MBX-APIKEY``, ``timestamp`` within ``recvWindow`` of the
 venue's clock) ``POST/GET/DELETE /api/v3/order`` (by ``orderId`` or ``origClientOrderId``),
-``GET /api/v3/openOrders``, ``/myTrades``, ``/account``. Control (unsigned, loopback only):
+``GET /api/v3/openOrders``, ``/myTrades``, ``/account``. Perpetuals (``BTC/USDT:USDT``): their
+market data only (``/fapi/v1/exchangeInfo``, ``/klines``, ``/fundingRate``:
+:mod:`coinswarm.adapters.fake_perps`; ccxt with ``fetchMarkets.types = ["spot", "linear"]``).
+Control (unsigned, loopback only):
 ``POST /_venue/faults`` (JSON merged into :class:`Faults`), ``POST /_venue/advance``
 (``{"ms": N}``), ``GET /_venue/stats`` (request counts by ``"METHOD /path"``).
 
@@ -74,7 +77,8 @@ class Faults:
     filled at consecutive bars. reject_next: the next N orders are refused with
     ``reject_code``/``reject_msg``. duplicate_trades / shuffle_trades: ``myTrades`` repeats
     every trade / returns them out of order. klines_down: the next N kline requests get a 503.
-    bad_kline: the last closed kline is served with high < low.
+    bad_kline: the last closed kline is served with high < low. bad_funding: the last funding
+    rate served is not a number.
     """
 
     rate_limit: int = 0
@@ -93,6 +97,7 @@ class Faults:
     shuffle_trades: bool = False
     klines_down: int = 0
     bad_kline: bool = False
+    bad_funding: bool = False
     seed: int = 0
 
     def update(self, changes: dict[str, Any]) -> None:
@@ -206,7 +211,8 @@ class FakeVenue:
     Parameters
     ----------
     symbols : dict
-        Unified symbol → catalog name, e.g. ``{"BTC/USDT": "binance:BTC/USDT:1h"}``.
+        Unified symbol → catalog name, e.g. ``{"BTC/USDT": "binance:BTC/USDT:1h"}``; a perpetual
+        ``{"BTC/USDT:USDT": "binance-perp:BTC/USDT:1h"}`` (its funding: ``binance-perp:BTC/USDT:funding``).
     start : str
         Venue clock start (ISO, UTC); candles are served up to the clock.
     balances : dict
@@ -233,8 +239,12 @@ class FakeVenue:
         t0 = pd.Timestamp(start, tz="UTC")
         data_start = data_start or str((t0 - pd.Timedelta(days=30)).date())
         data_end = data_end or str((t0 + pd.Timedelta(days=60)).date())
-        self.state = VenueState(load_markets(symbols, start=data_start, end=data_end),
+        from coinswarm.adapters.fake_perps import load_perps, perp_sources
+
+        spot, perps = perp_sources(symbols)
+        self.state = VenueState(load_markets(spot, start=data_start, end=data_end) if spot else {},
                                 {a: [float(v), 0.0] for a, v in (balances or {"USDT": 10_000.0}).items()})
+        self.perps = load_perps(perps, start=data_start, end=data_end, load_markets=load_markets)
         self.clock = VenueClock(int(t0.value // 1_000_000), speed)
         self.faults = Faults()
         self.requests: Counter[str] = Counter()
@@ -355,11 +365,30 @@ class FakeVenue:
     def exchange_info(self, params: dict, now: int) -> dict:
         return exchange_info([(m.base, m.quote) for m in self.state.markets.values()], now)
 
-    def klines(self, params: dict, now: int) -> list:
+    def futures_info(self, params: dict, now: int) -> dict:
+        from coinswarm.adapters.fake_perps import futures_exchange_info
+
+        return futures_exchange_info(self.perps, now)
+
+    def futures_klines(self, params: dict, now: int) -> list:
+        return self.klines(params, now, self._perp(params).market)
+
+    def funding_rate(self, params: dict, now: int) -> list:
+        from coinswarm.adapters.fake_perps import funding_rows
+
+        return funding_rows(self._perp(params), params["symbol"], params, now, bad=self.faults.bad_funding)
+
+    def _perp(self, params: dict):
+        perp = self.perps.get(params.get("symbol", ""))
+        if perp is None:
+            raise BinanceError(400, -1121, f"Invalid symbol {params.get('symbol')!r}.")
+        return perp
+
+    def klines(self, params: dict, now: int, market: _Market | None = None) -> list:
         if self.faults.klines_down > 0:
             self.faults.klines_down -= 1
             raise BinanceError(503, -1001, "Internal error; unable to process your request. Please try again.")
-        market = self._market(params)
+        market = market or self._market(params)
         interval = params.get("interval", "")
         if timeframe_ms(interval) != market.step or interval not in INTERVALS:
             raise BinanceError(400, -1120, f"Invalid interval {interval!r}; this venue serves the catalog's bars")
@@ -584,6 +613,9 @@ _ROUTES: dict[tuple[str, str], tuple[str, bool]] = {
     ("GET", "/api/v3/openOrders"): ("open_orders", True),
     ("GET", "/api/v3/myTrades"): ("my_trades", True),
     ("GET", "/api/v3/account"): ("account", True),
+    ("GET", "/fapi/v1/exchangeInfo"): ("futures_info", False),
+    ("GET", "/fapi/v1/klines"): ("futures_klines", False),
+    ("GET", "/fapi/v1/fundingRate"): ("funding_rate", False),
 }
 
 

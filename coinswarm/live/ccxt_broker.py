@@ -48,6 +48,7 @@ _OPTIONS = {  # spot only: no margin/futures/currency endpoints at start-up
     "binance": {"fetchMarkets": {"types": ["spot"]}, "fetchMargins": False, "fetchCurrencies": False},
     "coinbase": {"fetchMarkets": {"types": ["spot"]}},
 }
+_PERP_TYPES = {"binance": ["spot", "linear"]}  # + the USDT-M futures (GET /fapi/v1/exchangeInfo)
 _STATUS = {"open": OrderStatus.OPEN, "closed": OrderStatus.FILLED, "canceled": OrderStatus.CANCELED,
            "cancelled": OrderStatus.CANCELED, "rejected": OrderStatus.REJECTED, "expired": OrderStatus.EXPIRED}
 
@@ -313,14 +314,21 @@ class CcxtBroker:
         ccxt's rate limiter spacing between requests (default: the exchange's own).
     client : ccxt exchange, optional
         A ready ccxt instance (tests); ``api_url``/``sandbox`` are then not applied.
+    perpetuals : bool
+        Also load the USDT-margined perpetuals (Binance's linear futures, ``BTC/USDT:USDT``): their
+        candles and :meth:`funding`, for the paper daemon's market data. Off by default: the
+        exchange daemon's start-up stays on spot endpoints.
     """
 
     def __init__(self, exchange: str = "binance", *, keys: ApiKeys | None = None, sandbox: bool = False,
                  api_url: str | None = None, timeout_ms: int = 10_000, recv_window_ms: int = 5_000,
                  time_sync_s: float = 300.0, clock: Callable[[], float] = time.time, min_interval_ms: int | None = None,
-                 client: Any = None) -> None:
+                 client: Any = None, perpetuals: bool = False) -> None:
         if exchange not in EXCHANGES:
             raise ConfigError(f"exchange {exchange!r} is not supported; expected one of {EXCHANGES}")
+        if perpetuals and exchange not in _PERP_TYPES:
+            raise ConfigError(f"perpetuals: {exchange} has none here; valid: {sorted(_PERP_TYPES)}")
+        self.perpetuals = bool(perpetuals)
         self.exchange, self.sandbox = exchange, sandbox
         self.name = f"ccxt:{exchange}" + (":sandbox" if sandbox else "")
         self.time_sync_s, self._clock = float(time_sync_s), clock
@@ -347,7 +355,8 @@ class CcxtBroker:
         keys = keys or load_keys(self.exchange)
         ex = getattr(ccxt_async, self.exchange)({
             "apiKey": keys.api_key, "secret": keys.secret, "enableRateLimit": True, "timeout": int(timeout_ms),
-            "options": dict(_OPTIONS[self.exchange])})
+            "options": {**_OPTIONS[self.exchange],
+                        **({"fetchMarkets": {"types": _PERP_TYPES[self.exchange]}} if self.perpetuals else {})}})
         if sandbox and self.exchange == "coinbase":
             coinbase_sandbox(ex)
         elif sandbox:
@@ -488,6 +497,40 @@ class CcxtBroker:
         if not isinstance(rows, list):
             raise MalformedReplyError(f"candles reply is {type(rows).__name__}, expected a list", venue=self.name)
         return rows
+
+    async def funding(self, symbol: str, since_ms: int, limit: int) -> list[tuple[int, float]]:
+        """Settled funding rates ``(time_ms, rate)`` of perpetual ``symbol`` from ``since_ms`` on,
+        oldest first, at most ``limit`` (public endpoint, ccxt ``fetch_funding_rate_history``; needs
+        ``perpetuals=True``): the :class:`~coinswarm.live.funding.LiveFundingBook` source.
+
+        Raises
+        ------
+        MalformedReplyError
+            A reply that is not a list, a row without an epoch-ms ``timestamp`` or a finite
+            ``fundingRate`` with ``|rate| < 1``, of another symbol, or out of time order.
+        VenueError
+            As every call (rate limits: :class:`~coinswarm.errors.RateLimitedError`).
+        """
+        rows = await self._call("funding", self._ex.fetch_funding_rate_history, symbol, int(since_ms), int(limit))
+        if not isinstance(rows, list):
+            raise MalformedReplyError(f"funding reply is {type(rows).__name__}, expected a list", venue=self.name)
+        out: list[tuple[int, float]] = []
+        for k, row in enumerate(rows):
+            if not isinstance(row, dict) or row.get("symbol") not in (None, symbol):
+                got = row.get("symbol") if isinstance(row, dict) else type(row).__name__
+                raise MalformedReplyError(f"funding row {k} is of {got!r}, expected a {symbol} settlement",
+                                          venue=self.name)
+            when = _time(row, ("timestamp",), self.name, None)
+            rate = row.get("fundingRate")
+            if isinstance(rate, bool) or not isinstance(rate, int | float) or not abs(rate) < 1.0:
+                raw = (row.get("info") or {}).get("fundingRate", rate) if isinstance(row.get("info"), dict) else rate
+                raise MalformedReplyError(f"funding row {k} ({symbol} at {when}): 'fundingRate' is {raw!r}; "
+                                          "expected a finite fraction with |rate| < 1", venue=self.name)
+            if out and when <= out[-1][0]:
+                raise MalformedReplyError(f"funding row {k} at {when} is not after the row before ({out[-1][0]})",
+                                          venue=self.name)
+            out.append((when, rate))
+        return out
 
     # ---- the Broker protocol ----
     async def submit(self, intent: OrderIntent) -> VenueOrder:

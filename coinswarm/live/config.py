@@ -370,14 +370,17 @@ def _text(path: str, value: object, pattern: str, valid: str) -> str:
     return str(value)
 
 
-def spot_only(symbols: tuple[str, ...], where: str) -> None:
-    """Refuse perpetuals (``BASE/QUOTE:SETTLE``) where no funding feed charges them: ``live run``
-    has none yet (the exchange broker trades spot; the paper account would silently skip funding)."""
+def spot_only(symbols: tuple[str, ...], where: str, remedy: str | None = None) -> None:
+    """Refuse perpetuals (``BASE/QUOTE:SETTLE``) where no funding feed charges them: the exchange
+    daemon (its broker trades spot) and a paper runner built without a funding book (the paper
+    account would silently skip funding). ``coinswarm live run`` on the paper broker and
+    ``coinswarm live replay`` fund them."""
     perps = [s for s in symbols if ":" in s]
     if perps:
-        raise ConfigError(f"symbols: {perps} are perpetuals, which {where} cannot run yet (no funding feed: "
-                          "their funding would be left out of the account); trade spot symbols here, or run "
-                          "perpetuals in `coinswarm live replay`, which reads their funding from the dataset")
+        remedy = remedy or ("trade spot symbols here; the paper daemon (broker.kind = 'paper') and "
+                            "`coinswarm live replay` run perpetuals with their funding")
+        raise ConfigError(f"symbols: {perps} are perpetuals, which {where} cannot trade (no funding feed: "
+                          f"their funding would be left out of the account); {remedy}")
 
 
 def _symbols(value: object) -> tuple[str, ...]:

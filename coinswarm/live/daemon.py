@@ -5,7 +5,10 @@ Paper trading (``broker.kind = "paper"``, the default) is what this runner drive
 broker fills with the portfolio kernel, every order and fill goes to the ledger, start-up is
 recovery (the same path as ``coinswarm live replay``). On a fresh database it first warms the
 strategy up on the feed's REST history (``strategy.warmup()`` bars, no trading), so its first
-decision is made on a primed state. Exchange brokers (``broker.kind = "binance"|"coinbase"``)
+decision is made on a primed state. Perpetuals (``BTC/USDT:USDT``) trade with their funding: a
+:class:`~coinswarm.live.funding.LiveFundingBook` fetches the venue's settlements as they happen
+(Binance's public funding history), tells them to the strategy before each close (warm-up
+included) and the paper kernel charges them, as a replay does. Exchange brokers (``broker.kind = "binance"|"coinbase"``)
 run through :func:`coinswarm.live.venue.run_venue` (:func:`run_config` dispatches).
 """
 
@@ -25,8 +28,9 @@ if TYPE_CHECKING:  # the paper path (its portfolio kernel: numba) is imported wh
 
 
 def build_runner(config: LiveConfig, *, init_cash: float = 10_000.0, sinks: Sinks | None = None,
-                 bus=None, services=None) -> Runner:
-    """The paper runner of ``config`` (not yet recovered)."""
+                 bus=None, services=None, funding=None) -> Runner:
+    """The paper runner of ``config`` (not yet recovered); ``funding`` (a
+    :class:`~coinswarm.live.funding.FundingBook`) funds its perpetuals (none: spot symbols only)."""
     from coinswarm.data.validate import timeframe_ms
     from coinswarm.live.ledger import Ledger
     from coinswarm.live.paper import PaperBroker
@@ -36,7 +40,9 @@ def build_runner(config: LiveConfig, *, init_cash: float = 10_000.0, sinks: Sink
     if config.broker.kind != "paper":
         raise ConfigError(f"broker.kind = {config.broker.kind!r}: this runner trades on the paper broker only so "
                           "far; set broker.kind = 'paper' (exchange brokers: see the live-venue work)")
-    spot_only(config.symbols, "the paper daemon")
+    if funding is None:
+        spot_only(config.symbols, "this paper runner", "give it funding= (`coinswarm live run` fetches the venue's "
+                  "funding history itself), or run perpetuals in `coinswarm live replay`")
     stepper = Stepper(config.strategy.name, config.symbols, config.strategy.params)
     ledger = Ledger(config.servers.db)
     broker = PaperBroker(stepper.symbols, init_cash=init_cash, max_leverage=stepper.max_leverage,
@@ -47,20 +53,24 @@ def build_runner(config: LiveConfig, *, init_cash: float = 10_000.0, sinks: Sink
                               limits=config.risk, one_commit_write_ahead=True)  # paper broker only
     if services is not None:
         return Runner(ledger, stepper, broker, settings, sinks=services.sinks, bus=services.bus,
-                      guard=services.guard, metrics=services.metrics)
-    return Runner(ledger, stepper, broker, settings, sinks=sinks, bus=bus)
+                      guard=services.guard, metrics=services.metrics, funding=funding)
+    return Runner(ledger, stepper, broker, settings, sinks=sinks, bus=bus, funding=funding)
 
 
 async def warm_up(runner: Runner, feed, until_ms: int) -> int:
     """Step the strategy over ``warmup()`` bars of history before ``until_ms`` (no trading);
-    returns how many times were stepped. The checkpoint then starts after them (with the memory
-    proposer's state, which saw the same bars: :meth:`~coinswarm.live.proposals.MemoryProposer.warm`)."""
+    returns how many times were stepped. Each step is told the funding settled before its close
+    first, as the runner tells it before a live decision (nothing is charged: no position). The
+    checkpoint then starts after them (with the memory proposer's state, which saw the same
+    bars: :meth:`~coinswarm.live.proposals.MemoryProposer.warm`)."""
     from coinswarm.live.runner import warm_up_history
 
     stepped = 0
     for t, group, closes in await warm_up_history(feed, runner.symbols, until_ms, runner.stepper.warmup(),
                                                   runner.memory):
         if group:
+            await runner.refresh_funding(t)
+            runner._tell_funding(t)
             runner.stepper.decide(runner._rows(group), runner.settings.step_ms)
             runner.last_time = t
             stepped += 1
@@ -90,35 +100,59 @@ async def run_paper(config: LiveConfig, source=None, *, max_bars: int | None = N
 async def _run_paper(config: LiveConfig, services, source, *, max_bars: int | None, sleep,
                      stop: asyncio.Event | None) -> Runner:
     from coinswarm.live.feeds import CcxtFeed
+
+    perps = any(":" in s for s in config.symbols)
+    own = source is None
+    if own:
+        from coinswarm.live.ccxt_broker import PUBLIC, CcxtBroker
+
+        source = CcxtBroker("binance", keys=PUBLIC, perpetuals=perps)  # perpetuals: their candles and funding
+    try:
+        feed = CcxtFeed(source, config.symbols, config.timeframe, max_bars=max_bars,
+                        **({"sleep": sleep} if sleep else {}))
+        book = None
+        if perps:
+            from coinswarm.live.funding import LiveFundingBook
+
+            book = LiveFundingBook(source, config.symbols, call=feed._guarded)  # outages: the feed's back-off
+        runner = build_runner(config, services=services, funding=book)
+        try:
+            await _recover_and_run(config, runner, feed, book, own, stop)
+        finally:
+            runner.ledger.close()
+    finally:
+        if own:
+            await source.close()
+    return runner
+
+
+async def _recover_and_run(config: LiveConfig, runner: Runner, feed, book, own: bool,
+                           stop: asyncio.Event | None) -> None:
+    """Recover, start the source, warm up a fresh run (its funding fetched from the carry window
+    before the first warm-up close) or resume after the checkpoint, then run the feed."""
     from coinswarm.live.recovery import recover
 
-    runner = build_runner(config, services=services)
-    own = source is None
-    try:
-        recovery = recover(runner, mode="paper", venue="paper", init_cash=10_000.0,
-                           now_ms=time.time_ns() // 1_000_000)
-        if config.memory.enabled:
-            from coinswarm.live.proposals import attach
+    recovery = recover(runner, mode="paper", venue="paper", init_cash=10_000.0, now_ms=time.time_ns() // 1_000_000)
+    if config.memory.enabled:
+        from coinswarm.live.proposals import attach
 
-            attach(runner)
-        if own:
-            from coinswarm.live.ccxt_broker import PUBLIC, CcxtBroker
+        attach(runner)
+    if own:
+        await feed.source.start()
+    stop = stop or signal_stop()
+    feed.last_ms = {s: runner.last_time if runner.last_time >= 0 else None for s in config.symbols}
+    if recovery.fresh:
+        now = await feed.source.server_time_ms()
+        if book is not None:
+            from coinswarm.live.funding import lookback_ms
 
-            source = CcxtBroker("binance", keys=PUBLIC)
-            await source.start()
-        stop = stop or signal_stop()
-        feed = CcxtFeed(source, config.symbols, config.timeframe, max_bars=max_bars,
-                        after_ms=runner.last_time if runner.last_time >= 0 else None,
-                        **({"sleep": sleep} if sleep else {}))
-        if recovery.fresh:
-            await warm_up(runner, feed, await source.server_time_ms())
-            feed.last_ms = {s: runner.last_time if runner.last_time >= 0 else None for s in config.symbols}
-        await runner.run(feed, stop)
-    finally:
-        if own and source is not None:
-            await source.close()
-        runner.ledger.close()
-    return runner
+            step = runner.settings.step_ms
+            book.start_at(now - (runner.stepper.warmup() + 2) * step - lookback_ms(runner.stepper.params))
+        await warm_up(runner, feed, now)
+        feed.last_ms = {s: runner.last_time if runner.last_time >= 0 else None for s in config.symbols}
+    elif book is not None:
+        book.start_at(runner.last_time + 1)  # the strategy's state holds what was told before
+    await runner.run(feed, stop)
 
 
 def run_config(config: LiveConfig) -> int:

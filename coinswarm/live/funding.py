@@ -10,17 +10,25 @@ close. :class:`FundingBook` answers both questions for one closed bar of open ti
 * :meth:`FundingBook.settled` — the settlements to tell the strategy before it decides at the
   close ``t + bar``: settled in ``[previous close, t + bar)``.
 
-A replay reads the series from the dataset (``binance-perp:BTC/USDT:funding``).
+A replay reads the series from the dataset (``binance-perp:BTC/USDT:funding``). The paper
+daemon on live candles (``coinswarm live run``) uses :class:`LiveFundingBook`: the same
+questions, over settlements fetched from the venue as they happen
+(:meth:`LiveFundingBook.refresh`, awaited by the runner before each bar).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import math
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any, Protocol
 
 import numpy as np
 
 from coinswarm.costs import check_funding
-from coinswarm.errors import ConfigError
+from coinswarm.data.validate import iso_utc
+from coinswarm.errors import ConfigError, DataError, StateError
+
+DAY_MS = 86_400_000
 
 
 class FundingBook:
@@ -66,3 +74,128 @@ class FundingBook:
             hi = int(np.searchsorted(stamps, before_ms, side="left"))
             out += [(self.symbols[j], int(stamps[k]), float(rates[k])) for k in range(lo, hi)]
         return sorted(out, key=lambda x: (x[1], x[0]))
+
+
+class FundingSource(Protocol):
+    """Where :class:`LiveFundingBook` fetches settlements (a
+    :class:`~coinswarm.live.ccxt_broker.CcxtBroker` opened with ``perpetuals=True``)."""
+
+    async def funding(self, symbol: str, since_ms: int, limit: int) -> list[tuple[int, float]]: ...
+
+
+def lookback_ms(params: Any) -> int:
+    """How far before a run's first close its funding must be fetched so the strategy holds what a
+    replay given the whole series holds: the carry window (``funding_days``, 7 by default) plus
+    the slack the committee keeps (:data:`coinswarm.committee.portfolio_state.FUNDING_SLACK_DAYS`)
+    plus a day."""
+    from coinswarm.committee.portfolio_state import FUNDING_SLACK_DAYS
+
+    days = float(getattr(params, "funding_days", 7.0))
+    return int(math.ceil(days + FUNDING_SLACK_DAYS + 1) * DAY_MS)
+
+
+class LiveFundingBook(FundingBook):
+    """A :class:`FundingBook` filled as settlements happen: the paper daemon's funding.
+
+    Before each closed bar of open time ``t`` the runner awaits :meth:`refresh` up to its close
+    ``t + bar``; :meth:`due` and :meth:`settled` then answer as for a replay given the whole
+    series (the same bars, the same rates, the same moments).
+
+    Parameters
+    ----------
+    source : FundingSource
+        ``async funding(symbol, since_ms, limit)`` → ``[(time_ms, rate), …]`` oldest first.
+    symbols : sequence of str
+        The run's symbols; every perpetual among them is fetched.
+    limit : int
+        Settlements per request (Binance serves at most 1000).
+    call : async callable, optional
+        ``call(fn, *args)`` wraps every fetch (the daemon passes its feed's back-off, so an outage
+        or a rate limit waits instead of failing); default: called directly.
+    """
+
+    def __init__(self, source: FundingSource, symbols: Sequence[str], *, limit: int = 1000,
+                 call: Callable[..., Awaitable[Any]] | None = None) -> None:
+        import pandas as pd
+
+        if not callable(getattr(source, "funding", None)):
+            raise ConfigError(f"{getattr(source, 'name', type(source).__name__)} has no funding feed "
+                              "(async funding(symbol, since_ms, limit)): it cannot fund perpetuals")
+        empty = pd.Series([], index=pd.DatetimeIndex([], tz="UTC"), dtype=float)
+        super().__init__({s: empty for s in symbols if ":" in s}, symbols)
+        self.source, self.limit = source, int(limit)
+        self._call = call or _direct
+        self.start_ms: int | None = None
+        self.horizon_ms: int | None = None  # every settlement before this is known
+        self.fetches = 0
+
+    def start_at(self, start_ms: int) -> None:
+        """Fetch settlements from ``start_ms`` on (before the first :meth:`refresh`)."""
+        if self.horizon_ms is not None and self.horizon_ms > self.start_ms:
+            raise StateError(f"funding book already refreshed up to {iso_utc(self.horizon_ms)}: start_at "
+                             "comes before the first refresh")
+        self.start_ms = self.horizon_ms = int(start_ms)
+
+    def append(self, symbol: str, time_ms: int, rate: float) -> bool:
+        """Add one settlement of perpetual ``symbol``; False when it repeats one already held.
+
+        Raises
+        ------
+        ConfigError
+            ``symbol`` is not a perpetual of this book.
+        DataError
+            A time that is not epoch ms, a rate that is not a finite fraction with ``|rate| < 1``,
+            another rate at a time already held, a time older than the last one held that is not
+            held, or one before the refreshed horizon (it would be neither told nor charged).
+        """
+        j = self.symbols.index(symbol) if symbol in self.symbols else -1
+        if j not in self._series:
+            raise ConfigError(f"funding for {symbol!r}: not a perpetual of this run "
+                              f"({[s for s in self.symbols if ':' in s]})")
+        if isinstance(time_ms, bool) or not isinstance(time_ms, int | np.integer) or time_ms < 0:
+            raise DataError(f"funding for {symbol}: time {time_ms!r} is not epoch milliseconds", source=symbol)
+        if isinstance(rate, bool) or not isinstance(rate, int | float | np.number) \
+                or not math.isfinite(float(rate)) or not abs(float(rate)) < 1.0:
+            raise DataError(f"funding for {symbol} at {iso_utc(int(time_ms))}: rate {rate!r} is not a finite "
+                            "fraction with |rate| < 1", source=symbol)
+        stamps, rates = self._series[j]
+        where = f"funding for {symbol} at {iso_utc(int(time_ms))} ({float(rate)!r})"
+        if stamps.size and time_ms <= stamps[-1]:
+            k = int(np.searchsorted(stamps, time_ms))
+            if stamps[k] == time_ms and rates[k] == float(rate):
+                return False
+            held = f"{rates[k]!r} is held at that time" if stamps[k] == time_ms else \
+                f"settlements up to {iso_utc(int(stamps[-1]))} are held"
+            raise DataError(f"{where} conflicts with the book: {held}; settlements arrive once, in time order",
+                            source=symbol)
+        if self.horizon_ms is not None and time_ms < self.horizon_ms:
+            raise DataError(f"{where} arrived after the book was refreshed up to {iso_utc(self.horizon_ms)}: "
+                            "the bars before it were decided without it", source=symbol)
+        self._series[j] = (np.append(stamps, np.int64(time_ms)), np.append(rates, float(rate)))
+        return True
+
+    async def refresh(self, upto_ms: int) -> None:
+        """Fetch every settlement before ``upto_ms`` not yet held (paged; a symbol whose last held
+        settlement is at or after ``upto_ms - 1`` is not asked: the venue publishes in time order)."""
+        if self.start_ms is None:
+            raise StateError("funding book: call start_at(ms) before the first refresh")
+        if upto_ms <= self.horizon_ms:
+            return
+        for j, symbol in ((j, self.symbols[j]) for j in sorted(self._series)):
+            stamps = self._series[j][0]
+            cursor = int(stamps[-1]) + 1 if stamps.size else self.start_ms
+            while cursor < upto_ms:
+                rows = await self._call(self.source.funding, symbol, cursor, self.limit)
+                self.fetches += 1
+                new = sum(self.append(symbol, when, rate) for when, rate in rows)
+                if len(rows) < self.limit:
+                    break
+                if not new:
+                    raise DataError(f"funding for {symbol}: a full page from {iso_utc(cursor)} held nothing new "
+                                    "(the venue ignores the start time?)", source=symbol)
+                cursor = int(self._series[j][0][-1]) + 1
+        self.horizon_ms = int(upto_ms)
+
+
+async def _direct(fn: Callable[..., Awaitable[Any]], *args: Any) -> Any:
+    return await fn(*args)

@@ -336,6 +336,7 @@ class Runner(BarGrouping, Guarded):
     # -- one closed time --------------------------------------------------------------------
     async def process(self, t: int, group: dict[str, ClosedBar]) -> None:
         """Decide, trade and book one closed time of ``group`` (bars by symbol)."""
+        await self.refresh_funding(t)
         started = time.perf_counter_ns()
         bars = self._rows(group)
         due = self._tell_funding(t)
@@ -365,6 +366,13 @@ class Runner(BarGrouping, Guarded):
                 or time.monotonic() - self._flushed_at >= self.settings.flush_s:
             await self.aflush()
         self._report(t, target, latency)
+
+    async def refresh_funding(self, t: int) -> None:
+        """A live funding book (:class:`~coinswarm.live.funding.LiveFundingBook`) fetches the
+        settlements before this bar's close (a replay's book holds them all already)."""
+        refresh = getattr(self.funding, "refresh", None)
+        if refresh is not None:
+            await refresh(t + self.settings.step_ms)
 
     def _tell_funding(self, t: int) -> np.ndarray | None:
         """Tell the strategy the funding settled since the last close, before this bar's close
