@@ -164,7 +164,7 @@ class LiveFundingBook(FundingBook):
             k = int(np.searchsorted(stamps, time_ms))
             if stamps[k] == time_ms and rates[k] == float(rate):
                 return False
-            held = f"{rates[k]!r} is held at that time" if stamps[k] == time_ms else \
+            held = f"{float(rates[k])!r} is held at that time" if stamps[k] == time_ms else \
                 f"settlements up to {iso_utc(int(stamps[-1]))} are held"
             raise DataError(f"{where} conflicts with the book: {held}; settlements arrive once, in time order",
                             source=symbol)

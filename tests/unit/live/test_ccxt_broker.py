@@ -341,3 +341,62 @@ def test_fake_venue_as_subprocess():
 
         now, bal = run(scenario())
     assert now > 1709251200000 and bal["USDT"].free == 10_000.0
+
+
+# ---- perpetuals' market data: candles and funding (the paper daemon's source) ----------------------
+PERP_SYMBOLS = {"BTC/USDT": "binance:BTC/USDT:1h", "BTC/USDT:USDT": "binance-perp:BTC/USDT:1h"}
+MARCH_2021 = 1614556800000  # 2021-03-01T00:00Z
+
+
+@contextlib.asynccontextmanager
+async def perp_session(perpetuals: bool = True):
+    async with FakeVenue(PERP_SYMBOLS, start="2021-03-01T00:30", data_start="2021-02-01",
+                         data_end="2021-03-31") as venue:
+        broker = CcxtBroker("binance", keys=KEYS, api_url=venue.url, min_interval_ms=1, perpetuals=perpetuals)
+        await broker.start()
+        try:
+            yield venue, broker
+        finally:
+            await broker.close()
+
+
+def test_perpetual_candles_and_funding_are_the_catalogs_up_to_the_venues_clock():
+    async def scenario():
+        async with perp_session() as (venue, broker):
+            assert broker.markets["BTC/USDT:USDT"]["swap"] and broker.markets["BTC/USDT:USDT"]["linear"]
+            candles = await broker.candles("BTC/USDT:USDT", "1h", MARCH_2021 - 24 * HOUR, 24)
+            early = await broker.funding("BTC/USDT:USDT", MARCH_2021 - 10 * 86_400_000, 1000)
+            venue.advance(3 * 86_400_000)
+            paged = await broker.funding("BTC/USDT:USDT", MARCH_2021, 4)
+            return candles, early, paged, venue.clock.now_ms()
+
+    candles, early, paged, now = run(scenario())
+    frame = cs.load_ohlcv("binance-perp:BTC/USDT:1h", start="2021-02-28", end="2021-02-28")
+    assert candles == [[int(t), *map(float, r)] for t, r in
+                       zip(frame.index.as_unit("ms").asi8, frame[["open", "high", "low", "close", "volume"]].to_numpy(),
+                           strict=True)]
+    rates = cs.load_funding("binance-perp:BTC/USDT:funding")
+    stamps = rates.index.as_unit("ms").asi8
+    expected = [(int(t), float(r)) for t, r in zip(stamps, rates, strict=True)]
+    assert early == [x for x in expected if MARCH_2021 - 10 * 86_400_000 <= x[0] <= MARCH_2021 + HOUR // 2]
+    assert len(early) == 31 and early[-1][0] == MARCH_2021  # settled by 00:30; nothing later
+    assert paged == [x for x in expected if x[0] >= MARCH_2021][:4] and paged[-1][0] <= now
+
+
+def test_malformed_funding_is_a_typed_error_and_the_exchange_broker_stays_spot_only():
+    async def bad():
+        async with perp_session() as (venue, broker):
+            venue.script(bad_funding=True)
+            await broker.funding("BTC/USDT:USDT", MARCH_2021 - 86_400_000, 10)
+
+    with pytest.raises(MalformedReplyError, match=r"'fundingRate' is 'not-a-rate'; expected a finite fraction"):
+        run(bad())
+
+    async def spot():
+        async with perp_session(perpetuals=False) as (venue, broker):
+            return set(broker.markets), venue.count("GET", "/fapi/v1/exchangeInfo")
+
+    markets, futures_requests = run(spot())
+    assert markets == {"BTC/USDT"} and futures_requests == 0
+    with pytest.raises(ConfigError, match="perpetuals: coinbase has none here"):
+        CcxtBroker("coinbase", keys=KEYS, perpetuals=True)

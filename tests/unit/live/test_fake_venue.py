@@ -123,3 +123,22 @@ def test_a_hanging_reply_is_bounded():
 
     v, waited = asyncio.run(scenario())
     assert waited < 5 and ("BTCUSDT", "h") in v.state.by_client  # accepted, reply lost
+
+
+def test_perpetuals_serve_funding_up_to_the_clock_and_bad_ones_are_refused():
+    async def scenario():
+        async with FakeVenue({"BTC/USDT:USDT": "binance-perp:BTC/USDT:1h"}, start="2021-03-01T00:30",
+                             data_start="2021-02-27", data_end="2021-03-02") as v:
+            latest = await call(v, "GET", "/fapi/v1/fundingRate", {"symbol": "BTCUSDT", "limit": 3})
+            unknown = await call(v, "GET", "/fapi/v1/fundingRate", {"symbol": "ETHUSDT"})
+            spot = await call(v, "GET", "/api/v3/klines", {"symbol": "BTCUSDT", "interval": "1h"})
+            return latest, unknown, spot
+
+    (status, rows, _), unknown, spot = asyncio.run(scenario())
+    rates = cs.load_funding("binance-perp:BTC/USDT:funding").loc[:"2021-03-01T00:00"].iloc[-3:]
+    assert status == 200 and [(r["fundingTime"], float(r["fundingRate"])) for r in rows] == \
+        list(zip(rates.index.as_unit("ms").asi8.tolist(), rates.tolist(), strict=True))
+    assert unknown[:2] == (400, {"code": -1121, "msg": "Invalid symbol 'ETHUSDT'."})
+    assert spot[0] == 400  # a perpetual is not a spot market
+    with pytest.raises(ConfigError, match="expected a USDT-M perpetual"):
+        FakeVenue({"BTC/USDT:USDT": "binance:BTC/USDT:1h"})

@@ -1,5 +1,6 @@
 """The runner's funding book charges what the engine charges, bar by bar, and tells the strategy
-what it reads (real BTC perpetual bars and funding, with their gaps)."""
+what it reads (real BTC perpetual bars and funding, with their gaps); the live book, fetching
+settlements as they happen, answers as the whole series does."""
 
 from __future__ import annotations
 
@@ -9,8 +10,8 @@ import pytest
 
 import coinswarm as cs
 from coinswarm.backtest.engine import funding_matrix
-from coinswarm.errors import ConfigError
-from coinswarm.live.funding import FundingBook
+from coinswarm.errors import ConfigError, DataError, StateError
+from coinswarm.live.funding import FundingBook, LiveFundingBook
 
 PERP = "BTC/USDT:USDT"
 SYMBOLS = ("BTC/USDT", PERP)
@@ -57,3 +58,87 @@ def test_bad_books_are_refused():
         FundingBook({PERP: rates, "ETH/USDT:USDT": rates}, SYMBOLS)
     with pytest.raises(ConfigError, match=r"\|rate\| < 1"):
         FundingBook({PERP: rates * 1e4}, SYMBOLS)
+
+
+# ---- the live book: settlements fetched as they happen ---------------------------------------------
+class Source:
+    """Real settlements served as a venue serves them: from ``since_ms``, at most ``limit``, only those
+    at or before its clock ``now``."""
+
+    def __init__(self, rates) -> None:
+        self.stamps, self.rates = rates.index.as_unit("ms").asi8, rates.to_numpy()
+        self.now, self.calls = 0, 0
+
+    async def funding(self, symbol: str, since_ms: int, limit: int) -> list[tuple[int, float]]:
+        self.calls += 1
+        lo = int(np.searchsorted(self.stamps, since_ms))
+        hi = min(int(np.searchsorted(self.stamps, self.now, side="right")), lo + limit)
+        return [(int(self.stamps[k]), float(self.rates[k])) for k in range(lo, hi)]
+
+
+def test_a_live_book_refreshed_bar_by_bar_answers_as_the_whole_series(real):
+    import asyncio
+
+    index, rates = real
+    stamps, bar = index.as_unit("ms").asi8, 3 * 3_600_000
+    start = int(stamps[0]) - 40 * 86_400_000
+    whole = FundingBook({PERP: rates[rates.index.as_unit("ms").asi8 >= start]}, SYMBOLS)  # the series from start
+    source = Source(rates)
+    live = LiveFundingBook(source, SYMBOLS, limit=5)  # pages of 5: a backfill pages
+    live.start_at(start)
+
+    async def walk():
+        for t in range(len(stamps)):
+            source.now = int(stamps[t]) + bar + (0 if t % 50 else 10 * bar)  # now and then the venue is ahead
+            await live.refresh(int(stamps[t]) + bar)
+            since = int(stamps[t - 1]) + bar if t else -(2 ** 62)
+            assert live.settled(since, int(stamps[t]) + bar) == whole.settled(since, int(stamps[t]) + bar)
+            if t:
+                a, b = live.due(int(stamps[t - 1]), int(stamps[t])), whole.due(int(stamps[t - 1]), int(stamps[t]))
+                assert (a is None and b is None) or (a == b).all()
+
+    asyncio.run(walk())
+    assert source.calls < len(stamps)  # a symbol whose settlements reach the close is not asked again
+
+
+def test_a_live_book_takes_settlements_once_in_order_and_refuses_conflicts():
+    import asyncio
+
+    rates = cs.load_funding("binance-perp:BTC/USDT:funding").iloc[:20]
+    t = rates.index.as_unit("ms").asi8
+    live = LiveFundingBook(Source(rates), SYMBOLS)
+    with pytest.raises(StateError, match="start_at"):
+        asyncio.run(live.refresh(int(t[5])))
+    live.start_at(int(t[0]))
+    assert live.append(PERP, int(t[1]), 0.0001) and not live.append(PERP, int(t[1]), 0.0001)  # a repeat: ignored
+    with pytest.raises(DataError, match="conflicts with the book: 0.0001 is held at that time"):
+        live.append(PERP, int(t[1]), 0.0002)
+    with pytest.raises(DataError, match="settlements up to .* are held"):
+        live.append(PERP, int(t[0]), 0.0001)  # older than the last held, never held
+    with pytest.raises(DataError, match=r"\|rate\| < 1"):
+        live.append(PERP, int(t[2]), float("nan"))
+    with pytest.raises(ConfigError, match="not a perpetual of this run"):
+        live.append("BTC/USDT", int(t[2]), 0.0001)
+    live.horizon_ms = int(t[5])  # refreshed up to t[5]: a settlement before it comes too late
+    with pytest.raises(DataError, match="the bars before it were decided without it"):
+        live.append(PERP, int(t[3]), 0.0001)
+    with pytest.raises(StateError, match="already refreshed"):
+        live.start_at(int(t[0]))
+    with pytest.raises(ConfigError, match="has no funding feed"):
+        LiveFundingBook(object(), SYMBOLS)
+
+
+def test_a_venue_that_ignores_the_start_time_is_refused():
+    import asyncio
+
+    class Stuck(Source):
+        async def funding(self, symbol, since_ms, limit):
+            return await super().funding(symbol, 0, limit)  # always the first page
+
+    rates = cs.load_funding("binance-perp:BTC/USDT:funding").iloc[:20]
+    source = Stuck(rates)
+    source.now = 2 ** 62
+    live = LiveFundingBook(source, SYMBOLS, limit=5)
+    live.start_at(0)
+    with pytest.raises(DataError, match="held nothing new"):
+        asyncio.run(live.refresh(2 ** 61))

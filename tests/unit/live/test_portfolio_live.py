@@ -80,12 +80,32 @@ def test_a_perpetual_without_funding_is_refused(tmp_path):
     runner.ledger.close()
 
 
-def test_the_daemons_refuse_perpetuals_they_cannot_fund():
-    from coinswarm.live.config import LiveConfig
-    from coinswarm.live.daemon import build_runner
+def test_the_daemons_refuse_perpetuals_they_cannot_fund(tmp_path):
+    from coinswarm.live.config import BrokerConfig, LiveConfig, ServerUrls, StrategyConfig
+    from coinswarm.live.daemon import _run_paper, build_runner
+    from coinswarm.live.funding import LiveFundingBook
+    from coinswarm.live.venue import run_venue
 
-    with pytest.raises(ConfigError, match="no funding feed"):
-        build_runner(LiveConfig(symbols=("BTC/USDT", "BTC/USDT:USDT")))
+    db = ServerUrls(db=f"sqlite:///{tmp_path / 'r.db'}")
+    with pytest.raises(ConfigError, match="no funding feed.*give it funding="):
+        build_runner(LiveConfig(symbols=("BTC/USDT", "BTC/USDT:USDT"), servers=db))
+
+    class Candles:  # a candle source without a funding feed
+        name = "candles-only"
+
+    class Funded(Candles):
+        async def funding(self, symbol, since_ms, limit):
+            return []
+
+    config = LiveConfig(symbols=("BTC/USDT", "BTC/USDT:USDT"), servers=db, strategy=StrategyConfig("portfolio"))
+    with pytest.raises(ConfigError, match="candles-only has no funding feed"):
+        asyncio.run(_run_paper(config, None, Candles(), max_bars=1, sleep=None, stop=None))
+    spotless = LiveConfig(symbols=("ETH/USDT", "BTC/USDT:USDT"), servers=db, strategy=StrategyConfig("portfolio"))
+    with pytest.raises(ConfigError, match="perpetual BTC/USDT:USDT needs its spot BTC/USDT"):
+        build_runner(spotless, funding=LiveFundingBook(Funded(), spotless.symbols))
+    with pytest.raises(ConfigError, match="which the exchange daemon cannot trade .* the paper daemon"):
+        asyncio.run(run_venue(LiveConfig(symbols=("BTC/USDT:USDT",), servers=db,
+                                         broker=BrokerConfig(kind="binance", sandbox=True))))
 
 
 @pytest.mark.timeout(600)
