@@ -313,7 +313,7 @@ class CcxtBroker:
     min_interval_ms : int, optional
         ccxt's rate limiter spacing between requests (default: the exchange's own).
     client : ccxt exchange, optional
-        A ready ccxt instance (tests); ``api_url``/``sandbox`` are then not applied.
+        A ready ccxt instance (tests); ``api_url``/``sandbox``/``perpetuals`` are then not applied.
     perpetuals : bool
         Also load the USDT-margined perpetuals (Binance's linear futures, ``BTC/USDT:USDT``): their
         candles and :meth:`funding`, for the paper daemon's market data. Off by default: the

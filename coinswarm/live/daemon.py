@@ -8,8 +8,9 @@ strategy up on the feed's REST history (``strategy.warmup()`` bars, no trading),
 decision is made on a primed state. Perpetuals (``BTC/USDT:USDT``) trade with their funding: a
 :class:`~coinswarm.live.funding.LiveFundingBook` fetches the venue's settlements as they happen
 (Binance's public funding history), tells them to the strategy before each close (warm-up
-included) and the paper kernel charges them, as a replay does. Exchange brokers (``broker.kind = "binance"|"coinbase"``)
-run through :func:`coinswarm.live.venue.run_venue` (:func:`run_config` dispatches).
+included) and the paper kernel charges them, as a replay does. Exchange brokers
+(``broker.kind = "binance"|"coinbase"``, spot only) run through
+:func:`coinswarm.live.venue.run_venue` (:func:`run_config` dispatches).
 """
 
 from __future__ import annotations
@@ -114,7 +115,7 @@ async def _run_paper(config: LiveConfig, services, source, *, max_bars: int | No
         if perps:
             from coinswarm.live.funding import LiveFundingBook
 
-            book = LiveFundingBook(source, config.symbols, call=feed._guarded)  # outages: the feed's back-off
+            book = LiveFundingBook(source, config.symbols, call=feed.guarded)  # outages: the feed's back-off
         runner = build_runner(config, services=services, funding=book)
         try:
             await _recover_and_run(config, runner, feed, book, own, stop)

@@ -240,12 +240,12 @@ class CcxtFeed:
 
     async def history(self, symbol: str, until_ms: int, bars: int) -> list[ClosedBar]:
         """Up to ``bars`` closed bars of ``symbol`` with open time < ``until_ms`` (warm-up by REST)."""
-        now = await self._guarded(self.source.server_time_ms)
+        now = await self.guarded(self.source.server_time_ms)
         since = (until_ms // self.step_ms - bars) * self.step_ms
-        got = await self._guarded(self._closed, symbol, since, now)
+        got = await self.guarded(self._closed, symbol, since, now)
         return [b for b in got if b.time < until_ms][-bars:]
 
-    async def _guarded(self, fn: Callable, *args: Any) -> Any:
+    async def guarded(self, fn: Callable, *args: Any) -> Any:
         """Call ``fn`` until it answers: back off on rate limits and outages (DataError passes)."""
         delay = self.backoff_s
         while True:
@@ -260,12 +260,12 @@ class CcxtFeed:
             delay = min(delay * 2, self.max_backoff_s)
 
     async def _poll(self) -> tuple[list[ClosedBar], int]:
-        now = await self._guarded(self.source.server_time_ms)
+        now = await self.guarded(self.source.server_time_ms)
         bars = []
         for k, symbol in enumerate(self.symbols):
             last = self.last_ms[symbol]
             since = last + self.step_ms if last is not None else (now // self.step_ms - 1) * self.step_ms
-            got = await self._guarded(self._closed, symbol, since, now)
+            got = await self.guarded(self._closed, symbol, since, now)
             bars.extend((b.time, k, b) for b in got)
             if got:
                 self.last_ms[symbol] = got[-1].time

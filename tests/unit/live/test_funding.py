@@ -142,3 +142,34 @@ def test_a_venue_that_ignores_the_start_time_is_refused():
     live.start_at(0)
     with pytest.raises(DataError, match="held nothing new"):
         asyncio.run(live.refresh(2 ** 61))
+
+
+def test_a_funding_outage_waits_with_the_feeds_back_off():
+    import asyncio
+
+    from coinswarm.errors import RateLimitedError, VenueError
+    from coinswarm.live.feeds import CcxtFeed
+
+    class Flaky(Source):
+        def __init__(self, rates) -> None:
+            super().__init__(rates)
+            self.failures = [VenueError("funding: venue unreachable"), RateLimitedError("429", retry_after=7.0)]
+
+        async def funding(self, symbol, since_ms, limit):
+            if self.failures:
+                raise self.failures.pop(0)
+            return await super().funding(symbol, since_ms, limit)
+
+    rates = cs.load_funding("binance-perp:BTC/USDT:funding").iloc[:30]
+    source, slept = Flaky(rates), []
+
+    async def sleep(seconds: float) -> None:
+        slept.append(seconds)
+
+    feed = CcxtFeed(source, list(SYMBOLS), "1h", sleep=sleep, backoff_s=2.0)
+    live = LiveFundingBook(source, SYMBOLS, call=feed.guarded)
+    source.now = int(rates.index[-1].value // 1_000_000)
+    live.start_at(0)
+    asyncio.run(live.refresh(source.now + 1))
+    assert slept == [2.0, 7.0] and feed.reconnects == 1 and feed.rate_limited == 1
+    assert [when for _, when, _ in live.settled(0, source.now + 1)] == list(rates.index.as_unit("ms").asi8)
