@@ -1,5 +1,6 @@
 """The exchange broker: the :class:`~coinswarm.live.protocols.Broker` protocol over
-``ccxt.async_support`` for Binance and Coinbase (spot).
+``ccxt.async_support`` for Binance and Coinbase (spot orders; with ``perpetuals=True`` also the
+market data of Binance's USDT-M perpetuals — candles and settled funding — for the paper daemon).
 
 Rules it keeps:
 
