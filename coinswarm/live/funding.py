@@ -99,7 +99,9 @@ class LiveFundingBook(FundingBook):
 
     Before each closed bar of open time ``t`` the runner awaits :meth:`refresh` up to its close
     ``t + bar``; :meth:`due` and :meth:`settled` then answer as for a replay given the whole
-    series (the same bars, the same rates, the same moments).
+    series (the same bars, the same rates, the same moments). A settlement is taken once, in time
+    order; one the venue publishes only after a bar that needed it was decided (its time before
+    the refreshed horizon) is a :class:`~coinswarm.errors.DataError`, never silently left out.
 
     Parameters
     ----------
@@ -123,7 +125,9 @@ class LiveFundingBook(FundingBook):
                               "(async funding(symbol, since_ms, limit)): it cannot fund perpetuals")
         empty = pd.Series([], index=pd.DatetimeIndex([], tz="UTC"), dtype=float)
         super().__init__({s: empty for s in symbols if ":" in s}, symbols)
-        self.source, self.limit = source, int(limit)
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+            raise ConfigError(f"limit {limit!r}: settlements per request must be an int ≥ 1 (Binance: ≤ 1000)")
+        self.source, self.limit = source, limit
         self._call = call or _direct
         self.start_ms: int | None = None
         self.horizon_ms: int | None = None  # every settlement before this is known
@@ -169,8 +173,9 @@ class LiveFundingBook(FundingBook):
             raise DataError(f"{where} conflicts with the book: {held}; settlements arrive once, in time order",
                             source=symbol)
         if self.horizon_ms is not None and time_ms < self.horizon_ms:
-            raise DataError(f"{where} arrived after the book was refreshed up to {iso_utc(self.horizon_ms)}: "
-                            "the bars before it were decided without it", source=symbol)
+            raise DataError(f"{where} is before the book's horizon {iso_utc(self.horizon_ms)} (its start, or the "
+                            "close it was refreshed up to): the bars before it were decided without it; a venue "
+                            "publishes settlements once, in time order", source=symbol)
         self._series[j] = (np.append(stamps, np.int64(time_ms)), np.append(rates, float(rate)))
         return True
 
