@@ -126,6 +126,8 @@ def test_a_live_book_takes_settlements_once_in_order_and_refuses_conflicts():
         live.start_at(int(t[0]))
     with pytest.raises(ConfigError, match="has no funding feed"):
         LiveFundingBook(object(), SYMBOLS)
+    with pytest.raises(ConfigError, match="limit 0: settlements per request"):
+        LiveFundingBook(Source(rates), SYMBOLS, limit=0)
 
 
 def test_a_venue_that_ignores_the_start_time_is_refused():
