@@ -199,14 +199,10 @@ def book_flows(conn, flows: Sequence[CashFlow], now_ms: int) -> int:
     currencies = sorted({f.currency for f in unique.values()})
     stored = {r.currency: r.amount
               for r in conn.execute(select(cash.c.currency, cash.c.amount).where(cash.c.currency.in_(currencies)))}
-    amounts = dict(stored)
     for flow in unique.values():
-        amounts[flow.currency] = amounts.get(flow.currency, 0.0) + flow.amount
-    for currency, amount in amounts.items():
-        if currency in stored:
-            conn.execute(update(cash).where(cash.c.currency == currency).values(amount=amount))
-        else:
-            conn.execute(insert(cash).values(currency=currency, amount=amount))
+        stored[flow.currency] = stored.get(flow.currency, 0.0) + flow.amount
+    for currency, amount in stored.items():
+        _upsert(conn, cash, "currency", currency, {"amount": amount})
     return len(unique)
 
 
