@@ -267,7 +267,7 @@ class VenueRunner(BarGrouping, Guarded):
         self.sinks.on_bar(bar_snapshot(
             t, target, self.stepper, positions=positions, cash=balances[quote].total if quote in balances else 0.0,
             equity=equity, peak=kill.peak_equity, latency_us=latency, bars_processed=self.bars_processed,
-            halted=kill.halted, lag_ms=now - (t + self.settings.step_ms)))
+            halted=kill.halted, lag_ms=now - (t + self.settings.step_ms), step_ms=self.settings.step_ms))
 
     # -- sizing ------------------------------------------------------------------------------
     def _equity(self, balances: dict, closes: dict[str, float], positions: dict[str, float]) -> float:
