@@ -53,3 +53,23 @@ def test_an_unfinanced_replay_books_no_cash_flows(tmp_path):
         assert ledger.cash_flows() == []
     finally:
         ledger.close()
+
+
+@pytest.mark.timeout(300)
+def test_a_replay_resumed_with_other_financing_is_refused(tmp_path):
+    from coinswarm.errors import ConfigError
+    from tests.helpers.live import run_until
+
+    db = f"sqlite:///{tmp_path / 'r.db'}"
+    plain = ReplaySpec(DATA, "trend", db, start="2021-01-01", end="2021-01-20", costs=cs.Costs(fee_bps=10))
+    asyncio.run(run_until(plain, 100))
+    with pytest.raises(ConfigError, match=r"financing: stored None, now \{'daily_credit'"):
+        build(ReplaySpec(DATA, "trend", db, start="2021-01-01", end="2021-01-20", costs=FINANCED))
+    financed = f"sqlite:///{tmp_path / 'f.db'}"
+    asyncio.run(run_until(ReplaySpec(DATA, "trend", financed, start="2021-01-01", end="2021-01-20", costs=FINANCED),
+                          100))
+    with pytest.raises(ConfigError, match="financing: stored"):
+        build(ReplaySpec(DATA, "trend", financed, costs=cs.Costs(fee_bps=10, cash_rate=0.05, borrow_rate=0.10)))
+    runner, recovery = build(ReplaySpec(DATA, "trend", financed, costs=FINANCED))  # the same costs resume
+    runner.ledger.close()
+    assert not recovery.fresh
