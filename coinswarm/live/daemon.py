@@ -58,7 +58,8 @@ async def warm_up(runner: Runner, feed, until_ms: int) -> int:
     from coinswarm.live.runner import warm_up_history
 
     stepped = 0
-    for t, group, closes in await warm_up_history(feed, runner.symbols, until_ms, runner.stepper.warmup(),
+    bars = runner.stepper.warmup(runner.settings.step_ms)
+    for t, group, closes in await warm_up_history(feed, runner.symbols, until_ms, bars,
                                                   runner.memory):
         if group:
             runner.stepper.decide(runner._rows(group), runner.settings.step_ms)

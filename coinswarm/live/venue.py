@@ -492,7 +492,8 @@ async def _warm_up(runner: VenueRunner, feed, until_ms: int) -> None:
     """Step the strategy (and the memory proposer, if any) over its warm-up history (no
     trading), then checkpoint both in one transaction."""
     stepped = False
-    for t, group, closes in await warm_up_history(feed, runner.symbols, until_ms, runner.stepper.warmup(),
+    bars = runner.stepper.warmup(runner.settings.step_ms)
+    for t, group, closes in await warm_up_history(feed, runner.symbols, until_ms, bars,
                                                   runner.memory):
         if group:
             runner.stepper.decide([None if (b := group.get(s)) is None else
