@@ -30,7 +30,7 @@ from coinswarm.live.runner import Runner
 RUN_KEY = "run"
 CHECKPOINT_KEY = "checkpoint"
 _SPEC_KEYS = ("strategy", "symbols", "params", "fee", "slippage", "init_cash", "max_leverage", "allow_short",
-              "financing")
+              "financing", "funding")
 
 
 @dataclass
@@ -46,8 +46,9 @@ class Recovery:
 
 def run_spec(runner: Runner, init_cash: float) -> dict[str, Any]:
     """The facts a resumed run must share with the stored one (``financing``: the paper kernel's
-    daily interest and borrow rates, only when it finances the book, so an unfinanced run's spec
-    is the one stored before financing existed)."""
+    daily interest and borrow rates, only when it finances the book, and ``funding``: where the
+    perpetuals' funding rates are read, only when it trades perpetuals — so the spec of a run
+    without either is the one stored before they existed)."""
     broker, stepper = runner.broker, runner.stepper
     spec = {"strategy": stepper.name, "symbols": list(stepper.symbols), "params": stepper.params._asdict(),
             "fee": broker.fee, "slippage": broker.slippage, "init_cash": float(init_cash),
@@ -55,6 +56,9 @@ def run_spec(runner: Runner, init_cash: float) -> dict[str, Any]:
     credit, borrow = float(getattr(broker, "credit", 0.0)), [float(x) for x in getattr(broker, "borrow", ())]
     if credit or any(borrow):
         spec["financing"] = {"daily_credit": credit, "daily_borrow": borrow}
+    sources = getattr(getattr(runner, "funding", None), "sources", None)
+    if sources:
+        spec["funding"] = dict(sources)
     return spec
 
 

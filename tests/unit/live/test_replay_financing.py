@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 
+import pandas as pd
 import pytest
 
 import coinswarm as cs
@@ -73,3 +74,23 @@ def test_a_replay_resumed_with_other_financing_is_refused(tmp_path):
     runner, recovery = build(ReplaySpec(DATA, "trend", financed, costs=FINANCED))  # the same costs resume
     runner.ledger.close()
     assert not recovery.fresh
+
+
+@pytest.mark.timeout(300)
+def test_a_replay_resumed_on_other_funding_rates_is_refused(tmp_path):
+    from coinswarm.errors import ConfigError
+    from tests.helpers.live import run_until
+
+    rates = cs.load_funding("binance-perp:BTC/USDT:funding")
+    csv = tmp_path / "funding.csv"
+    frame = pd.DataFrame({"timestamp": rates.index.as_unit("ms").asi8, "funding_rate": rates.to_numpy()})
+    frame.to_csv(csv, index=False)
+    db = f"sqlite:///{tmp_path / 'r.db'}"
+    sources = ["binance:BTC/USDT:1h", "binance-perp:BTC/USDT:1h"]
+    asyncio.run(run_until(ReplaySpec(sources, "trend", db, start="2021-01-01", end="2021-01-10"), 50))
+    other = {"BTC/USDT:USDT": str(csv)}
+    with pytest.raises(ConfigError, match=r"funding: stored \{'BTC/USDT:USDT': 'binance-perp:BTC/USDT:funding'\}"):
+        build(ReplaySpec(sources, "trend", db, start="2021-01-01", end="2021-01-10", funding=other))
+    runner, recovery = build(ReplaySpec(sources, "trend", db, start="2021-01-01", end="2021-01-10"))
+    runner.ledger.close()
+    assert not recovery.fresh and runner.funding.sources == {"BTC/USDT:USDT": "binance-perp:BTC/USDT:funding"}
