@@ -63,6 +63,8 @@ def backtest_result(sources: Sequence[str], strategy: str, start: str | None, en
 
     pairs = sources_by_symbol(sources)
     frames = {s: cs.load_ohlcv(src, start=start, end=end) for s, src in pairs.items()}
+    for symbol, frame in frames.items():  # a CSV's frame has no symbol: the backtest would call it 'asset'
+        frame.attrs["symbol"] = symbol
     prices = frames if len(frames) > 1 else next(iter(frames.values()))
     rates = {s: cs.load_funding(src) for s, src in funding_sources(ReplaySpec(sources, strategy, "",
                                                                               funding=dict(funding or {}))).items()}

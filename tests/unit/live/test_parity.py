@@ -84,3 +84,15 @@ def test_the_money_moved_without_orders_is_compared_exactly(monkeypatch):
     report = compare(DATA[:1], "trend", "2021-01-01", "2021-02-28", costs=financed)
     assert report.differences == 1 and report.cause == "financing", report.first
     assert report.first.startswith("interest earned: daemon ") and "cash" not in report.first
+
+
+@pytest.mark.timeout(300)
+def test_a_csv_source_is_compared_under_its_symbol(tmp_path):
+    import coinswarm as cs
+
+    frame = cs.load_ohlcv(DATA[0], start="2021-01-01", end="2021-02-28")
+    csv = tmp_path / "btc.csv"
+    frame.assign(timestamp=frame.index.as_unit("ms").asi8)[["timestamp", "open", "high", "low", "close", "volume"]] \
+        .to_csv(csv, index=False)
+    report = compare([f"BTC/USDT={csv}"], "trend")
+    assert report.identical and report.fills > 10, report.first  # the backtest called it 'asset': all differed
