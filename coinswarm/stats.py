@@ -81,10 +81,11 @@ def deflated_sharpe_ratio(
 ) -> float:
     """Deflated Sharpe Ratio (Bailey & López de Prado 2014): PSR against SR₀ of ``n_trials``.
 
-    ``sharpe_variance`` is the variance of the independent trials' per-observation Sharpe ratios:
-    with ``n_trials`` = K clusters of correlated trials, that of the K cluster representatives
-    (:func:`trial_clusters`, :func:`cluster_returns`, :func:`sharpe_variance`), so that near-copies
-    of a trial neither add to N nor shrink V[SR].
+    ``sharpe_variance`` is V[SR], the variance of the trials' per-observation Sharpe ratios: with
+    ``n_trials`` = K clusters of correlated trials, :meth:`coinswarm.backtest.ledger.TrialLedger.summary`
+    gives the larger of the K cluster representatives' variance (:func:`trial_clusters`,
+    :func:`cluster_returns`, :func:`sharpe_variance`) and every distinct trial's, so that
+    near-copies of a trial neither add to N nor shrink V[SR].
     """
     benchmark = expected_max_sharpe(n_trials, sharpe_variance)
     return probabilistic_sharpe_ratio(sharpe, n, skew, kurtosis, benchmark)

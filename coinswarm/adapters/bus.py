@@ -73,13 +73,19 @@ def _transient_errors() -> tuple[type[BaseException], ...]:
 
 @dataclass(frozen=True)
 class Message:
-    """A delivered message."""
+    """A delivered message.
+
+    ``received_ms`` (stream deliveries only): when the server stored the message in the stream,
+    epoch milliseconds on the server's clock — JetStream's metadata timestamp, the same for
+    every consumer and every redelivery, and set by the server, not the publisher. None for
+    core (fan-out) messages and the in-process bus."""
 
     subject: str
     data: bytes
     msg_id: str | None = None
     reply: str | None = None
     seq: int | None = None
+    received_ms: int | None = None
 
 
 Handler = Callable[[Message], Awaitable[None]]
@@ -96,16 +102,18 @@ def subject_matches(pattern: str, subject: str) -> bool:
     return len(want) == len(have)
 
 
-def stream_sequence(reply: str) -> int:
-    """The stream sequence of a JetStream delivery, read from its ack subject:
-    ``$JS.ACK.<stream>.<consumer>.<delivered>.<stream seq>.…`` (9 tokens), or with a domain
-    and an account hash before the stream (11 or more). The same as nats-py's
-    ``msg.metadata.sequence.stream`` without building the rest (a timestamp among it) for
-    every message; :class:`MessageError` for anything else."""
+def stream_position(reply: str) -> tuple[int, int]:
+    """``(stream sequence, received ms)`` of a JetStream delivery, read from its ack subject:
+    ``$JS.ACK.<stream>.<consumer>.<delivered>.<stream seq>.<consumer seq>.<stored ns>.<pending>``
+    (9 tokens), or with a domain and an account hash before the stream (11 or more). The same
+    as nats-py's ``msg.metadata.sequence.stream`` and ``msg.metadata.timestamp`` (the time the
+    server stored the message, to the millisecond) without building the rest for every
+    message; :class:`MessageError` for anything else."""
     tokens = reply.split(".") if reply else []
     if len(tokens) < 9 or len(tokens) == 10 or tokens[0] != "$JS" or tokens[1] != "ACK":
         raise MessageError(f"not a JetStream delivery (reply {reply!r})", field="reply")
-    return int(tokens[5] if len(tokens) == 9 else tokens[7])
+    offset = 0 if len(tokens) == 9 else 2
+    return int(tokens[5 + offset]), int(tokens[7 + offset]) // 1_000_000
 
 
 def check_subject(subject: str) -> str:
@@ -454,9 +462,12 @@ class NatsBus:
 
     def _stream_messages(self, raw, reply: str | None = None) -> list[Message]:
         """The items of a stream delivery as messages: item ``k`` of stream message ``s`` has
-        sequence ``s * SEQ_STRIDE + k``; ``reply`` (the ack subject, for a poller's acks) or None."""
-        base = stream_sequence(raw.reply) * SEQ_STRIDE
-        return [Message(raw.subject, data, msg_id, reply, base + k) for msg_id, data, k in self._items(raw)]
+        sequence ``s * SEQ_STRIDE + k`` and ``s``'s ``received_ms``; ``reply`` (the ack subject, for a
+        poller's acks) or None."""
+        sequence, received_ms = stream_position(raw.reply)
+        base = sequence * SEQ_STRIDE
+        return [Message(raw.subject, data, msg_id, reply, base + k, received_ms)
+                for msg_id, data, k in self._items(raw)]
 
     async def stream_subscribe(self, subject: str, durable: str, handler: Handler, *,
                                concurrency: int = 1, batch: bool = False) -> Subscription:

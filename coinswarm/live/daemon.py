@@ -67,7 +67,8 @@ async def warm_up(runner: Runner, feed, until_ms: int) -> int:
     from coinswarm.live.runner import warm_up_history
 
     stepped = 0
-    for t, group, closes in await warm_up_history(feed, runner.symbols, until_ms, runner.stepper.warmup(),
+    bars = runner.stepper.warmup(runner.settings.step_ms)
+    for t, group, closes in await warm_up_history(feed, runner.symbols, until_ms, bars,
                                                   runner.memory):
         if group:
             await runner.refresh_funding(t)
@@ -148,7 +149,7 @@ async def _recover_and_run(config: LiveConfig, runner: Runner, feed, book, own: 
             from coinswarm.live.funding import lookback_ms
 
             step = runner.settings.step_ms
-            book.start_at(now - (runner.stepper.warmup() + 2) * step - lookback_ms(runner.stepper.params))
+            book.start_at(now - (runner.stepper.warmup(step) + 2) * step - lookback_ms(runner.stepper.params))
         await warm_up(runner, feed, now)
         feed.last_ms = {s: runner.last_time if runner.last_time >= 0 else None for s in config.symbols}
     elif book is not None:

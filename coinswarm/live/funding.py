@@ -42,10 +42,15 @@ class FundingBook:
     symbols : sequence of str
         The run's symbols, in target order; every perpetual among them (``BASE/QUOTE:SETTLE``)
         needs a series.
+    sources : mapping of symbol → str, optional
+        Where each series was read (a replay's funding sources: part of its run spec, so a run
+        is not resumed on other rates).
     """
 
-    def __init__(self, series: Mapping[str, object], symbols: Sequence[str]) -> None:
+    def __init__(self, series: Mapping[str, object], symbols: Sequence[str],
+                 sources: Mapping[str, str] | None = None) -> None:
         self.symbols = tuple(symbols)
+        self.sources = dict(sorted((sources or {}).items()))
         check_funding(dict(series), "funding")
         missing = [s for s in self.symbols if ":" in s and s not in series]
         if missing:

@@ -28,6 +28,8 @@ Metrics (prefix ``coinswarm_live_``):
 ``memory_proposals_skipped_total``    counter    closed trips whose proposal could not be built
 ``memory_proposal_failures_total``    counter    bars the proposer failed to track (logged)
 ``last_bar_timestamp_seconds``        gauge      open time of the last bar processed
+``bar_interval_seconds``              gauge      the bars' interval (the run's timeframe; 0 before
+                                                 the first bar): the no-bar alert scales with it
 ``db_paused``, ``db_pauses_total``    gauge      the ledger's database is away (DbGuard), pauses so far
 ====================================  =========  ===============================================
 
@@ -127,6 +129,7 @@ class PrometheusSink:
         self.feed_lag = gauge("feed_lag_seconds", "Wall clock at decision minus the bar's close")
         self.reconnects = counter("reconnects", "Reconnects by component", ("component",))
         self.last_bar = gauge("last_bar_timestamp_seconds", "Open time of the last bar processed")
+        self.bar_interval = gauge("bar_interval_seconds", "The bars' interval (the run's timeframe)")
         self.db_paused = gauge("db_paused", "1 while the ledger's database is unavailable and trading waits")
         self.db_pauses = counter("db_pauses", "Pauses for an unavailable ledger database")
         self._watched = _Watched()
@@ -201,6 +204,8 @@ class PrometheusSink:
         self.halted.set(1.0 if snapshot.halted else 0.0)
         self.feed_lag.set(max(int(snapshot.feed_lag_ms), 0) / 1000.0)
         self.last_bar.set(snapshot.bar_time / 1000.0)
+        if snapshot.bar_interval_ms > 0:
+            self.bar_interval.set(snapshot.bar_interval_ms / 1000.0)
         for symbol, qty in snapshot.positions.items():
             self.position.labels(symbol).set(float(qty))
 

@@ -13,9 +13,10 @@ unpublished row, in order.
 Memory proposals (``mem.propose``) are **stamped when published**: the relay sets a proposal's
 ``timestamp`` to its clock at the publish (never earlier than the written one), so one that
 waited in the outbox through a long bus outage is as fresh as any when the managers judge it
-(they refuse one older than their ``max_age_ms``, 1 h, as stale or replayed). The timestamp is
-not part of the proposal's id (a digest of the run and the trip's fill ids), which is what the
-stream and the store de-duplicate by, so a re-publish after a crash is still dropped there.
+(they refuse one older than their ``max_age_ms``, 1 h, when NATS stored it, as stale or
+replayed). The timestamp is not part of the proposal's id (a digest of the run and the trip's
+fill ids), which is what the stream and the store de-duplicate by, so a re-publish after a
+crash is still dropped there.
 A proposal published more than :data:`PROPOSAL_MAX_AGE_MS` after it was written is counted
 (:attr:`Relay.delayed`) and logged; one the relay cannot read (never written by this code) is
 published unchanged, counted (:attr:`Relay.unreadable`) and logged as an error.

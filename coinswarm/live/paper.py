@@ -103,6 +103,11 @@ class PaperBroker:
         self.max_leverage, self.allow_short = float(max_leverage), bool(allow_short)
         self.credit = float(credit)
         self.borrow = np.zeros(len(self.symbols)) if borrow is None else np.asarray(borrow, dtype=np.float64)
+        if not (np.isfinite(self.credit) and self.credit >= 0) or self.borrow.shape != (len(self.symbols),) \
+                or not (np.isfinite(self.borrow).all() and (self.borrow >= 0).all()):
+            raise ConfigError(f"paper broker: credit {credit!r} and borrow {borrow!r} must be finite daily rates "
+                              f"≥ 0 (borrow: one per symbol of {list(self.symbols)}); the ledger books interest "
+                              "as a credit and borrow fees as debits (Costs.cash_rate, borrow_rate ≥ 0)")
         self.state = portfolio_init(len(self.symbols), init_cash)
         self._fills_of, self._clock = fills_of, clock
         self._next: np.ndarray | None = None

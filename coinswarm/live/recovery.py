@@ -29,7 +29,8 @@ from coinswarm.live.runner import Runner
 
 RUN_KEY = "run"
 CHECKPOINT_KEY = "checkpoint"
-_SPEC_KEYS = ("strategy", "symbols", "params", "fee", "slippage", "init_cash", "max_leverage", "allow_short")
+_SPEC_KEYS = ("strategy", "symbols", "params", "fee", "slippage", "init_cash", "max_leverage", "allow_short",
+              "financing", "funding")
 
 
 @dataclass
@@ -44,11 +45,21 @@ class Recovery:
 
 
 def run_spec(runner: Runner, init_cash: float) -> dict[str, Any]:
-    """The facts a resumed run must share with the stored one."""
+    """The facts a resumed run must share with the stored one (``financing``: the paper kernel's
+    daily interest and borrow rates, only when it finances the book, and ``funding``: where the
+    perpetuals' funding rates are read, only when it trades perpetuals — so the spec of a run
+    without either is the one stored before they existed)."""
     broker, stepper = runner.broker, runner.stepper
-    return {"strategy": stepper.name, "symbols": list(stepper.symbols), "params": stepper.params._asdict(),
+    spec = {"strategy": stepper.name, "symbols": list(stepper.symbols), "params": stepper.params._asdict(),
             "fee": broker.fee, "slippage": broker.slippage, "init_cash": float(init_cash),
             "max_leverage": broker.max_leverage, "allow_short": broker.allow_short}
+    credit, borrow = float(getattr(broker, "credit", 0.0)), [float(x) for x in getattr(broker, "borrow", ())]
+    if credit or any(borrow):
+        spec["financing"] = {"daily_credit": credit, "daily_borrow": borrow}
+    sources = getattr(getattr(runner, "funding", None), "sources", None)
+    if sources:
+        spec["funding"] = dict(sources)
+    return spec
 
 
 def recover(runner: Runner, *, mode: str, venue: str, init_cash: float, now_ms: int) -> Recovery:
@@ -79,8 +90,8 @@ def recover(runner: Runner, *, mode: str, venue: str, init_cash: float, now_ms: 
 def _same_run(stored: Mapping[str, Any], spec: Mapping[str, Any], ledger) -> None:
     from coinswarm.live.config import mask_url
 
-    differ = [f"{k}: stored {stored.get(k)!r}, now {spec[k]!r}" for k in _SPEC_KEYS
-              if _norm(stored.get(k)) != _norm(spec[k])]
+    differ = [f"{k}: stored {stored.get(k)!r}, now {spec.get(k)!r}" for k in _SPEC_KEYS
+              if _norm(stored.get(k)) != _norm(spec.get(k))]
     if differ:
         raise ConfigError(f"{mask_url(ledger.url)} holds another run ({'; '.join(differ)}); resume it with the same "
                           "--data/--strategy and costs, or use another --db")

@@ -115,7 +115,7 @@ def funding_book(spec: ReplaySpec, symbols: Sequence[str]):
     from coinswarm.data.load import load_funding
     from coinswarm.live.funding import FundingBook
 
-    return FundingBook({s: load_funding(src) for s, src in sources.items()}, symbols)
+    return FundingBook({s: load_funding(src) for s, src in sources.items()}, symbols, sources)
 
 
 def build(spec: ReplaySpec, *, sinks: Sinks | None = None, bus=None, guard=None,

@@ -121,15 +121,16 @@ def check_bar_order(bar: ClosedBar, last_time: int, group_time: int | None, grou
 
 def bar_snapshot(t: int, target: np.ndarray, stepper: Stepper, *, positions: Mapping[str, float], cash: float,
                  equity: float, peak: float | None, latency_us: float, bars_processed: int, halted: bool,
-                 lag_ms: int) -> Snapshot:
-    """The :class:`Snapshot` both daemons give their sinks after a closed time ``t``."""
+                 lag_ms: int, step_ms: int) -> Snapshot:
+    """The :class:`Snapshot` both daemons give their sinks after a closed time ``t`` of bars
+    ``step_ms`` apart."""
     peak = peak or equity
     return Snapshot(
         bar_time=t, positions=dict(positions), cash=float(cash), equity=float(equity),
         drawdown=0.0 if peak <= 0 else max(0.0, 1 - equity / peak),
         targets={s: float(x) for s, x in zip(stepper.symbols, target, strict=True) if np.isfinite(x)},
         regimes=stepper.regimes(), weights=stepper.weights(), latency_us=latency_us,
-        bars_processed=bars_processed, halted=halted, feed_lag_ms=max(0, int(lag_ms)))
+        bars_processed=bars_processed, halted=halted, feed_lag_ms=max(0, int(lag_ms)), bar_interval_ms=int(step_ms))
 
 
 async def warm_up_history(feed, symbols: tuple[str, ...], until_ms: int, bars: int,
@@ -556,5 +557,5 @@ class Runner(BarGrouping, Guarded):
             t, target, self.stepper, positions=positions,
             cash=self.broker.cash, equity=self.broker.equity, peak=self.kill.peak_equity, latency_us=latency,
             bars_processed=self.bars_processed, halted=self.kill.halted,
-            lag_ms=self.clock() - (t + self.settings.step_ms)))
+            lag_ms=self.clock() - (t + self.settings.step_ms), step_ms=self.settings.step_ms))
 

@@ -47,6 +47,8 @@ class Snapshot:
         Kill-switch state.
     feed_lag_ms : int
         Wall clock at decision minus the bar's close time (0 in a replay at max speed).
+    bar_interval_ms : int
+        The bars' interval (the run's timeframe), ms; 0 when unknown.
     """
 
     bar_time: int
@@ -61,6 +63,7 @@ class Snapshot:
     bars_processed: int = 0
     halted: bool = False
     feed_lag_ms: int = 0
+    bar_interval_ms: int = 0
 
 
 @runtime_checkable

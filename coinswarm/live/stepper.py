@@ -90,8 +90,15 @@ class Stepper:
             return [self.strategy.init(self.symbols, self.params)]
         return [self.strategy.init(self.params) for _ in self.symbols]
 
-    def warmup(self) -> int:
-        """Bars the strategy needs before its first meaningful decision."""
+    def warmup(self, bar_ms: int | None = None) -> int:
+        """Bars the strategy needs before its first meaningful decision. The daily strategy's
+        warm-up is a number of days (its ``warmup()`` counts hourly bars): with ``bar_ms`` it is
+        those days in bars of that length — more would let it decide (and believe it holds)
+        during a warm-up that never trades, fewer would leave it idle once live."""
+        if self.daily and bar_ms:
+            from coinswarm.committee.portfolio import DAY_MS, WARMUP_DAYS
+
+            return WARMUP_DAYS * DAY_MS // int(bar_ms)
         return int(self.strategy.warmup(self.params))
 
     def decide(self, bars: Sequence[Bar | None], bar_ms: int | None = None) -> np.ndarray:

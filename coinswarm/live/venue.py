@@ -267,7 +267,7 @@ class VenueRunner(BarGrouping, Guarded):
         self.sinks.on_bar(bar_snapshot(
             t, target, self.stepper, positions=positions, cash=balances[quote].total if quote in balances else 0.0,
             equity=equity, peak=kill.peak_equity, latency_us=latency, bars_processed=self.bars_processed,
-            halted=kill.halted, lag_ms=now - (t + self.settings.step_ms)))
+            halted=kill.halted, lag_ms=now - (t + self.settings.step_ms), step_ms=self.settings.step_ms))
 
     # -- sizing ------------------------------------------------------------------------------
     def _equity(self, balances: dict, closes: dict[str, float], positions: dict[str, float]) -> float:
@@ -492,7 +492,8 @@ async def _warm_up(runner: VenueRunner, feed, until_ms: int) -> None:
     """Step the strategy (and the memory proposer, if any) over its warm-up history (no
     trading), then checkpoint both in one transaction."""
     stepped = False
-    for t, group, closes in await warm_up_history(feed, runner.symbols, until_ms, runner.stepper.warmup(),
+    bars = runner.stepper.warmup(runner.settings.step_ms)
+    for t, group, closes in await warm_up_history(feed, runner.symbols, until_ms, bars,
                                                   runner.memory):
         if group:
             runner.stepper.decide([None if (b := group.get(s)) is None else

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -177,13 +178,20 @@ class QuorumNode:
         await self.on_proposals([msg])
 
     async def on_proposals(self, msgs: list) -> None:
-        """Open and judge a delivered frame of proposals; one signed batch votes on all of it."""
-        proposals = []
+        """Open and judge a delivered frame of proposals; one signed batch votes on all of it.
+
+        Each proposal is judged with the time the stream received it (``msg.received_ms``,
+        JetStream's metadata timestamp) in its context: its age is judged at its arrival on
+        the bus, so a backlog read after the managers were down is not refused as stale, and
+        every manager reaches the same verdict (see :class:`~coinswarm.quorum.manager.Context`)."""
+        proposals, received = [], []
         for msg in msgs:
             try:
                 proposals.append(Proposal.decode(msg.data))
             except MessageError:
                 self.bad_messages += 1
+                continue
+            received.append(msg.received_ms)
         if not proposals:
             return
         now = self.clock()
@@ -192,8 +200,18 @@ class QuorumNode:
         for proposal in proposals:
             if self._is_new(proposal.id):
                 commits += self._open(proposal, now, primary)
-        commits += await self._send_votes(proposals, now, primary)
+        commits += await self._send_votes(proposals, self._contexts(now, received), primary)
         await self._publish(commits)
+
+    def _contexts(self, now: int, received: list[int | None]) -> list[Context]:
+        """The context of each proposal: :attr:`context` at ``now`` with the proposal's receive
+        time (one object per distinct time — a frame's proposals share theirs)."""
+        base = self.context(now)
+        by_time: dict[int | None, Context] = {None: base}
+        for when in received:
+            if when not in by_time:
+                by_time[when] = dataclasses.replace(base, received=when)
+        return [by_time[when] for when in received]
 
     def _open(self, proposal: Proposal, now: int, primary: str) -> list[Commit]:
         """Start tallying ``proposal`` (coordinated by ``primary``); count votes that came early."""
@@ -209,20 +227,23 @@ class QuorumNode:
             commits += self._count_or_defer(ref, now)
         return commits
 
-    def _votes(self, proposals: list[Proposal], context: Context) -> list[tuple[str, Source]]:
-        """``(msg id, vote)`` of this node's votes: one batch when honest, else what the behaviour casts."""
+    def _votes(self, proposals: list[Proposal], contexts: list[Context]) -> list[tuple[str, Source]]:
+        """``(msg id, vote)`` of this node's votes (each proposal judged in its own context):
+        one batch when honest, else what the behaviour casts."""
         if self.behaviour is honest:
-            batch = self.manager.evaluate_many(proposals, context)
+            reasons = [self.manager.reasons(p, c) for p, c in zip(proposals, contexts, strict=True)]
+            batch = self.manager.sign_batch(proposals, reasons, contexts[0].now)
             return [(f"votes-{batch.manager}-{batch.signature[:32]}", batch)]
         return [(f"vote-{v.proposal_id}-{v.manager}-{v.signature[:16]}", v)
-                for p in proposals for v in self.behaviour(self.manager, p, context)]
+                for p, c in zip(proposals, contexts, strict=True) for v in self.behaviour(self.manager, p, c)]
 
-    async def _send_votes(self, proposals: list[Proposal], now: int, primary: str) -> list[Commit]:
+    async def _send_votes(self, proposals: list[Proposal], contexts: list[Context], primary: str) -> list[Commit]:
         """Keep this node's votes on a frame (for itself and for :meth:`_resend_votes`) and send
         them to the frame's coordinator ``primary``; returns the commits its own votes complete."""
         ids = tuple(p.id for p in proposals)
+        now = contexts[0].now
         commits: list[Commit] = []
-        for msg_id, source in self._votes(proposals, self.context(now)):
+        for msg_id, source in self._votes(proposals, contexts):
             data = source.encode()
             sent = self.sent[msg_id] = _SentVotes(data, ids, now + self.resend_ms, self.resend_ms)
             commits += self._receive(source, now)

@@ -59,18 +59,29 @@ class Policy:
 
 @dataclass(frozen=True)
 class Context:
-    """What a manager may look at besides the proposal: the caller's time and memory's state.
+    """What a manager may look at besides the proposal: the caller's time, memory's state and,
+    for a proposal read from a durable stream, when the stream received it.
 
-    ``patterns`` maps a pattern key to ``{"enabled": bool, ...}``.
+    ``patterns`` maps a pattern key to ``{"enabled": bool, ...}``. ``received`` (epoch ms,
+    or None) is the time the bus stored the proposal — JetStream's metadata timestamp, set by
+    the server: the proposer cannot forge it, and every manager reading the same message sees
+    the same value. With it, a proposal's age is judged when it reached the bus, not when a
+    manager got round to it (see :func:`_stale`); None (core NATS, the in-process bus,
+    a backtest) keeps judging it against ``now``.
     """
 
     now: int
     patterns: dict = field(default_factory=dict)
+    received: int | None = None
 
     def __post_init__(self) -> None:
         now = as_time(self.now, "Context.now")  # numpy integers and integral floats become int
         if now is not self.now:
             object.__setattr__(self, "now", now)
+        if self.received is not None:
+            received = as_time(self.received, "Context.received")
+            if received is not self.received:
+                object.__setattr__(self, "received", received)
         if not isinstance(self.patterns, dict):
             raise ConfigError(f"Context.patterns must be a dict of pattern key → state, got "
                               f"{type(self.patterns).__name__}")
@@ -80,10 +91,37 @@ Check = Callable[[Proposal, Context, Policy], Sequence[str]]
 
 
 def _stale(p: Proposal, ctx: Context, policy: Policy) -> Sequence[str]:
+    """Freshness (anti-replay): refuse a proposal from the future or too old.
+
+    A proposal stamped after ``ctx.now`` comes from the future of its judge. Its age is
+    ``received − timestamp`` when the stream's receive time is known — how old it already was
+    when it reached the bus — and ``now − timestamp`` otherwise; above ``policy.max_age_ms``
+    it is refused as stale.
+
+    Why the receive time: a proposal is published fresh (the live outbox stamps it at the
+    publish), stored by the stream, and judged when the managers read it. If the managers were
+    down for longer than ``max_age_ms`` while the bus was up, the wall clock at judging time
+    would call a legitimately delivered proposal stale and it would be lost; the receive time
+    proves it was fresh when it arrived. It also keeps the verdict deterministic: it comes from
+    the message, identical for every manager and every redelivery, where each manager's clock
+    at processing time differs (near the limit, one could approve and another refuse). A
+    replay — an old proposal published again — gets a new receive time, so it is still stale.
+
+    There is deliberately no bound on ``now − received`` (how long the proposal waited in the
+    stream): it would bring the wall clock, and with it diverging verdicts, back; how long a
+    proposal may wait is the stream's retention, an operator's setting. (The vote deadline is
+    another matter: a ballot closes ``QuorumConfig.timeout_ms`` after the proposal's timestamp,
+    so votes cast later than that are discarded as late whatever this check says.) The future
+    check still reads ``now``: a judge cannot vouch for a time it has not reached.
+    """
     if p.timestamp > ctx.now:
         return [f"timestamp {p.timestamp} is in the future of {ctx.now}"]
-    if ctx.now - p.timestamp > policy.max_age_ms:
-        return [f"stale: {ctx.now - p.timestamp} ms old > {policy.max_age_ms}"]
+    if ctx.received is not None:
+        age, when = ctx.received - p.timestamp, "when the stream received it"
+    else:
+        age, when = ctx.now - p.timestamp, "now"
+    if age > policy.max_age_ms:
+        return [f"stale: {age} ms old {when} > {policy.max_age_ms}"]
     return ()
 
 
@@ -230,7 +268,7 @@ CHECKS: dict[str, tuple[Check, ...]] = {
 }
 
 # kinds whose checks read ``context.patterns`` (memory's state); the others see only the
-# proposal and ``context.now``, so one context can judge a whole run of them
+# proposal and the context's times, so one context can judge a whole run of them
 READS_MEMORY = frozenset({"promote_pattern", "deprecate_pattern"})
 
 

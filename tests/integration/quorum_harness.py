@@ -11,12 +11,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "unit" / "quorum"))
 
-from proposals_factory import NOW, seeded_patterns  # noqa: E402
+from proposals_factory import NOW, seeded_patterns  # noqa: E402,F401  (NOW re-exported: the oracle's epoch)
 
 from coinswarm.adapters.batching import run_with_deadline, stop_task  # noqa: E402,F401  (re-exported)
 from coinswarm.adapters.bus import NatsBus  # noqa: E402
 from coinswarm.memory import Store  # noqa: E402
-from coinswarm.memory.nodes import Applier, QuorumNode  # noqa: E402
+from coinswarm.memory.nodes import Applier, QuorumNode, wall_clock_ms  # noqa: E402
 from coinswarm.quorum import Context, Manager, QuorumConfig, derive_keys  # noqa: E402
 
 MANAGERS = ("m1", "m2", "m3", "m4")
@@ -25,6 +25,7 @@ CONFIG = QuorumConfig(MANAGERS, f=1, timeout_ms=3_000)
 
 
 _START = time.monotonic()
+_START_MS = wall_clock_ms()
 
 # every wait of a test is bounded: a connection gives up after 60 s without a server, a publish
 # retries for 20 s, a close drains for 3 s at most
@@ -37,8 +38,10 @@ async def connect(url: str, name: str) -> NatsBus:
 
 
 def clock() -> int:
-    """The cluster's injected clock: the factory's epoch plus real elapsed milliseconds."""
-    return NOW + int((time.monotonic() - _START) * 1000)
+    """The cluster's injected clock: the wall clock when the tests started plus real elapsed
+    milliseconds (monotonic). On the wall's time scale because the managers judge a proposal's
+    age against the time NATS received it, on the server's (same host's) clock."""
+    return _START_MS + int((time.monotonic() - _START) * 1000)
 
 
 def fixed_context(now: int) -> Context:
@@ -74,16 +77,17 @@ class Cluster:
 
 async def start_cluster(nats_url: str, store: Store, *, live=MANAGERS, behaviours=None, prefix="t",
                         persist_audit: bool = True, applier_poll_ms: float | None = None,
-                        config: QuorumConfig = CONFIG) -> Cluster:
+                        config: QuorumConfig = CONFIG, node_clock=clock) -> Cluster:
     """Four nodes (or ``live``) and an applier — pushed commits, or with ``applier_poll_ms``
     reading the stream in bursts as the ``coinswarm quorum applier`` process does; ``config``
-    (default :data:`CONFIG`, a 3 s deadline) for nodes and applier alike."""
+    (default :data:`CONFIG`, a 3 s deadline) for nodes and applier alike; ``node_clock`` the
+    nodes' clock (default :func:`clock`)."""
     cluster = Cluster(store)
     for name in live:
         bus = await connect(nats_url, f"{prefix}-{name}")
         cluster.buses.append(bus)
         node = QuorumNode(Manager(name, KEYS[name]), config, KEYS, bus, context=fixed_context,
-                          clock=clock, behaviour=(behaviours or {}).get(name, _honest()),
+                          clock=node_clock, behaviour=(behaviours or {}).get(name, _honest()),
                           durable_prefix=f"{prefix}-mgr", failover_ms=300,
                           audit_subject="mem.audit" if persist_audit else None)
         await node.start()

@@ -4,7 +4,9 @@
 the same PostgreSQL, holds the tracker's state with each checkpoint). Then NATS is
 stopped, the replay resumes and closes more trips (they wait in the outbox), NATS comes back:
 every proposal is decided and committed once, none lost — also when they waited in the outbox
-longer than the managers' 1 h age limit (the relay stamps them when it publishes them)."""
+longer than the managers' 1 h age limit (the relay stamps them when it publishes them), and
+when NATS stored them while the managers were down for longer than that (the managers judge
+a proposal's age at the time the stream received it)."""
 
 from __future__ import annotations
 
@@ -12,7 +14,7 @@ import asyncio
 import time
 
 import pytest
-from quorum_harness import clock, start_cluster, wait_until
+from quorum_harness import MANAGERS, clock, start_cluster, wait_until
 from sqlalchemy import func, select
 
 from coinswarm.adapters.servers import Server, executable, free_port, launch
@@ -21,7 +23,7 @@ from coinswarm.live.outbox import PROPOSAL_SUBJECT, Relay
 from coinswarm.live.publisher import connect_publisher
 from coinswarm.live.replay import ReplaySpec, build, feed_for
 from coinswarm.memory.models import DecisionRow, Episode, ProposalRow
-from coinswarm.quorum import COMMITTED
+from coinswarm.quorum import COMMITTED, QuorumConfig
 
 pytestmark = pytest.mark.integration
 DATA = ["binance:BTC/USDT:1h", "binance:ETH/USDT:1h"]
@@ -155,3 +157,47 @@ def test_proposals_written_more_than_an_hour_before_nats_comes_back_are_committe
     assert episodes(store) == len(ids)
     assert relay.delayed == len(ids) and relay.unreadable == 0  # each counted (and logged) as delayed
     assert all(t >= written_before for t in stamps.values())  # stamped at the publish, not when written
+
+
+@pytest.mark.timeout(300)
+def test_proposals_stored_while_the_managers_are_down_over_an_hour_are_committed_once(server_dir, store,
+                                                                                        postgres_url):
+    port = free_port()
+    url = f"nats://127.0.0.1:{port}"
+    server = start_nats(server_dir, port)
+    db = postgres_url
+    spec = ReplaySpec(DATA, "committee", db, start="2023-01-01", end="2023-02-01", memory=True)
+    hours_later = 2 * 3_600_000
+    # the votes' deadline (proposal timestamp + timeout_ms, 3 s elsewhere) must outlast the outage:
+    # managers that vote two hours after the publish are otherwise late, whatever the age rule
+    config = QuorumConfig(MANAGERS, f=1, timeout_ms=3 * hours_later)
+
+    async def scenario() -> tuple[list[str], dict[str, int], list[int]]:
+        cluster = await start_cluster(url, store, prefix="down", config=config)  # the managers' consumers exist
+        await cluster.close()  # ... and the managers go down; NATS stays up
+        bus = await connect_publisher(url, connect_timeout=5, retry_for=0.5)
+        cluster = None
+        try:
+            await _replay(spec, bus)  # published at once: the stream holds them, nobody reads them
+            ids, pending = outbox(db)
+            assert ids and pending == 0
+            assert decisions(store, ids) == {}
+            cluster = await start_cluster(url, store, prefix="down", config=config,
+                                          node_clock=lambda: clock() + hours_later)
+            assert await wait_until(lambda: len(decisions(store, ids)) == len(ids), 60)
+            with store.sessions() as s:
+                stamps = dict(s.execute(select(ProposalRow.id, ProposalRow.timestamp)
+                                        .where(ProposalRow.id.in_(ids))).all())
+                decided = list(s.scalars(select(DecisionRow.decided_at).where(DecisionRow.proposal_id.in_(ids))))
+            return ids, stamps, decided
+        finally:
+            await bus.close()
+            if cluster is not None:
+                await cluster.close()
+            server.stop()
+
+    ids, stamps, decided = asyncio.run(scenario())
+    assert len(ids) >= 3 and len(set(ids)) == len(ids)
+    assert set(decisions(store, ids).values()) == {COMMITTED}, decisions(store, ids)
+    assert episodes(store) == len(ids)  # each committed once: none lost, none twice
+    assert min(decided) - max(stamps.values()) > 3_600_000  # decided more than an hour after the publish

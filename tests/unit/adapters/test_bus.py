@@ -6,7 +6,7 @@ import nats.errors
 import pytest
 
 from coinswarm.adapters.batching import run_with_deadline
-from coinswarm.adapters.bus import InProcessBus, NatsBus, PayloadTooLargeError, stream_sequence, subject_matches
+from coinswarm.adapters.bus import InProcessBus, NatsBus, PayloadTooLargeError, stream_position, subject_matches
 from coinswarm.errors import ConfigError, MessageError
 
 
@@ -214,21 +214,75 @@ def test_every_wait_of_the_nats_bus_is_bounded(tmp_path):
     assert raised_after < 10, "a closed connection is not retried for retry_for (60 s)"
 
 
+@pytest.mark.integration
+def test_stream_messages_carry_the_time_the_server_stored_them_not_when_they_are_read(nats_url):
+    """``received_ms`` is JetStream's metadata timestamp: set when the server stored the message,
+    the same however late, and by whichever reader, it is read."""
+    import time
+
+    async def scenario():
+        writer, reader = await NatsBus.connect(nats_url, name="w"), await NatsBus.connect(nats_url, name="r")
+        before = int(time.time() * 1000)  # noqa: TID251  (compared with the server's clock)
+        await writer.stream_publish("mem.propose", b"single", msg_id="stored-1")
+        await writer.stream_publish_many("mem.propose", [("stored-2", b"a"), ("stored-3", b"b")])
+        after = int(time.time() * 1000)  # noqa: TID251
+        await asyncio.sleep(1.5)  # read well after the store
+        got: list = []
+        sub = await reader.stream_subscribe("mem.propose", "stored-reader", lambda ms: _extend(got, ms), batch=True)
+        polled = await reader.stream_poll("mem.propose", "stored-poller", acked=True)
+        for _ in range(100):
+            if len(got) >= 3:
+                break
+            await asyncio.sleep(0.05)
+        read = int(time.time() * 1000)  # noqa: TID251
+        await sub.unsubscribe()
+        await writer.close()
+        await reader.close()
+        return before, after, read, got, polled
+
+    before, after, read, got, polled = run_with_deadline(scenario(), 60)
+    mine = [m for m in got if m.msg_id.startswith("stored-")]
+    assert [m.msg_id for m in mine] == ["stored-1", "stored-2", "stored-3"]
+    polled = [m for m in polled if m.msg_id.startswith("stored-")]
+    assert [m.received_ms for m in polled] == [m.received_ms for m in mine]
+    for messages in (mine, polled):
+        assert len(messages) == 3
+        assert all(before - 50 <= m.received_ms <= after + 50 < read - 1_000 for m in messages)
+
+
+async def _extend(into: list, messages: list) -> None:
+    into.extend(messages)
+
+
+def test_the_in_process_stream_has_no_receive_time():
+    async def scenario():
+        bus, got = InProcessBus(), []
+        await bus.stream_publish("mem.propose", b"p", msg_id="p1")
+        await bus.stream_subscribe("mem.propose", "d", lambda m: _extend(got, [m]))
+        await bus.close()
+        return got
+
+    assert [m.received_ms for m in run_with_deadline(scenario(), 10)] == [None]
+
+
 @pytest.mark.parametrize("reply", [
-    "$JS.ACK.COINSWARM.mgr-m1.1.12345.678.1700000000000000000.5",
-    "$JS.ACK._.ACCHASH.COINSWARM.mgr-m1.1.12345.678.1700000000000000000.5",
-    "$JS.ACK.dom.ACCHASH.COINSWARM.mgr-m1.2.99.678.1700000000000000000.5.token.more",
+    "$JS.ACK.COINSWARM.mgr-m1.1.12345.678.1700000000123456789.5",
+    "$JS.ACK._.ACCHASH.COINSWARM.mgr-m1.1.12345.678.1700000000123456789.5",
+    "$JS.ACK.dom.ACCHASH.COINSWARM.mgr-m1.2.99.678.1700000000123456789.5.token.more",
 ])
-def test_stream_sequence_reads_the_ack_subject_as_nats_py_does(reply):
+def test_stream_position_reads_the_ack_subject_as_nats_py_does(reply):
     from nats.aio.msg import Msg
 
-    assert stream_sequence(reply) == Msg(None, reply=reply).metadata.sequence.stream
+    metadata = Msg(None, reply=reply).metadata
+    sequence, received_ms = stream_position(reply)
+    assert sequence == metadata.sequence.stream
+    assert received_ms == round(metadata.timestamp.timestamp() * 1000) == 1_700_000_000_123
 
 
 @pytest.mark.parametrize("reply", ["", "_INBOX.abc", "$JS.ACK.S.C.1.2", "$JS.ACK.a.b.c.d.e.f.g.h"])
-def test_stream_sequence_refuses_what_is_not_a_jetstream_delivery(reply):
+def test_stream_position_refuses_what_is_not_a_jetstream_delivery(reply):
     with pytest.raises(MessageError, match="not a JetStream delivery"):
-        stream_sequence(reply)
+        stream_position(reply)
 
 
 def test_bad_subjects_and_missing_ids_are_message_errors():

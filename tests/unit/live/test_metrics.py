@@ -53,7 +53,8 @@ def test_metrics_served_over_http_with_every_metric():
         sinks.on_fill(Fill("f1", "cs1", "BTC/USDT", Side.BUY, 0.5, 60000.0, 0.1, "USDT", T0))
         for k, latency in enumerate((300.0, 800.0, 4000.0)):
             sinks.on_bar(Snapshot(T0 + k * 3_600_000, {"BTC/USDT": 0.5}, 100.0, 1010.0 + k, drawdown=0.02,
-                                  latency_us=latency, bars_processed=10 + k, feed_lag_ms=1500))
+                                  latency_us=latency, bars_processed=10 + k, feed_lag_ms=1500,
+                                  bar_interval_ms=3_600_000 if k < 2 else 0))  # 0: unknown, kept
         sinks.on_event("reconnect", {"component": "feed"})
         sinks.on_event("halt", {"reason": "max_drawdown"})
         sinks.on_event("db_pause", {"what": "apply_fill"})
@@ -78,6 +79,7 @@ def test_metrics_served_over_http_with_every_metric():
     assert m[(p + "outbox_published_total", ())] == 7 and m[(p + "outbox_failures_total", ())] == 2
     assert m[(p + "db_paused", ())] == 1 and m[(p + "db_pauses_total", ())] == 1
     assert m[(p + "last_bar_timestamp_seconds", ())] == (T0 + 2 * 3_600_000) / 1000
+    assert m[(p + "bar_interval_seconds", ())] == 3600
 
 
 def test_two_sinks_have_separate_registries_and_close_stops_the_server():

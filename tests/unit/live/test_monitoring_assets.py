@@ -56,9 +56,8 @@ class _KeepServing:
 
 
 @pytest.fixture(scope="module")
-def exported() -> dict[str, int]:
-    """``{series name: number of samples}`` scraped from a real replay's ``/metrics``; a family
-    without samples yet (a labelled counter no label value reached) counts with 0."""
+def scraped() -> str:
+    """The text of a real replay's ``/metrics`` (1h candles, after the last bar)."""
     sink = PrometheusSink(port=0)
     try:
         sinks = Sinks([_KeepServing(sink)])
@@ -68,11 +67,17 @@ def exported() -> dict[str, int]:
         assert summary["bars"] > 900
         with urllib.request.urlopen(sink.url, timeout=10) as reply:
             assert reply.status == 200
-            text = reply.read().decode()
+            return reply.read().decode()
     finally:
         sink.close()
+
+
+@pytest.fixture(scope="module")
+def exported(scraped) -> dict[str, int]:
+    """``{series name: number of samples}`` in :func:`scraped`; a family without samples yet (a
+    labelled counter no label value reached) counts with 0."""
     names: dict[str, int] = {}
-    for family in text_string_to_metric_families(text):
+    for family in text_string_to_metric_families(scraped):
         for suffix in SUFFIXES[family.type]:
             names.setdefault(family.name + suffix, 0)
         for sample in family.samples:
@@ -148,6 +153,16 @@ def test_every_queried_metric_is_exported_by_a_real_replay(exported):
     assert "coinswarm_live_equty" not in exported  # the comparison can fail: a typo is not exported
     dashboard = {name for _, expr in dashboard_exprs() for name in metric_names(expr)}
     assert DASHBOARD_METRICS <= dashboard, DASHBOARD_METRICS - dashboard
+
+
+@pytest.mark.timeout(300)
+def test_the_no_bar_alert_scales_with_the_bar_interval_the_daemon_exports(scraped):
+    rule = next(rule for rule in alert_rules() if rule["alert"] == "CoinswarmNoBars")
+    assert metric_names(rule["expr"]) == {"coinswarm_live_last_bar_timestamp_seconds",
+                                          "coinswarm_live_bar_interval_seconds"}
+    values = {s.name: s.value for family in text_string_to_metric_families(scraped) for s in family.samples}
+    assert values["coinswarm_live_bar_interval_seconds"] == 3600  # the replay's 1h candles
+    assert values["coinswarm_live_last_bar_timestamp_seconds"] > 0
 
 
 def test_alert_rules_are_well_formed():

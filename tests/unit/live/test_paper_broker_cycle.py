@@ -98,3 +98,11 @@ def test_state_round_trips_and_withdrawn_targets_make_no_order(bars):
     idle.adopt()  # nothing previewed: a no-op
     assert idle.cash == 10_000.0 and run(idle.fills_since(list(SYMBOLS), 0)) == []
     assert run(idle.order_status("nope", "BTC/USDT")) is None
+
+
+def test_financing_rates_the_ledger_cannot_book_are_refused():
+    for kwargs in ({"credit": -1e-4}, {"credit": float("nan")}, {"borrow": np.array([-1e-4])},
+                   {"borrow": np.array([1e-4, 1e-4])}):
+        with pytest.raises(ConfigError, match="must be finite daily rates ≥ 0"):
+            PaperBroker(["BTC/USDT"], **kwargs)
+    assert PaperBroker(["BTC/USDT"], credit=1e-4, borrow=np.array([2e-4])).credit == 1e-4

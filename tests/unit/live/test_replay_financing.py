@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 
+import pandas as pd
 import pytest
 
 import coinswarm as cs
@@ -53,3 +54,43 @@ def test_an_unfinanced_replay_books_no_cash_flows(tmp_path):
         assert ledger.cash_flows() == []
     finally:
         ledger.close()
+
+
+@pytest.mark.timeout(300)
+def test_a_replay_resumed_with_other_financing_is_refused(tmp_path):
+    from coinswarm.errors import ConfigError
+    from tests.helpers.live import run_until
+
+    db = f"sqlite:///{tmp_path / 'r.db'}"
+    plain = ReplaySpec(DATA, "trend", db, start="2021-01-01", end="2021-01-20", costs=cs.Costs(fee_bps=10))
+    asyncio.run(run_until(plain, 100))
+    with pytest.raises(ConfigError, match=r"financing: stored None, now \{'daily_credit'"):
+        build(ReplaySpec(DATA, "trend", db, start="2021-01-01", end="2021-01-20", costs=FINANCED))
+    financed = f"sqlite:///{tmp_path / 'f.db'}"
+    asyncio.run(run_until(ReplaySpec(DATA, "trend", financed, start="2021-01-01", end="2021-01-20", costs=FINANCED),
+                          100))
+    with pytest.raises(ConfigError, match="financing: stored"):
+        build(ReplaySpec(DATA, "trend", financed, costs=cs.Costs(fee_bps=10, cash_rate=0.05, borrow_rate=0.10)))
+    runner, recovery = build(ReplaySpec(DATA, "trend", financed, costs=FINANCED))  # the same costs resume
+    runner.ledger.close()
+    assert not recovery.fresh
+
+
+@pytest.mark.timeout(300)
+def test_a_replay_resumed_on_other_funding_rates_is_refused(tmp_path):
+    from coinswarm.errors import ConfigError
+    from tests.helpers.live import run_until
+
+    rates = cs.load_funding("binance-perp:BTC/USDT:funding")
+    csv = tmp_path / "funding.csv"
+    frame = pd.DataFrame({"timestamp": rates.index.as_unit("ms").asi8, "funding_rate": rates.to_numpy()})
+    frame.to_csv(csv, index=False)
+    db = f"sqlite:///{tmp_path / 'r.db'}"
+    sources = ["binance:BTC/USDT:1h", "binance-perp:BTC/USDT:1h"]
+    asyncio.run(run_until(ReplaySpec(sources, "trend", db, start="2021-01-01", end="2021-01-10"), 50))
+    other = {"BTC/USDT:USDT": str(csv)}
+    with pytest.raises(ConfigError, match=r"funding: stored \{'BTC/USDT:USDT': 'binance-perp:BTC/USDT:funding'\}"):
+        build(ReplaySpec(sources, "trend", db, start="2021-01-01", end="2021-01-10", funding=other))
+    runner, recovery = build(ReplaySpec(sources, "trend", db, start="2021-01-01", end="2021-01-10"))
+    runner.ledger.close()
+    assert not recovery.fresh and runner.funding.sources == {"BTC/USDT:USDT": "binance-perp:BTC/USDT:funding"}
