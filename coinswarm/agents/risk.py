@@ -25,6 +25,7 @@ import numpy as np
 
 from coinswarm._jit import jit
 from coinswarm.agents.base import Agent, Bar
+from coinswarm.kernels.indicators import log_prices
 from coinswarm.kernels.steps import clip_nb, ewma_nb, halflife_alpha_py
 
 DAY_MS = 86_400_000
@@ -236,7 +237,7 @@ def risk_history(s: np.ndarray, p: RiskParams, time_ms: np.ndarray, close: np.nd
     out, brakes = np.zeros(close.shape), np.empty(close.shape[0])
     moves = np.empty((close.shape[1], N_RISK_MOVES, close.shape[0]))
     no_variance = moves[:, _MV_SCALE]  # not read: risk runs its own variance chain here
-    risk_run_nb(s, p, time_ms, close, np.log(close), proposed, out, brakes, moves, no_variance, False)
+    risk_run_nb(s, p, time_ms, close, log_prices(close), proposed, out, brakes, moves, no_variance, False)
     return out, brakes
 
 

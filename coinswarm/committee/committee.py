@@ -41,6 +41,7 @@ from coinswarm.committee.kernel import (
 from coinswarm.data.resample import align
 from coinswarm.data.validate import OHLCV_COLUMNS, timeframe_ms
 from coinswarm.errors import ConfigError, DataError, DuplicateTimestampError, SchemaError
+from coinswarm.kernels.indicators import log_prices
 from coinswarm.kernels.portfolio import screen_bars_nb
 from coinswarm.kernels.steps import halflife_alpha_py
 from coinswarm.regime.detector import (
@@ -206,7 +207,8 @@ class Committee:
         n_agents = len(self.agent_names)
         out = committee_outputs(1, len(rows), n_agents)
         committee_bars_nb(state.arrays, *self._kernel_params(state.params, state.symbols), n_agents,
-                          np.array([rows[0].time], dtype=np.int64), np.log(h), np.log(low), np.log(c), c, *out)
+                          np.array([rows[0].time], dtype=np.int64), log_prices(h), log_prices(low), log_prices(c),
+                          c, *out)
         state.clock[0] = rows[0].time
         target, risked, raw, weights, contrib, _, brake = (x[0] for x in out[:7])
         return state, CommitteeOutput(target, risked, raw, weights, contrib, float(brake))
@@ -237,7 +239,7 @@ class Committee:
         state = self.init(tuple(frames), params)
         time_ms, h, low, c = _hlc_matrices(frames)
         return committee_run(state.arrays, *self._kernel_params(params, state.symbols), len(self.agent_names),
-                             time_ms, np.log(h), np.log(low), np.log(c), c)
+                             time_ms, log_prices(h), log_prices(low), log_prices(c), c)
 
     def targets(self, prices, params: CommitteeParams | None = None) -> pd.Series | pd.DataFrame:
         """Executed targets with NaN on bars that need no order (a strategy for the engine)."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from coinswarm._jit import jit
@@ -42,3 +44,28 @@ def sma_py(a: np.ndarray, window: int) -> np.ndarray:
 
 
 sma_nb = jit(sma_py)
+
+
+def log_each_py(flat: np.ndarray) -> np.ndarray:
+    """The C library's natural log (``math.log``) of every value of a 1-D float64 array."""
+    out = np.empty(flat.shape[0])
+    for i in range(flat.shape[0]):
+        x = flat[i]
+        out[i] = math.log(x) if x > 0.0 else (-np.inf if x == 0.0 else np.nan)
+    return out
+
+
+log_each_nb = jit(log_each_py)
+
+
+def log_prices(a: np.ndarray) -> np.ndarray:
+    """Natural log of positive prices (any shape), bit-identical on every x86-64 CPU.
+
+    ``np.log`` dispatches on the CPU: with AVX-512 numpy uses its own vectorised log, which
+    differs from the C library's in the last bit for some inputs, so results built on it (and
+    golden digests of them) moved between machines. The agents' step kernels take ``math.log``
+    of one bar at a time; their vectorised callers use this, so a backtest and a live step agree
+    on any machine. NaN stays NaN (a bar an aligned asset lacks).
+    """
+    values = np.ascontiguousarray(a, dtype=np.float64)
+    return log_each_nb(values.reshape(-1)).reshape(values.shape)
