@@ -15,6 +15,7 @@ import pandas as pd
 
 from coinswarm.backtest.engine import day_end_mask, simulate
 from coinswarm.backtest.ledger import TrialLedger
+from coinswarm.backtest.provenance import DEFAULT_SEARCH, Search
 from coinswarm.stats import (
     annualized_sharpe,
     autocorrelations,
@@ -58,15 +59,19 @@ def financing_config(assumptions: dict) -> dict:
 
 
 def honest_statistics(report, cash_rate: float, book: TrialLedger | None, trial_sharpes: list,
-                      n_fold_trials: int, n_configs: int) -> dict:
+                      n_fold_trials: int, n_configs: int, search: Search | None = None) -> dict:
     """Every figure of the honest gate report (see the module docstring).
 
-    Without a ledger the trial count is this run's fold evaluations and the effective count
-    its distinct configurations (folds re-evaluate the same grid: they are not new trials)."""
+    Without a ledger the trial count is the recorded ``search`` behind a frozen default
+    (:mod:`coinswarm.backtest.provenance`), else this run's fold evaluations with its distinct
+    configurations as the effective count (folds re-evaluate the same grid: they are not new trials)."""
     daily = daily_equity_returns(report.oos.equity, report.oos.assumptions["init_cash"])
     out = returns_statistics(daily, cash_rate)
     n_trials, n_eff, variance, source, pbo = n_fold_trials, n_configs, selection_variance(trial_sharpes), \
         "this walk-forward's grid", math.nan
+    if book is None and search is not None:
+        n_trials, n_eff, source, pbo = search.n_trials, search.n_effective, search.describe(), search.pbo
+        variance = max(variance, search.sharpe_variance)
     if book is not None:
         book.record(ledger_config(report), daily, source="walk_forward")
         summary = book.summary()
@@ -74,7 +79,7 @@ def honest_statistics(report, cash_rate: float, book: TrialLedger | None, trial_
         # V[SR]: the grid's within-fold spread (the selection this run made, whose grid points are not
         # ledger trials) or the ledger's V[SR] (TrialLedger.summary), whichever deflates more
         variance = max(variance, summary["sharpe_variance"])
-        pbo = _ledger_pbo(book, daily.index)
+        pbo = ledger_pbo(book, daily.index)
     out.update({"n_trials": int(n_trials), "trials_source": source, "pbo_ledger": pbo})
     out.update(deflate(daily, cash_rate, n_eff, variance))
     out.update(_trading_costs(report.oos))
@@ -97,7 +102,7 @@ def deflate(daily: pd.Series, cash_rate: float, n_effective: int, sharpe_varianc
     n_eff = max(int(n_effective), 1)
     return {"n_trials_effective": n_eff, "sharpe_variance": float(sharpe_variance),
             "dsr_excess": deflated_sharpe_ratio(sharpe_d, n, n_eff, sharpe_variance, skew, kurt)}
-def _ledger_pbo(book: TrialLedger, dates: pd.DatetimeIndex) -> float:
+def ledger_pbo(book: TrialLedger, dates: pd.DatetimeIndex) -> float:
     """CSCV PBO over the ledger's trials that cover every day of this run (NaN with < 2 of them)."""
     matrix = book.returns_matrix()
     if matrix.empty:
@@ -170,7 +175,8 @@ def _apply_statistics(report, extra: dict, gate, cash_rate: float):
     extra["pbo_source"] = "this walk-forward's grid"
     if not math.isfinite(report.pbo) and math.isfinite(extra.get("pbo_ledger", math.nan)):
         report.pbo = extra["pbo_ledger"]  # one configuration selects nothing here: the ledger's search is the test
-        extra["pbo_source"] = "trial ledger"
+        extra["pbo_source"] = "trial ledger" if extra["trials_source"] != DEFAULT_SEARCH.describe() \
+            else DEFAULT_SEARCH.describe()
     sharpe = extra["sharpe_excess"] if cash_rate else report.oos.metrics["sharpe"]
     dsr = extra["dsr_excess"] if extra["trials_source"] != "this walk-forward's grid" or cash_rate else report.dsr
     if extra["trials_source"] != "this walk-forward's grid" or cash_rate:
@@ -202,7 +208,8 @@ def ledger_and_sleeves_line(stats: dict) -> str:
     out = ""
     pbo = stats.get("pbo_ledger", math.nan)
     if isinstance(pbo, float) and math.isfinite(pbo):
-        out += f"; PBO over the ledger's trials {pbo:.3f}"
+        out += f"; PBO over the ledger's trials {pbo:.3f}" if stats.get("pbo_source") != DEFAULT_SEARCH.describe() \
+            else f"; PBO of the search that froze this default {pbo:.3f} ({' → '.join(DEFAULT_SEARCH.pbo_span)})"
     contribution = (stats.get("sleeves") or {}).get("contribution") or {}
     parts = [f"{name} {row['net_return']:+.1%} (fees {row['fees'] / contribution['init_cash']:.1%}, "
              f"weighted {row['days_on']:.0%} of days)"

@@ -35,11 +35,11 @@ import pandas as pd
 
 from coinswarm.backtest.engine import simulate
 from coinswarm.backtest.honest import (
-    _ledger_pbo,
     _trading_costs,
     daily_equity_returns,
     deflate,
     financing_config,
+    ledger_pbo,
     returns_statistics,
 )
 from coinswarm.backtest.ledger import TrialLedger
@@ -185,7 +185,7 @@ def run_portfolio_evidence(sizes=(2, 4, 6), *, start: str = "2018-01-01", dev_en
         daily = returns[(row["universe"], row["strategy"], row["phase"], row["financed"])]
         row.update(deflate(daily, cash_rate, summary["n_effective"], summary["sharpe_variance"]))
         row["n_trials"] = summary["n_trials"]
-        row["pbo_ledger"] = _ledger_pbo(book, daily.index)
+        row["pbo_ledger"] = ledger_pbo(book, daily.index)
     evidence = {"rows": rows, "ledger": {**summary, "path": str(book.path)},
                 "settings": {"start": start, "dev_end": dev_end, "holdout": f"{holdout_start} … {end}",
                              "fee_bps": fee_bps, "cash_rate": cash_rate, "borrow_rate": BORROW_RATE,

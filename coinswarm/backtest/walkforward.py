@@ -45,6 +45,7 @@ from coinswarm.backtest.honest import (
     sleeve_statistics,
 )
 from coinswarm.backtest.ledger import default_ledger
+from coinswarm.backtest.provenance import search_behind
 from coinswarm.backtest.sweep import check_inputs, check_prices, check_warmup, sweep
 from coinswarm.backtest.trials import daily_returns_matrix, window_metrics
 from coinswarm.costs import Costs
@@ -106,7 +107,11 @@ class Gate:
             reasons.append(f"OOS Sharpe {sharpe:.3f} < {self.min_sharpe}")
         if not (dsr >= self.min_dsr):
             reasons.append(f"DSR {dsr:.3f} < {self.min_dsr}")
-        if self.max_pbo is not None and not (pbo <= self.max_pbo):
+        if self.max_pbo is not None and not math.isfinite(pbo):
+            reasons.append("PBO undefined: one configuration and no trial ledger covering these days, so the "
+                           "search behind it is unknown — pass ledger= (or $COINSWARM_TRIAL_LEDGER) to count it, "
+                           "or Gate(max_pbo=None) to waive the check")
+        elif self.max_pbo is not None and not (pbo <= self.max_pbo):
             reasons.append(f"PBO {pbo:.3f} > {self.max_pbo}")
         if not (n_trades >= self.min_trades):
             reasons.append(f"{int(n_trades)} OOS trades < {self.min_trades}")
@@ -352,7 +357,8 @@ def walk_forward(strategy: str | Strategy, prices: pd.DataFrame | dict[str, pd.D
                     objective=objective, grid=_grid_repr(grid, strategy), cash_rate=cash_rate)
     report = _finish(strategy, folds, oos, run.n_trials, run.trial_sharpes, gate, single, combos, costs,
                      init_cash, execution, pbo_splits, settings)
-    extra = honest_statistics(report, cash_rate, book, run.trial_sharpes, run.n_trials, len(combos))
+    extra = honest_statistics(report, cash_rate, book, run.trial_sharpes, run.n_trials, len(combos),
+                              search_behind(strategy, combos))
     extra["sleeves"] = sleeve_statistics(strategy, single, folds, index[0], oos, costs, init_cash, execution)
     return _apply_statistics(report, extra, gate, cash_rate)
 
