@@ -267,17 +267,29 @@ class PortfolioCommittee:
 
         observe_funding(state, symbol, time_ms, rate)
 
-    def step(self, state: PortfolioState, time_ms: int, closes: np.ndarray,
-             bar_ms: int = 3_600_000) -> tuple[PortfolioState, np.ndarray | None]:
+    def step(self, state: PortfolioState, time_ms: int, closes: np.ndarray, bar_ms: int = 3_600_000,
+             holdings: np.ndarray | None = None) -> tuple[PortfolioState, np.ndarray | None]:
         """Advance by one closed bar (one close per symbol, NaN: no bar for that symbol).
 
         Returns ``(state, orders)``: ``orders`` holds the target weight of every symbol that
         trades now (NaN: no order) on the bar that closes a UTC day, else None.
 
+        ``holdings`` (optional) are the weights actually held — fractions of equity marked at
+        this bar's close, one per symbol, NaN where unknown — as a venue reports them. A decision
+        made in this step then compares its targets with them instead of with the weights it
+        believes it holds (its last targets, drifted with prices), so an order the venue refused,
+        cut or under-filled is traded again rather than left off target while the target stays
+        inside the band of the belief. Without them (the backtest, the paper daemon, where the
+        belief is what the engine holds) the step is unchanged. They are not kept beyond the
+        decision they inform; a step that does not decide ignores them.
+
         Raises
         ------
+        ConfigError
+            ``closes`` or ``holdings`` not one value per symbol.
         DataError
-            A bar not newer than the last one, or a close that is ≤ 0 or ±inf (state unchanged).
+            A bar not newer than the last one, a close that is ≤ 0 or ±inf, or holdings that
+            are ±inf (state unchanged).
         """
         closes = np.asarray(closes, dtype=np.float64)
         if closes.shape != (len(state.symbols),):
@@ -286,19 +298,21 @@ class PortfolioCommittee:
             raise DataError(f"bar at {time_ms} ms is not newer than the last one ({state.clock} ms)")
         if np.any(np.isinf(closes)) or np.any(closes <= 0):
             raise DataError(f"closes must be positive and finite (NaN: no bar), got {closes.tolist()}")
+        holdings = _check_holdings(holdings, state.symbols)
         orders = None
         day = time_ms // DAY_MS
         if state.day >= 0 and day != state.day:  # a gap swallowed the last bar of the previous day
-            orders = self._decide(state, time_ms)
+            orders = self._decide(state, time_ms, holdings)
         have = np.isfinite(closes)
         state.pending[have] = closes[have]
         state.day, state.clock = day, time_ms
         if (time_ms + bar_ms) % DAY_MS == 0:
-            orders = self._decide(state, time_ms + bar_ms)
+            orders = self._decide(state, time_ms + bar_ms, holdings)
         return state, orders
 
-    def _decide(self, state: PortfolioState, close_ms: int) -> np.ndarray:
-        """Finalize the pending day and return the orders (NaN: no trade)."""
+    def _decide(self, state: PortfolioState, close_ms: int, holdings: np.ndarray | None = None) -> np.ndarray:
+        """Finalize the pending day and return the orders (NaN: no trade); ``holdings`` (NaN:
+        unknown) replace the drifted belief of what is held before the band compares."""
         p = state.params
         closes = state.pending.copy()
         state.pending[:] = np.nan
@@ -314,6 +328,8 @@ class PortfolioCommittee:
             return np.full(len(state.symbols), np.nan)
         gross_r = float(state.held @ ret)
         state.held = state.held * (1.0 + ret) / (1.0 + gross_r) if 1.0 + gross_r > 0 else state.held * 0.0
+        if holdings is not None:
+            state.held = np.where(np.isnan(holdings), state.held, holdings)
         score_day(state, ret, close_ms, p)
         gate = state.gate if p.learn else np.ones(len(SLEEVES))
         trend = _trend_weights(state, p) if p.trend else np.zeros(len(state.symbols))
@@ -460,6 +476,30 @@ def _check_funding(funding) -> dict:
         if not isinstance(series, pd.Series) or not isinstance(series.index, pd.DatetimeIndex):
             raise ConfigError(f"funding[{symbol!r}] must be a Series of rates on a DatetimeIndex")
         out[symbol] = series
+    return out
+
+
+def _check_holdings(holdings, symbols: tuple[str, ...]) -> np.ndarray | None:
+    """``holdings`` as a fresh float array of one weight per symbol (NaN: unknown), or None.
+
+    Raises
+    ------
+    ConfigError
+        Not one value per symbol.
+    DataError
+        A weight that is ±inf (a venue's holdings are finite fractions of a positive equity).
+    """
+    if holdings is None:
+        return None
+    try:
+        out = np.array(holdings, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ConfigError(f"holdings must be one weight per symbol {symbols} (NaN: unknown), got "
+                          f"{holdings!r:.200}") from None
+    if out.shape != (len(symbols),):
+        raise ConfigError(f"expected {len(symbols)} holdings ({symbols}; NaN: unknown), got shape {out.shape}")
+    if np.any(np.isinf(out)):
+        raise DataError(f"holdings must be finite fractions of equity (NaN: unknown), got {out.tolist()}")
     return out
 
 

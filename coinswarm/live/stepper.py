@@ -101,17 +101,23 @@ class Stepper:
             return WARMUP_DAYS * DAY_MS // int(bar_ms)
         return int(self.strategy.warmup(self.params))
 
-    def decide(self, bars: Sequence[Bar | None], bar_ms: int | None = None) -> np.ndarray:
+    def decide(self, bars: Sequence[Bar | None], bar_ms: int | None = None,
+               holdings: np.ndarray | None = None) -> np.ndarray:
         """Step the strategy on one closed bar per symbol (None: the symbol has no bar at this
         time) and return the target row (a reused array: copy it to keep it). ``bar_ms`` is the
-        bar length (the daily strategy finds the bar that closes a UTC day with it; default 1 h)."""
+        bar length (the daily strategy finds the bar that closes a UTC day with it; default 1 h).
+        ``holdings``: the weights a venue actually holds at these bars' close (fractions of
+        equity, NaN: unknown); the daily committee's no-trade band compares its targets with them
+        (:meth:`~coinswarm.committee.portfolio.PortfolioCommittee.step`), the other strategies
+        ignore them. None (the backtest and the paper daemon): the strategy's own belief."""
         target = self._target
         target[:] = np.nan
         if self.daily:
             stamp = next((b.time for b in bars if b is not None), None)
             if stamp is not None:
                 closes = np.array([np.nan if b is None else b.close for b in bars], dtype=np.float64)
-                _, orders = self.strategy.step(self.states[0], int(stamp), closes, int(bar_ms or 3_600_000))
+                _, orders = self.strategy.step(self.states[0], int(stamp), closes, int(bar_ms or 3_600_000),
+                                               holdings=holdings)
                 if orders is not None:
                     target[:] = orders
             return target

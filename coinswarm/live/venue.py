@@ -4,12 +4,17 @@ out, every order and fill in the ledger, start-up is recovery.
 Per closed time ``t`` (every symbol's bar that opened at ``t``, or fewer when a later bar shows
 the rest are missing), :meth:`VenueRunner.process`:
 
-1. the strategy steps on the bars (targets: fractions of equity, NaN = no order);
-2. **mass status** (:func:`coinswarm.live.orders.reconcile`): open orders, fills since the last
+1. **mass status** (:func:`coinswarm.live.orders.reconcile`): open orders, fills since the last
    stored one (de-duplicated by fill id, so repeated and out-of-order reports book once),
    in-flight orders resolved by client id ("does not exist" within ``grace_ms`` stays in
    flight), base-asset balances against the ledger's positions — an unexplained difference
    halts (fails closed);
+2. the strategy steps on the bars (targets: fractions of equity, NaN = no order). The daily
+   portfolio committee is told what is actually held (:meth:`VenueRunner.holdings`: the ledger's
+   reconciled positions plus what in-flight orders still have to fill, marked at the bar's close,
+   over the equity), so its no-trade band compares each target with the venue's book and not
+   with its own last targets — an order refused, cut to the lot step or the free balance,
+   dropped under the minimums or blocked by the kill switch is traded again at the next decision;
 3. targets → quantities: equity = the venue's quote balance + the ledger's positions marked at
    the bar's close; the change from the position plus what in-flight orders still have to fill,
    capped by free balances (spot: never short), rounded down to the market's lot step and dropped
@@ -240,14 +245,16 @@ class VenueRunner(BarGrouping, Guarded):
         started = time.perf_counter_ns()
         bars = [None if group.get(s) is None else Bar(b.time, b.open, b.high, b.low, b.close, b.volume)
                 for s in self.symbols for b in [group.get(s)]]
-        target = self.stepper.decide(bars, self.settings.step_ms).copy()
         now = await self.read(self.broker.server_time_ms)
         await self.read(self.sync, now)
         closes = {s: b.close for s, b in group.items()}
         balances = await self.read(self.broker.balances)
         positions = {s: p.qty for s, p in (await self._db(self.ledger.positions)).items()}
+        in_flight = await self._db(self.ledger.in_flight)
         equity = self._equity(balances, closes, positions)
-        intents = self._intents(t, target, closes, balances, equity, positions, await self._db(self.ledger.in_flight),
+        held = self.holdings(closes, positions, in_flight, equity) if self.stepper.daily else None
+        target = self.stepper.decide(bars, self.settings.step_ms, held).copy()
+        intents = self._intents(t, target, closes, balances, equity, positions, in_flight,
                                 await self._db(self.ledger.kill_state))
         latency = (time.perf_counter_ns() - started) / 1000.0
         sent = []
@@ -275,6 +282,29 @@ class VenueRunner(BarGrouping, Guarded):
         cash = balances[quote].total if quote in balances else 0.0
         held = sum(positions[s] * closes[s] for s in closes if s in positions)
         return float(cash + held)
+
+    def holdings(self, closes: dict[str, float], positions: dict[str, float], in_flight: list,
+                 equity: float) -> np.ndarray | None:
+        """The weights the venue holds, as the strategy's targets count them: per symbol, the
+        ledger's reconciled position plus what its in-flight orders still have to fill (the same
+        base the sizing trades from, so an order still working is not chased twice, and one that
+        stays UNKNOWN counts until the mass status resolves it), marked at the bar's close, over
+        ``equity``. A symbol holding nothing is 0 with or without a bar; None when the equity is
+        not positive or a symbol with a position or an order in flight has no close at this time
+        (the equity would miss it): the strategy then keeps its own belief."""
+        if not (math.isfinite(equity) and equity > 0):
+            return None
+        pending = _pending(in_flight)
+        out = np.zeros(len(self.symbols))
+        for j, symbol in enumerate(self.symbols):
+            qty = positions.get(symbol, 0.0) + pending.get(symbol, 0.0)
+            if qty == 0.0 and symbol not in pending:
+                continue
+            close = closes.get(symbol)
+            if close is None:
+                return None
+            out[j] = qty * close / equity
+        return out
 
     def _intents(self, t: int, target: np.ndarray, closes: dict[str, float], balances: dict, equity: float,
                  positions: dict[str, float], in_flight: list, kill: KillState) -> list[OrderIntent]:
