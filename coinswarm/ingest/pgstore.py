@@ -21,8 +21,8 @@ import pyarrow.csv as pacsv
 
 from coinswarm.adapters.sources.symbols import canonical_symbol
 from coinswarm.errors import ConfigError
-from coinswarm.ingest.schema import MARKET_KINDS, TABLES, TableSpec, check_table, table_spec
-from coinswarm.ingest.store import WriteResult, group_filter
+from coinswarm.ingest.schema import MARKET_KINDS, TABLES, TableSpec, table_spec
+from coinswarm.ingest.store import WriteResult, checked_batch, group_filter
 
 _PG = {pa.string(): "text", pa.int64(): "bigint", pa.float64(): "double precision"}
 
@@ -74,10 +74,7 @@ class PostgresStore:
 
     def write_table(self, kind: str, table: pa.Table, source: str) -> WriteResult:
         """Check ``table``, then COPY its good rows in; stored keys are skipped."""
-        spec = table_spec(kind)
-        table = table.select(spec.schema.names).cast(spec.schema)
-        good, rejected = check_table(spec, table, source)
-        result = WriteResult(kind, table.num_rows, 0, rejected)
+        spec, good, result = checked_batch(kind, table, source)
         if good.num_rows == 0:
             return result
         buf = io.BytesIO()

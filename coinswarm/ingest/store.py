@@ -105,6 +105,25 @@ def write_records(store: Store, records: Iterable[Record]) -> WriteResult:
     return result
 
 
+def checked_batch(kind: str, table: pa.Table, source: str) -> tuple[TableSpec, pa.Table, WriteResult]:
+    """What every store's ``write_table`` does first: ``table`` cast to the columns and types of
+    ``kind`` and checked (:func:`~coinswarm.ingest.schema.check_table`).
+
+    Returns
+    -------
+    spec : TableSpec
+        The table of ``kind``.
+    good : pyarrow.Table
+        The rows to write.
+    result : WriteResult
+        Rows offered and rejected (with why), none written yet.
+    """
+    spec = table_spec(kind)
+    table = table.select(spec.schema.names).cast(spec.schema)
+    good, rejected = check_table(spec, table, source)
+    return spec, good, WriteResult(kind, table.num_rows, 0, rejected)
+
+
 def open_store(url: str) -> Store:
     """A store from its URL: ``parquet:DIR`` or ``postgresql://…`` (``postgresql+psycopg://`` too).
 
@@ -195,10 +214,7 @@ class ParquetStore:
     # ---- writing ------------------------------------------------------------------------------
     def write_table(self, kind: str, table: pa.Table, source: str) -> WriteResult:
         """Check ``table`` (rows of ``kind``), then write the rows whose keys are not stored yet."""
-        spec = table_spec(kind)
-        table = table.select(spec.schema.names).cast(spec.schema)
-        good, rejected = check_table(spec, table, source)
-        result = WriteResult(kind, table.num_rows, 0, rejected)
+        spec, good, result = checked_batch(kind, table, source)
         if good.num_rows == 0:
             return result
         with self._lock:
@@ -257,10 +273,7 @@ class ParquetStore:
         if folder not in self._made:
             folder.mkdir(parents=True, exist_ok=True)
             self._made.add(folder)
-        name = f"part-{uuid.uuid4().hex}.parquet"
-        tmp = folder / ("." + name)
-        pq.write_table(rows, tmp, compression="snappy", use_dictionary=_dict_columns(spec))
-        os.replace(tmp, folder / name)
+        _write_part(spec, folder, rows)
         self._keys[folder] = pa.concat_arrays([stored, keys.cast(stored.type)])
         return rows.num_rows
 
@@ -275,9 +288,7 @@ class ParquetStore:
                     continue
                 merged = pa.concat_tables([pq.read_table(f, schema=spec.schema) for f in files])
                 merged = merged.sort_by([("time_ms", "ascending")])
-                name = f"part-{uuid.uuid4().hex}.parquet"
-                pq.write_table(merged, folder / ("." + name), compression="snappy", use_dictionary=_dict_columns(spec))
-                os.replace(folder / ("." + name), folder / name)
+                _write_part(spec, folder, merged)
                 for f in files:
                     f.unlink()
                 removed += len(files) - 1
@@ -366,6 +377,15 @@ def group_filter(spec: TableSpec, exchange: str | None, symbol: str | None, time
     if "timeframe" in spec.group:
         parts.append(timeframe or "*")
     return parts
+
+
+def _write_part(spec: TableSpec, folder: Path, rows: pa.Table) -> None:
+    """``rows`` as a new ``part-<uuid>.parquet`` in ``folder``, written under a hidden name and
+    renamed into place (a reader never sees half a file)."""
+    name = f"part-{uuid.uuid4().hex}.parquet"
+    tmp = folder / ("." + name)
+    pq.write_table(rows, tmp, compression="snappy", use_dictionary=_dict_columns(spec))
+    os.replace(tmp, folder / name)
 
 
 def _dict_columns(spec: TableSpec) -> list[str]:

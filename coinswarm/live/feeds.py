@@ -78,6 +78,85 @@ def bar_from_row(row: Any, symbol: str, step_ms: int, source: str) -> ClosedBar:
     return check_closed_bar(ClosedBar(symbol, int(t), *values), source)
 
 
+def timeframe_step_ms(timeframe: str) -> int:
+    """The bar length of ``timeframe`` in milliseconds; a :class:`~coinswarm.errors.ConfigError`
+    for a timeframe without a fixed length (``"1M"``) or an unknown one."""
+    step = timeframe_ms(timeframe)
+    if step is None:
+        raise ConfigError(f"timeframe {timeframe!r} has no fixed length; use e.g. '1m', '1h', '1d'")
+    return step
+
+
+_MAX_PAGES = 100_000
+
+
+async def rest_closed(fetch: Callable[[int], Awaitable[list]], symbol: str, since: int, until_close: int, *,
+                      step_ms: int, limit: int, source: str, skip_open_pages: bool = False) -> list[ClosedBar]:
+    """Closed bars of ``symbol`` with open ≥ ``since`` and close ≤ ``until_close``, oldest first,
+    each once, read page by page from a venue's REST candles.
+
+    Parameters
+    ----------
+    fetch : async callable
+        ``fetch(cursor)``: up to ``limit`` ccxt OHLCV rows from open time ``cursor`` on.
+    symbol : str
+    since, until_close : int
+        Epoch milliseconds: the first open time wanted and the venue's "now".
+    step_ms, limit : int
+        The bar length; the page size (a shorter page is the last).
+    source : str
+        Named by a :class:`~coinswarm.errors.DataError` for a malformed row (:func:`bar_from_row`).
+    skip_open_pages : bool
+        Ask for no page whose first bar has not closed by ``until_close`` (else such a page is
+        asked for and yields nothing new).
+    """
+    out: dict[int, ClosedBar] = {}
+    cursor = since
+    for _ in range(_MAX_PAGES):
+        if skip_open_pages and cursor + step_ms > until_close:
+            break
+        rows = await fetch(cursor)
+        bars = [bar_from_row(r, symbol, step_ms, source) for r in rows]
+        fresh = [b for b in bars if since <= b.time and b.time + step_ms <= until_close and b.time not in out]
+        out.update((b.time, b) for b in fresh)
+        if len(rows) < limit or not fresh:
+            break
+        cursor = max(out) + step_ms
+    return [out[t] for t in sorted(out)]
+
+
+class Backoff:
+    """What both REST-polling feeds share: :meth:`guarded`, a venue call behind a back-off.
+
+    A subclass sets ``backoff_s``, ``max_backoff_s``, ``_sleep`` (an injected async sleep) and
+    the counter ``rate_limited``; :meth:`_outage` counts each other venue error (nothing here).
+    """
+
+    backoff_s: float
+    max_backoff_s: float
+    rate_limited: int
+    _sleep: Sleep
+
+    async def guarded(self, fn: Callable, *args: Any) -> Any:
+        """``fn(*args)`` until it answers: waits ``retry_after`` on a rate limit (429/418), backs
+        off exponentially (``backoff_s`` doubling up to ``max_backoff_s``) on another venue error;
+        a :class:`~coinswarm.errors.DataError` passes."""
+        delay = self.backoff_s
+        while True:
+            try:
+                return await fn(*args)
+            except RateLimitedError as exc:
+                self.rate_limited += 1
+                await self._sleep(exc.retry_after if exc.retry_after is not None else delay)
+            except VenueError:
+                self._outage()
+                await self._sleep(delay)
+            delay = min(delay * 2, self.max_backoff_s)
+
+    def _outage(self) -> None:
+        """Count a venue error other than a rate limit (a subclass's counter)."""
+
+
 def _symbol_of(source: str) -> str:
     parts = source.split(":")
     if len(parts) == 3 and "/" in parts[1]:  # exchange:BASE/QUOTE:timeframe
@@ -179,7 +258,7 @@ class CandleSource(Protocol):
     async def server_time_ms(self) -> int: ...
 
 
-class CcxtFeed:
+class CcxtFeed(Backoff):
     """Closed candles by REST polling (ccxt ``fetch_ohlcv`` through a :class:`CandleSource`).
 
     Each poll reads the venue's clock (``server_time_ms``) and keeps only candles whose close
@@ -209,9 +288,7 @@ class CcxtFeed:
     def __init__(self, source: CandleSource, symbols: Sequence[str], timeframe: str, *, after_ms: int | None = None,
                  limit: int = 1000, settle_ms: int = 1_000, backoff_s: float = 1.0, max_backoff_s: float = 60.0,
                  max_bars: int | None = None, sleep: Sleep = asyncio.sleep) -> None:
-        step = timeframe_ms(timeframe)
-        if step is None:
-            raise ConfigError(f"timeframe {timeframe!r} has no fixed length; use e.g. '1m', '1h', '1d'")
+        step = timeframe_step_ms(timeframe)
         if not symbols:
             raise ConfigError("CcxtFeed needs at least one symbol")
         self.source, self.symbols, self.timeframe, self.step_ms = source, list(symbols), timeframe, step
@@ -225,18 +302,13 @@ class CcxtFeed:
         return f"{getattr(self.source, 'name', 'venue')}:{symbol}:{self.timeframe}"
 
     async def _closed(self, symbol: str, since: int, until_close: int) -> list[ClosedBar]:
-        """Closed bars of ``symbol`` with open ≥ ``since`` and close ≤ ``until_close`` (paged)."""
-        out: dict[int, ClosedBar] = {}
-        cursor = since
-        for _ in range(100_000):
-            rows = await self.source.candles(symbol, self.timeframe, cursor, self.limit)
-            bars = [bar_from_row(r, symbol, self.step_ms, self._source_name(symbol)) for r in rows]
-            fresh = [b for b in bars if b.time >= since and b.time + self.step_ms <= until_close and b.time not in out]
-            out.update((b.time, b) for b in fresh)
-            if len(rows) < self.limit or not fresh:
-                break
-            cursor = max(out) + self.step_ms
-        return [out[t] for t in sorted(out)]
+        """Closed bars of ``symbol`` with open ≥ ``since`` and close ≤ ``until_close`` (paged,
+        :func:`rest_closed`; a failure is retried whole by :meth:`guarded`)."""
+        async def page(cursor: int) -> list:
+            return await self.source.candles(symbol, self.timeframe, cursor, self.limit)
+
+        return await rest_closed(page, symbol, since, until_close, step_ms=self.step_ms, limit=self.limit,
+                                 source=self._source_name(symbol))
 
     async def history(self, symbol: str, until_ms: int, bars: int) -> list[ClosedBar]:
         """Up to ``bars`` closed bars of ``symbol`` with open time < ``until_ms`` (warm-up by REST)."""
@@ -245,19 +317,9 @@ class CcxtFeed:
         got = await self.guarded(self._closed, symbol, since, now)
         return [b for b in got if b.time < until_ms][-bars:]
 
-    async def guarded(self, fn: Callable, *args: Any) -> Any:
-        """Call ``fn`` until it answers: back off on rate limits and outages (DataError passes)."""
-        delay = self.backoff_s
-        while True:
-            try:
-                return await fn(*args)
-            except RateLimitedError as exc:
-                self.rate_limited += 1
-                await self._sleep(exc.retry_after if exc.retry_after is not None else delay)
-            except VenueError:
-                self.reconnects += 1
-                await self._sleep(delay)
-            delay = min(delay * 2, self.max_backoff_s)
+    def _outage(self) -> None:
+        """An outage of the venue's REST counts as a reconnect."""
+        self.reconnects += 1
 
     async def _poll(self) -> tuple[list[ClosedBar], int]:
         now = await self.guarded(self.source.server_time_ms)

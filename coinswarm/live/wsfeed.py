@@ -25,15 +25,12 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
-from coinswarm.data.validate import timeframe_ms
-from coinswarm.errors import ConfigError, RateLimitedError, VenueError
-from coinswarm.live.feeds import CandleSource, bar_from_row
+from coinswarm.errors import ConfigError, VenueError
+from coinswarm.live.feeds import Backoff, CandleSource, Sleep, bar_from_row, rest_closed, timeframe_step_ms
 from coinswarm.live.protocols import ClosedBar
-
-Sleep = Callable[[float], Awaitable[None]]
 
 
 def make_pro_exchange(exchange: str = "binance", *, sandbox: bool = False, api_url: str | None = None,
@@ -62,7 +59,7 @@ def make_pro_exchange(exchange: str = "binance", *, sandbox: bool = False, api_u
     return ex
 
 
-class WsFeed:
+class WsFeed(Backoff):
     """The :class:`~coinswarm.live.protocols.Feed` of closed bars over ccxt pro's ``watch_ohlcv``.
 
     Parameters
@@ -91,9 +88,7 @@ class WsFeed:
                  after_ms: int | None = None, settle_ms: int = 2_000, limit: int = 1000, backoff_s: float = 1.0,
                  max_backoff_s: float = 60.0, resync_s: float = 300.0, max_bars: int | None = None,
                  clock: Callable[[], int] | None = None, sleep: Sleep = asyncio.sleep) -> None:
-        step = timeframe_ms(timeframe)
-        if step is None:
-            raise ConfigError(f"timeframe {timeframe!r} has no fixed length; use e.g. '1m', '1h', '1d'")
+        step = timeframe_step_ms(timeframe)
         if not symbols or len(set(symbols)) != len(symbols):
             raise ConfigError(f"WsFeed needs distinct symbols, got {list(symbols)!r}")
         self.exchange, self.rest, self.symbols, self.timeframe, self.step_ms = exchange, rest, list(symbols), \
@@ -126,38 +121,21 @@ class WsFeed:
             server = await self.rest.server_time_ms()
             return int(server) - (before + int(self._clock())) // 2
 
-        self.offset_ms = await self._guarded(measure)
+        self.offset_ms = await self.guarded(measure)
         self._synced_at = time.monotonic()
         return self.offset_ms
 
     # -- REST ----------------------------------------------------------------------------
-    async def _guarded(self, fn: Callable, *args: Any) -> Any:
-        """``fn(*args)`` until it answers: waits ``retry_after`` on a rate limit (429/418), backs
-        off exponentially on another venue error; a :class:`~coinswarm.errors.DataError` passes."""
-        delay = self.backoff_s
-        while True:
-            try:
-                return await fn(*args)
-            except RateLimitedError as exc:
-                self.rate_limited += 1
-                await self._sleep(exc.retry_after if exc.retry_after is not None else delay)
-            except VenueError:
-                await self._sleep(delay)
-            delay = min(delay * 2, self.max_backoff_s)
-
     async def _rest_closed(self, symbol: str, since: int, until_close: int) -> list[ClosedBar]:
-        """Closed bars with open ≥ ``since`` and close ≤ ``until_close`` by REST (paged, checked)."""
-        out: dict[int, ClosedBar] = {}
-        cursor, source = since, f"{getattr(self.rest, 'name', 'venue')}:{symbol}:{self.timeframe}"
-        while cursor + self.step_ms <= until_close:
-            rows = await self._guarded(self.rest.candles, symbol, self.timeframe, cursor, self.limit)
-            bars = [bar_from_row(r, symbol, self.step_ms, source) for r in rows]
-            fresh = [b for b in bars if since <= b.time and b.time + self.step_ms <= until_close and b.time not in out]
-            out.update((b.time, b) for b in fresh)
-            if len(rows) < self.limit or not fresh:
-                break
-            cursor = max(out) + self.step_ms
-        return [out[t] for t in sorted(out)]
+        """Closed bars with open ≥ ``since`` and close ≤ ``until_close`` by REST (paged, checked,
+        :func:`~coinswarm.live.feeds.rest_closed`): each page behind the back-off, and none asked
+        for before its first bar has closed."""
+        async def page(cursor: int) -> list:
+            return await self.guarded(self.rest.candles, symbol, self.timeframe, cursor, self.limit)
+
+        return await rest_closed(page, symbol, since, until_close, step_ms=self.step_ms, limit=self.limit,
+                                 source=f"{getattr(self.rest, 'name', 'venue')}:{symbol}:{self.timeframe}",
+                                 skip_open_pages=True)
 
     async def history(self, symbol: str, until_ms: int, bars: int) -> list[ClosedBar]:
         """Up to ``bars`` closed bars of ``symbol`` with open time < ``until_ms`` (warm-up, REST)."""

@@ -7,6 +7,7 @@ source, the record and the field), so one malformed record never costs the other
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol, runtime_checkable
@@ -98,6 +99,25 @@ def check_record(record: Record) -> Record:
     return record
 
 
+def iso_time_ms(raw: Any, *, source: str, field: str, where: str = "") -> int:
+    """Epoch milliseconds of ``raw``, an ISO 8601 time with a time zone (``Z`` accepted).
+
+    Raises
+    ------
+    RecordError
+        ``raw`` is no such time: names ``field`` and the value; the message starts with
+        ``where`` (``"article 3: "``).
+    """
+    try:
+        when = dt.datetime.fromisoformat(str(raw).replace("Z", "+00:00"))
+    except ValueError:
+        when = None
+    if when is None or when.tzinfo is None:
+        raise RecordError(f"{where}{field} must be ISO 8601 with a time zone, got {raw!r}", source=source,
+                          field=field, value=raw)
+    return int(when.timestamp() * 1000)
+
+
 @dataclass(slots=True)
 class Batch:
     """The outcome of one fetch: the good records and the rejected ones (never silently dropped)."""
@@ -119,6 +139,11 @@ class Health:
     rejected: int = 0
     reconnects: int = 0
     last_error: str | None = None
+
+    def copy(self) -> Health:
+        """A copy (what a source's ``health()`` hands out: the caller cannot change the source's own)."""
+        return Health(self.source, self.healthy, self.last_success_ms, self.lag_ms, self.errors, self.rejected,
+                      self.reconnects, self.last_error)
 
 
 @runtime_checkable

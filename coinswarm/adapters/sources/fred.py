@@ -21,7 +21,15 @@ import re
 from typing import Any
 
 from coinswarm.adapters.sources.base import Batch, Health, Record, RecordError, SourceError, check_record
-from coinswarm.adapters.sources.web import HttpClient, NotConfiguredError, Tracker, api_key, check_url, with_query
+from coinswarm.adapters.sources.web import (
+    HttpClient,
+    NotConfiguredError,
+    Tracker,
+    api_key,
+    check_url,
+    reply_count,
+    with_query,
+)
 
 KEY_ENV = "COINSWARM_FRED_API_KEY"
 BASE_URL = "https://api.stlouisfed.org"
@@ -76,7 +84,7 @@ class FredSource:
                 observations = reply["observations"]
                 self._parse(observations, reply, batch, since_ms, until_ms, now_ms)
                 offset += len(observations)
-                if offset >= _count(reply, self.name) or not observations:
+                if offset >= reply_count(reply, "count", self.name) or not observations:
                     break
             else:
                 raise SourceError(f"still paging after {self.max_pages} pages of {self.page_size}", source=self.name)
@@ -91,9 +99,7 @@ class FredSource:
             "series_id": self.series_id, "api_key": self._key, "file_type": "json",
             "observation_start": _day(since_ms), "observation_end": _day(max(since_ms, until_ms - 1)),
             "sort_order": "asc", "limit": self.page_size, "offset": offset})
-        status, body = await self.client.get_json(url)
-        if not isinstance(body, dict):
-            raise SourceError(f"HTTP {status}: expected a JSON object, got {type(body).__name__}", source=self.name)
+        status, body = await self.client.get_json_object(url)
         if status != 200 or "error_code" in body:
             raise SourceError(f"HTTP {status}: FRED error {body.get('error_code')}: {body.get('error_message')}",
                               source=self.name)
@@ -145,10 +151,3 @@ def observation_record(obs: Any, index: int, series_id: str, source: str, units:
 
 def _day(ms: int) -> str:
     return dt.datetime.fromtimestamp(ms / 1000, dt.UTC).strftime("%Y-%m-%d")
-
-
-def _count(reply: dict, source: str) -> int:
-    count = reply.get("count")
-    if isinstance(count, bool) or not isinstance(count, int) or count < 0:
-        raise SourceError(f"reply 'count' must be a non-negative int, got {count!r}", source=source)
-    return count

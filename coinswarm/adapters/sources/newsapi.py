@@ -21,8 +21,24 @@ import datetime as dt
 import urllib.parse
 from typing import Any
 
-from coinswarm.adapters.sources.base import Batch, Health, Record, RecordError, SourceError, check_record
-from coinswarm.adapters.sources.web import HttpClient, NotConfiguredError, Tracker, api_key, check_url, with_query
+from coinswarm.adapters.sources.base import (
+    Batch,
+    Health,
+    Record,
+    RecordError,
+    SourceError,
+    check_record,
+    iso_time_ms,
+)
+from coinswarm.adapters.sources.web import (
+    HttpClient,
+    NotConfiguredError,
+    Tracker,
+    api_key,
+    check_url,
+    reply_count,
+    with_query,
+)
 
 KEY_ENV = "COINSWARM_NEWSAPI_KEY"
 BASE_URL = "https://newsapi.org"
@@ -79,7 +95,7 @@ class NewsApiSource:
                 articles = body["articles"]
                 for index, article in enumerate(articles):
                     self._take(article, (page - 1) * self.page_size + index, batch, seen, since_ms, until_ms, now_ms)
-                if page * self.page_size >= _total(body, self.name) or not articles:
+                if page * self.page_size >= reply_count(body, "totalResults", self.name) or not articles:
                     break
         except SourceError as err:
             self._tracker.failed(err)
@@ -103,9 +119,7 @@ class NewsApiSource:
         url = with_query(f"{self.base_url}/v2/everything", {
             "q": self.query, "language": self.language, "from": _iso(since_ms), "to": _iso(max(since_ms, until_ms - 1)),
             "sortBy": "publishedAt", "pageSize": self.page_size, "page": page})
-        status, body = await self.client.get_json(url, {"X-Api-Key": self._key})
-        if not isinstance(body, dict):
-            raise SourceError(f"HTTP {status}: expected a JSON object, got {type(body).__name__}", source=self.name)
+        status, body = await self.client.get_json_object(url, {"X-Api-Key": self._key})
         if body.get("status") == "error" and body.get("code") == RESULT_CAP_CODE and page > 1:
             return None
         if status != 200 or body.get("status") != "ok":
@@ -135,30 +149,12 @@ def article_record(article: Any, index: int, query: str, source: str, received_m
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise RecordError(f"article {index}: url must be an absolute http(s) URL, got {url!r}", source=source,
                           field="url", value=url)
-    time_ms = _parse_time(article.get("publishedAt"), index, source)
+    time_ms = iso_time_ms(article.get("publishedAt"), source=source, field="publishedAt", where=f"article {index}: ")
     publisher = article.get("source") if isinstance(article.get("source"), dict) else {}
     values = {"title": title.strip(), "url": url, "description": article.get("description") or "",
               "author": article.get("author") or "", "publisher": publisher.get("name") or ""}
     return check_record(Record("news", source, query, time_ms, values, received_ms))
 
 
-def _parse_time(raw: Any, index: int, source: str) -> int:
-    try:
-        when = dt.datetime.fromisoformat(str(raw).replace("Z", "+00:00"))
-    except ValueError:
-        when = None
-    if when is None or when.tzinfo is None:
-        raise RecordError(f"article {index}: publishedAt must be ISO 8601 with a time zone, got {raw!r}",
-                          source=source, field="publishedAt", value=raw)
-    return int(when.timestamp() * 1000)
-
-
 def _iso(ms: int) -> str:
     return dt.datetime.fromtimestamp(ms / 1000, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _total(body: dict, source: str) -> int:
-    total = body.get("totalResults")
-    if isinstance(total, bool) or not isinstance(total, int) or total < 0:
-        raise SourceError(f"reply 'totalResults' must be a non-negative int, got {total!r}", source=source)
-    return total

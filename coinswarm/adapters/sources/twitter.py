@@ -20,10 +20,9 @@ credentials that this project does not hold, and the tests run without network.
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Any
 
-from coinswarm.adapters.sources.base import Batch, Health, Record, RecordError, check_record
+from coinswarm.adapters.sources.base import Batch, Health, Record, RecordError, check_record, iso_time_ms
 from coinswarm.adapters.sources.web import NotConfiguredError
 
 TOKEN_ENV = "COINSWARM_X_BEARER_TOKEN"
@@ -54,9 +53,7 @@ class TwitterSource:
 
     def health(self) -> Health:
         """Unhealthy, with the reason."""
-        h = self._health
-        return Health(h.source, h.healthy, h.last_success_ms, h.lag_ms, h.errors, h.rejected, h.reconnects,
-                      h.last_error)
+        return self._health.copy()
 
 
 def tweet_record(tweet: Any, query: str, source: str, received_ms: int = 0) -> Record:
@@ -69,14 +66,7 @@ def tweet_record(tweet: Any, query: str, source: str, received_ms: int = 0) -> R
                           value=tweet_id)
     if not isinstance(text, str) or not text.strip():
         raise RecordError("text must be a non-empty string", source=source, field="text", value=text)
-    raw = tweet.get("created_at")
-    try:
-        when = dt.datetime.fromisoformat(str(raw).replace("Z", "+00:00"))
-    except ValueError:
-        when = None
-    if when is None or when.tzinfo is None:
-        raise RecordError(f"created_at must be ISO 8601 with a time zone, got {raw!r}", source=source,
-                          field="created_at", value=raw)
+    time_ms = iso_time_ms(tweet.get("created_at"), source=source, field="created_at")
     values = {"title": text.strip(), "url": STATUS_URL + tweet_id, "author": str(tweet.get("author_id") or ""),
               "lang": str(tweet.get("lang") or "")}
-    return check_record(Record("news", source, query, int(when.timestamp() * 1000), values, received_ms))
+    return check_record(Record("news", source, query, time_ms, values, received_ms))

@@ -185,6 +185,22 @@ class HttpClient:
             raise SourceError(f"HTTP {reply.status} from {_redact(url)} is not JSON: {err}; "
                               f"body starts {reply.body[:80]!r}", source=self.source) from err
 
+    async def get_json_object(self, url: str, headers: Mapping[str, str] | None = None) -> tuple[int, dict]:
+        """:meth:`get_json` for an API that answers a JSON object (its replies and its errors);
+        :class:`SourceError` for any other JSON."""
+        status, body = await self.get_json(url, headers)
+        if not isinstance(body, dict):
+            raise SourceError(f"HTTP {status}: expected a JSON object, got {type(body).__name__}", source=self.source)
+        return status, body
+
+
+def reply_count(body: dict, name: str, source: str) -> int:
+    """The non-negative int ``body[name]`` (a paged reply's total); :class:`SourceError` otherwise."""
+    count = body.get(name)
+    if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+        raise SourceError(f"reply {name!r} must be a non-negative int, got {count!r}", source=source)
+    return count
+
 
 def _redact(url: str) -> str:
     """``url`` without secrets in its query (``api_key=...`` → ``api_key=***``)."""
@@ -216,6 +232,4 @@ class Tracker:
 
     def snapshot(self) -> Health:
         """A copy of the current health."""
-        h = self.health
-        return Health(h.source, h.healthy, h.last_success_ms, h.lag_ms, h.errors, h.rejected, h.reconnects,
-                      h.last_error)
+        return self.health.copy()

@@ -195,3 +195,37 @@ def test_ccxt_feed_history_for_warm_up():
     assert np.all(np.diff([b.time for b in warm]) == HOUR)
     with pytest.raises(ConfigError):
         CcxtFeed(None, ["X/Y"], "1M")
+
+
+class PagedCandles:
+    """A :class:`~coinswarm.live.feeds.CandleSource` over real candles that records the pages
+    asked for: it serves candles up to its clock, the forming one included (as a venue does)."""
+
+    name = "paged"
+
+    def __init__(self, now_ms: int) -> None:
+        self.now, self.asked = now_ms, []
+        self.rows = [list(r) for r in catalog(BTC, T0 - 2 * HOUR, now_ms + 1)]
+
+    async def candles(self, symbol: str, timeframe: str, since_ms: int | None, limit: int) -> list:
+        self.asked.append(since_ms)
+        return [r for r in self.rows if r[0] >= since_ms][:limit]
+
+    async def server_time_ms(self) -> int:
+        return self.now
+
+
+def test_both_feeds_page_rest_history_alike_but_the_stream_feed_never_asks_for_a_forming_bar():
+    """Pins the REST paging both feeds share (:func:`coinswarm.live.feeds.rest_closed`): pages of
+    ``limit`` from ``since`` until a short page; only closed bars, each once. CcxtFeed also asks
+    for the page that starts at the forming bar; WsFeed (``skip_open_pages``) does not."""
+    from coinswarm.live.wsfeed import WsFeed
+
+    now = T0 + 3 * HOUR + HOUR // 2  # the bar at T0 + 3h is forming
+    polled, streamed = PagedCandles(now), PagedCandles(now)
+    ccxt_bars = asyncio.run(CcxtFeed(polled, ["BTC/USDT"], "1h", limit=2).history("BTC/USDT", T0 + 3 * HOUR, 3))
+    ws = WsFeed(None, streamed, ["BTC/USDT"], "1h", limit=2, clock=lambda: now)
+    ws_bars = asyncio.run(ws.history("BTC/USDT", T0 + 3 * HOUR, 3))
+    assert [as_tuple(b) for b in ccxt_bars] == [as_tuple(b) for b in ws_bars] == catalog(BTC, T0, T0 + 3 * HOUR)
+    assert polled.asked == [T0, T0 + 2 * HOUR, T0 + 3 * HOUR]
+    assert streamed.asked == [T0, T0 + 2 * HOUR]
