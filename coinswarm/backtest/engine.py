@@ -15,7 +15,7 @@ import pandas as pd
 from coinswarm.costs import Costs
 from coinswarm.data.load import load_funding
 from coinswarm.data.resample import align
-from coinswarm.data.validate import OHLCV_COLUMNS, check_values, timeframe_ms, validate_ohlcv
+from coinswarm.data.validate import OHLCV_COLUMNS, check_values, timeframe_ms, timeframe_of_ms, validate_ohlcv
 from coinswarm.errors import ConfigError, DataError, DuplicateTimestampError, SchemaError
 from coinswarm.kernels.metrics import METRIC_NAMES, finalize_nb
 from coinswarm.kernels.portfolio import P_BANKRUPT, P_BORROW, P_INTEREST, screen_bars_nb, simulate_nb
@@ -41,9 +41,24 @@ def as_price_dict(prices: pd.DataFrame | dict[str, pd.DataFrame]) -> dict[str, p
                 row = int(np.flatnonzero(frame.index.duplicated())[0])
                 raise DuplicateTimestampError(f"timestamp {frame.index[row]} repeats an earlier row",
                                               source=symbol, row=row, timestamp=frame.index[row].isoformat())
-        return align(prices) if len(prices) > 1 else dict(prices)
+        if len(prices) == 1:
+            return dict(prices)
+        check_one_timeframe(prices)
+        return align(prices)
     raise ConfigError("prices must be an OHLCV DataFrame or a non-empty dict of them, "
                       f"got {type(prices).__name__}")
+
+
+def check_one_timeframe(frames: dict[str, pd.DataFrame]) -> None:
+    """Several assets must share one bar length (their ``timeframe`` attribute, else their most
+    common step): a 1h and a 4h frame aligned on one grid would leave three of every four rows of
+    the 4h asset empty and trade it as if it had gaps."""
+    steps = {symbol: _grid_step_ms(frame, _stamps_ms(frame.index)) for symbol, frame in frames.items()}
+    distinct = sorted({step for step in steps.values() if step})
+    if len(distinct) > 1:
+        shown = ", ".join(f"{symbol} {timeframe_of_ms(step)}" for symbol, step in steps.items() if step)
+        raise ConfigError(f"the assets' bars differ in length ({shown}); put them on one timeframe first, "
+                          f"e.g. cs.resample_ohlcv(frame, {timeframe_of_ms(distinct[-1])!r}) for each")
 
 
 def check_index(frame: pd.DataFrame, where: str) -> None:

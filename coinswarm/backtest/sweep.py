@@ -11,6 +11,7 @@ import pandas as pd
 from coinswarm.backtest.engine import (
     _assumptions,
     as_price_dict,
+    bar_length,
     day_end_mask,
     financing,
     funding_matrix,
@@ -18,11 +19,11 @@ from coinswarm.backtest.engine import (
     target_matrix,
 )
 from coinswarm.costs import Costs
-from coinswarm.data.validate import validate_ohlcv
+from coinswarm.data.validate import timeframe_of_ms, validate_ohlcv
 from coinswarm.errors import ConfigError
 from coinswarm.kernels.metrics import METRIC_NAMES, finalize_nb
 from coinswarm.kernels.portfolio import simulate_nb
-from coinswarm.strategies.base import Strategy, engine_limits, expand_grid, get_strategy
+from coinswarm.strategies.base import Strategy, engine_limits, expand_grid, get_strategy, warmup_bars
 
 
 def check_inputs(costs: Any, init_cash: Any, execution: Any) -> Costs:
@@ -73,15 +74,22 @@ def _timeframe(frame: pd.DataFrame) -> str | None:
     return tf if isinstance(tf, str) else None
 
 
-def check_warmup(strategy: Strategy, combos: list, n_bars: int, what: str) -> None:
-    """Refuse combinations whose warm-up needs as many bars as ``what`` holds (or more)."""
-    too_long = [p for p in combos if strategy.warmup(p) >= n_bars]
+def check_warmup(strategy: Strategy, combos: list, index: pd.DatetimeIndex) -> None:
+    """Refuse combinations whose warm-up (:func:`~coinswarm.strategies.base.warmup_bars` at the
+    data's bar length) needs as many bars as ``index`` holds (or more)."""
+    bar_ms = int(bar_length(index) / pd.Timedelta(milliseconds=1))
+    need = {i: warmup_bars(strategy, p, bar_ms) for i, p in enumerate(combos)}
+    too_long = [i for i in need if need[i] >= len(index)]
     if too_long:
-        worst = max(too_long, key=strategy.warmup)
+        worst = max(too_long, key=need.get)
+        params = combos[worst]
+        label = "its default parameters" if len(combos) == 1 else dict(params._asdict())
+        days = getattr(strategy, "warmup_days", None)
+        unit = f" ({days} days of {timeframe_of_ms(bar_ms)} bars)" if days else ""
         raise ConfigError(
-            f"{strategy.name} {dict(worst._asdict())} needs a warm-up of {strategy.warmup(worst):,} bars but "
-            f"{what} has {n_bars:,} bars ({len(too_long)} of {len(combos)} combinations too long); "
-            "use more data or shorter windows"
+            f"{strategy.name} with {label} needs a warm-up of {need[worst]:,} bars{unit} but the data "
+            f"({index[0]} → {index[-1]}) has {len(index):,} bars ({len(too_long)} of {len(combos)} "
+            "combinations too long); give more history or shorter windows"
         )
 
 
@@ -196,7 +204,7 @@ def sweep(strategy: str | Strategy, prices: pd.DataFrame | dict[str, pd.DataFram
     if validate:
         check_prices(prices)
     index = next(iter(as_price_dict(prices).values())).index
-    check_warmup(strategy, combos, len(index), f"the data ({index[0]} → {index[-1]})")
+    check_warmup(strategy, combos, index)
     if client is not None:
         values = _distributed(client, strategy, prices, combos, costs, init_cash, execution, fused)
     else:

@@ -59,7 +59,7 @@ from coinswarm.stats import (
     probability_of_backtest_overfitting,
     sample_moments,
 )
-from coinswarm.strategies.base import Strategy, engine_limits, expand_grid, get_strategy
+from coinswarm.strategies.base import Strategy, engine_limits, expand_grid, get_strategy, warmup_bars
 
 
 @dataclass(frozen=True)
@@ -246,7 +246,7 @@ def _windows(strategy, index, combos, train, test, purge, embargo, anchored) -> 
     """Checked fold windows: positive lengths, no overlap of train and test, a full first fold."""
     bar = bar_length(index)
     train_td, test_td = as_duration(train, "train"), as_duration(test, "test")
-    warmup = max(strategy.warmup(p) for p in combos)
+    warmup = max(warmup_bars(strategy, p, int(bar / pd.Timedelta(milliseconds=1))) for p in combos)
     # a continuous strategy with one combination selects nothing on its train windows and runs its
     # OOS from the first bar: nothing can leak, so no purge
     selects = len(combos) > 1 or not getattr(strategy, "continuous", False)
@@ -388,7 +388,7 @@ def _checked_prices(strategy: Strategy, prices, combos: list) -> tuple[Any, pd.D
     frames = as_price_dict(prices)
     single = next(iter(frames.values())) if len(frames) == 1 else frames
     index = next(iter(frames.values())).index
-    check_warmup(strategy, combos, len(index), f"the data ({index[0]} → {index[-1]})")
+    check_warmup(strategy, combos, index)
     return single, index
 
 
@@ -460,7 +460,8 @@ class _FoldRunner:
                 j += 1
             strategy = _with_memory(self.strategy, self.memory, folds[i]["test_start"])
             chosen = strategy.Params(**folds[i]["params"])
-            lo = folds[i]["test_start"] - self.bar * (strategy.warmup(chosen) + 1)
+            warmup = warmup_bars(strategy, chosen, self.bar // pd.Timedelta(milliseconds=1))
+            lo = folds[i]["test_start"] - self.bar * (warmup + 1)
             if getattr(self.strategy, "continuous", False):
                 lo = first_bar
             targets = strategy.targets(_slice(self.prices, lo, folds[j]["test_end"]), chosen)
@@ -506,6 +507,10 @@ class _MemoryBound:
 
     def warmup(self, params):
         return self.strategy.warmup(params)
+
+    @property
+    def warmup_days(self):
+        return getattr(self.strategy, "warmup_days", None)
 
     def is_valid(self, params):
         return self.strategy.is_valid(params)

@@ -169,6 +169,7 @@ class PortfolioCommittee:
     Params = PortfolioParams
     default_grid: dict = {}
     continuous = True  # walk-forward runs it once from the first bar (as the live runner would)
+    warmup_days = WARMUP_DAYS  # its warm-up is in days, on bars of any length (strategies.base.warmup_bars)
     max_leverage = 2.0  # the engine's gross cap; capital use is bounded by ``gross_cap`` itself
 
     def __init__(self, funding: dict | None = None, name: str = "portfolio",
@@ -206,7 +207,8 @@ class PortfolioCommittee:
 
     def warmup(self, params: PortfolioParams | None = None) -> int:
         """Hourly bars before the first decision: 60 days (the volatility estimate and the
-        horizons up to 30 days are ready; longer horizons join as their history fills)."""
+        horizons up to 30 days are ready; longer horizons join as their history fills). On bars
+        of another length it is 60 days of them (``warmup_days``)."""
         return WARMUP_DAYS * 24
 
     def is_valid(self, p: PortfolioParams) -> bool:
@@ -367,13 +369,14 @@ class PortfolioCommittee:
         index = next(iter(frames.values())).index
         closes = np.column_stack([f["close"].to_numpy(np.float64) for f in frames.values()])
         params = self._params(params)
-        if len(index) <= self.warmup(params):
-            raise InsufficientHistoryError(
-                f"{len(index):,} bars ({index[0]} → {index[-1]}) are not more than the warm-up of "
-                f"{self.warmup(params):,} hourly bars (60 days); give more history")
-        state = self.init(tuple(frames), params)
         stamps = index.as_unit("ms").asi8
         bar_ms = int(np.median(np.diff(stamps))) if len(stamps) > 1 else 3_600_000
+        need = WARMUP_DAYS * DAY_MS // bar_ms
+        if len(index) <= need:
+            raise InsufficientHistoryError(
+                f"{len(index):,} bars ({index[0]} → {index[-1]}) are not more than the warm-up of "
+                f"{need:,} bars ({WARMUP_DAYS} days of {bar_ms:,} ms bars); give more history")
+        state = self.init(tuple(frames), params)
         out = np.full(closes.shape, np.nan)
         kept = np.full((len(stamps), len(SLEEVES) * (len(frames) + 2)), np.nan) if record else None
         for t in range(len(stamps)):

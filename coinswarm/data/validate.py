@@ -123,9 +123,13 @@ def infer_timeframe(timestamps_ms: np.ndarray) -> str:
     if len(timestamps_ms) < 2:
         raise ConfigError("cannot infer a timeframe from fewer than two bars")
     steps, counts = np.unique(np.diff(timestamps_ms), return_counts=True)
-    step = int(steps[np.argmax(counts)])
+    return timeframe_of_ms(int(steps[np.argmax(counts)]))
+
+
+def timeframe_of_ms(step: int) -> str:
+    """A bar length in milliseconds as a timeframe (``3_600_000`` → ``"1h"``)."""
     for unit, ms in (("d", 86_400_000), ("h", 3_600_000), ("m", 60_000), ("s", 1_000)):
-        if step % ms == 0:
+        if step > 0 and step % ms == 0:
             return f"{step // ms}{unit}"
     raise ConfigError(f"cannot infer a timeframe from a step of {step} ms")
 

@@ -31,6 +31,7 @@ import numpy as np
 from coinswarm.agents.base import Bar
 from coinswarm.agents.state import State
 from coinswarm.errors import ConfigError, StateError
+from coinswarm.strategies.base import warmup_bars
 
 STEP_STRATEGIES = ("committee", "portfolio", "trend", "mean_reversion", "risk", "execution")
 DAILY = "portfolio"  # the one daily, multi-asset strategy (one state over every symbol, any bar)
@@ -95,11 +96,7 @@ class Stepper:
         warm-up is a number of days (its ``warmup()`` counts hourly bars): with ``bar_ms`` it is
         those days in bars of that length — more would let it decide (and believe it holds)
         during a warm-up that never trades, fewer would leave it idle once live."""
-        if self.daily and bar_ms:
-            from coinswarm.committee.portfolio import DAY_MS, WARMUP_DAYS
-
-            return WARMUP_DAYS * DAY_MS // int(bar_ms)
-        return int(self.strategy.warmup(self.params))
+        return warmup_bars(self.strategy, self.params, bar_ms)
 
     def decide(self, bars: Sequence[Bar | None], bar_ms: int | None = None,
                holdings: np.ndarray | None = None) -> np.ndarray:

@@ -3,7 +3,9 @@
 A strategy is a small object with a ``Params`` NamedTuple (field defaults are the
 defaults), a ``targets(prices, params)`` method returning the fraction of equity
 to hold after each bar (decided at the bar's close, using data up to it), and a
-``warmup(params)`` bar count. Strategies may also offer a fused sweep kernel
+``warmup(params)`` bar count (a strategy that decides on days also states ``warmup_days``, its
+warm-up in time, so the bar count follows the bar length: :func:`warmup_bars`). Strategies may
+also offer a fused sweep kernel
 (``sweep_metrics``) that computes signals, simulation and metrics in one pass, a
 ``default_grid`` (the grid ``sweep``/``walk_forward``/the CLI use when given none) and
 ``invalid_reason(params)`` (why ``is_valid`` refuses a combination).
@@ -23,7 +25,9 @@ else:
     pd = lazy_module("pandas")
 
 __all__ = ["Strategy", "available_strategies", "engine_limits", "expand_grid", "get_strategy", "make_params",
-           "register"]
+           "register", "warmup_bars"]
+
+DAY_MS = 86_400_000
 
 
 @runtime_checkable
@@ -47,6 +51,19 @@ class Strategy(Protocol):
 
 
 _REGISTRY: dict[str, Strategy] = {}
+
+
+def warmup_bars(strategy: Strategy, params: NamedTuple | None, bar_ms: int | None) -> int:
+    """Bars ``strategy`` needs before its first meaningful target, on bars of ``bar_ms`` milliseconds.
+
+    A strategy with ``warmup_days`` (the daily portfolio committee: 60) needs that many days of
+    bars of any length — 1,440 hourly bars or 60 daily ones; the others count bars
+    (``warmup(params)``) whatever their length. ``bar_ms`` None: the strategy's own ``warmup``.
+    """
+    days = getattr(strategy, "warmup_days", None)
+    if days and bar_ms:
+        return int(days) * DAY_MS // int(bar_ms)
+    return int(strategy.warmup(params))
 
 
 def engine_limits(strategy: Strategy) -> tuple[float, bool]:
