@@ -11,7 +11,7 @@ import pandas as pd
 import coinswarm as cs
 from coinswarm.agents.base import ohlcv_matrices
 from coinswarm.agents.execution import orders_only
-from coinswarm.backtest.engine import day_end_mask
+from coinswarm.backtest.engine import day_end_mask, financing_days
 from coinswarm.committee.kernel import committee_run
 from coinswarm.kernels.portfolio import simulate_nb
 
@@ -30,12 +30,13 @@ def committee_kernel(frame: pd.DataFrame, record_fills: bool) -> Callable[[], tu
     time_ms, o, h, low, c, _ = ohlcv_matrices({"BTC/USDT": frame})
     kernel_params = committee._kernel_params(committee.Params(), ("BTC/USDT",))
     day_end = day_end_mask(frame.index)
+    days = financing_days(frame.index)
     funding = np.zeros_like(c)
 
     def run():
         state = committee.init(["BTC/USDT"])
         target = committee_run(state.arrays, *kernel_params, 2, time_ms, np.log(h), np.log(low), np.log(c), c)[0]
-        return simulate_nb(o, c, orders_only(target), funding, day_end, 0.001, 0.0, 10_000.0, True, 1.0,
+        return simulate_nb(o, c, orders_only(target), funding, day_end, days, 0.001, 0.0, 10_000.0, True, 1.0,
                            False, record_fills, 0.0, np.zeros(c.shape[1]))
 
     return run

@@ -61,15 +61,17 @@ class Costs:
         |rate| < 1): one Series on a UTC ``DatetimeIndex`` for a single asset,
         ``{symbol: Series}`` for several, or a catalog name such as ``"binance-perp:BTC/USDT"``.
     cash_rate : float, default 0
-        Annual interest **credited** on idle cash, in [0, 1) (0.04 = 4 % a year): at each UTC day's
-        close, ``max(0, equity − gross exposure) × ((1 + cash_rate)^(1/365) − 1)``. Every position
+        Annual interest **credited** on idle cash, in [0, 1) (0.04 = 4 % a year): for each UTC day,
+        at the first bar close at or after its end (:func:`coinswarm.kernels.days.finance_days`:
+        after a gap in the data every day passed, in turn; a day the data end in is not financed),
+        ``max(0, equity − gross exposure) × ((1 + cash_rate)^(1/365) − 1)``. Every position
         commits its full notional (no interest on margin or on short-sale proceeds). 0 models
         quote currency that earns nothing (USDT in a spot wallet); set it to the rate you
         subtract for excess returns when idle cash is really parked in a money-market product.
     borrow_rate : float, default 0
         Annual fee **charged** on the value of every short position in an asset without funding
         (a short spot sale needs a margin loan; perpetuals pay funding instead), in [0, 1),
-        accrued the same way at each day's close; a levered spot long pays it too, on the
+        accrued the same way at each day's end; a levered spot long pays it too, on the
         quote currency it borrows (the negative cash of the spot legs).
 
     Raises

@@ -18,7 +18,7 @@ from coinswarm.data.resample import align
 from coinswarm.data.validate import OHLCV_COLUMNS, check_values, timeframe_ms, timeframe_of_ms, validate_ohlcv
 from coinswarm.errors import ConfigError, DataError, DuplicateTimestampError, SchemaError
 from coinswarm.kernels.metrics import METRIC_NAMES, finalize_nb
-from coinswarm.kernels.portfolio import P_BANKRUPT, P_BORROW, P_INTEREST, screen_bars_nb, simulate_nb
+from coinswarm.kernels.portfolio import P_BANKRUPT, P_BORROW, P_INTEREST, finance_days, screen_bars_nb, simulate_nb
 from coinswarm.stats import daily_rate
 
 EXECUTIONS = ("next_open", "close")
@@ -176,6 +176,13 @@ def day_end_mask(index: pd.DatetimeIndex) -> np.ndarray:
         out[:-1] = days[1:] != days[:-1]
         out[-1] = True
     return out
+
+
+def financing_days(index: pd.DatetimeIndex) -> np.ndarray:
+    """The UTC days the kernel finances at each bar: :func:`~coinswarm.kernels.portfolio.finance_days`
+    of the bars' open times, each :func:`bar_length` long (the live daemon's rule: a day is financed
+    at the first close at or after its end)."""
+    return finance_days(index.as_unit("ns").asi8 // 1_000_000, bar_length(index).value // 1_000_000)
 
 
 def span_days(index: pd.DatetimeIndex) -> tuple[float, float]:
@@ -486,9 +493,9 @@ def simulate(prices: pd.DataFrame | dict[str, pd.DataFrame], target: pd.Series |
     open_, close = price_matrices(frames, symbols)
     tgt = target_matrix(target, index, symbols)
     funding = funding_matrix(costs, index, symbols)
-    out = simulate_nb(open_, close, tgt, funding, day_end_mask(index), costs.fee, costs.slippage, float(init_cash),
-                      execution == "next_open", float(max_leverage), bool(allow_short), True,
-                      *financing(costs, symbols))
+    out = simulate_nb(open_, close, tgt, funding, day_end_mask(index), financing_days(index), costs.fee,
+                      costs.slippage, float(init_cash), execution == "next_open", float(max_leverage),
+                      bool(allow_short), True, *financing(costs, symbols))
     return _result(out, frames, costs, execution, init_cash, max_leverage)
 
 

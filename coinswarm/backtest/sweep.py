@@ -14,6 +14,7 @@ from coinswarm.backtest.engine import (
     bar_length,
     day_end_mask,
     financing,
+    financing_days,
     funding_matrix,
     span_days,
     target_matrix,
@@ -113,6 +114,7 @@ def sweep_combos(
     index = next(iter(frames.values())).index
     span, bar = span_days(index)
     day_end = day_end_mask(index)
+    days = financing_days(index)
     next_open = execution == "next_open"
     kernel = getattr(strategy, "sweep_metrics", None)
     if fused and kernel is not None and costs.funding is None and not costs.financed:
@@ -135,7 +137,7 @@ def sweep_combos(
         iterator = tqdm(iterator, total=len(combos), desc=f"sweep {strategy.name}", unit="combo")
     for k, params in iterator:
         tgt = target_matrix(strategy.targets(_single_or_dict(frames), params), index, symbols)
-        *_, acc = simulate_nb(open_, close, tgt, funding, day_end, costs.fee, costs.slippage,
+        *_, acc = simulate_nb(open_, close, tgt, funding, day_end, days, costs.fee, costs.slippage,
                               float(init_cash), next_open, max_leverage, allow_short, False, *rates)
         out[k] = finalize_nb(acc, span, bar)
     return out

@@ -10,6 +10,7 @@ from coinswarm.backtest.engine import (
     as_price_dict,
     day_end_mask,
     financing,
+    financing_days,
     funding_matrix,
     metrics_dict,
     target_matrix,
@@ -27,6 +28,7 @@ def daily_returns_matrix(strategy, prices, combos, *, costs: Costs, init_cash: f
     symbols = list(frames)
     index = next(iter(frames.values())).index
     day_end = day_end_mask(index)
+    days = financing_days(index)
     open_ = np.column_stack([frames[s]["open"].to_numpy(np.float64) for s in symbols])
     close = np.column_stack([frames[s]["close"].to_numpy(np.float64) for s in symbols])
     funding = funding_matrix(costs, index, symbols)
@@ -36,7 +38,7 @@ def daily_returns_matrix(strategy, prices, combos, *, costs: Costs, init_cash: f
     out = np.empty((int(day_end.sum()), len(combos)))
     for k, params in enumerate(combos):
         tgt = target_matrix(strategy.targets(single, params), index, symbols)
-        equity = simulate_nb(open_, close, tgt, funding, day_end, costs.fee, costs.slippage,
+        equity = simulate_nb(open_, close, tgt, funding, day_end, days, costs.fee, costs.slippage,
                              float(init_cash), execution == "next_open", max_leverage, allow_short,
                              False, *rates)[0]
         daily = np.concatenate([[init_cash], equity[day_end]])

@@ -29,7 +29,10 @@ Conventions
   "cost + fee ≤ cash".
 * Funding at a bar is charged on the position held into the bar, at its open:
   ``cash -= position × open × rate`` (longs pay a positive rate).
-* Financing at each UTC day's last bar, after its valuation: idle cash earns ``credit`` (a daily
+* Financing at the close of the first bar at or after each UTC day's end (00:00 UTC), after its
+  valuation — the rule the live daemon can apply as bars arrive (:func:`finance_days`: a bar
+  whose close passes several day ends, after a gap in the data, finances each of those days in
+  turn; a series ending mid-day leaves that day unfinanced): idle cash earns ``credit`` (a daily
   rate), ``idle = max(0, equity − gross exposure)`` — every position commits its full notional
   (no interest on margin or on short-sale proceeds); each short position pays ``borrow[j]`` (a
   daily rate, 0 for perpetuals, which pay funding instead) on its value, and a levered spot
@@ -46,6 +49,7 @@ import numpy as np
 
 from coinswarm._jit import jit
 from coinswarm.errors import ConfigError
+from coinswarm.kernels.days import days_financed, finance_days  # noqa: F401  (the kernel's day rule)
 from coinswarm.kernels.metrics import (
     A_FUNDING,
     ACC_SIZE,
@@ -348,15 +352,16 @@ def finance_py(cash, pos, trade_cash, last_px, credit, borrow, state):
 finance_nb = jit(finance_py, inline=True)
 
 
-def mark_py(t, close, day_end, cash, pos, trade_cash, last_px, acc, fills, nf, state, credit, borrow):
-    """Value the book at bar ``t``'s close (after the day's financing when it closes a day),
-    close it out on bankruptcy, account the bar; returns ``nf``."""
+def mark_py(t, close, day_end, days, cash, pos, trade_cash, last_px, acc, fills, nf, state, credit, borrow):
+    """Value the book at bar ``t``'s close (after financing the ``days`` UTC days whose end it
+    passed), close it out on bankruptcy, account the bar; returns ``nf``."""
     m = pos.shape[0]
     for j in range(m):
         if np.isfinite(close[j]):
             last_px[j] = close[j]
-    if day_end:
-        cash = finance_nb(cash, pos, trade_cash, last_px, credit, borrow, state)
+    if days > 0:
+        for _ in range(days):
+            cash = finance_nb(cash, pos, trade_cash, last_px, credit, borrow, state)
         state[P_CASH] = cash
     eq = cash
     exposed = False
@@ -378,16 +383,17 @@ def mark_py(t, close, day_end, cash, pos, trade_cash, last_px, acc, fills, nf, s
 mark_nb = jit(mark_py, inline=True)
 
 
-def portfolio_step_py(state, open_, close, target, funding, day_end, fee, slip, next_open, max_lev,
+def portfolio_step_py(state, open_, close, target, funding, day_end, days, fee, slip, next_open, max_lev,
                       allow_short, fills, nf, idx, credit, borrow):
     """Advance the portfolio ``state`` (see :func:`portfolio_init_py`) by one bar of ``m`` assets.
 
     In order: funding on the positions held into the bar (at its open); the pending orders
     (the previous bar's ``target`` with ``next_open``, filled at this ``open_``; else this
     ``target`` at this ``close``); valuation at ``close``; bankruptcy close-out when equity
-    ≤ 0; the bar's metrics; ``target`` (decided at this close) becomes the pending order. At a
-    day's end the book is financed first (``credit``: the daily rate idle cash earns, ``borrow``:
-    ``(m,)`` daily rates shorts pay; see the module docstring).
+    ≤ 0; the bar's metrics (``day_end``: the bar ends a UTC day of the daily returns); ``target``
+    (decided at this close) becomes the pending order. Before the valuation the book is financed
+    for ``days`` UTC days (:func:`finance_days`; ``credit``: the daily rate idle cash earns,
+    ``borrow``: ``(m,)`` daily rates shorts pay; see the module docstring).
     ``open_``, ``close``, ``target`` and ``funding`` are ``(m,)`` rows (NaN price: the asset has
     no bar, is not traded and is valued at its last close). Fills are written to ``fills``
     (:data:`fill_dt`) from ``nf`` on while it has room; returns the new fill count. ``idx``
@@ -414,7 +420,7 @@ def portfolio_step_py(state, open_, close, target, funding, day_end, fee, slip, 
             cash, nf = rebalance_nb(t, close, target, last_px, cash, pos, trade_cash, vp, acc, fee, slip,
                                     max_lev, allow_short, fills, nf, tg, order_value, idx)
         state[P_CASH] = cash
-        nf = mark_nb(t, close, day_end, cash, pos, trade_cash, last_px, acc, fills, nf, state, credit, borrow)
+        nf = mark_nb(t, close, day_end, days, cash, pos, trade_cash, last_px, acc, fills, nf, state, credit, borrow)
     else:
         state[P_EQUITY] = 0.0
         acc_bar_nb(acc, t, 0.0, day_end, False)
@@ -445,7 +451,7 @@ def portfolio_init_py(m, init_cash):
 portfolio_init_nb = jit(portfolio_init_py)
 
 
-def simulate_bars_py(open_, close, target, funding, day_end, fee, slip, next_open, max_lev, allow_short,
+def simulate_bars_py(open_, close, target, funding, day_end, days, fee, slip, next_open, max_lev, allow_short,
                      state, equity, cash_path, pos_path, fills, idx, credit, borrow):
     """:func:`portfolio_step_py` scanned over the bars, into caller-owned arrays; returns the fill
     count. Compiled without reference counting (it allocates nothing)."""
@@ -453,7 +459,7 @@ def simulate_bars_py(open_, close, target, funding, day_end, fee, slip, next_ope
     pos = state[P_BOOKS:P_BOOKS + m]
     nf = 0
     for t in range(n):
-        nf = portfolio_step_nb(state, open_[t], close[t], target[t], funding[t], day_end[t], fee, slip,
+        nf = portfolio_step_nb(state, open_[t], close[t], target[t], funding[t], day_end[t], days[t], fee, slip,
                                next_open, max_lev, allow_short, fills, nf, idx, credit, borrow)
         for j in range(m):
             pos_path[t, j] = pos[j]
@@ -465,10 +471,12 @@ def simulate_bars_py(open_, close, target, funding, day_end, fee, slip, next_ope
 simulate_bars_nb = jit(simulate_bars_py, refcount=False)
 
 
-def simulate_py(open_, close, target, funding, day_end, fee, slip, init_cash, next_open,
+def simulate_py(open_, close, target, funding, day_end, days, fee, slip, init_cash, next_open,
                 max_lev, allow_short, record_fills, credit, borrow):
-    """Simulate target-weight trading on ``(n, m)`` price arrays (``credit``, ``borrow``: the
-    daily financing rates of :func:`portfolio_step_py`; 0 and zeros: none).
+    """Simulate target-weight trading on ``(n, m)`` price arrays (``day_end``: bool, the bars
+    ending a UTC day for the metrics; ``days``: int64, the days financed at each bar,
+    :func:`finance_days`; ``credit``, ``borrow``: the daily financing rates of
+    :func:`portfolio_step_py`; 0 and zeros: none).
 
     Returns ``(equity, cash, positions, fills, n_fills, state, acc)``: ``fills`` are
     :data:`fill_dt` records (``record_fills=False``: none are kept), ``state`` the final
@@ -482,7 +490,7 @@ def simulate_py(open_, close, target, funding, day_end, fee, slip, init_cash, ne
     cap = n * m if record_fills else 0
     fills = np.empty(cap, dtype=fill_dt)
     idx = np.empty(m, dtype=np.int64)
-    nf = simulate_bars_nb(open_, close, target, funding, day_end, fee, slip, next_open, max_lev, allow_short,
+    nf = simulate_bars_nb(open_, close, target, funding, day_end, days, fee, slip, next_open, max_lev, allow_short,
                           state, equity, cash_path, pos_path, fills, idx, credit, borrow)
     return equity, cash_path, pos_path, fills, min(nf, cap), state, state[P_ACC:P_ACC + ACC_SIZE]
 
@@ -546,14 +554,15 @@ def _row(name: str, values, m: int) -> np.ndarray:
 
 
 def portfolio_step(state: np.ndarray, open_, close, target, *, funding=None, day_end: bool = False,
-                   fee: float = 0.001, slippage: float = 0.0, next_open: bool = True,
+                   days: int | None = None, fee: float = 0.001, slippage: float = 0.0, next_open: bool = True,
                    max_leverage: float = 1.0, allow_short: bool = False, credit: float = 0.0,
                    borrow=None) -> np.ndarray:
     """Advance ``state`` (in place) by one closed bar; return the bar's fills.
 
     The same compiled step :func:`coinswarm.simulate` scans over history: looping it over the
     bars with the engine's arguments (``day_end`` from
-    :func:`coinswarm.backtest.engine.day_end_mask`) reproduces ``simulate`` bit for bit.
+    :func:`coinswarm.backtest.engine.day_end_mask`, ``days`` from :func:`finance_days`)
+    reproduces ``simulate`` bit for bit.
 
     Parameters
     ----------
@@ -568,6 +577,9 @@ def portfolio_step(state: np.ndarray, open_, close, target, *, funding=None, day
         Funding rates due at this bar's open (fraction; longs pay when positive).
     day_end : bool
         The bar closes a UTC day (daily returns for the metrics are taken there).
+    days : int, optional
+        UTC days whose end this bar's close is the first to reach: each is financed at this close
+        (:func:`finance_days`; ≥ 0). Default: 1 with ``day_end``, else 0.
     fee, slippage : float
         Fractions of notional / price (``Costs.fee``, ``Costs.slippage``).
     next_open, max_leverage, allow_short
@@ -590,9 +602,13 @@ def portfolio_step(state: np.ndarray, open_, close, target, *, funding=None, day
     rates = np.zeros(m) if borrow is None else _row("borrow", borrow, m)
     if not (np.isfinite(rates).all() and np.isfinite(credit)):
         raise ConfigError("portfolio_step: credit and borrow rates must be finite")
+    financed = int(bool(day_end)) if days is None else days
+    if isinstance(financed, bool) or not isinstance(financed, int | np.integer) or financed < 0:
+        raise ConfigError(f"portfolio_step: days (UTC days financed at this close) must be an integer ≥ 0, "
+                          f"got {days!r}")
     fills = np.empty(MAX_FILLS_PER_ASSET * m, dtype=fill_dt)
     n = portfolio_step_nb(state, _row("open", open_, m), _row("close", close, m), _row("target", target, m),
-                          fund, bool(day_end), float(fee), float(slippage), bool(next_open),
+                          fund, bool(day_end), int(financed), float(fee), float(slippage), bool(next_open),
                           float(max_leverage), bool(allow_short), fills, 0, np.empty(m, dtype=np.int64),
                           float(credit), rates)
     return fills[:n].copy()

@@ -10,6 +10,10 @@ and position reductions pass (:func:`filter_intents`). Why it trips and what lif
   at the next UTC day, or by ``resume``.
 * ``reconcile`` — start-up found a difference it cannot explain (see
   :func:`coinswarm.live.orders.reconcile`); lifted by ``resume`` after a human looked.
+* ``bankrupt`` — the paper account's equity fell to 0 or below at a close: the kernel closed
+  every position there and wrote the deficit off (cash 0). Final: it replaces any other halt,
+  and the paper daemon sets it again at the next bar and at every start after a ``resume``
+  (the account never trades again; start a new run on another ``--db``).
 
 :func:`update` is pure (state in, state out); :class:`KillSwitch` persists through the ledger.
 :func:`limit_intents` applies the sizing limits (``max_order_notional``, ``max_position``),
@@ -31,7 +35,7 @@ if TYPE_CHECKING:
     from coinswarm.live.ledger import Ledger
 
 DAY_MS = 86_400_000
-REASONS = ("manual", "drawdown", "daily_loss", "reconcile")
+REASONS = ("manual", "drawdown", "daily_loss", "reconcile", "bankrupt")
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +58,14 @@ def halt(state: KillState, reason: str, detail: str, now_ms: int) -> KillState:
     if state.halted:
         return state
     return replace(state, halted=True, reason=reason, detail=detail, since_ms=int(now_ms))
+
+
+def bankrupt(state: KillState, detail: str, now_ms: int) -> KillState:
+    """``state`` halted for good: reason ``bankrupt`` replaces any other halt (unchanged if it
+    is halted for that reason already)."""
+    if state.halted and state.reason == "bankrupt":
+        return state
+    return replace(state, halted=True, reason="bankrupt", detail=detail, since_ms=int(now_ms))
 
 
 def resume(state: KillState, equity: float | None = None) -> KillState:

@@ -1,6 +1,6 @@
 """The live ledger: the runner's crash-only book of orders, fills, positions, cash, equity, bars,
 decision latency, kill-switch state, the run's mode, the cash flows that are not fills
-(funding, interest, borrow fees) and the outbox — SQLAlchemy 2 over SQLite
+(funding, interest, borrow fees, a bankrupt paper account's write-off) and the outbox — SQLAlchemy 2 over SQLite
 (embedded default) or PostgreSQL, schema by the Alembic environment in ``live/migrations``
 (its own version table, ``alembic_version_live``; every table is prefixed ``live_``, so it can
 share a database with the memory store).
@@ -127,8 +127,8 @@ class CashRow(LiveBase):
 
 
 class CashFlowRow(LiveBase):
-    """A cash movement that is not a fill (funding, interest, borrow fee); ``flow_id`` makes a
-    repeated booking a no-op."""
+    """A cash movement that is not a fill (funding, interest, borrow fee, write-off); ``flow_id``
+    makes a repeated booking a no-op."""
 
     __tablename__ = "live_cash_flows"
     flow_id: Mapped[str] = mapped_column(String(200), primary_key=True)
@@ -764,8 +764,8 @@ def _check_flow(flow: CashFlow) -> None:
     if not isinstance(flow.currency, str) or not 0 < len(flow.currency) <= 16:
         raise LedgerError(f"{where}: currency must be 1-16 characters (e.g. 'USDT'), got {flow.currency!r}")
     amount = _finite(f"{where}: amount", flow.amount)
-    if (flow.kind == "interest" and amount < 0) or (flow.kind == "borrow" and amount > 0):
-        sense, bound = ("credits", "≥") if flow.kind == "interest" else ("debits", "≤")
+    if (flow.kind in ("interest", "write_off") and amount < 0) or (flow.kind == "borrow" and amount > 0):
+        sense, bound = ("debits", "≤") if flow.kind == "borrow" else ("credits", "≥")
         raise LedgerError(f"{where}: {flow.kind} {sense} cash, so its amount must be {bound} 0, got {amount!r}")
     time_ms = flow.time_ms
     if isinstance(time_ms, bool) or not isinstance(time_ms, numbers.Integral) or time_ms < 0:

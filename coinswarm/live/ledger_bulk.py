@@ -8,9 +8,10 @@ the same arithmetic as its one-at-a-time methods (``record_new``, ``transition``
 * :func:`record_sent_many` — both in one transaction (a venue that cannot lose an order
   between them: the paper broker);
 * :func:`commit_bars` — the crash-only checkpoint: fills (positions, cash, orders, their
-  ``agent.trade`` messages), cash flows that are not fills (funding, interest, borrow fees:
-  :func:`book_flows`), processed bars and latency samples, facts (the strategy's and the paper
-  kernel's state), the kill switch and a deposit, all or nothing.
+  ``agent.trade`` messages), cash flows that are not fills (funding, interest, borrow fees, a
+  bankrupt paper account's write-off: :func:`book_flows`), processed bars and latency samples,
+  facts (the strategy's and the paper kernel's state), the kill switch and a deposit, all or
+  nothing.
 """
 
 from __future__ import annotations
@@ -60,6 +61,7 @@ _LAST_BARS = select(_B.c.symbol, _B.c.last_bar_time)
 _MOVE_BARS = update(_B).where(_B.c.symbol == bindparam("sym")).values(
     last_bar_time=bindparam("last"), bars_processed=_B.c.bars_processed + bindparam("n"))
 _INSERT_LATENCY = insert(LatencyRow.__table__)
+WRITE_OFF_TOLERANCE = 1e-6  # relative; the tolerance recovery compares the ledger's cash with the kernel's by
 
 
 def _outbox(conn, messages: Sequence, now_ms: int) -> None:
@@ -178,9 +180,11 @@ def _deposit(conn, currency: str, amount: float) -> None:
 def book_flows(conn, flows: Sequence[CashFlow], now_ms: int) -> int:
     """Store the ``flows`` (checked: ``_check_flow``) not stored yet and add their amounts, in
     time order, to the cash of their currencies, in ``conn``'s open transaction; returns how many
-    were new. A ``flow_id`` already stored (or repeated in ``flows``) with the same values changes
-    nothing; with other values it raises :class:`LedgerError`: two flows sharing an id, the
-    second would be lost and the ledger's cash would drift from the venue's."""
+    were new. A ``write_off`` leaves its currency's cash at exactly 0 (the bankrupt kernel's)
+    when the rest is rounding (:data:`WRITE_OFF_TOLERANCE`). A ``flow_id`` already stored (or
+    repeated in ``flows``) with the same values changes nothing; with other values it raises
+    :class:`LedgerError`: two flows sharing an id, the second would be lost and the ledger's
+    cash would drift from the venue's."""
     fresh = _store_flows(conn, flows, now_ms)
     _book_fills(conn, (), now_ms, fresh)
     return len(fresh)
@@ -221,7 +225,7 @@ def _book_fills(conn, fills: Sequence[Fill], now_ms: int, flows: Sequence[CashFl
     events = sorted([(f.time_ms, 0, k) for k, f in enumerate(fresh)] + [(f.time_ms, 1, k) for k, f in enumerate(flows)])
     for _, is_flow, k in events:
         if is_flow:
-            cash[flows[k].currency].amount += flows[k].amount
+            _book_flow(cash[flows[k].currency], flows[k])
             continue
         fill = fresh[k]
         order = orders.get(fill.client_order_id)
@@ -240,6 +244,17 @@ def _book_fills(conn, fills: Sequence[Fill], now_ms: int, flows: Sequence[CashFl
     _write_books(conn, orders, positions, cash)
     _outbox(conn, [trade_message(f) for f in fresh], now_ms)
     return len(fresh)
+
+
+def _book_flow(account, flow: CashFlow) -> None:
+    """Add ``flow`` to ``account``'s cash. A ``write_off`` closes a bankrupt account: the kernel's
+    cash is exactly 0 after it, so a residue within :data:`WRITE_OFF_TOLERANCE` of the deficit
+    (the rounding of the ledger's and the kernel's sums of the same fills, in another order) is
+    written off with it; a larger one is left for recovery to report (``reconcile``)."""
+    after = account.amount + flow.amount
+    if flow.kind == "write_off" and abs(after) <= WRITE_OFF_TOLERANCE * max(1.0, abs(flow.amount)):
+        after = 0.0
+    account.amount = after
 
 
 def _fresh_fills(conn, fills: Sequence[Fill]) -> list[Fill]:

@@ -23,6 +23,7 @@ from coinswarm.errors import ConfigError, OrderRejectedError
 from coinswarm.kernels.metrics import A_FUNDING
 from coinswarm.kernels.portfolio import (
     P_ACC,
+    P_BANKRUPT,
     P_BOOKS,
     P_BORROW,
     P_CASH,
@@ -117,10 +118,12 @@ class PaperBroker:
 
     # -- the kernel ---------------------------------------------------------------------
     def preview(self, bar_time: int, open_: np.ndarray, close: np.ndarray, target: np.ndarray, *,
-                day_end: bool, funding: np.ndarray | None = None) -> np.ndarray:
-        """Step the kernel on a copy of the state: the bar's fills (``fill_dt``), not yet adopted."""
+                day_end: bool, funding: np.ndarray | None = None, days: int | None = None) -> np.ndarray:
+        """Step the kernel on a copy of the state: the bar's fills (``fill_dt``), not yet adopted.
+        ``days``: the UTC days financed at this close (:func:`~coinswarm.kernels.portfolio.days_financed`;
+        default: 1 with ``day_end``)."""
         nxt = self.state.copy()
-        fills = portfolio_step(nxt, open_, close, target, funding=funding, day_end=day_end, fee=self.fee,
+        fills = portfolio_step(nxt, open_, close, target, funding=funding, day_end=day_end, days=days, fee=self.fee,
                                slippage=self.slippage, next_open=True, max_leverage=self.max_leverage,
                                allow_short=self.allow_short, credit=self.credit, borrow=self.borrow)
         self._next, self._bar_time = nxt, int(bar_time)
@@ -163,6 +166,12 @@ class PaperBroker:
     def cash(self) -> float:
         """Cash of the adopted state."""
         return float(self.state[P_CASH])
+
+    @property
+    def bankrupt(self) -> bool:
+        """The account went bankrupt (adopted state): equity ≤ 0 at a close, every position closed
+        out there, the deficit written off (cash 0); it never trades again."""
+        return bool(self.state[P_BANKRUPT] >= 0)
 
     def financing(self) -> tuple[float, float, float]:
         """Totals since the account opened (adopted state): funding paid (negative: received),

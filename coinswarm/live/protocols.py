@@ -87,14 +87,15 @@ class Fill:
     time_ms: int
 
 
-CASH_FLOW_KINDS = ("funding", "interest", "borrow")
+CASH_FLOW_KINDS = ("funding", "interest", "borrow", "write_off")
 
 
 @dataclass(frozen=True, slots=True)
 class CashFlow:
     """A movement of cash that is not a fill: a perpetual's funding payment, interest credited on
     idle cash or a borrow fee charged on a short (the paper kernel's financing, as
-    ``cs.Costs(funding=…, cash_rate=…, borrow_rate=…)`` in a backtest).
+    ``cs.Costs(funding=…, cash_rate=…, borrow_rate=…)`` in a backtest), or the write-off of a
+    bankrupt paper account's deficit.
 
     The ledger books it into the cash of ``currency`` in the same transaction as the checkpoint
     (:func:`coinswarm.live.ledger_bulk.commit_bars`), so the ledger's cash stays the kernel's.
@@ -108,7 +109,10 @@ class CashFlow:
         The cash currency it moves (the quote, e.g. ``"USDT"``), 1-16 characters.
     kind : str
         One of :data:`CASH_FLOW_KINDS`: ``"funding"`` (either sign), ``"interest"`` (credits:
-        ``amount ≥ 0``) or ``"borrow"`` (debits: ``amount ≤ 0``).
+        ``amount ≥ 0``), ``"borrow"`` (debits: ``amount ≤ 0``) or ``"write_off"`` (credits,
+        ``amount ≥ 0``: a bankrupt paper account's deficit, forgiven when the kernel closes the
+        book out; the ledger's cash of ``currency`` is exactly 0 after it, see
+        :func:`coinswarm.live.ledger_bulk.book_flows`).
     amount : float
         Signed and finite: positive credits cash, negative debits it.
     time_ms : int

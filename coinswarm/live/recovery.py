@@ -14,6 +14,8 @@ switch, and reconciles **before any decision**:
 * the ledger's positions and cash must equal the kernel's.
 
 Anything unexplained halts trading (kill-switch reason ``reconcile``, with why): fail closed.
+A bankrupt paper account (its deficit booked as a ``write_off`` cash flow, so it reconciles)
+starts halted for reason ``bankrupt``, also after a ``resume``: it never trades again.
 """
 
 from __future__ import annotations
@@ -25,7 +27,8 @@ from typing import Any
 
 from coinswarm.errors import ConfigError
 from coinswarm.live import ledger_bulk as bulk
-from coinswarm.live.runner import Runner
+from coinswarm.live.killswitch import bankrupt
+from coinswarm.live.runner import BANKRUPT_DETAIL, Runner
 
 RUN_KEY = "run"
 CHECKPOINT_KEY = "checkpoint"
@@ -83,6 +86,9 @@ def recover(runner: Runner, *, mode: str, venue: str, init_cash: float, now_ms: 
     report.unexplained = _reconcile(runner)
     if report.unexplained:
         runner.kill = runner.kill_written = ledger.halt("reconcile", "; ".join(report.unexplained)[:1000], now_ms)
+    if runner.broker.bankrupt and runner.kill.reason != "bankrupt":  # lifted by a resume: it never trades again
+        runner.kill = runner.kill_written = bankrupt(runner.kill, BANKRUPT_DETAIL, now_ms)
+        ledger.save_kill_state(runner.kill, now_ms)
     report.halted = runner.kill.halted
     return report
 

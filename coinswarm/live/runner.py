@@ -37,12 +37,13 @@ import numpy as np
 from coinswarm.agents.base import Bar
 from coinswarm.data.validate import iso_utc
 from coinswarm.errors import DuplicateTimestampError, UnsortedTimestampError
+from coinswarm.kernels.days import days_financed
 from coinswarm.live import faults
 from coinswarm.live import ledger_bulk as bulk
 from coinswarm.live.config import RiskLimits
 from coinswarm.live.dbretry import Guarded
 from coinswarm.live.feeds import check_closed_bar
-from coinswarm.live.killswitch import KillState, filter_intents, update
+from coinswarm.live.killswitch import KillState, bankrupt, filter_intents, update
 from coinswarm.live.ledger import Ledger
 from coinswarm.live.outbox import Relay, heartbeat_message
 from coinswarm.live.protocols import CashFlow, ClosedBar, Fill, OrderIntent
@@ -56,6 +57,9 @@ if TYPE_CHECKING:  # the paper broker (the portfolio kernel) loads with the pape
 
 log = logging.getLogger("coinswarm.live")
 DAY_MS = 86_400_000
+BANKRUPT_DETAIL = ("the paper account went bankrupt (equity ≤ 0 at a close): every position was closed out there "
+                   "and the deficit written off (ledger cash flow 'write_off'); it never trades again — start a new "
+                   "run on another --db")
 NO_LIMITS = RiskLimits(max_drawdown=1.0, daily_loss=1.0, max_position=1e12, max_order_notional=1e15)
 
 
@@ -345,9 +349,11 @@ class Runner(BarGrouping, Guarded):
         if self.kill.halted:
             target = self._reductions_only(target)
         day_end = (t + self.settings.step_ms) // DAY_MS != t // DAY_MS
+        days = days_financed(self.last_time if self.last_time >= 0 else None, t, self.settings.step_ms)
         if self._financed is None:
             self._financed = self.broker.financing()
-        fills, intents = self._preview(t, target, day_end, due)
+        cash_before, was_bankrupt = self.broker.cash, self.broker.bankrupt
+        fills, intents = self._preview(t, target, day_end, due, days)
         latency = (time.perf_counter_ns() - started) / 1000.0
         self.latencies.append(latency)
         first = next(iter(group))
@@ -360,6 +366,8 @@ class Runner(BarGrouping, Guarded):
         else:
             self.broker.adopt()
         self._book_financing(t)
+        if self.broker.bankrupt and not was_bankrupt:
+            self._book_write_off(t, cash_before, fills)
         if self.memory is not None:
             self.memory.on_bar(t, self.close_row, booked, self.stepper)
         tripped = self._observe(t)
@@ -395,6 +403,21 @@ class Runner(BarGrouping, Guarded):
                 self._flows.append(CashFlow(f"{self.settings.strategy_id}:{kind}:{t}", self.broker.quote, kind,
                                             sign * (b - a), int(t)))
 
+    def _book_write_off(self, t: int, cash_before: float, fills: np.ndarray) -> None:
+        """The kernel went bankrupt at this bar: it closed every position out at this close and
+        wrote the deficit off (cash 0). The deficit — what this bar's fills and cash flows left
+        of the cash, negated, in the ledger's order of terms — is booked as a ``write_off`` flow
+        after them, so the ledger's cash is the kernel's 0 (:func:`~coinswarm.live.ledger_bulk.book_flows`)."""
+        left = cash_before
+        for row in fills:
+            left -= float(row["qty"]) * float(row["price"])
+            left -= float(row["fee"])
+        for flow in self._flows:
+            if flow.time_ms == t:
+                left += flow.amount
+        self._flows.append(CashFlow(f"{self.settings.strategy_id}:write_off:{t}", self.broker.quote, "write_off",
+                                    max(0.0, self.broker.cash - left), int(t)))
+
     def _rows(self, group: dict[str, ClosedBar]) -> list[Bar | None]:
         bars: list[Bar | None] = []
         for j, symbol in enumerate(self.symbols):
@@ -421,14 +444,15 @@ class Runner(BarGrouping, Guarded):
                 out[j] = np.nan
         return out
 
-    def _preview(self, t: int, target: np.ndarray, day_end: bool,
-                 funding: np.ndarray | None = None) -> tuple[np.ndarray, list[OrderIntent]]:
+    def _preview(self, t: int, target: np.ndarray, day_end: bool, funding: np.ndarray | None = None,
+                 days: int | None = None) -> tuple[np.ndarray, list[OrderIntent]]:
         """The kernel's fills of this bar and their orders; while halted, a pending order that
         would grow a position is withdrawn from the kernel and the bar previewed again."""
         from coinswarm.live.paper import intents_of
 
         for _ in range(len(self.symbols) + 1):
-            fills = self.broker.preview(t, self.open_row, self.close_row, target, day_end=day_end, funding=funding)
+            fills = self.broker.preview(t, self.open_row, self.close_row, target, day_end=day_end, funding=funding,
+                                        days=days)
             if not len(fills):
                 return fills, []
             intents = intents_of(fills, self.symbols, self.settings.strategy_id, self.last_time)
@@ -469,7 +493,9 @@ class Runner(BarGrouping, Guarded):
         """The kill switch sees the equity at this close; True when it just tripped."""
         before = self.kill
         self.kill = update(before, self.broker.equity, t, self.settings.limits)
-        if self.kill.halted and not before.halted:
+        if self.broker.bankrupt:
+            self.kill = bankrupt(self.kill, BANKRUPT_DETAIL, t)
+        if self.kill.halted and (not before.halted or before.reason != self.kill.reason):
             log.warning("kill switch: halted (%s): %s", self.kill.reason, self.kill.detail)
             self.sinks.on_event("halt", {"reason": self.kill.reason, "detail": self.kill.detail})
             return True

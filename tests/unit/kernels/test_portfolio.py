@@ -9,7 +9,14 @@ import pandas as pd
 import pytest
 
 import coinswarm as cs
-from coinswarm.backtest.engine import day_end_mask, funding_matrix, metrics_dict, price_matrices, target_matrix
+from coinswarm.backtest.engine import (
+    day_end_mask,
+    financing_days,
+    funding_matrix,
+    metrics_dict,
+    price_matrices,
+    target_matrix,
+)
 from coinswarm.errors import ConfigError
 from coinswarm.kernels.metrics import ACC_SIZE
 from coinswarm.kernels.portfolio import (
@@ -48,15 +55,16 @@ def _step_through(frames, target, costs, *, execution, max_leverage, allow_short
     open_, close = price_matrices(frames, symbols)
     tgt = target_matrix(target, index, symbols)
     funding = funding_matrix(costs, index, symbols)
-    day_end = day_end_mask(index)
+    day_end, days = day_end_mask(index), financing_days(index)
     state = portfolio_init(len(symbols), 10_000.0)
     equity, cash, pos, fills = [], [], [], []
     for t in range(len(index)):
         if t == restore_at:
             state = portfolio_from_bytes(portfolio_to_bytes(state))
         fills.append(portfolio_step(state, open_[t], close[t], tgt[t], funding=funding[t], day_end=day_end[t],
-                                    fee=costs.fee, slippage=costs.slippage, next_open=execution == "next_open",
-                                    max_leverage=max_leverage, allow_short=allow_short))
+                                    days=int(days[t]), fee=costs.fee, slippage=costs.slippage,
+                                    next_open=execution == "next_open", max_leverage=max_leverage,
+                                    allow_short=allow_short))
         view = portfolio_view(state)
         equity.append(view["equity"])
         cash.append(view["cash"])

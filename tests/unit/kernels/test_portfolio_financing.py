@@ -10,7 +10,14 @@ import pandas as pd
 import pytest
 
 import coinswarm as cs
-from coinswarm.backtest.engine import day_end_mask, financing, funding_matrix, price_matrices, target_matrix
+from coinswarm.backtest.engine import (
+    day_end_mask,
+    financing,
+    financing_days,
+    funding_matrix,
+    price_matrices,
+    target_matrix,
+)
 from coinswarm.errors import ConfigError
 from coinswarm.kernels.portfolio import P_BORROW, P_INTEREST, portfolio_init, portfolio_step, portfolio_view
 from coinswarm.stats import annualized_sharpe, daily_rate, excess_returns
@@ -112,11 +119,13 @@ def test_stepping_the_kernel_with_financing_equals_simulate_bit_for_bit(book):
     ref = cs.simulate(frames, target, costs=costs, allow_short=True, max_leverage=2.0)
     open_, close = price_matrices(frames, symbols)
     tgt, fund, ends = target_matrix(target, index, symbols), funding_matrix(costs, index, symbols), day_end_mask(index)
+    days = financing_days(index)
     credit, borrow = financing(costs, symbols)
     state = portfolio_init(len(symbols), 10_000.0)
     equity = np.empty(len(index))
     for t in range(len(index)):
-        portfolio_step(state, open_[t], close[t], tgt[t], funding=fund[t], day_end=ends[t], fee=costs.fee,
+        portfolio_step(state, open_[t], close[t], tgt[t], funding=fund[t], day_end=ends[t], days=int(days[t]),
+                       fee=costs.fee,
                        slippage=costs.slippage, max_leverage=2.0, allow_short=True, credit=credit, borrow=borrow)
         equity[t] = portfolio_view(state)["equity"]
     assert equity.tobytes() == ref.equity.to_numpy().tobytes()
