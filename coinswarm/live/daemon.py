@@ -8,7 +8,8 @@ strategy up on the feed's REST history (``strategy.warmup()`` bars, no trading),
 decision is made on a primed state. Perpetuals (``BTC/USDT:USDT``) trade with their funding: a
 :class:`~coinswarm.live.funding.LiveFundingBook` fetches the venue's settlements as they happen
 (Binance's public funding history), tells them to the strategy before each close (warm-up
-included) and the paper kernel charges them, as a replay does. Exchange brokers
+included) and the paper kernel charges them, as a replay does; a settlement the venue announced
+(``nextFundingTime``) but publishes late holds the bar that needs it until it is published. Exchange brokers
 (``broker.kind = "binance"|"coinbase"``, spot only) run through
 :func:`coinswarm.live.venue.run_venue` (:func:`run_config` dispatches).
 """
@@ -116,8 +117,11 @@ async def _run_paper(config: LiveConfig, services, source, *, max_bars: int | No
         if perps:
             from coinswarm.live.funding import LiveFundingBook
 
-            book = LiveFundingBook(source, config.symbols, call=feed.guarded)  # outages: the feed's back-off
+            # outages: the feed's back-off; a settlement announced but not yet published: waited for on its clock
+            book = LiveFundingBook(source, config.symbols, call=feed.guarded, **({"sleep": sleep} if sleep else {}))
         runner = build_runner(config, services=services, funding=book)
+        if book is not None:
+            book.events = runner.sinks.on_event  # funding_late / funding_resume: logs, metrics, alerts
         try:
             await _recover_and_run(config, runner, feed, book, own, stop)
         finally:
@@ -142,6 +146,8 @@ async def _recover_and_run(config: LiveConfig, runner: Runner, feed, book, own: 
     if own:
         await feed.source.start()
     stop = stop or signal_stop()
+    if book is not None:
+        book.stop = stop  # a bar held for unpublished funding is given up (not decided) on a stop
     feed.last_ms = {s: runner.last_time if runner.last_time >= 0 else None for s in config.symbols}
     if recovery.fresh:
         now = await feed.source.server_time_ms()
