@@ -118,7 +118,8 @@ async def _run_paper(config: LiveConfig, services, source, *, max_bars: int | No
             from coinswarm.live.funding import LiveFundingBook
 
             # outages: the feed's back-off; a settlement announced but not yet published: waited for on its clock
-            book = LiveFundingBook(source, config.symbols, call=feed.guarded, **({"sleep": sleep} if sleep else {}))
+            book = LiveFundingBook(source, config.symbols, call=feed.guarded, wait_s=config.funding_wait_s,
+                                   **({"sleep": sleep} if sleep else {}))
         runner = build_runner(config, services=services, funding=book)
         if book is not None:
             book.events = runner.sinks.on_event  # funding_late / funding_resume: logs, metrics, alerts

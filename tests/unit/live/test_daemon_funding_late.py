@@ -1,0 +1,84 @@
+"""``coinswarm live run`` on the fake Binance (real spot and perpetual candles and funding) while
+the venue publishes every funding settlement 90 minutes late — after the 1h bar that charges it
+has closed. The daemon waits for each one, holds the bar (``funding_late``), and ends with the
+orders, fills and funding cash flows of a ``live replay`` of the same bars (the old book stopped
+the daemon with a DataError at the first late settlement)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pandas as pd
+import pytest
+
+from coinswarm.live.config import load_config
+from coinswarm.live.daemon import run_paper
+from coinswarm.live.ledger import Ledger
+from tests.unit.live.test_daemon import DAY, PERP, VENUE_SYMBOLS, _bars, _orders, _replayed
+
+DELAY_MS = 90 * 60_000  # each settlement published 1.5 h after its time
+BAR_BY_BAR = int(pd.Timestamp("2021-03-19T00:00", tz="UTC").value // 1_000_000)
+END = "2021-03-21"
+
+
+async def _late_run(config, bars: int):
+    """``run_paper`` on the fake Binance publishing funding late: the venue's clock starts at
+    2021-03-01 00:30; each wait moves it a day on (a day's backfill, the settlements long published)
+    until 2021-03-19, then exactly as long as asked (the feed: to the next close; the funding book:
+    its polls), so each settlement's bar closes before it is published. Returns the runner, the
+    fundingRate/premiumIndex request counts and the venue's clock at the end."""
+    from coinswarm.adapters.fake_venue import FakeVenue
+    from coinswarm.live.ccxt_broker import PUBLIC, CcxtBroker
+
+    async with FakeVenue(VENUE_SYMBOLS, start="2021-03-01T00:30", data_start="2020-12-01",
+                         data_end="2021-04-15") as venue:
+        venue.script(funding_delay_ms=DELAY_MS)
+
+        async def sleep(seconds: float) -> None:
+            ms = max(int(seconds * 1000), 1)
+            venue.advance(ms if venue.clock.now_ms() >= BAR_BY_BAR else max(ms, DAY))
+
+        broker = CcxtBroker("binance", keys=PUBLIC, api_url=venue.url, min_interval_ms=1, perpetuals=True)
+        await broker.start()
+        try:
+            runner = await asyncio.wait_for(run_paper(config, broker, max_bars=bars, sleep=sleep), 420)
+        finally:
+            await broker.close()
+        return runner, venue.count("GET", "/fapi/v1/fundingRate"), venue.count("GET", "/fapi/v1/premiumIndex")
+
+
+@pytest.mark.timeout(600)
+def test_the_daemon_waits_for_late_funding_and_ends_as_a_replay(tmp_path):
+    db = f"sqlite:///{tmp_path / 'live.db'}"
+    config = load_config(None, env={"COINSWARM_DB_URL": db, "COINSWARM_SYMBOLS": ",".join(VENUE_SYMBOLS),
+                                    "COINSWARM_STRATEGY": "portfolio", "COINSWARM_MAX_DRAWDOWN": "0.9",
+                                    "COINSWARM_DAILY_LOSS": "0.9", "COINSWARM_FUNDING_WAIT_S": "120"})
+    runner, requests, announcements = asyncio.run(_late_run(config, _bars("2021-03-01", END)))
+    book = runner.funding
+    assert book.held == 9  # 2021-03-19 … 21: every settlement held its bar (3 a day), then charged
+    assert book.waited_s >= 9 * (DELAY_MS - 3_600_000) / 1000
+    # polls bounded: per held bar wait_s / poll_s quiet ones then one per retry_s until published (30 min
+    # after the close), one a bar otherwise, and the day-long backfills before; the next settlement asked
+    # about about once per settlement
+    assert requests < 9 * (120 // 5 + 1800 // 60 + 1) + 72 + 200 and announcements < 100
+    ledger = Ledger(db)
+    try:
+        last = max(ledger.last_bars().values())
+        flows = ledger.cash_flows(kind="funding")
+        fills = ledger.fills()
+    finally:
+        ledger.close()
+    assert pd.Timestamp(last, unit="ms", tz="UTC") == pd.Timestamp(f"{END}T23:00", tz="UTC")
+    late = [f for f in flows if f.time_ms >= BAR_BY_BAR]
+    assert len(late) == 9 and all(f.amount != 0 for f in late)  # the perp is held through the late ones
+    replayed, checkpoint = _replayed(tmp_path, END)
+    assert checkpoint["time"] == last
+    assert _orders(db, last) == _orders(replayed, last) and any(f.symbol == PERP for f in fills)
+    ledger = Ledger(replayed)
+    try:
+        assert [(f.flow_id, f.amount, f.time_ms) for f in ledger.cash_flows(kind="funding") if f.time_ms <= last] \
+            == [(f.flow_id, f.amount, f.time_ms) for f in flows]
+        assert sorted((f.fill_id, f.qty, f.price, f.fee) for f in ledger.fills() if f.time_ms <= last) == \
+            sorted((f.fill_id, f.qty, f.price, f.fee) for f in fills)
+    finally:
+        ledger.close()
