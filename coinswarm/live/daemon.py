@@ -160,7 +160,12 @@ async def _recover_and_run(config: LiveConfig, runner: Runner, feed, book, own: 
         await warm_up(runner, feed, now)
         feed.last_ms = {s: runner.last_time if runner.last_time >= 0 else None for s in config.symbols}
     elif book is not None:
-        book.start_at(runner.last_time + 1)  # the strategy's state holds what was told before
+        from coinswarm.live.funding import DAY_MS
+
+        # the strategy's state holds what was told before (the runner tells only settlements after its last
+        # close, charges only those after its last bar); the two days before show the book the settlements'
+        # interval, so one due but not yet published at the restart is known due (LiveFundingBook)
+        book.start_at(runner.last_time + 1 - 2 * DAY_MS)
     await runner.run(feed, stop)
 
 
