@@ -264,8 +264,23 @@ class LiveFundingBook(FundingBook):
 
     def pending(self, upto_ms: int) -> list[tuple[str, int]]:
         """``(symbol, time_ms)`` of the announced settlements before ``upto_ms`` not yet held."""
-        return [(self.symbols[j], due) for j, due in sorted(self.next_ms.items())
-                if due < upto_ms and not self._holds(j, due)]
+        out = []
+        for j, announced in sorted(self.next_ms.items()):
+            due = self._due(j, announced)
+            if due < upto_ms and not self._holds(j, due):
+                out.append((self.symbols[j], due))
+        return out
+
+    def _due(self, j: int, announced: int) -> int:
+        """The first settlement of column ``j`` still to come: the announced one, or — announced
+        after a settlement's time (a start, an outage), two of the held series' intervals after
+        the last held — the one between (unless bars up to it are decided already)."""
+        stamps = self._series[j][0]
+        if stamps.size >= 2:
+            last, step = int(stamps[-1]), int(stamps[-1] - stamps[-2])
+            if last + step + JITTER_MS < announced <= last + 2 * step + JITTER_MS and last + step >= self.horizon_ms:
+                return last + step
+        return announced
 
     def _holds(self, j: int, due: int) -> bool:
         """Whether column ``j`` holds the settlement announced at ``due`` (published times may
@@ -307,11 +322,6 @@ class LiveFundingBook(FundingBook):
             raise DataError(f"next funding of {symbol}: 'fundingTimestamp' {iso_utc(int(when))} is before the "
                             f"book's horizon {iso_utc(self.horizon_ms)} (bars up to it are decided); expected a "
                             "settlement still to come", source=symbol, column="fundingTimestamp", value=when)
-        stamps = self._series[j][0]
-        if stamps.size >= 2:  # asked after a settlement's time (a start, an outage): the one between is due
-            last, step = int(stamps[-1]), int(stamps[-1] - stamps[-2])
-            if last + step + JITTER_MS < when <= last + 2 * step + JITTER_MS and last + step >= self.horizon_ms:
-                when = last + step
         self.next_ms[j] = int(when)
 
     def _tell(self, name: str, late: list[tuple[str, int]], upto_ms: int, waited: float) -> None:

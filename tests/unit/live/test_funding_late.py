@@ -131,3 +131,20 @@ def test_malformed_announcements_and_settings_are_refused(rates):
     for bad in ({"wait_s": -1}, {"poll_s": 0}, {"retry_s": float("nan")}, {"wait_s": True}):
         with pytest.raises(ConfigError, match="expected finite seconds"):
             LiveFundingBook(source, SYMBOLS, **bad)
+
+
+@pytest.mark.timeout(60)
+def test_a_settlement_not_yet_published_at_a_fresh_start_is_known_due(rates):
+    """The daemon starts 3 minutes after a settlement the venue publishes 20 minutes late: the
+    venue announces the one after it, two of the held series' intervals after the last held, so
+    the book knows the one between is due (warm-up refreshes on history first, the venue's clock
+    still, then live bars)."""
+    stamps = rates.index.as_unit("ms").asi8
+    settlement = int(stamps[int(np.searchsorted(stamps, int(rates.loc["2021-03-01"].index[1].value // 10**6)))])
+    source = Late(rates, 20 * MINUTE)
+    source.now = settlement + 3 * MINUTE
+    live = LiveFundingBook(source, SYMBOLS, wait_s=60, poll_s=10, retry_s=60, sleep=source.sleep)
+    live.start_at(settlement - 10 * 86_400_000)
+    whole = FundingBook({PERP: rates[rates.index.as_unit("ms").asi8 >= settlement - 10 * 86_400_000]}, SYMBOLS)
+    _walk(live, source, whole, range(settlement - 86_400_000 + BAR, settlement + 6 * BAR, BAR))
+    assert live.held == 1 and source.now >= settlement + 20 * MINUTE
