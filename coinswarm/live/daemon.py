@@ -137,6 +137,7 @@ async def _recover_and_run(config: LiveConfig, runner: Runner, feed, book, own: 
                            stop: asyncio.Event | None) -> None:
     """Recover, start the source, warm up a fresh run (its funding fetched from the carry window
     before the first warm-up close) or resume after the checkpoint, then run the feed."""
+    from coinswarm.errors import FundingHeldError
     from coinswarm.live.recovery import recover
 
     recovery = recover(runner, mode="paper", venue="paper", init_cash=10_000.0, now_ms=time.time_ns() // 1_000_000)
@@ -150,14 +151,19 @@ async def _recover_and_run(config: LiveConfig, runner: Runner, feed, book, own: 
     if book is not None:
         book.stop = stop  # a bar held for unpublished funding is given up (not decided) on a stop
     feed.last_ms = {s: runner.last_time if runner.last_time >= 0 else None for s in config.symbols}
-    if recovery.fresh:
+    if recovery.fresh or runner.last_time < 0:  # a fresh run, or one stopped before its warm-up completed
         now = await feed.source.server_time_ms()
         if book is not None:
             from coinswarm.live.funding import lookback_ms
 
             step = runner.settings.step_ms
             book.start_at(now - (runner.stepper.warmup(step) + 2) * step - lookback_ms(runner.stepper.params))
-        await warm_up(runner, feed, now)
+        try:
+            await warm_up(runner, feed, now)
+        except FundingHeldError:  # stopped while a warm-up bar waited for funding: the next start warms up again
+            if stop.is_set():
+                return
+            raise
         feed.last_ms = {s: runner.last_time if runner.last_time >= 0 else None for s in config.symbols}
     elif book is not None:
         from coinswarm.live.funding import DAY_MS

@@ -95,3 +95,49 @@ def test_the_daemon_waits_for_late_funding_and_ends_as_a_replay(tmp_path):
             sorted((f.fill_id, f.qty, f.price, f.fee) for f in fills)
     finally:
         ledger.close()
+
+
+@pytest.mark.timeout(300)
+def test_a_stop_while_the_warm_up_waits_for_funding_leaves_a_fresh_run(tmp_path):
+    """Started at 01:05, 65 minutes after a settlement published 90 minutes late: the last warm-up
+    bar (00:00) needs it and waits; a stop then ends the daemon cleanly, its checkpoint still before
+    any bar, and the next start warms up again, waits until 01:30 and trades on."""
+    from coinswarm.adapters.fake_venue import FakeVenue
+    from coinswarm.live.ccxt_broker import PUBLIC, CcxtBroker
+
+    db = f"sqlite:///{tmp_path / 'live.db'}"
+    config = load_config(None, env={"COINSWARM_DB_URL": db, "COINSWARM_SYMBOLS": ",".join(VENUE_SYMBOLS),
+                                    "COINSWARM_STRATEGY": "portfolio", "COINSWARM_MAX_DRAWDOWN": "0.9",
+                                    "COINSWARM_DAILY_LOSS": "0.9", "COINSWARM_FUNDING_WAIT_S": "60"})
+    stop_at = int(pd.Timestamp("2021-03-01T01:10", tz="UTC").value // 1_000_000)
+
+    async def runs():
+        async with FakeVenue(VENUE_SYMBOLS, start="2021-03-01T01:05", data_start="2020-12-01",
+                             data_end="2021-03-10") as venue:
+            venue.script(funding_delay_ms=DELAY_MS)
+            stop = asyncio.Event()
+
+            async def sleep(seconds: float) -> None:
+                venue.advance(max(int(seconds * 1000), 1))
+                if venue.clock.now_ms() >= stop_at:
+                    stop.set()
+
+            runners = []
+            for run_stop in (stop, None):
+                broker = CcxtBroker("binance", keys=PUBLIC, api_url=venue.url, min_interval_ms=1, perpetuals=True)
+                await broker.start()
+                try:
+                    runners.append(await asyncio.wait_for(
+                        run_paper(config, broker, max_bars=len(VENUE_SYMBOLS), sleep=sleep, stop=run_stop), 120))
+                    ledger = Ledger(db)
+                    runners.append(ledger.get_meta("checkpoint"))
+                    ledger.close()
+                finally:
+                    await broker.close()
+            return runners, venue.clock.now_ms()
+
+    (first, stopped, second, resumed), now = asyncio.run(runs())
+    assert first.funding.held == 1 and first.bars_processed == 0 and stopped["time"] == -1  # nothing decided
+    assert second.funding.held == 1 and second.bars_processed == len(VENUE_SYMBOLS)
+    assert pd.Timestamp(resumed["time"], unit="ms", tz="UTC") == pd.Timestamp("2021-03-01T01:00", tz="UTC")
+    assert now >= int(pd.Timestamp("2021-03-01T02:00", tz="UTC").value // 1_000_000)
