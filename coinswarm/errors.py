@@ -128,6 +128,32 @@ class MessageError(CoinswarmError, ValueError):
         super().__init__(f"{where}: {problem}" if where else problem)
 
 
+class FundingHeldError(CoinswarmError):
+    """A bar's processing is held for a funding settlement the venue announced but has not yet
+    published, and the daemon is stopping: the bar was not decided and is taken again on resume.
+
+    Attributes
+    ----------
+    due : list of (symbol, time_ms)
+        The settlements waited for.
+    close_ms : int
+        The close of the held bar.
+    waited_s : float
+        Seconds waited.
+    """
+
+    def __init__(self, due: list[tuple[str, int]], close_ms: int, waited_s: float) -> None:
+        import datetime
+
+        def iso_utc(ms: int) -> str:
+            return datetime.datetime.fromtimestamp(ms / 1000, datetime.UTC).isoformat()  # as data.validate.iso_utc
+
+        self.due, self.close_ms, self.waited_s = list(due), int(close_ms), float(waited_s)
+        names = ", ".join(f"{s} at {iso_utc(t)}" for s, t in self.due)
+        super().__init__(f"the bar closing at {iso_utc(self.close_ms)} waits for funding {names}, not yet published "
+                         f"after {self.waited_s:.0f} s; stopping without deciding it (it is taken again on resume)")
+
+
 class VenueError(CoinswarmError):
     """An exchange (or the fake venue) answered in a way the runner cannot act on."""
 

@@ -5,7 +5,9 @@ candles and funding rates, only what has happened by the venue's clock.
 Served (public, unsigned): ``GET /fapi/v1/exchangeInfo`` (the perpetuals, ``contractType
 PERPETUAL`` margined in the quote), ``/fapi/v1/klines`` (as the spot klines) and
 ``/fapi/v1/fundingRate`` (``symbol``, ``startTime``, ``endTime``, ``limit`` ≤ 1000, default 100;
-without ``startTime`` the latest ``limit``; settlements at or before the venue's time). No
+without ``startTime`` the latest ``limit``; settlements published by the venue's time: at their
+time, or ``delay_ms`` later — Binance publishes a settlement a little after it) and
+``/fapi/v1/premiumIndex`` (``nextFundingTime``: the first settlement after the venue's time). No
 futures trading: the paper daemon only reads their market data.
 """
 
@@ -84,11 +86,13 @@ def futures_exchange_info(perps: dict[str, Perp], now: int) -> dict[str, Any]:
             "exchangeFilters": [], "assets": [], "symbols": symbols}
 
 
-def funding_rows(perp: Perp, venue_id: str, params: dict, now: int, *, bad: bool = False) -> list[dict[str, Any]]:
-    """``/fapi/v1/fundingRate`` rows of ``perp`` settled by ``now`` (``bad``: the last one's rate
-    is not a number). Rates are served exactly (``repr`` of the float)."""
+def funding_rows(perp: Perp, venue_id: str, params: dict, now: int, *, bad: bool = False,
+                 delay_ms: int = 0) -> list[dict[str, Any]]:
+    """``/fapi/v1/fundingRate`` rows of ``perp`` published by ``now`` (settled at or before
+    ``now - delay_ms``; ``bad``: the last one's rate is not a number). Rates are served exactly
+    (``repr`` of the float)."""
     limit = min(int(params.get("limit", 100)), 1000)
-    hi = int(np.searchsorted(perp.funding_ts, min(int(params.get("endTime", now)), now), "right"))
+    hi = int(np.searchsorted(perp.funding_ts, min(int(params.get("endTime", now)), now - int(delay_ms)), "right"))
     if "startTime" in params:
         lo = int(np.searchsorted(perp.funding_ts, int(params["startTime"]), "left"))
         hi = min(hi, lo + limit)
@@ -99,3 +103,20 @@ def funding_rows(perp: Perp, venue_id: str, params: dict, now: int, *, bad: bool
     if bad and rows:
         rows[-1]["fundingRate"] = "not-a-rate"
     return rows
+
+
+def premium_index(perp: Perp, venue_id: str, now: int, *, bad: bool = False) -> dict[str, Any]:
+    """``/fapi/v1/premiumIndex?symbol=…`` of ``perp`` at ``now``: ``nextFundingTime`` is its first
+    settlement after ``now`` (published or not; past the series: its last + 8 h steps), the mark
+    and index the close of the last closed candle (``bad``: ``nextFundingTime`` is not a time)."""
+    k = int(np.searchsorted(perp.funding_ts, now, "right"))
+    step = 8 * 3_600_000
+    nxt = int(perp.funding_ts[k]) if k < perp.funding_ts.size else \
+        int(perp.funding_ts[-1]) + ((now - int(perp.funding_ts[-1])) // step + 1) * step
+    m = perp.market
+    i = max(int(np.searchsorted(m.ts, now - m.step, "right")) - 1, 0)
+    price = repr(float(m.ohlcv[i, 3])) if m.ts.size else "0"
+    last = repr(float(perp.funding[k - 1])) if k else "0"
+    return {"symbol": venue_id, "markPrice": price, "indexPrice": price, "estimatedSettlePrice": price,
+            "lastFundingRate": last, "interestRate": "0.00010000",
+            "nextFundingTime": "soon" if bad else nxt, "time": now}

@@ -8,7 +8,7 @@ Served: ``GET /api/v3/ping``, ``/time``, ``/exchangeInfo``, ``/klines``; signed 
 over the query string and body, ``X-MBX-APIKEY``, ``timestamp`` within ``recvWindow`` of the
 venue's clock) ``POST/GET/DELETE /api/v3/order`` (by ``orderId`` or ``origClientOrderId``),
 ``GET /api/v3/openOrders``, ``/myTrades``, ``/account``. Perpetuals (``BTC/USDT:USDT``): their
-market data only (``/fapi/v1/exchangeInfo``, ``/klines``, ``/fundingRate``:
+market data only (``/fapi/v1/exchangeInfo``, ``/klines``, ``/fundingRate``, ``/premiumIndex``:
 :mod:`coinswarm.adapters.fake_perps`; ccxt with ``fetchMarkets.types = ["spot", "linear"]``).
 Control (unsigned, loopback only):
 ``POST /_venue/faults`` (JSON merged into :class:`Faults`), ``POST /_venue/advance``
@@ -78,7 +78,9 @@ class Faults:
     ``reject_code``/``reject_msg``. duplicate_trades / shuffle_trades: ``myTrades`` repeats
     every trade / returns them out of order. klines_down: the next N kline requests get a 503.
     bad_kline: the last closed kline is served with high < low. bad_funding: the last funding
-    rate served is not a number.
+    rate served is not a number. funding_delay_ms: a settlement is published (``fundingRate``)
+    this long after its time. bad_premium: ``premiumIndex`` serves a ``nextFundingTime`` that is
+    not a time.
     """
 
     rate_limit: int = 0
@@ -98,6 +100,8 @@ class Faults:
     klines_down: int = 0
     bad_kline: bool = False
     bad_funding: bool = False
+    funding_delay_ms: int = 0
+    bad_premium: bool = False
     seed: int = 0
 
     def update(self, changes: dict[str, Any]) -> None:
@@ -376,7 +380,13 @@ class FakeVenue:
     def funding_rate(self, params: dict, now: int) -> list:
         from coinswarm.adapters.fake_perps import funding_rows
 
-        return funding_rows(self._perp(params), params["symbol"], params, now, bad=self.faults.bad_funding)
+        return funding_rows(self._perp(params), params["symbol"], params, now, bad=self.faults.bad_funding,
+                            delay_ms=self.faults.funding_delay_ms)
+
+    def premium_index(self, params: dict, now: int) -> dict:
+        from coinswarm.adapters.fake_perps import premium_index
+
+        return premium_index(self._perp(params), params["symbol"], now, bad=self.faults.bad_premium)
 
     def _perp(self, params: dict):
         perp = self.perps.get(params.get("symbol", ""))
@@ -616,6 +626,7 @@ _ROUTES: dict[tuple[str, str], tuple[str, bool]] = {
     ("GET", "/fapi/v1/exchangeInfo"): ("futures_info", False),
     ("GET", "/fapi/v1/klines"): ("futures_klines", False),
     ("GET", "/fapi/v1/fundingRate"): ("funding_rate", False),
+    ("GET", "/fapi/v1/premiumIndex"): ("premium_index", False),
 }
 
 

@@ -533,6 +533,35 @@ class CcxtBroker:
             out.append((when, rate))
         return out
 
+    async def next_funding(self, symbol: str) -> int:
+        """The time (epoch ms) of perpetual ``symbol``'s next funding settlement as the venue
+        announces it now (ccxt ``fetch_funding_rate``: Binance's ``premiumIndex``
+        ``nextFundingTime``, parsed by ccxt as ``fundingTimestamp``; needs ``perpetuals=True``):
+        how :class:`~coinswarm.live.funding.LiveFundingBook` knows a settlement is due before the
+        venue publishes it.
+
+        Raises
+        ------
+        MalformedReplyError
+            A reply that is not a dict, of another symbol, or whose ``fundingTimestamp`` (and
+            ``info.nextFundingTime``) is not epoch milliseconds.
+        VenueError
+            As every call.
+        """
+        reply = await self._call("next funding", self._ex.fetch_funding_rate, symbol)
+        if not isinstance(reply, dict) or reply.get("symbol") not in (None, symbol):
+            got = reply.get("symbol") if isinstance(reply, dict) else type(reply).__name__
+            raise MalformedReplyError(f"funding-rate reply is of {got!r}, expected {symbol}'s "
+                                      "(with its next settlement time 'fundingTimestamp')", venue=self.name)
+        info = reply.get("info") if isinstance(reply.get("info"), dict) else {}
+        if reply.get("fundingTimestamp") is None and info.get("nextFundingTime") is not None:
+            raw = info["nextFundingTime"]  # ccxt left it out: Binance's own field, a string of digits
+            if not (isinstance(raw, str) and raw.isdigit()):
+                raise MalformedReplyError(f"funding-rate reply of {symbol}: 'nextFundingTime' is {raw!r}; expected "
+                                          "epoch milliseconds", venue=self.name)
+            return int(raw)
+        return _time(reply, ("fundingTimestamp",), self.name, None)
+
     # ---- the Broker protocol ----
     async def submit(self, intent: OrderIntent) -> VenueOrder:
         """Send one order, once (see the module docstring for what each failure raises)."""

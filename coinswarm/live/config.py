@@ -12,6 +12,7 @@ Sections and keys (``runners/coinswarm.example.toml`` is a commented example)::
     [servers]   db = "sqlite:///coinswarm-paper.db";  redis = "";  nats = ""   # "" = embedded default
     [memory]    enabled = true    # episodes to the quorum; default: true when servers.nats is set
     metrics_port = 9108               # 0 = no /metrics endpoint
+    funding_wait_s = 120              # perpetuals: wait this long for a settlement published late, then hold
 
 Environment overrides (:data:`ENV_OVERRIDES`; the environment wins over the file)::
 
@@ -29,6 +30,7 @@ Environment overrides (:data:`ENV_OVERRIDES`; the environment wins over the file
     COINSWARM_REDIS_URL          servers.redis
     COINSWARM_NATS_URL           servers.nats
     COINSWARM_METRICS_PORT       metrics_port
+    COINSWARM_FUNDING_WAIT_S     funding_wait_s
     COINSWARM_MEMORY             memory.enabled       true/false/1/0/yes/no
 
 Secrets never live in the file: a key named like a secret (``api_key``, ``secret``,
@@ -79,6 +81,7 @@ ENV_OVERRIDES: dict[str, tuple[str, ...]] = {
     "COINSWARM_REDIS_URL": ("servers", "redis"),
     "COINSWARM_NATS_URL": ("servers", "nats"),
     "COINSWARM_METRICS_PORT": ("metrics_port",),
+    "COINSWARM_FUNDING_WAIT_S": ("funding_wait_s",),
     "COINSWARM_MEMORY": ("memory", "enabled"),
 }
 _SECTIONS = {
@@ -88,7 +91,7 @@ _SECTIONS = {
     "servers": ("db", "redis", "nats"),
     "memory": ("enabled",),
 }
-_TOP = ("symbols", "timeframe", "metrics_port", *_SECTIONS)
+_TOP = ("symbols", "timeframe", "metrics_port", "funding_wait_s", *_SECTIONS)
 
 
 def mask_url(url: str) -> str:
@@ -175,6 +178,7 @@ class LiveConfig:
     risk: RiskLimits = field(default_factory=RiskLimits)
     servers: ServerUrls = field(default_factory=ServerUrls)
     metrics_port: int = 0
+    funding_wait_s: float = 120.0
     memory: MemoryConfig = field(default_factory=MemoryConfig)
     live: bool = False
     credentials: Credentials | None = field(default=None, repr=False)
@@ -309,6 +313,7 @@ def _build(raw: Mapping, live: bool) -> LiveConfig:
                         timeframe=_choice("timeframe", raw.get("timeframe", "1h"), TIMEFRAMES),
                         strategy=strategy, broker=broker, risk=risk, servers=servers,
                         metrics_port=int(_number("metrics_port", raw.get("metrics_port", 0), 0, 65535, integer=True)),
+                        funding_wait_s=float(_number("funding_wait_s", raw.get("funding_wait_s", 120.0), 0, 3600)),
                         memory=MemoryConfig(enabled=_bool("memory.enabled", section["memory"].get(
                             "enabled", servers.nats != ""))),
                         live=bool(live))

@@ -8,7 +8,8 @@ strategy up on the feed's REST history (``strategy.warmup()`` bars, no trading),
 decision is made on a primed state. Perpetuals (``BTC/USDT:USDT``) trade with their funding: a
 :class:`~coinswarm.live.funding.LiveFundingBook` fetches the venue's settlements as they happen
 (Binance's public funding history), tells them to the strategy before each close (warm-up
-included) and the paper kernel charges them, as a replay does. Exchange brokers
+included) and the paper kernel charges them, as a replay does; a settlement the venue announced
+(``nextFundingTime``) but publishes late holds the bar that needs it until it is published. Exchange brokers
 (``broker.kind = "binance"|"coinbase"``, spot only) run through
 :func:`coinswarm.live.venue.run_venue` (:func:`run_config` dispatches).
 """
@@ -116,8 +117,12 @@ async def _run_paper(config: LiveConfig, services, source, *, max_bars: int | No
         if perps:
             from coinswarm.live.funding import LiveFundingBook
 
-            book = LiveFundingBook(source, config.symbols, call=feed.guarded)  # outages: the feed's back-off
+            # outages: the feed's back-off; a settlement announced but not yet published: waited for on its clock
+            book = LiveFundingBook(source, config.symbols, call=feed.guarded, wait_s=config.funding_wait_s,
+                                   **({"sleep": sleep} if sleep else {}))
         runner = build_runner(config, services=services, funding=book)
+        if book is not None:
+            book.events = runner.sinks.on_event  # funding_late / funding_resume: logs, metrics, alerts
         try:
             await _recover_and_run(config, runner, feed, book, own, stop)
         finally:
@@ -132,6 +137,7 @@ async def _recover_and_run(config: LiveConfig, runner: Runner, feed, book, own: 
                            stop: asyncio.Event | None) -> None:
     """Recover, start the source, warm up a fresh run (its funding fetched from the carry window
     before the first warm-up close) or resume after the checkpoint, then run the feed."""
+    from coinswarm.errors import FundingHeldError
     from coinswarm.live.recovery import recover
 
     recovery = recover(runner, mode="paper", venue="paper", init_cash=10_000.0, now_ms=time.time_ns() // 1_000_000)
@@ -142,18 +148,30 @@ async def _recover_and_run(config: LiveConfig, runner: Runner, feed, book, own: 
     if own:
         await feed.source.start()
     stop = stop or signal_stop()
+    if book is not None:
+        book.stop = stop  # a bar held for unpublished funding is given up (not decided) on a stop
     feed.last_ms = {s: runner.last_time if runner.last_time >= 0 else None for s in config.symbols}
-    if recovery.fresh:
+    if recovery.fresh or runner.last_time < 0:  # a fresh run, or one stopped before its warm-up completed
         now = await feed.source.server_time_ms()
         if book is not None:
             from coinswarm.live.funding import lookback_ms
 
             step = runner.settings.step_ms
             book.start_at(now - (runner.stepper.warmup(step) + 2) * step - lookback_ms(runner.stepper.params))
-        await warm_up(runner, feed, now)
+        try:
+            await warm_up(runner, feed, now)
+        except FundingHeldError:  # stopped while a warm-up bar waited for funding: the next start warms up again
+            if stop.is_set():
+                return
+            raise
         feed.last_ms = {s: runner.last_time if runner.last_time >= 0 else None for s in config.symbols}
     elif book is not None:
-        book.start_at(runner.last_time + 1)  # the strategy's state holds what was told before
+        from coinswarm.live.funding import DAY_MS
+
+        # the strategy's state holds what was told before (the runner tells only settlements after its last
+        # close, charges only those after its last bar); the two days before show the book the settlements'
+        # interval, so one due but not yet published at the restart is known due (LiveFundingBook)
+        book.start_at(runner.last_time + 1 - 2 * DAY_MS)
     await runner.run(feed, stop)
 
 

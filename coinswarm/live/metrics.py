@@ -31,6 +31,9 @@ Metrics (prefix ``coinswarm_live_``):
 ``bar_interval_seconds``              gauge      the bars' interval (the run's timeframe; 0 before
                                                  the first bar): the no-bar alert scales with it
 ``db_paused``, ``db_pauses_total``    gauge      the ledger's database is away (DbGuard), pauses so far
+``funding_held``                      gauge      1 while a bar waits for a funding settlement the
+                                                 venue announced but has not yet published
+``funding_late_total``                counter    bars held so (LiveFundingBook ``funding_late``)
 ====================================  =========  ===============================================
 
 Labels are bounded: a reject reason is cut to its first 48 characters of ``[a-z0-9_ -]``
@@ -132,6 +135,8 @@ class PrometheusSink:
         self.bar_interval = gauge("bar_interval_seconds", "The bars' interval (the run's timeframe)")
         self.db_paused = gauge("db_paused", "1 while the ledger's database is unavailable and trading waits")
         self.db_pauses = counter("db_pauses", "Pauses for an unavailable ledger database")
+        self.funding_held = gauge("funding_held", "1 while a bar waits for a funding settlement not yet published")
+        self.funding_late = counter("funding_late", "Bars held for a funding settlement published late")
         self._watched = _Watched()
         registry.register(self._watched)
         self._reasons: set[str] = set()
@@ -211,7 +216,8 @@ class PrometheusSink:
 
     def on_event(self, name: str, fields: Mapping[str, object]) -> None:
         """``reject`` (``reason``), ``reconnect`` (``component``), ``halt`` (``reason``), ``resume``,
-        ``db_pause`` / ``db_resume`` (from :class:`~coinswarm.live.dbretry.DbGuard`)."""
+        ``db_pause`` / ``db_resume`` (from :class:`~coinswarm.live.dbretry.DbGuard`), ``funding_late`` /
+        ``funding_resume`` (from :class:`~coinswarm.live.funding.LiveFundingBook`)."""
         if name == "reject":
             self._reject(fields.get("reason", "unknown"))
         elif name == "reconnect":
@@ -226,6 +232,11 @@ class PrometheusSink:
             self.db_pauses.inc()
         elif name == "db_resume":
             self.db_paused.set(0.0)
+        elif name == "funding_late":
+            self.funding_held.set(1.0)
+            self.funding_late.inc()
+        elif name == "funding_resume":
+            self.funding_held.set(0.0)
 
     def close(self) -> None:
         """Stop the HTTP server (idempotent)."""

@@ -36,7 +36,7 @@ import numpy as np
 
 from coinswarm.agents.base import Bar
 from coinswarm.data.validate import iso_utc
-from coinswarm.errors import DuplicateTimestampError, UnsortedTimestampError
+from coinswarm.errors import DuplicateTimestampError, FundingHeldError, UnsortedTimestampError
 from coinswarm.kernels.days import days_financed
 from coinswarm.live import faults
 from coinswarm.live import ledger_bulk as bulk
@@ -209,6 +209,10 @@ class Telemetry:
                 await runner.on_bar(bar)
             except STALE_BAR_ERRORS as exc:
                 self.stale(exc)
+            except FundingHeldError:  # held for unpublished funding when stopped: not decided, taken on resume
+                if stop.is_set():
+                    break
+                raise
             self.count_reconnects(feed)
             if stop.is_set():
                 break

@@ -368,9 +368,14 @@ def test_perpetual_candles_and_funding_are_the_catalogs_up_to_the_venues_clock()
             early = await broker.funding("BTC/USDT:USDT", MARCH_2021 - 10 * 86_400_000, 1000)
             venue.advance(3 * 86_400_000)
             paged = await broker.funding("BTC/USDT:USDT", MARCH_2021, 4)
-            return candles, early, paged, venue.clock.now_ms()
+            announced = await broker.next_funding("BTC/USDT:USDT")  # the venue at 2021-03-04 00:30
+            venue.script(funding_delay_ms=HOUR)  # published an hour late: 00:00 not yet at 00:30
+            late = await broker.funding("BTC/USDT:USDT", MARCH_2021 + 2 * 86_400_000, 10)
+            return candles, early, paged, venue.clock.now_ms(), announced, late
 
-    candles, early, paged, now = run(scenario())
+    candles, early, paged, now, announced, late = run(scenario())
+    assert announced == MARCH_2021 + 3 * 86_400_000 + 8 * HOUR  # Binance's nextFundingTime: the next one due
+    assert [t for t, _ in late] == [MARCH_2021 + 2 * 86_400_000 + k * 8 * HOUR for k in (0, 1, 2)]
     frame = cs.load_ohlcv("binance-perp:BTC/USDT:1h", start="2021-02-28", end="2021-02-28")
     assert candles == [[int(t), *map(float, r)] for t, r in
                        zip(frame.index.as_unit("ms").asi8, frame[["open", "high", "low", "close", "volume"]].to_numpy(),
@@ -391,6 +396,14 @@ def test_malformed_funding_is_a_typed_error_and_the_exchange_broker_stays_spot_o
 
     with pytest.raises(MalformedReplyError, match=r"'fundingRate' is 'not-a-rate'; expected a finite fraction"):
         run(bad())
+
+    async def bad_premium():
+        async with perp_session() as (venue, broker):
+            venue.script(bad_premium=True)
+            await broker.next_funding("BTC/USDT:USDT")
+
+    with pytest.raises(MalformedReplyError, match=r"'nextFundingTime' is 'soon'; expected epoch milliseconds"):
+        run(bad_premium())
 
     async def spot():
         async with perp_session(perpetuals=False) as (venue, broker):

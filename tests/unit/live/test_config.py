@@ -49,7 +49,7 @@ def test_every_documented_environment_variable_overrides_its_key():
            "COINSWARM_MAX_DRAWDOWN": "0.1", "COINSWARM_DAILY_LOSS": "0.02", "COINSWARM_MAX_POSITION": "3",
            "COINSWARM_MAX_ORDER_NOTIONAL": "500", "COINSWARM_DB_URL": "postgresql+psycopg://cs:pw@127.0.0.1/live",
            "COINSWARM_REDIS_URL": "redis://127.0.0.1:6379/0", "COINSWARM_NATS_URL": "nats://127.0.0.1:4222",
-           "COINSWARM_METRICS_PORT": "9200", "COINSWARM_MEMORY": "off", **KEYS}
+           "COINSWARM_METRICS_PORT": "9200", "COINSWARM_MEMORY": "off", "COINSWARM_FUNDING_WAIT_S": "30", **KEYS}
     assert set(env) - set(KEYS) == set(ENV_OVERRIDES)
     config = load_config(EXAMPLE, env=env)
     assert config.symbols == ("SOL/USDT", "BTC/USDT") and config.timeframe == "4h"
@@ -57,6 +57,7 @@ def test_every_documented_environment_variable_overrides_its_key():
         ("sma_cross", "binance", True, 1000)
     assert dataclasses.astuple(config.risk) == (0.1, 0.02, 3.0, 500.0)
     assert config.servers.db.endswith("@127.0.0.1/live") and config.metrics_port == 9200
+    assert config.funding_wait_s == 30.0
     assert not config.memory.enabled  # on by default with a NATS URL; the environment turned it off
     assert (config.mode, config.venue) == ("live", "binance-sandbox")
 
@@ -93,6 +94,7 @@ def test_a_bad_value_names_the_key_the_value_and_what_is_valid(tmp_path, text, m
 @pytest.mark.parametrize("name, value, match", [
     ("COINSWARM_MAX_DRAWDOWN", "abc", r"COINSWARM_MAX_DRAWDOWN \(risk.max_drawdown\): 'abc' is not a number"),
     ("COINSWARM_METRICS_PORT", "-5", r"COINSWARM_METRICS_PORT \(metrics_port\): -5 is out of range"),
+    ("COINSWARM_FUNDING_WAIT_S", "-1", r"COINSWARM_FUNDING_WAIT_S \(funding_wait_s\): -1.0 is out of range"),
     ("COINSWARM_SANDBOX", "perhaps", r"COINSWARM_SANDBOX \(broker.sandbox\)"),
     ("COINSWARM_BROKER", "ftx", r"COINSWARM_BROKER \(broker.kind\): 'ftx'"),
     ("COINSWARM_SYMBOLS", "btc", r"symbols\[0\]: 'btc'"),

@@ -58,6 +58,8 @@ def test_metrics_served_over_http_with_every_metric():
         sinks.on_event("reconnect", {"component": "feed"})
         sinks.on_event("halt", {"reason": "max_drawdown"})
         sinks.on_event("db_pause", {"what": "apply_fill"})
+        for name in ("funding_late", "funding_resume", "funding_late"):
+            sinks.on_event(name, {"due": ["BTC/USDT:USDT at 2021-03-01T08:00:00+00:00"]})
         m = scrape(sink.url)
     finally:
         sink.close()
@@ -78,6 +80,7 @@ def test_metrics_served_over_http_with_every_metric():
     assert m[(p + "sink_failures_total", (("sink", "Broken"),))] == 3
     assert m[(p + "outbox_published_total", ())] == 7 and m[(p + "outbox_failures_total", ())] == 2
     assert m[(p + "db_paused", ())] == 1 and m[(p + "db_pauses_total", ())] == 1
+    assert m[(p + "funding_held", ())] == 1 and m[(p + "funding_late_total", ())] == 2
     assert m[(p + "last_bar_timestamp_seconds", ())] == (T0 + 2 * 3_600_000) / 1000
     assert m[(p + "bar_interval_seconds", ())] == 3600
 
