@@ -185,6 +185,11 @@ def test_the_paper_daemon_trades_perpetuals_with_live_funding_as_a_replay_does(t
     assert checkpoint["strategy"] == checkpoints[-1]["strategy"] and checkpoint["time"] == last
     # and so do the orders, the fills and the funding booked
     assert _orders(db, last) == _orders(replayed, last) and len(_orders(db, last)) > 5
+    _assert_replay_booked(replayed, flows, fills, last)
+
+
+def _assert_replay_booked(replayed: str, flows: list, fills: list, last: int) -> None:
+    """The replay's ledger holds the same funding flows and fills up to ``last`` as the daemon booked."""
     ledger = Ledger(replayed)
     try:
         assert [(f.flow_id, f.amount, f.time_ms) for f in ledger.cash_flows(kind="funding") if f.time_ms <= last] \

@@ -15,7 +15,15 @@ import pytest
 from coinswarm.live.config import load_config
 from coinswarm.live.daemon import run_paper
 from coinswarm.live.ledger import Ledger
-from tests.unit.live.test_daemon import DAY, PERP, VENUE_SYMBOLS, _bars, _orders, _replayed
+from tests.unit.live.test_daemon import (
+    DAY,
+    PERP,
+    VENUE_SYMBOLS,
+    _assert_replay_booked,
+    _bars,
+    _orders,
+    _replayed,
+)
 
 DELAY_MS = 90 * 60_000  # each settlement published 1.5 h after its time
 BAR_BY_BAR = int(pd.Timestamp("2021-03-19T00:00", tz="UTC").value // 1_000_000)
@@ -87,14 +95,7 @@ def test_the_daemon_waits_for_late_funding_and_ends_as_a_replay(tmp_path):
     replayed, checkpoint = _replayed(tmp_path, END)
     assert checkpoint["time"] == last
     assert _orders(db, last) == _orders(replayed, last) and any(f.symbol == PERP for f in fills)
-    ledger = Ledger(replayed)
-    try:
-        assert [(f.flow_id, f.amount, f.time_ms) for f in ledger.cash_flows(kind="funding") if f.time_ms <= last] \
-            == [(f.flow_id, f.amount, f.time_ms) for f in flows]
-        assert sorted((f.fill_id, f.qty, f.price, f.fee) for f in ledger.fills() if f.time_ms <= last) == \
-            sorted((f.fill_id, f.qty, f.price, f.fee) for f in fills)
-    finally:
-        ledger.close()
+    _assert_replay_booked(replayed, flows, fills, last)
 
 
 @pytest.mark.timeout(300)
