@@ -218,7 +218,16 @@ def _stats_line(stats: dict) -> str:
             f"(Lo-adjusted {stats['sharpe_lo']:.2f}), PSR {stats['psr_excess']:.3f}, DSR {stats['dsr_excess']:.3f} "
             f"over {stats['n_trials']} trials ({stats['n_trials_effective']} effective, {stats['trials_source']}); "
             f"daily win rate {stats['daily_win_rate']:.0%}, turnover {stats['turnover']:.1f}×/yr, "
-            f"costs {stats['cost_share']:.0%} of gross" + ledger_and_sleeves_line(stats))
+            + _cost_text(stats) + ledger_and_sleeves_line(stats))
+
+
+def _cost_text(stats: dict) -> str:
+    """Fees as a share of the gross PnL, or — when the gross is not a gain — what they were."""
+    share = stats.get("cost_share", math.nan)
+    if isinstance(share, float) and math.isfinite(share):
+        return f"costs {share:.0%} of gross"
+    fees, gross = stats.get("fees_paid", 0.0), stats.get("gross_pnl", math.nan)
+    return f"fees {fees:,.2f} on a gross PnL of {gross:,.2f} (no gain)"
 
 
 #: Most folds one walk-forward may have (a test window of one bar over years is refused).

@@ -59,3 +59,11 @@ def test_another_configuration_without_a_ledger_fails_on_an_undefined_pbo_and_sa
     waived = cs.walk_forward(tuned, prices, None, train="120D", test="30D", gate=cs.Gate(max_pbo=None),
                              costs=cs.Costs(fee_bps=10, funding=funding))
     assert not any("PBO" in r for r in waived.reasons)
+
+
+def test_the_report_states_fees_plainly_when_the_gross_is_a_loss():
+    from coinswarm.backtest.walkforward import _cost_text
+
+    assert _cost_text({"cost_share": 0.066, "fees_paid": 1164.2, "gross_pnl": 17611.6}) == "costs 7% of gross"
+    assert _cost_text({"cost_share": math.nan, "fees_paid": 23.56, "gross_pnl": -169.54}) == \
+        "fees 23.56 on a gross PnL of -169.54 (no gain)"
