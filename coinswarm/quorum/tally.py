@@ -36,6 +36,8 @@ from coinswarm.quorum.votes import ManagerVote, VoteBatch
 
 COMMITTED, REJECTED, PENDING, TIMEOUT = "committed", "rejected", "pending", "timeout"
 MAX_TIMEOUT_MS = 365 * 86_400_000
+NO_TIME = 1 << 63  # above every time (they are below 2**53)
+STALE = -1  # a ballot's deadline not computed since its last vote (deadlines are positive)
 
 
 @dataclass(frozen=True)
@@ -140,28 +142,49 @@ class Ballot:
     * the window never opens before ``proposal.timestamp + timeout_ms`` would have closed it
       — every vote set the fixed deadline accepted is accepted here too.
 
-    The deadline is a function of the set of votes, not of their order: a vote that opens or
-    moves the window earlier makes the ballot re-screen what it holds, so every coordinator and
-    every verifier of a commit's proof reaches the same status from the same votes.
+    The deadline is a function of the set of votes, not of their order, and so is the status:
+    while the votes held lie within ``timeout_ms`` of one another (or of the proposal's
+    timestamp) none can be late whatever the window, and they are counted as they come (the
+    usual case); otherwise every vote held is screened again against the deadline they make
+    together. Every coordinator and every verifier of a commit's proof reaches the same status
+    from the same votes.
     """
 
-    __slots__ = ("proposal", "config", "keys", "coordinator", "deadline", "quorum", "valid", "approvals",
-                 "discarded", "equivocators", "first", "cast", "latest", "anchor", "refused")
+    __slots__ = ("proposal", "config", "keys", "coordinator", "quorum", "valid", "approvals", "discarded",
+                 "equivocators", "refused", "cast", "earliest", "latest", "window")
 
     def __init__(self, proposal: Proposal, config: QuorumConfig, keys: dict[str, bytes],
                  coordinator: str | None = None) -> None:
         self.proposal, self.config, self.keys, self.coordinator = proposal, config, keys, coordinator
-        self.deadline: int | None = None  # no window until f + 1 managers voted
-        self.anchor: int | None = None  # the (f + 1)-th earliest first vote
         self.quorum = config.quorum  # matching votes needed (read on every vote)
         self.valid: dict[str, bool] = {}  # manager -> approve
         self.approvals = 0  # how many of ``valid`` approve
         self.discarded: list[tuple[str, str]] = []
-        self.refused: list[tuple[str, str]] = []  # forged or for another proposal: never re-screened
+        self.refused: tuple[tuple[str, str], ...] = ()  # forged or for another proposal: never re-screened
         self.equivocators: tuple[str, ...] = ()
-        self.first: dict[str, int] = {}  # manager -> earliest timestamp of its votes on this proposal
         self.cast: list[tuple[str, bool, int]] = []  # every vote on this proposal: (manager, approve, time)
-        self.latest: int | None = None  # the latest time in ``cast``
+        self.earliest, self.latest = NO_TIME, -NO_TIME  # the earliest and latest time in ``cast``
+        self.window: int | None = STALE  # the deadline, computed when asked for (STALE: not yet)
+
+    @property
+    def deadline(self) -> int | None:
+        """When the window closes: ``timeout_ms`` after the ``(f + 1)``-th earliest first vote of
+        a manager (or after the proposal's timestamp, if that is later); None until ``f + 1``
+        managers have voted."""
+        window = self.window
+        if window == STALE:
+            first: dict[str, int] = {}
+            for manager, _, when in self.cast:
+                if when < first.get(manager, NO_TIME):
+                    first[manager] = when
+            f = self.config.f
+            if len(first) <= f:
+                window = None
+            else:
+                anchor = sorted(first.values())[f]
+                window = max(anchor, self.proposal.timestamp) + self.config.timeout_ms
+            self.window = window
+        return window
 
     def add(self, vote: ManagerVote) -> None:
         """Screen one signed vote: keep it, or record why it was thrown away."""
@@ -179,7 +202,7 @@ class Ballot:
         self.add_verified(batch.manager, proposal_id, digest, approve, batch.timestamp)
 
     def _refuse(self, manager: str, reason: str) -> None:
-        self.refused.append((manager, reason))
+        self.refused += ((manager, reason),)
         self.discarded.append((manager, reason))
 
     def add_verified(self, manager: str, proposal_id: str, digest: str, approve: bool, timestamp: int) -> None:
@@ -190,48 +213,44 @@ class Ballot:
             self._refuse(manager, "for another proposal (id or digest differ)")
             return
         self.cast.append((manager, approve, timestamp))
-        if self.latest is None or timestamp > self.latest:
-            self.latest = timestamp
-        known = self.first.get(manager)
-        if (known is None or timestamp < known) and self._reopen(manager, timestamp):
-            return  # the window opened or moved: everything was screened again
-        deadline = self.deadline
-        if (manager not in self.valid and (deadline is None or timestamp <= deadline)
-                and manager not in self.equivocators):  # the usual case
+        self.window = STALE
+        earliest, latest = self.earliest, self.latest
+        if timestamp < earliest:
+            earliest = self.earliest = timestamp
+        if timestamp > latest:
+            latest = self.latest = timestamp
+        timeout = self.config.timeout_ms
+        # all within timeout_ms of the earliest (the window opens no earlier) or of the proposal's
+        # timestamp (nor before that), no vote can be late whatever the window: the usual case
+        if latest - earliest > timeout and latest > proposal.timestamp + timeout:
+            self._recount()  # the window matters: screen every vote held against it
+            return
+        if manager not in self.valid and manager not in self.equivocators:  # the usual case
             self.valid[manager] = approve
             self.approvals += approve
             return
-        self._screen(manager, approve, timestamp)
+        self._screen(manager, approve, timestamp, None)
 
-    def _reopen(self, manager: str, timestamp: int) -> bool:
-        """Record ``manager``'s earlier first vote; True if that moved the deadline to before a
-        vote already held (then every held vote was screened again)."""
-        first = self.first
-        first[manager] = timestamp
-        k = self.config.f + 1
-        if len(first) < k or (self.anchor is not None and timestamp >= self.anchor):
-            return False  # no window yet, or the (f + 1)-th earliest first vote did not change
-        self.anchor = sorted(first.values())[k - 1]
-        self.deadline = max(self.proposal.timestamp, self.anchor) + self.config.timeout_ms
-        if self.latest is None or self.latest <= self.deadline:
-            return False  # nothing held is late: the counts stand
+    def _recount(self) -> None:
+        """Screen every vote held again, against the deadline they make together (so the
+        outcome is a function of the set of votes, not of their order)."""
+        deadline = self.deadline
         self.valid, self.approvals, self.equivocators = {}, 0, ()
         self.discarded = list(self.refused)
-        for voter, approve, when in self.cast:
-            self._screen(voter, approve, when)
-        return True
+        for manager, approve, when in self.cast:
+            self._screen(manager, approve, when, deadline)
 
-    def _screen(self, manager: str, approve: bool, timestamp: int) -> None:
-        reason = self._problem(manager, approve, timestamp)
+    def _screen(self, manager: str, approve: bool, timestamp: int, deadline: int | None) -> None:
+        reason = self._problem(manager, approve, timestamp, deadline)
         if reason is None:
             self.valid[manager] = approve
             self.approvals += approve
         else:
             self.discarded.append((manager, reason))
 
-    def _problem(self, manager: str, approve: bool, timestamp: int) -> str | None:
-        if self.deadline is not None and timestamp > self.deadline:
-            return f"late: {timestamp} > deadline {self.deadline}"
+    def _problem(self, manager: str, approve: bool, timestamp: int, deadline: int | None) -> str | None:
+        if deadline is not None and timestamp > deadline:
+            return f"late: {timestamp} > deadline {deadline}"
         if manager in self.equivocators:
             return "equivocation: voted both ways"
         previous = self.valid.get(manager)
@@ -252,6 +271,8 @@ class Ballot:
             return COMMITTED
         if len(self.valid) - self.approvals >= quorum:
             return REJECTED
+        if now <= self.earliest + self.config.timeout_ms or now <= self.proposal.timestamp + self.config.timeout_ms:
+            return PENDING  # no window can have closed yet (no votes: earliest is NO_TIME)
         deadline = self.deadline
         return TIMEOUT if deadline is not None and now > deadline else PENDING
 

@@ -6,6 +6,7 @@ deadline is a function of the votes, not of the order they arrived in."""
 
 import collections
 import itertools
+import random
 
 import pytest
 from proposals_factory import NOW
@@ -137,3 +138,35 @@ def test_the_in_process_quorum_commits_a_proposal_judged_after_timeout_ms():
     assert quorum.submit(p, NOW + 60_000).status == COMMITTED  # judged a minute later (fresh: < 1 h old)
     many = quorum.submit_many([weights("w2"), weights("w3")], NOW + 60_000)
     assert [d.status for d in many] == [COMMITTED, COMMITTED]
+
+
+def reference_status(p: Proposal, votes: list[ManagerVote], config: QuorumConfig, now: int) -> str:
+    """The rule written as a definition over the set of votes (no incremental bookkeeping)."""
+    first: dict[str, int] = {}
+    for v in votes:
+        first[v.manager] = min(first.get(v.manager, v.timestamp), v.timestamp)
+    deadline = None
+    if len(first) > config.f:
+        deadline = max(sorted(first.values())[config.f], p.timestamp) + config.timeout_ms
+    verdicts: dict[str, set[bool]] = {}
+    for v in votes:
+        if deadline is None or v.timestamp <= deadline:
+            verdicts.setdefault(v.manager, set()).add(v.approve)
+    single = [next(iter(s)) for s in verdicts.values() if len(s) == 1]  # equivocators dropped
+    if sum(single) >= config.quorum:
+        return COMMITTED
+    if len(single) - sum(single) >= config.quorum:
+        return REJECTED
+    return TIMEOUT if deadline is not None and now > deadline else PENDING
+
+
+def test_the_incremental_tally_matches_the_rule_written_as_a_definition():
+    # synthetic vote sets (a shape, not data): times spread around the window's edges
+    rng = random.Random(7)
+    p = weights()
+    offsets = (-TIMEOUT_MS, 0, TIMEOUT_MS // 2, TIMEOUT_MS, TIMEOUT_MS + 1, 2 * TIMEOUT_MS, HOUR, HOUR + TIMEOUT_MS)
+    for _ in range(3_000):
+        votes = [vote(p, rng.choice(MANAGERS), NOW + rng.choice(offsets), rng.random() < 0.7)
+                 for _ in range(rng.randint(0, 7))]
+        now = NOW + rng.choice(offsets) + rng.choice((0, 1, 3 * TIMEOUT_MS))
+        assert tally(p, votes, CONFIG, KEYS, now).status == reference_status(p, votes, CONFIG, now), votes
