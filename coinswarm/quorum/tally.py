@@ -126,12 +126,12 @@ def signed_by_member(signed: ManagerVote | VoteBatch, config: QuorumConfig, keys
 class Ballot:
     """Votes on one proposal, screened one at a time (each signature is checked once).
 
-    **The window.** Each manager's *first* signed vote on the proposal (the earliest
-    ``timestamp`` among its votes for this id and digest, whatever the verdict) is kept. Once
+    **The window.** What counts of a manager is its *first* signed vote on the proposal (the
+    earliest ``timestamp`` among its votes for this id and digest, whatever the verdict). Once
     ``f + 1`` managers have voted, the window opens at the ``(f + 1)``-th earliest of those
-    times — at least one of them an honest manager's — or at the proposal's timestamp if that
-    is later, and the deadline is ``timeout_ms`` after it (:attr:`deadline`; None until then).
-    A vote signed after the deadline is late. So:
+    times — no earlier than some honest manager's first vote, since at most ``f`` of them are
+    not — or at the proposal's timestamp if that is later, and the deadline is ``timeout_ms``
+    after it (:attr:`deadline`; None until then). A vote signed after the deadline is late. So:
 
     * a proposal read from a stream long after it was published (the managers were down) is
       judged when they vote, not timed out on arrival;
@@ -139,8 +139,8 @@ class Ballot:
     * up to ``f`` Byzantine managers can neither shut the window early (by back-dating their
       votes: ``f`` of them cannot make the ``(f + 1)``-th time) nor hold it open past the
       ``(f + 1)``-th honest vote (future-dated votes only ever count among the later ones);
-    * the window never opens before ``proposal.timestamp + timeout_ms`` would have closed it
-      — every vote set the fixed deadline accepted is accepted here too.
+    * the window never closes before ``proposal.timestamp + timeout_ms`` (the old, fixed
+      deadline): every vote set that deadline accepted is accepted here too.
 
     The deadline is a function of the set of votes, not of their order, and so is the status:
     while the votes held lie within ``timeout_ms`` of one another (or of the proposal's
