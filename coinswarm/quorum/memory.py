@@ -217,7 +217,6 @@ class LocalQuorum:
         self.memory.apply(proposal, decision)
         return decision
 
-
     def _closing_time(self, proposal: Proposal) -> int:
         """When an open ``proposal`` times out here, every manager having had its turn: just
         after its ballot's deadline, or — when fewer than ``f + 1`` managers voted, so its
