@@ -72,7 +72,8 @@ def _member_options() -> argparse.ArgumentParser:
     parent = checks.Parser(add_help=False, parents=[_quorum_options()])
     parent.add_argument("--store", default=None, help="store URL (default $COINSWARM_POSTGRES_URL)")
     parent.add_argument("--timeout-ms", type=checks.whole(1, 3_600_000), default=5_000,
-                        help="a proposal without a quorum by then times out")
+                        help="a proposal's vote window: it opens when f + 1 managers have voted; "
+                             "without a quorum by its end the proposal times out")
     parent.add_argument("--failover-ms", type=checks.whole(1, 3_600_000), default=500,
                         help="a silent coordinator is taken over after this long")
     parent.add_argument("--poll-ms", type=checks.finite, default=20.0,

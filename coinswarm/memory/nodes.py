@@ -20,7 +20,10 @@ the others keep what votes reach them uncounted and tally only if it stays silen
 (failover). Nodes stand down only for commits whose proofs they re-tallied.
 The :class:`Applier` re-checks every decision from its proof — it trusts no coordinator —
 and applies it to the store, whose primary key makes a redelivery a no-op. A deadline
-without a quorum is audited as ``timeout`` and nothing is committed.
+without a quorum is audited as ``timeout`` and nothing is committed; the deadline is
+``timeout_ms`` after the ballot's window opened, when ``f + 1`` managers had voted — so
+proposals that waited in the stream while the managers were down are decided when they
+return (:class:`~coinswarm.quorum.tally.Ballot`).
 """
 
 from __future__ import annotations
@@ -341,11 +344,18 @@ class QuorumNode:
         a primary whose messages merely wait in that queue — and the proposal's deadline is
         still more than ``(n - rank) × failover_ms`` away (then the backups take over, one
         after another, whatever the primary does, while their votes still count). A vote is
-        a hint, not verified: a forger can at most make the backups wait that long."""
+        a hint, not verified: a forger can at most make the backups wait that long.
+
+        The deadline is estimated, not tallied (a backup holds its votes uncounted): the
+        ballot's window opens when the managers vote (see :class:`~coinswarm.quorum.tally.Ballot`),
+        which is about when this node opened the proposal — every node reads the same stream —
+        so ``timeout_ms`` after the later of the proposal's timestamp and that time. After an
+        outage the backlog is read when the managers return, and so are its windows opened."""
         rank = self.rank(pid)
         managers = self.config.managers
         heard = self.last_heard.get(managers[(managers.index(self.manager.name) - rank) % len(managers)])
-        cap = timestamp + self.config.timeout_ms - (len(self.config.managers) - rank) * self.failover_ms
+        opened = self.ranks[pid][1] if pid in self.ranks else timestamp
+        cap = max(timestamp, opened) + self.config.timeout_ms - (len(self.config.managers) - rank) * self.failover_ms
         return heard is not None and max(self.last_heard.values()) - heard < self.failover_ms and now < cap
 
     async def poll_commits(self) -> None:

@@ -152,6 +152,17 @@ class Coordinator:
         self._log(now, "vote_batch", first, batch.manager,
                   {"approve": approved, "reject": rejected, "signature": batch.signature})
 
+    def expire(self, proposal_id: str, now: int) -> Decision | None:
+        """Close an open proposal as ``timeout`` whether or not its window opened: for a
+        caller that knows no more votes can come (the in-process quorum, once every manager
+        had its turn). None if it is not open."""
+        now = as_time(now)
+        ballot = self.open.get(proposal_id) if isinstance(proposal_id, str) else None
+        if ballot is None:
+            return None
+        status = ballot.status(now)
+        return self._settle(ballot, now, TIMEOUT if status == PENDING else status)
+
     def withdraw(self, proposal_id: str, now: int, reason: str) -> bool:
         """Stop tallying an open proposal another coordinator settled (no decision here; audited)."""
         now = as_time(now)
@@ -163,11 +174,15 @@ class Coordinator:
         return True
 
     def tick(self, now: int) -> list[Decision]:
-        """Close proposals whose deadline passed (status ``timeout``: nothing is applied)."""
+        """Close proposals whose deadline passed (status ``timeout``: nothing is applied).
+
+        A ballot's window opens only when ``f + 1`` managers have voted on it (see
+        :class:`~coinswarm.quorum.tally.Ballot`); until then it stays open, however long."""
         now = as_time(now)
         closed = []
         for ballot in list(self.open.values()):
-            if now > ballot.deadline:
+            deadline = ballot.deadline
+            if deadline is not None and now > deadline:
                 decision = self._settle(ballot, now)
                 if decision is not None:
                     closed.append(decision)

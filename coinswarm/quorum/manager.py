@@ -109,10 +109,10 @@ def _stale(p: Proposal, ctx: Context, policy: Policy) -> Sequence[str]:
 
     There is deliberately no bound on ``now − received`` (how long the proposal waited in the
     stream): it would bring the wall clock, and with it diverging verdicts, back; how long a
-    proposal may wait is the stream's retention, an operator's setting. (The vote deadline is
-    another matter: a ballot closes ``QuorumConfig.timeout_ms`` after the proposal's timestamp,
-    so votes cast later than that are discarded as late whatever this check says.) The future
-    check still reads ``now``: a judge cannot vouch for a time it has not reached.
+    proposal may wait is the stream's retention, an operator's setting. (The vote deadline does
+    not undo this: a ballot's window opens when ``f + 1`` managers have voted, so votes cast
+    when the managers return are in time — see :class:`~coinswarm.quorum.tally.Ballot`.) The
+    future check still reads ``now``: a judge cannot vouch for a time it has not reached.
     """
     if p.timestamp > ctx.now:
         return [f"timestamp {p.timestamp} is in the future of {ctx.now}"]

@@ -187,9 +187,8 @@ class LocalQuorum:
                 for vote in behaviour(manager, proposal, context):
                     self.coordinator.vote(vote, now)
         stragglers = [p for p in run if p.id in self.coordinator.open]
-        for proposal in sorted(stragglers, key=lambda p: p.timestamp):  # no quorum: each times out at its deadline
-            if proposal.id in self.coordinator.open:
-                self.coordinator.tick(proposal.timestamp + self.config.timeout_ms + 1)
+        for proposal in sorted(stragglers, key=self._closing_time):  # no quorum: each times out at its deadline
+            self.coordinator.expire(proposal.id, self._closing_time(proposal))
         for proposal in run:
             self.memory.apply(proposal, decided[proposal.id])
         return [decided[p.id] for p in every]
@@ -212,12 +211,19 @@ class LocalQuorum:
             for vote in self.behaviours.get(name, honest)(manager, proposal, context):
                 decision = self.coordinator.vote(vote, now) or decision
         if decision is None:
-            closed = self.coordinator.tick(proposal.timestamp + self.config.timeout_ms + 1)
-            decision = next((d for d in closed if d.proposal_id == proposal.id), None)
+            decision = self.coordinator.expire(proposal.id, self._closing_time(proposal))
         if decision is None:
             decision = self.coordinator.decided[proposal.id]
         self.memory.apply(proposal, decision)
         return decision
+
+    def _closing_time(self, proposal: Proposal) -> int:
+        """When an open ``proposal`` times out here, every manager having had its turn: just
+        after its ballot's deadline, or — when fewer than ``f + 1`` managers voted, so its
+        window never opened — just after the deadline its timestamp alone would give."""
+        ballot = self.coordinator.open.get(proposal.id)
+        deadline = ballot.deadline if ballot is not None else None
+        return (deadline if deadline is not None else proposal.timestamp + self.config.timeout_ms) + 1
 
 
 def _runs(proposals: list[Proposal]) -> list[list[Proposal]]:

@@ -77,11 +77,13 @@ class Cluster:
 
 async def start_cluster(nats_url: str, store: Store, *, live=MANAGERS, behaviours=None, prefix="t",
                         persist_audit: bool = True, applier_poll_ms: float | None = None,
-                        config: QuorumConfig = CONFIG, node_clock=clock) -> Cluster:
+                        config: QuorumConfig = CONFIG, node_clock=clock, together: bool = False) -> Cluster:
     """Four nodes (or ``live``) and an applier — pushed commits, or with ``applier_poll_ms``
     reading the stream in bursts as the ``coinswarm quorum applier`` process does; ``config``
     (default :data:`CONFIG`, a 3 s deadline) for nodes and applier alike; ``node_clock`` the
-    nodes' clock (default :func:`clock`)."""
+    nodes' clock (default :func:`clock`). With ``together`` every node connects first and
+    they start at once (a backlog in the stream reaches them all within a few ms, not one
+    connection after another)."""
     cluster = Cluster(store)
     for name in live:
         bus = await connect(nats_url, f"{prefix}-{name}")
@@ -90,9 +92,13 @@ async def start_cluster(nats_url: str, store: Store, *, live=MANAGERS, behaviour
                           clock=node_clock, behaviour=(behaviours or {}).get(name, _honest()),
                           durable_prefix=f"{prefix}-mgr", failover_ms=300,
                           audit_subject="mem.audit" if persist_audit else None)
-        await node.start()
-        cluster.tasks.append(asyncio.create_task(node.run_ticker()))
+        if not together:
+            await node.start()
+            cluster.tasks.append(asyncio.create_task(node.run_ticker()))
         cluster.nodes[name] = node
+    if together:
+        await asyncio.gather(*(node.start() for node in cluster.nodes.values()))
+        cluster.tasks += [asyncio.create_task(node.run_ticker()) for node in cluster.nodes.values()]
     bus = await connect(nats_url, f"{prefix}-applier")
     cluster.buses.append(bus)
     cluster.applier = Applier(store, config, KEYS, bus, durable=f"{prefix}-applier", persist_audit=persist_audit,

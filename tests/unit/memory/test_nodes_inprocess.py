@@ -303,7 +303,10 @@ def test_a_primary_that_is_heard_from_but_never_commits_is_overruled_before_the_
         node.last_heard["m1"] = now[0]
         now[0] += 250
         asyncio.run(node.tick())
-    taken_over_after = now[0] - frame[0].timestamp  # m2 is the first backup: n - rank = 3 intervals early
+    # the votes were cast, and the window opened, at NOW (after the frame's timestamps); m2 is
+    # the first backup: it takes over n - rank = 3 intervals before that window closes
+    assert all(p.timestamp <= NOW for p in frame)
+    taken_over_after = now[0] - NOW
     assert CONFIG.timeout_ms - 3 * 500 <= taken_over_after < CONFIG.timeout_ms - 3 * 500 + 250
     assert node.taken_over == len(frame)
     assert sorted(published) == sorted(p.id for p in frame)

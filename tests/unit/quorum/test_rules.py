@@ -127,7 +127,7 @@ def test_forged_duplicate_late_and_equivocating_votes_are_discarded_and_recorded
     forged = ManagerVote(p.id, p.digest, "m4", True, ("ok",), NOW).signed(b"wrong key")
     impostor = ManagerVote(p.id, p.digest, "m9", True, ("ok",), NOW).signed(b"whatever")
     dup = votes_for(p, ("m1", "m1"))
-    late = votes_for(p, ("m2",), at=p.timestamp + 5_001)
+    late = votes_for(p, ("m2",), at=NOW + 5_001)  # the window opened at NOW (m1 and m3, f + 1 managers)
     both_ways = votes_for(p, ("m3",), ("m3",))
     decision = tally(p, [forged, impostor, *dup, *late, *both_ways], CONFIG, KEYS, NOW)
     assert decision.status == PENDING and decision.approvals == ("m1",)
