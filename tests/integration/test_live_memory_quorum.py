@@ -69,7 +69,7 @@ async def _replay(spec: ReplaySpec, bus, runner_clock=clock) -> None:
         runner.ledger.close()
 
 
-@pytest.mark.timeout(300)
+@pytest.mark.timeout(600)
 def test_a_replays_episodes_are_committed_by_the_quorum_and_none_is_lost_while_nats_is_down(
         server_dir, store, postgres_url):
     port = free_port()
@@ -122,7 +122,7 @@ async def drain_outbox(db: str, bus) -> Relay:
     return relay
 
 
-@pytest.mark.timeout(300)
+@pytest.mark.timeout(600)
 def test_proposals_written_more_than_an_hour_before_nats_comes_back_are_committed(server_dir, store, postgres_url):
     port = free_port()
     url = f"nats://127.0.0.1:{port}"
@@ -160,7 +160,7 @@ def test_proposals_written_more_than_an_hour_before_nats_comes_back_are_committe
     assert all(t >= written_before for t in stamps.values())  # stamped at the publish, not when written
 
 
-@pytest.mark.timeout(300)
+@pytest.mark.timeout(600)
 def test_proposals_stored_while_the_managers_are_down_over_an_hour_are_committed_once(server_dir, store,
                                                                                         postgres_url):
     port = free_port()
