@@ -50,10 +50,12 @@ def as_price_dict(prices: pd.DataFrame | dict[str, pd.DataFrame]) -> dict[str, p
 
 
 def check_one_timeframe(frames: dict[str, pd.DataFrame]) -> None:
-    """Several assets must share one bar length (their ``timeframe`` attribute, else their most
-    common step): a 1h and a 4h frame aligned on one grid would leave three of every four rows of
-    the 4h asset empty and trade it as if it had gaps."""
-    steps = {symbol: _grid_step_ms(frame, _stamps_ms(frame.index)) for symbol, frame in frames.items()}
+    """Several assets must share one bar length (their most common step, read from the data —
+    a ``timeframe`` attribute survives ``df.resample``, so it is used only for a single bar): a 1h
+    and a 4h frame aligned on one grid would leave three of every four rows of the 4h asset empty
+    and trade it as if it had gaps."""
+    steps = {symbol: _mode(np.diff(_stamps_ms(frame.index))) if len(frame) > 1
+             else _grid_step_ms(frame, _stamps_ms(frame.index)) for symbol, frame in frames.items()}
     distinct = sorted({step for step in steps.values() if step})
     if len(distinct) > 1:
         shown = ", ".join(f"{symbol} {timeframe_of_ms(step)}" for symbol, step in steps.items() if step)

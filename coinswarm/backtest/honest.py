@@ -72,6 +72,7 @@ def honest_statistics(report, cash_rate: float, book: TrialLedger | None, trial_
     if book is None and search is not None:
         n_trials, n_eff, source, pbo = search.n_trials, search.n_effective, search.describe(), search.pbo
         variance = max(variance, search.sharpe_variance)
+        out["in_sample_for_search"] = bool(len(daily)) and search.overlaps(daily.index[0])
     if book is not None:
         book.record(ledger_config(report), daily, source="walk_forward")
         summary = book.summary()
@@ -183,6 +184,10 @@ def _apply_statistics(report, extra: dict, gate, cash_rate: float):
         report.dsr = dsr
     report.n_trials = extra["n_trials"]
     report.reasons = gate.evaluate(sharpe, dsr, report.pbo, report.oos.metrics["n_trades"])
+    if extra.get("in_sample_for_search"):
+        first, last = DEFAULT_SEARCH.pbo_span
+        report.reasons.append(f"in-sample: this default was frozen on {first} → {last}, which these out-of-sample "
+                              "days overlap; judge it on later days, or pass ledger= to count it as one more trial")
     report.passed = not report.reasons
     return report
 

@@ -53,6 +53,10 @@ class Search:
         """Where the trial count comes from, as the report states it."""
         return f"the search that froze this default ({self.ledger})"
 
+    def overlaps(self, first_day) -> bool:
+        """Whether days from ``first_day`` on include some the selection was made on (in-sample)."""
+        return pd.Timestamp(first_day).tz_localize(None) <= pd.Timestamp(self.pbo_span[1])
+
 
 #: The search behind ``PortfolioParams()`` (recomputed from the ledger by the tests).
 DEFAULT_SEARCH = Search(ledger="research/trials/ledger.jsonl", n_trials=90, n_effective=4,
@@ -67,7 +71,18 @@ def search_behind(strategy, combos: list) -> Search | None:
     if not isinstance(strategy, PortfolioCommittee) or len(combos) != 1:
         return None
     frozen = PortfolioParams()
-    return DEFAULT_SEARCH if strategy.defaults == frozen and tuple(combos[0]) == tuple(frozen) else None
+    return DEFAULT_SEARCH if _effective(strategy.defaults) == _effective(PortfolioParams(*combos[0])) == frozen \
+        else None
+
+
+def _effective(p):
+    """``p`` with the fields that change nothing reset (the learning knobs when ``learn`` is off)."""
+    from coinswarm.committee.portfolio import PortfolioParams
+
+    if p.learn:
+        return p
+    base = PortfolioParams()
+    return p._replace(learn_halflife=base.learn_halflife, cost_bps=base.cost_bps)
 
 
 def recompute(path: str, pbo_span: tuple[str, str] = DEFAULT_SEARCH.pbo_span) -> Search:

@@ -11,6 +11,7 @@ hours of bars without waiting. Every candle from a venue is checked by the rules
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
@@ -29,6 +30,8 @@ from coinswarm.errors import (
     VenueError,
 )
 from coinswarm.live.protocols import ClosedBar
+
+log = logging.getLogger(__name__)
 
 Sleep = Callable[[float], Awaitable[None]]
 _FIELDS = ("open", "high", "low", "close", "volume")
@@ -148,8 +151,12 @@ class Backoff:
             except RateLimitedError as exc:
                 self.rate_limited += 1
                 await self._sleep(exc.retry_after if exc.retry_after is not None else delay)
-            except VenueError:
+            except VenueError as exc:
                 self._outage()
+                # every failure is said (an outage, or a malformed reply a venue keeps sending): the
+                # back-off bounds the lines to one per delay, at most max_backoff_s apart
+                log.warning("venue call %s failed (%s: %s); retrying in %.1f s", getattr(fn, "__name__", fn),
+                            type(exc).__name__, exc, delay)
                 await self._sleep(delay)
             delay = min(delay * 2, self.max_backoff_s)
 

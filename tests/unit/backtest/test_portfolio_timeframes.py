@@ -55,3 +55,11 @@ def test_assets_on_different_timeframes_are_refused(hourly):
         cs.simulate(mixed, cs.get_strategy("buy_and_hold").targets(mixed, None))
     with pytest.raises(cs.ConfigError, match="differ in length"):
         cs.walk_forward(cs.Committee.default(), mixed, None, train="120D", test="30D", costs=cs.Costs(fee_bps=10))
+    eth = hourly["ETH/USDT"]
+    by_pandas = eth.resample("4h").agg({"open": "first", "high": "max", "low": "min", "close": "last",
+                                        "volume": "sum"}).dropna()
+    assert by_pandas.attrs.get("timeframe") == "1h"  # pandas keeps the stale attribute …
+    with pytest.raises(cs.ConfigError, match="ETH/USDT 4h"):  # … the data's own step decides
+        cs.simulate({"BTC/USDT": hourly["BTC/USDT"], "ETH/USDT": by_pandas},
+                    cs.get_strategy("buy_and_hold").targets({"BTC/USDT": hourly["BTC/USDT"], "ETH/USDT": by_pandas},
+                                                            None))

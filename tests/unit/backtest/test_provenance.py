@@ -11,6 +11,7 @@ import pytest
 import coinswarm as cs
 from coinswarm.backtest.provenance import DEFAULT_SEARCH, recompute, search_behind
 from coinswarm.committee.portfolio import PortfolioCommittee, PortfolioParams
+from tests.conftest import spot_and_perp
 
 LEDGER = Path(__file__).resolve().parents[3] / DEFAULT_SEARCH.ledger
 
@@ -45,6 +46,26 @@ def test_the_default_walk_forward_deflates_by_its_search_and_judges_its_pbo(pair
     assert report.dsr == stats["dsr_excess"] < stats["psr_excess"]  # deflated, not the plain PSR
     assert report.pbo == DEFAULT_SEARCH.pbo and not any("PBO" in r for r in report.reasons)
     assert "search that froze this default" in str(report)
+    # 2021 lies inside the span the default was frozen on: the gate says so and fails
+    assert stats["in_sample_for_search"] and any(r.startswith("in-sample: this default was frozen on 2019-01-01")
+                                                 for r in report.reasons) and not report.passed
+
+
+@pytest.mark.timeout(600)
+def test_on_days_after_the_search_the_default_is_out_of_sample(monkeypatch):
+    monkeypatch.delenv("COINSWARM_TRIAL_LEDGER", raising=False)
+    prices, funding = spot_and_perp("2024-01-01", "2024-12-31")
+    report = cs.walk_forward(cs.Committee.default(), prices, None, train="120D", test="30D",
+                             costs=cs.Costs(fee_bps=10, funding=funding))
+    assert report.stats["trials_source"] == DEFAULT_SEARCH.describe() and not report.stats["in_sample_for_search"]
+    assert not any("in-sample" in r or "PBO" in r for r in report.reasons)
+
+
+def test_knobs_that_change_nothing_keep_the_search(pairs_2021):
+    _, funding = pairs_2021
+    frozen = PortfolioCommittee.default(funding)
+    assert search_behind(frozen, [PortfolioParams(cost_bps=20.0, learn_halflife=90.0)]) is DEFAULT_SEARCH
+    assert search_behind(frozen, [PortfolioParams(learn=True)]) is None
 
 
 @pytest.mark.timeout(600)

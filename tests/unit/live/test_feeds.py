@@ -147,7 +147,9 @@ def test_ccxt_feed_yields_closed_bars_only_equal_to_the_catalog():
     assert [b.symbol for b in bars[:2]] == ["BTC/USDT", "ETH/USDT"]
 
 
-def test_ccxt_feed_backfills_an_outage_without_holes_or_duplicates():
+def test_ccxt_feed_backfills_an_outage_without_holes_or_duplicates(caplog):
+    caplog.set_level("WARNING", logger="coinswarm.live.feeds")
+
     async def scenario():
         async with venue_feed(max_bars=30, backoff_s=3600.0, max_backoff_s=3600.0) as (venue, feed, slept):
             first = await collect(feed, 2)
@@ -160,6 +162,8 @@ def test_ccxt_feed_backfills_an_outage_without_holes_or_duplicates():
     btc = [b.time for b in bars if b.symbol == "BTC/USDT"]
     assert btc == list(range(btc[0], btc[0] + HOUR * len(btc), HOUR)) and len(set(btc)) == len(btc)
     assert feed.reconnects == 4
+    failed = [r.getMessage() for r in caplog.records if "failed" in r.getMessage()]
+    assert len(failed) == 4 and all("retrying in 3600.0 s" in m for m in failed)  # every failure is said
     eth = [as_tuple(b) for b in bars if b.symbol == "ETH/USDT"]
     assert eth == catalog(ETH, eth[0][0], eth[0][0] + HOUR * len(eth))
 

@@ -148,3 +148,40 @@ def test_a_settlement_not_yet_published_at_a_fresh_start_is_known_due(rates):
     whole = FundingBook({PERP: rates[rates.index.as_unit("ms").asi8 >= settlement - 10 * 86_400_000]}, SYMBOLS)
     _walk(live, source, whole, range(settlement - 86_400_000 + BAR, settlement + 6 * BAR, BAR))
     assert live.held == 1 and source.now >= settlement + 20 * MINUTE
+
+
+@pytest.mark.timeout(60)
+def test_a_longer_funding_interval_is_not_taken_for_a_missing_settlement():
+    """The venue moves a perpetual from 4 h to 8 h funding right after a settlement L (synthetic
+    schedule: the shape "interval change" is not in the bundled data): the next announcement is
+    L + 8 h, and the hourly bars between are decided at once, not held waiting for an L + 4 h
+    that never comes."""
+    hour = 3_600_000
+    last = 1_700_000_000_000 // (4 * hour) * (4 * hour)
+    schedule = [last - 4 * hour * k for k in range(12, 0, -1)] + [last, last + 8 * hour, last + 16 * hour]
+    clock = [last - 2 * hour]
+
+    class Venue:
+        async def funding(self, symbol, since, limit):
+            return [(t, 1e-4) for t in schedule if t >= since and t + 5_000 <= clock[0]][:limit]
+
+        async def next_funding(self, symbol):
+            return next(t for t in schedule if t > clock[0])
+
+    async def sleep(seconds: float) -> None:
+        clock[0] += int(seconds * 1000)
+
+    async def walk() -> list[int]:
+        book = LiveFundingBook(Venue(), [PERP], wait_s=120, sleep=sleep)
+        book.start_at(last - 3 * 24 * hour)
+        waited = []
+        for k in range(-1, 8):  # hourly bars closing L - 1 h … L + 7 h
+            close = last + k * hour
+            clock[0] = max(clock[0], close + 1000)
+            before = clock[0]
+            await book.refresh(close)
+            waited.append(clock[0] - before)
+        return waited
+
+    waited = asyncio.run(walk())
+    assert waited == [0] * 9  # L is published 5 s after its time; nothing is held for an L + 4 h
