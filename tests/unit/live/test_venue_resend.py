@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 
+import numpy as np
 import pytest
 
 from coinswarm.live import faults
@@ -171,3 +172,36 @@ def test_a_crash_while_re_sending_never_sends_it_twice(tmp_path, monkeypatch, po
     finally:
         ledger.close()
     assert abs(position - _weight(venue)[0]) < 1e-9
+
+
+@pytest.mark.parametrize(("cap", "expected"), [
+    (None, ("buy", 0.1, 0)),  # the strategy's own order: the whole change
+    (0.04, ("buy", 0.04, RESEND_SEQ)),  # a re-send: at most what the failed order left
+    (1.0, ("buy", 0.1, RESEND_SEQ)),  # ... and never past the target
+    (-0.04, None),  # a failed sell is not completed by buying (the book moved the other way)
+    (0.0005, None),  # what is left is under the market's minimum: nothing, this bar and later
+])
+def test_a_re_send_is_sized_as_usual_and_capped_at_what_was_left(tmp_path, cap, expected):
+    """Sizing of a re-send (synthetic numbers: equity 10,000 USDT, BTC at 50,000, target 0.5 → 0.1 BTC)."""
+    from types import SimpleNamespace
+
+    from coinswarm.live.config import RiskLimits
+    from coinswarm.live.killswitch import KillState
+    from coinswarm.live.protocols import Balance
+    from coinswarm.live.stepper import Stepper
+    from coinswarm.live.venue import VenueSettings
+
+    market = {"precision": {"amount": 0.0001}, "limits": {"amount": {"min": 0.001}, "cost": {"min": 10.0}}}
+    ledger = Ledger(f"sqlite:///{tmp_path}/sizing.db")
+    try:
+        runner = VenueRunner(ledger, Stepper(STRATEGY, [SYMBOL]), SimpleNamespace(markets={SYMBOL: market}),
+                             VenueSettings(STRATEGY, HOUR, HOUR, RiskLimits(max_position=10.0, max_order_notional=1e6),
+                                           buy_headroom=0.0), "binance")
+        t = 1_709_337_600_000
+        intents = runner._intents(t, np.array([0.5]), {SYMBOL: 50_000.0}, {"USDT": Balance("USDT", 1e4, 1e4)}, 1e4,
+                                  {}, [], KillState(), None if cap is None else {SYMBOL: cap})
+    finally:
+        ledger.close()
+    got = [(i.side.value, round(i.qty, 8), i.client_order_id) for i in intents]
+    want = [] if expected is None else [(expected[0], expected[1], client_order_id(STRATEGY, SYMBOL, t, expected[2]))]
+    assert got == want
