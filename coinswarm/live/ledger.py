@@ -420,6 +420,15 @@ class Ledger:
         """Orders that are NEW, SENT, UNKNOWN or OPEN."""
         return self.orders(IN_FLIGHT)
 
+    def last_order(self, symbol: str) -> StoredOrder | None:
+        """``symbol``'s latest order (by bar time, then creation), or None when it has none."""
+        query = (select(OrderRow).where(OrderRow.symbol == symbol)
+                 .order_by(OrderRow.bar_time.desc(), OrderRow.created_ms.desc(), OrderRow.client_order_id.desc())
+                 .limit(1))
+        with self.sessions() as s:
+            row = s.scalar(query)
+            return None if row is None else _stored(row)
+
     # -- fills, positions, cash ------------------------------------------------------
     def apply_fill(self, fill: Fill, now_ms: int, events: Sequence[OutboxMessage] = ()) -> bool:
         """Store ``fill`` and update its order, position and cash, with its ``agent.trade``

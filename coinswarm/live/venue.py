@@ -14,14 +14,23 @@ the rest are missing), :meth:`VenueRunner.process`:
    reconciled positions plus what in-flight orders still have to fill, marked at the bar's close,
    over the equity), so its no-trade band compares each target with the venue's book and not
    with its own last targets — an order refused, cut to the lot step or the free balance,
-   dropped under the minimums or blocked by the kill switch is traded again at the next decision;
+   dropped under the minimums or blocked by the kill switch is traded again at the next decision.
+   An orders-only strategy (the hourly ``committee``, ``execution``) holds (NaN) while its target
+   equals its last *executed* one — the backtest's "keep the quantity" — so an order that ended
+   short of what it asked (refused, canceled, expired, dropped, or filled in part) would never
+   be sent again: when such a symbol holds, its latest order (the ledger's) ended short and
+   nothing is in flight for it, the last executed target is re-sent (:meth:`VenueRunner._unfinished`,
+   client-id sequence :data:`RESEND_SEQ`), at most what that order left unfilled and only in its
+   direction — it completes the strategy's decision and never trades weight drift; with every
+   order filled nothing is re-sent (the orders are the backtest's);
 3. targets → quantities: equity = the venue's quote balance + the ledger's positions marked at
    the bar's close; the change from the position plus what in-flight orders still have to fill,
    capped by free balances (spot: never short), rounded down to the market's lot step and dropped
    under its minimum amount or notional (ccxt markets);
 4. :func:`~coinswarm.live.killswitch.limit_intents` (max position, max order notional), then the
    kill switch (while halted only reductions);
-5. write-ahead per order, deterministic client id (strategy, symbol, bar time, 0): ``NEW`` →
+5. write-ahead per order, deterministic client id (strategy, symbol, bar time, 0 — or
+   :data:`RESEND_SEQ` for a re-send): ``NEW`` →
    ``SENT`` → submit once → the venue's reply. A timeout is ``UNKNOWN`` and is **never** sent
    again: the next mass status finds it by client id;
 6. the checkpoint (the strategy's state after ``t``) and the bars, then the kill switch sees
@@ -61,7 +70,7 @@ from coinswarm.live.config import LiveConfig, RiskLimits, spot_only
 from coinswarm.live.dbretry import Guarded
 from coinswarm.live.killswitch import KillState, filter_intents, limit_intents, update
 from coinswarm.live.ledger import Ledger, split_symbol
-from coinswarm.live.orders import ReconcileReport, apply_venue, reconcile
+from coinswarm.live.orders import ReconcileReport, StoredOrder, apply_venue, reconcile
 from coinswarm.live.outbox import heartbeat_message
 from coinswarm.live.protocols import ClosedBar, OrderIntent, OrderStatus, Side, client_order_id
 from coinswarm.live.runner import BarGrouping, Telemetry, bar_snapshot, warm_up_history
@@ -73,6 +82,8 @@ log = logging.getLogger("coinswarm.live.venue")
 RUN_KEY = "venue_run"
 CHECKPOINT_KEY = "venue_checkpoint"
 POLL_ENV = "COINSWARM_LIVE_POLL_S"
+RESEND_SEQ = 1  # the client-id sequence of a re-sent target (the strategy's own orders are 0)
+_SHORT = (OrderStatus.REJECTED, OrderStatus.CANCELED, OrderStatus.EXPIRED)  # ended, maybe short of its quantity
 
 
 @dataclass(frozen=True)
@@ -149,6 +160,7 @@ class VenueRunner(BarGrouping, Guarded):
         self.submitted = 0
         self._group: dict[str, ClosedBar] = {}
         self._group_time: int | None = None
+        self._resend_logged: set[tuple[str, str]] = set()  # (symbol, why): logged once at WARNING (logs only)
 
     # -- start-up --------------------------------------------------------------------------
     def spec(self) -> dict:
@@ -254,8 +266,9 @@ class VenueRunner(BarGrouping, Guarded):
         equity = self._equity(balances, closes, positions)
         held = self.holdings(closes, positions, in_flight, equity) if self.stepper.daily else None
         target = self.stepper.decide(bars, self.settings.step_ms, held).copy()
+        caps = self._resend(target, await self._db(self._unfinished, target, in_flight))
         intents = self._intents(t, target, closes, balances, equity, positions, in_flight,
-                                await self._db(self.ledger.kill_state))
+                                await self._db(self.ledger.kill_state), caps)
         latency = (time.perf_counter_ns() - started) / 1000.0
         sent = []
         for intent in intents:
@@ -306,9 +319,51 @@ class VenueRunner(BarGrouping, Guarded):
             out[j] = qty * close / equity
         return out
 
+    def _unfinished(self, target: np.ndarray, in_flight: list) -> dict[str, StoredOrder]:
+        """The symbols of an orders-only strategy whose last executed target an order did not
+        reach, with that order: the strategy holds (``target`` NaN) and has executed a target,
+        nothing is in flight for the symbol, and its latest order ended (refused, canceled,
+        expired or dropped) with less than its quantity filled — never a ``FILLED`` one (its
+        fills may still be on their way). Read from the ledger only (after the mass status), so
+        a bar decided again after a restart finds the same."""
+        if not self.stepper.orders_only:
+            return {}
+        busy = {o.symbol for o in in_flight}
+        out = {}
+        for j, symbol in enumerate(self.symbols):
+            if math.isfinite(target[j]) or not math.isfinite(self.stepper.last[j]) or symbol in busy:
+                continue
+            order = self.ledger.last_order(symbol)
+            if order is not None and order.status in _SHORT and order.filled_qty < order.qty * (1.0 - 1e-9):
+                out[symbol] = order
+        return out
+
+    def _resend(self, target: np.ndarray, unfinished: dict[str, StoredOrder]) -> dict[str, float]:
+        """Put the last executed target back into ``target`` for each unfinished symbol; returns
+        each re-send's cap, signed: what the failed order left unfilled (a re-send completes
+        the strategy's decision, never more and never the other way). Logged at WARNING once per
+        symbol and reason (a venue refusing every bar the same way), then at DEBUG."""
+        caps = {}
+        for symbol, order in unfinished.items():
+            j = self.index[symbol]
+            target[j] = self.stepper.last[j]
+            left = order.qty - order.filled_qty
+            caps[symbol] = left if order.side is Side.BUY else -left
+            why = order.reason.split(" (", 1)[0] or order.status.value
+            level = logging.DEBUG if (symbol, why) in self._resend_logged else logging.WARNING
+            self._resend_logged.add((symbol, why))
+            log.log(level, "%s: re-sending the last executed target %.6g: order %s ended %s (%s), %.10g of %.10g "
+                    "filled", symbol, target[j], order.client_order_id, order.status.value, why, order.filled_qty,
+                    order.qty)
+        return caps
+
     def _intents(self, t: int, target: np.ndarray, closes: dict[str, float], balances: dict, equity: float,
-                 positions: dict[str, float], in_flight: list, kill: KillState) -> list[OrderIntent]:
-        pending = _pending(in_flight)
+                 positions: dict[str, float], in_flight: list, kill: KillState,
+                 caps: dict[str, float] | None = None) -> list[OrderIntent]:
+        """Targets to sized orders; a symbol in ``caps`` is a re-send (:meth:`_resend`): its change
+        is cut to the cap (none when it points the other way), its client-id sequence is
+        :data:`RESEND_SEQ`."""
+        pending, caps = _pending(in_flight), caps or {}
         intents = []
         for j, symbol in enumerate(self.symbols):
             w, close = float(target[j]), closes.get(symbol)
@@ -316,10 +371,14 @@ class VenueRunner(BarGrouping, Guarded):
                 continue
             desired = min(max(w, 0.0), 1.0) * equity / close  # spot: long-only, no leverage
             delta = desired - positions.get(symbol, 0.0) - pending.get(symbol, 0.0)
+            cap = caps.get(symbol)
+            if cap is not None:
+                delta = math.copysign(min(abs(delta), abs(cap)), cap) if delta * cap > 0 else 0.0
             qty = self._sized(symbol, delta, close, balances)
             if qty > 0:
                 side = Side.BUY if delta > 0 else Side.SELL
-                intents.append(OrderIntent(client_order_id(self.settings.strategy_id, symbol, t, 0), symbol, side,
+                seq = 0 if cap is None else RESEND_SEQ
+                intents.append(OrderIntent(client_order_id(self.settings.strategy_id, symbol, t, seq), symbol, side,
                                            qty, t, self.settings.strategy_id))
         passed, blocked = limit_intents(intents, positions, closes, self.settings.limits)
         for intent, why in blocked:
