@@ -147,13 +147,8 @@ def sleeve_statistics(strategy, prices, folds: list, first_bar, oos, costs, init
     lo, hi = folds[0]["test_start"], folds[-1]["test_end"]
     returns, out = {}, {}
     for name, sleeve in members.items():
-        from coinswarm.backtest.walkforward import carry_in
-
-        targets = carry_in(sleeve.targets(_slice(prices, first_bar, hi)), lo)
-        targets = targets.loc[(targets.index >= lo) & (targets.index < hi)]
-        max_leverage, allow_short = engine_limits(sleeve)
-        result = simulate(_slice(prices, lo, hi), targets, costs=costs, init_cash=init_cash, execution=execution,
-                          max_leverage=max_leverage, allow_short=allow_short, validate=False)
+        result = _continuous_oos(sleeve, prices, first_bar, lo, hi, dict(costs=costs, init_cash=init_cash,
+                                                                         execution=execution))
         daily = daily_equity_returns(result.equity, init_cash)
         returns[name] = daily
         out[name] = {"sharpe": annualized_sharpe(daily.to_numpy()), "total_return": result.metrics["total_return"],
@@ -167,6 +162,58 @@ def sleeve_statistics(strategy, prices, folds: list, first_bar, oos, costs, init
         out["contribution"] = sleeve_contributions(oos, weights(_slice(prices, first_bar, hi)), costs,
                                                    tuple(members))
     return out
+
+
+def _continuous_oos(strategy, prices, first_bar, lo, hi, engine: dict):
+    """``strategy`` run once from ``first_bar`` (as the committee's own out-of-sample run is),
+    holding at ``lo`` what it held then, simulated over ``[lo, hi)``."""
+    from coinswarm.backtest.walkforward import carry_in
+
+    targets = carry_in(strategy.targets(_slice(prices, first_bar, hi)), lo)
+    targets = targets.loc[(targets.index >= lo) & (targets.index < hi)]
+    max_leverage, allow_short = engine_limits(strategy)
+    return simulate(_slice(prices, lo, hi), targets, **engine, max_leverage=max_leverage, allow_short=allow_short,
+                    validate=False)
+
+
+#: The baselines a portfolio committee's report is set beside (issue 19): equal-weight buy and
+#: hold, and the volatility-targeted multi-horizon trend portfolio (long-only, as the default).
+BASELINES = ("buy_and_hold", "trend_portfolio")
+
+
+def baseline_statistics(strategy, prices, folds: list, first_bar, costs, init_cash, execution,
+                        cash_rate: float) -> dict:
+    """The :data:`BASELINES` over the committee's out-of-sample days, each one continuous run like
+    the committee's, with the same costs: their Sharpe in excess of ``cash_rate``, return, drawdown
+    and trades. Empty unless ``strategy`` is a committee of sleeves (``sleeves()`` not empty) on
+    several assets."""
+    from coinswarm.strategies.base import get_strategy
+
+    sleeves = getattr(strategy, "sleeves", None)
+    if not callable(sleeves) or not sleeves() or not isinstance(prices, dict):
+        return {}
+    lo, hi = folds[0]["test_start"], folds[-1]["test_end"]
+    out = {}
+    for name in BASELINES:
+        result = _continuous_oos(get_strategy(name), prices, first_bar, lo, hi,
+                                 dict(costs=costs, init_cash=init_cash, execution=execution))
+        daily = daily_equity_returns(result.equity, init_cash)
+        out[name] = {"sharpe_excess": returns_statistics(daily, cash_rate)["sharpe_excess"],
+                     "total_return": result.metrics["total_return"], "max_drawdown": result.metrics["max_drawdown"],
+                     "n_trades": int(result.metrics["n_trades"])}
+    return out
+
+
+def baselines_line(stats: dict) -> str:
+    """The report's line setting the committee's excess Sharpe beside the baselines' (empty without them)."""
+    rows = stats.get("baselines") or {}
+    if not rows:
+        return ""
+    mine = stats["sharpe_excess"]
+    parts = ", ".join(f"{name} {row['sharpe_excess']:.2f}" for name, row in rows.items())
+    beaten = all(mine > row["sharpe_excess"] for row in rows.values())
+    return (f"\nbaselines on the same days and costs (Sharpe in excess of {stats['cash_rate']:.1%} cash): {parts}; "
+            f"this run {mine:.2f} — {'above both' if beaten else 'NOT above both'}")
 
 
 def _apply_statistics(report, extra: dict, gate, cash_rate: float):

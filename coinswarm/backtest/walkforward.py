@@ -39,6 +39,8 @@ from coinswarm.backtest.engine import (
 )
 from coinswarm.backtest.honest import (
     _apply_statistics,
+    baseline_statistics,
+    baselines_line,
     honest_statistics,
     ledger_and_sleeves_line,
     selection_variance,
@@ -218,7 +220,7 @@ def _stats_line(stats: dict) -> str:
             f"(Lo-adjusted {stats['sharpe_lo']:.2f}), PSR {stats['psr_excess']:.3f}, DSR {stats['dsr_excess']:.3f} "
             f"over {stats['n_trials']} trials ({stats['n_trials_effective']} effective, {stats['trials_source']}); "
             f"daily win rate {stats['daily_win_rate']:.0%}, turnover {stats['turnover']:.1f}×/yr, "
-            + _cost_text(stats) + ledger_and_sleeves_line(stats))
+            + _cost_text(stats) + ledger_and_sleeves_line(stats) + baselines_line(stats))
 
 
 def _cost_text(stats: dict) -> str:
@@ -369,6 +371,8 @@ def walk_forward(strategy: str | Strategy, prices: pd.DataFrame | dict[str, pd.D
     extra = honest_statistics(report, cash_rate, book, run.trial_sharpes, run.n_trials, len(combos),
                               search_behind(strategy, combos))
     extra["sleeves"] = sleeve_statistics(strategy, single, folds, index[0], oos, costs, init_cash, execution)
+    extra["baselines"] = baseline_statistics(strategy, single, folds, index[0], costs, init_cash, execution,
+                                             cash_rate)
     return _apply_statistics(report, extra, gate, cash_rate)
 
 

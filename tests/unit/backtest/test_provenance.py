@@ -88,3 +88,17 @@ def test_the_report_states_fees_plainly_when_the_gross_is_a_loss():
     assert _cost_text({"cost_share": 0.066, "fees_paid": 1164.2, "gross_pnl": 17611.6}) == "costs 7% of gross"
     assert _cost_text({"cost_share": math.nan, "fees_paid": 23.56, "gross_pnl": -169.54}) == \
         "fees 23.56 on a gross PnL of -169.54 (no gain)"
+
+
+@pytest.mark.timeout(600)
+def test_the_report_sets_the_baselines_beside_the_committee_on_the_same_days(pairs_2021):
+    prices, funding = pairs_2021
+    kwargs = dict(train="120D", test="60D", costs=cs.Costs(fee_bps=10, funding=funding), cash_rate=0.04)
+    report = cs.walk_forward(cs.Committee.default(), prices, None, **kwargs)
+    rows = report.stats["baselines"]
+    assert list(rows) == ["buy_and_hold", "trend_portfolio"]
+    for name, row in rows.items():  # each equals the baseline's own walk-forward over the same folds
+        alone = cs.walk_forward(name, prices, None, **kwargs)
+        assert row["sharpe_excess"] == alone.stats["sharpe_excess"] and row["n_trades"] == alone.oos.metrics["n_trades"]
+        assert alone.stats["baselines"] == {}  # only a committee of sleeves is set beside them
+    assert "baselines on the same days and costs" in str(report)
