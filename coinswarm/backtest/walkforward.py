@@ -368,11 +368,17 @@ def walk_forward(strategy: str | Strategy, prices: pd.DataFrame | dict[str, pd.D
                     objective=objective, grid=_grid_repr(grid, strategy), cash_rate=cash_rate)
     report = _finish(strategy, folds, oos, run.n_trials, run.trial_sharpes, gate, single, combos, costs,
                      init_cash, execution, pbo_splits, settings)
+    return _judged(report, run, strategy, single, combos, index[0], (costs, init_cash, execution), book, gate,
+                   cash_rate)
+
+
+def _judged(report, run, strategy, prices, combos, first_bar, engine: tuple, book, gate, cash_rate):
+    """The report with its honest statistics (the trial count, the sleeves, the baselines) and the
+    gate's verdict on them."""
     extra = honest_statistics(report, cash_rate, book, run.trial_sharpes, run.n_trials, len(combos),
                               search_behind(strategy, combos))
-    extra["sleeves"] = sleeve_statistics(strategy, single, folds, index[0], oos, costs, init_cash, execution)
-    extra["baselines"] = baseline_statistics(strategy, single, folds, index[0], costs, init_cash, execution,
-                                             cash_rate)
+    extra["sleeves"] = sleeve_statistics(strategy, prices, report.folds, first_bar, report.oos, *engine)
+    extra["baselines"] = baseline_statistics(strategy, prices, report.folds, first_bar, *engine, cash_rate)
     return _apply_statistics(report, extra, gate, cash_rate)
 
 

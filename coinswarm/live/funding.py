@@ -173,7 +173,6 @@ class LiveFundingBook(FundingBook):
         self.start_ms: int | None = None
         self.horizon_ms: int | None = None  # every settlement before this is known
         self.next_ms: dict[int, int] = {}  # per perpetual column: the next settlement the venue announced
-        self._first: set[int] = set()  # columns whose announcement is the first since the start
         self.fetches = 0
         self.held = 0  # refreshes held past wait_s for a settlement not yet published
         self.waited_s = 0.0  # seconds waited for announced settlements (quiet waits and holds)
@@ -273,14 +272,13 @@ class LiveFundingBook(FundingBook):
         return out
 
     def _due(self, j: int, announced: int) -> int:
-        """The first settlement of column ``j`` still to come: the announced one, or — the first
-        announcement since the start, asked after a settlement's time, two of the held series'
+        """The first settlement of column ``j`` still to come: the announced one, or — announced
+        after a settlement's time (a start, an outage, a catch-up), two of the held series'
         intervals after the last held — the one between (unless bars up to it are decided
-        already). Later announcements are asked as soon as the one before is held, so they name
-        the very next settlement: no guess, and an interval the venue lengthens (4 h → 8 h) is
-        not taken for a missing settlement."""
+        already). A venue that lengthens the interval (4 h → 8 h) looks the same: the bars wait
+        (``funding_late``) until the announced settlement is published."""
         stamps = self._series[j][0]
-        if j in self._first and stamps.size >= 2:
+        if stamps.size >= 2:
             last, step = int(stamps[-1]), int(stamps[-1] - stamps[-2])
             if last + step + JITTER_MS < announced <= last + 2 * step + JITTER_MS and last + step >= self.horizon_ms:
                 return last + step
@@ -322,10 +320,6 @@ class LiveFundingBook(FundingBook):
                             source=symbol, column="fundingTimestamp", value=when)
         if self._holds(j, int(when)):
             return  # the venue's answer lags the settlement just published: ask again at the next pass
-        if j in self.next_ms:
-            self._first.discard(j)
-        else:
-            self._first.add(j)
         if when < self.horizon_ms:
             raise DataError(f"next funding of {symbol}: 'fundingTimestamp' {iso_utc(int(when))} is before the "
                             f"book's horizon {iso_utc(self.horizon_ms)} (bars up to it are decided); expected a "

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import math
 
 import numpy as np
@@ -147,8 +148,20 @@ def test_ccxt_feed_yields_closed_bars_only_equal_to_the_catalog():
     assert [b.symbol for b in bars[:2]] == ["BTC/USDT", "ETH/USDT"]
 
 
-def test_ccxt_feed_backfills_an_outage_without_holes_or_duplicates(caplog):
-    caplog.set_level("WARNING", logger="coinswarm.live.feeds")
+class _Lines(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(record.getMessage())
+
+
+def test_ccxt_feed_backfills_an_outage_without_holes_or_duplicates():
+    said, logger = _Lines(), logging.getLogger("coinswarm.live.feeds")
+    level = logger.level
+    logger.addHandler(said)
+    logger.setLevel(logging.WARNING)  # whatever an earlier test configured above it
 
     async def scenario():
         async with venue_feed(max_bars=30, backoff_s=3600.0, max_backoff_s=3600.0) as (venue, feed, slept):
@@ -158,11 +171,15 @@ def test_ccxt_feed_backfills_an_outage_without_holes_or_duplicates(caplog):
             rest = await collect(feed)
             return first + rest, feed
 
-    bars, feed = asyncio.run(scenario())
+    try:
+        bars, feed = asyncio.run(scenario())
+    finally:
+        logger.removeHandler(said)
+        logger.setLevel(level)
     btc = [b.time for b in bars if b.symbol == "BTC/USDT"]
     assert btc == list(range(btc[0], btc[0] + HOUR * len(btc), HOUR)) and len(set(btc)) == len(btc)
     assert feed.reconnects == 4
-    failed = [r.getMessage() for r in caplog.records if "failed" in r.getMessage()]
+    failed = [m for m in said.lines if "failed" in m]
     assert len(failed) == 4 and all("retrying in 3600.0 s" in m for m in failed)  # every failure is said
     eth = [as_tuple(b) for b in bars if b.symbol == "ETH/USDT"]
     assert eth == catalog(ETH, eth[0][0], eth[0][0] + HOUR * len(eth))
