@@ -206,9 +206,9 @@ class Committee:
         h, low, c = (np.array([[getattr(b, f) for b in rows]], dtype=np.float64) for f in ("high", "low", "close"))
         n_agents = len(self.agent_names)
         out = committee_outputs(1, len(rows), n_agents)
+        lh, ll, lc = log_prices(np.stack([h, low, c]))  # one call per step: this is the live hot path
         committee_bars_nb(state.arrays, *self._kernel_params(state.params, state.symbols), n_agents,
-                          np.array([rows[0].time], dtype=np.int64), log_prices(h), log_prices(low), log_prices(c),
-                          c, *out)
+                          np.array([rows[0].time], dtype=np.int64), lh, ll, lc, c, *out)
         state.clock[0] = rows[0].time
         target, risked, raw, weights, contrib, _, brake = (x[0] for x in out[:7])
         return state, CommitteeOutput(target, risked, raw, weights, contrib, float(brake))

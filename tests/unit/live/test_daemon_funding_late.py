@@ -39,7 +39,6 @@ async def _late_runs(config, bars: int):
     (SIGTERM's event) while the bar of 2021-03-20 00:00 is held, the second resumes it to ``bars``
     in all. Returns both runners and the fundingRate/premiumIndex request counts."""
     from coinswarm.adapters.fake_venue import FakeVenue
-    from coinswarm.live.ccxt_broker import PUBLIC, CcxtBroker
 
     async with FakeVenue(VENUE_SYMBOLS, start="2021-03-01T00:30", data_start="2020-12-01",
                          data_end="2021-04-15") as venue:
@@ -52,25 +51,14 @@ async def _late_runs(config, bars: int):
             if STOP_AT <= venue.clock.now_ms() < STOP_AT + 60_000:
                 stop.set()
 
-        runners = []
-        for run_stop in (stop, None):
-            broker = CcxtBroker("binance", keys=PUBLIC, api_url=venue.url, min_interval_ms=1, perpetuals=True)
-            await broker.start()
-            try:
-                done = runners[-1].bars_processed if runners else 0
-                runners.append(await asyncio.wait_for(
-                    run_paper(config, broker, max_bars=bars - done, sleep=sleep, stop=run_stop), 420))
-            finally:
-                await broker.close()
+        runners = (await _stop_then_resume(venue, config, sleep, stop, lambda done: bars - done, 420))[0::2]
         return runners, venue.count("GET", "/fapi/v1/fundingRate"), venue.count("GET", "/fapi/v1/premiumIndex")
 
 
 @pytest.mark.timeout(600)
 def test_the_daemon_waits_for_late_funding_and_ends_as_a_replay(tmp_path):
     db = f"sqlite:///{tmp_path / 'live.db'}"
-    config = load_config(None, env={"COINSWARM_DB_URL": db, "COINSWARM_SYMBOLS": ",".join(VENUE_SYMBOLS),
-                                    "COINSWARM_STRATEGY": "portfolio", "COINSWARM_MAX_DRAWDOWN": "0.9",
-                                    "COINSWARM_DAILY_LOSS": "0.9", "COINSWARM_FUNDING_WAIT_S": "120"})
+    config = _config(db, wait_s=120)
     (first, second), requests, announcements = asyncio.run(_late_runs(config, _bars("2021-03-01", END)))
     # 2021-03-19 … 21: every settlement held its bar (3 a day); the stop gave the fourth up undecided, the
     # restart held it again
@@ -104,12 +92,9 @@ def test_a_stop_while_the_warm_up_waits_for_funding_leaves_a_fresh_run(tmp_path)
     bar (00:00) needs it and waits; a stop then ends the daemon cleanly, its checkpoint still before
     any bar, and the next start warms up again, waits until 01:30 and trades on."""
     from coinswarm.adapters.fake_venue import FakeVenue
-    from coinswarm.live.ccxt_broker import PUBLIC, CcxtBroker
 
     db = f"sqlite:///{tmp_path / 'live.db'}"
-    config = load_config(None, env={"COINSWARM_DB_URL": db, "COINSWARM_SYMBOLS": ",".join(VENUE_SYMBOLS),
-                                    "COINSWARM_STRATEGY": "portfolio", "COINSWARM_MAX_DRAWDOWN": "0.9",
-                                    "COINSWARM_DAILY_LOSS": "0.9", "COINSWARM_FUNDING_WAIT_S": "60"})
+    config = _config(db, wait_s=60)
     stop_at = int(pd.Timestamp("2021-03-01T01:10", tz="UTC").value // 1_000_000)
 
     async def runs():
@@ -123,18 +108,7 @@ def test_a_stop_while_the_warm_up_waits_for_funding_leaves_a_fresh_run(tmp_path)
                 if venue.clock.now_ms() >= stop_at:
                     stop.set()
 
-            runners = []
-            for run_stop in (stop, None):
-                broker = CcxtBroker("binance", keys=PUBLIC, api_url=venue.url, min_interval_ms=1, perpetuals=True)
-                await broker.start()
-                try:
-                    runners.append(await asyncio.wait_for(
-                        run_paper(config, broker, max_bars=len(VENUE_SYMBOLS), sleep=sleep, stop=run_stop), 120))
-                    ledger = Ledger(db)
-                    runners.append(ledger.get_meta("checkpoint"))
-                    ledger.close()
-                finally:
-                    await broker.close()
+            runners = await _stop_then_resume(venue, config, sleep, stop, lambda done: len(VENUE_SYMBOLS), 120)
             return runners, venue.clock.now_ms()
 
     (first, stopped, second, resumed), now = asyncio.run(runs())
@@ -142,3 +116,34 @@ def test_a_stop_while_the_warm_up_waits_for_funding_leaves_a_fresh_run(tmp_path)
     assert second.funding.held == 1 and second.bars_processed == len(VENUE_SYMBOLS)
     assert pd.Timestamp(resumed["time"], unit="ms", tz="UTC") == pd.Timestamp("2021-03-01T01:00", tz="UTC")
     assert now >= int(pd.Timestamp("2021-03-01T02:00", tz="UTC").value // 1_000_000)
+
+
+def _config(db: str, wait_s: int):
+    """The portfolio committee's paper daemon on the fake venue's symbols, with a funding wait."""
+    return load_config(None, env={"COINSWARM_DB_URL": db, "COINSWARM_SYMBOLS": ",".join(VENUE_SYMBOLS),
+                                  "COINSWARM_STRATEGY": "portfolio", "COINSWARM_MAX_DRAWDOWN": "0.9",
+                                  "COINSWARM_DAILY_LOSS": "0.9", "COINSWARM_FUNDING_WAIT_S": str(wait_s)})
+
+
+async def _stop_then_resume(venue, config, sleep, stop, max_bars, bound_s: float) -> list:
+    """``run_paper`` twice on ``venue``: first until ``stop`` is set, then to the end. ``max_bars(done)``
+    is each run's bar budget given the bars the first processed. Returns, per run, its runner and the
+    checkpoint it left."""
+    from coinswarm.live.ccxt_broker import PUBLIC, CcxtBroker
+
+    out, done = [], 0
+    for run_stop in (stop, None):
+        broker = CcxtBroker("binance", keys=PUBLIC, api_url=venue.url, min_interval_ms=1, perpetuals=True)
+        await broker.start()
+        try:
+            runner = await asyncio.wait_for(run_paper(config, broker, max_bars=max_bars(done), sleep=sleep,
+                                                      stop=run_stop), bound_s)
+            done = runner.bars_processed
+            ledger = Ledger(config.servers.db)
+            try:
+                out += [runner, ledger.get_meta("checkpoint")]
+            finally:
+                ledger.close()
+        finally:
+            await broker.close()
+    return out
